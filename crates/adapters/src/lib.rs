@@ -1,0 +1,16 @@
+//! Adapters: the implementations of the ports that talk to the outside world.
+//!
+//! - [`sqlite`]: the users, links and sessions stores on SQLite through a sqlx pool, and its
+//!   embedded migrations.
+//! - [`mail`]: mailers; today the development mailbox, which keeps messages in memory.
+//! - [`clock`]: the system clock.
+//!
+//! Nothing here is chosen or configured by itself: `xtask`'s composition root builds what the
+//! configuration names and hands it to `web` as `Arc<dyn Port>`.
+
+pub mod clock;
+pub mod mail;
+pub mod migrations;
+pub mod sqlite;
+
+mod time;

@@ -1,0 +1,322 @@
+//! The SQLite stores: users, links and sessions in one database file, through a sqlx pool.
+//!
+//! SQLite is the embedded default: no server to run, one file to back up. The pool runs it in
+//! WAL mode (readers never block the writer), with foreign keys enforced and a busy timeout so
+//! that concurrent writers queue instead of failing. Every query here looks rows up by an
+//! indexed column; the schema is in `migrations/sqlite/`.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, User, UserId};
+use ports::{LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::Row as _;
+use uuid::Uuid;
+
+use crate::migrations::MigrationState;
+use crate::time::{from_millis, to_millis};
+
+/// The SQLite migrations, embedded in the binary so a deployment cannot run with the wrong ones.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// All three stores on one SQLite pool. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its folder) the database at `url`, e.g.
+    /// `sqlite://data/magiclink.sqlite`.
+    ///
+    /// # Errors
+    /// Fails if the URL is not a SQLite URL or the file cannot be opened.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("`{url}` is not a SQLite URL (expected sqlite://path/to/file.sqlite)"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable in WAL mode except for the last transactions before a power cut.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(folder) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create the database folder {}", folder.display()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the SQLite database at `{url}`"))?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests that read raw rows.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Applies pending migrations and returns those it applied, oldest first.
+    ///
+    /// # Errors
+    /// Fails if a migration fails or an applied one was edited since (checksum mismatch).
+    pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
+        let pending: Vec<MigrationState> =
+            self.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).collect();
+        MIGRATOR.run(&self.pool).await.context("migration failed")?;
+        let now = self.migration_status().await?;
+        Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
+    }
+
+    /// Every known migration, applied or pending, oldest first.
+    ///
+    /// # Errors
+    /// Fails if the bookkeeping table cannot be read.
+    pub async fn migration_status(&self) -> anyhow::Result<Vec<MigrationState>> {
+        let has_table: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let applied: Vec<(i64, String)> = if has_table {
+            sqlx::query_as("SELECT version, CAST(installed_on AS TEXT) FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| {
+                let applied_at = applied
+                    .iter()
+                    .find(|(version, _)| *version == m.version)
+                    .map(|(_, at)| parse_sqlite_timestamp(at))
+                    .transpose()?;
+                Ok(MigrationState { version: m.version, description: m.description.to_string(), applied_at })
+            })
+            .collect()
+    }
+
+    /// Closes the pool, waiting for connections to finish (and SQLite to checkpoint its WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `_sqlx_migrations.installed_on` is SQLite's `CURRENT_TIMESTAMP`: `YYYY-MM-DD HH:MM:SS` in UTC.
+fn parse_sqlite_timestamp(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .map(|naive| naive.and_utc())
+        .with_context(|| format!("unreadable migration timestamp `{text}`"))
+}
+
+fn user_from_row(row: &SqliteRow) -> anyhow::Result<User> {
+    let email: String = row.try_get("email")?;
+    Ok(User {
+        id: UserId::new(row.try_get::<String, _>("user_id")?),
+        email: EmailAddress::parse(&email).with_context(|| format!("stored address for user is not valid: {email}"))?,
+        name: row.try_get("name")?,
+        image: row.try_get("image")?,
+        email_verified: row.try_get::<Option<i64>, _>("email_verified")?.map(from_millis).transpose()?,
+    })
+}
+
+#[async_trait::async_trait]
+impl LinkStore for SqliteStore {
+    async fn insert(&self, link: &NewLink) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO verification_tokens (identifier, token, expires, created_at) VALUES (?, ?, ?, ?)")
+            .bind(link.identifier.as_str())
+            .bind(link.token_hash.to_hex())
+            .bind(to_millis(link.expires))
+            .bind(to_millis(link.created_at))
+            .execute(&self.pool)
+            .await
+            .context("cannot store the link")?;
+        Ok(())
+    }
+
+    async fn delete(&self, token_hash: &LinkTokenHash) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM verification_tokens WHERE token = ?")
+            .bind(token_hash.to_hex())
+            .execute(&self.pool)
+            .await
+            .context("cannot delete the link")?;
+        Ok(())
+    }
+
+    async fn redeem(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Redemption> {
+        let mut tx = self.pool.begin().await?;
+        // One conditional statement decides who wins: of racing redemptions, only one matches
+        // `used_at IS NULL`. It is the transaction's first statement, so it takes the write
+        // lock at once and the losers wait, then see the row already used.
+        let won: Option<String> = sqlx::query_scalar(
+            "UPDATE verification_tokens SET used_at = ?1 \
+             WHERE token = ?2 AND identifier = ?3 AND used_at IS NULL AND expires > ?1 \
+             RETURNING token",
+        )
+        .bind(to_millis(now))
+        .bind(token_hash.to_hex())
+        .bind(identifier.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("cannot redeem the link")?;
+
+        if let Some(stored) = won {
+            // The final decision is a constant-time comparison, whatever the index did.
+            anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
+            // Retire the address's other unused links: one sign-in per batch of emails.
+            sqlx::query("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL")
+                .bind(identifier.as_str())
+                .execute(&mut *tx)
+                .await
+                .context("cannot retire the other links")?;
+            tx.commit().await?;
+            return Ok(Redemption::Redeemed);
+        }
+
+        let existing: Option<(Option<i64>, i64)> =
+            sqlx::query_as("SELECT used_at, expires FROM verification_tokens WHERE token = ? AND identifier = ?")
+                .bind(token_hash.to_hex())
+                .bind(identifier.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .context("cannot look the link up")?;
+        tx.rollback().await?;
+        Ok(match existing {
+            None => Redemption::Unknown,
+            Some((Some(_used_at), _)) => Redemption::AlreadyUsed,
+            Some((None, expires)) if expires <= to_millis(now) => Redemption::Expired,
+            // Unused and unexpired, yet the update did not match: it cannot happen inside one
+            // transaction, and "already used" is the answer that signs nobody in.
+            Some((None, _)) => Redemption::AlreadyUsed,
+        })
+    }
+
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        let done = sqlx::query("DELETE FROM verification_tokens WHERE expires < ?")
+            .bind(to_millis(cutoff))
+            .execute(&self.pool)
+            .await
+            .context("cannot purge expired links")?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait::async_trait]
+impl UserStore for SqliteStore {
+    async fn find_or_create_verified(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<User> {
+        // One upsert, so two first sign-ins racing for one address still make one user.
+        let row = sqlx::query(
+            "INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?1, ?2, ?3, ?3, ?3) \
+             ON CONFLICT (email) DO UPDATE SET \
+                 email_verified = COALESCE(users.email_verified, excluded.email_verified), \
+                 updated_at = excluded.updated_at \
+             RETURNING id AS user_id, name, email, email_verified, image",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(email.as_str())
+        .bind(to_millis(now))
+        .fetch_one(&self.pool)
+        .await
+        .context("cannot find or create the user")?;
+        user_from_row(&row)
+    }
+
+    async fn find(&self, id: &UserId) -> anyhow::Result<Option<User>> {
+        let row = sqlx::query("SELECT id AS user_id, name, email, email_verified, image FROM users WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read the user")?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqliteStore {
+    async fn create(&self, session: &NewSession) -> anyhow::Result<Session> {
+        let id = Uuid::now_v7().to_string();
+        sqlx::query(
+            "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )
+        .bind(&id)
+        .bind(session.token_hash.to_hex())
+        .bind(session.user_id.as_str())
+        .bind(to_millis(session.expires))
+        .bind(session.user_agent.as_deref())
+        .bind(to_millis(session.created_at))
+        .execute(&self.pool)
+        .await
+        .context("cannot store the session")?;
+        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires })
+    }
+
+    async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
+        let row = sqlx::query(
+            "SELECT s.id AS session_id, s.expires, u.id AS user_id, u.name, u.email, u.email_verified, u.image \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.session_token = ?",
+        )
+        .bind(token_hash.to_hex())
+        .fetch_optional(&self.pool)
+        .await
+        .context("cannot read the session")?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row)?;
+        let session = Session {
+            id: row.try_get("session_id")?,
+            user_id: user.id.clone(),
+            expires: from_millis(row.try_get("expires")?)?,
+        };
+        Ok(Some((session, user)))
+    }
+
+    async fn extend(&self, session_id: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query("UPDATE sessions SET expires = ?, updated_at = ? WHERE id = ?")
+            .bind(to_millis(expires))
+            .bind(to_millis(now))
+            .bind(session_id)
+            .execute(&self.pool)
+            .await
+            .context("cannot extend the session")?;
+        Ok(())
+    }
+
+    async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE session_token = ?")
+            .bind(token_hash.to_hex())
+            .execute(&self.pool)
+            .await
+            .context("cannot delete the session")?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires < ?")
+            .bind(to_millis(cutoff))
+            .execute(&self.pool)
+            .await
+            .context("cannot purge expired sessions")?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreHealth for SqliteStore {
+    async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.context("the database does not answer")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! Values and rules of magic-link sign-in, with no I/O.
+//!
+//! Everything here is pure: parsing an email address, hashing a token, deciding whether a
+//! link has expired or a session is due for extension, deciding whether a `callbackUrl` is
+//! safe to follow. Randomness and time come in as arguments, so every rule is testable with
+//! plain `#[test]`s and fixed inputs. Nothing here derives serde, sqlx or poem traits: the
+//! outer crates own their own representations and convert.
+
+pub mod callback;
+pub mod email;
+pub mod hex;
+pub mod link;
+pub mod secret;
+pub mod session;
+pub mod user;
+
+pub use callback::CallbackPath;
+pub use email::{EmailAddress, InvalidEmail};
+pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};
+pub use secret::ServerSecret;
+pub use session::{Session, SessionPolicy, SessionToken, SessionTokenHash};
+pub use user::{User, UserId};

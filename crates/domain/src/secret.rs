@@ -1,0 +1,99 @@
+//! The server secret and the keys derived from it.
+//!
+//! One secret (`AUTH_SECRET`) keys everything, but never directly: each use gets its own key,
+//! `HMAC-SHA256(secret, purpose)`, so a value made for one purpose (a CSRF token, say) can never
+//! be replayed as another (a link token hash).
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The shortest secret the production profile accepts, in bytes.
+pub const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
+
+/// What a derived key is for. Each purpose yields an unrelated key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// Hashing magic-link tokens before they are stored or looked up.
+    LinkToken,
+    /// Binding CSRF tokens to this server.
+    Csrf,
+}
+
+impl KeyPurpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            KeyPurpose::LinkToken => b"magiclink/v1/link-token",
+            KeyPurpose::Csrf => b"magiclink/v1/csrf",
+        }
+    }
+}
+
+/// The server secret. Its `Debug` output is redacted so it cannot be logged by accident.
+#[derive(Clone)]
+pub struct ServerSecret(Vec<u8>);
+
+impl ServerSecret {
+    /// Wraps the secret's bytes as configured (any length; the production profile checks it).
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The secret's length in bytes, for the production start-up check.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no secret was configured at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `HMAC-SHA256(key(purpose), message)`.
+    pub fn mac(&self, purpose: KeyPurpose, message: &[u8]) -> [u8; 32] {
+        let key = self.derive(purpose);
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts keys of any length");
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
+
+    fn derive(&self, purpose: KeyPurpose) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
+        mac.update(purpose.label());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerSecret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KeyPurpose, ServerSecret};
+
+    #[test]
+    fn purposes_yield_unrelated_macs_of_the_same_message() {
+        let secret = ServerSecret::new(*b"0123456789abcdef0123456789abcdef");
+        let link = secret.mac(KeyPurpose::LinkToken, b"message");
+        let csrf = secret.mac(KeyPurpose::Csrf, b"message");
+        assert_ne!(link, csrf);
+        assert_eq!(link, secret.mac(KeyPurpose::LinkToken, b"message"));
+    }
+
+    #[test]
+    fn different_secrets_yield_different_macs() {
+        let one = ServerSecret::new(*b"0123456789abcdef0123456789abcdef");
+        let two = ServerSecret::new(*b"0123456789abcdef0123456789abcdeF");
+        assert_ne!(one.mac(KeyPurpose::LinkToken, b"m"), two.mac(KeyPurpose::LinkToken, b"m"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let secret = ServerSecret::new(*b"super-secret-value-super-secret!");
+        assert_eq!(format!("{secret:?}"), "ServerSecret(***)");
+    }
+}

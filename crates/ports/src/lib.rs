@@ -1,0 +1,23 @@
+//! The ports of the sign-in core and the use cases written against them.
+//!
+//! A port is a trait for something the core needs from the outside world: storage of users,
+//! links and sessions, a mailer, a clock. Adapters implement them; `web` and `xtask` only ever
+//! hold them as `Arc<dyn Port>`, because the backend is chosen at run time from configuration.
+//! With the `mock` feature, every port gets a mockall mock for the use-case unit tests.
+//!
+//! The four sign-in use cases (request a link, redeem it, read a session, sign out) live in
+//! [`sign_in`], written once against these traits.
+
+pub mod clock;
+pub mod mailer;
+pub mod random;
+pub mod sign_in;
+pub mod stores;
+
+pub use clock::Clock;
+pub use mailer::{DevMailbox, MailError, Mailer, MailboxMessage, SignInEmail};
+pub use sign_in::{
+    ActiveSession, PurgeError, ReadSessionError, RedeemLink, RedeemLinkError, RequestLink, RequestLinkError,
+    SignIn, SignInSettings, SignOutError, SignedIn,
+};
+pub use stores::{LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};

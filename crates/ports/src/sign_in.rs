@@ -1,0 +1,286 @@
+//! The sign-in use cases: request a link, redeem it, read a session, sign out.
+//!
+//! Written once against the ports, so the same rules hold whichever database and mailer a
+//! deployment picks. Each use case has its own error enum: the cases a caller acts on, plus
+//! `Unexpected` for infrastructure failures, which `web` turns into a 5xx in one place.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{
+    CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, SessionPolicy, SessionToken, User,
+};
+use url::Url;
+
+use crate::clock::Clock;
+use crate::mailer::{MailError, Mailer, SignInEmail};
+use crate::random::os_random;
+use crate::stores::{LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
+
+/// Fixed settings of the sign-in flow.
+#[derive(Debug, Clone)]
+pub struct SignInSettings {
+    /// Keys the link-token hashes.
+    pub secret: ServerSecret,
+    /// How long links live.
+    pub link_policy: LinkPolicy,
+    /// How long sessions live and slide.
+    pub session_policy: SessionPolicy,
+    /// The absolute URL of the link callback endpoint (`{base_url}{base_path}/callback/email`).
+    pub callback_endpoint: Url,
+    /// The product name used in emails.
+    pub site_name: String,
+    /// How long used and expired links are kept after expiry, so that opening one still says
+    /// "already used" or "expired" rather than "not valid".
+    pub link_retention: TimeDelta,
+}
+
+/// The sign-in core: the four use cases over the ports.
+pub struct SignIn {
+    links: Arc<dyn LinkStore>,
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
+    settings: SignInSettings,
+}
+
+/// A request for a sign-in link, already parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct RequestLink {
+    /// Where to send the link.
+    pub email: EmailAddress,
+    /// Where to land after signing in.
+    pub callback: CallbackPath,
+}
+
+/// Why no link was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestLinkError {
+    /// The mailer failed; no usable link was left behind.
+    #[error("the sign-in email could not be sent")]
+    MailerFailed(#[source] MailError),
+    /// Storage or randomness failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// An opened link, already parsed at the edge.
+#[derive(Debug)]
+pub struct RedeemLink {
+    /// The token from the link.
+    pub token: LinkToken,
+    /// The address from the link.
+    pub email: EmailAddress,
+    /// The browser's `User-Agent`, stored with the session.
+    pub user_agent: Option<String>,
+}
+
+/// A person who just signed in.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The new session's token, for the cookie only.
+    pub session_token: SessionToken,
+    /// When the session expires.
+    pub expires: DateTime<Utc>,
+    /// Who signed in.
+    pub user: User,
+}
+
+/// Why a link signed nobody in. None of these says whether the address has an account.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemLinkError {
+    /// The link is malformed, unknown, retired, or for another address.
+    #[error("link not valid")]
+    Invalid,
+    /// The link was valid but its time is up.
+    #[error("link expired")]
+    Expired {
+        /// The address the link was for, to pre-fill a new request.
+        email: EmailAddress,
+    },
+    /// The link was already used.
+    #[error("link already used")]
+    AlreadyUsed,
+    /// Storage or randomness failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// A live session and its user.
+#[derive(Debug, Clone)]
+pub struct ActiveSession {
+    /// Who is signed in.
+    pub user: User,
+    /// When the session expires (after any extension just made).
+    pub expires: DateTime<Utc>,
+    /// Whether this read extended the session, so the cookie should be re-issued.
+    pub extended: bool,
+}
+
+/// Why a session could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadSessionError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why signing out failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignOutError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why housekeeping failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl SignIn {
+    /// Assembles the core from its ports.
+    pub fn new(
+        links: Arc<dyn LinkStore>,
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        mailer: Arc<dyn Mailer>,
+        clock: Arc<dyn Clock>,
+        settings: SignInSettings,
+    ) -> Self {
+        Self { links, users, sessions, mailer, clock, settings }
+    }
+
+    /// The fixed settings.
+    pub fn settings(&self) -> &SignInSettings {
+        &self.settings
+    }
+
+    /// The current time, as the core sees it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Issues a link to `request.email` and mails it.
+    ///
+    /// The answer is the same whether or not the address has an account: no user is looked up.
+    ///
+    /// # Errors
+    /// [`RequestLinkError::MailerFailed`] when the email could not be sent; the stored link is
+    /// then deleted again, so no usable token outlives the failure.
+    pub async fn request_link(&self, request: RequestLink) -> Result<SignInEmail, RequestLinkError> {
+        let now = self.clock.now();
+        let token = LinkToken::from_random_bytes(os_random()?);
+        let token_hash = token.hash(&self.settings.secret);
+        let link = NewLink {
+            identifier: request.email.clone(),
+            token_hash: token_hash.clone(),
+            expires: self.settings.link_policy.expires_at(now),
+            created_at: now,
+        };
+        self.links.insert(&link).await?;
+
+        let email = SignInEmail {
+            link: self.link_url(&token, &request),
+            to: request.email,
+            expires_in_minutes: self.settings.link_policy.max_age_minutes(),
+            site_name: self.settings.site_name.clone(),
+            host: self.settings.callback_endpoint.host_str().unwrap_or_default().to_owned(),
+        };
+        if let Err(mail_error) = self.mailer.send_sign_in_link(&email).await {
+            tracing::warn!(to = %email.to.masked(), error = %mail_error, "sign-in email not sent; retiring its link");
+            self.links.delete(&token_hash).await?;
+            return Err(RequestLinkError::MailerFailed(mail_error));
+        }
+        tracing::info!(to = %email.to.masked(), "sign-in link sent");
+        Ok(email)
+    }
+
+    /// Redeems a link: marks it used, finds or creates the user, and opens a session.
+    ///
+    /// # Errors
+    /// [`RedeemLinkError::Invalid`], [`RedeemLinkError::Expired`] or
+    /// [`RedeemLinkError::AlreadyUsed`] when the link cannot sign anyone in.
+    pub async fn redeem_link(&self, request: RedeemLink) -> Result<SignedIn, RedeemLinkError> {
+        let now = self.clock.now();
+        let token_hash = request.token.hash(&self.settings.secret);
+        match self.links.redeem(&token_hash, &request.email, now).await? {
+            Redemption::Redeemed => {}
+            Redemption::AlreadyUsed => return Err(RedeemLinkError::AlreadyUsed),
+            Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
+            Redemption::Unknown => return Err(RedeemLinkError::Invalid),
+        }
+        let user = self.users.find_or_create_verified(&request.email, now).await?;
+        let session_token = SessionToken::from_random_bytes(os_random()?);
+        let session = self
+            .sessions
+            .create(&NewSession {
+                token_hash: session_token.hash(),
+                user_id: user.id.clone(),
+                expires: self.settings.session_policy.expires_at(now),
+                user_agent: request.user_agent,
+                created_at: now,
+            })
+            .await?;
+        tracing::info!(user.id = %user.id.as_str(), "signed in with a magic link");
+        Ok(SignedIn { session_token, expires: session.expires, user })
+    }
+
+    /// The live session behind a cookie token, extending it when due.
+    ///
+    /// # Errors
+    /// Only [`ReadSessionError::Unexpected`]: an unknown or expired token is `Ok(None)`.
+    pub async fn read_session(&self, token: &SessionToken) -> Result<Option<ActiveSession>, ReadSessionError> {
+        let now = self.clock.now();
+        let Some((session, user)) = self.sessions.find(&token.hash()).await? else {
+            return Ok(None);
+        };
+        let policy = self.settings.session_policy;
+        if !policy.is_live(session.expires, now) {
+            return Ok(None);
+        }
+        match policy.extension(session.expires, now) {
+            Some(expires) => {
+                self.sessions.extend(&session.id, expires, now).await?;
+                Ok(Some(ActiveSession { user, expires, extended: true }))
+            }
+            None => Ok(Some(ActiveSession { user, expires: session.expires, extended: false })),
+        }
+    }
+
+    /// Ends the session behind a cookie token. Ending an unknown session succeeds.
+    ///
+    /// # Errors
+    /// Only [`SignOutError::Unexpected`].
+    pub async fn sign_out(&self, token: &SessionToken) -> Result<(), SignOutError> {
+        self.sessions.delete(&token.hash()).await?;
+        Ok(())
+    }
+
+    /// Deletes links and sessions that expired longer ago than the link retention.
+    ///
+    /// # Errors
+    /// Only [`PurgeError::Unexpected`].
+    pub async fn purge_expired(&self) -> Result<(u64, u64), PurgeError> {
+        let cutoff = self.clock.now() - self.settings.link_retention;
+        let links = self.links.purge_expired(cutoff).await?;
+        let sessions = self.sessions.purge_expired(self.clock.now()).await?;
+        Ok((links, sessions))
+    }
+
+    fn link_url(&self, token: &LinkToken, request: &RequestLink) -> Url {
+        let mut link = self.settings.callback_endpoint.clone();
+        link.query_pairs_mut()
+            .append_pair("callbackUrl", request.callback.as_str())
+            .append_pair("token", &token.encode())
+            .append_pair("email", request.email.as_str());
+        link
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! The storage ports: users, magic links (Auth.js's "verification tokens") and sessions.
+//!
+//! Every method returns `anyhow::Result` for infrastructure failures only. Outcomes a caller acts
+//! on (a link already used, a session not found) are values, never errors, and an outage is
+//! never reported as "not found".
+
+use chrono::{DateTime, Utc};
+use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, User, UserId};
+
+/// A link about to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLink {
+    /// The address the link signs in (Auth.js's `identifier`).
+    pub identifier: EmailAddress,
+    /// The keyed hash of the token; the plain token is never stored.
+    pub token_hash: LinkTokenHash,
+    /// When the link stops working.
+    pub expires: DateTime<Utc>,
+    /// When the link was issued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What became of an attempt to redeem a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// The link was unused and unexpired, and is now marked used: this caller, and no other,
+    /// may sign the person in.
+    Redeemed,
+    /// The link exists but was redeemed before.
+    AlreadyUsed,
+    /// The link exists, unused, but its time is up.
+    Expired,
+    /// No link has this hash for this address.
+    Unknown,
+}
+
+/// Stores magic links.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait LinkStore: Send + Sync {
+    /// Stores a new, unused link.
+    ///
+    /// # Errors
+    /// MUST fail if the link could not be stored durably.
+    async fn insert(&self, link: &NewLink) -> anyhow::Result<()>;
+
+    /// Removes a link, used or not. Removing a link that does not exist is not an error.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn delete(&self, token_hash: &LinkTokenHash) -> anyhow::Result<()>;
+
+    /// Marks the link `token_hash` issued to `identifier` as used at `now`, atomically: of any
+    /// number of concurrent calls for one link, exactly one sees [`Redemption::Redeemed`].
+    /// On success, the other unused links of the same address are retired (deleted).
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure; every outcome for the link is a [`Redemption`].
+    async fn redeem(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Redemption>;
+
+    /// Deletes links that expired before `cutoff`, returning how many.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64>;
+}
+
+/// Stores users.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait UserStore: Send + Sync {
+    /// Returns the user with this address, creating it if there is none, with `email_verified`
+    /// set to `now` unless it was already set. Concurrent calls for one address yield one user.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn find_or_create_verified(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<User>;
+
+    /// The user with this id, if any.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure, never to say "not found".
+    async fn find(&self, id: &UserId) -> anyhow::Result<Option<User>>;
+}
+
+/// A session about to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// SHA-256 of the cookie token.
+    pub token_hash: SessionTokenHash,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// When it stops working.
+    pub expires: DateTime<Utc>,
+    /// The browser's `User-Agent`, so people can tell their sessions apart later.
+    pub user_agent: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Stores sessions.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session and returns it.
+    ///
+    /// # Errors
+    /// MUST fail if the session could not be stored durably.
+    async fn create(&self, session: &NewSession) -> anyhow::Result<Session>;
+
+    /// The session with this token hash and its user, expired or not (the caller decides).
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure, never to say "not found".
+    async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>>;
+
+    /// Moves a session's expiry to `expires`.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn extend(&self, session_id: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()>;
+
+    /// Deletes the session with this token hash; deleting a missing one is not an error.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()>;
+
+    /// Deletes sessions that expired before `cutoff`, returning how many.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64>;
+}
+
+/// Whether the store answers, for `/healthz`.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// Runs the cheapest query that proves the database answers.
+    ///
+    /// # Errors
+    /// MUST fail when the database does not answer.
+    async fn ping(&self) -> anyhow::Result<()>;
+}
