@@ -1,1 +1,11 @@
-//! placeholder
+//! The composition root of magiclink and the commands that run it.
+//!
+//! This is the one crate that knows every other: it reads the configuration ([`settings`]),
+//! picks and builds the adapters it names, hands them to `web` as ports ([`wiring`]), and
+//! offers the commands people run ([`cli`]): `serve`, `migrate`, `secret`. Two binaries share
+//! it: `magiclink`, the product that ships, and `xtask`, the developer's `cargo xtask`, which
+//! adds nothing but runs from the workspace root.
+
+pub mod cli;
+pub mod settings;
+pub mod wiring;

@@ -1,1 +1,41 @@
-//! placeholder
+//! The HTTP surface of magiclink: pages for people, JSON for programs.
+//!
+//! `web` is the only crate that knows about HTTP, poem, cookies and JSON. It turns requests into
+//! the domain's parsed values once, at the edge ([`forms`]), calls the use cases in
+//! [`ports::SignIn`], and maps their errors to responses in exactly one place ([`errors`]).
+//! It never imports `adapters`: `xtask` builds the ports and hands them over in [`AppState`].
+//!
+//! Routes mirror Auth.js's REST shape under a configurable base path (default `/api/auth`):
+//! the JSON endpoints are described with poem-openapi ([`api`]); the form posts and the link
+//! callback are plain poem handlers ([`auth`]) because they answer with redirects and cookies.
+
+pub mod api;
+pub mod auth;
+pub mod cookies;
+pub mod csrf;
+pub mod errors;
+pub mod forms;
+pub mod pages;
+pub mod routes;
+pub mod settings;
+
+use std::sync::Arc;
+
+use ports::{DevMailbox, SignIn, StoreHealth};
+
+pub use routes::build_app;
+pub use settings::{PagePaths, WebSettings};
+
+/// Everything the handlers need, built by the composition root.
+pub struct AppState {
+    /// The sign-in use cases.
+    pub sign_in: Arc<SignIn>,
+    /// The database health check behind `/healthz`.
+    pub health: Arc<dyn StoreHealth>,
+    /// The development mailbox, present only while the development mailer is configured.
+    pub mailbox: Option<Arc<dyn DevMailbox>>,
+    /// Paths, names and the secret.
+    pub settings: WebSettings,
+    /// The parsed page templates.
+    pub pages: pages::Pages,
+}

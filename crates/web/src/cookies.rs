@@ -1,0 +1,48 @@
+//! The service's cookies: names, attributes, and how they are set and cleared.
+//!
+//! Every cookie is `HttpOnly`, `SameSite=Lax` and `Path=/`. Over https they are also `Secure`
+//! and carry the `__Host-` prefix, which browsers honour only for secure, host-only, `Path=/`
+//! cookies: a sibling subdomain cannot plant or overwrite them.
+
+use std::time::Duration;
+
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+
+use crate::settings::WebSettings;
+
+/// The session cookie's base name.
+pub const SESSION: &str = "magiclink.session-token";
+/// The CSRF cookie's base name.
+pub const CSRF: &str = "magiclink.csrf-token";
+
+/// The cookie name as sent: with `__Host-` over https.
+pub fn name(settings: &WebSettings, base: &str) -> String {
+    if settings.is_https() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// Reads a cookie's value from the request.
+pub fn read(jar: &CookieJar, settings: &WebSettings, base: &str) -> Option<String> {
+    jar.get(&name(settings, base)).map(|cookie| cookie.value_str().to_owned())
+}
+
+/// Queues a cookie on the response. `max_age` of `None` makes a browser-session cookie.
+pub fn set(jar: &CookieJar, settings: &WebSettings, base: &str, value: &str, max_age: Option<Duration>) {
+    let mut cookie = Cookie::new_with_str(name(settings, base), value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/");
+    cookie.set_secure(settings.is_https());
+    if let Some(max_age) = max_age {
+        cookie.set_max_age(max_age);
+    }
+    jar.add(cookie);
+}
+
+/// Queues the removal of a cookie (same name and attributes, empty, `Max-Age=0`).
+pub fn clear(jar: &CookieJar, settings: &WebSettings, base: &str) {
+    set(jar, settings, base, "", Some(Duration::ZERO));
+}

@@ -1,0 +1,171 @@
+//! Request bodies and query strings, and their one conversion into the domain's parsed values.
+//!
+//! Every field is optional at this level so that a missing field becomes a clear message from
+//! our own validation rather than a generic deserialisation failure.
+
+use domain::{CallbackPath, EmailAddress, InvalidEmail, LinkToken};
+use ports::{RedeemLink, RequestLink};
+use serde::Deserialize;
+use url::Url;
+
+/// Longest `User-Agent` kept with a session; the rest is dropped.
+const MAX_USER_AGENT: usize = 512;
+
+/// `POST {base}/signin/email`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SignInForm {
+    /// The typed address.
+    #[serde(default)]
+    pub email: String,
+    /// The double-submit CSRF token.
+    #[serde(default, rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+    /// Where to land after sign-in.
+    #[serde(default, rename = "callbackUrl")]
+    pub callback_url: Option<String>,
+}
+
+impl SignInForm {
+    /// The use-case request, or why the address is not acceptable.
+    ///
+    /// # Errors
+    /// The address's [`InvalidEmail`] reason.
+    pub fn to_request(&self, site: &Url) -> Result<RequestLink, InvalidEmail> {
+        Ok(RequestLink {
+            email: EmailAddress::parse(&self.email)?,
+            callback: CallbackPath::resolve(self.callback_url.as_deref(), site),
+        })
+    }
+}
+
+/// `GET {base}/callback/email`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    /// The link token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The address the link was sent to.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Where to land after sign-in.
+    #[serde(default, rename = "callbackUrl")]
+    pub callback_url: Option<String>,
+}
+
+/// The link's token or address is not something this service could have sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedLink;
+
+impl CallbackQuery {
+    /// The use-case request, or [`MalformedLink`].
+    ///
+    /// # Errors
+    /// [`MalformedLink`] when the token or address is missing or malformed.
+    pub fn to_request(&self, user_agent: Option<&str>) -> Result<RedeemLink, MalformedLink> {
+        let token = LinkToken::parse(self.token.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
+        let email = EmailAddress::parse(self.email.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
+        let user_agent = user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+        Ok(RedeemLink { token, email, user_agent })
+    }
+}
+
+/// `POST {base}/signout`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SignOutForm {
+    /// The double-submit CSRF token.
+    #[serde(default, rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
+/// Query of the sign-in page: pre-filled values.
+#[derive(Debug, Default, Deserialize)]
+pub struct SignInPageQuery {
+    /// Where to land after sign-in.
+    #[serde(default, rename = "callbackUrl")]
+    pub callback_url: Option<String>,
+    /// An address to pre-fill.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Query of the "check your email" page.
+#[derive(Debug, Default, Deserialize)]
+pub struct CheckEmailQuery {
+    /// The masked address (`a***@example.com`) the link went to.
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+impl CheckEmailQuery {
+    /// The masked address, if it is one: the page never echoes arbitrary text.
+    pub fn masked_address(&self) -> Option<String> {
+        let to = self.to.as_deref()?;
+        let (first, domain) = to.split_once("***@")?;
+        let plausible = first.chars().count() <= 1 && EmailAddress::parse(&format!("x@{domain}")).is_ok();
+        plausible.then(|| to.to_owned())
+    }
+}
+
+/// Query of the error page.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthErrorQuery {
+    /// Auth.js's error code, e.g. `Verification`.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Which verification failure: `used`, `expired` or `invalid`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// For `expired`, the address to pre-fill.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Query of `/dev/mailbox`.
+#[derive(Debug, Default, Deserialize)]
+pub struct MailboxQuery {
+    /// Only messages to this address.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// At most this many (default 50, at most 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CallbackQuery, CheckEmailQuery, MalformedLink};
+
+    #[test]
+    fn the_check_email_page_echoes_only_masked_addresses() {
+        let cases = [
+            ("a***@example.com", true),
+            ("***@example.com", true),
+            ("ab***@example.com", false),
+            ("Click here to win", false),
+            ("a***@not a domain", false),
+        ];
+        for (to, shown) in cases {
+            let query = CheckEmailQuery { to: Some(to.to_owned()) };
+            assert_eq!(query.masked_address().is_some(), shown, "{to:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_callback_queries_are_refused_before_any_lookup() {
+        let token = domain::LinkToken::from_random_bytes([1; 32]).encode();
+        let cases = [
+            (None, Some("a@example.com")),
+            (Some(token.as_str()), None),
+            (Some("short"), Some("a@example.com")),
+            (Some(token.as_str()), Some("not an address")),
+        ];
+        for (token, email) in cases {
+            let query = CallbackQuery {
+                token: token.map(str::to_owned),
+                email: email.map(str::to_owned),
+                callback_url: None,
+            };
+            assert_eq!(query.to_request(None).map(|_| ()), Err(MalformedLink));
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The route table and the middleware every response passes through.
+
+use std::sync::Arc;
+
+use poem::middleware::{CookieJarManager, SetHeader};
+use poem::{get, post, Endpoint, EndpointExt, Response, Route};
+use poem_openapi::OpenApiService;
+
+use crate::api::AuthApi;
+use crate::{auth, pages, AppState};
+
+/// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+     frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
+pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
+    let state = Arc::new(state);
+    let settings = &state.settings;
+    let base = settings.auth_base_path.trim_end_matches('/').to_owned();
+    let api = OpenApiService::new(AuthApi { state: Arc::clone(&state) }, "magiclink", env!("CARGO_PKG_VERSION"))
+        .server(settings.absolute(&base));
+    let spec = api.spec_endpoint();
+
+    let mut routes = Route::new()
+        .at("/", get(pages::home))
+        .at(&settings.pages.sign_in, get(pages::sign_in))
+        .at(&settings.pages.verify_request, get(pages::check_email))
+        .at(&settings.pages.error, get(pages::auth_error))
+        .at("/healthz", get(auth::healthz))
+        .at(format!("{base}/signin/email"), post(auth::sign_in_email))
+        .at(format!("{base}/callback/email"), get(auth::callback_email))
+        .at(format!("{base}/signout"), post(auth::sign_out))
+        .at(format!("{base}/openapi.json"), spec)
+        .nest(base.as_str(), api);
+    // The development mailbox exists only while the development mailer is configured.
+    if state.mailbox.is_some() {
+        routes = routes.at("/dev/mailbox", get(pages::mailbox));
+    }
+
+    routes
+        .with(CookieJarManager::new())
+        .with(
+            SetHeader::new()
+                .overriding("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                .overriding("X-Content-Type-Options", "nosniff")
+                // Links carry tokens: never leak a URL to another site through Referer.
+                .overriding("Referrer-Policy", "no-referrer")
+                .overriding("X-Frame-Options", "DENY")
+                // Pages hold CSRF tokens and personal data: no caching anywhere.
+                .overriding("Cache-Control", "no-store"),
+        )
+        .data(state)
+        .map_to_response()
+}

@@ -1,0 +1,47 @@
+//! The web layer's settings: where things live and how cookies are named.
+
+use domain::ServerSecret;
+use url::Url;
+
+/// Where the person-facing pages live, as Auth.js's `pages` option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagePaths {
+    /// The sign-in form (default `/signin`).
+    pub sign_in: String,
+    /// "Check your email" (Auth.js's `verifyRequest`, default `/check-your-email`).
+    pub verify_request: String,
+    /// The sign-in error page (default `/auth-error`).
+    pub error: String,
+}
+
+/// Settings of the HTTP surface.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// The public base URL (`AUTH_URL`); its scheme decides whether cookies are `Secure`.
+    pub base_url: Url,
+    /// The base path of the Auth.js-style routes (default `/api/auth`).
+    pub auth_base_path: String,
+    /// The page paths.
+    pub pages: PagePaths,
+    /// The product name shown on pages.
+    pub site_name: String,
+    /// Keys the CSRF tokens.
+    pub secret: ServerSecret,
+}
+
+impl WebSettings {
+    /// Whether the site is served over https, so cookies get `Secure` and `__Host-`.
+    pub fn is_https(&self) -> bool {
+        self.base_url.scheme() == "https"
+    }
+
+    /// An absolute path under the auth base path, e.g. `auth_path("/signin/email")`.
+    pub fn auth_path(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.auth_base_path.trim_end_matches('/'))
+    }
+
+    /// The absolute URL of a path on this site.
+    pub fn absolute(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.as_str().trim_end_matches('/'))
+    }
+}

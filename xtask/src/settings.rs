@@ -1,0 +1,375 @@
+//! Configuration: one typed [`Settings`], loaded in layers by figment, checked once at start-up.
+//!
+//! Layers, later ones winning: built-in defaults (identical to `config/default.toml`, which a
+//! test checks), `config/default.toml`, `config/{profile}.toml`, a `.env` file, the environment
+//! (the Auth.js names `AUTH_SECRET`, `AUTH_URL`, `DATABASE_URL`, then `MAGICLINK_*` with `__`
+//! between nested keys), and last the command-line flags. The `.env` file is read as data; it is
+//! never written into the process environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use domain::{LinkPolicy, SessionPolicy};
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use figment::value::Value;
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The profile that relaxes the production checks; every other profile gets them.
+pub const DEVELOPMENT: &str = "development";
+
+/// The Auth.js environment names and the keys they set.
+const AUTHJS_NAMES: [(&str, &str); 3] =
+    [("AUTH_SECRET", "secret"), ("AUTH_URL", "server.base_url"), ("DATABASE_URL", "database.url")];
+
+/// Environment names that choose how configuration is loaded rather than set a key.
+const LOADER_NAMES: [&str; 2] = ["profile", "config_dir"];
+
+/// Every setting of the service. Field docs are the configuration reference's first draft;
+/// `docs/configuration.md` is the full one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Product name shown on pages and in emails.
+    pub site_name: String,
+    /// The server secret (`AUTH_SECRET`): keys link-token hashes and CSRF tokens.
+    pub secret: Secret,
+    /// Listening and public address.
+    pub server: ServerSettings,
+    /// The database.
+    pub database: DatabaseSettings,
+    /// The Auth.js-style routes.
+    pub auth: AuthSettings,
+    /// Where the pages live.
+    pub pages: PagesSettings,
+    /// Magic-link lifetime.
+    pub magic_link: MagicLinkSettings,
+    /// Session lifetime.
+    pub session: SessionSettings,
+    /// How emails are sent.
+    pub mailer: MailerSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// Public base URL (`AUTH_URL`): links point here; https makes cookies `Secure`.
+    pub base_url: String,
+    /// Allow an http base URL outside the development profile (e.g. behind a TLS proxy on the
+    /// same host). Off by default.
+    pub allow_http: bool,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Database URL (`DATABASE_URL`); today `sqlite://path`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Base path of the Auth.js-style routes.
+    pub base_path: String,
+}
+
+/// `[pages]`, as Auth.js's `pages` option.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesSettings {
+    /// The sign-in form.
+    pub sign_in: String,
+    /// "Check your email".
+    pub verify_request: String,
+    /// The error page.
+    pub error: String,
+}
+
+/// `[magic_link]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MagicLinkSettings {
+    /// Seconds a link stays valid.
+    pub max_age: u32,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// Seconds a session lives without use.
+    pub max_age: u32,
+    /// Seconds between extensions of a session in use.
+    pub update_age: u32,
+}
+
+/// `[mailer]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailerSettings {
+    /// Which mailer sends sign-in emails.
+    pub kind: MailerKind,
+}
+
+/// The available mailers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailerKind {
+    /// Keeps messages in memory at `/dev/mailbox` and logs links. Development only.
+    Dev,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A `tracing` filter, e.g. `info` or `info,sqlx=warn`.
+    pub filter: String,
+}
+
+/// A secret string whose `Debug` is redacted.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "Secret(unset)" } else { "Secret(***)" })
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            site_name: "magiclink".to_owned(),
+            secret: Secret::default(),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            auth: AuthSettings::default(),
+            pages: PagesSettings::default(),
+            magic_link: MagicLinkSettings::default(),
+            session: SessionSettings::default(),
+            mailer: MailerSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { bind: "127.0.0.1:3000".to_owned(), base_url: "http://127.0.0.1:3000".to_owned(), allow_http: false }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: "sqlite://data/magiclink.sqlite".to_owned(), max_connections: 8 }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { base_path: "/api/auth".to_owned() }
+    }
+}
+
+impl Default for PagesSettings {
+    fn default() -> Self {
+        Self {
+            sign_in: "/signin".to_owned(),
+            verify_request: "/check-your-email".to_owned(),
+            error: "/auth-error".to_owned(),
+        }
+    }
+}
+
+impl Default for MagicLinkSettings {
+    fn default() -> Self {
+        Self { max_age: LinkPolicy::DEFAULT_MAX_AGE_SECONDS }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            max_age: SessionPolicy::DEFAULT_MAX_AGE_SECONDS,
+            update_age: SessionPolicy::DEFAULT_UPDATE_AGE_SECONDS,
+        }
+    }
+}
+
+impl Default for MailerSettings {
+    fn default() -> Self {
+        Self { kind: MailerKind::Dev }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { filter: "info,sqlx=warn".to_owned() }
+    }
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--bind`.
+    pub bind: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+/// Where configuration comes from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The folder holding `default.toml` and `{profile}.toml`.
+    pub config_dir: PathBuf,
+    /// The `.env` file to read if it exists.
+    pub dotenv: PathBuf,
+    /// The profile.
+    pub profile: String,
+}
+
+/// Loads the settings from every layer.
+///
+/// # Errors
+/// Names the key and the layer that supplied a value of the wrong type, or an unknown key.
+pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Settings, Box<figment::Error>> {
+    let dotenv = read_dotenv(&sources.dotenv);
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()))
+        .merge(Toml::file(sources.config_dir.join("default.toml")))
+        .merge(Toml::file(sources.config_dir.join(format!("{}.toml", sources.profile))));
+    // The `.env` file sits below the real environment, with the same two naming schemes.
+    for (name, key) in AUTHJS_NAMES {
+        if let Some(value) = dotenv.get(name) {
+            figment = figment.merge(Serialized::default(key, parse_env_value(value)));
+        }
+    }
+    for (name, value) in &dotenv {
+        if let Some(key) = magiclink_key(name) {
+            figment = figment.merge(Serialized::default(&key, parse_env_value(value)));
+        }
+    }
+    for (name, key) in AUTHJS_NAMES {
+        figment = figment.merge(Env::raw().only(&[name]).map(move |_| key.into()));
+    }
+    figment = figment.merge(Env::prefixed("MAGICLINK_").split("__").ignore(&LOADER_NAMES));
+    if let Some(bind) = &overrides.bind {
+        figment = figment.merge(Serialized::default("server.bind", bind));
+    }
+    if let Some(url) = &overrides.database_url {
+        figment = figment.merge(Serialized::default("database.url", url));
+    }
+    figment.extract().map_err(Box::new)
+}
+
+/// `MAGICLINK_SERVER__BIND` -> `server.bind`; `None` for other names and the loader's own.
+fn magiclink_key(name: &str) -> Option<String> {
+    let key = name.strip_prefix("MAGICLINK_")?.to_lowercase().replace("__", ".");
+    (!LOADER_NAMES.contains(&key.as_str())).then_some(key)
+}
+
+/// Environment values are typed the way figment types real environment variables.
+fn parse_env_value(raw: &str) -> Value {
+    raw.parse().unwrap_or_else(|_| Value::from(raw.to_owned()))
+}
+
+/// The `.env` file's pairs, or none if there is no such file. Malformed lines are skipped with
+/// a warning rather than stopping start-up over a developer convenience.
+fn read_dotenv(path: &Path) -> BTreeMap<String, String> {
+    let Ok(iter) = dotenvy::from_path_iter(path) else { return BTreeMap::new() };
+    iter.filter_map(|item| {
+        item.map_err(|error| eprintln!("warning: skipping a line of {}: {error}", path.display())).ok()
+    })
+    .collect()
+}
+
+/// A reason the service refuses to start, in one line naming the key to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// What the checks decided, beyond the settings themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The parsed base URL.
+    pub base_url: Url,
+    /// Whether the secret must be generated (development without one).
+    pub needs_ephemeral_secret: bool,
+}
+
+impl Settings {
+    /// Checks the settings for the profile.
+    ///
+    /// # Errors
+    /// The first [`Refusal`]: a malformed value anywhere, or, outside the development profile,
+    /// a secret shorter than 32 bytes, the development mailer, or an http base URL (unless
+    /// `server.allow_http`).
+    pub fn check(&self, profile: &str) -> Result<Checked, Refusal> {
+        let refuse = |message: String| Err(Refusal(message));
+        let base_url = match Url::parse(&self.server.base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
+            _ => return refuse(format!("server.base_url (AUTH_URL) `{}` is not an http(s) URL", self.server.base_url)),
+        };
+        if base_url.path() != "/" || base_url.query().is_some() {
+            return refuse("server.base_url (AUTH_URL) must be an origin without a path, e.g. https://auth.example.com".to_owned());
+        }
+        for (key, path) in [
+            ("auth.base_path", &self.auth.base_path),
+            ("pages.sign_in", &self.pages.sign_in),
+            ("pages.verify_request", &self.pages.verify_request),
+            ("pages.error", &self.pages.error),
+        ] {
+            if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#', '\\']) {
+                return refuse(format!("{key} `{path}` must be a plain path starting with a single /"));
+            }
+        }
+        if self.magic_link.max_age == 0 || self.magic_link.max_age > 24 * 3600 {
+            return refuse("magic_link.max_age must be between 1 and 86400 seconds".to_owned());
+        }
+        if self.session.max_age == 0 || self.session.update_age > self.session.max_age {
+            return refuse("session.max_age must be positive and at least session.update_age".to_owned());
+        }
+        let production_rules = profile != DEVELOPMENT;
+        if production_rules {
+            if self.secret.expose().len() < domain::secret::MIN_PRODUCTION_SECRET_BYTES {
+                return refuse(format!(
+                    "refusing to start in profile `{profile}`: AUTH_SECRET (secret) must be at least 32 bytes; generate one with `magiclink secret`"
+                ));
+            }
+            if base_url.scheme() != "https" && !self.server.allow_http {
+                return refuse(format!(
+                    "refusing to start in profile `{profile}`: server.base_url (AUTH_URL) must be https (set server.allow_http = true only behind a TLS proxy)"
+                ));
+            }
+            if self.mailer.kind == MailerKind::Dev {
+                return refuse(format!(
+                    "refusing to start in profile `{profile}`: mailer.kind = \"dev\" delivers nothing; configure a real mailer"
+                ));
+            }
+        }
+        Ok(Checked { base_url, needs_ephemeral_secret: !production_rules && self.secret.expose().is_empty() })
+    }
+}
+
+#[cfg(test)]
+mod tests;
