@@ -1,1 +1,157 @@
-//! placeholder
+//! Architecture rules, checked from `cargo metadata` and the source tree.
+//!
+//! The dependency direction is the design: `domain` <- `ports` <- `adapters`, `web` <- `xtask`.
+//! These tests fail when a `Cargo.toml` line breaks it, and say which line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Each workspace crate's normal (non-dev) dependencies, by crate name.
+fn dependencies() -> BTreeMap<String, Vec<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|package| {
+            let deps = package["dependencies"]
+                .as_array()
+                .expect("dependencies")
+                .iter()
+                .filter(|dep| dep["kind"].is_null())
+                .map(|dep| dep["name"].as_str().expect("name").to_owned())
+                .collect();
+            (package["name"].as_str().expect("name").to_owned(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn internal_dependencies_point_one_way() {
+    let internal = ["domain", "ports", "adapters", "web", "xtask"];
+    let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("domain", &[][..]),
+        ("ports", &["domain"][..]),
+        ("adapters", &["domain", "ports"][..]),
+        ("web", &["domain", "ports"][..]),
+        ("xtask", &["domain", "ports", "adapters", "web"][..]),
+    ]);
+    let deps = dependencies();
+    for (krate, may_use) in &allowed {
+        let uses = deps
+            .get(*krate)
+            .unwrap_or_else(|| panic!("crate {krate} is missing from the workspace"));
+        for dep in uses.iter().filter(|d| internal.contains(&d.as_str())) {
+            assert!(
+                may_use.contains(&dep.as_str()),
+                "`{krate}` must not depend on `{dep}` (see docs/architecture.md)"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_core_crates_do_no_io_and_know_no_framework() {
+    let forbidden: [(&str, &[&str]); 3] = [
+        (
+            "domain",
+            &[
+                "tokio",
+                "sqlx",
+                "poem",
+                "poem-openapi",
+                "lettre",
+                "reqwest",
+                "tera",
+                "serde",
+                "getrandom",
+                "async-trait",
+            ],
+        ),
+        (
+            "ports",
+            &[
+                "tokio",
+                "sqlx",
+                "poem",
+                "poem-openapi",
+                "lettre",
+                "reqwest",
+                "tera",
+                "serde",
+            ],
+        ),
+        ("web", &["sqlx", "lettre", "reqwest", "adapters"]),
+    ];
+    let deps = dependencies();
+    for (krate, banned) in forbidden {
+        for dep in &deps[krate] {
+            assert!(
+                !banned.contains(&dep.as_str()),
+                "`{krate}` must not depend on `{dep}` (see docs/architecture.md)"
+            );
+        }
+    }
+}
+
+fn rust_files(folder: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(folder)
+        .expect("readable folder")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every source file says what it is for in its first line (rust-analyzer's tidy rule).
+#[test]
+fn every_source_file_starts_with_a_module_doc() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for folder in ["crates", "xtask", "tests"] {
+        rust_files(&root.join(folder), &mut files);
+    }
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|file| !std::fs::read_to_string(file).is_ok_and(|text| text.starts_with("//!")))
+        .map(|file| {
+            file.strip_prefix(&root)
+                .unwrap_or(file)
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(files.len() > 20, "found only {} source files", files.len());
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` first line: {missing:?}"
+    );
+}

@@ -18,6 +18,8 @@ use ports::Clock;
 use xtask::settings::Settings;
 use xtask::wiring::{self, Service};
 
+pub mod webdriver;
+
 /// A clock the test moves by hand, so expiry is tested without waiting.
 #[derive(Debug)]
 pub struct ManualClock(Mutex<DateTime<Utc>>);
@@ -25,7 +27,11 @@ pub struct ManualClock(Mutex<DateTime<Utc>>);
 impl ManualClock {
     /// A clock reading a fixed instant.
     pub fn new() -> Self {
-        Self(Mutex::new(Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).single().expect("valid date")))
+        Self(Mutex::new(
+            Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0)
+                .single()
+                .expect("valid date"),
+        ))
     }
 
     /// Moves the clock forward.
@@ -60,7 +66,10 @@ pub struct Reply {
 impl Reply {
     /// A header's value, or `""`.
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(String::as_str).unwrap_or_default()
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     /// The `Location` header.
@@ -70,7 +79,8 @@ impl Reply {
 
     /// The body parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 }
 
@@ -97,9 +107,13 @@ pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
 
 /// Builds the real wiring on a migrated temporary database.
 pub async fn build_service(settings: &Settings, clock: Arc<dyn Clock>) -> Service {
-    let checked = settings.check("development").expect("test settings pass the checks");
+    let checked = settings
+        .check("development")
+        .expect("test settings pass the checks");
     let secret = ServerSecret::new(ports::random::os_random::<32>().expect("randomness"));
-    let service = wiring::build(settings, checked.base_url, secret, clock).await.expect("service builds");
+    let service = wiring::build(settings, checked.base_url, secret, clock)
+        .await
+        .expect("service builds");
     service.store.migrate().await.expect("migrations apply");
     service
 }
@@ -128,7 +142,10 @@ impl TestApp {
 
     fn cookie_header(&self) -> String {
         let jar = self.cookies.lock().unwrap_or_else(PoisonError::into_inner);
-        jar.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
+        jar.iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     async fn read(&self, response: poem::test::TestResponse) -> Reply {
@@ -137,7 +154,13 @@ impl TestApp {
         let mut headers = BTreeMap::<String, String>::new();
         for (name, value) in response.headers() {
             let value = value.to_str().unwrap_or_default().to_owned();
-            headers.entry(name.as_str().to_owned()).and_modify(|v| { v.push('\n'); v.push_str(&value) }).or_insert(value);
+            headers
+                .entry(name.as_str().to_owned())
+                .and_modify(|v| {
+                    v.push('\n');
+                    v.push_str(&value)
+                })
+                .or_insert(value);
         }
         // Keep cookies as a browser would: a cookie with Max-Age=0 is removed.
         if let Some(set_cookies) = headers.get("set-cookie") {
@@ -153,26 +176,51 @@ impl TestApp {
                 }
             }
         }
-        let body = response.into_body().into_string().await.expect("body is text");
-        Reply { status, headers, body }
+        let body = response
+            .into_body()
+            .into_string()
+            .await
+            .expect("body is text");
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// `GET path` with the jar's cookies.
     pub async fn get(&self, path: &str) -> Reply {
-        let response = self.client.get(path).header("cookie", self.cookie_header()).send().await;
+        let response = self
+            .client
+            .get(path)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await;
         self.read(response).await
     }
 
     /// `GET path` asking for JSON.
     pub async fn get_json(&self, path: &str) -> Reply {
-        let response =
-            self.client.get(path).header("cookie", self.cookie_header()).header("accept", "application/json").send().await;
+        let response = self
+            .client
+            .get(path)
+            .header("cookie", self.cookie_header())
+            .header("accept", "application/json")
+            .send()
+            .await;
         self.read(response).await
     }
 
     /// `POST path` with a form body; `accept` sets the `Accept` header when given.
-    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)], accept: Option<&str>) -> Reply {
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+    pub async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        accept: Option<&str>,
+    ) -> Reply {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         let mut request = self
             .client
             .post(path)
@@ -189,14 +237,25 @@ impl TestApp {
     pub async fn csrf_token(&self) -> String {
         let reply = self.get_json("/api/auth/csrf").await;
         assert_eq!(reply.status, StatusCode::OK);
-        reply.json()["csrfToken"].as_str().expect("csrfToken is a string").to_owned()
+        reply.json()["csrfToken"]
+            .as_str()
+            .expect("csrfToken is a string")
+            .to_owned()
     }
 
     /// Asks for a link for `email` with `callback_url`, asserting the redirect to "check your email".
     pub async fn request_link(&self, email: &str, callback_url: &str) -> Reply {
         let token = self.csrf_token().await;
         let reply = self
-            .post_form("/api/auth/signin/email", &[("email", email), ("csrfToken", &token), ("callbackUrl", callback_url)], None)
+            .post_form(
+                "/api/auth/signin/email",
+                &[
+                    ("email", email),
+                    ("csrfToken", &token),
+                    ("callbackUrl", callback_url),
+                ],
+                None,
+            )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
         reply
@@ -206,9 +265,16 @@ impl TestApp {
     pub async fn latest_link(&self, email: &str) -> String {
         let reply = self.get_json(&format!("/dev/mailbox?to={email}")).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        let link = reply.json()[0]["link"].as_str().expect("a message with a link").to_owned();
+        let link = reply.json()[0]["link"]
+            .as_str()
+            .expect("a message with a link")
+            .to_owned();
         let url = url::Url::parse(&link).expect("the link is an absolute URL");
-        assert_eq!(url.host_str(), Some("127.0.0.1"), "links point at the configured base URL");
+        assert_eq!(
+            url.host_str(),
+            Some("127.0.0.1"),
+            "links point at the configured base URL"
+        );
         format!("{}?{}", url.path(), url.query().unwrap_or_default())
     }
 
@@ -240,7 +306,11 @@ impl RunningServer {
         tokio::spawn(wiring::run(service, bound, async move {
             let _ = stopped.await;
         }));
-        RunningServer { base_url: settings.server.base_url, stop: Some(stop), _dir: dir }
+        RunningServer {
+            base_url: settings.server.base_url,
+            stop: Some(stop),
+            _dir: dir,
+        }
     }
 }
 

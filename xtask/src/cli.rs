@@ -20,7 +20,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "MAGICLINK_PROFILE", default_value = DEVELOPMENT)]
     pub profile: String,
     /// Folder holding `default.toml` and `{profile}.toml`.
-    #[arg(long, global = true, env = "MAGICLINK_CONFIG_DIR", default_value = "config")]
+    #[arg(
+        long,
+        global = true,
+        env = "MAGICLINK_CONFIG_DIR",
+        default_value = "config"
+    )]
     pub config_dir: PathBuf,
     /// Database URL, overriding every other setting of it.
     #[arg(long, global = true)]
@@ -51,7 +56,10 @@ pub enum Command {
 
 /// Runs a parsed command line and turns failures into one line on stderr and exit code 1.
 pub fn main_with(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -68,8 +76,15 @@ pub fn main_with(cli: Cli) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let sources = Sources { config_dir: cli.config_dir.clone(), dotenv: PathBuf::from(".env"), profile: cli.profile.clone() };
-    let mut overrides = Overrides { database_url: cli.database_url.clone(), ..Overrides::default() };
+    let sources = Sources {
+        config_dir: cli.config_dir.clone(),
+        dotenv: PathBuf::from(".env"),
+        profile: cli.profile.clone(),
+    };
+    let mut overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        ..Overrides::default()
+    };
     match cli.command {
         Command::Secret => {
             println!("{}", new_secret()?);
@@ -97,8 +112,16 @@ async fn migrate(settings: &Settings, status_only: bool) -> anyhow::Result<()> {
     if status_only {
         for migration in store.migration_status().await? {
             match migration.applied_at {
-                Some(at) => println!("{} {:<24} applied {}", migration.version, migration.description, at.format("%Y-%m-%d %H:%M:%S UTC")),
-                None => println!("{} {:<24} pending", migration.version, migration.description),
+                Some(at) => println!(
+                    "{} {:<24} applied {}",
+                    migration.version,
+                    migration.description,
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+                None => println!(
+                    "{} {:<24} pending",
+                    migration.version, migration.description
+                ),
             }
         }
     } else {
@@ -126,11 +149,23 @@ async fn serve(settings: &Settings, profile: &str) -> anyhow::Result<()> {
     let service = wiring::build_for_serving(settings, checked.base_url.clone(), secret).await?;
     if profile == DEVELOPMENT {
         for migration in service.store.migrate().await? {
-            println!("Applied migration {} {}", migration.version, migration.description);
+            println!(
+                "Applied migration {} {}",
+                migration.version, migration.description
+            );
         }
     } else {
-        let pending = service.store.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).count();
-        anyhow::ensure!(pending == 0, "{pending} migration(s) pending: run `magiclink migrate` first");
+        let pending = service
+            .store
+            .migration_status()
+            .await?
+            .into_iter()
+            .filter(|m| m.applied_at.is_none())
+            .count();
+        anyhow::ensure!(
+            pending == 0,
+            "{pending} migration(s) pending: run `magiclink migrate` first"
+        );
     }
     let bound = wiring::bind(&settings.server.bind).await?;
     println!("Listening on http://{}", bound.local_addr);
@@ -140,12 +175,17 @@ async fn serve(settings: &Settings, profile: &str) -> anyhow::Result<()> {
             checked.base_url.as_str().trim_end_matches('/')
         );
     }
-    wiring::run(service, bound, wiring::shutdown_signal()).await.context("serve failed")
+    wiring::run(service, bound, wiring::shutdown_signal())
+        .await
+        .context("serve failed")
 }
 
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
     // A second initialisation (tests) is harmless; ignore it.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }

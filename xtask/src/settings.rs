@@ -21,8 +21,11 @@ use url::Url;
 pub const DEVELOPMENT: &str = "development";
 
 /// The Auth.js environment names and the keys they set.
-const AUTHJS_NAMES: [(&str, &str); 3] =
-    [("AUTH_SECRET", "secret"), ("AUTH_URL", "server.base_url"), ("DATABASE_URL", "database.url")];
+const AUTHJS_NAMES: [(&str, &str); 3] = [
+    ("AUTH_SECRET", "secret"),
+    ("AUTH_URL", "server.base_url"),
+    ("DATABASE_URL", "database.url"),
+];
 
 /// Environment names that choose how configuration is loaded rather than set a key.
 const LOADER_NAMES: [&str; 2] = ["profile", "config_dir"];
@@ -153,7 +156,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "Secret(unset)" } else { "Secret(***)" })
+        f.write_str(if self.0.is_empty() {
+            "Secret(unset)"
+        } else {
+            "Secret(***)"
+        })
     }
 }
 
@@ -176,19 +183,28 @@ impl Default for Settings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:3000".to_owned(), base_url: "http://127.0.0.1:3000".to_owned(), allow_http: false }
+        Self {
+            bind: "127.0.0.1:3000".to_owned(),
+            base_url: "http://127.0.0.1:3000".to_owned(),
+            allow_http: false,
+        }
     }
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: "sqlite://data/magiclink.sqlite".to_owned(), max_connections: 8 }
+        Self {
+            url: "sqlite://data/magiclink.sqlite".to_owned(),
+            max_connections: 8,
+        }
     }
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { base_path: "/api/auth".to_owned() }
+        Self {
+            base_path: "/api/auth".to_owned(),
+        }
     }
 }
 
@@ -204,7 +220,9 @@ impl Default for PagesSettings {
 
 impl Default for MagicLinkSettings {
     fn default() -> Self {
-        Self { max_age: LinkPolicy::DEFAULT_MAX_AGE_SECONDS }
+        Self {
+            max_age: LinkPolicy::DEFAULT_MAX_AGE_SECONDS,
+        }
     }
 }
 
@@ -219,13 +237,17 @@ impl Default for SessionSettings {
 
 impl Default for MailerSettings {
     fn default() -> Self {
-        Self { kind: MailerKind::Dev }
+        Self {
+            kind: MailerKind::Dev,
+        }
     }
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { filter: "info,sqlx=warn".to_owned() }
+        Self {
+            filter: "info,sqlx=warn".to_owned(),
+        }
     }
 }
 
@@ -257,7 +279,9 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Settings, Box<fi
     let dotenv = read_dotenv(&sources.dotenv);
     let mut figment = Figment::from(Serialized::defaults(Settings::default()))
         .merge(Toml::file(sources.config_dir.join("default.toml")))
-        .merge(Toml::file(sources.config_dir.join(format!("{}.toml", sources.profile))));
+        .merge(Toml::file(
+            sources.config_dir.join(format!("{}.toml", sources.profile)),
+        ));
     // The `.env` file sits below the real environment, with the same two naming schemes.
     for (name, key) in AUTHJS_NAMES {
         if let Some(value) = dotenv.get(name) {
@@ -272,7 +296,11 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Settings, Box<fi
     for (name, key) in AUTHJS_NAMES {
         figment = figment.merge(Env::raw().only(&[name]).map(move |_| key.into()));
     }
-    figment = figment.merge(Env::prefixed("MAGICLINK_").split("__").ignore(&LOADER_NAMES));
+    figment = figment.merge(
+        Env::prefixed("MAGICLINK_")
+            .split("__")
+            .ignore(&LOADER_NAMES),
+    );
     if let Some(bind) = &overrides.bind {
         figment = figment.merge(Serialized::default("server.bind", bind));
     }
@@ -284,7 +312,10 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Settings, Box<fi
 
 /// `MAGICLINK_SERVER__BIND` -> `server.bind`; `None` for other names and the loader's own.
 fn magiclink_key(name: &str) -> Option<String> {
-    let key = name.strip_prefix("MAGICLINK_")?.to_lowercase().replace("__", ".");
+    let key = name
+        .strip_prefix("MAGICLINK_")?
+        .to_lowercase()
+        .replace("__", ".");
     (!LOADER_NAMES.contains(&key.as_str())).then_some(key)
 }
 
@@ -296,9 +327,12 @@ fn parse_env_value(raw: &str) -> Value {
 /// The `.env` file's pairs, or none if there is no such file. Malformed lines are skipped with
 /// a warning rather than stopping start-up over a developer convenience.
 fn read_dotenv(path: &Path) -> BTreeMap<String, String> {
-    let Ok(iter) = dotenvy::from_path_iter(path) else { return BTreeMap::new() };
+    let Ok(iter) = dotenvy::from_path_iter(path) else {
+        return BTreeMap::new();
+    };
     iter.filter_map(|item| {
-        item.map_err(|error| eprintln!("warning: skipping a line of {}: {error}", path.display())).ok()
+        item.map_err(|error| eprintln!("warning: skipping a line of {}: {error}", path.display()))
+            .ok()
     })
     .collect()
 }
@@ -328,7 +362,12 @@ impl Settings {
         let refuse = |message: String| Err(Refusal(message));
         let base_url = match Url::parse(&self.server.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
-            _ => return refuse(format!("server.base_url (AUTH_URL) `{}` is not an http(s) URL", self.server.base_url)),
+            _ => {
+                return refuse(format!(
+                    "server.base_url (AUTH_URL) `{}` is not an http(s) URL",
+                    self.server.base_url
+                ))
+            }
         };
         if base_url.path() != "/" || base_url.query().is_some() {
             return refuse("server.base_url (AUTH_URL) must be an origin without a path, e.g. https://auth.example.com".to_owned());
@@ -340,14 +379,18 @@ impl Settings {
             ("pages.error", &self.pages.error),
         ] {
             if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#', '\\']) {
-                return refuse(format!("{key} `{path}` must be a plain path starting with a single /"));
+                return refuse(format!(
+                    "{key} `{path}` must be a plain path starting with a single /"
+                ));
             }
         }
         if self.magic_link.max_age == 0 || self.magic_link.max_age > 24 * 3600 {
             return refuse("magic_link.max_age must be between 1 and 86400 seconds".to_owned());
         }
         if self.session.max_age == 0 || self.session.update_age > self.session.max_age {
-            return refuse("session.max_age must be positive and at least session.update_age".to_owned());
+            return refuse(
+                "session.max_age must be positive and at least session.update_age".to_owned(),
+            );
         }
         let production_rules = profile != DEVELOPMENT;
         if production_rules {
@@ -367,7 +410,10 @@ impl Settings {
                 ));
             }
         }
-        Ok(Checked { base_url, needs_ephemeral_secret: !production_rules && self.secret.expose().is_empty() })
+        Ok(Checked {
+            base_url,
+            needs_ephemeral_secret: !production_rules && self.secret.expose().is_empty(),
+        })
     }
 }
 

@@ -60,7 +60,10 @@ pub async fn build(
     let store = open_store(settings).await?;
     let (mailer, mailbox): (Arc<dyn Mailer>, Option<Arc<DevMailer>>) = match settings.mailer.kind {
         MailerKind::Dev => {
-            let dev = Arc::new(DevMailer::new(EmailRenderer::builtin()?, Arc::clone(&clock)));
+            let dev = Arc::new(DevMailer::new(
+                EmailRenderer::builtin()?,
+                Arc::clone(&clock),
+            ));
             (dev.clone(), Some(dev))
         }
     };
@@ -88,7 +91,10 @@ pub async fn build(
         SignInSettings {
             secret,
             link_policy: LinkPolicy::new(settings.magic_link.max_age),
-            session_policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
+            session_policy: SessionPolicy::new(
+                settings.session.max_age,
+                settings.session.update_age,
+            ),
             callback_endpoint,
             site_name: settings.site_name.clone(),
             link_retention: LINK_RETENTION,
@@ -102,14 +108,23 @@ pub async fn build(
         pages: web::pages::Pages::builtin()?,
     })
     .boxed();
-    Ok(Service { app, store, sign_in, mailbox })
+    Ok(Service {
+        app,
+        store,
+        sign_in,
+        mailbox,
+    })
 }
 
 /// Builds the service with the system clock.
 ///
 /// # Errors
 /// As [`build`].
-pub async fn build_for_serving(settings: &Settings, base_url: url::Url, secret: ServerSecret) -> anyhow::Result<Service> {
+pub async fn build_for_serving(
+    settings: &Settings,
+    base_url: url::Url,
+    secret: ServerSecret,
+) -> anyhow::Result<Service> {
     build(settings, base_url, secret, Arc::new(SystemClock)).await
 }
 
@@ -134,7 +149,10 @@ pub async fn bind(addr: &str) -> anyhow::Result<Bound> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .context("the listener has no socket address")?;
-    Ok(Bound { acceptor, local_addr })
+    Ok(Bound {
+        acceptor,
+        local_addr,
+    })
 }
 
 /// Serves until `shutdown` resolves, purging expired links and sessions every hour, then
@@ -149,7 +167,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let housekeeping = tokio::spawn(purge_every_hour(Arc::clone(&service.sign_in)));
     let result = Server::new_with_acceptor(bound.acceptor)
-        .run_with_graceful_shutdown(service.app.map_to_response(), shutdown, Some(Duration::from_secs(10)))
+        .run_with_graceful_shutdown(
+            service.app.map_to_response(),
+            shutdown,
+            Some(Duration::from_secs(10)),
+        )
         .await;
     housekeeping.abort();
     service.store.close().await;
@@ -161,8 +183,12 @@ async fn purge_every_hour(sign_in: Arc<SignIn>) {
     loop {
         interval.tick().await;
         match sign_in.purge_expired().await {
-            Ok((links, sessions)) => tracing::info!(links, sessions, "purged expired links and sessions"),
-            Err(error) => tracing::warn!(error = ?error, "purging expired links and sessions failed"),
+            Ok((links, sessions)) => {
+                tracing::info!(links, sessions, "purged expired links and sessions")
+            }
+            Err(error) => {
+                tracing::warn!(error = ?error, "purging expired links and sessions failed")
+            }
         }
     }
 }

@@ -13,7 +13,10 @@ use chrono::{DateTime, Utc};
 use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, User, UserId};
 use ports::{LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::Row as _;
 use uuid::Uuid;
 
@@ -37,16 +40,23 @@ impl SqliteStore {
     /// Fails if the URL is not a SQLite URL or the file cannot be opened.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("`{url}` is not a SQLite URL (expected sqlite://path/to/file.sqlite)"))?
+            .with_context(|| {
+                format!("`{url}` is not a SQLite URL (expected sqlite://path/to/file.sqlite)")
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL is durable in WAL mode except for the last transactions before a power cut.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(folder) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder)
-                .with_context(|| format!("cannot create the database folder {}", folder.display()))?;
+        if let Some(folder) = options
+            .get_filename()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).with_context(|| {
+                format!("cannot create the database folder {}", folder.display())
+            })?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -66,11 +76,18 @@ impl SqliteStore {
     /// # Errors
     /// Fails if a migration fails or an applied one was edited since (checksum mismatch).
     pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
-        let pending: Vec<MigrationState> =
-            self.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).collect();
+        let pending: Vec<MigrationState> = self
+            .migration_status()
+            .await?
+            .into_iter()
+            .filter(|m| m.applied_at.is_none())
+            .collect();
         MIGRATOR.run(&self.pool).await.context("migration failed")?;
         let now = self.migration_status().await?;
-        Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
+        Ok(now
+            .into_iter()
+            .filter(|m| pending.iter().any(|p| p.version == m.version))
+            .collect())
     }
 
     /// Every known migration, applied or pending, oldest first.
@@ -84,9 +101,11 @@ impl SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         let applied: Vec<(i64, String)> = if has_table {
-            sqlx::query_as("SELECT version, CAST(installed_on AS TEXT) FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await?
+            sqlx::query_as(
+                "SELECT version, CAST(installed_on AS TEXT) FROM _sqlx_migrations WHERE success",
+            )
+            .fetch_all(&self.pool)
+            .await?
         } else {
             Vec::new()
         };
@@ -99,7 +118,11 @@ impl SqliteStore {
                     .find(|(version, _)| *version == m.version)
                     .map(|(_, at)| parse_sqlite_timestamp(at))
                     .transpose()?;
-                Ok(MigrationState { version: m.version, description: m.description.to_string(), applied_at })
+                Ok(MigrationState {
+                    version: m.version,
+                    description: m.description.to_string(),
+                    applied_at,
+                })
             })
             .collect()
     }
@@ -121,10 +144,14 @@ fn user_from_row(row: &SqliteRow) -> anyhow::Result<User> {
     let email: String = row.try_get("email")?;
     Ok(User {
         id: UserId::new(row.try_get::<String, _>("user_id")?),
-        email: EmailAddress::parse(&email).with_context(|| format!("stored address for user is not valid: {email}"))?,
+        email: EmailAddress::parse(&email)
+            .with_context(|| format!("stored address for user is not valid: {email}"))?,
         name: row.try_get("name")?,
         image: row.try_get("image")?,
-        email_verified: row.try_get::<Option<i64>, _>("email_verified")?.map(from_millis).transpose()?,
+        email_verified: row
+            .try_get::<Option<i64>, _>("email_verified")?
+            .map(from_millis)
+            .transpose()?,
     })
 }
 
@@ -175,7 +202,10 @@ impl LinkStore for SqliteStore {
 
         if let Some(stored) = won {
             // The final decision is a constant-time comparison, whatever the index did.
-            anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
+            anyhow::ensure!(
+                LinkTokenHash::from_hex(&stored)?.matches(token_hash),
+                "index returned another token"
+            );
             // Retire the address's other unused links: one sign-in per batch of emails.
             sqlx::query("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL")
                 .bind(identifier.as_str())
@@ -186,13 +216,14 @@ impl LinkStore for SqliteStore {
             return Ok(Redemption::Redeemed);
         }
 
-        let existing: Option<(Option<i64>, i64)> =
-            sqlx::query_as("SELECT used_at, expires FROM verification_tokens WHERE token = ? AND identifier = ?")
-                .bind(token_hash.to_hex())
-                .bind(identifier.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .context("cannot look the link up")?;
+        let existing: Option<(Option<i64>, i64)> = sqlx::query_as(
+            "SELECT used_at, expires FROM verification_tokens WHERE token = ? AND identifier = ?",
+        )
+        .bind(token_hash.to_hex())
+        .bind(identifier.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("cannot look the link up")?;
         tx.rollback().await?;
         Ok(match existing {
             None => Redemption::Unknown,
@@ -216,7 +247,11 @@ impl LinkStore for SqliteStore {
 
 #[async_trait::async_trait]
 impl UserStore for SqliteStore {
-    async fn find_or_create_verified(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<User> {
+    async fn find_or_create_verified(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<User> {
         // One upsert, so two first sign-ins racing for one address still make one user.
         let row = sqlx::query(
             "INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?1, ?2, ?3, ?3, ?3) \
@@ -235,11 +270,13 @@ impl UserStore for SqliteStore {
     }
 
     async fn find(&self, id: &UserId) -> anyhow::Result<Option<User>> {
-        let row = sqlx::query("SELECT id AS user_id, name, email, email_verified, image FROM users WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .context("cannot read the user")?;
+        let row = sqlx::query(
+            "SELECT id AS user_id, name, email, email_verified, image FROM users WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context("cannot read the user")?;
         row.as_ref().map(user_from_row).transpose()
     }
 }
@@ -261,7 +298,11 @@ impl SessionStore for SqliteStore {
         .execute(&self.pool)
         .await
         .context("cannot store the session")?;
-        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires })
+        Ok(Session {
+            id,
+            user_id: session.user_id.clone(),
+            expires: session.expires,
+        })
     }
 
     async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
@@ -283,7 +324,12 @@ impl SessionStore for SqliteStore {
         Ok(Some((session, user)))
     }
 
-    async fn extend(&self, session_id: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn extend(
+        &self,
+        session_id: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         sqlx::query("UPDATE sessions SET expires = ?, updated_at = ? WHERE id = ?")
             .bind(to_millis(expires))
             .bind(to_millis(now))
@@ -316,7 +362,10 @@ impl SessionStore for SqliteStore {
 #[async_trait::async_trait]
 impl StoreHealth for SqliteStore {
     async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.context("the database does not answer")?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("the database does not answer")?;
         Ok(())
     }
 }

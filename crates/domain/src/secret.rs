@@ -53,13 +53,15 @@ impl ServerSecret {
     /// `HMAC-SHA256(key(purpose), message)`.
     pub fn mac(&self, purpose: KeyPurpose, message: &[u8]) -> [u8; 32] {
         let key = self.derive(purpose);
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts keys of any length");
         mac.update(message);
         mac.finalize().into_bytes().into()
     }
 
     fn derive(&self, purpose: KeyPurpose) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
         mac.update(purpose.label());
         mac.finalize().into_bytes().into()
     }
@@ -88,7 +90,10 @@ mod tests {
     fn different_secrets_yield_different_macs() {
         let one = ServerSecret::new(*b"0123456789abcdef0123456789abcdef");
         let two = ServerSecret::new(*b"0123456789abcdef0123456789abcdeF");
-        assert_ne!(one.mac(KeyPurpose::LinkToken, b"m"), two.mac(KeyPurpose::LinkToken, b"m"));
+        assert_ne!(
+            one.mac(KeyPurpose::LinkToken, b"m"),
+            two.mac(KeyPurpose::LinkToken, b"m")
+        );
     }
 
     #[test]

@@ -15,9 +15,11 @@ pub mod sign_in;
 pub mod stores;
 
 pub use clock::Clock;
-pub use mailer::{DevMailbox, MailError, Mailer, MailboxMessage, SignInEmail};
+pub use mailer::{DevMailbox, MailError, MailboxMessage, Mailer, SignInEmail};
 pub use sign_in::{
-    ActiveSession, PurgeError, ReadSessionError, RedeemLink, RedeemLinkError, RequestLink, RequestLinkError,
-    SignIn, SignInSettings, SignOutError, SignedIn,
+    ActiveSession, PurgeError, ReadSessionError, RedeemLink, RedeemLinkError, RequestLink,
+    RequestLinkError, SignIn, SignInSettings, SignOutError, SignedIn,
 };
-pub use stores::{LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};
+pub use stores::{
+    LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore,
+};

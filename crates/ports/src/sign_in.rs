@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
-    CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, SessionPolicy, SessionToken, User,
+    CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, SessionPolicy, SessionToken,
+    User,
 };
 use url::Url;
 
@@ -152,7 +153,14 @@ impl SignIn {
         clock: Arc<dyn Clock>,
         settings: SignInSettings,
     ) -> Self {
-        Self { links, users, sessions, mailer, clock, settings }
+        Self {
+            links,
+            users,
+            sessions,
+            mailer,
+            clock,
+            settings,
+        }
     }
 
     /// The fixed settings.
@@ -172,7 +180,10 @@ impl SignIn {
     /// # Errors
     /// [`RequestLinkError::MailerFailed`] when the email could not be sent; the stored link is
     /// then deleted again, so no usable token outlives the failure.
-    pub async fn request_link(&self, request: RequestLink) -> Result<SignInEmail, RequestLinkError> {
+    pub async fn request_link(
+        &self,
+        request: RequestLink,
+    ) -> Result<SignInEmail, RequestLinkError> {
         let now = self.clock.now();
         let token = LinkToken::from_random_bytes(os_random()?);
         let token_hash = token.hash(&self.settings.secret);
@@ -189,7 +200,12 @@ impl SignIn {
             to: request.email,
             expires_in_minutes: self.settings.link_policy.max_age_minutes(),
             site_name: self.settings.site_name.clone(),
-            host: self.settings.callback_endpoint.host_str().unwrap_or_default().to_owned(),
+            host: self
+                .settings
+                .callback_endpoint
+                .host_str()
+                .unwrap_or_default()
+                .to_owned(),
         };
         if let Err(mail_error) = self.mailer.send_sign_in_link(&email).await {
             tracing::warn!(to = %email.to.masked(), error = %mail_error, "sign-in email not sent; retiring its link");
@@ -211,10 +227,17 @@ impl SignIn {
         match self.links.redeem(&token_hash, &request.email, now).await? {
             Redemption::Redeemed => {}
             Redemption::AlreadyUsed => return Err(RedeemLinkError::AlreadyUsed),
-            Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
+            Redemption::Expired => {
+                return Err(RedeemLinkError::Expired {
+                    email: request.email,
+                })
+            }
             Redemption::Unknown => return Err(RedeemLinkError::Invalid),
         }
-        let user = self.users.find_or_create_verified(&request.email, now).await?;
+        let user = self
+            .users
+            .find_or_create_verified(&request.email, now)
+            .await?;
         let session_token = SessionToken::from_random_bytes(os_random()?);
         let session = self
             .sessions
@@ -227,14 +250,21 @@ impl SignIn {
             })
             .await?;
         tracing::info!(user.id = %user.id.as_str(), "signed in with a magic link");
-        Ok(SignedIn { session_token, expires: session.expires, user })
+        Ok(SignedIn {
+            session_token,
+            expires: session.expires,
+            user,
+        })
     }
 
     /// The live session behind a cookie token, extending it when due.
     ///
     /// # Errors
     /// Only [`ReadSessionError::Unexpected`]: an unknown or expired token is `Ok(None)`.
-    pub async fn read_session(&self, token: &SessionToken) -> Result<Option<ActiveSession>, ReadSessionError> {
+    pub async fn read_session(
+        &self,
+        token: &SessionToken,
+    ) -> Result<Option<ActiveSession>, ReadSessionError> {
         let now = self.clock.now();
         let Some((session, user)) = self.sessions.find(&token.hash()).await? else {
             return Ok(None);
@@ -246,9 +276,17 @@ impl SignIn {
         match policy.extension(session.expires, now) {
             Some(expires) => {
                 self.sessions.extend(&session.id, expires, now).await?;
-                Ok(Some(ActiveSession { user, expires, extended: true }))
+                Ok(Some(ActiveSession {
+                    user,
+                    expires,
+                    extended: true,
+                }))
             }
-            None => Ok(Some(ActiveSession { user, expires: session.expires, extended: false })),
+            None => Ok(Some(ActiveSession {
+                user,
+                expires: session.expires,
+                extended: false,
+            })),
         }
     }
 

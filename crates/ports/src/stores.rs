@@ -79,7 +79,11 @@ pub trait UserStore: Send + Sync {
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn find_or_create_verified(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<User>;
+    async fn find_or_create_verified(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<User>;
 
     /// The user with this id, if any.
     ///
@@ -123,7 +127,12 @@ pub trait SessionStore: Send + Sync {
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn extend(&self, session_id: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()>;
+    async fn extend(
+        &self,
+        session_id: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
 
     /// Deletes the session with this token hash; deleting a missing one is not an error.
     ///

@@ -21,25 +21,37 @@ use crate::{cookies, csrf, AppState};
 /// to "check your email" (or answers JSON). The answer never depends on whether the address
 /// has an account.
 #[handler]
-pub async fn sign_in_email(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<SignInForm>>) -> Response {
+pub async fn sign_in_email(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    form: poem::Result<Form<SignInForm>>,
+) -> Response {
     let result = request_link(req, &state, form).await;
     respond(req, &state, result)
 }
 
-async fn request_link(req: &Request, state: &AppState, form: poem::Result<Form<SignInForm>>) -> Result<Response, WebError> {
+async fn request_link(
+    req: &Request,
+    state: &AppState,
+    form: poem::Result<Form<SignInForm>>,
+) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
     if !csrf::verify(req.cookie(), &state.settings, form.csrf_token.as_deref()) {
         return Err(WebError::Csrf);
     }
-    let request = form.to_request(&state.settings.base_url).map_err(|reason| WebError::InvalidEmail {
-        typed: form.email.clone(),
-        callback_url: form.callback_url.clone(),
-        reason,
-    })?;
+    let request = form
+        .to_request(&state.settings.base_url)
+        .map_err(|reason| WebError::InvalidEmail {
+            typed: form.email.clone(),
+            callback_url: form.callback_url.clone(),
+            reason,
+        })?;
     let masked = request.email.masked();
     match state.sign_in.request_link(request).await {
         Ok(sent) => {
-            let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("to", &masked).finish();
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("to", &masked)
+                .finish();
             let location = format!("{}?{query}", state.settings.pages.verify_request);
             Ok(match Format::of(req) {
                 Format::Json => Json(serde_json::json!({
@@ -50,9 +62,10 @@ async fn request_link(req: &Request, state: &AppState, form: poem::Result<Form<S
                 Format::Html => Redirect::see_other(location).into_response(),
             })
         }
-        Err(RequestLinkError::MailerFailed(_)) => {
-            Err(WebError::MailerFailed { typed: form.email.clone(), callback_url: form.callback_url.clone() })
-        }
+        Err(RequestLinkError::MailerFailed(_)) => Err(WebError::MailerFailed {
+            typed: form.email.clone(),
+            callback_url: form.callback_url.clone(),
+        }),
         Err(RequestLinkError::Unexpected(error)) => Err(WebError::Unexpected(error)),
     }
 }
@@ -60,12 +73,20 @@ async fn request_link(req: &Request, state: &AppState, form: poem::Result<Form<S
 /// `GET {base}/callback/email`: redeems the link, sets the session cookie, and redirects to the
 /// callback URL, or to the error page saying which case the link is.
 #[handler]
-pub async fn callback_email(req: &Request, state: Data<&Arc<AppState>>, query: poem::Result<Query<CallbackQuery>>) -> Response {
+pub async fn callback_email(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    query: poem::Result<Query<CallbackQuery>>,
+) -> Response {
     let result = redeem(req, &state, query).await;
     respond(req, &state, result)
 }
 
-async fn redeem(req: &Request, state: &AppState, query: poem::Result<Query<CallbackQuery>>) -> Result<Response, WebError> {
+async fn redeem(
+    req: &Request,
+    state: &AppState,
+    query: poem::Result<Query<CallbackQuery>>,
+) -> Result<Response, WebError> {
     let Ok(Query(query)) = query else {
         return redeem_failure(ports::RedeemLinkError::Invalid, state);
     };
@@ -81,18 +102,27 @@ async fn redeem(req: &Request, state: &AppState, query: poem::Result<Query<Callb
         state.sign_in.sign_out(&previous).await?;
     }
     set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
-    let destination = domain::CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
+    let destination =
+        domain::CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
     Ok(Redirect::see_other(destination.as_str()).into_response())
 }
 
 /// `POST {base}/signout`: checks CSRF, ends the session in the database, clears the cookie.
 #[handler]
-pub async fn sign_out(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<SignOutForm>>) -> Response {
+pub async fn sign_out(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    form: poem::Result<Form<SignOutForm>>,
+) -> Response {
     let result = end_session(req, &state, form).await;
     respond(req, &state, result)
 }
 
-async fn end_session(req: &Request, state: &AppState, form: poem::Result<Form<SignOutForm>>) -> Result<Response, WebError> {
+async fn end_session(
+    req: &Request,
+    state: &AppState,
+    form: poem::Result<Form<SignOutForm>>,
+) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
     if !csrf::verify(req.cookie(), &state.settings, form.csrf_token.as_deref()) {
         return Err(WebError::Csrf);
@@ -102,7 +132,9 @@ async fn end_session(req: &Request, state: &AppState, form: poem::Result<Form<Si
     }
     cookies::clear(req.cookie(), &state.settings, cookies::SESSION);
     Ok(match Format::of(req) {
-        Format::Json => Json(serde_json::json!({ "url": state.settings.absolute("/") })).into_response(),
+        Format::Json => {
+            Json(serde_json::json!({ "url": state.settings.absolute("/") })).into_response()
+        }
         Format::Html => Redirect::see_other("/").into_response(),
     })
 }
@@ -112,7 +144,10 @@ async fn end_session(req: &Request, state: &AppState, form: poem::Result<Form<Si
 ///
 /// # Errors
 /// [`WebError::Unexpected`] when the store fails.
-pub async fn current_session(req: &Request, state: &AppState) -> Result<Option<ActiveSession>, WebError> {
+pub async fn current_session(
+    req: &Request,
+    state: &AppState,
+) -> Result<Option<ActiveSession>, WebError> {
     let Some(token) = session_token(req, state) else {
         return Ok(None);
     };
@@ -130,10 +165,21 @@ fn session_token(req: &Request, state: &AppState) -> Option<SessionToken> {
     SessionToken::parse(&value).ok()
 }
 
-fn set_session_cookie(req: &Request, state: &AppState, token: &SessionToken, expires: chrono::DateTime<chrono::Utc>) {
+fn set_session_cookie(
+    req: &Request,
+    state: &AppState,
+    token: &SessionToken,
+    expires: chrono::DateTime<chrono::Utc>,
+) {
     let seconds = (expires - state.sign_in.now()).num_seconds().max(0);
     let max_age = Duration::from_secs(u64::try_from(seconds).unwrap_or_default());
-    cookies::set(req.cookie(), &state.settings, cookies::SESSION, &token.encode(), Some(max_age));
+    cookies::set(
+        req.cookie(),
+        &state.settings,
+        cookies::SESSION,
+        &token.encode(),
+        Some(max_age),
+    );
 }
 
 /// `GET /healthz`: 200 when the database answers, 503 otherwise.
@@ -143,7 +189,9 @@ pub async fn healthz(state: Data<&Arc<AppState>>) -> Response {
         Ok(()) => "ok".into_response(),
         Err(error) => {
             tracing::error!(error = ?error, "health check failed");
-            "database unavailable".with_status(StatusCode::SERVICE_UNAVAILABLE).into_response()
+            "database unavailable"
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .into_response()
         }
     }
 }

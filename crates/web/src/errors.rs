@@ -99,8 +99,9 @@ pub fn redeem_failure(error: RedeemLinkError, state: &AppState) -> Result<Respon
         RedeemLinkError::Invalid => format!("{error_page}?error=Verification&reason=invalid"),
         RedeemLinkError::AlreadyUsed => format!("{error_page}?error=Verification&reason=used"),
         RedeemLinkError::Expired { email } => {
-            let query: String =
-                url::form_urlencoded::Serializer::new(String::new()).append_pair("email", email.as_str()).finish();
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("email", email.as_str())
+                .finish();
             format!("{error_page}?error=Verification&reason=expired&{query}")
         }
         RedeemLinkError::Unexpected(inner) => return Err(WebError::Unexpected(inner)),
@@ -112,7 +113,9 @@ impl WebError {
     fn status(&self) -> StatusCode {
         match self {
             WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } => StatusCode::BAD_REQUEST,
+            WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             WebError::MailerFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -125,17 +128,32 @@ impl WebError {
             WebError::Csrf => (
                 "csrf",
                 "CSRF token missing or invalid",
-                "Fetch a token from GET {base}/csrf and send it as csrfToken with its cookie".to_owned(),
+                "Fetch a token from GET {base}/csrf and send it as csrfToken with its cookie"
+                    .to_owned(),
             ),
-            WebError::BadForm(detail) => ("bad-request", "The request body is not a readable form", detail.clone()),
-            WebError::BadQuery(detail) => ("bad-request", "A query parameter is not acceptable", detail.clone()),
-            WebError::InvalidEmail { reason, .. } => ("invalid-email", "Invalid email address", reason.to_string()),
+            WebError::BadForm(detail) => (
+                "bad-request",
+                "The request body is not a readable form",
+                detail.clone(),
+            ),
+            WebError::BadQuery(detail) => (
+                "bad-request",
+                "A query parameter is not acceptable",
+                detail.clone(),
+            ),
+            WebError::InvalidEmail { reason, .. } => {
+                ("invalid-email", "Invalid email address", reason.to_string())
+            }
             WebError::MailerFailed { .. } => (
                 "mailer-unavailable",
                 "The sign-in email could not be sent",
                 "Nothing was stored; try again in a moment".to_owned(),
             ),
-            WebError::NotFound => ("not-found", "Not found", "There is nothing at this address".to_owned()),
+            WebError::NotFound => (
+                "not-found",
+                "Not found",
+                "There is nothing at this address".to_owned(),
+            ),
             WebError::Unexpected(_) => (
                 "internal",
                 "Something went wrong on our side",
@@ -152,11 +170,15 @@ impl WebError {
         }
         match format {
             Format::Json => self.problem_response(status, state),
-            Format::Html => self.page_response(status, req, state).unwrap_or_else(|error| {
-                // The error page itself failed: fall back to plain text rather than recurse.
-                tracing::error!(error = ?error, "error page failed");
-                "Something went wrong on our side.".with_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
-            }),
+            Format::Html => self
+                .page_response(status, req, state)
+                .unwrap_or_else(|error| {
+                    // The error page itself failed: fall back to plain text rather than recurse.
+                    tracing::error!(error = ?error, "error page failed");
+                    "Something went wrong on our side."
+                        .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+                        .into_response()
+                }),
         }
     }
 
@@ -174,17 +196,37 @@ impl WebError {
             .body(body.to_string())
     }
 
-    fn page_response(self, status: StatusCode, req: &Request, state: &AppState) -> Result<Response, WebError> {
+    fn page_response(
+        self,
+        status: StatusCode,
+        req: &Request,
+        state: &AppState,
+    ) -> Result<Response, WebError> {
         match self {
-            WebError::InvalidEmail { typed, callback_url, reason } => {
-                sign_in_form(req, state, &typed, callback_url.as_deref(), Some(reason.to_string()), status)
-            }
-            WebError::MailerFailed { typed, callback_url } => sign_in_form(
+            WebError::InvalidEmail {
+                typed,
+                callback_url,
+                reason,
+            } => sign_in_form(
                 req,
                 state,
                 &typed,
                 callback_url.as_deref(),
-                Some("We could not send the email just now. Please try again in a moment.".to_owned()),
+                Some(reason.to_string()),
+                status,
+            ),
+            WebError::MailerFailed {
+                typed,
+                callback_url,
+            } => sign_in_form(
+                req,
+                state,
+                &typed,
+                callback_url.as_deref(),
+                Some(
+                    "We could not send the email just now. Please try again in a moment."
+                        .to_owned(),
+                ),
                 status,
             ),
             WebError::Csrf => page(state, status, "csrf_error.html", Context::new()),
@@ -192,7 +234,10 @@ impl WebError {
                 let (_, title, detail) = other.problem();
                 let mut context = Context::new();
                 context.insert("title", title);
-                context.insert("detail", &detail.replace("{base}", &state.settings.auth_base_path));
+                context.insert(
+                    "detail",
+                    &detail.replace("{base}", &state.settings.auth_base_path),
+                );
                 page(state, status, "server_error.html", context)
             }
         }

@@ -33,7 +33,10 @@ impl EmailRenderer {
     pub fn builtin() -> anyhow::Result<Self> {
         let mut tera = Tera::default();
         tera.add_raw_templates([
-            (SUBJECT, include_str!("../../templates/email/sign_in.subject.txt")),
+            (
+                SUBJECT,
+                include_str!("../../templates/email/sign_in.subject.txt"),
+            ),
             (HTML, include_str!("../../templates/email/sign_in.html")),
             (TEXT, include_str!("../../templates/email/sign_in.txt")),
         ])

@@ -1,0 +1,165 @@
+//! The web layer against mocked ports: what it does when the ports fail, and what exists only
+//! with the development mailer. The happy paths run over the real wiring in `tests/`.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use domain::{LinkPolicy, ServerSecret, SessionPolicy};
+use poem::http::StatusCode;
+use poem::test::TestClient;
+use ports::clock::MockClock;
+use ports::mailer::MockMailer;
+use ports::stores::{MockLinkStore, MockSessionStore, MockStoreHealth, MockUserStore};
+use ports::{MailError, SignIn, SignInSettings};
+use url::Url;
+use web::{AppState, PagePaths, WebSettings};
+
+#[derive(Default)]
+struct Mocks {
+    links: MockLinkStore,
+    sessions: MockSessionStore,
+    mailer: MockMailer,
+    health: MockStoreHealth,
+}
+
+fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
+    let secret = ServerSecret::new(*b"web-test-secret-web-test-secret!");
+    let mut clock = MockClock::new();
+    clock.expect_now().returning(Utc::now);
+    let sign_in = SignIn::new(
+        Arc::new(mocks.links),
+        Arc::new(MockUserStore::new()),
+        Arc::new(mocks.sessions),
+        Arc::new(mocks.mailer),
+        Arc::new(clock),
+        SignInSettings {
+            secret: secret.clone(),
+            link_policy: LinkPolicy::new(600),
+            session_policy: SessionPolicy::new(86_400, 3_600),
+            callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email")
+                .expect("valid"),
+            site_name: "magiclink".to_owned(),
+            link_retention: TimeDelta::days(1),
+        },
+    );
+    TestClient::new(web::build_app(AppState {
+        sign_in: Arc::new(sign_in),
+        health: Arc::new(mocks.health),
+        mailbox: None,
+        settings: WebSettings {
+            base_url: Url::parse("http://127.0.0.1:3000").expect("valid"),
+            auth_base_path: "/api/auth".to_owned(),
+            pages: PagePaths {
+                sign_in: "/signin".to_owned(),
+                verify_request: "/check-your-email".to_owned(),
+                error: "/auth-error".to_owned(),
+            },
+            site_name: "magiclink".to_owned(),
+            secret,
+        },
+        pages: web::pages::Pages::builtin().expect("templates parse"),
+    }))
+}
+
+const SESSION_COOKIE: &str = "magiclink.session-token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+#[tokio::test]
+async fn the_dev_mailbox_does_not_exist_without_the_dev_mailer() {
+    let client = app(Mocks::default());
+
+    client
+        .get("/dev/mailbox")
+        .send()
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_500_with_a_fixed_message_never_signed_out() {
+    let mut mocks = Mocks::default();
+    mocks
+        .sessions
+        .expect_find()
+        .returning(|_| Err(anyhow::anyhow!("database is locked: secret detail")));
+    let client = app(mocks);
+
+    let page = client
+        .get("/")
+        .header("cookie", SESSION_COOKIE)
+        .send()
+        .await;
+    page.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = page.0.into_body().into_string().await.expect("text");
+    assert!(
+        body.contains("Something went wrong on our side") && !body.contains("secret detail"),
+        "{body}"
+    );
+
+    let json = client
+        .get("/api/auth/session")
+        .header("cookie", SESSION_COOKIE)
+        .send()
+        .await;
+    json.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+    json.assert_content_type("application/problem+json");
+}
+
+#[tokio::test]
+async fn a_failing_mailer_shows_the_form_again_with_a_503() {
+    let mut mocks = Mocks::default();
+    mocks.links.expect_insert().returning(|_| Ok(()));
+    mocks.links.expect_delete().times(1).returning(|_| Ok(()));
+    mocks
+        .mailer
+        .expect_send_sign_in_link()
+        .returning(|_| Err(MailError::Transient(anyhow::anyhow!("connection refused"))));
+    let client = app(mocks);
+    let csrf = client.get("/api/auth/csrf").send().await;
+    let cookie = csrf
+        .0
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("csrf cookie")
+        .to_owned();
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    let token = csrf
+        .0
+        .into_body()
+        .into_json::<serde_json::Value>()
+        .await
+        .expect("json")["csrfToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    let reply = client
+        .post("/api/auth/signin/email")
+        .header("cookie", pair)
+        .content_type("application/x-www-form-urlencoded")
+        .body(format!("email=a%40example.com&csrfToken={token}"))
+        .send()
+        .await;
+
+    reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    let body = reply.0.into_body().into_string().await.expect("text");
+    assert!(
+        body.contains("value=\"a@example.com\"") && body.contains("could not send the email"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn healthz_is_503_when_the_store_does_not_answer() {
+    let mut mocks = Mocks::default();
+    mocks
+        .health
+        .expect_ping()
+        .returning(|| Err(anyhow::anyhow!("unreachable")));
+
+    app(mocks)
+        .get("/healthz")
+        .send()
+        .await
+        .assert_status(StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -1,0 +1,252 @@
+//! A minimal W3C WebDriver client over HTTP, enough to drive headless Chromium through
+//! chromedriver: open a page, type, click, read text, take screenshots.
+//!
+//! Hand-written rather than a WebDriver crate because the ones on crates.io pull in a TLS stack
+//! and a second HTTP client for what is six JSON calls to a loopback port.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+/// The key under which WebDriver returns element references.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A running chromedriver, killed when dropped.
+pub struct Driver {
+    process: Child,
+    port: u16,
+}
+
+impl Driver {
+    /// Starts chromedriver on a free loopback port and waits for its "started" line.
+    ///
+    /// # Errors
+    /// Fails if chromedriver cannot be started.
+    pub fn start(chromedriver: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut process = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", chromedriver.display()))?;
+        // chromedriver prints one line once it listens; reading it is the synchronisation.
+        let stdout = process.stdout.take().context("no stdout")?;
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            anyhow::ensure!(
+                reader.read_line(&mut line)? > 0,
+                "chromedriver exited before it started"
+            );
+            if line.contains("started successfully") {
+                break;
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        Ok(Self { process, port })
+    }
+
+    /// Opens a headless Chromium session.
+    ///
+    /// # Errors
+    /// Fails if the browser does not start.
+    pub async fn session(&self, chromium: &Path, profile_dir: &Path) -> anyhow::Result<Browser> {
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let capabilities = json!({
+            "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": chromium,
+                    "args": [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--disable-quic", "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--window-size=1000,800",
+                        format!("--user-data-dir={}", profile_dir.display()),
+                    ]
+                }
+            }}
+        });
+        let reply = call(
+            &http,
+            reqwest::Method::POST,
+            &format!("{base}/session"),
+            Some(capabilities),
+        )
+        .await?;
+        let id = reply["sessionId"]
+            .as_str()
+            .context("no session id")?
+            .to_owned();
+        Ok(Browser {
+            http,
+            session: format!("{base}/session/{id}"),
+        })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// One browser session.
+pub struct Browser {
+    http: reqwest::Client,
+    session: String,
+}
+
+/// A reference to an element on the current page.
+pub struct Element(String);
+
+impl Browser {
+    /// Navigates and waits for the page to load.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.post("/url", json!({ "url": url })).await.map(drop)
+    }
+
+    /// The current URL.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn url(&self) -> anyhow::Result<String> {
+        Ok(self
+            .get("/url")
+            .await?
+            .as_str()
+            .context("url is a string")?
+            .to_owned())
+    }
+
+    /// The first element matching a CSS selector.
+    ///
+    /// # Errors
+    /// Fails if there is none.
+    pub async fn find(&self, css: &str) -> anyhow::Result<Element> {
+        let found = self
+            .post("/element", json!({ "using": "css selector", "value": css }))
+            .await?;
+        Ok(Element(
+            found[ELEMENT_KEY]
+                .as_str()
+                .with_context(|| format!("no element {css}"))?
+                .to_owned(),
+        ))
+    }
+
+    /// Types into an element.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn type_into(&self, element: &Element, text: &str) -> anyhow::Result<()> {
+        self.post(
+            &format!("/element/{}/value", element.0),
+            json!({ "text": text }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Clicks an element; a click that navigates returns once the new page has loaded.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn click(&self, element: &Element) -> anyhow::Result<()> {
+        self.post(&format!("/element/{}/click", element.0), json!({}))
+            .await
+            .map(drop)
+    }
+
+    /// The visible text of an element.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn text(&self, element: &Element) -> anyhow::Result<String> {
+        Ok(self
+            .get(&format!("/element/{}/text", element.0))
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Saves a PNG screenshot of the viewport and returns its path.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver or file error.
+    pub async fn screenshot(&self, folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
+        let encoded = self.get("/screenshot").await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().context("base64 screenshot")?)?;
+        std::fs::create_dir_all(folder)?;
+        let path = folder.join(format!("{name}.png"));
+        std::fs::write(&path, png)?;
+        Ok(path)
+    }
+
+    /// Ends the session (closes the browser).
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn quit(self) -> anyhow::Result<()> {
+        call(&self.http, reqwest::Method::DELETE, &self.session, None)
+            .await
+            .map(drop)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        call(
+            &self.http,
+            reqwest::Method::GET,
+            &format!("{}{path}", self.session),
+            None,
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        call(
+            &self.http,
+            reqwest::Method::POST,
+            &format!("{}{path}", self.session),
+            Some(body),
+        )
+        .await
+    }
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut request = http.request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let reply: Value = request.send().await?.json().await?;
+    if let Some(error) = reply["value"].get("error") {
+        anyhow::bail!("webdriver: {error}: {}", reply["value"]["message"]);
+    }
+    Ok(if reply.get("sessionId").is_some() {
+        reply
+    } else {
+        reply["value"].clone()
+    })
+}
