@@ -1,5 +1,8 @@
 //! Loading and checking settings, in figment's sandbox (no real environment is touched).
 
+// `Jail::expect_with` closures must return figment's own (large) error type.
+#![allow(clippy::result_large_err)]
+
 use std::path::PathBuf;
 
 use figment::Jail;
@@ -144,16 +147,23 @@ fn an_unknown_key_or_a_wrong_type_names_the_key() {
     });
 }
 
+/// A key the refusal must name, and how to break the settings so that it is refused.
+type Breakage = (&'static str, Box<dyn Fn(&mut Settings)>);
+
 fn production_ready() -> Settings {
-    let mut settings = Settings::default();
-    settings.secret = super::Secret("0123456789abcdef0123456789abcdef".to_owned());
-    settings.server.base_url = "https://auth.example.com".to_owned();
-    settings
+    Settings {
+        secret: super::Secret("0123456789abcdef0123456789abcdef".to_owned()),
+        server: super::ServerSettings {
+            base_url: "https://auth.example.com".to_owned(),
+            ..Default::default()
+        },
+        ..Settings::default()
+    }
 }
 
 #[test]
 fn production_refuses_each_unsafe_setting_with_one_line_naming_it() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Settings)>)> = vec![
+    let cases: Vec<Breakage> = vec![
         (
             "AUTH_SECRET",
             Box::new(|s| s.secret = super::Secret::default()),
@@ -192,7 +202,7 @@ fn development_generates_a_secret_and_allows_http_and_the_dev_mailer() {
 
 #[test]
 fn malformed_paths_and_urls_are_refused_in_every_profile() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Settings)>)> = vec![
+    let cases: Vec<Breakage> = vec![
         (
             "server.base_url",
             Box::new(|s| s.server.base_url = "not a url".to_owned()),
