@@ -15,23 +15,12 @@ fn workspace_root() -> PathBuf {
 fn dependencies() -> BTreeMap<String, Vec<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .current_dir(workspace_root())
         .output()
         .expect("cargo metadata runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
     metadata["packages"]
         .as_array()
         .expect("packages")
@@ -61,14 +50,9 @@ fn internal_dependencies_point_one_way() {
     ]);
     let deps = dependencies();
     for (krate, may_use) in &allowed {
-        let uses = deps
-            .get(*krate)
-            .unwrap_or_else(|| panic!("crate {krate} is missing from the workspace"));
+        let uses = deps.get(*krate).unwrap_or_else(|| panic!("crate {krate} is missing from the workspace"));
         for dep in uses.iter().filter(|d| internal.contains(&d.as_str())) {
-            assert!(
-                may_use.contains(&dep.as_str()),
-                "`{krate}` must not depend on `{dep}` (see docs/architecture.md)"
-            );
+            assert!(may_use.contains(&dep.as_str()), "`{krate}` must not depend on `{dep}` (see docs/architecture.md)");
         }
     }
 }
@@ -91,37 +75,19 @@ fn the_core_crates_do_no_io_and_know_no_framework() {
                 "async-trait",
             ],
         ),
-        (
-            "ports",
-            &[
-                "tokio",
-                "sqlx",
-                "poem",
-                "poem-openapi",
-                "lettre",
-                "reqwest",
-                "tera",
-                "serde",
-            ],
-        ),
+        ("ports", &["tokio", "sqlx", "poem", "poem-openapi", "lettre", "reqwest", "tera", "serde"]),
         ("web", &["sqlx", "lettre", "reqwest", "adapters"]),
     ];
     let deps = dependencies();
     for (krate, banned) in forbidden {
         for dep in &deps[krate] {
-            assert!(
-                !banned.contains(&dep.as_str()),
-                "`{krate}` must not depend on `{dep}` (see docs/architecture.md)"
-            );
+            assert!(!banned.contains(&dep.as_str()), "`{krate}` must not depend on `{dep}` (see docs/architecture.md)");
         }
     }
 }
 
 fn rust_files(folder: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(folder)
-        .expect("readable folder")
-        .flatten()
-    {
+    for entry in std::fs::read_dir(folder).expect("readable folder").flatten() {
         let path = entry.path();
         if path.is_dir() {
             rust_files(&path, out);
@@ -142,16 +108,8 @@ fn every_source_file_starts_with_a_module_doc() {
     let missing: Vec<String> = files
         .iter()
         .filter(|file| !std::fs::read_to_string(file).is_ok_and(|text| text.starts_with("//!")))
-        .map(|file| {
-            file.strip_prefix(&root)
-                .unwrap_or(file)
-                .display()
-                .to_string()
-        })
+        .map(|file| file.strip_prefix(&root).unwrap_or(file).display().to_string())
         .collect();
     assert!(files.len() > 20, "found only {} source files", files.len());
-    assert!(
-        missing.is_empty(),
-        "files without a `//!` first line: {missing:?}"
-    );
+    assert!(missing.is_empty(), "files without a `//!` first line: {missing:?}");
 }

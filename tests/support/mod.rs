@@ -8,48 +8,21 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use adapters::clock::ManualClock;
+use chrono::{DateTime, TimeZone, Utc};
 use domain::ServerSecret;
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::test::TestClient;
 use poem::Response;
-use ports::Clock;
 use xtask::settings::Settings;
-use xtask::wiring::{self, Service};
+use xtask::wiring::{self, Parts, Service};
 
 pub mod webdriver;
 
-/// A clock the test moves by hand, so expiry is tested without waiting.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    /// A clock reading a fixed instant.
-    pub fn new() -> Self {
-        Self(Mutex::new(
-            Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0)
-                .single()
-                .expect("valid date"),
-        ))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: TimeDelta) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) += by;
-    }
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// The instant every in-process test starts at.
+pub fn test_start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).single().expect("valid date")
 }
 
 /// A response, read whole.
@@ -66,10 +39,7 @@ pub struct Reply {
 impl Reply {
     /// A header's value, or `""`.
     pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_default()
+        self.headers.get(name).map(String::as_str).unwrap_or_default()
     }
 
     /// The `Location` header.
@@ -79,8 +49,7 @@ impl Reply {
 
     /// The body parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 }
 
@@ -92,6 +61,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// The service's parts, for tests that look underneath.
     pub service_store: adapters::sqlite::SqliteStore,
+    /// The delivery use case; in-process tests run it by hand instead of a background worker.
+    pub deliverer: Arc<ports::Deliverer>,
     /// Cookies the "browser" holds, by name.
     pub cookies: Mutex<BTreeMap<String, String>>,
     _dir: tempfile::TempDir,
@@ -106,14 +77,10 @@ pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
 }
 
 /// Builds the real wiring on a migrated temporary database.
-pub async fn build_service(settings: &Settings, clock: Arc<dyn Clock>) -> Service {
-    let checked = settings
-        .check("development")
-        .expect("test settings pass the checks");
+pub async fn build_service(settings: &Settings, parts: Parts) -> Service {
+    let checked = settings.check("development").expect("test settings pass the checks");
     let secret = ServerSecret::new(ports::random::os_random::<32>().expect("randomness"));
-    let service = wiring::build(settings, checked.base_url, secret, clock)
-        .await
-        .expect("service builds");
+    let service = wiring::build(settings, checked.base_url, secret, parts).await.expect("service builds");
     service.store.migrate().await.expect("migrations apply");
     service
 }
@@ -129,12 +96,13 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temporary folder");
         let mut settings = test_settings(&dir);
         configure(&mut settings);
-        let clock = Arc::new(ManualClock::new());
-        let service = build_service(&settings, clock.clone()).await;
+        let clock = Arc::new(ManualClock::starting_at(test_start()));
+        let service = build_service(&settings, Parts { clock: clock.clone(), mailer: None }).await;
         TestApp {
             client: TestClient::new(service.app),
             clock,
             service_store: service.store,
+            deliverer: service.deliverer,
             cookies: Mutex::new(BTreeMap::new()),
             _dir: dir,
         }
@@ -142,10 +110,7 @@ impl TestApp {
 
     fn cookie_header(&self) -> String {
         let jar = self.cookies.lock().unwrap_or_else(PoisonError::into_inner);
-        jar.iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect::<Vec<_>>()
-            .join("; ")
+        jar.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
     }
 
     async fn read(&self, response: poem::test::TestResponse) -> Reply {
@@ -176,26 +141,13 @@ impl TestApp {
                 }
             }
         }
-        let body = response
-            .into_body()
-            .into_string()
-            .await
-            .expect("body is text");
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let body = response.into_body().into_string().await.expect("body is text");
+        Reply { status, headers, body }
     }
 
     /// `GET path` with the jar's cookies.
     pub async fn get(&self, path: &str) -> Reply {
-        let response = self
-            .client
-            .get(path)
-            .header("cookie", self.cookie_header())
-            .send()
-            .await;
+        let response = self.client.get(path).header("cookie", self.cookie_header()).send().await;
         self.read(response).await
     }
 
@@ -212,15 +164,8 @@ impl TestApp {
     }
 
     /// `POST path` with a form body; `accept` sets the `Accept` header when given.
-    pub async fn post_form(
-        &self,
-        path: &str,
-        fields: &[(&str, &str)],
-        accept: Option<&str>,
-    ) -> Reply {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)], accept: Option<&str>) -> Reply {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
         let mut request = self
             .client
             .post(path)
@@ -237,10 +182,7 @@ impl TestApp {
     pub async fn csrf_token(&self) -> String {
         let reply = self.get_json("/api/auth/csrf").await;
         assert_eq!(reply.status, StatusCode::OK);
-        reply.json()["csrfToken"]
-            .as_str()
-            .expect("csrfToken is a string")
-            .to_owned()
+        reply.json()["csrfToken"].as_str().expect("csrfToken is a string").to_owned()
     }
 
     /// Asks for a link for `email` with `callback_url`, asserting the redirect to "check your email".
@@ -249,11 +191,7 @@ impl TestApp {
         let reply = self
             .post_form(
                 "/api/auth/signin/email",
-                &[
-                    ("email", email),
-                    ("csrfToken", &token),
-                    ("callbackUrl", callback_url),
-                ],
+                &[("email", email), ("csrfToken", &token), ("callbackUrl", callback_url)],
                 None,
             )
             .await;
@@ -261,20 +199,20 @@ impl TestApp {
         reply
     }
 
-    /// The newest link the development mailbox holds for `email`, as a path with query.
+    /// Delivers whatever the outbox holds, as the background worker would.
+    pub async fn deliver(&self) -> ports::BatchReport {
+        self.deliverer.deliver_due().await.expect("delivery runs")
+    }
+
+    /// The newest link the development mailbox holds for `email`, as a path with query, after
+    /// delivering whatever the outbox holds.
     pub async fn latest_link(&self, email: &str) -> String {
+        self.deliver().await;
         let reply = self.get_json(&format!("/dev/mailbox?to={email}")).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        let link = reply.json()[0]["link"]
-            .as_str()
-            .expect("a message with a link")
-            .to_owned();
+        let link = reply.json()[0]["link"].as_str().expect("a message with a link").to_owned();
         let url = url::Url::parse(&link).expect("the link is an absolute URL");
-        assert_eq!(
-            url.host_str(),
-            Some("127.0.0.1"),
-            "links point at the configured base URL"
-        );
+        assert_eq!(url.host_str(), Some("127.0.0.1"), "links point at the configured base URL");
         format!("{}?{}", url.path(), url.query().unwrap_or_default())
     }
 
@@ -290,6 +228,8 @@ impl TestApp {
 pub struct RunningServer {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// The development mailbox, when that mailer is configured.
+    pub mailbox: Option<Arc<adapters::mail::DevMailer>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -297,20 +237,23 @@ pub struct RunningServer {
 impl RunningServer {
     /// Serves the application on port 0 of loopback, with the base URL set to the bound port.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}, Parts::default()).await
+    }
+
+    /// As [`RunningServer::start`], with settings adjusted by `configure` and parts replaced.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings), parts: Parts) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let bound = wiring::bind("127.0.0.1:0").await.expect("binds");
         let mut settings = test_settings(&dir);
         settings.server.base_url = format!("http://{}", bound.local_addr);
-        let service = build_service(&settings, Arc::new(adapters::clock::SystemClock)).await;
+        configure(&mut settings);
+        let service = build_service(&settings, parts).await;
+        let mailbox = service.mailbox.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(wiring::run(service, bound, async move {
             let _ = stopped.await;
         }));
-        RunningServer {
-            base_url: settings.server.base_url,
-            stop: Some(stop),
-            _dir: dir,
-        }
+        RunningServer { base_url: settings.server.base_url, mailbox, stop: Some(stop), _dir: dir }
     }
 }
 

@@ -27,9 +27,7 @@ impl Driver {
     /// # Errors
     /// Fails if chromedriver cannot be started.
     pub fn start(chromedriver: &Path) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut process = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
@@ -43,10 +41,7 @@ impl Driver {
         let mut line = String::new();
         loop {
             line.clear();
-            anyhow::ensure!(
-                reader.read_line(&mut line)? > 0,
-                "chromedriver exited before it started"
-            );
+            anyhow::ensure!(reader.read_line(&mut line)? > 0, "chromedriver exited before it started");
             if line.contains("started successfully") {
                 break;
             }
@@ -77,21 +72,9 @@ impl Driver {
                 }
             }}
         });
-        let reply = call(
-            &http,
-            reqwest::Method::POST,
-            &format!("{base}/session"),
-            Some(capabilities),
-        )
-        .await?;
-        let id = reply["sessionId"]
-            .as_str()
-            .context("no session id")?
-            .to_owned();
-        Ok(Browser {
-            http,
-            session: format!("{base}/session/{id}"),
-        })
+        let reply = call(&http, reqwest::Method::POST, &format!("{base}/session"), Some(capabilities)).await?;
+        let id = reply["sessionId"].as_str().context("no session id")?.to_owned();
+        Ok(Browser { http, session: format!("{base}/session/{id}") })
     }
 }
 
@@ -125,12 +108,7 @@ impl Browser {
     /// # Errors
     /// Fails on a WebDriver error.
     pub async fn url(&self) -> anyhow::Result<String> {
-        Ok(self
-            .get("/url")
-            .await?
-            .as_str()
-            .context("url is a string")?
-            .to_owned())
+        Ok(self.get("/url").await?.as_str().context("url is a string")?.to_owned())
     }
 
     /// The first element matching a CSS selector.
@@ -138,15 +116,8 @@ impl Browser {
     /// # Errors
     /// Fails if there is none.
     pub async fn find(&self, css: &str) -> anyhow::Result<Element> {
-        let found = self
-            .post("/element", json!({ "using": "css selector", "value": css }))
-            .await?;
-        Ok(Element(
-            found[ELEMENT_KEY]
-                .as_str()
-                .with_context(|| format!("no element {css}"))?
-                .to_owned(),
-        ))
+        let found = self.post("/element", json!({ "using": "css selector", "value": css })).await?;
+        Ok(Element(found[ELEMENT_KEY].as_str().with_context(|| format!("no element {css}"))?.to_owned()))
     }
 
     /// Types into an element.
@@ -154,12 +125,7 @@ impl Browser {
     /// # Errors
     /// Fails on a WebDriver error.
     pub async fn type_into(&self, element: &Element, text: &str) -> anyhow::Result<()> {
-        self.post(
-            &format!("/element/{}/value", element.0),
-            json!({ "text": text }),
-        )
-        .await
-        .map(drop)
+        self.post(&format!("/element/{}/value", element.0), json!({ "text": text })).await.map(drop)
     }
 
     /// Clicks an element; a click that navigates returns once the new page has loaded.
@@ -167,9 +133,7 @@ impl Browser {
     /// # Errors
     /// Fails on a WebDriver error.
     pub async fn click(&self, element: &Element) -> anyhow::Result<()> {
-        self.post(&format!("/element/{}/click", element.0), json!({}))
-            .await
-            .map(drop)
+        self.post(&format!("/element/{}/click", element.0), json!({})).await.map(drop)
     }
 
     /// The visible text of an element.
@@ -177,12 +141,28 @@ impl Browser {
     /// # Errors
     /// Fails on a WebDriver error.
     pub async fn text(&self, element: &Element) -> anyhow::Result<String> {
-        Ok(self
-            .get(&format!("/element/{}/text", element.0))
-            .await?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned())
+        Ok(self.get(&format!("/element/{}/text", element.0)).await?.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Waits until the element matching `css` shows `expected`, re-reading the page until it
+    /// does or `within` runs out. A click that submits a form may return before the browser
+    /// has swapped pages; this waits for the condition itself instead of guessing a delay.
+    ///
+    /// # Errors
+    /// Fails with the last text seen when the condition never holds.
+    pub async fn wait_for_text(&self, css: &str, expected: &str, within: std::time::Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = String::new();
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(element) = self.find(css).await {
+                seen = self.text(&element).await.unwrap_or_default();
+                if seen == expected {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("{css} never showed {expected:?}; last seen {seen:?}")
     }
 
     /// Saves a PNG screenshot of the viewport and returns its path.
@@ -191,8 +171,7 @@ impl Browser {
     /// Fails on a WebDriver or file error.
     pub async fn screenshot(&self, folder: &Path, name: &str) -> anyhow::Result<PathBuf> {
         let encoded = self.get("/screenshot").await?;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(encoded.as_str().context("base64 screenshot")?)?;
+        let png = base64::engine::general_purpose::STANDARD.decode(encoded.as_str().context("base64 screenshot")?)?;
         std::fs::create_dir_all(folder)?;
         let path = folder.join(format!("{name}.png"));
         std::fs::write(&path, png)?;
@@ -204,29 +183,15 @@ impl Browser {
     /// # Errors
     /// Fails on a WebDriver error.
     pub async fn quit(self) -> anyhow::Result<()> {
-        call(&self.http, reqwest::Method::DELETE, &self.session, None)
-            .await
-            .map(drop)
+        call(&self.http, reqwest::Method::DELETE, &self.session, None).await.map(drop)
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        call(
-            &self.http,
-            reqwest::Method::GET,
-            &format!("{}{path}", self.session),
-            None,
-        )
-        .await
+        call(&self.http, reqwest::Method::GET, &format!("{}{path}", self.session), None).await
     }
 
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        call(
-            &self.http,
-            reqwest::Method::POST,
-            &format!("{}{path}", self.session),
-            Some(body),
-        )
-        .await
+        call(&self.http, reqwest::Method::POST, &format!("{}{path}", self.session), Some(body)).await
     }
 }
 
@@ -244,9 +209,5 @@ async fn call(
     if let Some(error) = reply["value"].get("error") {
         anyhow::bail!("webdriver: {error}: {}", reply["value"]["message"]);
     }
-    Ok(if reply.get("sessionId").is_some() {
-        reply
-    } else {
-        reply["value"].clone()
-    })
+    Ok(if reply.get("sessionId").is_some() { reply } else { reply["value"].clone() })
 }

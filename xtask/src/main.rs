@@ -9,14 +9,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
     if let Err(error) = std::env::set_current_dir(root) {
-        eprintln!(
-            "error: cannot enter the workspace root {}: {error}",
-            root.display()
-        );
+        eprintln!("error: cannot enter the workspace root {}: {error}", root.display());
         return ExitCode::FAILURE;
     }
     xtask::cli::main_with(xtask::cli::Cli::parse_from(

@@ -21,10 +21,11 @@ use url::Url;
 pub const DEVELOPMENT: &str = "development";
 
 /// The Auth.js environment names and the keys they set.
-const AUTHJS_NAMES: [(&str, &str); 3] = [
+const AUTHJS_NAMES: [(&str, &str); 4] = [
     ("AUTH_SECRET", "secret"),
     ("AUTH_URL", "server.base_url"),
     ("DATABASE_URL", "database.url"),
+    ("AUTH_RESEND_KEY", "mailer.resend.api_key"),
 ];
 
 /// Environment names that choose how configuration is loaded rather than set a key.
@@ -53,6 +54,10 @@ pub struct Settings {
     pub session: SessionSettings,
     /// How emails are sent.
     pub mailer: MailerSettings,
+    /// How queued emails are retried.
+    pub outbox: OutboxSettings,
+    /// Operator overrides of page and email templates.
+    pub templates: TemplatesSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -124,6 +129,12 @@ pub struct SessionSettings {
 pub struct MailerSettings {
     /// Which mailer sends sign-in emails.
     pub kind: MailerKind,
+    /// The sender, `name <address>`; required for the real mailers.
+    pub from: String,
+    /// `[mailer.smtp]`.
+    pub smtp: SmtpSettings,
+    /// `[mailer.resend]`.
+    pub resend: ResendSettings,
 }
 
 /// The available mailers.
@@ -132,6 +143,113 @@ pub struct MailerSettings {
 pub enum MailerKind {
     /// Keeps messages in memory at `/dev/mailbox` and logs links. Development only.
     Dev,
+    /// An SMTP server, through lettre.
+    Smtp,
+    /// Resend's HTTP API.
+    Resend,
+}
+
+/// `[mailer.smtp]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// `smtp://[user:password@]host[:port]` or `smtps://...`.
+    pub url: Secret,
+    /// User name, when not in the URL.
+    pub username: String,
+    /// Password, when not in the URL.
+    pub password: Secret,
+    /// STARTTLS on `smtp://`: `required`, `opportunistic` or `off`.
+    pub starttls: StartTlsSetting,
+    /// Seconds allowed for connecting and for each SMTP command.
+    pub timeout: u32,
+    /// Connections kept open.
+    pub pool_size: u32,
+    /// A PEM file of extra root certificates to trust (a private CA); empty for none.
+    pub ca_file: String,
+}
+
+/// STARTTLS policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTlsSetting {
+    /// Refuse to send without TLS.
+    Required,
+    /// Use TLS when offered.
+    Opportunistic,
+    /// Never use TLS.
+    Off,
+}
+
+/// `[mailer.resend]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResendSettings {
+    /// The API key (`AUTH_RESEND_KEY`).
+    pub api_key: Secret,
+    /// The API's base URL.
+    pub base_url: String,
+    /// Seconds allowed per request.
+    pub timeout: u32,
+}
+
+/// `[outbox]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Attempts per message, the first included.
+    pub max_attempts: u32,
+    /// Seconds before the first retry; doubles per retry (with jitter).
+    pub base_delay: u32,
+    /// Upper bound of the retry delay, in seconds.
+    pub max_delay: u32,
+    /// Messages sent at once.
+    pub concurrency: u32,
+}
+
+/// `[templates]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesSettings {
+    /// A folder of template overrides (same file names as the built-in ones); empty for none.
+    pub dir: String,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::default(),
+            username: String::new(),
+            password: Secret::default(),
+            starttls: StartTlsSetting::Required,
+            timeout: 10,
+            pool_size: 4,
+            ca_file: String::new(),
+        }
+    }
+}
+
+impl Default for ResendSettings {
+    fn default() -> Self {
+        Self { api_key: Secret::default(), base_url: "https://api.resend.com".to_owned(), timeout: 10 }
+    }
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self { max_attempts: 8, base_delay: 2, max_delay: 60, concurrency: 8 }
+    }
+}
+
+impl MailerKind {
+    /// The configured name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailerKind::Dev => "dev",
+            MailerKind::Smtp => "smtp",
+            MailerKind::Resend => "resend",
+        }
+    }
 }
 
 /// `[log]`.
@@ -156,11 +274,7 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "Secret(unset)"
-        } else {
-            "Secret(***)"
-        })
+        f.write_str(if self.0.is_empty() { "Secret(unset)" } else { "Secret(***)" })
     }
 }
 
@@ -176,6 +290,8 @@ impl Default for Settings {
             magic_link: MagicLinkSettings::default(),
             session: SessionSettings::default(),
             mailer: MailerSettings::default(),
+            outbox: OutboxSettings::default(),
+            templates: TemplatesSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -183,28 +299,19 @@ impl Default for Settings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self {
-            bind: "127.0.0.1:3000".to_owned(),
-            base_url: "http://127.0.0.1:3000".to_owned(),
-            allow_http: false,
-        }
+        Self { bind: "127.0.0.1:3000".to_owned(), base_url: "http://127.0.0.1:3000".to_owned(), allow_http: false }
     }
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self {
-            url: "sqlite://data/magiclink.sqlite".to_owned(),
-            max_connections: 8,
-        }
+        Self { url: "sqlite://data/magiclink.sqlite".to_owned(), max_connections: 8 }
     }
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self {
-            base_path: "/api/auth".to_owned(),
-        }
+        Self { base_path: "/api/auth".to_owned() }
     }
 }
 
@@ -220,18 +327,13 @@ impl Default for PagesSettings {
 
 impl Default for MagicLinkSettings {
     fn default() -> Self {
-        Self {
-            max_age: LinkPolicy::DEFAULT_MAX_AGE_SECONDS,
-        }
+        Self { max_age: LinkPolicy::DEFAULT_MAX_AGE_SECONDS }
     }
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self {
-            max_age: SessionPolicy::DEFAULT_MAX_AGE_SECONDS,
-            update_age: SessionPolicy::DEFAULT_UPDATE_AGE_SECONDS,
-        }
+        Self { max_age: SessionPolicy::DEFAULT_MAX_AGE_SECONDS, update_age: SessionPolicy::DEFAULT_UPDATE_AGE_SECONDS }
     }
 }
 
@@ -239,15 +341,16 @@ impl Default for MailerSettings {
     fn default() -> Self {
         Self {
             kind: MailerKind::Dev,
+            from: String::new(),
+            smtp: SmtpSettings::default(),
+            resend: ResendSettings::default(),
         }
     }
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            filter: "info,sqlx=warn".to_owned(),
-        }
+        Self { filter: "info,sqlx=warn".to_owned() }
     }
 }
 
@@ -279,9 +382,7 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Settings, Box<fi
     let dotenv = read_dotenv(&sources.dotenv);
     let mut figment = Figment::from(Serialized::defaults(Settings::default()))
         .merge(Toml::file(sources.config_dir.join("default.toml")))
-        .merge(Toml::file(
-            sources.config_dir.join(format!("{}.toml", sources.profile)),
-        ));
+        .merge(Toml::file(sources.config_dir.join(format!("{}.toml", sources.profile))));
     // The `.env` file sits below the real environment, with the same two naming schemes.
     for (name, key) in AUTHJS_NAMES {
         if let Some(value) = dotenv.get(name) {
@@ -296,11 +397,7 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Settings, Box<fi
     for (name, key) in AUTHJS_NAMES {
         figment = figment.merge(Env::raw().only(&[name]).map(move |_| key.into()));
     }
-    figment = figment.merge(
-        Env::prefixed("MAGICLINK_")
-            .split("__")
-            .ignore(&LOADER_NAMES),
-    );
+    figment = figment.merge(Env::prefixed("MAGICLINK_").split("__").ignore(&LOADER_NAMES));
     if let Some(bind) = &overrides.bind {
         figment = figment.merge(Serialized::default("server.bind", bind));
     }
@@ -312,10 +409,7 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Settings, Box<fi
 
 /// `MAGICLINK_SERVER__BIND` -> `server.bind`; `None` for other names and the loader's own.
 fn magiclink_key(name: &str) -> Option<String> {
-    let key = name
-        .strip_prefix("MAGICLINK_")?
-        .to_lowercase()
-        .replace("__", ".");
+    let key = name.strip_prefix("MAGICLINK_")?.to_lowercase().replace("__", ".");
     (!LOADER_NAMES.contains(&key.as_str())).then_some(key)
 }
 
@@ -331,8 +425,7 @@ fn read_dotenv(path: &Path) -> BTreeMap<String, String> {
         return BTreeMap::new();
     };
     iter.filter_map(|item| {
-        item.map_err(|error| eprintln!("warning: skipping a line of {}: {error}", path.display()))
-            .ok()
+        item.map_err(|error| eprintln!("warning: skipping a line of {}: {error}", path.display())).ok()
     })
     .collect()
 }
@@ -362,15 +455,12 @@ impl Settings {
         let refuse = |message: String| Err(Refusal(message));
         let base_url = match Url::parse(&self.server.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
-            _ => {
-                return refuse(format!(
-                    "server.base_url (AUTH_URL) `{}` is not an http(s) URL",
-                    self.server.base_url
-                ))
-            }
+            _ => return refuse(format!("server.base_url (AUTH_URL) `{}` is not an http(s) URL", self.server.base_url)),
         };
         if base_url.path() != "/" || base_url.query().is_some() {
-            return refuse("server.base_url (AUTH_URL) must be an origin without a path, e.g. https://auth.example.com".to_owned());
+            return refuse(
+                "server.base_url (AUTH_URL) must be an origin without a path, e.g. https://auth.example.com".to_owned(),
+            );
         }
         for (key, path) in [
             ("auth.base_path", &self.auth.base_path),
@@ -379,18 +469,40 @@ impl Settings {
             ("pages.error", &self.pages.error),
         ] {
             if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#', '\\']) {
-                return refuse(format!(
-                    "{key} `{path}` must be a plain path starting with a single /"
-                ));
+                return refuse(format!("{key} `{path}` must be a plain path starting with a single /"));
             }
         }
         if self.magic_link.max_age == 0 || self.magic_link.max_age > 24 * 3600 {
             return refuse("magic_link.max_age must be between 1 and 86400 seconds".to_owned());
         }
         if self.session.max_age == 0 || self.session.update_age > self.session.max_age {
-            return refuse(
-                "session.max_age must be positive and at least session.update_age".to_owned(),
-            );
+            return refuse("session.max_age must be positive and at least session.update_age".to_owned());
+        }
+        match self.mailer.kind {
+            MailerKind::Dev => {}
+            MailerKind::Smtp | MailerKind::Resend if self.mailer.from.trim().is_empty() => {
+                return refuse(format!(
+                    "mailer.from (MAGICLINK_MAILER__FROM) is required with mailer.kind = \"{}\"",
+                    self.mailer.kind.as_str()
+                ));
+            }
+            MailerKind::Smtp if self.mailer.smtp.url.expose().is_empty() => {
+                return refuse(
+                    "mailer.smtp.url (MAGICLINK_MAILER__SMTP__URL) is required with mailer.kind = \"smtp\"".to_owned(),
+                );
+            }
+            MailerKind::Resend if self.mailer.resend.api_key.expose().is_empty() => {
+                return refuse(
+                    "mailer.resend.api_key (AUTH_RESEND_KEY) is required with mailer.kind = \"resend\"".to_owned(),
+                );
+            }
+            MailerKind::Smtp | MailerKind::Resend => {}
+        }
+        if self.outbox.max_attempts == 0
+            || self.outbox.concurrency == 0
+            || self.outbox.base_delay > self.outbox.max_delay
+        {
+            return refuse("outbox.max_attempts and outbox.concurrency must be positive, and outbox.base_delay at most outbox.max_delay".to_owned());
         }
         let production_rules = profile != DEVELOPMENT;
         if production_rules {
@@ -410,10 +522,7 @@ impl Settings {
                 ));
             }
         }
-        Ok(Checked {
-            base_url,
-            needs_ephemeral_secret: !production_rules && self.secret.expose().is_empty(),
-        })
+        Ok(Checked { base_url, needs_ephemeral_secret: !production_rules && self.secret.expose().is_empty() })
     }
 }
 

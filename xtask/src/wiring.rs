@@ -1,25 +1,36 @@
 //! Wiring: configuration in, a running application out.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::clock::SystemClock;
-use adapters::mail::{DevMailer, EmailRenderer};
+use adapters::mail::{
+    parse_from, DevMailer, EmailRenderer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls,
+};
 use adapters::sqlite::SqliteStore;
 use anyhow::Context as _;
-use chrono::TimeDelta;
+use chrono::{TimeDelta, Utc};
 use domain::{LinkPolicy, ServerSecret, SessionPolicy};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{EndpointExt, Response, Server};
-use ports::{Clock, DevMailbox, Mailer, SignIn, SignInSettings};
+use ports::{
+    Clock, Deliverer, DeliverySettings, DeliveryWaker, DevMailbox, Mailer, RetryPolicy, SignIn, SignInSettings,
+};
+use tokio::sync::Notify;
 use web::{AppState, PagePaths, WebSettings};
 
-use crate::settings::{MailerKind, Settings};
+use crate::settings::{MailerKind, Settings, StartTlsSetting};
 
 /// How long redeemed and expired links are kept after they expire, so a late click still gets
 /// "already used" or "expired" instead of "not valid".
 const LINK_RETENTION: TimeDelta = TimeDelta::days(1);
+/// How long delivery records (metadata only) are kept once final.
+const OUTBOX_RETENTION: TimeDelta = TimeDelta::days(30);
+/// How long a claimed outbox row is left to its worker before it may be claimed again. Longer
+/// than any send can take (the SMTP and Resend timeouts are seconds).
+const DELIVERY_LEASE: TimeDelta = TimeDelta::minutes(2);
 
 /// The application, assembled and ready to serve.
 pub struct Service {
@@ -29,8 +40,35 @@ pub struct Service {
     pub store: SqliteStore,
     /// The use cases, for housekeeping.
     pub sign_in: Arc<SignIn>,
+    /// Delivers queued emails.
+    pub deliverer: Arc<Deliverer>,
+    /// Wakes the delivery worker when a link is queued.
+    pub wake: Arc<Notify>,
     /// The development mailbox, when that mailer is configured.
     pub mailbox: Option<Arc<DevMailer>>,
+}
+
+/// What tests may replace; everything else comes from the settings.
+pub struct Parts {
+    /// The clock (the system clock in production).
+    pub clock: Arc<dyn Clock>,
+    /// A mailer to use instead of the configured one.
+    pub mailer: Option<Arc<dyn Mailer>>,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Self { clock: Arc::new(SystemClock), mailer: None }
+    }
+}
+
+/// The delivery worker's waker: a `Notify` that remembers a wake nobody was waiting for.
+struct NotifyWaker(Arc<Notify>);
+
+impl DeliveryWaker for NotifyWaker {
+    fn wake(&self) {
+        self.0.notify_one();
+    }
 }
 
 /// Opens the database the settings name.
@@ -46,27 +84,101 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
     }
 }
 
-/// Builds the service from checked settings, a secret and a clock (the system clock outside
-/// tests).
+/// Reads the template overrides in `templates.dir` for the given names.
 ///
 /// # Errors
-/// Fails if the database cannot be opened or a template does not parse.
+/// Names the file that cannot be read.
+fn read_overrides(dir: &str, names: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
+    if dir.is_empty() {
+        return Ok(Vec::new());
+    }
+    let folder = Path::new(dir);
+    anyhow::ensure!(folder.is_dir(), "templates.dir `{dir}` is not a folder");
+    let mut overrides = Vec::new();
+    for name in names {
+        let path = folder.join(name);
+        if path.is_file() {
+            let source =
+                std::fs::read_to_string(&path).with_context(|| format!("cannot read template {}", path.display()))?;
+            tracing::info!(template = %path.display(), "using a template override");
+            overrides.push(((*name).to_owned(), source));
+        }
+    }
+    Ok(overrides)
+}
+
+/// Builds the configured mailer.
+///
+/// # Errors
+/// Names the mailer setting that is missing or malformed.
+fn build_mailer(
+    settings: &Settings,
+    renderer: Arc<EmailRenderer>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Arc<dyn Mailer>, Option<Arc<DevMailer>>)> {
+    let mailer = &settings.mailer;
+    Ok(match mailer.kind {
+        MailerKind::Dev => {
+            let dev = Arc::new(DevMailer::new(renderer, clock));
+            (dev.clone(), Some(dev))
+        }
+        MailerKind::Smtp => {
+            let smtp = &mailer.smtp;
+            let extra_root_pem = (!smtp.ca_file.is_empty())
+                .then(|| std::fs::read(&smtp.ca_file))
+                .transpose()
+                .with_context(|| format!("mailer.smtp.ca_file `{}` cannot be read", smtp.ca_file))?;
+            let adapter_settings = SmtpSettings {
+                url: smtp.url.expose().to_owned(),
+                username: (!smtp.username.is_empty()).then(|| smtp.username.clone()),
+                password: (!smtp.password.expose().is_empty()).then(|| smtp.password.expose().to_owned()),
+                starttls: match smtp.starttls {
+                    StartTlsSetting::Required => StartTls::Required,
+                    StartTlsSetting::Opportunistic => StartTls::Opportunistic,
+                    StartTlsSetting::Off => StartTls::Off,
+                },
+                timeout: Duration::from_secs(u64::from(smtp.timeout.max(1))),
+                pool_size: smtp.pool_size,
+                extra_root_pem,
+            };
+            (Arc::new(SmtpMailer::new(&adapter_settings, parse_from(&mailer.from)?, renderer)?), None)
+        }
+        MailerKind::Resend => {
+            let resend = &mailer.resend;
+            let adapter_settings = ResendSettings {
+                api_key: resend.api_key.expose().to_owned(),
+                base_url: resend.base_url.clone(),
+                timeout: Duration::from_secs(u64::from(resend.timeout.max(1))),
+            };
+            (Arc::new(ResendMailer::new(&adapter_settings, &parse_from(&mailer.from)?, renderer)?), None)
+        }
+    })
+}
+
+/// Builds the service from checked settings and a secret.
+///
+/// # Errors
+/// Fails if the database cannot be opened, a template does not parse (naming the file and
+/// line), or a mailer setting is malformed.
 pub async fn build(
     settings: &Settings,
     base_url: url::Url,
     secret: ServerSecret,
-    clock: Arc<dyn Clock>,
+    parts: Parts,
 ) -> anyhow::Result<Service> {
+    let clock = parts.clock;
+    let email_overrides = read_overrides(&settings.templates.dir, &adapters::mail::TEMPLATE_NAMES)?;
+    let page_overrides = read_overrides(&settings.templates.dir, &web::pages::TEMPLATE_NAMES)?;
+    let renderer = Arc::new(
+        EmailRenderer::with_overrides(email_overrides)
+            .with_context(|| format!("in templates.dir `{}`", settings.templates.dir))?,
+    );
+    let pages = web::pages::Pages::with_overrides(page_overrides)
+        .with_context(|| format!("in templates.dir `{}`", settings.templates.dir))?;
+    let (configured_mailer, mailbox) = build_mailer(settings, renderer, Arc::clone(&clock))?;
+    let mailer = parts.mailer.unwrap_or(configured_mailer);
     let store = open_store(settings).await?;
-    let (mailer, mailbox): (Arc<dyn Mailer>, Option<Arc<DevMailer>>) = match settings.mailer.kind {
-        MailerKind::Dev => {
-            let dev = Arc::new(DevMailer::new(
-                EmailRenderer::builtin()?,
-                Arc::clone(&clock),
-            ));
-            (dev.clone(), Some(dev))
-        }
-    };
+
     let web_settings = WebSettings {
         base_url: base_url.clone(),
         auth_base_path: settings.auth.base_path.clone(),
@@ -82,22 +194,38 @@ pub async fn build(
         .join(&web_settings.auth_path("/callback/email"))
         .context("auth.base_path does not make a valid callback URL")?;
     let store_port = Arc::new(store.clone());
+    let wake = Arc::new(Notify::new());
     let sign_in = Arc::new(SignIn::new(
         store_port.clone(),
         store_port.clone(),
         store_port.clone(),
-        mailer,
-        clock,
+        Arc::new(NotifyWaker(Arc::clone(&wake))),
+        Arc::clone(&clock),
         SignInSettings {
-            secret,
+            secret: secret.clone(),
             link_policy: LinkPolicy::new(settings.magic_link.max_age),
-            session_policy: SessionPolicy::new(
-                settings.session.max_age,
-                settings.session.update_age,
-            ),
+            session_policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
             callback_endpoint,
             site_name: settings.site_name.clone(),
             link_retention: LINK_RETENTION,
+        },
+    ));
+    let outbox = &settings.outbox;
+    let deliverer = Arc::new(Deliverer::new(
+        store_port.clone(),
+        mailer,
+        clock,
+        DeliverySettings {
+            secret,
+            retry: RetryPolicy {
+                max_attempts: outbox.max_attempts,
+                base_delay: TimeDelta::seconds(i64::from(outbox.base_delay)),
+                max_delay: TimeDelta::seconds(i64::from(outbox.max_delay)),
+            },
+            concurrency: outbox.concurrency,
+            lease: DELIVERY_LEASE,
+            site_name: settings.site_name.clone(),
+            host: base_url.host_str().unwrap_or_default().to_owned(),
         },
     ));
     let app = web::build_app(AppState {
@@ -105,27 +233,10 @@ pub async fn build(
         health: store_port,
         mailbox: mailbox.clone().map(|m| m as Arc<dyn DevMailbox>),
         settings: web_settings,
-        pages: web::pages::Pages::builtin()?,
+        pages,
     })
     .boxed();
-    Ok(Service {
-        app,
-        store,
-        sign_in,
-        mailbox,
-    })
-}
-
-/// Builds the service with the system clock.
-///
-/// # Errors
-/// As [`build`].
-pub async fn build_for_serving(
-    settings: &Settings,
-    base_url: url::Url,
-    secret: ServerSecret,
-) -> anyhow::Result<Service> {
-    build(settings, base_url, secret, Arc::new(SystemClock)).await
+    Ok(Service { app, store, sign_in, deliverer, wake, mailbox })
 }
 
 /// A bound, not yet running server: tests bind port 0 and read the address back.
@@ -149,14 +260,11 @@ pub async fn bind(addr: &str) -> anyhow::Result<Bound> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .context("the listener has no socket address")?;
-    Ok(Bound {
-        acceptor,
-        local_addr,
-    })
+    Ok(Bound { acceptor, local_addr })
 }
 
-/// Serves until `shutdown` resolves, purging expired links and sessions every hour, then
-/// closes the database.
+/// Serves until `shutdown` resolves, with the delivery worker and hourly housekeeping running
+/// beside the server, then closes the database.
 ///
 /// # Errors
 /// Fails if the server fails.
@@ -165,30 +273,61 @@ pub async fn run(
     bound: Bound,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let housekeeping = tokio::spawn(purge_every_hour(Arc::clone(&service.sign_in)));
+    let delivery = tokio::spawn(deliver_forever(Arc::clone(&service.deliverer), Arc::clone(&service.wake)));
+    let housekeeping = tokio::spawn(purge_every_hour(Arc::clone(&service.sign_in), Arc::clone(&service.deliverer)));
     let result = Server::new_with_acceptor(bound.acceptor)
-        .run_with_graceful_shutdown(
-            service.app.map_to_response(),
-            shutdown,
-            Some(Duration::from_secs(10)),
-        )
+        .run_with_graceful_shutdown(service.app.map_to_response(), shutdown, Some(Duration::from_secs(10)))
         .await;
+    // A send cut short here is retried after its lease by the next run.
+    delivery.abort();
     housekeeping.abort();
     service.store.close().await;
     result.context("the server failed")
 }
 
-async fn purge_every_hour(sign_in: Arc<SignIn>) {
+/// The delivery worker: delivers what is due, then sleeps until the next row is due or a new
+/// link is queued, whichever comes first.
+pub async fn deliver_forever(deliverer: Arc<Deliverer>, wake: Arc<Notify>) {
+    const IDLE: Duration = Duration::from_secs(60);
+    loop {
+        match deliverer.deliver_due().await {
+            Ok(report) if report.claimed > 0 => {
+                tracing::info!(
+                    claimed = report.claimed,
+                    sent = report.sent,
+                    retried = report.retried,
+                    failed = report.failed,
+                    dropped = report.dropped,
+                    "outbox batch delivered"
+                );
+                continue;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = ?error, "outbox delivery failed; trying again shortly"),
+        }
+        let wait = match deliverer.next_due().await {
+            Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE),
+            Ok(None) => IDLE,
+            Err(_) => Duration::from_secs(5),
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn purge_every_hour(sign_in: Arc<SignIn>, deliverer: Arc<Deliverer>) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
         interval.tick().await;
         match sign_in.purge_expired().await {
-            Ok((links, sessions)) => {
-                tracing::info!(links, sessions, "purged expired links and sessions")
-            }
-            Err(error) => {
-                tracing::warn!(error = ?error, "purging expired links and sessions failed")
-            }
+            Ok((links, sessions)) => tracing::info!(links, sessions, "purged expired links and sessions"),
+            Err(error) => tracing::warn!(error = ?error, "purging expired links and sessions failed"),
+        }
+        match deliverer.purge_finished(OUTBOX_RETENTION).await {
+            Ok(rows) => tracing::info!(rows, "purged old delivery records"),
+            Err(error) => tracing::warn!(error = ?error, "purging delivery records failed"),
         }
     }
 }

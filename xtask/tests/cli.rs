@@ -5,17 +5,8 @@ use std::process::{Command, Output};
 
 fn magiclink(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_magiclink"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("MAGICLINK_CONFIG_DIR", dir.join("no-config"));
-    for name in [
-        "AUTH_SECRET",
-        "AUTH_URL",
-        "DATABASE_URL",
-        "MAGICLINK_PROFILE",
-        "RUST_LOG",
-    ] {
+    command.args(args).current_dir(dir).env("MAGICLINK_CONFIG_DIR", dir.join("no-config"));
+    for name in ["AUTH_SECRET", "AUTH_URL", "DATABASE_URL", "MAGICLINK_PROFILE", "RUST_LOG"] {
         command.env_remove(name);
     }
     command.envs(env.iter().copied());
@@ -31,43 +22,16 @@ fn migrate_applies_each_migration_once_and_status_lists_them() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("db/ops.sqlite").display());
 
-    let pending = magiclink(
-        dir.path(),
-        &["migrate", "--status", "--database-url", &url],
-        &[],
-    );
+    let pending = magiclink(dir.path(), &["migrate", "--status", "--database-url", &url], &[]);
     let first = magiclink(dir.path(), &["migrate", "--database-url", &url], &[]);
     let second = magiclink(dir.path(), &["migrate"], &[("DATABASE_URL", &url)]);
-    let applied = magiclink(
-        dir.path(),
-        &["migrate", "--status", "--database-url", &url],
-        &[],
-    );
+    let applied = magiclink(dir.path(), &["migrate", "--status", "--database-url", &url], &[]);
 
-    assert!(
-        first.status.success() && second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert!(
-        stdout(&pending).contains("initial") && stdout(&pending).contains("pending"),
-        "{}",
-        stdout(&pending)
-    );
-    assert!(
-        stdout(&first).starts_with("Applied 20261127000001 initial"),
-        "{}",
-        stdout(&first)
-    );
-    assert_eq!(
-        stdout(&second).trim(),
-        "Nothing to do: the database is up to date."
-    );
-    assert!(
-        stdout(&applied).contains("initial") && stdout(&applied).contains("applied 20"),
-        "{}",
-        stdout(&applied)
-    );
+    assert!(first.status.success() && second.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(stdout(&pending).contains("initial") && stdout(&pending).contains("pending"), "{}", stdout(&pending));
+    assert!(stdout(&first).starts_with("Applied 20261127000001 initial"), "{}", stdout(&first));
+    assert_eq!(stdout(&second).trim(), "Nothing to do: the database is up to date.");
+    assert!(stdout(&applied).contains("initial") && stdout(&applied).contains("applied 20"), "{}", stdout(&applied));
     assert!(!stdout(&applied).contains("pending"));
 }
 
@@ -88,10 +52,7 @@ fn production_refuses_to_start_with_one_line_naming_the_problem() {
     let cases: [(&[(&str, &str)], &str); 3] = [
         (&[("MAGICLINK_PROFILE", "production")], "AUTH_SECRET"),
         (
-            &[
-                ("MAGICLINK_PROFILE", "production"),
-                ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
-            ],
+            &[("MAGICLINK_PROFILE", "production"), ("AUTH_SECRET", "0123456789abcdef0123456789abcdef")],
             "server.base_url",
         ),
         (
@@ -104,11 +65,7 @@ fn production_refuses_to_start_with_one_line_naming_the_problem() {
         ),
     ];
     for (env, named) in cases {
-        let output = magiclink(
-            dir.path(),
-            &["serve", "--bind", "127.0.0.1:0", "--database-url", &url],
-            env,
-        );
+        let output = magiclink(dir.path(), &["serve", "--bind", "127.0.0.1:0", "--database-url", &url], env);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "started with {env:?}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -119,11 +76,7 @@ fn production_refuses_to_start_with_one_line_naming_the_problem() {
 #[test]
 fn an_unsupported_database_url_is_named_in_the_error() {
     let dir = tempfile::tempdir().expect("temporary folder");
-    let output = magiclink(
-        dir.path(),
-        &["migrate", "--database-url", "mongodb://nope"],
-        &[],
-    );
+    let output = magiclink(dir.path(), &["migrate", "--database-url", "mongodb://nope"], &[]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("mongodb://nope"));
 }

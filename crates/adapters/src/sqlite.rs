@@ -11,11 +11,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, User, UserId};
-use ports::{LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};
+use ports::{
+    DeliveryState, LinkStore, NewLink, NewOutboxMessage, NewSession, Outbox, OutboxCounts, OutboxEntry, OutboxMessage,
+    Redemption, SessionStore, StoreHealth, UserStore,
+};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::Row as _;
 use uuid::Uuid;
@@ -40,23 +42,16 @@ impl SqliteStore {
     /// Fails if the URL is not a SQLite URL or the file cannot be opened.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| {
-                format!("`{url}` is not a SQLite URL (expected sqlite://path/to/file.sqlite)")
-            })?
+            .with_context(|| format!("`{url}` is not a SQLite URL (expected sqlite://path/to/file.sqlite)"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL is durable in WAL mode except for the last transactions before a power cut.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(folder) = options
-            .get_filename()
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(folder).with_context(|| {
-                format!("cannot create the database folder {}", folder.display())
-            })?;
+        if let Some(folder) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create the database folder {}", folder.display()))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -76,18 +71,11 @@ impl SqliteStore {
     /// # Errors
     /// Fails if a migration fails or an applied one was edited since (checksum mismatch).
     pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
-        let pending: Vec<MigrationState> = self
-            .migration_status()
-            .await?
-            .into_iter()
-            .filter(|m| m.applied_at.is_none())
-            .collect();
+        let pending: Vec<MigrationState> =
+            self.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).collect();
         MIGRATOR.run(&self.pool).await.context("migration failed")?;
         let now = self.migration_status().await?;
-        Ok(now
-            .into_iter()
-            .filter(|m| pending.iter().any(|p| p.version == m.version))
-            .collect())
+        Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
     }
 
     /// Every known migration, applied or pending, oldest first.
@@ -101,11 +89,9 @@ impl SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         let applied: Vec<(i64, String)> = if has_table {
-            sqlx::query_as(
-                "SELECT version, CAST(installed_on AS TEXT) FROM _sqlx_migrations WHERE success",
-            )
-            .fetch_all(&self.pool)
-            .await?
+            sqlx::query_as("SELECT version, CAST(installed_on AS TEXT) FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
         } else {
             Vec::new()
         };
@@ -118,11 +104,7 @@ impl SqliteStore {
                     .find(|(version, _)| *version == m.version)
                     .map(|(_, at)| parse_sqlite_timestamp(at))
                     .transpose()?;
-                Ok(MigrationState {
-                    version: m.version,
-                    description: m.description.to_string(),
-                    applied_at,
-                })
+                Ok(MigrationState { version: m.version, description: m.description.to_string(), applied_at })
             })
             .collect()
     }
@@ -144,28 +126,39 @@ fn user_from_row(row: &SqliteRow) -> anyhow::Result<User> {
     let email: String = row.try_get("email")?;
     Ok(User {
         id: UserId::new(row.try_get::<String, _>("user_id")?),
-        email: EmailAddress::parse(&email)
-            .with_context(|| format!("stored address for user is not valid: {email}"))?,
+        email: EmailAddress::parse(&email).with_context(|| format!("stored address for user is not valid: {email}"))?,
         name: row.try_get("name")?,
         image: row.try_get("image")?,
-        email_verified: row
-            .try_get::<Option<i64>, _>("email_verified")?
-            .map(from_millis)
-            .transpose()?,
+        email_verified: row.try_get::<Option<i64>, _>("email_verified")?.map(from_millis).transpose()?,
     })
 }
 
 #[async_trait::async_trait]
 impl LinkStore for SqliteStore {
-    async fn insert(&self, link: &NewLink) -> anyhow::Result<()> {
+    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO verification_tokens (identifier, token, expires, created_at) VALUES (?, ?, ?, ?)")
             .bind(link.identifier.as_str())
             .bind(link.token_hash.to_hex())
             .bind(to_millis(link.expires))
             .bind(to_millis(link.created_at))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .context("cannot store the link")?;
+        sqlx::query(
+            "INSERT INTO outbox (id, recipient, link_token_hash, sealed_body, link_expires, next_attempt_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(email.recipient.as_str())
+        .bind(email.link_token_hash.to_hex())
+        .bind(&email.sealed_link)
+        .bind(to_millis(email.link_expires))
+        .bind(to_millis(email.created_at))
+        .execute(&mut *tx)
+        .await
+        .context("cannot queue the sign-in email")?;
+        tx.commit().await.context("cannot commit the link and its email")?;
         Ok(())
     }
 
@@ -202,10 +195,7 @@ impl LinkStore for SqliteStore {
 
         if let Some(stored) = won {
             // The final decision is a constant-time comparison, whatever the index did.
-            anyhow::ensure!(
-                LinkTokenHash::from_hex(&stored)?.matches(token_hash),
-                "index returned another token"
-            );
+            anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
             // Retire the address's other unused links: one sign-in per batch of emails.
             sqlx::query("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL")
                 .bind(identifier.as_str())
@@ -216,14 +206,13 @@ impl LinkStore for SqliteStore {
             return Ok(Redemption::Redeemed);
         }
 
-        let existing: Option<(Option<i64>, i64)> = sqlx::query_as(
-            "SELECT used_at, expires FROM verification_tokens WHERE token = ? AND identifier = ?",
-        )
-        .bind(token_hash.to_hex())
-        .bind(identifier.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .context("cannot look the link up")?;
+        let existing: Option<(Option<i64>, i64)> =
+            sqlx::query_as("SELECT used_at, expires FROM verification_tokens WHERE token = ? AND identifier = ?")
+                .bind(token_hash.to_hex())
+                .bind(identifier.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .context("cannot look the link up")?;
         tx.rollback().await?;
         Ok(match existing {
             None => Redemption::Unknown,
@@ -247,11 +236,7 @@ impl LinkStore for SqliteStore {
 
 #[async_trait::async_trait]
 impl UserStore for SqliteStore {
-    async fn find_or_create_verified(
-        &self,
-        email: &EmailAddress,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<User> {
+    async fn find_or_create_verified(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<User> {
         // One upsert, so two first sign-ins racing for one address still make one user.
         let row = sqlx::query(
             "INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?1, ?2, ?3, ?3, ?3) \
@@ -270,13 +255,11 @@ impl UserStore for SqliteStore {
     }
 
     async fn find(&self, id: &UserId) -> anyhow::Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT id AS user_id, name, email, email_verified, image FROM users WHERE id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .context("cannot read the user")?;
+        let row = sqlx::query("SELECT id AS user_id, name, email, email_verified, image FROM users WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read the user")?;
         row.as_ref().map(user_from_row).transpose()
     }
 }
@@ -298,11 +281,7 @@ impl SessionStore for SqliteStore {
         .execute(&self.pool)
         .await
         .context("cannot store the session")?;
-        Ok(Session {
-            id,
-            user_id: session.user_id.clone(),
-            expires: session.expires,
-        })
+        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires })
     }
 
     async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
@@ -324,12 +303,7 @@ impl SessionStore for SqliteStore {
         Ok(Some((session, user)))
     }
 
-    async fn extend(
-        &self,
-        session_id: &str,
-        expires: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
+    async fn extend(&self, session_id: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
         sqlx::query("UPDATE sessions SET expires = ?, updated_at = ? WHERE id = ?")
             .bind(to_millis(expires))
             .bind(to_millis(now))
@@ -362,10 +336,174 @@ impl SessionStore for SqliteStore {
 #[async_trait::async_trait]
 impl StoreHealth for SqliteStore {
     async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1")
+        sqlx::query("SELECT 1").execute(&self.pool).await.context("the database does not answer")?;
+        Ok(())
+    }
+}
+
+fn outbox_entry_from_row(row: &SqliteRow) -> anyhow::Result<OutboxEntry> {
+    let recipient: String = row.try_get("recipient")?;
+    let status: String = row.try_get("status")?;
+    Ok(OutboxEntry {
+        id: row.try_get("id")?,
+        recipient: EmailAddress::parse(&recipient)
+            .with_context(|| format!("stored recipient is not valid: {recipient}"))?,
+        state: DeliveryState::parse(&status).with_context(|| format!("unknown outbox status `{status}`"))?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        created_at: from_millis(row.try_get("created_at")?)?,
+        next_attempt_at: from_millis(row.try_get("next_attempt_at")?)?,
+        provider_message_id: row.try_get("provider_message_id")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Outbox for SqliteStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<OutboxMessage>> {
+        // One statement claims: concurrent claimers cannot both take a row.
+        let rows = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?1, updated_at = ?2 \
+             WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?2 \
+                          ORDER BY next_attempt_at LIMIT ?3) \
+             RETURNING id, recipient, link_token_hash, sealed_body, link_expires, attempts",
+        )
+        .bind(to_millis(lease_until))
+        .bind(to_millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot claim due outbox rows")?;
+        rows.iter()
+            .map(|row| {
+                let recipient: String = row.try_get("recipient")?;
+                let hash: String = row.try_get("link_token_hash")?;
+                Ok(OutboxMessage {
+                    id: row.try_get("id")?,
+                    recipient: EmailAddress::parse(&recipient)
+                        .with_context(|| format!("stored recipient is not valid: {recipient}"))?,
+                    link_token_hash: LinkTokenHash::from_hex(&hash).context("stored token hash is not valid")?,
+                    sealed_link: row
+                        .try_get::<Option<Vec<u8>>, _>("sealed_body")?
+                        .context("a pending row has no body")?,
+                    link_expires: from_millis(row.try_get("link_expires")?)?,
+                    attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_sent(&self, id: &str, provider_message_id: Option<String>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = ?, last_error = NULL, \
+             next_attempt_at = ?2, updated_at = ?2 WHERE id = ?3",
+        )
+        .bind(provider_message_id)
+        .bind(to_millis(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .context("cannot record a sent email")?;
+        Ok(())
+    }
+
+    async fn mark_retry(
+        &self,
+        id: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(to_millis(next_attempt_at))
+        .bind(error)
+        .bind(to_millis(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .context("cannot schedule a retry")?;
+        Ok(())
+    }
+
+    async fn mark_final(&self, id: &str, state: DeliveryState, reason: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(state, DeliveryState::Failed | DeliveryState::Dropped),
+            "{state:?} is not a final failure"
+        );
+        sqlx::query(
+            "UPDATE outbox SET status = ?1, sealed_body = NULL, last_error = ?2, next_attempt_at = ?3, updated_at = ?3 \
+             WHERE id = ?4",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(to_millis(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .context("cannot record a failed email")?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .context("cannot read the outbox")?;
+        next.map(from_millis).transpose()
+    }
+
+    async fn list(&self, state: Option<DeliveryState>, limit: u32) -> anyhow::Result<Vec<OutboxEntry>> {
+        let columns = "id, recipient, status, attempts, created_at, next_attempt_at, provider_message_id, last_error";
+        let rows = match state {
+            Some(state) => {
+                sqlx::query(&format!("SELECT {columns} FROM outbox WHERE status = ? ORDER BY created_at DESC LIMIT ?"))
+                    .bind(state.as_str())
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query(&format!("SELECT {columns} FROM outbox ORDER BY created_at DESC LIMIT ?"))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .context("cannot list the outbox")?;
+        rows.iter().map(outbox_entry_from_row).collect()
+    }
+
+    async fn counts(&self) -> anyhow::Result<OutboxCounts> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot count the outbox")?;
+        let mut counts = OutboxCounts::default();
+        for (status, count) in rows {
+            let count = u64::try_from(count).unwrap_or_default();
+            match DeliveryState::parse(&status) {
+                Some(DeliveryState::Pending) => counts.pending = count,
+                Some(DeliveryState::Sent) => counts.sent = count,
+                Some(DeliveryState::Failed) => counts.failed = count,
+                Some(DeliveryState::Dropped) => counts.dropped = count,
+                None => anyhow::bail!("unknown outbox status `{status}`"),
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn purge_finished(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        let done = sqlx::query("DELETE FROM outbox WHERE status <> 'pending' AND updated_at < ?")
+            .bind(to_millis(cutoff))
             .execute(&self.pool)
             .await
-            .context("the database does not answer")?;
-        Ok(())
+            .context("cannot purge the outbox")?;
+        Ok(done.rows_affected())
     }
 }

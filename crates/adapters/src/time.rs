@@ -10,6 +10,5 @@ pub(crate) fn to_millis(instant: DateTime<Utc>) -> i64 {
 
 /// A stored instant back as a `DateTime`.
 pub(crate) fn from_millis(millis: i64) -> anyhow::Result<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(millis)
-        .with_context(|| format!("stored instant {millis} is out of range"))
+    DateTime::from_timestamp_millis(millis).with_context(|| format!("stored instant {millis} is out of range"))
 }

@@ -20,8 +20,7 @@ impl CallbackPath {
     ///
     /// `site` is the configured base URL; only its origin (scheme, host, port) counts.
     pub fn resolve(raw: Option<&str>, site: &Url) -> Self {
-        raw.and_then(|raw| Self::accept(raw, site))
-            .unwrap_or_else(Self::root)
+        raw.and_then(|raw| Self::accept(raw, site)).unwrap_or_else(Self::root)
     }
 
     /// The path to put in `Location`.
@@ -32,20 +31,15 @@ impl CallbackPath {
     fn accept(raw: &str, site: &Url) -> Option<Self> {
         // Browsers drop tabs and newlines inside URLs and read `\` as `/`, so any of them could
         // turn an innocent-looking path into `//evil.example`. Refuse them outright.
-        if raw.is_empty()
-            || raw
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
-        {
+        if raw.is_empty() || raw.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
             return None;
         }
         if raw.starts_with('/') {
             return (!raw.starts_with("//")).then(|| Self(raw.to_owned()));
         }
         let absolute = Url::parse(raw).ok()?;
-        let same_origin = absolute.origin() == site.origin()
-            && absolute.username().is_empty()
-            && absolute.password().is_none();
+        let same_origin =
+            absolute.origin() == site.origin() && absolute.username().is_empty() && absolute.password().is_none();
         if !same_origin {
             return None;
         }
@@ -81,19 +75,12 @@ mod tests {
             (Some("/dashboard"), "/dashboard"),
             (Some("/a/b?c=d#e"), "/a/b?c=d#e"),
             (Some("/%2F%2Fevil.example"), "/%2F%2Fevil.example"),
-            (
-                Some("https://auth.example.com/account?tab=1"),
-                "/account?tab=1",
-            ),
+            (Some("https://auth.example.com/account?tab=1"), "/account?tab=1"),
             (Some("https://auth.example.com"), "/"),
             (Some("https://AUTH.example.com:443/x"), "/x"),
         ];
         for (raw, expected) in cases {
-            assert_eq!(
-                CallbackPath::resolve(raw, &site()).as_str(),
-                expected,
-                "input {raw:?}"
-            );
+            assert_eq!(CallbackPath::resolve(raw, &site()).as_str(), expected, "input {raw:?}");
         }
     }
 
@@ -129,11 +116,7 @@ mod tests {
             "/\u{3000}/evil.example",
         ];
         for payload in payloads {
-            assert_eq!(
-                CallbackPath::resolve(Some(payload), &site()).as_str(),
-                "/",
-                "payload {payload:?}"
-            );
+            assert_eq!(CallbackPath::resolve(Some(payload), &site()).as_str(), "/", "payload {payload:?}");
         }
     }
 }

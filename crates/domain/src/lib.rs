@@ -10,6 +10,7 @@ pub mod callback;
 pub mod email;
 pub mod hex;
 pub mod link;
+pub mod sealed;
 pub mod secret;
 pub mod session;
 pub mod user;

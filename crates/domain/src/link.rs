@@ -97,9 +97,7 @@ impl LinkPolicy {
 
     /// A policy whose links live `max_age_seconds` seconds.
     pub fn new(max_age_seconds: u32) -> Self {
-        Self {
-            max_age: TimeDelta::seconds(i64::from(max_age_seconds)),
-        }
+        Self { max_age: TimeDelta::seconds(i64::from(max_age_seconds)) }
     }
 
     /// When a link issued at `now` expires.
@@ -123,9 +121,7 @@ fn decode_fixed(encoded: &str) -> Result<[u8; TOKEN_BYTES], MalformedToken> {
     if encoded.len() != 43 {
         return Err(MalformedToken);
     }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(encoded)
-        .map_err(|_| MalformedToken)?;
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MalformedToken)?;
     bytes.try_into().map_err(|_| MalformedToken)
 }
 
@@ -167,9 +163,7 @@ mod tests {
         let token = LinkToken::from_random_bytes([7; 32]);
         let encoded = token.encode();
         assert_eq!(encoded.len(), 43);
-        assert!(encoded
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(encoded.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         let parsed = LinkToken::parse(&encoded).expect("round trip");
         assert!(parsed.hash(&secret()).matches(&token.hash(&secret())));
     }
@@ -180,20 +174,9 @@ mod tests {
         let padded = format!("{good}=");
         let too_short = &good[..42];
         let bad_alphabet = format!("{}+", &good[..42]);
-        let cases = [
-            "",
-            "abc",
-            too_short,
-            &padded,
-            &bad_alphabet,
-            &"A".repeat(1000),
-        ];
+        let cases = ["", "abc", too_short, &padded, &bad_alphabet, &"A".repeat(1000)];
         for case in cases {
-            assert_eq!(
-                LinkToken::parse(case).map(|_| ()),
-                Err(MalformedToken),
-                "input {case:?}"
-            );
+            assert_eq!(LinkToken::parse(case).map(|_| ()), Err(MalformedToken), "input {case:?}");
         }
     }
 
@@ -212,15 +195,8 @@ mod tests {
         let hash = LinkToken::from_random_bytes([9; 32]).hash(&secret());
         let hex = hash.to_hex();
         assert_eq!(hex.len(), 64);
-        assert!(LinkTokenHash::from_hex(&hex)
-            .expect("round trip")
-            .matches(&hash));
-        for bad in [
-            "",
-            &hex[..63],
-            &hex.to_uppercase(),
-            &format!("{}g", &hex[..63]),
-        ] {
+        assert!(LinkTokenHash::from_hex(&hex).expect("round trip").matches(&hash));
+        for bad in ["", &hex[..63], &hex.to_uppercase(), &format!("{}g", &hex[..63])] {
             assert!(LinkTokenHash::from_hex(bad).is_err(), "input {bad:?}");
         }
     }
@@ -235,10 +211,7 @@ mod tests {
 
     #[test]
     fn expiry_edges() {
-        let issued = Utc
-            .with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
-            .single()
-            .expect("valid date");
+        let issued = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().expect("valid date");
         let policy = LinkPolicy::new(600);
         let expires = policy.expires_at(issued);
         let cases = [

@@ -19,6 +19,8 @@ pub enum KeyPurpose {
     LinkToken,
     /// Binding CSRF tokens to this server.
     Csrf,
+    /// Sealing pending outbox messages (XChaCha20-Poly1305).
+    Outbox,
 }
 
 impl KeyPurpose {
@@ -26,6 +28,7 @@ impl KeyPurpose {
         match self {
             KeyPurpose::LinkToken => b"magiclink/v1/link-token",
             KeyPurpose::Csrf => b"magiclink/v1/csrf",
+            KeyPurpose::Outbox => b"magiclink/v1/outbox",
         }
     }
 }
@@ -53,15 +56,14 @@ impl ServerSecret {
     /// `HMAC-SHA256(key(purpose), message)`.
     pub fn mac(&self, purpose: KeyPurpose, message: &[u8]) -> [u8; 32] {
         let key = self.derive(purpose);
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts keys of any length");
         mac.update(message);
         mac.finalize().into_bytes().into()
     }
 
-    fn derive(&self, purpose: KeyPurpose) -> [u8; 32] {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
+    /// The key for `purpose`, for primitives other than HMAC (the outbox's AEAD).
+    pub fn derive(&self, purpose: KeyPurpose) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
         mac.update(purpose.label());
         mac.finalize().into_bytes().into()
     }
@@ -90,10 +92,7 @@ mod tests {
     fn different_secrets_yield_different_macs() {
         let one = ServerSecret::new(*b"0123456789abcdef0123456789abcdef");
         let two = ServerSecret::new(*b"0123456789abcdef0123456789abcdeF");
-        assert_ne!(
-            one.mac(KeyPurpose::LinkToken, b"m"),
-            two.mac(KeyPurpose::LinkToken, b"m")
-        );
+        assert_ne!(one.mac(KeyPurpose::LinkToken, b"m"), two.mac(KeyPurpose::LinkToken, b"m"));
     }
 
     #[test]

@@ -36,9 +36,7 @@ impl SessionToken {
         if encoded.len() != 43 {
             return Err(MalformedToken);
         }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map_err(|_| MalformedToken)?;
+        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MalformedToken)?;
         bytes.try_into().map(Self).map_err(|_| MalformedToken)
     }
 
@@ -134,8 +132,7 @@ impl SessionPolicy {
     /// keeps a busy session from writing to the database on every request.
     pub fn extension(&self, expires: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let last_set = expires - self.max_age;
-        (self.is_live(expires, now) && now >= last_set + self.update_age)
-            .then(|| self.expires_at(now))
+        (self.is_live(expires, now) && now >= last_set + self.update_age).then(|| self.expires_at(now))
     }
 }
 
@@ -150,10 +147,7 @@ mod tests {
         let token = SessionToken::from_random_bytes([3; 32]);
         let parsed = SessionToken::parse(&token.encode()).expect("round trip");
         assert_eq!(parsed.hash(), token.hash());
-        assert_ne!(
-            SessionToken::from_random_bytes([4; 32]).hash(),
-            token.hash()
-        );
+        assert_ne!(SessionToken::from_random_bytes([4; 32]).hash(), token.hash());
         assert_eq!(token.hash().to_hex().len(), 64);
         assert!(SessionToken::parse("not-a-token").is_err());
         assert_eq!(format!("{token:?}"), "SessionToken(***)");
@@ -162,26 +156,14 @@ mod tests {
     #[test]
     fn sessions_slide_at_most_once_per_update_age() {
         let policy = SessionPolicy::new(30 * 86_400, 86_400);
-        let created = Utc
-            .with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
-            .single()
-            .expect("valid date");
+        let created = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().expect("valid date");
         let expires = policy.expires_at(created);
         let cases = [
             (created, None),
             (created + TimeDelta::hours(23), None),
-            (
-                created + TimeDelta::hours(24),
-                Some(policy.expires_at(created + TimeDelta::hours(24))),
-            ),
-            (
-                created + TimeDelta::days(29),
-                Some(policy.expires_at(created + TimeDelta::days(29))),
-            ),
-            (
-                expires - TimeDelta::seconds(1),
-                Some(policy.expires_at(expires - TimeDelta::seconds(1))),
-            ),
+            (created + TimeDelta::hours(24), Some(policy.expires_at(created + TimeDelta::hours(24)))),
+            (created + TimeDelta::days(29), Some(policy.expires_at(created + TimeDelta::days(29)))),
+            (expires - TimeDelta::seconds(1), Some(policy.expires_at(expires - TimeDelta::seconds(1)))),
             (expires, None),
             (expires + TimeDelta::days(1), None),
         ];
@@ -193,10 +175,7 @@ mod tests {
     #[test]
     fn a_session_is_live_strictly_before_its_expiry() {
         let policy = SessionPolicy::new(60, 10);
-        let now = Utc
-            .with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
-            .single()
-            .expect("valid date");
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().expect("valid date");
         assert!(policy.is_live(now + TimeDelta::seconds(1), now));
         assert!(!policy.is_live(now, now));
     }

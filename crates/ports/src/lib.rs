@@ -6,20 +6,23 @@
 //! With the `mock` feature, every port gets a mockall mock for the use-case unit tests.
 //!
 //! The four sign-in use cases (request a link, redeem it, read a session, sign out) live in
-//! [`sign_in`], written once against these traits.
+//! [`sign_in`], written once against these traits; the delivery of queued sign-in emails lives
+//! in [`delivery`].
 
 pub mod clock;
+pub mod delivery;
 pub mod mailer;
+pub mod outbox;
 pub mod random;
 pub mod sign_in;
 pub mod stores;
 
 pub use clock::Clock;
-pub use mailer::{DevMailbox, MailError, MailboxMessage, Mailer, SignInEmail};
+pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, RetryPolicy};
+pub use mailer::{DevMailbox, MailError, MailboxMessage, Mailer, SentReceipt, SignInEmail};
+pub use outbox::{DeliveryState, DeliveryWaker, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage};
 pub use sign_in::{
-    ActiveSession, PurgeError, ReadSessionError, RedeemLink, RedeemLinkError, RequestLink,
+    ActiveSession, LinkQueued, PurgeError, ReadSessionError, RedeemLink, RedeemLinkError, RequestLink,
     RequestLinkError, SignIn, SignInSettings, SignOutError, SignedIn,
 };
-pub use stores::{
-    LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore,
-};
+pub use stores::{LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};

@@ -1,5 +1,7 @@
 //! The mailer port: how the core sends a sign-in email, and how the development mailbox is read.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use domain::EmailAddress;
 use url::Url;
@@ -22,24 +24,46 @@ pub struct SignInEmail {
 /// Why an email was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    /// The provider refused the message and will refuse it again (bad recipient, denied relay).
-    #[error("the mail provider refused the message")]
+    /// The provider refused the message and will refuse it again (bad recipient, denied relay,
+    /// bad credentials): retrying cannot help.
+    #[error("the mail provider refused the message: {0:#}")]
     Permanent(#[source] anyhow::Error),
     /// The provider could not be reached or asked us to come back later.
-    #[error("the mail provider is unavailable")]
-    Transient(#[source] anyhow::Error),
+    #[error("the mail provider is unavailable: {source:#}")]
+    Transient {
+        /// What went wrong.
+        #[source]
+        source: anyhow::Error,
+        /// How long the provider asked us to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
+    },
+}
+
+impl MailError {
+    /// A transient failure with no advice on when to retry.
+    pub fn transient(source: impl Into<anyhow::Error>) -> Self {
+        MailError::Transient { source: source.into(), retry_after: None }
+    }
+}
+
+/// What the provider said when it accepted a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentReceipt {
+    /// The provider's id for the message, when it gives one (Resend does; SMTP servers may not).
+    pub provider_message_id: Option<String>,
 }
 
 /// Sends sign-in emails.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync {
-    /// Sends one sign-in email.
+    /// Sends one sign-in email. `idempotency_key` is stable across retries of one message, for
+    /// providers that can use it to drop duplicates.
     ///
     /// # Errors
     /// MUST return [`MailError::Permanent`] when retrying cannot help and
     /// [`MailError::Transient`] when it might.
-    async fn send_sign_in_link(&self, email: &SignInEmail) -> Result<(), MailError>;
+    async fn send_sign_in_link(&self, email: &SignInEmail, idempotency_key: &str) -> Result<SentReceipt, MailError>;
 }
 
 /// A message as kept by the development mailbox.

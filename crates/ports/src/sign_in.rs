@@ -7,14 +7,11 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{
-    CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, SessionPolicy, SessionToken,
-    User,
-};
+use domain::{CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, SessionPolicy, SessionToken, User};
 use url::Url;
 
 use crate::clock::Clock;
-use crate::mailer::{MailError, Mailer, SignInEmail};
+use crate::outbox::{DeliveryWaker, NewOutboxMessage};
 use crate::random::os_random;
 use crate::stores::{LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
 
@@ -41,7 +38,7 @@ pub struct SignIn {
     links: Arc<dyn LinkStore>,
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
-    mailer: Arc<dyn Mailer>,
+    waker: Arc<dyn DeliveryWaker>,
     clock: Arc<dyn Clock>,
     settings: SignInSettings,
 }
@@ -55,13 +52,19 @@ pub struct RequestLink {
     pub callback: CallbackPath,
 }
 
-/// Why no link was sent.
+/// A link stored and its email queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkQueued {
+    /// Where the link goes.
+    pub email: EmailAddress,
+    /// Whole minutes until it expires.
+    pub expires_in_minutes: i64,
+}
+
+/// Why no link was queued.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestLinkError {
-    /// The mailer failed; no usable link was left behind.
-    #[error("the sign-in email could not be sent")]
-    MailerFailed(#[source] MailError),
-    /// Storage or randomness failed.
+    /// Storage or randomness failed; nothing was stored.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -149,18 +152,11 @@ impl SignIn {
         links: Arc<dyn LinkStore>,
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
-        mailer: Arc<dyn Mailer>,
+        waker: Arc<dyn DeliveryWaker>,
         clock: Arc<dyn Clock>,
         settings: SignInSettings,
     ) -> Self {
-        Self {
-            links,
-            users,
-            sessions,
-            mailer,
-            clock,
-            settings,
-        }
+        Self { links, users, sessions, waker, clock, settings }
     }
 
     /// The fixed settings.
@@ -173,47 +169,39 @@ impl SignIn {
         self.clock.now()
     }
 
-    /// Issues a link to `request.email` and mails it.
+    /// Issues a link to `request.email`: stores the link and its sealed email in one
+    /// transaction and wakes the delivery worker. It never waits for a mail provider.
     ///
     /// The answer is the same whether or not the address has an account: no user is looked up.
     ///
     /// # Errors
-    /// [`RequestLinkError::MailerFailed`] when the email could not be sent; the stored link is
-    /// then deleted again, so no usable token outlives the failure.
-    pub async fn request_link(
-        &self,
-        request: RequestLink,
-    ) -> Result<SignInEmail, RequestLinkError> {
+    /// [`RequestLinkError::Unexpected`] when storage or randomness fails; then nothing is
+    /// stored and nothing will be sent.
+    pub async fn request_link(&self, request: RequestLink) -> Result<LinkQueued, RequestLinkError> {
         let now = self.clock.now();
         let token = LinkToken::from_random_bytes(os_random()?);
         let token_hash = token.hash(&self.settings.secret);
-        let link = NewLink {
-            identifier: request.email.clone(),
-            token_hash: token_hash.clone(),
-            expires: self.settings.link_policy.expires_at(now),
+        let expires = self.settings.link_policy.expires_at(now);
+        let link_url = self.link_url(&token, &request);
+        let sealed_link = domain::sealed::seal(
+            &self.settings.secret,
+            token_hash.to_hex().as_bytes(),
+            os_random()?,
+            link_url.as_str().as_bytes(),
+        );
+        let link =
+            NewLink { identifier: request.email.clone(), token_hash: token_hash.clone(), expires, created_at: now };
+        let email = NewOutboxMessage {
+            recipient: request.email.clone(),
+            link_token_hash: token_hash,
+            sealed_link,
+            link_expires: expires,
             created_at: now,
         };
-        self.links.insert(&link).await?;
-
-        let email = SignInEmail {
-            link: self.link_url(&token, &request),
-            to: request.email,
-            expires_in_minutes: self.settings.link_policy.max_age_minutes(),
-            site_name: self.settings.site_name.clone(),
-            host: self
-                .settings
-                .callback_endpoint
-                .host_str()
-                .unwrap_or_default()
-                .to_owned(),
-        };
-        if let Err(mail_error) = self.mailer.send_sign_in_link(&email).await {
-            tracing::warn!(to = %email.to.masked(), error = %mail_error, "sign-in email not sent; retiring its link");
-            self.links.delete(&token_hash).await?;
-            return Err(RequestLinkError::MailerFailed(mail_error));
-        }
-        tracing::info!(to = %email.to.masked(), "sign-in link sent");
-        Ok(email)
+        self.links.insert_with_email(&link, &email).await?;
+        self.waker.wake();
+        tracing::info!(to = %request.email.masked(), "sign-in link queued");
+        Ok(LinkQueued { email: request.email, expires_in_minutes: self.settings.link_policy.max_age_minutes() })
     }
 
     /// Redeems a link: marks it used, finds or creates the user, and opens a session.
@@ -227,17 +215,10 @@ impl SignIn {
         match self.links.redeem(&token_hash, &request.email, now).await? {
             Redemption::Redeemed => {}
             Redemption::AlreadyUsed => return Err(RedeemLinkError::AlreadyUsed),
-            Redemption::Expired => {
-                return Err(RedeemLinkError::Expired {
-                    email: request.email,
-                })
-            }
+            Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
             Redemption::Unknown => return Err(RedeemLinkError::Invalid),
         }
-        let user = self
-            .users
-            .find_or_create_verified(&request.email, now)
-            .await?;
+        let user = self.users.find_or_create_verified(&request.email, now).await?;
         let session_token = SessionToken::from_random_bytes(os_random()?);
         let session = self
             .sessions
@@ -250,21 +231,14 @@ impl SignIn {
             })
             .await?;
         tracing::info!(user.id = %user.id.as_str(), "signed in with a magic link");
-        Ok(SignedIn {
-            session_token,
-            expires: session.expires,
-            user,
-        })
+        Ok(SignedIn { session_token, expires: session.expires, user })
     }
 
     /// The live session behind a cookie token, extending it when due.
     ///
     /// # Errors
     /// Only [`ReadSessionError::Unexpected`]: an unknown or expired token is `Ok(None)`.
-    pub async fn read_session(
-        &self,
-        token: &SessionToken,
-    ) -> Result<Option<ActiveSession>, ReadSessionError> {
+    pub async fn read_session(&self, token: &SessionToken) -> Result<Option<ActiveSession>, ReadSessionError> {
         let now = self.clock.now();
         let Some((session, user)) = self.sessions.find(&token.hash()).await? else {
             return Ok(None);
@@ -276,17 +250,9 @@ impl SignIn {
         match policy.extension(session.expires, now) {
             Some(expires) => {
                 self.sessions.extend(&session.id, expires, now).await?;
-                Ok(Some(ActiveSession {
-                    user,
-                    expires,
-                    extended: true,
-                }))
+                Ok(Some(ActiveSession { user, expires, extended: true }))
             }
-            None => Ok(Some(ActiveSession {
-                user,
-                expires: session.expires,
-                extended: false,
-            })),
+            None => Ok(Some(ActiveSession { user, expires: session.expires, extended: false })),
         }
     }
 

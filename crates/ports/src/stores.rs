@@ -7,6 +7,8 @@
 use chrono::{DateTime, Utc};
 use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, User, UserId};
 
+use crate::outbox::NewOutboxMessage;
+
 /// A link about to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLink {
@@ -38,11 +40,12 @@ pub enum Redemption {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait LinkStore: Send + Sync {
-    /// Stores a new, unused link.
+    /// Stores a new, unused link and the outbox row that will email it, in one transaction:
+    /// both are stored or neither is.
     ///
     /// # Errors
-    /// MUST fail if the link could not be stored durably.
-    async fn insert(&self, link: &NewLink) -> anyhow::Result<()>;
+    /// MUST fail if they could not be stored durably.
+    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<()>;
 
     /// Removes a link, used or not. Removing a link that does not exist is not an error.
     ///
@@ -79,11 +82,7 @@ pub trait UserStore: Send + Sync {
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn find_or_create_verified(
-        &self,
-        email: &EmailAddress,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<User>;
+    async fn find_or_create_verified(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<User>;
 
     /// The user with this id, if any.
     ///
@@ -127,12 +126,7 @@ pub trait SessionStore: Send + Sync {
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn extend(
-        &self,
-        session_id: &str,
-        expires: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()>;
+    async fn extend(&self, session_id: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()>;
 
     /// Deletes the session with this token hash; deleting a missing one is not an error.
     ///

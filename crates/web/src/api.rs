@@ -80,8 +80,8 @@ impl AuthApi {
     /// A CSRF token (and its cookie) for the sign-in and sign-out forms.
     #[oai(path = "/csrf", method = "get")]
     async fn csrf(&self, req: &Request) -> poem::Result<Json<CsrfBody>> {
-        let token = csrf::token_for_form(req.cookie(), &self.state.settings)
-            .map_err(|e| self.problem(req, e.into()))?;
+        let token =
+            csrf::token_for_form(req.cookie(), &self.state.settings).map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(CsrfBody { csrf_token: token }))
     }
 
@@ -103,9 +103,7 @@ impl AuthApi {
     /// The current session, or `null` when signed out.
     #[oai(path = "/session", method = "get")]
     async fn session(&self, req: &Request) -> poem::Result<Json<Option<SessionBody>>> {
-        let session = auth::current_session(req, &self.state)
-            .await
-            .map_err(|e| self.problem(req, e))?;
+        let session = auth::current_session(req, &self.state).await.map_err(|e| self.problem(req, e))?;
         Ok(Json(session.map(|active| SessionBody {
             user: SessionUser {
                 id: active.user.id.as_str().to_owned(),

@@ -10,7 +10,7 @@ use domain::SessionToken;
 use poem::http::{header, StatusCode};
 use poem::web::{Data, Form, Json, Query, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
-use ports::{ActiveSession, RequestLinkError};
+use ports::ActiveSession;
 
 use crate::errors::{redeem_failure, Format, WebError};
 use crate::forms::{CallbackQuery, SignInForm, SignOutForm};
@@ -39,35 +39,25 @@ async fn request_link(
     if !csrf::verify(req.cookie(), &state.settings, form.csrf_token.as_deref()) {
         return Err(WebError::Csrf);
     }
-    let request = form
-        .to_request(&state.settings.base_url)
-        .map_err(|reason| WebError::InvalidEmail {
-            typed: form.email.clone(),
-            callback_url: form.callback_url.clone(),
-            reason,
-        })?;
+    let request = form.to_request(&state.settings.base_url).map_err(|reason| WebError::InvalidEmail {
+        typed: form.email.clone(),
+        callback_url: form.callback_url.clone(),
+        reason,
+    })?;
     let masked = request.email.masked();
-    match state.sign_in.request_link(request).await {
-        Ok(sent) => {
-            let query = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("to", &masked)
-                .finish();
-            let location = format!("{}?{query}", state.settings.pages.verify_request);
-            Ok(match Format::of(req) {
-                Format::Json => Json(serde_json::json!({
-                    "url": state.settings.absolute(&location),
-                    "expiresInMinutes": sent.expires_in_minutes,
-                }))
-                .into_response(),
-                Format::Html => Redirect::see_other(location).into_response(),
-            })
-        }
-        Err(RequestLinkError::MailerFailed(_)) => Err(WebError::MailerFailed {
-            typed: form.email.clone(),
-            callback_url: form.callback_url.clone(),
-        }),
-        Err(RequestLinkError::Unexpected(error)) => Err(WebError::Unexpected(error)),
-    }
+    // The link is stored and its email queued; delivery happens in the background, so the
+    // answer never waits on a mail provider.
+    let queued = state.sign_in.request_link(request).await?;
+    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("to", &masked).finish();
+    let location = format!("{}?{query}", state.settings.pages.verify_request);
+    Ok(match Format::of(req) {
+        Format::Json => Json(serde_json::json!({
+            "url": state.settings.absolute(&location),
+            "expiresInMinutes": queued.expires_in_minutes,
+        }))
+        .into_response(),
+        Format::Html => Redirect::see_other(location).into_response(),
+    })
 }
 
 /// `GET {base}/callback/email`: redeems the link, sets the session cookie, and redirects to the
@@ -102,18 +92,13 @@ async fn redeem(
         state.sign_in.sign_out(&previous).await?;
     }
     set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
-    let destination =
-        domain::CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
+    let destination = domain::CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
     Ok(Redirect::see_other(destination.as_str()).into_response())
 }
 
 /// `POST {base}/signout`: checks CSRF, ends the session in the database, clears the cookie.
 #[handler]
-pub async fn sign_out(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    form: poem::Result<Form<SignOutForm>>,
-) -> Response {
+pub async fn sign_out(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<SignOutForm>>) -> Response {
     let result = end_session(req, &state, form).await;
     respond(req, &state, result)
 }
@@ -132,9 +117,7 @@ async fn end_session(
     }
     cookies::clear(req.cookie(), &state.settings, cookies::SESSION);
     Ok(match Format::of(req) {
-        Format::Json => {
-            Json(serde_json::json!({ "url": state.settings.absolute("/") })).into_response()
-        }
+        Format::Json => Json(serde_json::json!({ "url": state.settings.absolute("/") })).into_response(),
         Format::Html => Redirect::see_other("/").into_response(),
     })
 }
@@ -144,10 +127,7 @@ async fn end_session(
 ///
 /// # Errors
 /// [`WebError::Unexpected`] when the store fails.
-pub async fn current_session(
-    req: &Request,
-    state: &AppState,
-) -> Result<Option<ActiveSession>, WebError> {
+pub async fn current_session(req: &Request, state: &AppState) -> Result<Option<ActiveSession>, WebError> {
     let Some(token) = session_token(req, state) else {
         return Ok(None);
     };
@@ -165,21 +145,10 @@ fn session_token(req: &Request, state: &AppState) -> Option<SessionToken> {
     SessionToken::parse(&value).ok()
 }
 
-fn set_session_cookie(
-    req: &Request,
-    state: &AppState,
-    token: &SessionToken,
-    expires: chrono::DateTime<chrono::Utc>,
-) {
+fn set_session_cookie(req: &Request, state: &AppState, token: &SessionToken, expires: chrono::DateTime<chrono::Utc>) {
     let seconds = (expires - state.sign_in.now()).num_seconds().max(0);
     let max_age = Duration::from_secs(u64::try_from(seconds).unwrap_or_default());
-    cookies::set(
-        req.cookie(),
-        &state.settings,
-        cookies::SESSION,
-        &token.encode(),
-        Some(max_age),
-    );
+    cookies::set(req.cookie(), &state.settings, cookies::SESSION, &token.encode(), Some(max_age));
 }
 
 /// `GET /healthz`: 200 when the database answers, 503 otherwise.
@@ -189,9 +158,7 @@ pub async fn healthz(state: Data<&Arc<AppState>>) -> Response {
         Ok(()) => "ok".into_response(),
         Err(error) => {
             tracing::error!(error = ?error, "health check failed");
-            "database unavailable"
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                .into_response()
+            "database unavailable".with_status(StatusCode::SERVICE_UNAVAILABLE).into_response()
         }
     }
 }

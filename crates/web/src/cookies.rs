@@ -26,18 +26,11 @@ pub fn name(settings: &WebSettings, base: &str) -> String {
 
 /// Reads a cookie's value from the request.
 pub fn read(jar: &CookieJar, settings: &WebSettings, base: &str) -> Option<String> {
-    jar.get(&name(settings, base))
-        .map(|cookie| cookie.value_str().to_owned())
+    jar.get(&name(settings, base)).map(|cookie| cookie.value_str().to_owned())
 }
 
 /// Queues a cookie on the response. `max_age` of `None` makes a browser-session cookie.
-pub fn set(
-    jar: &CookieJar,
-    settings: &WebSettings,
-    base: &str,
-    value: &str,
-    max_age: Option<Duration>,
-) {
+pub fn set(jar: &CookieJar, settings: &WebSettings, base: &str, value: &str, max_age: Option<Duration>) {
     let mut cookie = Cookie::new_with_str(name(settings, base), value);
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Lax);

@@ -8,7 +8,7 @@ use domain::InvalidEmail;
 use poem::http::{header, StatusCode};
 use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
-use ports::{ReadSessionError, RedeemLinkError, SignOutError};
+use ports::{ReadSessionError, RedeemLinkError, RequestLinkError, SignOutError};
 use tera::Context;
 
 use crate::pages::{page, sign_in_form};
@@ -57,14 +57,6 @@ pub enum WebError {
         /// Why it was refused.
         reason: InvalidEmail,
     },
-    /// The mailer failed; the form is shown again with what was typed.
-    #[error("the sign-in email could not be sent")]
-    MailerFailed {
-        /// What was typed, to show again.
-        typed: String,
-        /// Where to land after sign-in, kept for the second attempt.
-        callback_url: Option<String>,
-    },
     /// No such page.
     #[error("not found")]
     NotFound,
@@ -77,6 +69,14 @@ impl From<ReadSessionError> for WebError {
     fn from(error: ReadSessionError) -> Self {
         match error {
             ReadSessionError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<RequestLinkError> for WebError {
+    fn from(error: RequestLinkError) -> Self {
+        match error {
+            RequestLinkError::Unexpected(inner) => WebError::Unexpected(inner),
         }
     }
 }
@@ -99,9 +99,8 @@ pub fn redeem_failure(error: RedeemLinkError, state: &AppState) -> Result<Respon
         RedeemLinkError::Invalid => format!("{error_page}?error=Verification&reason=invalid"),
         RedeemLinkError::AlreadyUsed => format!("{error_page}?error=Verification&reason=used"),
         RedeemLinkError::Expired { email } => {
-            let query: String = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("email", email.as_str())
-                .finish();
+            let query: String =
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("email", email.as_str()).finish();
             format!("{error_page}?error=Verification&reason=expired&{query}")
         }
         RedeemLinkError::Unexpected(inner) => return Err(WebError::Unexpected(inner)),
@@ -113,10 +112,7 @@ impl WebError {
     fn status(&self) -> StatusCode {
         match self {
             WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            WebError::MailerFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } => StatusCode::BAD_REQUEST,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,32 +124,12 @@ impl WebError {
             WebError::Csrf => (
                 "csrf",
                 "CSRF token missing or invalid",
-                "Fetch a token from GET {base}/csrf and send it as csrfToken with its cookie"
-                    .to_owned(),
+                "Fetch a token from GET {base}/csrf and send it as csrfToken with its cookie".to_owned(),
             ),
-            WebError::BadForm(detail) => (
-                "bad-request",
-                "The request body is not a readable form",
-                detail.clone(),
-            ),
-            WebError::BadQuery(detail) => (
-                "bad-request",
-                "A query parameter is not acceptable",
-                detail.clone(),
-            ),
-            WebError::InvalidEmail { reason, .. } => {
-                ("invalid-email", "Invalid email address", reason.to_string())
-            }
-            WebError::MailerFailed { .. } => (
-                "mailer-unavailable",
-                "The sign-in email could not be sent",
-                "Nothing was stored; try again in a moment".to_owned(),
-            ),
-            WebError::NotFound => (
-                "not-found",
-                "Not found",
-                "There is nothing at this address".to_owned(),
-            ),
+            WebError::BadForm(detail) => ("bad-request", "The request body is not a readable form", detail.clone()),
+            WebError::BadQuery(detail) => ("bad-request", "A query parameter is not acceptable", detail.clone()),
+            WebError::InvalidEmail { reason, .. } => ("invalid-email", "Invalid email address", reason.to_string()),
+            WebError::NotFound => ("not-found", "Not found", "There is nothing at this address".to_owned()),
             WebError::Unexpected(_) => (
                 "internal",
                 "Something went wrong on our side",
@@ -170,15 +146,11 @@ impl WebError {
         }
         match format {
             Format::Json => self.problem_response(status, state),
-            Format::Html => self
-                .page_response(status, req, state)
-                .unwrap_or_else(|error| {
-                    // The error page itself failed: fall back to plain text rather than recurse.
-                    tracing::error!(error = ?error, "error page failed");
-                    "Something went wrong on our side."
-                        .with_status(StatusCode::INTERNAL_SERVER_ERROR)
-                        .into_response()
-                }),
+            Format::Html => self.page_response(status, req, state).unwrap_or_else(|error| {
+                // The error page itself failed: fall back to plain text rather than recurse.
+                tracing::error!(error = ?error, "error page failed");
+                "Something went wrong on our side.".with_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+            }),
         }
     }
 
@@ -190,54 +162,20 @@ impl WebError {
             "status": status.as_u16(),
             "detail": detail.replace("{base}", &state.settings.auth_base_path),
         });
-        Response::builder()
-            .status(status)
-            .content_type("application/problem+json")
-            .body(body.to_string())
+        Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
     }
 
-    fn page_response(
-        self,
-        status: StatusCode,
-        req: &Request,
-        state: &AppState,
-    ) -> Result<Response, WebError> {
+    fn page_response(self, status: StatusCode, req: &Request, state: &AppState) -> Result<Response, WebError> {
         match self {
-            WebError::InvalidEmail {
-                typed,
-                callback_url,
-                reason,
-            } => sign_in_form(
-                req,
-                state,
-                &typed,
-                callback_url.as_deref(),
-                Some(reason.to_string()),
-                status,
-            ),
-            WebError::MailerFailed {
-                typed,
-                callback_url,
-            } => sign_in_form(
-                req,
-                state,
-                &typed,
-                callback_url.as_deref(),
-                Some(
-                    "We could not send the email just now. Please try again in a moment."
-                        .to_owned(),
-                ),
-                status,
-            ),
+            WebError::InvalidEmail { typed, callback_url, reason } => {
+                sign_in_form(req, state, &typed, callback_url.as_deref(), Some(reason.to_string()), status)
+            }
             WebError::Csrf => page(state, status, "csrf_error.html", Context::new()),
             other => {
                 let (_, title, detail) = other.problem();
                 let mut context = Context::new();
                 context.insert("title", title);
-                context.insert(
-                    "detail",
-                    &detail.replace("{base}", &state.settings.auth_base_path),
-                );
+                context.insert("detail", &detail.replace("{base}", &state.settings.auth_base_path));
                 page(state, status, "server_error.html", context)
             }
         }

@@ -62,16 +62,10 @@ impl CallbackQuery {
     /// # Errors
     /// [`MalformedLink`] when the token or address is missing or malformed.
     pub fn to_request(&self, user_agent: Option<&str>) -> Result<RedeemLink, MalformedLink> {
-        let token = LinkToken::parse(self.token.as_deref().ok_or(MalformedLink)?)
-            .map_err(|_| MalformedLink)?;
-        let email = EmailAddress::parse(self.email.as_deref().ok_or(MalformedLink)?)
-            .map_err(|_| MalformedLink)?;
+        let token = LinkToken::parse(self.token.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
+        let email = EmailAddress::parse(self.email.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
         let user_agent = user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
-        Ok(RedeemLink {
-            token,
-            email,
-            user_agent,
-        })
+        Ok(RedeemLink { token, email, user_agent })
     }
 }
 
@@ -107,8 +101,7 @@ impl CheckEmailQuery {
     pub fn masked_address(&self) -> Option<String> {
         let to = self.to.as_deref()?;
         let (first, domain) = to.split_once("***@")?;
-        let plausible =
-            first.chars().count() <= 1 && EmailAddress::parse(&format!("x@{domain}")).is_ok();
+        let plausible = first.chars().count() <= 1 && EmailAddress::parse(&format!("x@{domain}")).is_ok();
         plausible.then(|| to.to_owned())
     }
 }
@@ -152,9 +145,7 @@ mod tests {
             ("a***@not a domain", false),
         ];
         for (to, shown) in cases {
-            let query = CheckEmailQuery {
-                to: Some(to.to_owned()),
-            };
+            let query = CheckEmailQuery { to: Some(to.to_owned()) };
             assert_eq!(query.masked_address().is_some(), shown, "{to:?}");
         }
     }
@@ -169,11 +160,8 @@ mod tests {
             (Some(token.as_str()), Some("not an address")),
         ];
         for (token, email) in cases {
-            let query = CallbackQuery {
-                token: token.map(str::to_owned),
-                email: email.map(str::to_owned),
-                callback_url: None,
-            };
+            let query =
+                CallbackQuery { token: token.map(str::to_owned), email: email.map(str::to_owned), callback_url: None };
             assert_eq!(query.to_request(None).map(|_| ()), Err(MalformedLink));
         }
     }

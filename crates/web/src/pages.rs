@@ -15,6 +15,22 @@ use crate::errors::{Format, WebError};
 use crate::forms::{AuthErrorQuery, CheckEmailQuery, MailboxQuery, SignInPageQuery};
 use crate::{auth, csrf, AppState};
 
+/// The built-in page templates, by the name an override file must have.
+const BUILTIN: [(&str, &str); 8] = [
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    ("signin.html", include_str!("../templates/signin.html")),
+    ("check_email.html", include_str!("../templates/check_email.html")),
+    ("auth_error.html", include_str!("../templates/auth_error.html")),
+    ("csrf_error.html", include_str!("../templates/csrf_error.html")),
+    ("server_error.html", include_str!("../templates/server_error.html")),
+    ("mailbox.html", include_str!("../templates/mailbox.html")),
+];
+
+/// The page templates an operator may override, by file name under `templates.dir`.
+pub const TEMPLATE_NAMES: [&str; 8] =
+    [BUILTIN[0].0, BUILTIN[1].0, BUILTIN[2].0, BUILTIN[3].0, BUILTIN[4].0, BUILTIN[5].0, BUILTIN[6].0, BUILTIN[7].0];
+
 /// The parsed page templates.
 #[derive(Debug)]
 pub struct Pages {
@@ -27,30 +43,19 @@ impl Pages {
     /// # Errors
     /// Fails if a template does not parse (caught by the tests).
     pub fn builtin() -> anyhow::Result<Self> {
+        Self::with_overrides(Vec::new())
+    }
+
+    /// Parses the built-in templates, replacing those named in `overrides` (name, source).
+    ///
+    /// # Errors
+    /// Names the template and, through the error's cause, the line that does not parse.
+    pub fn with_overrides(overrides: Vec<(String, String)>) -> anyhow::Result<Self> {
         let mut tera = Tera::default();
-        tera.add_raw_templates([
-            ("layout.html", include_str!("../templates/layout.html")),
-            ("home.html", include_str!("../templates/home.html")),
-            ("signin.html", include_str!("../templates/signin.html")),
-            (
-                "check_email.html",
-                include_str!("../templates/check_email.html"),
-            ),
-            (
-                "auth_error.html",
-                include_str!("../templates/auth_error.html"),
-            ),
-            (
-                "csrf_error.html",
-                include_str!("../templates/csrf_error.html"),
-            ),
-            (
-                "server_error.html",
-                include_str!("../templates/server_error.html"),
-            ),
-            ("mailbox.html", include_str!("../templates/mailbox.html")),
-        ])
-        .context("built-in page templates do not parse")?;
+        tera.add_raw_templates(BUILTIN).context("built-in page templates do not parse")?;
+        if !overrides.is_empty() {
+            tera.add_raw_templates(overrides).context("a page template override does not parse")?;
+        }
         tera.autoescape_on(vec![".html"]);
         Ok(Self { tera })
     }
@@ -59,36 +64,21 @@ impl Pages {
     ///
     /// # Errors
     /// Fails if the template refers to a missing value.
-    pub fn render(
-        &self,
-        state: &AppState,
-        template: &str,
-        extra: Context,
-    ) -> anyhow::Result<String> {
+    pub fn render(&self, state: &AppState, template: &str, extra: Context) -> anyhow::Result<String> {
         let settings = &state.settings;
         let mut context = Context::new();
         context.insert("site_name", &settings.site_name);
         context.insert("sign_in_page", &settings.pages.sign_in);
         context.insert("signin_action", &settings.auth_path("/signin/email"));
         context.insert("signout_action", &settings.auth_path("/signout"));
-        context.insert(
-            "link_minutes",
-            &state.sign_in.settings().link_policy.max_age_minutes(),
-        );
+        context.insert("link_minutes", &state.sign_in.settings().link_policy.max_age_minutes());
         context.extend(extra);
-        self.tera
-            .render(template, &context)
-            .with_context(|| format!("cannot render {template}"))
+        self.tera.render(template, &context).with_context(|| format!("cannot render {template}"))
     }
 }
 
 /// Renders a page as a response with `status`.
-pub(crate) fn page(
-    state: &AppState,
-    status: StatusCode,
-    template: &str,
-    extra: Context,
-) -> Result<Response, WebError> {
+pub(crate) fn page(state: &AppState, status: StatusCode, template: &str, extra: Context) -> Result<Response, WebError> {
     let html = state.pages.render(state, template, extra)?;
     Ok(Html(html).with_status(status).into_response())
 }
@@ -103,25 +93,15 @@ async fn home_page(req: &Request, state: &AppState) -> Result<Response, WebError
     let session = auth::current_session(req, state).await?;
     let mut context = Context::new();
     if let Some(session) = session {
-        context.insert(
-            "user",
-            &serde_json::json!({ "email": session.user.email.as_str() }),
-        );
-        context.insert(
-            "csrf_token",
-            &csrf::token_for_form(req.cookie(), &state.settings)?,
-        );
+        context.insert("user", &serde_json::json!({ "email": session.user.email.as_str() }));
+        context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
     }
     page(state, StatusCode::OK, "home.html", context)
 }
 
 /// `GET {pages.sign_in}`: the sign-in form.
 #[handler]
-pub async fn sign_in(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    query: Query<SignInPageQuery>,
-) -> Response {
+pub async fn sign_in(req: &Request, state: Data<&Arc<AppState>>, query: Query<SignInPageQuery>) -> Response {
     let result = sign_in_form(
         req,
         &state,
@@ -143,10 +123,7 @@ pub(crate) fn sign_in_form(
     status: StatusCode,
 ) -> Result<Response, WebError> {
     let mut context = Context::new();
-    context.insert(
-        "csrf_token",
-        &csrf::token_for_form(req.cookie(), &state.settings)?,
-    );
+    context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
     context.insert("email", email);
     context.insert("callback_url", callback_url.unwrap_or("/"));
     context.insert("error", &error);
@@ -156,44 +133,23 @@ pub(crate) fn sign_in_form(
 
 /// `GET {pages.verify_request}`: "we sent you a link".
 #[handler]
-pub async fn check_email(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    query: Query<CheckEmailQuery>,
-) -> Response {
+pub async fn check_email(req: &Request, state: Data<&Arc<AppState>>, query: Query<CheckEmailQuery>) -> Response {
     let mut context = Context::new();
     context.insert("to", &query.masked_address());
-    respond(
-        req,
-        &state,
-        page(&state, StatusCode::OK, "check_email.html", context),
-    )
+    respond(req, &state, page(&state, StatusCode::OK, "check_email.html", context))
 }
 
 /// `GET {pages.error}`: says which case a failed link is and what to do next.
 #[handler]
-pub async fn auth_error(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    query: Query<AuthErrorQuery>,
-) -> Response {
+pub async fn auth_error(req: &Request, state: Data<&Arc<AppState>>, query: Query<AuthErrorQuery>) -> Response {
     let result = (|| {
         let mut context = Context::new();
         context.insert("error", &query.error.as_deref().unwrap_or("Default"));
         context.insert("reason", &query.reason.as_deref().unwrap_or_default());
         // Only a well-formed address is pre-filled; anything else leaves the field empty.
-        let email = query
-            .email
-            .as_deref()
-            .and_then(|e| EmailAddress::parse(e).ok());
-        context.insert(
-            "email",
-            &email.as_ref().map(EmailAddress::as_str).unwrap_or_default(),
-        );
-        context.insert(
-            "csrf_token",
-            &csrf::token_for_form(req.cookie(), &state.settings)?,
-        );
+        let email = query.email.as_deref().and_then(|e| EmailAddress::parse(e).ok());
+        context.insert("email", &email.as_ref().map(EmailAddress::as_str).unwrap_or_default());
+        context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
         page(&state, StatusCode::OK, "auth_error.html", context)
     })();
     respond(req, &state, result)
@@ -221,27 +177,16 @@ struct MailboxPageEntry<'a> {
 /// `GET /dev/mailbox`: the development mailbox, as a page or (with `Accept: application/json`)
 /// as JSON. Routed only while the development mailer is configured.
 #[handler]
-pub async fn mailbox(
-    req: &Request,
-    state: Data<&Arc<AppState>>,
-    query: Query<MailboxQuery>,
-) -> Response {
+pub async fn mailbox(req: &Request, state: Data<&Arc<AppState>>, query: Query<MailboxQuery>) -> Response {
     respond(req, &state, mailbox_response(req, &state, &query))
 }
 
-fn mailbox_response(
-    req: &Request,
-    state: &AppState,
-    query: &MailboxQuery,
-) -> Result<Response, WebError> {
+fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery) -> Result<Response, WebError> {
     let Some(dev_mailbox) = &state.mailbox else {
         return Err(WebError::NotFound);
     };
     let to = match query.to.as_deref().filter(|to| !to.is_empty()) {
-        Some(raw) => Some(
-            EmailAddress::parse(raw)
-                .map_err(|reason| WebError::BadQuery(format!("`to`: {reason}")))?,
-        ),
+        Some(raw) => Some(EmailAddress::parse(raw).map_err(|reason| WebError::BadQuery(format!("`to`: {reason}")))?),
         None => None,
     };
     let limit = query.limit.unwrap_or(50).min(1000);
@@ -259,13 +204,8 @@ fn mailbox_response(
     if Format::of(req) == Format::Json {
         return Ok(Json(entries).into_response());
     }
-    let view: Vec<MailboxPageEntry<'_>> = entries
-        .iter()
-        .map(|entry| MailboxPageEntry {
-            entry,
-            html: &entry.html,
-        })
-        .collect();
+    let view: Vec<MailboxPageEntry<'_>> =
+        entries.iter().map(|entry| MailboxPageEntry { entry, html: &entry.html }).collect();
     let mut context = Context::new();
     context.insert("messages", &view);
     context.insert("to", &to.as_ref().map(EmailAddress::as_str));
@@ -273,10 +213,6 @@ fn mailbox_response(
 }
 
 /// Turns a handler's result into a response, mapping errors in the one place that does so.
-pub(crate) fn respond(
-    req: &Request,
-    state: &AppState,
-    result: Result<Response, WebError>,
-) -> Response {
+pub(crate) fn respond(req: &Request, state: &AppState, result: Result<Response, WebError>) -> Response {
     result.unwrap_or_else(|error| error.into_response(Format::of(req), req, state))
 }

@@ -10,8 +10,7 @@ use crate::api::AuthApi;
 use crate::{auth, pages, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
      frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
@@ -19,14 +18,8 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     let state = Arc::new(state);
     let settings = &state.settings;
     let base = settings.auth_base_path.trim_end_matches('/').to_owned();
-    let api = OpenApiService::new(
-        AuthApi {
-            state: Arc::clone(&state),
-        },
-        "magiclink",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .server(settings.absolute(&base));
+    let api = OpenApiService::new(AuthApi { state: Arc::clone(&state) }, "magiclink", env!("CARGO_PKG_VERSION"))
+        .server(settings.absolute(&base));
     let spec = api.spec_endpoint();
 
     let mut routes = Route::new()

@@ -8,9 +8,9 @@ use domain::{LinkPolicy, ServerSecret, SessionPolicy};
 use poem::http::StatusCode;
 use poem::test::TestClient;
 use ports::clock::MockClock;
-use ports::mailer::MockMailer;
+use ports::outbox::MockDeliveryWaker;
 use ports::stores::{MockLinkStore, MockSessionStore, MockStoreHealth, MockUserStore};
-use ports::{MailError, SignIn, SignInSettings};
+use ports::{SignIn, SignInSettings};
 use url::Url;
 use web::{AppState, PagePaths, WebSettings};
 
@@ -18,7 +18,7 @@ use web::{AppState, PagePaths, WebSettings};
 struct Mocks {
     links: MockLinkStore,
     sessions: MockSessionStore,
-    mailer: MockMailer,
+    waker: MockDeliveryWaker,
     health: MockStoreHealth,
 }
 
@@ -30,14 +30,13 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         Arc::new(mocks.links),
         Arc::new(MockUserStore::new()),
         Arc::new(mocks.sessions),
-        Arc::new(mocks.mailer),
+        Arc::new(mocks.waker),
         Arc::new(clock),
         SignInSettings {
             secret: secret.clone(),
             link_policy: LinkPolicy::new(600),
             session_policy: SessionPolicy::new(86_400, 3_600),
-            callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email")
-                .expect("valid"),
+            callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             site_name: "magiclink".to_owned(),
             link_retention: TimeDelta::days(1),
         },
@@ -67,68 +66,35 @@ const SESSION_COOKIE: &str = "magiclink.session-token=AAAAAAAAAAAAAAAAAAAAAAAAAA
 async fn the_dev_mailbox_does_not_exist_without_the_dev_mailer() {
     let client = app(Mocks::default());
 
-    client
-        .get("/dev/mailbox")
-        .send()
-        .await
-        .assert_status(StatusCode::NOT_FOUND);
+    client.get("/dev/mailbox").send().await.assert_status(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn a_store_outage_is_a_500_with_a_fixed_message_never_signed_out() {
     let mut mocks = Mocks::default();
-    mocks
-        .sessions
-        .expect_find()
-        .returning(|_| Err(anyhow::anyhow!("database is locked: secret detail")));
+    mocks.sessions.expect_find().returning(|_| Err(anyhow::anyhow!("database is locked: secret detail")));
     let client = app(mocks);
 
-    let page = client
-        .get("/")
-        .header("cookie", SESSION_COOKIE)
-        .send()
-        .await;
+    let page = client.get("/").header("cookie", SESSION_COOKIE).send().await;
     page.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
     let body = page.0.into_body().into_string().await.expect("text");
-    assert!(
-        body.contains("Something went wrong on our side") && !body.contains("secret detail"),
-        "{body}"
-    );
+    assert!(body.contains("Something went wrong on our side") && !body.contains("secret detail"), "{body}");
 
-    let json = client
-        .get("/api/auth/session")
-        .header("cookie", SESSION_COOKIE)
-        .send()
-        .await;
+    let json = client.get("/api/auth/session").header("cookie", SESSION_COOKIE).send().await;
     json.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
     json.assert_content_type("application/problem+json");
 }
 
 #[tokio::test]
-async fn a_failing_mailer_shows_the_form_again_with_a_503() {
+async fn a_storage_failure_while_queueing_a_link_is_a_500_and_wakes_no_worker() {
     let mut mocks = Mocks::default();
-    mocks.links.expect_insert().returning(|_| Ok(()));
-    mocks.links.expect_delete().times(1).returning(|_| Ok(()));
-    mocks
-        .mailer
-        .expect_send_sign_in_link()
-        .returning(|_| Err(MailError::Transient(anyhow::anyhow!("connection refused"))));
+    mocks.links.expect_insert_with_email().returning(|_, _| Err(anyhow::anyhow!("disk I/O error")));
+    mocks.waker.expect_wake().never();
     let client = app(mocks);
     let csrf = client.get("/api/auth/csrf").send().await;
-    let cookie = csrf
-        .0
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("csrf cookie")
-        .to_owned();
+    let cookie = csrf.0.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("csrf cookie").to_owned();
     let pair = cookie.split(';').next().expect("pair").to_owned();
-    let token = csrf
-        .0
-        .into_body()
-        .into_json::<serde_json::Value>()
-        .await
-        .expect("json")["csrfToken"]
+    let token = csrf.0.into_body().into_json::<serde_json::Value>().await.expect("json")["csrfToken"]
         .as_str()
         .expect("token")
         .to_owned();
@@ -136,30 +102,22 @@ async fn a_failing_mailer_shows_the_form_again_with_a_503() {
     let reply = client
         .post("/api/auth/signin/email")
         .header("cookie", pair)
+        .header("accept", "application/json")
         .content_type("application/x-www-form-urlencoded")
         .body(format!("email=a%40example.com&csrfToken={token}"))
         .send()
         .await;
 
-    reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    reply.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+    reply.assert_content_type("application/problem+json");
     let body = reply.0.into_body().into_string().await.expect("text");
-    assert!(
-        body.contains("value=\"a@example.com\"") && body.contains("could not send the email"),
-        "{body}"
-    );
+    assert!(!body.contains("disk I/O error"), "internal detail leaked: {body}");
 }
 
 #[tokio::test]
 async fn healthz_is_503_when_the_store_does_not_answer() {
     let mut mocks = Mocks::default();
-    mocks
-        .health
-        .expect_ping()
-        .returning(|| Err(anyhow::anyhow!("unreachable")));
+    mocks.health.expect_ping().returning(|| Err(anyhow::anyhow!("unreachable")));
 
-    app(mocks)
-        .get("/healthz")
-        .send()
-        .await
-        .assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    app(mocks).get("/healthz").send().await.assert_status(StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -24,39 +24,31 @@ fn committed_default_toml() -> String {
 
 #[test]
 fn the_committed_default_toml_matches_the_built_in_defaults() {
-    let from_file: Settings =
-        toml::from_str(&committed_default_toml()).expect("default.toml parses");
-    assert_eq!(
-        from_file,
-        Settings::default(),
-        "config/default.toml and Settings::default() disagree"
-    );
+    let from_file: Settings = toml::from_str(&committed_default_toml()).expect("default.toml parses");
+    assert_eq!(from_file, Settings::default(), "config/default.toml and Settings::default() disagree");
 }
 
 #[test]
 fn the_configuration_reference_documents_every_key_with_its_env_var() {
-    let docs = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
-    )
-    .expect("docs/configuration.md is readable");
+    let docs = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"))
+        .expect("docs/configuration.md is readable");
     let table: toml::Table = toml::from_str(&committed_default_toml()).expect("parses");
-    let mut keys = Vec::new();
-    for (key, value) in &table {
-        match value.as_table() {
-            Some(section) => keys.extend(section.keys().map(|k| format!("{key}.{k}"))),
-            None => keys.push(key.clone()),
+    fn leaf_keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value.as_table() {
+                Some(section) => leaf_keys(&path, section, out),
+                None => out.push(path),
+            }
         }
     }
+    let mut keys = Vec::new();
+    leaf_keys("", &table, &mut keys);
+    assert!(keys.len() > 25, "found only {} keys", keys.len());
     for key in keys {
         let env = format!("MAGICLINK_{}", key.replace('.', "__").to_uppercase());
-        assert!(
-            docs.contains(&format!("`{key}`")),
-            "docs/configuration.md does not document `{key}`"
-        );
-        assert!(
-            docs.contains(&env),
-            "docs/configuration.md does not name {env}"
-        );
+        assert!(docs.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
+        assert!(docs.contains(&env), "docs/configuration.md does not name {env}");
     }
 }
 
@@ -64,43 +56,25 @@ fn the_configuration_reference_documents_every_key_with_its_env_var() {
 fn layers_apply_in_order_file_profile_dotenv_env_flags() {
     Jail::expect_with(|jail| {
         jail.create_dir("config")?;
+        jail.create_file("config/default.toml", "site_name = \"from-default\"\n[server]\nbind = \"127.0.0.1:1\"")?;
+        jail.create_file("config/staging.toml", "[server]\nbind = \"127.0.0.1:2\"\n[magic_link]\nmax_age = 300")?;
         jail.create_file(
-            "config/default.toml",
-            "site_name = \"from-default\"\n[server]\nbind = \"127.0.0.1:1\"",
+            ".env",
+            "AUTH_SECRET=from-dotenv\nMAGICLINK_SESSION__UPDATE_AGE=60\nMAGICLINK_SITE_NAME=dotenv-name",
         )?;
-        jail.create_file(
-            "config/staging.toml",
-            "[server]\nbind = \"127.0.0.1:2\"\n[magic_link]\nmax_age = 300",
-        )?;
-        jail.create_file(".env", "AUTH_SECRET=from-dotenv\nMAGICLINK_SESSION__UPDATE_AGE=60\nMAGICLINK_SITE_NAME=dotenv-name")?;
         jail.set_env("MAGICLINK_SITE_NAME", "from-env");
         jail.set_env("DATABASE_URL", "sqlite://authjs.sqlite");
 
         let settings = load(&sources(jail, "staging"), &Overrides::default()).expect("loads");
         assert_eq!(settings.site_name, "from-env", "env beats .env and files");
-        assert_eq!(
-            settings.server.bind, "127.0.0.1:2",
-            "profile file beats default.toml"
-        );
+        assert_eq!(settings.server.bind, "127.0.0.1:2", "profile file beats default.toml");
         assert_eq!(settings.magic_link.max_age, 300);
-        assert_eq!(
-            settings.secret.expose(),
-            "from-dotenv",
-            ".env supplies AUTH_SECRET"
-        );
-        assert_eq!(
-            settings.session.update_age, 60,
-            ".env supplies nested MAGICLINK_ keys, typed"
-        );
-        assert_eq!(
-            settings.database.url, "sqlite://authjs.sqlite",
-            "DATABASE_URL is honoured"
-        );
+        assert_eq!(settings.secret.expose(), "from-dotenv", ".env supplies AUTH_SECRET");
+        assert_eq!(settings.session.update_age, 60, ".env supplies nested MAGICLINK_ keys, typed");
+        assert_eq!(settings.database.url, "sqlite://authjs.sqlite", "DATABASE_URL is honoured");
 
-        let flags = Overrides {
-            bind: Some("127.0.0.1:9".to_owned()),
-            database_url: Some("sqlite://flag.sqlite".to_owned()),
-        };
+        let flags =
+            Overrides { bind: Some("127.0.0.1:9".to_owned()), database_url: Some("sqlite://flag.sqlite".to_owned()) };
         let settings = load(&sources(jail, "staging"), &flags).expect("loads");
         assert_eq!(settings.server.bind, "127.0.0.1:9", "flags beat everything");
         assert_eq!(settings.database.url, "sqlite://flag.sqlite");
@@ -112,10 +86,7 @@ fn layers_apply_in_order_file_profile_dotenv_env_flags() {
 fn magiclink_names_beat_the_authjs_names_and_nest_with_double_underscores() {
     Jail::expect_with(|jail| {
         jail.set_env("AUTH_URL", "https://authjs.example.com");
-        jail.set_env(
-            "MAGICLINK_SERVER__BASE_URL",
-            "https://magiclink.example.com",
-        );
+        jail.set_env("MAGICLINK_SERVER__BASE_URL", "https://magiclink.example.com");
         jail.set_env("MAGICLINK_PROFILE", "production");
         jail.set_env("MAGICLINK_SESSION__MAX_AGE", "3600");
 
@@ -132,10 +103,7 @@ fn an_unknown_key_or_a_wrong_type_names_the_key() {
     Jail::expect_with(|jail| {
         jail.set_env("MAGICLINK_SESSION__MAX_AGE", "soon");
         let error = load(&sources(jail, DEVELOPMENT), &Overrides::default()).expect_err("refused");
-        assert!(
-            error.to_string().to_lowercase().contains("max_age"),
-            "{error}"
-        );
+        assert!(error.to_string().to_lowercase().contains("max_age"), "{error}");
         Ok(())
     });
     Jail::expect_with(|jail| {
@@ -153,10 +121,7 @@ type Breakage = (&'static str, Box<dyn Fn(&mut Settings)>);
 fn production_ready() -> Settings {
     Settings {
         secret: super::Secret("0123456789abcdef0123456789abcdef".to_owned()),
-        server: super::ServerSettings {
-            base_url: "https://auth.example.com".to_owned(),
-            ..Default::default()
-        },
+        server: super::ServerSettings { base_url: "https://auth.example.com".to_owned(), ..Default::default() },
         ..Settings::default()
     }
 }
@@ -164,18 +129,9 @@ fn production_ready() -> Settings {
 #[test]
 fn production_refuses_each_unsafe_setting_with_one_line_naming_it() {
     let cases: Vec<Breakage> = vec![
-        (
-            "AUTH_SECRET",
-            Box::new(|s| s.secret = super::Secret::default()),
-        ),
-        (
-            "AUTH_SECRET",
-            Box::new(|s| s.secret = super::Secret("too-short".to_owned())),
-        ),
-        (
-            "server.base_url",
-            Box::new(|s| s.server.base_url = "http://auth.example.com".to_owned()),
-        ),
+        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret::default())),
+        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("too-short".to_owned()))),
+        ("server.base_url", Box::new(|s| s.server.base_url = "http://auth.example.com".to_owned())),
     ];
     for (named, break_it) in cases {
         let mut settings = production_ready();
@@ -184,18 +140,14 @@ fn production_refuses_each_unsafe_setting_with_one_line_naming_it() {
         assert!(refusal.0.contains(named), "{refusal}");
         assert!(!refusal.0.contains('\n'), "one line: {refusal}");
     }
-    let refusal = production_ready()
-        .check("production")
-        .expect_err("dev mailer refused");
+    let refusal = production_ready().check("production").expect_err("dev mailer refused");
     assert!(refusal.0.contains("mailer.kind"), "{refusal}");
     assert_eq!(production_ready().mailer.kind, MailerKind::Dev);
 }
 
 #[test]
 fn development_generates_a_secret_and_allows_http_and_the_dev_mailer() {
-    let checked = Settings::default()
-        .check(DEVELOPMENT)
-        .expect("development accepts the defaults");
+    let checked = Settings::default().check(DEVELOPMENT).expect("development accepts the defaults");
     assert!(checked.needs_ephemeral_secret);
     assert_eq!(checked.base_url.as_str(), "http://127.0.0.1:3000/");
 }
@@ -203,27 +155,12 @@ fn development_generates_a_secret_and_allows_http_and_the_dev_mailer() {
 #[test]
 fn malformed_paths_and_urls_are_refused_in_every_profile() {
     let cases: Vec<Breakage> = vec![
-        (
-            "server.base_url",
-            Box::new(|s| s.server.base_url = "not a url".to_owned()),
-        ),
-        (
-            "server.base_url",
-            Box::new(|s| s.server.base_url = "https://example.com/app".to_owned()),
-        ),
-        (
-            "auth.base_path",
-            Box::new(|s| s.auth.base_path = "api/auth".to_owned()),
-        ),
-        (
-            "pages.sign_in",
-            Box::new(|s| s.pages.sign_in = "//evil.example".to_owned()),
-        ),
+        ("server.base_url", Box::new(|s| s.server.base_url = "not a url".to_owned())),
+        ("server.base_url", Box::new(|s| s.server.base_url = "https://example.com/app".to_owned())),
+        ("auth.base_path", Box::new(|s| s.auth.base_path = "api/auth".to_owned())),
+        ("pages.sign_in", Box::new(|s| s.pages.sign_in = "//evil.example".to_owned())),
         ("magic_link.max_age", Box::new(|s| s.magic_link.max_age = 0)),
-        (
-            "session.max_age",
-            Box::new(|s| s.session.update_age = s.session.max_age + 1),
-        ),
+        ("session.max_age", Box::new(|s| s.session.update_age = s.session.max_age + 1)),
     ];
     for (named, break_it) in cases {
         let mut settings = Settings::default();

@@ -8,7 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use domain::EmailAddress;
-use ports::{Clock, DevMailbox, MailError, MailboxMessage, Mailer, SignInEmail};
+use ports::{Clock, DevMailbox, MailError, MailboxMessage, Mailer, SentReceipt, SignInEmail};
+use tokio::sync::watch;
 
 use super::render::EmailRenderer;
 
@@ -17,9 +18,11 @@ pub const CAPACITY: usize = 10_000;
 
 /// The in-memory development mailbox and mailer.
 pub struct DevMailer {
-    renderer: EmailRenderer,
+    renderer: Arc<EmailRenderer>,
     clock: Arc<dyn Clock>,
     inbox: Mutex<Inbox>,
+    /// Counts messages "sent"; tests await it instead of polling the mailbox.
+    sent: watch::Sender<u64>,
 }
 
 /// Messages by sequence number, plus each recipient's sequence numbers in sending order.
@@ -34,10 +37,7 @@ impl Inbox {
     fn push(&mut self, message: MailboxMessage) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_recipient
-            .entry(message.to.clone())
-            .or_default()
-            .push_back(seq);
+        self.by_recipient.entry(message.to.clone()).or_default().push_back(seq);
         self.messages.push_back((seq, message));
         if self.messages.len() > CAPACITY {
             if let Some((old_seq, old)) = self.messages.pop_front() {
@@ -61,12 +61,13 @@ impl Inbox {
 
 impl DevMailer {
     /// A mailbox that renders with `renderer` and stamps messages with `clock`.
-    pub fn new(renderer: EmailRenderer, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            renderer,
-            clock,
-            inbox: Mutex::new(Inbox::default()),
-        }
+    pub fn new(renderer: Arc<EmailRenderer>, clock: Arc<dyn Clock>) -> Self {
+        Self { renderer, clock, inbox: Mutex::new(Inbox::default()), sent: watch::channel(0).0 }
+    }
+
+    /// A receiver of the number of messages sent so far, which changes on every message.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.sent.subscribe()
     }
 
     fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
@@ -78,7 +79,7 @@ impl DevMailer {
 
 #[async_trait::async_trait]
 impl Mailer for DevMailer {
-    async fn send_sign_in_link(&self, email: &SignInEmail) -> Result<(), MailError> {
+    async fn send_sign_in_link(&self, email: &SignInEmail, idempotency_key: &str) -> Result<SentReceipt, MailError> {
         let rendered = self.renderer.render(email).map_err(MailError::Permanent)?;
         // Development only: printing the link lets a developer sign in from the terminal.
         tracing::info!(to = %email.to.masked(), link = %email.link, "development mailbox: sign-in link");
@@ -90,7 +91,8 @@ impl Mailer for DevMailer {
             link: email.link.to_string(),
             sent_at: self.clock.now(),
         });
-        Ok(())
+        self.sent.send_modify(|count| *count += 1);
+        Ok(SentReceipt { provider_message_id: Some(format!("dev-{idempotency_key}")) })
     }
 }
 
@@ -101,22 +103,9 @@ impl DevMailbox for DevMailer {
             Some(to) => inbox
                 .by_recipient
                 .get(to)
-                .map(|seqs| {
-                    seqs.iter()
-                        .rev()
-                        .filter_map(|seq| inbox.get(*seq))
-                        .take(limit)
-                        .cloned()
-                        .collect()
-                })
+                .map(|seqs| seqs.iter().rev().filter_map(|seq| inbox.get(*seq)).take(limit).cloned().collect())
                 .unwrap_or_default(),
-            None => inbox
-                .messages
-                .iter()
-                .rev()
-                .take(limit)
-                .map(|(_, message)| message.clone())
-                .collect(),
+            None => inbox.messages.iter().rev().take(limit).map(|(_, message)| message.clone()).collect(),
         }
     }
 }
@@ -136,10 +125,8 @@ mod tests {
     fn email_to(address: &str, n: usize) -> SignInEmail {
         SignInEmail {
             to: EmailAddress::parse(address).expect("valid"),
-            link: Url::parse(&format!(
-                "http://127.0.0.1:3000/api/auth/callback/email?token=t{n}&email=x"
-            ))
-            .expect("valid"),
+            link: Url::parse(&format!("http://127.0.0.1:3000/api/auth/callback/email?token=t{n}&email=x"))
+                .expect("valid"),
             expires_in_minutes: 10,
             site_name: "magiclink".to_owned(),
             host: "127.0.0.1".to_owned(),
@@ -147,40 +134,23 @@ mod tests {
     }
 
     fn mailer() -> DevMailer {
-        DevMailer::new(
-            EmailRenderer::builtin().expect("templates parse"),
-            Arc::new(SystemClock),
-        )
+        DevMailer::new(Arc::new(EmailRenderer::builtin().expect("templates parse")), Arc::new(SystemClock))
     }
 
     #[tokio::test]
     async fn lists_newest_first_and_filters_by_recipient() {
         let mailer = mailer();
         for n in 0..5 {
-            let to = if n % 2 == 0 {
-                "a@example.com"
-            } else {
-                "b@example.com"
-            };
-            mailer
-                .send_sign_in_link(&email_to(to, n))
-                .await
-                .expect("sent");
+            let to = if n % 2 == 0 { "a@example.com" } else { "b@example.com" };
+            mailer.send_sign_in_link(&email_to(to, n), "key").await.expect("sent");
         }
         let a = EmailAddress::parse("a@example.com").expect("valid");
 
-        let for_a: Vec<String> = mailer
-            .list(Some(&a), 10)
-            .into_iter()
-            .map(|m| m.link)
-            .collect();
+        let for_a: Vec<String> = mailer.list(Some(&a), 10).into_iter().map(|m| m.link).collect();
         let all = mailer.list(None, 2);
 
         assert_eq!(for_a.len(), 3);
-        assert!(
-            for_a[0].contains("token=t4") && for_a[2].contains("token=t0"),
-            "{for_a:?}"
-        );
+        assert!(for_a[0].contains("token=t4") && for_a[2].contains("token=t0"), "{for_a:?}");
         assert_eq!(all.len(), 2);
         assert!(all[0].link.contains("token=t4") && all[1].link.contains("token=t3"));
         let nobody = EmailAddress::parse("c@example.com").expect("valid");
@@ -190,23 +160,14 @@ mod tests {
     #[tokio::test]
     async fn keeps_at_most_its_capacity_and_its_index_in_step() {
         let mailer = mailer();
-        mailer
-            .send_sign_in_link(&email_to("first@example.com", 0))
-            .await
-            .expect("sent");
+        mailer.send_sign_in_link(&email_to("first@example.com", 0), "key").await.expect("sent");
         for n in 1..=CAPACITY {
-            mailer
-                .send_sign_in_link(&email_to("bulk@example.com", n))
-                .await
-                .expect("sent");
+            mailer.send_sign_in_link(&email_to("bulk@example.com", n), "key").await.expect("sent");
         }
         let first = EmailAddress::parse("first@example.com").expect("valid");
         let bulk = EmailAddress::parse("bulk@example.com").expect("valid");
 
-        assert!(
-            mailer.list(Some(&first), 10).is_empty(),
-            "the oldest message was dropped"
-        );
+        assert!(mailer.list(Some(&first), 10).is_empty(), "the oldest message was dropped");
         assert_eq!(mailer.list(None, usize::MAX).len(), CAPACITY);
         let newest = mailer.list(Some(&bulk), 1);
         assert!(newest[0].link.contains(&format!("token=t{CAPACITY}&")));
@@ -216,30 +177,17 @@ mod tests {
     async fn the_rendered_email_has_the_link_in_both_parts_and_escapes_html() {
         let mut email = email_to("a@example.com", 7);
         email.site_name = "<script>alert(1)</script>\r\nBcc: x@example.com".to_owned();
-        mailer().send_sign_in_link(&email).await.expect("sent");
+        mailer().send_sign_in_link(&email, "key").await.expect("sent");
         let renderer = EmailRenderer::builtin().expect("templates parse");
 
         let rendered = renderer.render(&email).expect("renders");
 
-        assert!(
-            rendered.text.contains(email.link.as_str()),
-            "text part has the exact link"
-        );
+        assert!(rendered.text.contains(email.link.as_str()), "text part has the exact link");
         // Tera escapes `&` and `/` in HTML; browsers decode both back inside attributes.
         let html_unescaped = rendered.html.replace("&#x2F;", "/").replace("&amp;", "&");
-        assert!(
-            html_unescaped.contains(email.link.as_str()),
-            "html part has the link"
-        );
-        assert!(
-            !rendered.html.contains("<script>"),
-            "site name is escaped in HTML"
-        );
-        assert!(
-            !rendered.subject.contains('\n') && !rendered.subject.contains('\r'),
-            "{:?}",
-            rendered.subject
-        );
+        assert!(html_unescaped.contains(email.link.as_str()), "html part has the link");
+        assert!(!rendered.html.contains("<script>"), "site name is escaped in HTML");
+        assert!(!rendered.subject.contains('\n') && !rendered.subject.contains('\r'), "{:?}", rendered.subject);
         assert!(rendered.html.contains("expires in 10 minutes"));
     }
 }

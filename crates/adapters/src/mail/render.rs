@@ -8,6 +8,9 @@ const SUBJECT: &str = "email/sign_in.subject.txt";
 const HTML: &str = "email/sign_in.html";
 const TEXT: &str = "email/sign_in.txt";
 
+/// The email templates an operator may override, by file name under `templates.dir`.
+pub const TEMPLATE_NAMES: [&str; 3] = [SUBJECT, HTML, TEXT];
+
 /// The three parts of a rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedEmail {
@@ -31,16 +34,24 @@ impl EmailRenderer {
     /// # Errors
     /// Fails if a template does not parse (a bug caught by the tests).
     pub fn builtin() -> anyhow::Result<Self> {
+        Self::with_overrides(Vec::new())
+    }
+
+    /// Parses the built-in templates, replacing those named in `overrides` (name, source).
+    ///
+    /// # Errors
+    /// Names the template and, through the error's cause, the line that does not parse.
+    pub fn with_overrides(overrides: Vec<(String, String)>) -> anyhow::Result<Self> {
         let mut tera = Tera::default();
         tera.add_raw_templates([
-            (
-                SUBJECT,
-                include_str!("../../templates/email/sign_in.subject.txt"),
-            ),
+            (SUBJECT, include_str!("../../templates/email/sign_in.subject.txt")),
             (HTML, include_str!("../../templates/email/sign_in.html")),
             (TEXT, include_str!("../../templates/email/sign_in.txt")),
         ])
         .context("built-in email templates do not parse")?;
+        if !overrides.is_empty() {
+            tera.add_raw_templates(overrides).context("an email template override does not parse")?;
+        }
         // Only the HTML part is HTML; escaping the text parts would mangle `&` in links.
         tera.autoescape_on(vec![".html"]);
         Ok(Self { tera })

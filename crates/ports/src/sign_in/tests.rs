@@ -4,20 +4,17 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::{
-    CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, ServerSecret, Session,
-    SessionPolicy, SessionToken, User, UserId,
+    CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, Session, SessionPolicy, SessionToken, User, UserId,
 };
 use url::Url;
 
 use super::{RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInSettings};
 use crate::clock::MockClock;
-use crate::mailer::{MailError, MockMailer, SignInEmail};
+use crate::outbox::{MockDeliveryWaker, NewOutboxMessage};
 use crate::stores::{MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption};
 
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0)
-        .single()
-        .expect("valid date")
+    Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).single().expect("valid date")
 }
 
 fn secret() -> ServerSecret {
@@ -29,13 +26,7 @@ fn email() -> EmailAddress {
 }
 
 fn user() -> User {
-    User {
-        id: UserId::new("0190-user"),
-        email: email(),
-        name: None,
-        image: None,
-        email_verified: Some(now()),
-    }
+    User { id: UserId::new("0190-user"), email: email(), name: None, image: None, email_verified: Some(now()) }
 }
 
 /// The ports a test sets expectations on; any call without an expectation fails the test.
@@ -44,7 +35,7 @@ struct Ports {
     links: MockLinkStore,
     users: MockUserStore,
     sessions: MockSessionStore,
-    mailer: MockMailer,
+    waker: MockDeliveryWaker,
 }
 
 impl Ports {
@@ -55,14 +46,13 @@ impl Ports {
             Arc::new(self.links),
             Arc::new(self.users),
             Arc::new(self.sessions),
-            Arc::new(self.mailer),
+            Arc::new(self.waker),
             Arc::new(clock),
             SignInSettings {
                 secret: secret(),
                 link_policy: LinkPolicy::new(600),
                 session_policy: SessionPolicy::new(30 * 86_400, 86_400),
-                callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email")
-                    .expect("valid URL"),
+                callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
                 site_name: "magiclink".to_owned(),
                 link_retention: TimeDelta::days(1),
             },
@@ -71,10 +61,7 @@ impl Ports {
 }
 
 fn request() -> RequestLink {
-    RequestLink {
-        email: email(),
-        callback: CallbackPath::resolve(Some("/dashboard"), &site()),
-    }
+    RequestLink { email: email(), callback: CallbackPath::resolve(Some("/dashboard"), &site()) }
 }
 
 fn site() -> Url {
@@ -82,124 +69,57 @@ fn site() -> Url {
 }
 
 fn redeem_request(token_byte: u8) -> RedeemLink {
-    RedeemLink {
-        token: LinkToken::from_random_bytes([token_byte; 32]),
-        email: email(),
-        user_agent: None,
-    }
+    RedeemLink { token: LinkToken::from_random_bytes([token_byte; 32]), email: email(), user_agent: None }
 }
 
 #[tokio::test]
-async fn requesting_a_link_stores_only_the_hash_and_mails_the_token() {
-    let stored: Arc<Mutex<Option<NewLink>>> = Arc::default();
+async fn requesting_a_link_stores_the_hash_and_a_sealed_email_together_and_wakes_the_worker() {
+    let stored: Arc<Mutex<Option<(NewLink, NewOutboxMessage)>>> = Arc::default();
     let mut ports = Ports::default();
     let stored_by_insert = Arc::clone(&stored);
-    ports.links.expect_insert().times(1).returning(move |link| {
-        *stored_by_insert.lock().expect("lock") = Some(link.clone());
+    ports.links.expect_insert_with_email().times(1).returning(move |link, email| {
+        *stored_by_insert.lock().expect("lock") = Some((link.clone(), email.clone()));
         Ok(())
     });
-    ports
-        .mailer
-        .expect_send_sign_in_link()
-        .times(1)
-        .returning(|_| Ok(()));
+    ports.waker.expect_wake().times(1).return_const(());
 
-    let sent = ports
-        .build()
-        .request_link(request())
-        .await
-        .expect("link sent");
+    let queued = ports.build().request_link(request()).await.expect("link queued");
 
-    let stored = stored
-        .lock()
-        .expect("lock")
-        .clone()
-        .expect("a link was stored");
-    let query: std::collections::HashMap<_, _> = sent.link.query_pairs().into_owned().collect();
+    let (link, queued_email) = stored.lock().expect("lock").clone().expect("a link was stored");
+    assert_eq!(queued.expires_in_minutes, 10);
+    assert_eq!(link.identifier, email());
+    assert_eq!(link.expires, now() + TimeDelta::minutes(10));
+    assert_eq!(queued_email.recipient, email());
+    assert_eq!(queued_email.link_expires, link.expires);
+    assert_eq!(queued_email.link_token_hash, link.token_hash);
+    // The queued email opens, with the secret, to a link whose token hashes to the stored hash.
+    let opened = domain::sealed::open(&secret(), link.token_hash.to_hex().as_bytes(), &queued_email.sealed_link)
+        .expect("sealed with the secret, bound to the token hash");
+    let url = Url::parse(std::str::from_utf8(&opened).expect("utf-8")).expect("a URL");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     let token = LinkToken::parse(&query["token"]).expect("link carries a well-formed token");
-    assert!(
-        token.hash(&secret()).matches(&stored.token_hash),
-        "stored hash is the token's HMAC"
-    );
-    assert!(
-        !stored.token_hash.to_hex().contains(&query["token"]),
-        "the plain token is not stored"
-    );
-    assert_eq!(stored.identifier, email());
-    assert_eq!(stored.expires, now() + TimeDelta::minutes(10));
+    assert!(token.hash(&secret()).matches(&link.token_hash), "stored hash is the token's HMAC");
+    assert!(!queued_email.sealed_link.windows(query["token"].len()).any(|w| w == query["token"].as_bytes()));
     assert_eq!(query["email"], "a@example.com");
     assert_eq!(query["callbackUrl"], "/dashboard");
-    assert_eq!(sent.link.path(), "/api/auth/callback/email");
-    assert_eq!(sent.expires_in_minutes, 10);
-    assert_eq!(sent.host, "127.0.0.1");
+    assert_eq!(url.path(), "/api/auth/callback/email");
 }
 
 #[tokio::test]
-async fn a_failing_mailer_surfaces_as_an_error_and_leaves_no_token() {
-    let inserted: Arc<Mutex<Option<LinkTokenHash>>> = Arc::default();
+async fn a_storage_failure_queues_nothing_and_wakes_no_one() {
     let mut ports = Ports::default();
-    let inserted_by_insert = Arc::clone(&inserted);
-    ports.links.expect_insert().times(1).returning(move |link| {
-        *inserted_by_insert.lock().expect("lock") = Some(link.token_hash.clone());
-        Ok(())
-    });
-    let inserted_for_delete = Arc::clone(&inserted);
-    ports
-        .links
-        .expect_delete()
-        .times(1)
-        .withf(move |hash| {
-            inserted_for_delete
-                .lock()
-                .expect("lock")
-                .as_ref()
-                .is_some_and(|h| h.matches(hash))
-        })
-        .returning(|_| Ok(()));
-    ports
-        .mailer
-        .expect_send_sign_in_link()
-        .times(1)
-        .returning(|_: &SignInEmail| {
-            Err(MailError::Transient(anyhow::anyhow!("connection refused")))
-        });
+    ports.links.expect_insert_with_email().returning(|_, _| Err(anyhow::anyhow!("disk full")));
+    ports.waker.expect_wake().never();
 
     let result = ports.build().request_link(request()).await;
 
-    assert!(
-        matches!(
-            result,
-            Err(RequestLinkError::MailerFailed(MailError::Transient(_)))
-        ),
-        "{result:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_storage_failure_sends_no_email() {
-    let mut ports = Ports::default();
-    ports
-        .links
-        .expect_insert()
-        .returning(|_| Err(anyhow::anyhow!("disk full")));
-    ports.mailer.expect_send_sign_in_link().never();
-
-    let result = ports.build().request_link(request()).await;
-
-    assert!(
-        matches!(result, Err(RequestLinkError::Unexpected(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(RequestLinkError::Unexpected(_))), "{result:?}");
 }
 
 #[tokio::test]
 async fn an_expired_token_signs_nobody_in() {
     let mut ports = Ports::default();
-    ports
-        .links
-        .expect_redeem()
-        .times(1)
-        .returning(|_, _, _| Ok(Redemption::Expired));
+    ports.links.expect_redeem().times(1).returning(|_, _, _| Ok(Redemption::Expired));
     ports.users.expect_find_or_create_verified().never();
     ports.sessions.expect_create().never();
 
@@ -215,44 +135,22 @@ async fn an_expired_token_signs_nobody_in() {
 async fn a_redeemed_token_cannot_be_redeemed_again() {
     let mut ports = Ports::default();
     let mut sequence = mockall::Sequence::new();
+    ports.links.expect_redeem().times(1).in_sequence(&mut sequence).returning(|_, _, _| Ok(Redemption::Redeemed));
+    ports.links.expect_redeem().times(1).in_sequence(&mut sequence).returning(|_, _, _| Ok(Redemption::AlreadyUsed));
+    ports.users.expect_find_or_create_verified().times(1).returning(|_, _| Ok(user()));
     ports
-        .links
-        .expect_redeem()
+        .sessions
+        .expect_create()
         .times(1)
-        .in_sequence(&mut sequence)
-        .returning(|_, _, _| Ok(Redemption::Redeemed));
-    ports
-        .links
-        .expect_redeem()
-        .times(1)
-        .in_sequence(&mut sequence)
-        .returning(|_, _, _| Ok(Redemption::AlreadyUsed));
-    ports
-        .users
-        .expect_find_or_create_verified()
-        .times(1)
-        .returning(|_, _| Ok(user()));
-    ports.sessions.expect_create().times(1).returning(|new| {
-        Ok(Session {
-            id: "s1".to_owned(),
-            user_id: new.user_id.clone(),
-            expires: new.expires,
-        })
-    });
+        .returning(|new| Ok(Session { id: "s1".to_owned(), user_id: new.user_id.clone(), expires: new.expires }));
     let sign_in = ports.build();
 
-    let first = sign_in
-        .redeem_link(redeem_request(2))
-        .await
-        .expect("first redemption signs in");
+    let first = sign_in.redeem_link(redeem_request(2)).await.expect("first redemption signs in");
     let second = sign_in.redeem_link(redeem_request(2)).await;
 
     assert_eq!(first.user, user());
     assert_eq!(first.expires, now() + TimeDelta::days(30));
-    assert!(
-        matches!(second, Err(RedeemLinkError::AlreadyUsed)),
-        "{second:?}"
-    );
+    assert!(matches!(second, Err(RedeemLinkError::AlreadyUsed)), "{second:?}");
 }
 
 #[tokio::test]
@@ -262,28 +160,16 @@ async fn an_unknown_token_is_invalid_and_is_looked_up_by_its_hash() {
     ports
         .links
         .expect_redeem()
-        .withf(move |hash, identifier, at| {
-            hash.matches(&expected_hash) && *identifier == email() && *at == now()
-        })
+        .withf(move |hash, identifier, at| hash.matches(&expected_hash) && *identifier == email() && *at == now())
         .returning(|_, _, _| Ok(Redemption::Unknown));
 
     let result = ports.build().redeem_link(redeem_request(3)).await;
 
-    assert!(
-        matches!(result, Err(RedeemLinkError::Invalid)),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(RedeemLinkError::Invalid)), "{result:?}");
 }
 
 fn stored_session(expires: DateTime<Utc>) -> Option<(Session, User)> {
-    Some((
-        Session {
-            id: "s1".to_owned(),
-            user_id: user().id,
-            expires,
-        },
-        user(),
-    ))
+    Some((Session { id: "s1".to_owned(), user_id: user().id, expires }, user()))
 }
 
 #[tokio::test]
@@ -292,26 +178,15 @@ async fn reading_a_session_extends_it_only_when_update_age_has_passed() {
     // Created 25 hours ago: due for extension.
     let due = now() - TimeDelta::hours(25) + TimeDelta::days(30);
     let mut ports = Ports::default();
-    ports
-        .sessions
-        .expect_find()
-        .times(1)
-        .returning(move |_| Ok(stored_session(due)));
+    ports.sessions.expect_find().times(1).returning(move |_| Ok(stored_session(due)));
     ports
         .sessions
         .expect_extend()
         .times(1)
-        .withf(|id, expires, at| {
-            id == "s1" && *expires == now() + TimeDelta::days(30) && *at == now()
-        })
+        .withf(|id, expires, at| id == "s1" && *expires == now() + TimeDelta::days(30) && *at == now())
         .returning(|_, _, _| Ok(()));
 
-    let active = ports
-        .build()
-        .read_session(&token)
-        .await
-        .expect("read")
-        .expect("live session");
+    let active = ports.build().read_session(&token).await.expect("read").expect("live session");
 
     assert!(active.extended);
     assert_eq!(active.expires, now() + TimeDelta::days(30));
@@ -319,17 +194,9 @@ async fn reading_a_session_extends_it_only_when_update_age_has_passed() {
     // Created an hour ago: not due, so no write.
     let fresh = now() - TimeDelta::hours(1) + TimeDelta::days(30);
     let mut ports = Ports::default();
-    ports
-        .sessions
-        .expect_find()
-        .returning(move |_| Ok(stored_session(fresh)));
+    ports.sessions.expect_find().returning(move |_| Ok(stored_session(fresh)));
     ports.sessions.expect_extend().never();
-    let active = ports
-        .build()
-        .read_session(&token)
-        .await
-        .expect("read")
-        .expect("live session");
+    let active = ports.build().read_session(&token).await.expect("read").expect("live session");
     assert!(!active.extended);
     assert_eq!(active.expires, fresh);
 }
@@ -339,18 +206,8 @@ async fn an_expired_or_unknown_session_reads_as_signed_out() {
     let token = SessionToken::from_random_bytes([5; 32]);
     let mut ports = Ports::default();
     let mut sequence = mockall::Sequence::new();
-    ports
-        .sessions
-        .expect_find()
-        .times(1)
-        .in_sequence(&mut sequence)
-        .returning(|_| Ok(stored_session(now())));
-    ports
-        .sessions
-        .expect_find()
-        .times(1)
-        .in_sequence(&mut sequence)
-        .returning(|_| Ok(None));
+    ports.sessions.expect_find().times(1).in_sequence(&mut sequence).returning(|_| Ok(stored_session(now())));
+    ports.sessions.expect_find().times(1).in_sequence(&mut sequence).returning(|_| Ok(None));
     ports.sessions.expect_extend().never();
     let sign_in = ports.build();
 
@@ -363,12 +220,7 @@ async fn signing_out_deletes_the_session_by_its_hash() {
     let token = SessionToken::from_random_bytes([6; 32]);
     let expected = token.hash();
     let mut ports = Ports::default();
-    ports
-        .sessions
-        .expect_delete()
-        .times(1)
-        .withf(move |hash| *hash == expected)
-        .returning(|_| Ok(()));
+    ports.sessions.expect_delete().times(1).withf(move |hash| *hash == expected).returning(|_| Ok(()));
 
     ports.build().sign_out(&token).await.expect("signed out");
 }

@@ -1,0 +1,103 @@
+//! The Resend mailer: `POST {base_url}/emails` with a bearer key, through reqwest with rustls.
+//!
+//! 2xx means sent (Resend's id is kept); 401, 403, 422 and other 4xx are permanent and logged
+//! with Resend's own message; 429 and 5xx are transient and honour `Retry-After`. The outbox row
+//! id goes in `Idempotency-Key`, so a retry after a crash is not sent twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use lettre::message::Mailbox;
+use ports::{MailError, Mailer, SentReceipt, SignInEmail};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::render::EmailRenderer;
+
+/// What the Resend mailer needs.
+#[derive(Debug, Clone)]
+pub struct ResendSettings {
+    /// The API key (`AUTH_RESEND_KEY`).
+    pub api_key: String,
+    /// The API's base URL, `https://api.resend.com` outside tests.
+    pub base_url: String,
+    /// Timeout of each request.
+    pub timeout: Duration,
+}
+
+/// Sends sign-in emails through Resend's HTTP API.
+pub struct ResendMailer {
+    http: reqwest::Client,
+    endpoint: String,
+    api_key: String,
+    from: String,
+    renderer: Arc<EmailRenderer>,
+}
+
+impl ResendMailer {
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// Names the setting that is missing or malformed.
+    pub fn new(settings: &ResendSettings, from: &Mailbox, renderer: Arc<EmailRenderer>) -> anyhow::Result<Self> {
+        anyhow::ensure!(!settings.api_key.is_empty(), "mailer.resend.api_key (AUTH_RESEND_KEY) is not set");
+        let base = url::Url::parse(&settings.base_url)
+            .map_err(|e| anyhow::anyhow!("mailer.resend.base_url `{}` is not a URL ({e})", settings.base_url))?;
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(concat!("magiclink/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            http,
+            endpoint: format!("{}/emails", base.as_str().trim_end_matches('/')),
+            api_key: settings.api_key.clone(),
+            from: from.to_string(),
+            renderer,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for ResendMailer {
+    async fn send_sign_in_link(&self, email: &SignInEmail, idempotency_key: &str) -> Result<SentReceipt, MailError> {
+        let rendered = self.renderer.render(email).map_err(MailError::Permanent)?;
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .bearer_auth(&self.api_key)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&json!({
+                "from": self.from,
+                "to": [email.to.as_str()],
+                "subject": rendered.subject,
+                "html": rendered.html,
+                "text": rendered.text,
+            }))
+            .send()
+            .await
+            .map_err(|e| MailError::transient(anyhow::Error::new(e).context("Resend did not answer")))?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        if status.is_success() {
+            let id = body["id"].as_str().map(str::to_owned);
+            return Ok(SentReceipt { provider_message_id: id });
+        }
+        let message = body["message"].as_str().unwrap_or("no message").to_owned();
+        let error = anyhow::anyhow!("Resend answered {status}: {message}");
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            Err(MailError::Transient { source: error, retry_after })
+        } else {
+            Err(MailError::Permanent(error))
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the form Resend sends); an HTTP date is ignored.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
+}

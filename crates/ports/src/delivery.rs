@@ -1,0 +1,227 @@
+//! Delivering queued sign-in emails: claim what is due, send it, record what happened.
+//!
+//! Delivery is at least once: a row is claimed under a lease, sent, then recorded. Only a crash
+//! between the provider's acceptance and the record can send a message twice (and the row id is
+//! passed to the mailer as an idempotency key, which Resend honours). Transient failures retry
+//! with exponential backoff and jitter up to a limit; a message whose link expired is dropped,
+//! never sent late; permanent failures are recorded with the provider's reason.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::link::is_expired;
+use domain::ServerSecret;
+use futures_util::stream::{self, StreamExt as _};
+use url::Url;
+
+use crate::clock::Clock;
+use crate::mailer::{MailError, Mailer, SignInEmail};
+use crate::outbox::{DeliveryState, Outbox, OutboxMessage};
+use crate::random::os_random;
+
+/// When to retry a transient failure, and when to give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay after the first failure; it doubles after each further one.
+    pub base_delay: TimeDelta,
+    /// The delay never grows past this.
+    pub max_delay: TimeDelta,
+}
+
+impl RetryPolicy {
+    /// The delay after `failures` failed attempts, given a uniformly random `jitter`.
+    ///
+    /// "Equal jitter": half the exponential delay is fixed, the other half random, so retries
+    /// from many messages spread out while none comes back sooner than half its schedule.
+    pub fn delay(&self, failures: u32, jitter: u32) -> TimeDelta {
+        let doublings = failures.saturating_sub(1).min(30);
+        let exponential = self.base_delay.checked_mul(1 << doublings).unwrap_or(self.max_delay).min(self.max_delay);
+        let half = exponential / 2;
+        let random_part = TimeDelta::milliseconds(
+            (half.num_milliseconds().max(0) as f64 * (f64::from(jitter) / f64::from(u32::MAX))) as i64,
+        );
+        half + random_part
+    }
+}
+
+/// Fixed settings of the delivery worker.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Opens the sealed links.
+    pub secret: ServerSecret,
+    /// Retry schedule.
+    pub retry: RetryPolicy,
+    /// Messages sent at once.
+    pub concurrency: u32,
+    /// How long a claimed row is left alone before another attempt may claim it again.
+    pub lease: TimeDelta,
+    /// The product name used in emails.
+    pub site_name: String,
+    /// The host the links point at.
+    pub host: String,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Rows claimed.
+    pub claimed: u32,
+    /// Accepted by the provider.
+    pub sent: u32,
+    /// Failed transiently, to be retried.
+    pub retried: u32,
+    /// Failed for good.
+    pub failed: u32,
+    /// Dropped because their link expired.
+    pub dropped: u32,
+}
+
+/// Why a batch could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The delivery use case over the outbox, a mailer and the clock.
+pub struct Deliverer {
+    outbox: Arc<dyn Outbox>,
+    mailer: Arc<dyn Mailer>,
+    clock: Arc<dyn Clock>,
+    settings: DeliverySettings,
+}
+
+enum Outcome {
+    Sent,
+    Retried,
+    Failed,
+    Dropped,
+}
+
+impl Deliverer {
+    /// Assembles the worker's core from its ports.
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
+        mailer: Arc<dyn Mailer>,
+        clock: Arc<dyn Clock>,
+        settings: DeliverySettings,
+    ) -> Self {
+        Self { outbox, mailer, clock, settings }
+    }
+
+    /// Claims the rows due now and delivers them, `concurrency` at a time.
+    ///
+    /// # Errors
+    /// [`DeliveryError::Unexpected`] when claiming fails. A failure to record one message's
+    /// outcome is logged and leaves that row to be retried after its lease.
+    pub async fn deliver_due(&self) -> Result<BatchReport, DeliveryError> {
+        let now = self.clock.now();
+        let concurrency = self.settings.concurrency.max(1);
+        let claimed = self.outbox.claim_due(now, now + self.settings.lease, concurrency.saturating_mul(4)).await?;
+        let mut report =
+            BatchReport { claimed: u32::try_from(claimed.len()).unwrap_or(u32::MAX), ..BatchReport::default() };
+        let outcomes: Vec<anyhow::Result<Outcome>> = stream::iter(claimed)
+            .map(|message| self.deliver_one(message))
+            .buffer_unordered(usize::try_from(concurrency).unwrap_or(1))
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
+                Ok(Outcome::Sent) => report.sent += 1,
+                Ok(Outcome::Retried) => report.retried += 1,
+                Ok(Outcome::Failed) => report.failed += 1,
+                Ok(Outcome::Dropped) => report.dropped += 1,
+                Err(error) => {
+                    tracing::error!(error = ?error, "recording a delivery failed; it will be retried after its lease")
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// When the next pending message is due, if any.
+    ///
+    /// # Errors
+    /// [`DeliveryError::Unexpected`] on a storage failure.
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, DeliveryError> {
+        Ok(self.outbox.next_due().await?)
+    }
+
+    /// Deletes delivery records (metadata only) finished longer than `retention` ago.
+    ///
+    /// # Errors
+    /// [`DeliveryError::Unexpected`] on a storage failure.
+    pub async fn purge_finished(&self, retention: TimeDelta) -> Result<u64, DeliveryError> {
+        Ok(self.outbox.purge_finished(self.clock.now() - retention).await?)
+    }
+
+    async fn deliver_one(&self, message: OutboxMessage) -> anyhow::Result<Outcome> {
+        let now = self.clock.now();
+        let to = message.recipient.masked();
+        if is_expired(message.link_expires, now) {
+            tracing::warn!(to = %to, id = %message.id, "dropping a sign-in email whose link expired before it could be sent");
+            self.outbox
+                .mark_final(&message.id, DeliveryState::Dropped, "link expired before it could be sent", now)
+                .await?;
+            return Ok(Outcome::Dropped);
+        }
+        let Some(link) = self.unseal(&message) else {
+            tracing::error!(to = %to, id = %message.id, "cannot open a queued sign-in email; was the secret changed?");
+            self.outbox
+                .mark_final(&message.id, DeliveryState::Failed, "sealed link does not open (secret changed?)", now)
+                .await?;
+            return Ok(Outcome::Failed);
+        };
+        let seconds_left = (message.link_expires - now).num_seconds().max(1);
+        let email = SignInEmail {
+            to: message.recipient.clone(),
+            link,
+            expires_in_minutes: (seconds_left + 59) / 60,
+            site_name: self.settings.site_name.clone(),
+            host: self.settings.host.clone(),
+        };
+        match self.mailer.send_sign_in_link(&email, &message.id).await {
+            Ok(receipt) => {
+                tracing::info!(to = %to, id = %message.id, attempts = message.attempts, provider_id = ?receipt.provider_message_id, "sign-in email sent");
+                self.outbox.mark_sent(&message.id, receipt.provider_message_id, self.clock.now()).await?;
+                Ok(Outcome::Sent)
+            }
+            Err(MailError::Permanent(error)) => {
+                let reason = format!("{error:#}");
+                tracing::warn!(to = %to, id = %message.id, reason = %reason, "sign-in email refused for good");
+                self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, self.clock.now()).await?;
+                Ok(Outcome::Failed)
+            }
+            Err(MailError::Transient { source, retry_after }) => {
+                let reason = format!("{source:#}");
+                let now = self.clock.now();
+                if message.attempts >= self.settings.retry.max_attempts {
+                    tracing::warn!(to = %to, id = %message.id, attempts = message.attempts, reason = %reason, "giving up on a sign-in email");
+                    let reason = format!("gave up after {} attempts: {reason}", message.attempts);
+                    self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
+                    return Ok(Outcome::Failed);
+                }
+                let jitter = u32::from_le_bytes(os_random::<4>()?);
+                let mut delay = self.settings.retry.delay(message.attempts, jitter);
+                if let Some(asked) = retry_after.and_then(|d| TimeDelta::from_std(d).ok()) {
+                    delay = delay.max(asked);
+                }
+                tracing::info!(to = %to, id = %message.id, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "sign-in email will be retried");
+                self.outbox.mark_retry(&message.id, now + delay, &reason, now).await?;
+                Ok(Outcome::Retried)
+            }
+        }
+    }
+
+    fn unseal(&self, message: &OutboxMessage) -> Option<Url> {
+        let associated = message.link_token_hash.to_hex();
+        let plain = domain::sealed::open(&self.settings.secret, associated.as_bytes(), &message.sealed_link).ok()?;
+        Url::parse(std::str::from_utf8(&plain).ok()?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! Unit tests of delivery against mocks of the outbox, the mailer and the clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use domain::{EmailAddress, LinkToken, ServerSecret};
+
+use super::{Deliverer, DeliverySettings, RetryPolicy};
+use crate::clock::MockClock;
+use crate::mailer::{MailError, MockMailer, SentReceipt};
+use crate::outbox::{DeliveryState, MockOutbox, OutboxMessage};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).single().expect("valid date")
+}
+
+fn secret() -> ServerSecret {
+    ServerSecret::new(*b"delivery-secret-delivery-secret!")
+}
+
+const LINK: &str = "http://127.0.0.1:3000/api/auth/callback/email?callbackUrl=%2F&token=t&email=a%40example.com";
+
+/// A claimed message whose link expires at `expires`, after `attempts` attempts.
+fn message(expires: DateTime<Utc>, attempts: u32) -> OutboxMessage {
+    let token_hash = LinkToken::from_random_bytes([1; 32]).hash(&secret());
+    OutboxMessage {
+        id: "row-1".to_owned(),
+        recipient: EmailAddress::parse("a@example.com").expect("valid"),
+        sealed_link: domain::sealed::seal(&secret(), token_hash.to_hex().as_bytes(), [9; 24], LINK.as_bytes()),
+        link_token_hash: token_hash,
+        link_expires: expires,
+        attempts,
+    }
+}
+
+fn deliverer(outbox: MockOutbox, mailer: MockMailer) -> Deliverer {
+    let mut clock = MockClock::new();
+    clock.expect_now().returning(now);
+    Deliverer::new(
+        Arc::new(outbox),
+        Arc::new(mailer),
+        Arc::new(clock),
+        DeliverySettings {
+            secret: secret(),
+            retry: RetryPolicy {
+                max_attempts: 5,
+                base_delay: TimeDelta::seconds(2),
+                max_delay: TimeDelta::seconds(60),
+            },
+            concurrency: 4,
+            lease: TimeDelta::minutes(2),
+            site_name: "magiclink".to_owned(),
+            host: "127.0.0.1".to_owned(),
+        },
+    )
+}
+
+fn outbox_claiming(claimed: OutboxMessage) -> MockOutbox {
+    let mut outbox = MockOutbox::new();
+    outbox
+        .expect_claim_due()
+        .withf(|at, lease_until, limit| *at == now() && *lease_until == now() + TimeDelta::minutes(2) && *limit == 16)
+        .times(1)
+        .return_once(move |_, _, _| Ok(vec![claimed]));
+    outbox
+}
+
+#[test]
+fn delays_double_up_to_the_cap_with_half_of_each_random() {
+    let policy = RetryPolicy { max_attempts: 8, base_delay: TimeDelta::seconds(2), max_delay: TimeDelta::seconds(60) };
+    let cases = [(1, 2), (2, 4), (3, 8), (4, 16), (5, 32), (6, 60), (7, 60), (40, 60)];
+    for (failures, full_seconds) in cases {
+        let full = TimeDelta::seconds(full_seconds);
+        assert_eq!(policy.delay(failures, 0), full / 2, "no jitter, after {failures}");
+        assert_eq!(policy.delay(failures, u32::MAX), full, "full jitter, after {failures}");
+        let middle = policy.delay(failures, u32::MAX / 2);
+        assert!(middle > full / 2 && middle < full, "after {failures}: {middle}");
+    }
+}
+
+#[tokio::test]
+async fn a_sent_message_is_recorded_with_the_provider_id() {
+    let mut outbox = outbox_claiming(message(now() + TimeDelta::minutes(4), 1));
+    outbox
+        .expect_mark_sent()
+        .withf(|id, provider_id, _| id == "row-1" && provider_id.as_deref() == Some("re_123"))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer
+        .expect_send_sign_in_link()
+        .withf(|email, key| {
+            email.link.as_str() == LINK
+                && email.expires_in_minutes == 4
+                && email.to.as_str() == "a@example.com"
+                && key == "row-1"
+        })
+        .times(1)
+        .returning(|_, _| Ok(SentReceipt { provider_message_id: Some("re_123".to_owned()) }));
+
+    let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
+
+    assert_eq!((report.claimed, report.sent), (1, 1));
+}
+
+#[tokio::test]
+async fn a_message_whose_link_expired_is_dropped_and_never_sent() {
+    let mut outbox = outbox_claiming(message(now(), 2));
+    outbox
+        .expect_mark_final()
+        .withf(|id, state, reason, _| id == "row-1" && *state == DeliveryState::Dropped && reason.contains("expired"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer.expect_send_sign_in_link().never();
+
+    let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
+
+    assert_eq!(report.dropped, 1);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_recorded_with_the_providers_reason() {
+    let mut outbox = outbox_claiming(message(now() + TimeDelta::minutes(9), 1));
+    outbox
+        .expect_mark_final()
+        .withf(|_, state, reason, _| *state == DeliveryState::Failed && reason.contains("550 mailbox unavailable"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer
+        .expect_send_sign_in_link()
+        .returning(|_, _| Err(MailError::Permanent(anyhow::anyhow!("550 mailbox unavailable"))));
+
+    let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
+
+    assert_eq!(report.failed, 1);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_no_sooner_than_the_provider_asked() {
+    let mut outbox = outbox_claiming(message(now() + TimeDelta::minutes(9), 1));
+    outbox
+        .expect_mark_retry()
+        .withf(|_, next, reason, _| *next == now() + TimeDelta::seconds(30) && reason.contains("rate limited"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer.expect_send_sign_in_link().returning(|_, _| {
+        Err(MailError::Transient {
+            source: anyhow::anyhow!("rate limited"),
+            retry_after: Some(Duration::from_secs(30)),
+        })
+    });
+
+    let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
+
+    assert_eq!(report.retried, 1);
+}
+
+#[tokio::test]
+async fn a_transient_failure_on_the_last_attempt_gives_up() {
+    let mut outbox = outbox_claiming(message(now() + TimeDelta::minutes(9), 5));
+    outbox
+        .expect_mark_final()
+        .withf(|_, state, reason, _| *state == DeliveryState::Failed && reason.starts_with("gave up after 5 attempts"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer
+        .expect_send_sign_in_link()
+        .returning(|_, _| Err(MailError::transient(anyhow::anyhow!("connection refused"))));
+
+    let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
+
+    assert_eq!(report.failed, 1);
+}
+
+#[tokio::test]
+async fn a_message_sealed_under_another_secret_fails_without_being_sent() {
+    let mut claimed = message(now() + TimeDelta::minutes(9), 1);
+    claimed.sealed_link[30] ^= 1;
+    let mut outbox = outbox_claiming(claimed);
+    outbox
+        .expect_mark_final()
+        .withf(|_, state, reason, _| *state == DeliveryState::Failed && reason.contains("does not open"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer.expect_send_sign_in_link().never();
+
+    let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
+
+    assert_eq!(report.failed, 1);
+}
