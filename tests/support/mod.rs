@@ -18,6 +18,7 @@ use poem::Response;
 use xtask::settings::Settings;
 use xtask::wiring::{self, Parts, Service};
 
+pub mod smtp;
 pub mod webdriver;
 
 /// The instant every in-process test starts at.

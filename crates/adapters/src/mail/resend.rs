@@ -42,6 +42,7 @@ impl ResendMailer {
     /// # Errors
     /// Names the setting that is missing or malformed.
     pub fn new(settings: &ResendSettings, from: &Mailbox, renderer: Arc<EmailRenderer>) -> anyhow::Result<Self> {
+        super::smtp::check_sender(from)?;
         anyhow::ensure!(!settings.api_key.is_empty(), "mailer.resend.api_key (AUTH_RESEND_KEY) is not set");
         let base = url::Url::parse(&settings.base_url)
             .map_err(|e| anyhow::anyhow!("mailer.resend.base_url `{}` is not a URL ({e})", settings.base_url))?;

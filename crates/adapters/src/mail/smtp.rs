@@ -61,9 +61,24 @@ pub struct SmtpMailer {
 /// # Errors
 /// Names the key when the value is not one address.
 pub fn parse_from(from: &str) -> anyhow::Result<Mailbox> {
-    from.parse::<Mailbox>().map_err(|e| {
+    let mailbox = from.parse::<Mailbox>().map_err(|e| {
         anyhow::anyhow!("mailer.from `{from}` is not an address like `magiclink <no-reply@example.com>`: {e}")
-    })
+    })?;
+    check_sender(&mailbox)?;
+    Ok(mailbox)
+}
+
+/// A display name with a line break or control character could start a new header if any
+/// encoder along the way let it through; lettre refuses to encode one. Refuse it at start-up,
+/// naming the key, rather than fail on every message.
+///
+/// # Errors
+/// When the display name holds a control character.
+pub fn check_sender(from: &Mailbox) -> anyhow::Result<()> {
+    if from.name.as_deref().is_some_and(|name| name.chars().any(char::is_control)) {
+        anyhow::bail!("mailer.from: the display name must not contain line breaks or control characters");
+    }
+    Ok(())
 }
 
 impl SmtpMailer {
@@ -72,6 +87,7 @@ impl SmtpMailer {
     /// # Errors
     /// Names the setting that is malformed.
     pub fn new(settings: &SmtpSettings, from: Mailbox, renderer: Arc<EmailRenderer>) -> anyhow::Result<Self> {
+        check_sender(&from)?;
         let url = url::Url::parse(&settings.url)
             .map_err(|e| anyhow::anyhow!("mailer.smtp.url is not a URL like smtp://host:587 ({e})"))?;
         let host = url.host_str().context("mailer.smtp.url has no host")?.to_owned();

@@ -1,0 +1,154 @@
+//! The Resend mailer against a local HTTP server (wiremock) standing in for the API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::mail::{parse_from, EmailRenderer, ResendMailer, ResendSettings};
+use domain::EmailAddress;
+use ports::{MailError, Mailer, SignInEmail};
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn email() -> SignInEmail {
+    SignInEmail {
+        to: EmailAddress::parse("alice@example.com").expect("valid"),
+        link: url::Url::parse(
+            "http://127.0.0.1:3000/api/auth/callback/email?callbackUrl=%2F&token=T0k&email=alice%40example.com",
+        )
+        .expect("valid"),
+        expires_in_minutes: 10,
+        site_name: "magiclink".to_owned(),
+        host: "127.0.0.1".to_owned(),
+    }
+}
+
+fn mailer(server: &MockServer) -> ResendMailer {
+    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
+    let settings =
+        ResendSettings { api_key: "re_test_key".to_owned(), base_url: server.uri(), timeout: Duration::from_secs(5) };
+    ResendMailer::new(&settings, &parse_from("magiclink <no-reply@example.com>").expect("valid"), renderer)
+        .expect("mailer builds")
+}
+
+#[tokio::test]
+async fn a_sent_email_is_the_exact_request_resend_documents_and_keeps_the_id() {
+    let server = MockServer::start().await;
+    let rendered = EmailRenderer::builtin().expect("templates parse").render(&email()).expect("renders");
+    Mock::given(method("POST"))
+        .and(path("/emails"))
+        .and(header("authorization", "Bearer re_test_key"))
+        .and(header("content-type", "application/json"))
+        .and(header("idempotency-key", "0190-row"))
+        .and(body_json(json!({
+            "from": "magiclink <no-reply@example.com>",
+            "to": ["alice@example.com"],
+            "subject": "Sign in to magiclink",
+            "html": rendered.html,
+            "text": rendered.text,
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794" })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let receipt = mailer(&server).send_sign_in_link(&email(), "0190-row").await.expect("sent");
+
+    assert_eq!(receipt.provider_message_id.as_deref(), Some("49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"));
+    assert!(rendered.text.contains(email().link.as_str()));
+}
+
+#[tokio::test]
+async fn a_validation_error_is_permanent_and_carries_resends_message() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/emails"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "statusCode": 422, "name": "validation_error", "message": "The `from` domain is not verified."
+        })))
+        .mount(&server)
+        .await;
+
+    let result = mailer(&server).send_sign_in_link(&email(), "row").await;
+
+    match result {
+        Err(MailError::Permanent(error)) => {
+            assert!(format!("{error:#}").contains("The `from` domain is not verified."), "{error:#}")
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unauthorised_and_forbidden_are_permanent() {
+    for status in [401, 403] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(json!({ "message": "API key is invalid" })))
+            .mount(&server)
+            .await;
+        let result = mailer(&server).send_sign_in_link(&email(), "row").await;
+        assert!(matches!(result, Err(MailError::Permanent(_))), "{status}: {result:?}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limiting_is_transient_and_honours_retry_after() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "7")
+                .set_body_json(json!({ "message": "Too many requests" })),
+        )
+        .mount(&server)
+        .await;
+
+    let result = mailer(&server).send_sign_in_link(&email(), "row").await;
+
+    match result {
+        Err(MailError::Transient { retry_after, .. }) => assert_eq!(retry_after, Some(Duration::from_secs(7))),
+        other => panic!("expected a transient failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_is_transient() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+
+    let result = mailer(&server).send_sign_in_link(&email(), "row").await;
+
+    assert!(matches!(result, Err(MailError::Transient { retry_after: None, .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_api_is_transient() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
+    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
+    let settings = ResendSettings {
+        api_key: "re_test_key".to_owned(),
+        base_url: format!("http://127.0.0.1:{port}"),
+        timeout: Duration::from_secs(5),
+    };
+    let mailer =
+        ResendMailer::new(&settings, &parse_from("no-reply@example.com").expect("valid"), renderer).expect("builds");
+
+    let result = mailer.send_sign_in_link(&email(), "row").await;
+
+    assert!(matches!(result, Err(MailError::Transient { .. })), "{result:?}");
+}
+
+#[test]
+fn a_missing_api_key_is_refused_naming_the_setting() {
+    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
+    let settings = ResendSettings {
+        api_key: String::new(),
+        base_url: "https://api.resend.com".to_owned(),
+        timeout: Duration::from_secs(5),
+    };
+    let error = ResendMailer::new(&settings, &parse_from("no-reply@example.com").expect("valid"), renderer)
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("AUTH_RESEND_KEY"), "{error}");
+}

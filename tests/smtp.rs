@@ -1,0 +1,184 @@
+//! The SMTP mailer against a real SMTP server process on loopback (aiosmtpd), reading back
+//! what it stored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::mail::{parse_from, EmailRenderer, SmtpMailer, SmtpSettings, StartTls};
+use domain::EmailAddress;
+use lettre::message::Mailbox;
+use mailparse::MailHeaderMap as _;
+use ports::{MailError, Mailer, SignInEmail};
+use system_tests::smtp::{SmtpServer, TestCertificates};
+
+fn settings(port: u16, starttls: StartTls, ca: Option<&TestCertificates>) -> SmtpSettings {
+    SmtpSettings {
+        url: format!("smtp://127.0.0.1:{port}"),
+        username: None,
+        password: None,
+        starttls,
+        timeout: Duration::from_secs(10),
+        pool_size: 2,
+        extra_root_pem: ca.map(|ca| ca.ca_pem.clone().into_bytes()),
+    }
+}
+
+fn mailer(settings: &SmtpSettings, from: Mailbox) -> SmtpMailer {
+    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
+    SmtpMailer::new(settings, from, renderer).expect("mailer builds")
+}
+
+/// A link long enough that a careless encoder would wrap it, with every character that
+/// quoted-printable treats specially.
+fn email_to(to: &str) -> SignInEmail {
+    let callback = format!("/after/{}?a=1&b=2", "x".repeat(120));
+    let link = url::Url::parse_with_params(
+        "http://127.0.0.1:3000/api/auth/callback/email",
+        [("callbackUrl", callback.as_str()), ("token", "AbC-_123=456"), ("email", to)],
+    )
+    .expect("valid link");
+    SignInEmail {
+        to: EmailAddress::parse(to).expect("valid"),
+        link,
+        expires_in_minutes: 10,
+        site_name: "magiclink".to_owned(),
+        host: "127.0.0.1".to_owned(),
+    }
+}
+
+/// The decoded text of the part with `mime` type.
+fn part_body(message: &mailparse::ParsedMail<'_>, mime: &str) -> String {
+    message
+        .subparts
+        .iter()
+        .find(|part| part.ctype.mimetype == mime)
+        .unwrap_or_else(|| panic!("no {mime} part"))
+        .get_body()
+        .expect("decodable body")
+}
+
+#[tokio::test]
+async fn a_sign_in_email_arrives_as_multipart_alternative_with_the_link_intact() {
+    let Some(mut server) = SmtpServer::start(None) else { return };
+    let mailer = mailer(
+        &settings(server.port, StartTls::Off, None),
+        parse_from("magiclink <no-reply@example.com>").expect("valid"),
+    );
+    let email = email_to("alice@example.com");
+
+    let receipt = mailer.send_sign_in_link(&email, "0190-row").await.expect("sent");
+
+    assert_eq!(server.next_delivery().await, "alice@example.com");
+    assert_eq!(receipt.provider_message_id.as_deref(), Some("<0190-row@example.com>"));
+    let raw = &server.messages()[0];
+    let message = mailparse::parse_mail(raw).expect("a MIME message");
+    let headers = &message.headers;
+    assert_eq!(headers.get_first_value("From").as_deref(), Some("magiclink <no-reply@example.com>"));
+    assert_eq!(headers.get_first_value("To").as_deref(), Some("alice@example.com"));
+    assert_eq!(headers.get_first_value("Subject").as_deref(), Some("Sign in to magiclink"));
+    assert_eq!(headers.get_first_value("Message-ID").as_deref(), Some("<0190-row@example.com>"));
+    assert_eq!(message.ctype.mimetype, "multipart/alternative");
+    assert_eq!(message.subparts.len(), 2);
+    let text = part_body(&message, "text/plain");
+    let html = part_body(&message, "text/html");
+    assert!(text.contains(email.link.as_str()), "text part carries the exact link:\n{text}");
+    let html_link = email.link.as_str().replace('&', "&amp;").replace('/', "&#x2F;");
+    assert!(html.contains(&html_link), "html part carries the link (HTML-escaped):\n{html}");
+    assert!(html.contains("expires in 10 minutes"));
+}
+
+#[test]
+fn a_display_name_with_line_breaks_is_refused_at_start_up_not_sent() {
+    let hostile = Mailbox::new(
+        Some("Evil\r\nBcc: victim@example.com".to_owned()),
+        "no-reply@example.com".parse().expect("address"),
+    );
+    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
+
+    let built = SmtpMailer::new(&settings(2525, StartTls::Off, None), hostile, renderer);
+    let parsed = parse_from("\"Evil\r\nBcc: victim@example.com\" <no-reply@example.com>");
+
+    let error = built.err().expect("refused");
+    assert!(error.to_string().contains("mailer.from"), "{error}");
+    assert!(parsed.is_err());
+}
+
+#[tokio::test]
+async fn an_awkward_display_name_is_encoded_and_adds_no_header_or_recipient() {
+    let Some(mut server) = SmtpServer::start(None) else { return };
+    let name = "Support, \"Team\" <evil@example.com>; Bcc: victim@example.com";
+    let awkward = Mailbox::new(Some(name.to_owned()), "no-reply@example.com".parse().expect("address"));
+    let mailer = mailer(&settings(server.port, StartTls::Off, None), awkward);
+
+    mailer.send_sign_in_link(&email_to("bob@example.com"), "row").await.expect("sent");
+
+    assert_eq!(server.next_delivery().await, "bob@example.com");
+    let raw = &server.messages()[0];
+    let message = mailparse::parse_mail(raw).expect("a MIME message");
+    assert!(message.headers.get_first_value("Bcc").is_none(), "no Bcc header");
+    assert_eq!(message.headers.get_first_value("X-RcptTo").as_deref(), Some("bob@example.com"), "one recipient");
+    let from = mailparse::addrparse_header(message.headers.get_first_header("From").expect("From")).expect("parses");
+    assert_eq!(from.len(), 1, "one sender: {from:?}");
+    match &from[0] {
+        mailparse::MailAddr::Single(single) => {
+            assert_eq!(single.addr, "no-reply@example.com");
+            assert_eq!(single.display_name.as_deref(), Some(name));
+        }
+        group => panic!("sender parsed as a group: {group:?}"),
+    }
+}
+
+#[tokio::test]
+async fn starttls_required_delivers_over_tls_to_a_trusted_certificate() {
+    let certificates = TestCertificates::generate();
+    let Some(mut server) = SmtpServer::start(Some(&certificates)) else { return };
+    let from = parse_from("no-reply@example.com").expect("valid");
+    let mailer = mailer(&settings(server.port, StartTls::Required, Some(&certificates)), from);
+
+    mailer.send_sign_in_link(&email_to("tls@example.com"), "row").await.expect("sent over STARTTLS");
+
+    assert_eq!(server.next_delivery().await, "tls@example.com");
+}
+
+#[tokio::test]
+async fn starttls_required_refuses_a_certificate_it_does_not_trust() {
+    let certificates = TestCertificates::generate();
+    let Some(server) = SmtpServer::start(Some(&certificates)) else { return };
+    let from = parse_from("no-reply@example.com").expect("valid");
+    let mailer = mailer(&settings(server.port, StartTls::Required, None), from);
+
+    let result = mailer.send_sign_in_link(&email_to("tls@example.com"), "row").await;
+
+    assert!(result.is_err(), "sent to an untrusted server");
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_permanent_and_a_deferred_one_transient() {
+    let Some(server) = SmtpServer::start(None) else { return };
+    let mailer =
+        mailer(&settings(server.port, StartTls::Off, None), parse_from("no-reply@example.com").expect("valid"));
+
+    let refused = mailer.send_sign_in_link(&email_to("reject@example.com"), "r1").await;
+    let deferred = mailer.send_sign_in_link(&email_to("defer@example.com"), "r2").await;
+
+    assert!(matches!(refused, Err(MailError::Permanent(_))), "550 is permanent: {refused:?}");
+    assert!(matches!(deferred, Err(MailError::Transient { .. })), "451 is transient: {deferred:?}");
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_port_with_nothing_listening_is_a_transient_failure() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
+    let mailer = mailer(&settings(port, StartTls::Off, None), parse_from("no-reply@example.com").expect("valid"));
+
+    let result = mailer.send_sign_in_link(&email_to("a@example.com"), "row").await;
+
+    assert!(matches!(result, Err(MailError::Transient { .. })), "{result:?}");
+}
+
+#[test]
+fn a_malformed_sender_is_refused_naming_the_key() {
+    let error = parse_from("not an address").expect_err("refused");
+    assert!(error.to_string().contains("mailer.from"), "{error}");
+}
