@@ -439,3 +439,54 @@ async fn a_custom_base_path_and_pages_move_the_routes() {
     assert!(bad.location().starts_with("/oops?"), "{}", bad.location());
     assert_eq!(app.get("/signin").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn operators_override_a_page_and_the_email_from_templates_dir() {
+    let overrides = tempfile::tempdir().expect("folder");
+    std::fs::create_dir_all(overrides.path().join("email")).expect("email folder");
+    std::fs::write(
+        overrides.path().join("signin.html"),
+        "{% extends \"layout.html\" %}{% block content %}<h1>Welcome to Acme</h1>\
+         <form method=\"post\" action=\"{{ signin_action }}\"><input name=\"csrfToken\" value=\"{{ csrf_token }}\">\
+         <input name=\"email\" value=\"{{ email }}\"></form>{% endblock content %}",
+    )
+    .expect("write");
+    std::fs::write(overrides.path().join("email/sign_in.subject.txt"), "Your {{ site_name }} link").expect("write");
+    let dir = overrides.path().display().to_string();
+    let app = TestApp::spawn_with(|s| s.templates.dir = dir).await;
+
+    let page = app.get("/signin").await;
+    app.request_link("o@example.com", "/").await;
+    app.deliver().await;
+    let mail = app.get_json("/dev/mailbox?to=o@example.com").await.json();
+
+    assert!(page.body.contains("<h1>Welcome to Acme</h1>"), "{}", page.body);
+    assert!(page.body.contains("<style>"), "the built-in layout still applies");
+    assert_eq!(mail[0]["subject"], "Your magiclink link");
+    let html = app.get("/dev/mailbox?to=o@example.com").await.body;
+    assert!(html.contains("Open this link to sign in"), "the HTML part falls back to the built-in template");
+}
+
+#[tokio::test]
+async fn a_template_that_does_not_parse_stops_start_up_naming_the_file_and_line() {
+    let overrides = tempfile::tempdir().expect("folder");
+    std::fs::write(overrides.path().join("home.html"), "<p>fine</p>\n<p>{% if user %}never closed</p>\n")
+        .expect("write");
+    let db = tempfile::tempdir().expect("folder");
+    let mut settings = system_tests::test_settings(&db);
+    settings.templates.dir = overrides.path().display().to_string();
+    let checked = settings.check("development").expect("valid settings");
+
+    let result = xtask::wiring::build(
+        &settings,
+        checked.base_url,
+        domain::ServerSecret::new(*b"template-test-secret-template-te"),
+        xtask::wiring::Parts::default(),
+    )
+    .await;
+
+    let error = format!("{:#}", result.err().expect("start-up refused"));
+    assert!(error.contains("home.html"), "{error}");
+    assert!(error.contains(&settings.templates.dir), "{error}");
+    assert!(error.contains("2:") || error.contains("3:"), "a line number: {error}");
+}

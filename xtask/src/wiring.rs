@@ -107,6 +107,9 @@ fn read_overrides(dir: &str, names: &[&str]) -> anyhow::Result<Vec<(String, Stri
     Ok(overrides)
 }
 
+/// The mailer to send with, and the development mailbox when that is the mailer.
+type ConfiguredMailer = (Arc<dyn Mailer>, Option<Arc<DevMailer>>);
+
 /// Builds the configured mailer.
 ///
 /// # Errors
@@ -115,7 +118,7 @@ fn build_mailer(
     settings: &Settings,
     renderer: Arc<EmailRenderer>,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Arc<dyn Mailer>, Option<Arc<DevMailer>>)> {
+) -> anyhow::Result<ConfiguredMailer> {
     let mailer = &settings.mailer;
     Ok(match mailer.kind {
         MailerKind::Dev => {

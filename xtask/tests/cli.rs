@@ -80,3 +80,36 @@ fn an_unsupported_database_url_is_named_in_the_error() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("mongodb://nope"));
 }
+
+#[tokio::test]
+async fn outbox_lists_delivery_state_with_masked_addresses() {
+    use ports::LinkStore as _;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("outbox.sqlite").display());
+    let store = adapters::sqlite::SqliteStore::connect(&url, 1).await.expect("opens");
+    store.migrate().await.expect("migrates");
+    let now = chrono::Utc::now();
+    let hash = domain::LinkToken::from_random_bytes([4; 32]).hash(&domain::ServerSecret::new(*b"cli-test"));
+    let to = domain::EmailAddress::parse("alice@example.com").expect("valid");
+    let link = ports::NewLink { identifier: to.clone(), token_hash: hash.clone(), expires: now, created_at: now };
+    let email = ports::NewOutboxMessage {
+        recipient: to,
+        link_token_hash: hash,
+        sealed_link: vec![1; 48],
+        link_expires: now,
+        created_at: now,
+    };
+    store.insert_with_email(&link, &email).await.expect("queued");
+    store.close().await;
+
+    let listing = magiclink(dir.path(), &["outbox", "--database-url", &url], &[]);
+    let filtered = magiclink(dir.path(), &["outbox", "--status", "sent", "--database-url", &url], &[]);
+    let bad = magiclink(dir.path(), &["outbox", "--status", "lost", "--database-url", &url], &[]);
+
+    let text = stdout(&listing);
+    assert!(text.starts_with("pending 1  sent 0  failed 0  dropped 0"), "{text}");
+    assert!(text.contains("a***@example.com") && text.contains("pending") && !text.contains("alice@"), "{text}");
+    assert_eq!(stdout(&filtered).lines().count(), 1, "only the counts line");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--status `lost`"));
+}

@@ -175,3 +175,64 @@ fn the_secret_never_appears_in_debug_output() {
     let settings = production_ready();
     assert!(!format!("{settings:?}").contains("0123456789abcdef"));
 }
+
+#[test]
+fn the_real_mailers_name_each_missing_setting() {
+    let cases: Vec<Breakage> = vec![
+        ("mailer.from", Box::new(|s| s.mailer.kind = MailerKind::Smtp)),
+        (
+            "mailer.smtp.url",
+            Box::new(|s| {
+                s.mailer.kind = MailerKind::Smtp;
+                s.mailer.from = "no-reply@example.com".to_owned();
+            }),
+        ),
+        (
+            "AUTH_RESEND_KEY",
+            Box::new(|s| {
+                s.mailer.kind = MailerKind::Resend;
+                s.mailer.from = "no-reply@example.com".to_owned();
+            }),
+        ),
+        ("outbox.concurrency", Box::new(|s| s.outbox.concurrency = 0)),
+    ];
+    for (named, break_it) in cases {
+        let mut settings = Settings::default();
+        break_it(&mut settings);
+        let refusal = settings.check(DEVELOPMENT).expect_err("refused");
+        assert!(refusal.0.contains(named), "{refusal}");
+    }
+}
+
+#[test]
+fn production_starts_with_a_real_mailer_and_a_strong_secret_over_https() {
+    let mut settings = production_ready();
+    settings.mailer.kind = MailerKind::Resend;
+    settings.mailer.from = "magiclink <no-reply@example.com>".to_owned();
+    settings.mailer.resend.api_key = "re_123".to_owned().into();
+
+    let checked = settings.check("production").expect("accepted");
+
+    assert!(!checked.needs_ephemeral_secret);
+}
+
+#[test]
+fn mailer_settings_come_from_the_environment_including_auth_resend_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("MAGICLINK_MAILER__KIND", "resend");
+        jail.set_env("MAGICLINK_MAILER__FROM", "Acme <no-reply@acme.example>");
+        jail.set_env("AUTH_RESEND_KEY", "re_from_env");
+        jail.set_env("MAGICLINK_MAILER__SMTP__STARTTLS", "opportunistic");
+        jail.set_env("MAGICLINK_OUTBOX__MAX_ATTEMPTS", "3");
+
+        let settings = load(&sources(jail, DEVELOPMENT), &Overrides::default()).expect("loads");
+
+        assert_eq!(settings.mailer.kind, MailerKind::Resend);
+        assert_eq!(settings.mailer.from, "Acme <no-reply@acme.example>");
+        assert_eq!(settings.mailer.resend.api_key.expose(), "re_from_env");
+        assert_eq!(settings.mailer.smtp.starttls, super::StartTlsSetting::Opportunistic);
+        assert_eq!(settings.outbox.max_attempts, 3);
+        assert!(!format!("{settings:?}").contains("re_from_env"), "the key is redacted");
+        Ok(())
+    });
+}
