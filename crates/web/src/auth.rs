@@ -146,7 +146,8 @@ fn session_token(req: &Request, state: &AppState) -> Option<SessionToken> {
 }
 
 fn set_session_cookie(req: &Request, state: &AppState, token: &SessionToken, expires: chrono::DateTime<chrono::Utc>) {
-    let seconds = (expires - state.sign_in.now()).num_seconds().max(0);
+    // Rounded up, so a session created a millisecond ago still gets its full Max-Age.
+    let seconds = ((expires - state.sign_in.now()).num_milliseconds().max(0) + 999) / 1000;
     let max_age = Duration::from_secs(u64::try_from(seconds).unwrap_or_default());
     cookies::set(req.cookie(), &state.settings, cookies::SESSION, &token.encode(), Some(max_age));
 }

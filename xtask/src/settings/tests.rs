@@ -118,6 +118,17 @@ fn an_unknown_key_or_a_wrong_type_names_the_key() {
 /// A key the refusal must name, and how to break the settings so that it is refused.
 type Breakage = (&'static str, Box<dyn Fn(&mut Settings)>);
 
+/// Breaks settings from `start` each way in `cases` and checks the one-line refusal names the key.
+fn assert_each_refused(start: fn() -> Settings, profile: &str, cases: Vec<Breakage>) {
+    for (named, break_it) in cases {
+        let mut settings = start();
+        break_it(&mut settings);
+        let refusal = settings.check(profile).expect_err("refused");
+        assert!(refusal.0.contains(named), "{refusal}");
+        assert!(!refusal.0.contains('\n'), "one line: {refusal}");
+    }
+}
+
 fn production_ready() -> Settings {
     Settings {
         secret: super::Secret("0123456789abcdef0123456789abcdef".to_owned()),
@@ -133,13 +144,7 @@ fn production_refuses_each_unsafe_setting_with_one_line_naming_it() {
         ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("too-short".to_owned()))),
         ("server.base_url", Box::new(|s| s.server.base_url = "http://auth.example.com".to_owned())),
     ];
-    for (named, break_it) in cases {
-        let mut settings = production_ready();
-        break_it(&mut settings);
-        let refusal = settings.check("production").expect_err("refused");
-        assert!(refusal.0.contains(named), "{refusal}");
-        assert!(!refusal.0.contains('\n'), "one line: {refusal}");
-    }
+    assert_each_refused(production_ready, "production", cases);
     let refusal = production_ready().check("production").expect_err("dev mailer refused");
     assert!(refusal.0.contains("mailer.kind"), "{refusal}");
     assert_eq!(production_ready().mailer.kind, MailerKind::Dev);
@@ -162,12 +167,7 @@ fn malformed_paths_and_urls_are_refused_in_every_profile() {
         ("magic_link.max_age", Box::new(|s| s.magic_link.max_age = 0)),
         ("session.max_age", Box::new(|s| s.session.update_age = s.session.max_age + 1)),
     ];
-    for (named, break_it) in cases {
-        let mut settings = Settings::default();
-        break_it(&mut settings);
-        let refusal = settings.check(DEVELOPMENT).expect_err("refused");
-        assert!(refusal.0.contains(named), "{refusal}");
-    }
+    assert_each_refused(Settings::default, DEVELOPMENT, cases);
 }
 
 #[test]
@@ -196,12 +196,7 @@ fn the_real_mailers_name_each_missing_setting() {
         ),
         ("outbox.concurrency", Box::new(|s| s.outbox.concurrency = 0)),
     ];
-    for (named, break_it) in cases {
-        let mut settings = Settings::default();
-        break_it(&mut settings);
-        let refusal = settings.check(DEVELOPMENT).expect_err("refused");
-        assert!(refusal.0.contains(named), "{refusal}");
-    }
+    assert_each_refused(Settings::default, DEVELOPMENT, cases);
 }
 
 #[test]
