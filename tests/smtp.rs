@@ -9,7 +9,7 @@ use domain::EmailAddress;
 use lettre::message::Mailbox;
 use mailparse::MailHeaderMap as _;
 use ports::{MailError, Mailer, SignInEmail};
-use system_tests::smtp::{SmtpServer, TestCertificates};
+use system_tests::smtp::{ServerTls, SmtpServer, TestCertificates};
 
 fn settings(port: u16, starttls: StartTls, ca: Option<&TestCertificates>) -> SmtpSettings {
     SmtpSettings {
@@ -138,6 +138,34 @@ async fn starttls_required_delivers_over_tls_to_a_trusted_certificate() {
     mailer.send_sign_in_link(&email_to("tls@example.com"), "row").await.expect("sent over STARTTLS");
 
     assert_eq!(server.next_delivery().await, "tls@example.com");
+}
+
+#[tokio::test]
+async fn smtps_delivers_with_tls_from_the_first_byte() {
+    let certificates = TestCertificates::generate();
+    let Some(mut server) = SmtpServer::start_with(Some((&certificates, ServerTls::Implicit)), None) else { return };
+    let mut smtps = settings(server.port, StartTls::Required, Some(&certificates));
+    smtps.url = format!("smtps://127.0.0.1:{}", server.port);
+    let mailer = mailer(&smtps, parse_from("no-reply@example.com").expect("valid"));
+
+    mailer.send_sign_in_link(&email_to("smtps@example.com"), "row").await.expect("sent over SMTPS");
+
+    assert_eq!(server.next_delivery().await, "smtps@example.com");
+}
+
+#[tokio::test]
+async fn percent_encoded_credentials_in_the_url_log_in() {
+    let certificates = TestCertificates::generate();
+    let login = Some(("mailer", "p@ss word"));
+    let Some(mut server) = SmtpServer::start_with(Some((&certificates, ServerTls::StartTls)), login) else { return };
+    let mut with_credentials = settings(server.port, StartTls::Required, Some(&certificates));
+    with_credentials.url = format!("smtp://mailer:p%40ss%20word@127.0.0.1:{}", server.port);
+    let mailer = mailer(&with_credentials, parse_from("no-reply@example.com").expect("valid"));
+
+    let sent = mailer.send_sign_in_link(&email_to("auth@example.com"), "r1").await;
+
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(server.next_delivery().await, "auth@example.com");
 }
 
 #[tokio::test]

@@ -64,10 +64,24 @@ fn python_with_aiosmtpd() -> Option<&'static str> {
     })
 }
 
+/// How the test SMTP server talks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerTls {
+    /// Offer and require STARTTLS.
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+}
+
 impl SmtpServer {
     /// Starts the server, with STARTTLS required when `tls` is given. `None` when aiosmtpd is
     /// not installed (after [`crate::skip_or_fail`] has said so, or failed the test in CI).
     pub fn start(tls: Option<&TestCertificates>) -> Option<Self> {
+        Self::start_with(tls.map(|certificates| (certificates, ServerTls::StartTls)), None)
+    }
+
+    /// Starts the server with the given TLS mode and, when `login` is given, required AUTH.
+    pub fn start_with(tls: Option<(&TestCertificates, ServerTls)>, login: Option<(&str, &str)>) -> Option<Self> {
         let Some(python) = python_with_aiosmtpd() else {
             crate::skip_or_fail("aiosmtpd is not installed (Debian package `python3-aiosmtpd`)");
             return None;
@@ -76,8 +90,14 @@ impl SmtpServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/smtp_server.py");
         let mut command = Command::new(python);
         command.arg(script).arg("--maildir").arg(maildir.path().join("mail"));
-        if let Some(tls) = tls {
-            command.arg("--tls-cert").arg(tls.cert_path()).arg("--tls-key").arg(tls.key_path());
+        if let Some((certificates, mode)) = tls {
+            command.arg("--tls-cert").arg(certificates.cert_path()).arg("--tls-key").arg(certificates.key_path());
+            if mode == ServerTls::Implicit {
+                command.arg("--implicit-tls");
+            }
+        }
+        if let Some((user, password)) = login {
+            command.arg("--auth").arg(format!("{user}:{password}"));
         }
         let mut child = command
             .stdin(Stdio::piped())

@@ -2,7 +2,8 @@
 
 Messages are written to a maildir. Recipients starting with "reject" are refused with a 550
 (permanent) and those starting with "defer" with a 451 (transient). With --tls-cert/--tls-key
-the server offers STARTTLS and requires it. It prints "READY <port>" once listening and
+the server offers STARTTLS and requires it, or with --implicit-tls speaks TLS from the first
+byte (SMTPS); with --auth USER:PASSWORD it requires that login. It prints "READY <port>" once listening and
 "DELIVERED <recipient>" after each stored message, and stops when its standard input closes.
 """
 
@@ -13,6 +14,7 @@ import sys
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class TestHandler(Mailbox):
@@ -41,6 +43,8 @@ def main():
     parser.add_argument("--maildir", required=True)
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
+    parser.add_argument("--implicit-tls", action="store_true")
+    parser.add_argument("--auth")
     args = parser.parse_args()
 
     tls_context = None
@@ -48,14 +52,23 @@ def main():
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(args.tls_cert, args.tls_key)
 
+    options = {}
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
+                and auth_data.password.decode() == password
+            return AuthResult(success=ok)
+
+        options.update(authenticator=authenticator, auth_required=True)
+    if args.implicit_tls:
+        options.update(ssl_context=tls_context)
+    else:
+        options.update(tls_context=tls_context, require_starttls=tls_context is not None)
+
     port = free_port()
-    controller = Controller(
-        TestHandler(args.maildir),
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=tls_context,
-        require_starttls=tls_context is not None,
-    )
+    controller = Controller(TestHandler(args.maildir), hostname="127.0.0.1", port=port, **options)
     controller.start()
     print(f"READY {port}", flush=True)
     try:
