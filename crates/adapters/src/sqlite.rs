@@ -109,6 +109,16 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Runs one housekeeping `DELETE` whose only parameter is a cutoff instant.
+    async fn delete_before(&self, statement: &'static str, cutoff: DateTime<Utc>, what: &str) -> anyhow::Result<u64> {
+        let done = sqlx::query(statement)
+            .bind(to_millis(cutoff))
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("cannot purge {what}"))?;
+        Ok(done.rows_affected())
+    }
+
     /// Closes the pool, waiting for connections to finish (and SQLite to checkpoint its WAL).
     pub async fn close(&self) {
         self.pool.close().await;
@@ -225,12 +235,7 @@ impl LinkStore for SqliteStore {
     }
 
     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
-        let done = sqlx::query("DELETE FROM verification_tokens WHERE expires < ?")
-            .bind(to_millis(cutoff))
-            .execute(&self.pool)
-            .await
-            .context("cannot purge expired links")?;
-        Ok(done.rows_affected())
+        self.delete_before("DELETE FROM verification_tokens WHERE expires < ?", cutoff, "expired links").await
     }
 }
 
@@ -324,12 +329,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires < ?")
-            .bind(to_millis(cutoff))
-            .execute(&self.pool)
-            .await
-            .context("cannot purge expired sessions")?;
-        Ok(done.rows_affected())
+        self.delete_before("DELETE FROM sessions WHERE expires < ?", cutoff, "expired sessions").await
     }
 }
 
@@ -499,11 +499,11 @@ impl Outbox for SqliteStore {
     }
 
     async fn purge_finished(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
-        let done = sqlx::query("DELETE FROM outbox WHERE status <> 'pending' AND updated_at < ?")
-            .bind(to_millis(cutoff))
-            .execute(&self.pool)
-            .await
-            .context("cannot purge the outbox")?;
-        Ok(done.rows_affected())
+        self.delete_before(
+            "DELETE FROM outbox WHERE status <> 'pending' AND updated_at < ?",
+            cutoff,
+            "delivery records",
+        )
+        .await
     }
 }
