@@ -209,7 +209,6 @@ pub async fn build(
             link_policy: LinkPolicy::new(settings.magic_link.max_age),
             session_policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
             callback_endpoint,
-            site_name: settings.site_name.clone(),
             link_retention: LINK_RETENTION,
         },
     ));

@@ -172,15 +172,6 @@ impl LinkStore for SqliteStore {
         Ok(())
     }
 
-    async fn delete(&self, token_hash: &LinkTokenHash) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM verification_tokens WHERE token = ?")
-            .bind(token_hash.to_hex())
-            .execute(&self.pool)
-            .await
-            .context("cannot delete the link")?;
-        Ok(())
-    }
-
     async fn redeem(
         &self,
         token_hash: &LinkTokenHash,

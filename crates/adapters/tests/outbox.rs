@@ -83,7 +83,6 @@ async fn fixture() -> Fixture {
             link_policy: LinkPolicy::new(600),
             session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: url::Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
-            site_name: "magiclink".to_owned(),
             link_retention: TimeDelta::days(1),
         },
     );

@@ -26,8 +26,6 @@ pub struct SignInSettings {
     pub session_policy: SessionPolicy,
     /// The absolute URL of the link callback endpoint (`{base_url}{base_path}/callback/email`).
     pub callback_endpoint: Url,
-    /// The product name used in emails.
-    pub site_name: String,
     /// How long used and expired links are kept after expiry, so that opening one still says
     /// "already used" or "expired" rather than "not valid".
     pub link_retention: TimeDelta,

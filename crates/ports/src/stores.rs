@@ -47,12 +47,6 @@ pub trait LinkStore: Send + Sync {
     /// MUST fail if they could not be stored durably.
     async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<()>;
 
-    /// Removes a link, used or not. Removing a link that does not exist is not an error.
-    ///
-    /// # Errors
-    /// MUST fail only on a storage failure.
-    async fn delete(&self, token_hash: &LinkTokenHash) -> anyhow::Result<()>;
-
     /// Marks the link `token_hash` issued to `identifier` as used at `now`, atomically: of any
     /// number of concurrent calls for one link, exactly one sees [`Redemption::Redeemed`].
     /// On success, the other unused links of the same address are retired (deleted).

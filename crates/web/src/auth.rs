@@ -44,11 +44,10 @@ async fn request_link(
         callback_url: form.callback_url.clone(),
         reason,
     })?;
-    let masked = request.email.masked();
     // The link is stored and its email queued; delivery happens in the background, so the
     // answer never waits on a mail provider.
     let queued = state.sign_in.request_link(request).await?;
-    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("to", &masked).finish();
+    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("to", &queued.email.masked()).finish();
     let location = format!("{}?{query}", state.settings.pages.verify_request);
     Ok(match Format::of(req) {
         Format::Json => Json(serde_json::json!({

@@ -37,7 +37,6 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             link_policy: LinkPolicy::new(600),
             session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
-            site_name: "magiclink".to_owned(),
             link_retention: TimeDelta::days(1),
         },
     );

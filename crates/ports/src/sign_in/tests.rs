@@ -53,7 +53,6 @@ impl Ports {
                 link_policy: LinkPolicy::new(600),
                 session_policy: SessionPolicy::new(30 * 86_400, 86_400),
                 callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
-                site_name: "magiclink".to_owned(),
                 link_retention: TimeDelta::days(1),
             },
         )
