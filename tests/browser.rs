@@ -8,27 +8,17 @@ use std::time::Duration;
 
 use system_tests::smtp::SmtpServer;
 use system_tests::webdriver::{Browser, Driver};
-use system_tests::{skip_or_fail, RunningServer};
+use system_tests::{require, RunningServer};
 use xtask::settings::{MailerKind, StartTlsSetting};
 use xtask::wiring::Parts;
 
 /// The longest a page may take to appear after a click.
 const WAIT: Duration = Duration::from_secs(10);
 
-fn find_program(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|path| path.exists())
-}
-
-/// Chromium and chromedriver, or `None` after saying why they are missing.
+/// Chromium and chromedriver, or `None` after saying which is missing.
 fn browser_programs() -> Option<(PathBuf, PathBuf)> {
-    let Some(chromium) = find_program(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]) else {
-        skip_or_fail("Chromium is not installed (Debian package `chromium`)");
-        return None;
-    };
-    let Some(chromedriver) = find_program(&["/usr/bin/chromedriver"]) else {
-        skip_or_fail("chromedriver is not installed (Debian package `chromium-driver`)");
-        return None;
-    };
+    let chromium = require(&xtask::tasks::CHROMIUM)?;
+    let chromedriver = require(&xtask::tasks::CHROMEDRIVER)?;
     Some((chromium, chromedriver))
 }
 

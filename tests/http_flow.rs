@@ -143,12 +143,12 @@ async fn an_invalid_address_shows_the_form_again_with_what_was_typed_and_why() {
 
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.body.contains("value=\"bob@localhost\""), "typed value kept: {}", page.body);
-    assert!(page.body.contains("the part after @ must be a domain like example.com"), "{}", page.body);
+    assert!(page.body.contains("The part after the @ must be a domain, like example.com."), "{}", page.body);
     assert!(page.body.contains("name=\"callbackUrl\" value=\"&#x2F;next\""), "callback kept: {}", page.body);
     assert_eq!(json.status, StatusCode::BAD_REQUEST);
     assert_eq!(json.header("content-type"), "application/problem+json");
     assert_eq!(json.json()["type"], "urn:magiclink:problem:invalid-email");
-    assert_eq!(json.json()["detail"], "an email address cannot contain spaces or control characters");
+    assert_eq!(json.json()["detail"], "An email address cannot contain spaces or control characters.");
 }
 
 #[tokio::test]
@@ -475,11 +475,11 @@ async fn a_template_that_does_not_parse_stops_start_up_naming_the_file_and_line(
     let db = tempfile::tempdir().expect("folder");
     let mut settings = system_tests::test_settings(&db);
     settings.templates.dir = overrides.path().display().to_string();
-    let checked = settings.check("development").expect("valid settings");
+    let checked = settings.check("development", xtask::cli::Program::CargoXtask).expect("valid settings");
 
     let result = xtask::wiring::build(
         &settings,
-        checked.base_url,
+        checked.base_url.expect("test settings set server.base_url"),
         domain::ServerSecret::new(*b"template-test-secret-template-te"),
         xtask::wiring::Parts::default(),
     )

@@ -15,6 +15,7 @@ use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::test::TestClient;
 use poem::Response;
+use xtask::cli::Program;
 use xtask::settings::Settings;
 use xtask::wiring::{self, Parts, Service};
 
@@ -74,14 +75,16 @@ pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
     let mut settings = Settings::default();
     settings.database.url = format!("sqlite://{}", dir.path().join("magiclink.sqlite").display());
     settings.database.max_connections = 4;
+    settings.server.base_url = "http://127.0.0.1:3000".to_owned();
     settings
 }
 
 /// Builds the real wiring on a migrated temporary database.
 pub async fn build_service(settings: &Settings, parts: Parts) -> Service {
-    let checked = settings.check("development").expect("test settings pass the checks");
+    let checked = settings.check("development", Program::CargoXtask).expect("test settings pass the checks");
+    let base_url = checked.base_url.expect("test settings set server.base_url");
     let secret = ServerSecret::new(ports::random::os_random::<32>().expect("randomness"));
-    let service = wiring::build(settings, checked.base_url, secret, parts).await.expect("service builds");
+    let service = wiring::build(settings, base_url, secret, parts).await.expect("service builds");
     service.store.migrate().await.expect("migrations apply");
     service
 }
@@ -267,10 +270,19 @@ impl Drop for RunningServer {
 }
 
 /// Whether a test that needs an external program must fail (CI) or may skip (a newcomer's
-/// machine), printing why.
+/// machine), saying why and recording the skip for `cargo xtask test`'s summary.
 pub fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+    if xtask::tasks::in_ci() {
         panic!("CI=true and {reason}: CI must provide it (see .ci/run)");
     }
-    eprintln!("SKIPPED: {reason}; install it to run this test (CI does)");
+    xtask::tasks::record_skip(reason);
+}
+
+/// The program a prerequisite provides, or `None` after [`skip_or_fail`] has said it is missing.
+pub fn require(prerequisite: &xtask::tasks::Prerequisite) -> Option<std::path::PathBuf> {
+    let found = prerequisite.find();
+    if found.is_none() {
+        skip_or_fail(&prerequisite.missing_reason());
+    }
+    found
 }

@@ -53,17 +53,6 @@ pub struct SmtpServer {
     stdin: Option<ChildStdin>,
 }
 
-/// The Python that has aiosmtpd: Debian's `python3-aiosmtpd` installs it for /usr/bin/python3.
-fn python_with_aiosmtpd() -> Option<&'static str> {
-    ["/usr/bin/python3", "python3"].into_iter().find(|python| {
-        Command::new(python)
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    })
-}
-
 /// How the test SMTP server talks TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerTls {
@@ -75,17 +64,15 @@ pub enum ServerTls {
 
 impl SmtpServer {
     /// Starts the server, with STARTTLS required when `tls` is given. `None` when aiosmtpd is
-    /// not installed (after [`crate::skip_or_fail`] has said so, or failed the test in CI).
+    /// not installed (after [`crate::require`] has said so, or failed the test in CI).
     pub fn start(tls: Option<&TestCertificates>) -> Option<Self> {
         Self::start_with(tls.map(|certificates| (certificates, ServerTls::StartTls)), None)
     }
 
     /// Starts the server with the given TLS mode and, when `login` is given, required AUTH.
     pub fn start_with(tls: Option<(&TestCertificates, ServerTls)>, login: Option<(&str, &str)>) -> Option<Self> {
-        let Some(python) = python_with_aiosmtpd() else {
-            crate::skip_or_fail("aiosmtpd is not installed (Debian package `python3-aiosmtpd`)");
-            return None;
-        };
+        // Debian's `python3-aiosmtpd` installs it for /usr/bin/python3.
+        let python = crate::require(&xtask::tasks::AIOSMTPD)?;
         let maildir = tempfile::tempdir().expect("maildir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/smtp_server.py");
         let mut command = Command::new(python);

@@ -1,20 +1,41 @@
-//! The commands: `serve`, `migrate`, `secret`, shared by the `magiclink` and `xtask` binaries.
+//! The product's commands, `serve`, `migrate`, `outbox` and `secret`, shared by the `magiclink`
+//! binary and `cargo xtask`.
+//!
+//! Every message that tells the operator to run another command names it the way they invoked
+//! this one ([`Program`]): `magiclink migrate` for the shipped binary, `cargo xtask migrate`
+//! for a developer.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use domain::ServerSecret;
 
 use crate::settings::{self, Overrides, Settings, Sources, DEVELOPMENT};
-use crate::wiring;
+use crate::wiring::{self, OpenMode};
 
-/// Passwordless sign-in by magic link.
+/// The shipped binary's command line.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    name = "magiclink",
+    version,
+    about = "Passwordless sign-in: people type their email address and sign in with the one-time link it is sent."
+)]
 pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
     /// Configuration profile: `development` (the default) or any other name, which gets the
     /// production checks and reads `config/{profile}.toml`.
     #[arg(long, global = true, env = "MAGICLINK_PROFILE", default_value = DEVELOPMENT)]
@@ -25,12 +46,9 @@ pub struct Cli {
     /// Database URL, overriding every other setting of it.
     #[arg(long, global = true)]
     pub database_url: Option<String>,
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
 }
 
-/// The subcommands.
+/// The product's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (applies migrations first in the development profile).
@@ -58,8 +76,32 @@ pub enum Command {
     },
 }
 
-/// Runs a parsed command line and turns failures into one line on stderr and exit code 1.
-pub fn main_with(cli: Cli) -> ExitCode {
+/// How the operator invoked the commands, so that advice names a command they can type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// The shipped binary.
+    Magiclink,
+    /// `cargo xtask`, from a checkout.
+    CargoXtask,
+}
+
+impl Program {
+    /// The command prefix, e.g. `cargo xtask`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Program::Magiclink => "magiclink",
+            Program::CargoXtask => "cargo xtask",
+        }
+    }
+
+    /// A full command line for a subcommand, e.g. `cargo xtask migrate`.
+    pub fn command(self, subcommand: &str) -> String {
+        format!("{} {subcommand}", self.as_str())
+    }
+}
+
+/// Runs a parsed command line and turns failures into lines on stderr and exit code 1.
+pub fn main_with(global: GlobalArgs, command: Command, program: Program) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -67,7 +109,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(global, command, program)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -76,27 +118,34 @@ pub fn main_with(cli: Cli) -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let sources =
-        Sources { config_dir: cli.config_dir.clone(), dotenv: PathBuf::from(".env"), profile: cli.profile.clone() };
-    let mut overrides = Overrides { database_url: cli.database_url.clone(), ..Overrides::default() };
-    match cli.command {
+async fn run(global: GlobalArgs, command: Command, program: Program) -> anyhow::Result<()> {
+    let sources = Sources {
+        config_dir: global.config_dir.clone(),
+        dotenv: PathBuf::from(".env"),
+        profile: global.profile.clone(),
+    };
+    let mut overrides = Overrides { database_url: global.database_url.clone(), ..Overrides::default() };
+    match command {
         Command::Secret => {
             println!("{}", new_secret()?);
             Ok(())
         }
         Command::Outbox { status, limit } => {
             let settings = settings::load(&sources, &overrides)?;
-            list_outbox(&settings, status.as_deref(), limit).await
+            list_outbox(&settings, status.as_deref(), limit, program).await
         }
         Command::Migrate { status } => {
             let settings = settings::load(&sources, &overrides)?;
-            migrate(&settings, status).await
+            if status {
+                migration_status(&settings).await
+            } else {
+                migrate(&settings).await
+            }
         }
         Command::Serve { bind } => {
             overrides.bind = bind;
             let settings = settings::load(&sources, &overrides)?;
-            serve(&settings, &cli.profile).await
+            serve(&settings, &global.profile, program).await
         }
     }
 }
@@ -106,34 +155,66 @@ fn new_secret() -> anyhow::Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(ports::random::os_random::<32>()?))
 }
 
-async fn migrate(settings: &Settings, status_only: bool) -> anyhow::Result<()> {
-    let store = wiring::open_store(settings).await?;
-    if status_only {
-        for migration in store.migration_status().await? {
-            match migration.applied_at {
-                Some(at) => println!(
-                    "{} {:<24} applied {}",
-                    migration.version,
-                    migration.description,
-                    at.format("%Y-%m-%d %H:%M:%S UTC")
-                ),
-                None => println!("{} {:<24} pending", migration.version, migration.description),
-            }
-        }
-    } else {
-        let applied = store.migrate().await?;
-        if applied.is_empty() {
-            println!("Nothing to do: the database is up to date.");
-        }
-        for migration in applied {
-            println!("Applied {} {}", migration.version, migration.description);
-        }
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store =
+        wiring::open_store(settings, OpenMode::CreateIfMissing).await?.context("the database was not created")?;
+    let applied = store.migrate().await?;
+    if applied.is_empty() {
+        println!("Nothing to do: the database is up to date.");
+    }
+    for migration in applied {
+        println!("Applied {} {}", migration.version, migration.description);
     }
     store.close().await;
     Ok(())
 }
 
-async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32) -> anyhow::Result<()> {
+/// Lists applied and pending migrations. A database that does not exist yet has every migration
+/// pending; it is not created.
+async fn migration_status(settings: &Settings) -> anyhow::Result<()> {
+    let store = wiring::open_store(settings, OpenMode::MustExist).await?;
+    let migrations = match &store {
+        Some(store) => store.migration_status().await?,
+        None => {
+            println!("The database does not exist yet; `migrate` creates it.");
+            adapters::sqlite::SqliteStore::known_migrations()
+        }
+    };
+    for migration in migrations {
+        match migration.applied_at {
+            Some(at) => println!(
+                "{} {:<24} applied {}",
+                migration.version,
+                migration.description,
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            None => println!("{} {:<24} pending", migration.version, migration.description),
+        }
+    }
+    if let Some(store) = store {
+        store.close().await;
+    }
+    Ok(())
+}
+
+/// Opens an existing, fully migrated database for a command that only reads it.
+///
+/// # Errors
+/// Says to run `migrate` first when the database is missing or has pending migrations.
+async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Result<adapters::sqlite::SqliteStore> {
+    let migrate = program.command("migrate");
+    let Some(store) = wiring::open_store(settings, OpenMode::MustExist).await? else {
+        anyhow::bail!("the database `{}` does not exist yet: run `{migrate}` first", settings.database.url);
+    };
+    let pending = store.migration_status().await?.iter().filter(|m| m.applied_at.is_none()).count();
+    if pending > 0 {
+        store.close().await;
+        anyhow::bail!("the database has {pending} pending migration(s): run `{migrate}` first");
+    }
+    Ok(store)
+}
+
+async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, program: Program) -> anyhow::Result<()> {
     use ports::Outbox as _;
     let state = status
         .map(|s| {
@@ -141,14 +222,14 @@ async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32) -> a
                 .with_context(|| format!("--status `{s}`: use pending, sent, failed or dropped"))
         })
         .transpose()?;
-    let store = wiring::open_store(settings).await?;
+    let store = open_migrated(settings, program).await?;
     let counts = store.counts().await?;
     println!("pending {}  sent {}  failed {}  dropped {}", counts.pending, counts.sent, counts.failed, counts.dropped);
     for entry in store.list(state, limit).await? {
         println!(
             "{}  {}  {:<22}  {:<7}  attempts {}  {}",
             entry.id,
-            entry.created_at.format("%Y-%m-%d %H:%M:%S"),
+            entry.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
             entry.recipient.masked(),
             entry.state.as_str(),
             entry.attempts,
@@ -163,8 +244,8 @@ async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32) -> a
     Ok(())
 }
 
-async fn serve(settings: &Settings, profile: &str) -> anyhow::Result<()> {
-    let checked = settings.check(profile)?;
+async fn serve(settings: &Settings, profile: &str, program: Program) -> anyhow::Result<()> {
+    let checked = settings.check(profile, program)?;
     init_logging(&settings.log.filter);
     let secret = if checked.needs_ephemeral_secret {
         tracing::warn!("no AUTH_SECRET set: using an ephemeral secret, so links and forms stop working on restart");
@@ -172,21 +253,26 @@ async fn serve(settings: &Settings, profile: &str) -> anyhow::Result<()> {
     } else {
         ServerSecret::new(settings.secret.expose().as_bytes())
     };
-    let service = wiring::build(settings, checked.base_url.clone(), secret, wiring::Parts::default()).await?;
+    // Bound first, so that a development base URL can name the port actually bound.
+    let bound = wiring::bind(&settings.server.bind).await?;
+    let base_url = checked.public_base_url(bound.local_addr);
+    let service = wiring::build(settings, base_url.clone(), secret, wiring::Parts::default()).await?;
     if profile == DEVELOPMENT {
         for migration in service.store.migrate().await? {
             println!("Applied migration {} {}", migration.version, migration.description);
         }
     } else {
         let pending = service.store.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).count();
-        anyhow::ensure!(pending == 0, "{pending} migration(s) pending: run `magiclink migrate` first");
+        anyhow::ensure!(pending == 0, "{pending} migration(s) pending: run `{}` first", program.command("migrate"));
     }
-    let bound = wiring::bind(&settings.server.bind).await?;
+    let origin = base_url.as_str().trim_end_matches('/');
     println!("Listening on http://{}", bound.local_addr);
+    if checked.base_url.is_none() {
+        println!("server.base_url is not set: links point at {origin} (the bound address; development only)");
+    }
     if service.mailbox.is_some() {
         println!(
-            "Development mailer: emails are not sent; read them at {}/dev/mailbox (links are also logged here)",
-            checked.base_url.as_str().trim_end_matches('/')
+            "Development mailer: emails are not sent; read them at {origin}/dev/mailbox (links are also logged here)"
         );
     }
     wiring::run(service, bound, wiring::shutdown_signal()).await.context("serve failed")
@@ -195,6 +281,8 @@ async fn serve(settings: &Settings, profile: &str) -> anyhow::Result<()> {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    // Colour codes only for a person at a terminal: files and journald get plain text.
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A second initialisation (tests) is harmless; ignore it.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(colour).try_init();
 }

@@ -2,10 +2,12 @@
 //!
 //! This is the one crate that knows every other: it reads the configuration ([`settings`]),
 //! picks and builds the adapters it names, hands them to `web` as ports ([`wiring`]), and
-//! offers the commands people run ([`cli`]): `serve`, `migrate`, `secret`. Two binaries share
-//! it: `magiclink`, the product that ships, and `xtask`, the developer's `cargo xtask`, which
-//! adds nothing but runs from the workspace root.
+//! offers the commands people run ([`cli`]): `serve`, `migrate`, `outbox`, `secret`. Two
+//! binaries share it: `magiclink`, the product that ships, and `xtask`, the developer's
+//! `cargo xtask`, which runs the same commands from the workspace root and adds the developer
+//! tasks in [`tasks`].
 
 pub mod cli;
 pub mod settings;
+pub mod tasks;
 pub mod wiring;

@@ -1,12 +1,42 @@
 //! `cargo xtask`: the developer's entry point. See <https://github.com/matklad/cargo-xtask/>.
 //!
-//! It runs the same commands as the shipped `magiclink` binary, from the workspace root, so that
-//! `config/` and the default `data/` folder resolve the same wherever `cargo xtask` is typed.
+//! It runs the product's commands (the same as the shipped `magiclink` binary) from the
+//! workspace root, so that `config/` and the default `data/` folder resolve the same wherever
+//! `cargo xtask` is typed, plus the developer tasks in [`xtask::tasks`] (`test`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{Parser, Subcommand};
+use xtask::cli::{main_with, Command, GlobalArgs, Program};
+
+/// `cargo xtask`'s command line: the product's commands and the developer tasks.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    about = "magiclink's developer tasks: the product's commands run from this checkout, and `test`."
+)]
+struct Tasks {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Check what the tests need (Chromium, chromedriver, an SMTP server, ...), say what is
+    /// missing and how to install it, run the whole test suite, and list what was skipped.
+    Test {
+        /// Passed on to `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    #[command(flatten)]
+    Product(Command),
+}
 
 fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
@@ -14,7 +44,9 @@ fn main() -> ExitCode {
         eprintln!("error: cannot enter the workspace root {}: {error}", root.display());
         return ExitCode::FAILURE;
     }
-    xtask::cli::main_with(xtask::cli::Cli::parse_from(
-        std::iter::once("cargo xtask".to_owned()).chain(std::env::args().skip(1)),
-    ))
+    let tasks = Tasks::parse_from(std::iter::once("cargo xtask".to_owned()).chain(std::env::args().skip(1)));
+    match tasks.task {
+        Task::Test { args } => xtask::tasks::test(root, &args),
+        Task::Product(command) => main_with(tasks.global, command, Program::CargoXtask),
+    }
 }

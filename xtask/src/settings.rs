@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use domain::{LinkPolicy, SessionPolicy};
@@ -16,6 +17,8 @@ use figment::value::Value;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use crate::cli::Program;
 
 /// The profile that relaxes the production checks; every other profile gets them.
 pub const DEVELOPMENT: &str = "development";
@@ -50,8 +53,10 @@ pub struct Settings {
     pub pages: PagesSettings,
     /// Magic-link lifetime.
     pub magic_link: MagicLinkSettings,
-    /// Session lifetime.
+    /// Session lifetime and cookie.
     pub session: SessionSettings,
+    /// The CSRF cookie.
+    pub csrf: CsrfSettings,
     /// How emails are sent.
     pub mailer: MailerSettings,
     /// How queued emails are retried.
@@ -68,7 +73,8 @@ pub struct Settings {
 pub struct ServerSettings {
     /// Address and port to listen on.
     pub bind: String,
-    /// Public base URL (`AUTH_URL`): links point here; https makes cookies `Secure`.
+    /// Public base URL (`AUTH_URL`): links point here; https makes cookies `Secure`. Empty in
+    /// development means the bound address; required in every other profile.
     pub base_url: String,
     /// Allow an http base URL outside the development profile (e.g. behind a TLS proxy on the
     /// same host). Off by default.
@@ -121,6 +127,16 @@ pub struct SessionSettings {
     pub max_age: u32,
     /// Seconds between extensions of a session in use.
     pub update_age: u32,
+    /// The session cookie's name (`__Host-` is prepended over https).
+    pub cookie_name: String,
+}
+
+/// `[csrf]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsrfSettings {
+    /// The CSRF cookie's name (`__Host-` is prepended over https).
+    pub cookie_name: String,
 }
 
 /// `[mailer]`.
@@ -295,6 +311,7 @@ impl Default for Settings {
             pages: PagesSettings::default(),
             magic_link: MagicLinkSettings::default(),
             session: SessionSettings::default(),
+            csrf: CsrfSettings::default(),
             mailer: MailerSettings::default(),
             outbox: OutboxSettings::default(),
             templates: TemplatesSettings::default(),
@@ -305,7 +322,7 @@ impl Default for Settings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:3000".to_owned(), base_url: "http://127.0.0.1:3000".to_owned(), allow_http: false }
+        Self { bind: "127.0.0.1:3000".to_owned(), base_url: String::new(), allow_http: false }
     }
 }
 
@@ -339,7 +356,17 @@ impl Default for MagicLinkSettings {
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self { max_age: SessionPolicy::DEFAULT_MAX_AGE_SECONDS, update_age: SessionPolicy::DEFAULT_UPDATE_AGE_SECONDS }
+        Self {
+            max_age: SessionPolicy::DEFAULT_MAX_AGE_SECONDS,
+            update_age: SessionPolicy::DEFAULT_UPDATE_AGE_SECONDS,
+            cookie_name: "magiclink.session-token".to_owned(),
+        }
+    }
+}
+
+impl Default for CsrfSettings {
+    fn default() -> Self {
+        Self { cookie_name: "magiclink.csrf-token".to_owned() }
     }
 }
 
@@ -436,38 +463,84 @@ fn read_dotenv(path: &Path) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// A reason the service refuses to start, in one line naming the key to fix.
+/// Why the service refuses to start: every problem found, each naming the key to fix, so that
+/// an operator fixes them all in one go rather than one per run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+#[error("{}", self.lines())]
+pub struct Refusal {
+    /// The profile that was checked.
+    pub profile: String,
+    /// One sentence per problem.
+    pub problems: Vec<String>,
+}
+
+impl Refusal {
+    fn lines(&self) -> String {
+        let mut text = format!(
+            "refusing to start in profile `{}`: {} problem(s) in the configuration",
+            self.profile,
+            self.problems.len()
+        );
+        for problem in &self.problems {
+            text.push_str("\n  - ");
+            text.push_str(problem);
+        }
+        text
+    }
+}
 
 /// What the checks decided, beyond the settings themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
-    /// The parsed base URL.
-    pub base_url: Url,
+    /// The parsed base URL; `None` in development when it was not set, meaning "the address
+    /// the server binds" ([`Checked::public_base_url`]).
+    pub base_url: Option<Url>,
     /// Whether the secret must be generated (development without one).
     pub needs_ephemeral_secret: bool,
 }
 
+impl Checked {
+    /// The public origin: the configured base URL, or in development the bound address
+    /// (loopback for an unspecified bind address such as `0.0.0.0`).
+    pub fn public_base_url(&self, bound: SocketAddr) -> Url {
+        if let Some(url) = &self.base_url {
+            return url.clone();
+        }
+        let host = match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let origin = format!("http://{}", SocketAddr::new(host, bound.port()));
+        // A socket address always makes a valid http URL; the fallback is never taken.
+        Url::parse(&origin).unwrap_or_else(|_| Url::parse("http://127.0.0.1/").expect("a valid literal URL"))
+    }
+}
+
+/// Whether `name` may name a cookie: an RFC 6265 token, without the `__Host-` or `__Secure-`
+/// prefix, which the service adds itself over https.
+fn is_valid_cookie_name(name: &str) -> bool {
+    const SEPARATORS: &str = "()<>@,;:\\\"/[]?={} \t";
+    let lower = name.to_ascii_lowercase();
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_graphic() && !SEPARATORS.contains(c))
+        && !lower.starts_with("__host-")
+        && !lower.starts_with("__secure-")
+}
+
 impl Settings {
-    /// Checks the settings for the profile.
+    /// Checks the settings for the profile. `program` names the command the operator runs, for
+    /// advice such as "generate one with `cargo xtask secret`".
     ///
     /// # Errors
-    /// The first [`Refusal`]: a malformed value anywhere, or, outside the development profile,
-    /// a secret shorter than 32 bytes, the development mailer, or an http base URL (unless
-    /// `server.allow_http`).
-    pub fn check(&self, profile: &str) -> Result<Checked, Refusal> {
-        let refuse = |message: String| Err(Refusal(message));
-        let base_url = match Url::parse(&self.server.base_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
-            _ => return refuse(format!("server.base_url (AUTH_URL) `{}` is not an http(s) URL", self.server.base_url)),
-        };
-        if base_url.path() != "/" || base_url.query().is_some() {
-            return refuse(
-                "server.base_url (AUTH_URL) must be an origin without a path, e.g. https://auth.example.com".to_owned(),
-            );
-        }
+    /// A [`Refusal`] listing every problem: malformed values in any profile and, outside the
+    /// development profile, a secret shorter than 32 bytes, a missing or http base URL (unless
+    /// `server.allow_http`), or the development mailer.
+    pub fn check(&self, profile: &str, program: Program) -> Result<Checked, Refusal> {
+        let mut problems = Vec::new();
+        let production_rules = profile != DEVELOPMENT;
+        let base_url = self.check_base_url(production_rules, &mut problems);
         for (key, path) in [
             ("auth.base_path", &self.auth.base_path),
             ("pages.sign_in", &self.pages.sign_in),
@@ -475,60 +548,106 @@ impl Settings {
             ("pages.error", &self.pages.error),
         ] {
             if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#', '\\']) {
-                return refuse(format!("{key} `{path}` must be a plain path starting with a single /"));
+                problems.push(format!("{key} `{path}` must be a plain path starting with a single /"));
             }
         }
         if self.magic_link.max_age == 0 || self.magic_link.max_age > 24 * 3600 {
-            return refuse("magic_link.max_age must be between 1 and 86400 seconds".to_owned());
+            problems.push("magic_link.max_age must be between 1 and 86400 seconds".to_owned());
         }
         if self.session.max_age == 0 || self.session.update_age > self.session.max_age {
-            return refuse("session.max_age must be positive and at least session.update_age".to_owned());
+            problems.push("session.max_age must be positive and at least session.update_age".to_owned());
         }
-        match self.mailer.kind {
-            MailerKind::Dev => {}
-            MailerKind::Smtp | MailerKind::Resend if self.mailer.from.trim().is_empty() => {
-                return refuse(format!(
-                    "mailer.from (MAGICLINK_MAILER__FROM) is required with mailer.kind = \"{}\"",
-                    self.mailer.kind.as_str()
+        for (key, name) in
+            [("session.cookie_name", &self.session.cookie_name), ("csrf.cookie_name", &self.csrf.cookie_name)]
+        {
+            if !is_valid_cookie_name(name) {
+                problems.push(format!(
+                    "{key} `{name}` must be 1 to 64 letters, digits or `.-_!#$%&'*+^`|~`, without a `__Host-` or `__Secure-` prefix (added over https)"
                 ));
             }
-            MailerKind::Smtp if self.mailer.smtp.url.expose().is_empty() => {
-                return refuse(
-                    "mailer.smtp.url (MAGICLINK_MAILER__SMTP__URL) is required with mailer.kind = \"smtp\"".to_owned(),
-                );
-            }
-            MailerKind::Resend if self.mailer.resend.api_key.expose().is_empty() => {
-                return refuse(
-                    "mailer.resend.api_key (AUTH_RESEND_KEY) is required with mailer.kind = \"resend\"".to_owned(),
-                );
-            }
-            MailerKind::Smtp | MailerKind::Resend => {}
         }
+        if self.session.cookie_name == self.csrf.cookie_name {
+            problems.push("session.cookie_name and csrf.cookie_name must differ".to_owned());
+        }
+        self.check_mailer(&mut problems);
         if self.outbox.max_attempts == 0
             || self.outbox.concurrency == 0
             || self.outbox.base_delay > self.outbox.max_delay
         {
-            return refuse("outbox.max_attempts and outbox.concurrency must be positive, and outbox.base_delay at most outbox.max_delay".to_owned());
+            problems.push("outbox.max_attempts and outbox.concurrency must be positive, and outbox.base_delay at most outbox.max_delay".to_owned());
         }
-        let production_rules = profile != DEVELOPMENT;
         if production_rules {
             if self.secret.expose().len() < domain::secret::MIN_PRODUCTION_SECRET_BYTES {
-                return refuse(format!(
-                    "refusing to start in profile `{profile}`: AUTH_SECRET (secret) must be at least 32 bytes; generate one with `magiclink secret`"
-                ));
-            }
-            if base_url.scheme() != "https" && !self.server.allow_http {
-                return refuse(format!(
-                    "refusing to start in profile `{profile}`: server.base_url (AUTH_URL) must be https (set server.allow_http = true only behind a TLS proxy)"
+                problems.push(format!(
+                    "secret (AUTH_SECRET) must be at least 32 bytes; generate one with `{}`",
+                    program.command("secret")
                 ));
             }
             if self.mailer.kind == MailerKind::Dev {
-                return refuse(format!(
-                    "refusing to start in profile `{profile}`: mailer.kind = \"dev\" delivers nothing; configure a real mailer"
-                ));
+                problems.push(
+                    "mailer.kind = \"dev\" delivers nothing; configure a real mailer (smtp or resend)".to_owned(),
+                );
             }
         }
+        if !problems.is_empty() {
+            return Err(Refusal { profile: profile.to_owned(), problems });
+        }
         Ok(Checked { base_url, needs_ephemeral_secret: !production_rules && self.secret.expose().is_empty() })
+    }
+
+    /// The configured base URL, if set and well formed; problems otherwise.
+    fn check_base_url(&self, production_rules: bool, problems: &mut Vec<String>) -> Option<Url> {
+        let raw = self.server.base_url.trim();
+        if raw.is_empty() {
+            if production_rules {
+                problems.push(
+                    "server.base_url (AUTH_URL) is required outside development: the public origin links point at, e.g. https://auth.example.com".to_owned(),
+                );
+            }
+            return None;
+        }
+        let url = match Url::parse(raw) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
+            _ => {
+                problems.push(format!("server.base_url (AUTH_URL) `{raw}` is not an http(s) URL"));
+                return None;
+            }
+        };
+        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+            problems.push(
+                "server.base_url (AUTH_URL) must be an origin without a path or credentials, e.g. https://auth.example.com"
+                    .to_owned(),
+            );
+        }
+        if production_rules && url.scheme() != "https" && !self.server.allow_http {
+            problems.push(
+                "server.base_url (AUTH_URL) must be https (set server.allow_http = true only behind a TLS proxy)"
+                    .to_owned(),
+            );
+        }
+        Some(url)
+    }
+
+    fn check_mailer(&self, problems: &mut Vec<String>) {
+        let kind = self.mailer.kind;
+        if kind == MailerKind::Dev {
+            return;
+        }
+        if self.mailer.from.trim().is_empty() {
+            problems.push(format!(
+                "mailer.from (MAGICLINK_MAILER__FROM) is required with mailer.kind = \"{}\"",
+                kind.as_str()
+            ));
+        }
+        if kind == MailerKind::Smtp && self.mailer.smtp.url.expose().is_empty() {
+            problems.push(
+                "mailer.smtp.url (MAGICLINK_MAILER__SMTP__URL) is required with mailer.kind = \"smtp\"".to_owned(),
+            );
+        }
+        if kind == MailerKind::Resend && self.mailer.resend.api_key.expose().is_empty() {
+            problems
+                .push("mailer.resend.api_key (AUTH_RESEND_KEY) is required with mailer.kind = \"resend\"".to_owned());
+        }
     }
 }
 

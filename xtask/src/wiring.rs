@@ -9,6 +9,7 @@ use adapters::clock::SystemClock;
 use adapters::mail::{
     parse_from, DevMailer, EmailRenderer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls,
 };
+pub use adapters::sqlite::OpenMode;
 use adapters::sqlite::SqliteStore;
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
@@ -19,7 +20,7 @@ use ports::{
     Clock, Deliverer, DeliverySettings, DeliveryWaker, DevMailbox, Mailer, RetryPolicy, SignIn, SignInSettings,
 };
 use tokio::sync::Notify;
-use web::{AppState, PagePaths, WebSettings};
+use web::{AppState, CookieNames, PagePaths, WebSettings};
 
 use crate::settings::{MailerKind, Settings, StartTlsSetting};
 
@@ -71,15 +72,16 @@ impl DeliveryWaker for NotifyWaker {
     }
 }
 
-/// Opens the database the settings name.
+/// Opens the database the settings name; with [`OpenMode::MustExist`], `None` when it does not
+/// exist yet (and nothing is created).
 ///
 /// # Errors
 /// Names the URL when it is not one this build supports or cannot be opened.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
+pub async fn open_store(settings: &Settings, mode: OpenMode) -> anyhow::Result<Option<SqliteStore>> {
     let url = &settings.database.url;
     // One backend today; the scheme decides, so adding one is one more arm here.
     match url.split_once(':').map(|(scheme, _)| scheme) {
-        Some("sqlite") => SqliteStore::connect(url, settings.database.max_connections).await,
+        Some("sqlite") => SqliteStore::open(url, settings.database.max_connections, mode).await,
         _ => anyhow::bail!("database.url (DATABASE_URL) `{url}` is not supported: use sqlite://path/to/file.sqlite"),
     }
 }
@@ -180,7 +182,7 @@ pub async fn build(
         .with_context(|| format!("in templates.dir `{}`", settings.templates.dir))?;
     let (configured_mailer, mailbox) = build_mailer(settings, renderer, Arc::clone(&clock))?;
     let mailer = parts.mailer.unwrap_or(configured_mailer);
-    let store = open_store(settings).await?;
+    let store = open_store(settings, OpenMode::CreateIfMissing).await?.context("the database was not created")?;
 
     let web_settings = WebSettings {
         base_url: base_url.clone(),
@@ -192,6 +194,10 @@ pub async fn build(
         },
         site_name: settings.site_name.clone(),
         secret: secret.clone(),
+        cookie_names: CookieNames {
+            session: settings.session.cookie_name.clone(),
+            csrf: settings.csrf.cookie_name.clone(),
+        },
     };
     let callback_endpoint = base_url
         .join(&web_settings.auth_path("/callback/email"))

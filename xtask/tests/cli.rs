@@ -1,5 +1,5 @@
 //! The shipped `magiclink` binary as an operator runs it: `migrate`, `migrate --status`,
-//! `secret`, and the production profile's refusals.
+//! `secret`, `outbox`, `serve`, `--version` and `--help`, and the production profile's refusals.
 
 use std::process::{Command, Output};
 
@@ -46,30 +46,92 @@ fn secret_prints_32_random_bytes_in_base64() {
 }
 
 #[test]
-fn production_refuses_to_start_with_one_line_naming_the_problem() {
+fn production_lists_every_problem_in_one_run_and_creates_nothing() {
     let dir = tempfile::tempdir().expect("temporary folder");
-    let url = format!("sqlite://{}", dir.path().join("prod.sqlite").display());
-    let cases: [(&[(&str, &str)], &str); 3] = [
-        (&[("MAGICLINK_PROFILE", "production")], "AUTH_SECRET"),
-        (
-            &[("MAGICLINK_PROFILE", "production"), ("AUTH_SECRET", "0123456789abcdef0123456789abcdef")],
-            "server.base_url",
-        ),
-        (
-            &[
-                ("MAGICLINK_PROFILE", "production"),
-                ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
-                ("AUTH_URL", "https://auth.example.com"),
-            ],
-            "mailer.kind",
-        ),
-    ];
-    for (env, named) in cases {
-        let output = magiclink(dir.path(), &["serve", "--bind", "127.0.0.1:0", "--database-url", &url], env);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "started with {env:?}");
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-        assert!(stderr.contains(named), "{stderr}");
+    let database = dir.path().join("prod.sqlite");
+    let url = format!("sqlite://{}", database.display());
+
+    let output = magiclink(
+        dir.path(),
+        &["serve", "--bind", "127.0.0.1:0", "--database-url", &url],
+        &[("MAGICLINK_PROFILE", "production")],
+    );
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started in production with the defaults");
+    for named in ["AUTH_SECRET", "server.base_url", "mailer.kind", "`magiclink secret`"] {
+        assert!(stderr.contains(named), "{named} is not named in: {stderr}");
+    }
+    assert_eq!(stderr.trim().lines().count(), 4, "a heading and one line per problem: {stderr}");
+    assert!(!database.exists(), "a refused start creates no database");
+}
+
+#[test]
+fn version_and_help_describe_the_product() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let version = stdout(&magiclink(dir.path(), &["--version"], &[]));
+    let help = stdout(&magiclink(dir.path(), &["--help"], &[]));
+
+    assert_eq!(version.trim(), format!("magiclink {}", env!("CARGO_PKG_VERSION")));
+    assert_ne!(env!("CARGO_PKG_VERSION"), "0.0.0", "the workspace has a real version");
+    assert!(help.starts_with("Passwordless sign-in"), "{help}");
+    assert!(help.contains("Usage: magiclink"), "{help}");
+    assert!(!help.contains("xtask") && !help.contains("composition root"), "{help}");
+}
+
+#[test]
+fn reading_commands_on_a_missing_database_say_migrate_first_and_create_nothing() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let database = dir.path().join("data/never.sqlite");
+    let url = format!("sqlite://{}", database.display());
+
+    let outbox = magiclink(dir.path(), &["outbox", "--database-url", &url], &[]);
+    let status = magiclink(dir.path(), &["migrate", "--status", "--database-url", &url], &[]);
+
+    let stderr = String::from_utf8_lossy(&outbox.stderr);
+    assert!(!outbox.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("does not exist yet: run `magiclink migrate` first"), "{stderr}");
+    assert!(status.status.success());
+    assert!(stdout(&status).contains("pending"), "{}", stdout(&status));
+    assert!(!database.exists() && !database.parent().expect("folder").exists(), "reading created files");
+}
+
+#[test]
+fn outbox_on_an_unmigrated_database_says_migrate_first_once() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let database = dir.path().join("empty.sqlite");
+    std::fs::write(&database, b"").expect("an empty file is an empty SQLite database");
+    let url = format!("sqlite://{}", database.display());
+
+    let outbox = magiclink(dir.path(), &["outbox", "--database-url", &url], &[]);
+
+    let stderr = String::from_utf8_lossy(&outbox.stderr);
+    assert!(!outbox.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("pending migration(s): run `magiclink migrate` first"), "{stderr}");
+    assert!(!stderr.contains("no such table"), "no driver message: {stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_file_and_its_new_folder_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let database = dir.path().join("private/magiclink.sqlite");
+    let url = format!("sqlite://{}", database.display());
+
+    let migrated = magiclink(dir.path(), &["migrate", "--database-url", &url], &[]);
+
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let mode = |path: &std::path::Path| std::fs::metadata(path).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&database), 0o600, "database file");
+    assert_eq!(mode(database.parent().expect("folder")), 0o700, "database folder");
+    for sibling in ["magiclink.sqlite-wal", "magiclink.sqlite-shm"] {
+        let path = database.with_file_name(sibling);
+        if path.exists() {
+            assert_eq!(mode(&path) & 0o077, 0, "{sibling} is private too");
+        }
     }
 }
 
@@ -86,6 +148,7 @@ async fn outbox_lists_delivery_state_with_masked_addresses() {
     use ports::LinkStore as _;
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("outbox.sqlite").display());
+    let time_zone_named = |text: &str| text.lines().skip(1).all(|line| line.contains(" UTC "));
     let store = adapters::sqlite::SqliteStore::connect(&url, 1).await.expect("opens");
     store.migrate().await.expect("migrates");
     let now = chrono::Utc::now();
@@ -109,7 +172,98 @@ async fn outbox_lists_delivery_state_with_masked_addresses() {
     let text = stdout(&listing);
     assert!(text.starts_with("pending 1  sent 0  failed 0  dropped 0"), "{text}");
     assert!(text.contains("a***@example.com") && text.contains("pending") && !text.contains("alice@"), "{text}");
+    assert!(time_zone_named(&text), "times say UTC: {text}");
     assert_eq!(stdout(&filtered).lines().count(), 1, "only the counts line");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--status `lost`"));
+}
+
+/// A `magiclink serve` child process, killed when dropped, with its stdout read line by line.
+struct Serving {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Serving {
+    fn start(dir: &std::path::Path, args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_magiclink"));
+        command
+            .arg("serve")
+            .args(args)
+            .current_dir(dir)
+            .env("MAGICLINK_CONFIG_DIR", dir.join("no-config"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for name in ["AUTH_SECRET", "AUTH_URL", "DATABASE_URL", "MAGICLINK_PROFILE", "RUST_LOG", "NO_COLOR"] {
+            command.env_remove(name);
+        }
+        let mut child = command.spawn().expect("magiclink starts");
+        let (sender, lines) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = sender.send(line);
+                }
+            });
+        }
+        Self { child, lines }
+    }
+
+    /// Every line up to and including the first that contains `wanted` (30 s at most).
+    fn read_until(&self, wanted: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no line with {wanted:?}; saw {seen:#?}"));
+            let found = line.contains(wanted);
+            seen.push(line);
+            if found {
+                return seen;
+            }
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` over a plain HTTP/1.1 connection; the whole response as text.
+fn http_get(origin: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let host = origin.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("the server accepts connections");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    response
+}
+
+#[test]
+fn development_links_point_at_the_bound_port_and_logs_carry_no_colour() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("dev.sqlite").display());
+
+    let server = Serving::start(dir.path(), &["--bind", "127.0.0.1:0", "--database-url", &url]);
+    let mut output = server.read_until("Listening on http://");
+    let origin = output.last().and_then(|line| line.strip_prefix("Listening on ")).expect("origin").to_owned();
+    output.extend(server.read_until("read them at"));
+    let providers = http_get(&origin, "/api/auth/providers");
+
+    let said = output.join("\n");
+    assert!(said.contains(&format!("links point at {origin} (the bound address")), "{said}");
+    assert!(said.contains(&format!("read them at {origin}/dev/mailbox")), "{said}");
+    assert!(providers.contains(&format!("\"callbackUrl\":\"{origin}/api/auth/callback/email\"")), "{providers}");
+    assert!(said.contains("no AUTH_SECRET set"), "the start-up warning is logged: {said}");
+    assert!(!said.contains('\u{1b}'), "no colour codes when the output is not a terminal: {said:?}");
 }

@@ -12,8 +12,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, User, UserId};
 use ports::{
-    DeliveryState, LinkStore, NewLink, NewOutboxMessage, NewSession, Outbox, OutboxCounts, OutboxEntry, OutboxMessage,
-    Redemption, SessionStore, StoreHealth, UserStore,
+    DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Outbox, OutboxCounts, OutboxEntry,
+    OutboxMessage, Redemption, SessionStore, StoreHealth, UserStore,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -28,6 +28,49 @@ use crate::time::{from_millis, to_millis};
 /// The SQLite migrations, embedded in the binary so a deployment cannot run with the wrong ones.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
+/// A link's `used_at` and `expires`, by token hash and address.
+const LINK_STATE: &str = "SELECT used_at, expires FROM verification_tokens WHERE token = ? AND identifier = ?";
+
+/// Classifies a link row from [`LINK_STATE`] at `now`.
+fn link_state(row: Option<(Option<i64>, i64)>, now: DateTime<Utc>) -> LinkState {
+    match row {
+        None => LinkState::Unknown,
+        Some((Some(_used_at), _)) => LinkState::Used,
+        Some((None, expires)) if expires <= to_millis(now) => LinkState::Expired,
+        Some((None, _)) => LinkState::Unused,
+    }
+}
+
+/// Whether opening a database may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file (and its folder) when missing: serving and migrating.
+    CreateIfMissing,
+    /// Open only an existing file: commands that read.
+    MustExist,
+}
+
+/// Creates an empty database file, owner-only, with any missing folders (owner-only too).
+fn create_private_file(file: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(folder) = file.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(folder).with_context(|| format!("cannot create the database folder {}", folder.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        // Another process creating it at the same moment is as good as creating it.
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("cannot create the database file {}", file.display())),
+    }
+}
+
 /// All three stores on one SQLite pool. Cloning shares the pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -39,26 +82,44 @@ impl SqliteStore {
     /// `sqlite://data/magiclink.sqlite`.
     ///
     /// # Errors
-    /// Fails if the URL is not a SQLite URL or the file cannot be opened.
+    /// Fails if the URL is not a SQLite URL or the file cannot be created or opened.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        Self::open(url, max_connections, OpenMode::CreateIfMissing)
+            .await?
+            .with_context(|| format!("the SQLite database at `{url}` was not created"))
+    }
+
+    /// Opens the database at `url`; with [`OpenMode::MustExist`], `None` when there is no such
+    /// file (nothing is created: commands that only read must not leave files behind).
+    ///
+    /// A file this creates is readable by its owner only (0600, in a 0700 folder if the folder
+    /// is new too): it holds addresses and session hashes. SQLite gives the `-wal` and `-shm`
+    /// files it creates later the database file's own permissions.
+    ///
+    /// # Errors
+    /// Fails if the URL is not a SQLite URL or the file cannot be created or opened.
+    pub async fn open(url: &str, max_connections: u32, mode: OpenMode) -> anyhow::Result<Option<Self>> {
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("`{url}` is not a SQLite URL (expected sqlite://path/to/file.sqlite)"))?
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL is durable in WAL mode except for the last transactions before a power cut.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(folder) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder)
-                .with_context(|| format!("cannot create the database folder {}", folder.display()))?;
+        let file = options.get_filename().to_owned();
+        let in_memory = file.as_os_str().is_empty() || file.as_os_str() == ":memory:";
+        if !in_memory && !file.exists() {
+            match mode {
+                OpenMode::MustExist => return Ok(None),
+                OpenMode::CreateIfMissing => create_private_file(&file)?,
+            }
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the SQLite database at `{url}`"))?;
-        Ok(Self { pool })
+        Ok(Some(Self { pool }))
     }
 
     /// The pool, for tests that read raw rows.
@@ -95,17 +156,26 @@ impl SqliteStore {
         } else {
             Vec::new()
         };
+        Self::known_migrations()
+            .into_iter()
+            .map(|mut migration| {
+                migration.applied_at = applied
+                    .iter()
+                    .find(|(version, _)| *version == migration.version)
+                    .map(|(_, at)| parse_sqlite_timestamp(at))
+                    .transpose()?;
+                Ok(migration)
+            })
+            .collect()
+    }
+
+    /// Every migration this build carries, all marked pending: the status of a database that
+    /// does not exist yet.
+    pub fn known_migrations() -> Vec<MigrationState> {
         MIGRATOR
             .iter()
             .filter(|m| !m.migration_type.is_down_migration())
-            .map(|m| {
-                let applied_at = applied
-                    .iter()
-                    .find(|(version, _)| *version == m.version)
-                    .map(|(_, at)| parse_sqlite_timestamp(at))
-                    .transpose()?;
-                Ok(MigrationState { version: m.version, description: m.description.to_string(), applied_at })
-            })
+            .map(|m| MigrationState { version: m.version, description: m.description.to_string(), applied_at: None })
             .collect()
     }
 
@@ -207,22 +277,36 @@ impl LinkStore for SqliteStore {
             return Ok(Redemption::Redeemed);
         }
 
-        let existing: Option<(Option<i64>, i64)> =
-            sqlx::query_as("SELECT used_at, expires FROM verification_tokens WHERE token = ? AND identifier = ?")
-                .bind(token_hash.to_hex())
-                .bind(identifier.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .context("cannot look the link up")?;
+        let existing: Option<(Option<i64>, i64)> = sqlx::query_as(LINK_STATE)
+            .bind(token_hash.to_hex())
+            .bind(identifier.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("cannot look the link up")?;
         tx.rollback().await?;
-        Ok(match existing {
-            None => Redemption::Unknown,
-            Some((Some(_used_at), _)) => Redemption::AlreadyUsed,
-            Some((None, expires)) if expires <= to_millis(now) => Redemption::Expired,
+        Ok(match link_state(existing, now) {
+            LinkState::Unknown => Redemption::Unknown,
+            LinkState::Used => Redemption::AlreadyUsed,
+            LinkState::Expired => Redemption::Expired,
             // Unused and unexpired, yet the update did not match: it cannot happen inside one
             // transaction, and "already used" is the answer that signs nobody in.
-            Some((None, _)) => Redemption::AlreadyUsed,
+            LinkState::Unused => Redemption::AlreadyUsed,
         })
+    }
+
+    async fn state(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<LinkState> {
+        let existing: Option<(Option<i64>, i64)> = sqlx::query_as(LINK_STATE)
+            .bind(token_hash.to_hex())
+            .bind(identifier.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot look the link up")?;
+        Ok(link_state(existing, now))
     }
 
     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {

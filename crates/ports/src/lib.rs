@@ -22,7 +22,7 @@ pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, Retr
 pub use mailer::{DevMailbox, MailError, MailboxMessage, Mailer, SentReceipt, SignInEmail};
 pub use outbox::{DeliveryState, DeliveryWaker, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage};
 pub use sign_in::{
-    ActiveSession, LinkQueued, PurgeError, ReadSessionError, RedeemLink, RedeemLinkError, RequestLink,
+    ActiveSession, LinkQueued, LinkStateError, PurgeError, ReadSessionError, RedeemLink, RedeemLinkError, RequestLink,
     RequestLinkError, SignIn, SignInSettings, SignOutError, SignedIn,
 };
-pub use stores::{LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};
+pub use stores::{LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};

@@ -13,7 +13,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::outbox::{DeliveryWaker, NewOutboxMessage};
 use crate::random::os_random;
-use crate::stores::{LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
+use crate::stores::{LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
 
 /// Fixed settings of the sign-in flow.
 #[derive(Debug, Clone)]
@@ -131,6 +131,14 @@ pub enum ReadSessionError {
 /// Why signing out failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignOutError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a link's state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkStateError {
     /// Storage failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -261,6 +269,16 @@ impl SignIn {
     pub async fn sign_out(&self, token: &SessionToken) -> Result<(), SignOutError> {
         self.sessions.delete(&token.hash()).await?;
         Ok(())
+    }
+
+    /// What a link is now (unused, used, expired, unknown), changing nothing: for the
+    /// development mailbox, which marks links that no longer sign anyone in.
+    ///
+    /// # Errors
+    /// Only [`LinkStateError::Unexpected`].
+    pub async fn link_state(&self, token: &LinkToken, email: &EmailAddress) -> Result<LinkState, LinkStateError> {
+        let token_hash = token.hash(&self.settings.secret);
+        Ok(self.links.state(&token_hash, email, self.clock.now()).await?)
     }
 
     /// Deletes links and sessions that expired longer ago than the link retention.

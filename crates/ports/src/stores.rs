@@ -36,6 +36,19 @@ pub enum Redemption {
     Unknown,
 }
 
+/// What a stored link is now, as seen without changing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Unused and unexpired: opening it would sign the person in.
+    Unused,
+    /// Redeemed before.
+    Used,
+    /// Unused, but its time is up.
+    Expired,
+    /// No link has this hash for this address (never issued, retired, or purged).
+    Unknown,
+}
+
 /// Stores magic links.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
@@ -59,6 +72,18 @@ pub trait LinkStore: Send + Sync {
         identifier: &EmailAddress,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Redemption>;
+
+    /// What the link `token_hash` issued to `identifier` is at `now`, changing nothing. A link
+    /// whose expiry is at or before `now` is [`LinkState::Expired`], as in [`LinkStore::redeem`].
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure; a link that is not stored is [`LinkState::Unknown`].
+    async fn state(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<LinkState>;
 
     /// Deletes links that expired before `cutoff`, returning how many.
     ///

@@ -114,7 +114,7 @@ async fn end_session(
     if let Some(token) = session_token(req, state) {
         state.sign_in.sign_out(&token).await?;
     }
-    cookies::clear(req.cookie(), &state.settings, cookies::SESSION);
+    cookies::clear(req.cookie(), &state.settings, cookies::Kind::Session);
     Ok(match Format::of(req) {
         Format::Json => Json(serde_json::json!({ "url": state.settings.absolute("/") })).into_response(),
         Format::Html => Redirect::see_other("/").into_response(),
@@ -134,13 +134,13 @@ pub async fn current_session(req: &Request, state: &AppState) -> Result<Option<A
     match &session {
         Some(active) if active.extended => set_session_cookie(req, state, &token, active.expires),
         Some(_) => {}
-        None => cookies::clear(req.cookie(), &state.settings, cookies::SESSION),
+        None => cookies::clear(req.cookie(), &state.settings, cookies::Kind::Session),
     }
     Ok(session)
 }
 
 fn session_token(req: &Request, state: &AppState) -> Option<SessionToken> {
-    let value = cookies::read(req.cookie(), &state.settings, cookies::SESSION)?;
+    let value = cookies::read(req.cookie(), &state.settings, cookies::Kind::Session)?;
     SessionToken::parse(&value).ok()
 }
 
@@ -148,7 +148,7 @@ fn set_session_cookie(req: &Request, state: &AppState, token: &SessionToken, exp
     // Rounded up, so a session created a millisecond ago still gets its full Max-Age.
     let seconds = ((expires - state.sign_in.now()).num_milliseconds().max(0) + 999) / 1000;
     let max_age = Duration::from_secs(u64::try_from(seconds).unwrap_or_default());
-    cookies::set(req.cookie(), &state.settings, cookies::SESSION, &token.encode(), Some(max_age));
+    cookies::set(req.cookie(), &state.settings, cookies::Kind::Session, &token.encode(), Some(max_age));
 }
 
 /// `GET /healthz`: 200 when the database answers, 503 otherwise.

@@ -10,28 +10,36 @@ use poem::web::cookie::{Cookie, CookieJar, SameSite};
 
 use crate::settings::WebSettings;
 
-/// The session cookie's base name.
-pub const SESSION: &str = "magiclink.session-token";
-/// The CSRF cookie's base name.
-pub const CSRF: &str = "magiclink.csrf-token";
+/// The service's cookies; their base names come from [`crate::settings::CookieNames`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The session token.
+    Session,
+    /// The CSRF double-submit token.
+    Csrf,
+}
 
-/// The cookie name as sent: with `__Host-` over https.
-pub fn name(settings: &WebSettings, base: &str) -> String {
+/// The cookie name as sent: the configured base name, with `__Host-` over https.
+pub fn name(settings: &WebSettings, kind: Kind) -> String {
+    let base = match kind {
+        Kind::Session => &settings.cookie_names.session,
+        Kind::Csrf => &settings.cookie_names.csrf,
+    };
     if settings.is_https() {
         format!("__Host-{base}")
     } else {
-        base.to_owned()
+        base.clone()
     }
 }
 
 /// Reads a cookie's value from the request.
-pub fn read(jar: &CookieJar, settings: &WebSettings, base: &str) -> Option<String> {
-    jar.get(&name(settings, base)).map(|cookie| cookie.value_str().to_owned())
+pub fn read(jar: &CookieJar, settings: &WebSettings, kind: Kind) -> Option<String> {
+    jar.get(&name(settings, kind)).map(|cookie| cookie.value_str().to_owned())
 }
 
 /// Queues a cookie on the response. `max_age` of `None` makes a browser-session cookie.
-pub fn set(jar: &CookieJar, settings: &WebSettings, base: &str, value: &str, max_age: Option<Duration>) {
-    let mut cookie = Cookie::new_with_str(name(settings, base), value);
+pub fn set(jar: &CookieJar, settings: &WebSettings, kind: Kind, value: &str, max_age: Option<Duration>) {
+    let mut cookie = Cookie::new_with_str(name(settings, kind), value);
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Lax);
     cookie.set_path("/");
@@ -43,6 +51,6 @@ pub fn set(jar: &CookieJar, settings: &WebSettings, base: &str, value: &str, max
 }
 
 /// Queues the removal of a cookie (same name and attributes, empty, `Max-Age=0`).
-pub fn clear(jar: &CookieJar, settings: &WebSettings, base: &str) {
-    set(jar, settings, base, "", Some(Duration::ZERO));
+pub fn clear(jar: &CookieJar, settings: &WebSettings, kind: Kind) {
+    set(jar, settings, kind, "", Some(Duration::ZERO));
 }

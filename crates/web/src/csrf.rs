@@ -27,7 +27,7 @@ pub fn token_for_form(jar: &CookieJar, settings: &WebSettings) -> anyhow::Result
     }
     let token = URL_SAFE_NO_PAD.encode(os_random::<32>()?);
     let value = format!("{token}.{}", mac(settings, &token));
-    cookies::set(jar, settings, cookies::CSRF, &value, None);
+    cookies::set(jar, settings, cookies::Kind::Csrf, &value, None);
     Ok(token)
 }
 
@@ -40,7 +40,7 @@ pub fn verify(jar: &CookieJar, settings: &WebSettings, submitted: Option<&str>) 
 }
 
 fn valid_cookie_token(jar: &CookieJar, settings: &WebSettings) -> Option<String> {
-    let value = cookies::read(jar, settings, cookies::CSRF)?;
+    let value = cookies::read(jar, settings, cookies::Kind::Csrf)?;
     let (token, their_mac) = value.split_once('.')?;
     let ours = mac(settings, token);
     bool::from(ours.as_bytes().ct_eq(their_mac.as_bytes())).then(|| token.to_owned())

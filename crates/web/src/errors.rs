@@ -60,6 +60,12 @@ pub enum WebError {
     /// No such page.
     #[error("not found")]
     NotFound,
+    /// The page exists, but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The router or an extractor refused the request before a handler ran.
+    #[error("request refused with status {0}")]
+    Refused(StatusCode),
     /// Anything else: logged in full, shown as a fixed message.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -114,6 +120,8 @@ impl WebError {
             WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } => StatusCode::BAD_REQUEST,
             WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            WebError::Refused(status) => *status,
             WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,29 +132,53 @@ impl WebError {
             WebError::Csrf => (
                 "csrf",
                 "CSRF token missing or invalid",
-                "Fetch a token from GET {base}/csrf and send it as csrfToken with its cookie".to_owned(),
+                "Fetch a token from GET {base}/csrf and send it as csrfToken with its cookie.".to_owned(),
             ),
             WebError::BadForm(detail) => ("bad-request", "The request body is not a readable form", detail.clone()),
             WebError::BadQuery(detail) => ("bad-request", "A query parameter is not acceptable", detail.clone()),
-            WebError::InvalidEmail { reason, .. } => ("invalid-email", "Invalid email address", reason.to_string()),
-            WebError::NotFound => ("not-found", "Not found", "There is nothing at this address".to_owned()),
+            WebError::InvalidEmail { reason, .. } => {
+                ("invalid-email", "Invalid email address", invalid_email_sentence(reason).to_owned())
+            }
+            WebError::NotFound => ("not-found", "Page not found", "There is nothing at this address.".to_owned()),
+            WebError::MethodNotAllowed => (
+                "method-not-allowed",
+                "Method not allowed",
+                "This address exists, but not for this kind of request.".to_owned(),
+            ),
+            WebError::Refused(_) => {
+                ("bad-request", "The request could not be read", "Check the request and try again.".to_owned())
+            }
             WebError::Unexpected(_) => (
                 "internal",
                 "Something went wrong on our side",
-                "The error was logged; try again in a moment".to_owned(),
+                "The error was logged; try again in a moment.".to_owned(),
             ),
         }
     }
 
     /// The response for this failure, as a page or a problem document.
     pub fn into_response(self, format: Format, req: &Request, state: &AppState) -> Response {
+        match (format, self) {
+            // The form again, with what was typed and why it was refused.
+            (Format::Html, WebError::InvalidEmail { typed, callback_url, reason }) => {
+                let message = Some(invalid_email_sentence(&reason).to_owned());
+                sign_in_form(req, state, &typed, callback_url.as_deref(), message, StatusCode::BAD_REQUEST)
+                    .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
+            }
+            (format, other) => other.standalone_response(format, req.uri().path(), state),
+        }
+    }
+
+    /// The response for this failure when no request is at hand any more (the router's own
+    /// 404 and 405): a page that needs nothing from the request, or a problem document.
+    pub fn standalone_response(self, format: Format, path: &str, state: &AppState) -> Response {
         let status = self.status();
         if let WebError::Unexpected(error) = &self {
-            tracing::error!(path = %req.uri().path(), error = ?error, "request failed");
+            tracing::error!(path = %path, error = ?error, "request failed");
         }
         match format {
             Format::Json => self.problem_response(status, state),
-            Format::Html => self.page_response(status, req, state).unwrap_or_else(|error| {
+            Format::Html => self.page_response(status, state).unwrap_or_else(|error| {
                 // The error page itself failed: fall back to plain text rather than recurse.
                 tracing::error!(error = ?error, "error page failed");
                 "Something went wrong on our side.".with_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
@@ -165,19 +197,40 @@ impl WebError {
         Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
     }
 
-    fn page_response(self, status: StatusCode, req: &Request, state: &AppState) -> Result<Response, WebError> {
-        match self {
-            WebError::InvalidEmail { typed, callback_url, reason } => {
-                sign_in_form(req, state, &typed, callback_url.as_deref(), Some(reason.to_string()), status)
-            }
-            WebError::Csrf => page(state, status, "csrf_error.html", Context::new()),
-            other => {
-                let (_, title, detail) = other.problem();
-                let mut context = Context::new();
-                context.insert("title", title);
-                context.insert("detail", &detail.replace("{base}", &state.settings.auth_base_path));
-                page(state, status, "server_error.html", context)
-            }
+    fn page_response(self, status: StatusCode, state: &AppState) -> Result<Response, WebError> {
+        if let WebError::Csrf = self {
+            return page(state, status, "csrf_error.html", Context::new());
         }
+        let (_, title, detail) = self.problem();
+        let mut context = Context::new();
+        context.insert("title", title);
+        context.insert("detail", &detail.replace("{base}", &state.settings.auth_base_path));
+        page(state, status, "server_error.html", context)
     }
+}
+
+/// What a person reads when the address they typed is refused: a sentence, in the site's voice.
+/// (The domain's own messages are terse diagnostics for logs and errors.)
+pub fn invalid_email_sentence(reason: &InvalidEmail) -> &'static str {
+    match reason {
+        InvalidEmail::Empty => "Enter your email address.",
+        InvalidEmail::TooLong => "That address is too long.",
+        InvalidEmail::ForbiddenCharacter => "An email address cannot contain spaces or control characters.",
+        InvalidEmail::NotOneAddress => "Enter a single address, like name@example.com.",
+        InvalidEmail::InvalidLocalPart => "The part before the @ is not valid.",
+        InvalidEmail::InvalidDomain => "The part after the @ must be a domain, like example.com.",
+    }
+}
+
+/// Turns what the router or an extractor refused (an unknown path, a wrong method, a query
+/// that does not parse) into the site's own error page or problem document, so that every
+/// answer looks like the service and carries its headers.
+pub fn router_error(error: &poem::Error, format: Format, path: &str, state: &AppState) -> Response {
+    let web_error = match error.status() {
+        StatusCode::NOT_FOUND => WebError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => WebError::MethodNotAllowed,
+        status if status.is_client_error() => WebError::Refused(status),
+        _ => WebError::Unexpected(anyhow::anyhow!("{error}")),
+    };
+    web_error.standalone_response(format, path, state)
 }

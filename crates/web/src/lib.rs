@@ -24,7 +24,7 @@ use std::sync::Arc;
 use ports::{DevMailbox, SignIn, StoreHealth};
 
 pub use routes::build_app;
-pub use settings::{PagePaths, WebSettings};
+pub use settings::{CookieNames, PagePaths, WebSettings};
 
 /// Everything the handlers need, built by the composition root.
 pub struct AppState {

@@ -8,15 +8,16 @@ use domain::EmailAddress;
 use poem::http::StatusCode;
 use poem::web::{Data, Html, Json, Query};
 use poem::{handler, IntoResponse, Request, Response};
+use ports::LinkState;
 use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::errors::{Format, WebError};
-use crate::forms::{AuthErrorQuery, CheckEmailQuery, MailboxQuery, SignInPageQuery};
+use crate::forms::{AuthErrorQuery, CallbackQuery, CheckEmailQuery, MailboxQuery, SignInPageQuery};
 use crate::{auth, csrf, AppState};
 
 /// The built-in page templates, by the name an override file must have.
-const BUILTIN: [(&str, &str); 8] = [
+const BUILTIN: [(&str, &str); 9] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("signin.html", include_str!("../templates/signin.html")),
@@ -25,11 +26,19 @@ const BUILTIN: [(&str, &str); 8] = [
     ("csrf_error.html", include_str!("../templates/csrf_error.html")),
     ("server_error.html", include_str!("../templates/server_error.html")),
     ("mailbox.html", include_str!("../templates/mailbox.html")),
+    ("signout.html", include_str!("../templates/signout.html")),
 ];
 
 /// The page templates an operator may override, by file name under `templates.dir`.
-pub const TEMPLATE_NAMES: [&str; 8] =
-    [BUILTIN[0].0, BUILTIN[1].0, BUILTIN[2].0, BUILTIN[3].0, BUILTIN[4].0, BUILTIN[5].0, BUILTIN[6].0, BUILTIN[7].0];
+pub const TEMPLATE_NAMES: [&str; BUILTIN.len()] = {
+    let mut names = [""; BUILTIN.len()];
+    let mut i = 0;
+    while i < BUILTIN.len() {
+        names[i] = BUILTIN[i].0;
+        i += 1;
+    }
+    names
+};
 
 /// The parsed page templates.
 #[derive(Debug)]
@@ -90,16 +99,33 @@ pub async fn home(req: &Request, state: Data<&Arc<AppState>>) -> Response {
 }
 
 async fn home_page(req: &Request, state: &AppState) -> Result<Response, WebError> {
-    let session = auth::current_session(req, state).await?;
-    let mut context = Context::new();
-    if let Some(session) = session {
-        context.insert("user", &serde_json::json!({ "email": session.user.email.as_str() }));
-        context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
-    }
+    let context = signed_in_context(req, state).await?;
     page(state, StatusCode::OK, "home.html", context)
 }
 
-/// `GET {pages.sign_in}`: the sign-in form.
+/// `GET {base}/signout`: Auth.js's confirm page, whose button posts the sign-out form.
+#[handler]
+pub async fn sign_out_confirm(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    let result = async {
+        let context = signed_in_context(req, &state).await?;
+        page(&state, StatusCode::OK, "signout.html", context)
+    }
+    .await;
+    respond(req, &state, result)
+}
+
+/// `user` (with the signed-in address) and a CSRF token for the sign-out form, when someone is
+/// signed in; nothing otherwise.
+async fn signed_in_context(req: &Request, state: &AppState) -> Result<Context, WebError> {
+    let mut context = Context::new();
+    if let Some(session) = auth::current_session(req, state).await? {
+        context.insert("user", &serde_json::json!({ "email": session.user.email.as_str() }));
+        context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
+    }
+    Ok(context)
+}
+
+/// `GET {pages.sign_in}` and `GET {base}/signin` (Auth.js's route): the sign-in form.
 #[handler]
 pub async fn sign_in(req: &Request, state: Data<&Arc<AppState>>, query: Query<SignInPageQuery>) -> Response {
     let result = sign_in_form(
@@ -162,6 +188,8 @@ struct MailboxEntry {
     subject: String,
     time: String,
     link: String,
+    /// What the link is now: `unused`, `used`, `expired` or `unknown` (retired or purged).
+    state: &'static str,
     #[serde(skip_serializing)]
     html: String,
 }
@@ -171,17 +199,18 @@ struct MailboxEntry {
 struct MailboxPageEntry<'a> {
     #[serde(flatten)]
     entry: &'a MailboxEntry,
-    html: &'a str,
+    html: String,
 }
 
 /// `GET /dev/mailbox`: the development mailbox, as a page or (with `Accept: application/json`)
 /// as JSON. Routed only while the development mailer is configured.
 #[handler]
 pub async fn mailbox(req: &Request, state: Data<&Arc<AppState>>, query: Query<MailboxQuery>) -> Response {
-    respond(req, &state, mailbox_response(req, &state, &query))
+    let result = mailbox_response(req, &state, &query).await;
+    respond(req, &state, result)
 }
 
-fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery) -> Result<Response, WebError> {
+async fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery) -> Result<Response, WebError> {
     let Some(dev_mailbox) = &state.mailbox else {
         return Err(WebError::NotFound);
     };
@@ -190,26 +219,64 @@ fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery) -> Re
         None => None,
     };
     let limit = query.limit.unwrap_or(50).min(1000);
-    let entries: Vec<MailboxEntry> = dev_mailbox
-        .list(to.as_ref(), limit)
-        .into_iter()
-        .map(|m| MailboxEntry {
-            to: m.to.as_str().to_owned(),
-            subject: m.subject,
-            time: m.sent_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            link: m.link,
-            html: m.html,
-        })
-        .collect();
+    let mut entries = Vec::new();
+    for message in dev_mailbox.list(to.as_ref(), limit) {
+        entries.push(MailboxEntry {
+            state: link_state(state, &message.link).await?,
+            to: message.to.as_str().to_owned(),
+            subject: message.subject,
+            time: message.sent_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            link: message.link,
+            html: message.html,
+        });
+    }
     if Format::of(req) == Format::Json {
         return Ok(Json(entries).into_response());
     }
     let view: Vec<MailboxPageEntry<'_>> =
-        entries.iter().map(|entry| MailboxPageEntry { entry, html: &entry.html }).collect();
+        entries.iter().map(|entry| MailboxPageEntry { entry, html: links_open_at_top_level(&entry.html) }).collect();
     let mut context = Context::new();
     context.insert("messages", &view);
     context.insert("to", &to.as_ref().map(EmailAddress::as_str));
     page(state, StatusCode::OK, "mailbox.html", context)
+}
+
+/// What a mailbox message's link is now, read from the store without changing it.
+async fn link_state(state: &AppState, link: &str) -> Result<&'static str, WebError> {
+    let Ok(url) = url::Url::parse(link) else {
+        return Ok("unknown");
+    };
+    let mut query = CallbackQuery::default();
+    for (name, value) in url.query_pairs() {
+        match name.as_ref() {
+            "token" => query.token = Some(value.into_owned()),
+            "email" => query.email = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let Ok(request) = query.to_request(None) else {
+        return Ok("unknown");
+    };
+    let found = state.sign_in.link_state(&request.token, &request.email).await.map_err(|error| match error {
+        ports::LinkStateError::Unexpected(inner) => WebError::Unexpected(inner),
+    })?;
+    Ok(match found {
+        LinkState::Unused => "unused",
+        LinkState::Used => "used",
+        LinkState::Expired => "expired",
+        LinkState::Unknown => "unknown",
+    })
+}
+
+/// The email's HTML with every link opening in the top-level page. In the sandboxed preview a
+/// link would otherwise open inside the frame, where the session cookie cannot be set and our
+/// own pages refuse to be framed: the link would be used up without signing anyone in.
+fn links_open_at_top_level(html: &str) -> String {
+    const BASE: &str = r#"<base target="_top">"#;
+    match html.find("<head>") {
+        Some(at) => format!("{}{BASE}{}", &html[..at + "<head>".len()], &html[at + "<head>".len()..]),
+        None => format!("{BASE}{html}"),
+    }
 }
 
 /// Turns a handler's result into a response, mapping errors in the one place that does so.

@@ -7,6 +7,7 @@ use poem::{get, post, Endpoint, EndpointExt, Response, Route};
 use poem_openapi::OpenApiService;
 
 use crate::api::AuthApi;
+use crate::errors::{router_error, Format};
 use crate::{auth, pages, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
@@ -25,12 +26,13 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     let mut routes = Route::new()
         .at("/", get(pages::home))
         .at(&settings.pages.sign_in, get(pages::sign_in))
+        .at(format!("{base}/signin"), get(pages::sign_in))
+        .at(format!("{base}/signout"), get(pages::sign_out_confirm).post(auth::sign_out))
         .at(&settings.pages.verify_request, get(pages::check_email))
         .at(&settings.pages.error, get(pages::auth_error))
         .at("/healthz", get(auth::healthz))
         .at(format!("{base}/signin/email"), post(auth::sign_in_email))
         .at(format!("{base}/callback/email"), get(auth::callback_email))
-        .at(format!("{base}/signout"), post(auth::sign_out))
         .at(format!("{base}/openapi.json"), spec)
         .nest(base.as_str(), api);
     // The development mailbox exists only while the development mailer is configured.
@@ -38,7 +40,22 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
         routes = routes.at("/dev/mailbox", get(pages::mailbox));
     }
 
+    let fallback_state = Arc::clone(&state);
     routes
+        // Inside the header middleware, so the router's own 404 and 405 get the headers too.
+        .around(move |endpoint, req| {
+            let state = Arc::clone(&fallback_state);
+            async move {
+                let format = Format::of(&req);
+                let path = req.uri().path().to_owned();
+                Ok(match endpoint.call(req).await {
+                    Ok(response) => response,
+                    // Our own handlers' errors are finished responses already.
+                    Err(error) if error.is_from_response() => error.into_response(),
+                    Err(error) => router_error(&error, format, &path, &state),
+                })
+            }
+        })
         .with(CookieJarManager::new())
         .with(
             SetHeader::new()

@@ -14,6 +14,22 @@ pub struct PagePaths {
     pub error: String,
 }
 
+/// The cookies' base names, before the `__Host-` prefix that https adds. Configurable so that
+/// two environments on one domain (staging and production, say) do not share cookies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieNames {
+    /// The session cookie (default `magiclink.session-token`).
+    pub session: String,
+    /// The CSRF cookie (default `magiclink.csrf-token`).
+    pub csrf: String,
+}
+
+impl Default for CookieNames {
+    fn default() -> Self {
+        Self { session: "magiclink.session-token".to_owned(), csrf: "magiclink.csrf-token".to_owned() }
+    }
+}
+
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
 pub struct WebSettings {
@@ -27,6 +43,8 @@ pub struct WebSettings {
     pub site_name: String,
     /// Keys the CSRF tokens.
     pub secret: ServerSecret,
+    /// The cookies' names.
+    pub cookie_names: CookieNames,
 }
 
 impl WebSettings {

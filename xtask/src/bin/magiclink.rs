@@ -1,9 +1,12 @@
-//! `magiclink`: the shipped binary. `magiclink serve`, `magiclink migrate`, `magiclink secret`.
+//! `magiclink`: the shipped binary. `magiclink serve`, `magiclink migrate`, `magiclink outbox`,
+//! `magiclink secret`.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use xtask::cli::{main_with, Cli, Program};
 
 fn main() -> ExitCode {
-    xtask::cli::main_with(xtask::cli::Cli::parse())
+    let cli = Cli::parse();
+    main_with(cli.global, cli.command, Program::Magiclink)
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use figment::Jail;
 
 use super::{load, MailerKind, Overrides, Settings, Sources, DEVELOPMENT};
+use crate::cli::Program;
 
 fn sources(jail: &Jail, profile: &str) -> Sources {
     Sources {
@@ -118,43 +119,113 @@ fn an_unknown_key_or_a_wrong_type_names_the_key() {
 /// A key the refusal must name, and how to break the settings so that it is refused.
 type Breakage = (&'static str, Box<dyn Fn(&mut Settings)>);
 
-/// Breaks settings from `start` each way in `cases` and checks the one-line refusal names the key.
+/// Breaks settings from `start` each way in `cases` and checks that the refusal has exactly
+/// one problem, naming the key.
 fn assert_each_refused(start: fn() -> Settings, profile: &str, cases: Vec<Breakage>) {
     for (named, break_it) in cases {
         let mut settings = start();
         break_it(&mut settings);
-        let refusal = settings.check(profile).expect_err("refused");
-        assert!(refusal.0.contains(named), "{refusal}");
-        assert!(!refusal.0.contains('\n'), "one line: {refusal}");
+        let refusal = settings.check(profile, Program::Magiclink).expect_err("refused");
+        assert_eq!(refusal.problems.len(), 1, "{refusal}");
+        assert!(refusal.problems[0].contains(named), "{refusal}");
+        assert!(!refusal.problems[0].contains('\n'), "one line per problem: {refusal}");
     }
 }
 
+/// Settings the production profile accepts.
 fn production_ready() -> Settings {
-    Settings {
+    let mut settings = Settings {
         secret: super::Secret("0123456789abcdef0123456789abcdef".to_owned()),
         server: super::ServerSettings { base_url: "https://auth.example.com".to_owned(), ..Default::default() },
         ..Settings::default()
-    }
+    };
+    settings.mailer.kind = MailerKind::Resend;
+    settings.mailer.from = "magiclink <no-reply@example.com>".to_owned();
+    settings.mailer.resend.api_key = "re_123".to_owned().into();
+    settings
 }
 
 #[test]
-fn production_refuses_each_unsafe_setting_with_one_line_naming_it() {
+fn production_refuses_each_unsafe_setting_naming_it() {
     let cases: Vec<Breakage> = vec![
         ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret::default())),
         ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("too-short".to_owned()))),
         ("server.base_url", Box::new(|s| s.server.base_url = "http://auth.example.com".to_owned())),
+        ("server.base_url", Box::new(|s| s.server.base_url = String::new())),
+        ("mailer.kind", Box::new(|s| s.mailer.kind = MailerKind::Dev)),
     ];
     assert_each_refused(production_ready, "production", cases);
-    let refusal = production_ready().check("production").expect_err("dev mailer refused");
-    assert!(refusal.0.contains("mailer.kind"), "{refusal}");
-    assert_eq!(production_ready().mailer.kind, MailerKind::Dev);
+}
+
+#[test]
+fn production_lists_every_problem_at_once() {
+    let refusal = Settings::default().check("production", Program::Magiclink).expect_err("refused");
+
+    let text = refusal.to_string();
+    assert_eq!(refusal.problems.len(), 3, "{text}");
+    for named in ["AUTH_SECRET", "server.base_url", "mailer.kind"] {
+        assert!(text.contains(named), "{named} missing from: {text}");
+    }
+    assert_eq!(text.lines().count(), 4, "a heading and one line per problem: {text}");
+}
+
+#[test]
+fn advice_names_the_command_the_operator_runs() {
+    let as_binary = Settings::default().check("production", Program::Magiclink).expect_err("refused");
+    let as_xtask = Settings::default().check("production", Program::CargoXtask).expect_err("refused");
+
+    assert!(as_binary.to_string().contains("`magiclink secret`"), "{as_binary}");
+    assert!(as_xtask.to_string().contains("`cargo xtask secret`"), "{as_xtask}");
 }
 
 #[test]
 fn development_generates_a_secret_and_allows_http_and_the_dev_mailer() {
-    let checked = Settings::default().check(DEVELOPMENT).expect("development accepts the defaults");
+    let checked =
+        Settings::default().check(DEVELOPMENT, Program::CargoXtask).expect("development accepts the defaults");
     assert!(checked.needs_ephemeral_secret);
-    assert_eq!(checked.base_url.as_str(), "http://127.0.0.1:3000/");
+    assert_eq!(checked.base_url, None, "no base URL by default: the bound address stands in");
+}
+
+#[test]
+fn an_unset_development_base_url_is_the_bound_address_on_loopback() {
+    let checked = Settings::default().check(DEVELOPMENT, Program::CargoXtask).expect("accepted");
+    let cases = [
+        ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
+        ("0.0.0.0:8081", "http://127.0.0.1:8081/"),
+        ("[::]:8082", "http://[::1]:8082/"),
+        ("[::1]:8083", "http://[::1]:8083/"),
+    ];
+    for (bound, expected) in cases {
+        let bound: std::net::SocketAddr = bound.parse().expect("a socket address");
+        assert_eq!(checked.public_base_url(bound).as_str(), expected, "{bound}");
+    }
+}
+
+#[test]
+fn a_configured_base_url_wins_over_the_bound_address() {
+    let mut settings = Settings::default();
+    settings.server.base_url = "http://localhost:3000".to_owned();
+    let checked = settings.check(DEVELOPMENT, Program::CargoXtask).expect("accepted");
+
+    let url = checked.public_base_url("127.0.0.1:8080".parse().expect("address"));
+
+    assert_eq!(url.as_str(), "http://localhost:3000/");
+}
+
+#[test]
+fn cookie_names_are_checked_and_must_differ() {
+    let cases: Vec<Breakage> = vec![
+        ("session.cookie_name", Box::new(|s| s.session.cookie_name = "__Host-session".to_owned())),
+        ("session.cookie_name", Box::new(|s| s.session.cookie_name = "has space".to_owned())),
+        ("csrf.cookie_name", Box::new(|s| s.csrf.cookie_name = "semi;colon".to_owned())),
+        ("csrf.cookie_name", Box::new(|s| s.csrf.cookie_name = String::new())),
+        ("must differ", Box::new(|s| s.csrf.cookie_name = s.session.cookie_name.clone())),
+    ];
+    assert_each_refused(Settings::default, DEVELOPMENT, cases);
+    let mut staging = Settings::default();
+    staging.session.cookie_name = "staging.session".to_owned();
+    staging.csrf.cookie_name = "staging.csrf".to_owned();
+    assert!(staging.check(DEVELOPMENT, Program::CargoXtask).is_ok());
 }
 
 #[test]
@@ -162,6 +233,7 @@ fn malformed_paths_and_urls_are_refused_in_every_profile() {
     let cases: Vec<Breakage> = vec![
         ("server.base_url", Box::new(|s| s.server.base_url = "not a url".to_owned())),
         ("server.base_url", Box::new(|s| s.server.base_url = "https://example.com/app".to_owned())),
+        ("server.base_url", Box::new(|s| s.server.base_url = "https://user:pw@example.com".to_owned())),
         ("auth.base_path", Box::new(|s| s.auth.base_path = "api/auth".to_owned())),
         ("pages.sign_in", Box::new(|s| s.pages.sign_in = "//evil.example".to_owned())),
         ("magic_link.max_age", Box::new(|s| s.magic_link.max_age = 0)),
@@ -179,7 +251,13 @@ fn the_secret_never_appears_in_debug_output() {
 #[test]
 fn the_real_mailers_name_each_missing_setting() {
     let cases: Vec<Breakage> = vec![
-        ("mailer.from", Box::new(|s| s.mailer.kind = MailerKind::Smtp)),
+        (
+            "mailer.from",
+            Box::new(|s| {
+                s.mailer.kind = MailerKind::Smtp;
+                s.mailer.smtp.url = "smtp://127.0.0.1".to_owned().into();
+            }),
+        ),
         (
             "mailer.smtp.url",
             Box::new(|s| {
@@ -201,14 +279,10 @@ fn the_real_mailers_name_each_missing_setting() {
 
 #[test]
 fn production_starts_with_a_real_mailer_and_a_strong_secret_over_https() {
-    let mut settings = production_ready();
-    settings.mailer.kind = MailerKind::Resend;
-    settings.mailer.from = "magiclink <no-reply@example.com>".to_owned();
-    settings.mailer.resend.api_key = "re_123".to_owned().into();
-
-    let checked = settings.check("production").expect("accepted");
+    let checked = production_ready().check("production", Program::Magiclink).expect("accepted");
 
     assert!(!checked.needs_ephemeral_secret);
+    assert_eq!(checked.base_url.map(String::from).as_deref(), Some("https://auth.example.com/"));
 }
 
 #[test]

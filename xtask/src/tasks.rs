@@ -1,0 +1,196 @@
+//! Developer tasks that only `cargo xtask` offers: `test` (and, later, benchmarks).
+//!
+//! `cargo xtask test` is the README's test command and what `.ci/run` calls. It exists because a
+//! plain `cargo test` on a machine without Chromium or an SMTP server passes with whole suites
+//! silently skipped: this task says up front what is missing and how to install it, and lists
+//! every skipped test at the end, so a green run cannot hide a suite that never ran.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+/// The environment variable naming the file where skipped tests record themselves.
+pub const SKIP_LOG_VAR: &str = "MAGICLINK_SKIP_LOG";
+
+/// How to tell that a prerequisite is present.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    /// The first of these programs that exists (absolute paths, or names looked up on `PATH`).
+    Program(&'static [&'static str]),
+    /// A Python whose standard library or site-packages has this module.
+    PythonModule { pythons: &'static [&'static str], module: &'static str },
+}
+
+/// Something outside Rust that some tests need.
+#[derive(Debug, Clone, Copy)]
+pub struct Prerequisite {
+    /// What it is, for people.
+    pub what: &'static str,
+    /// The Debian package that provides it.
+    pub package: &'static str,
+    /// Which tests need it.
+    pub used_by: &'static str,
+    probe: Probe,
+}
+
+/// Headless Chromium, for the browser tests.
+pub const CHROMIUM: Prerequisite = Prerequisite {
+    what: "Chromium",
+    package: "chromium",
+    used_by: "the browser tests",
+    probe: Probe::Program(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]),
+};
+/// chromedriver, which drives Chromium.
+pub const CHROMEDRIVER: Prerequisite = Prerequisite {
+    what: "chromedriver",
+    package: "chromium-driver",
+    used_by: "the browser tests",
+    probe: Probe::Program(&["/usr/bin/chromedriver"]),
+};
+/// A Python with aiosmtpd: the real SMTP server the email tests send to.
+pub const AIOSMTPD: Prerequisite = Prerequisite {
+    what: "the SMTP test server (aiosmtpd)",
+    package: "python3-aiosmtpd",
+    used_by: "the SMTP and browser-over-SMTP tests",
+    probe: Probe::PythonModule { pythons: &["/usr/bin/python3", "python3"], module: "aiosmtpd" },
+};
+/// systemd-analyze, which verifies the shipped systemd unit.
+pub const SYSTEMD_ANALYZE: Prerequisite = Prerequisite {
+    what: "systemd-analyze",
+    package: "systemd",
+    used_by: "the systemd unit check",
+    probe: Probe::Program(&["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]),
+};
+/// Node.js, which runs the integration guide's JavaScript snippet.
+pub const NODE: Prerequisite = Prerequisite {
+    what: "Node.js",
+    package: "nodejs",
+    used_by: "the integration guide's Node snippet",
+    probe: Probe::Program(&["node", "nodejs"]),
+};
+/// Python 3, which runs the integration guide's Python snippet.
+pub const PYTHON: Prerequisite = Prerequisite {
+    what: "Python 3",
+    package: "python3",
+    used_by: "the integration guide's Python snippet",
+    probe: Probe::Program(&["python3"]),
+};
+
+/// Everything `cargo xtask test` checks for, in the order it reports them.
+pub const PREREQUISITES: [Prerequisite; 6] = [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON];
+
+impl Prerequisite {
+    /// The program to run (for a Python module, the Python that has it), or `None` if absent.
+    pub fn find(&self) -> Option<PathBuf> {
+        match self.probe {
+            Probe::Program(candidates) => candidates.iter().find_map(|candidate| locate(candidate)),
+            Probe::PythonModule { pythons, module } => {
+                pythons.iter().filter_map(|python| locate(python)).find(|python| {
+                    Command::new(python)
+                        .args(["-c", &format!("import {module}")])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|status| status.success())
+                })
+            }
+        }
+    }
+
+    /// One sentence for a skipped test: what is missing and how to get it.
+    pub fn missing_reason(&self) -> String {
+        format!("{} is not installed (Debian package `{}`)", self.what, self.package)
+    }
+}
+
+/// An absolute path as is, if it exists; a bare name looked up on `PATH`.
+fn locate(candidate: &str) -> Option<PathBuf> {
+    let path = Path::new(candidate);
+    if path.is_absolute() {
+        return path.exists().then(|| path.to_owned());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(candidate)).find(|full| full.is_file())
+}
+
+/// Whether this run is CI's, where a missing prerequisite is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// `cargo xtask test [ARGS]`: checks the prerequisites, runs `cargo test --workspace [ARGS]`
+/// from `root`, then lists what was skipped. Exits as cargo did; in CI, a missing prerequisite
+/// fails before anything is built.
+pub fn test(root: &Path, args: &[String]) -> ExitCode {
+    let missing: Vec<&Prerequisite> = PREREQUISITES.iter().filter(|p| p.find().is_none()).collect();
+    if missing.is_empty() {
+        println!("cargo xtask test: every prerequisite is installed.");
+    } else {
+        println!("cargo xtask test: missing prerequisites; the tests that need them will be SKIPPED:");
+        for prerequisite in &missing {
+            println!("  - {} (for {})", prerequisite.what, prerequisite.used_by);
+        }
+        let mut packages: Vec<&str> = missing.iter().map(|p| p.package).collect();
+        packages.dedup();
+        println!("  Install them on Debian or Ubuntu with: apt-get install {}", packages.join(" "));
+        if in_ci() {
+            eprintln!("error: CI=true and prerequisites are missing: .ci/run must install them");
+            return ExitCode::FAILURE;
+        }
+    }
+    let skip_log = root.join("target/test-skips.log");
+    if let Some(folder) = skip_log.parent() {
+        let _ = std::fs::create_dir_all(folder);
+    }
+    // A stale log would list skips of an earlier run.
+    let _ = std::fs::remove_file(&skip_log);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "--workspace"])
+        .args(args)
+        .current_dir(root)
+        .env(SKIP_LOG_VAR, &skip_log)
+        .status();
+    let skipped = read_skip_log(&skip_log);
+    println!();
+    if skipped.is_empty() {
+        println!("cargo xtask test: no test was skipped.");
+    } else {
+        println!("cargo xtask test: {} test(s) SKIPPED, so their suites did not run:", skipped.len());
+        for line in &skipped {
+            println!("  - {line}");
+        }
+    }
+    match status {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: cannot run cargo test: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The skip log's lines (`test name: reason`), without duplicates.
+fn read_skip_log(path: &Path) -> Vec<String> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+/// Records that the current test skipped, for `cargo xtask test`'s summary, and says why on
+/// stderr. Called by the test harness; does nothing beyond printing outside `cargo xtask test`.
+pub fn record_skip(reason: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("SKIPPED {test}: {reason}; install it to run this test (CI does)");
+    if let Some(path) = std::env::var_os(SKIP_LOG_VAR) {
+        use std::io::Write as _;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        if let Ok(mut file) = file {
+            let _ = writeln!(file, "{test}: {reason}");
+        }
+    }
+}
