@@ -187,10 +187,49 @@ pub fn record_skip(reason: &str) {
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
     eprintln!("SKIPPED {test}: {reason}; install it to run this test (CI does)");
     if let Some(path) = std::env::var_os(SKIP_LOG_VAR) {
-        use std::io::Write as _;
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
-        if let Ok(mut file) = file {
-            let _ = writeln!(file, "{test}: {reason}");
+        append_skip(Path::new(&path), &test, reason);
+    }
+}
+
+/// Appends one `test: reason` line to the skip log.
+fn append_skip(log: &Path, test: &str, reason: &str) {
+    use std::io::Write as _;
+    // One write of the whole line: tests run in parallel, and appends of one write each never
+    // interleave.
+    let line = format!("{test}: {reason}\n");
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{append_skip, read_skip_log, PREREQUISITES};
+
+    #[test]
+    fn skips_recorded_by_parallel_tests_are_listed_once_each_and_whole() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let log = dir.path().join("skips.log");
+        std::thread::scope(|scope| {
+            for i in 0..16 {
+                let log = &log;
+                scope.spawn(move || append_skip(log, &format!("test_{i:02}"), "Chromium is not installed"));
+            }
+        });
+        append_skip(&log, "test_00", "Chromium is not installed");
+
+        let listed = read_skip_log(&log);
+
+        assert_eq!(listed.len(), 16, "{listed:#?}");
+        assert!(listed.iter().all(|line| line.ends_with(": Chromium is not installed")), "{listed:#?}");
+        assert_eq!(listed[0], "test_00: Chromium is not installed");
+    }
+
+    #[test]
+    fn every_prerequisite_says_which_debian_package_brings_it() {
+        for prerequisite in PREREQUISITES {
+            let reason = prerequisite.missing_reason();
+            assert!(reason.contains(&format!("`{}`", prerequisite.package)), "{reason}");
         }
     }
 }
