@@ -269,20 +269,4 @@ impl Drop for RunningServer {
     }
 }
 
-/// Whether a test that needs an external program must fail (CI) or may skip (a newcomer's
-/// machine), saying why and recording the skip for `cargo xtask test`'s summary.
-pub fn skip_or_fail(reason: &str) {
-    if xtask::tasks::in_ci() {
-        panic!("CI=true and {reason}: CI must provide it (see .ci/run)");
-    }
-    xtask::tasks::record_skip(reason);
-}
-
-/// The program a prerequisite provides, or `None` after [`skip_or_fail`] has said it is missing.
-pub fn require(prerequisite: &xtask::tasks::Prerequisite) -> Option<std::path::PathBuf> {
-    let found = prerequisite.find();
-    if found.is_none() {
-        skip_or_fail(&prerequisite.missing_reason());
-    }
-    found
-}
+pub use xtask::tasks::{require, skip_or_fail};

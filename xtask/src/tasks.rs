@@ -181,8 +181,27 @@ fn read_skip_log(path: &Path) -> Vec<String> {
     lines
 }
 
+/// For a test that needs something outside Rust: fails the test in CI, and elsewhere says why it
+/// skips and records the skip for `cargo xtask test`'s summary.
+///
+/// # Panics
+/// When `CI=true`: CI must provide every prerequisite.
+pub fn skip_or_fail(reason: &str) {
+    assert!(!in_ci(), "CI=true and {reason}: CI must provide it (see .ci/run)");
+    record_skip(reason);
+}
+
+/// The program a prerequisite provides, or `None` after [`skip_or_fail`] has said it is missing.
+pub fn require(prerequisite: &Prerequisite) -> Option<PathBuf> {
+    let found = prerequisite.find();
+    if found.is_none() {
+        skip_or_fail(&prerequisite.missing_reason());
+    }
+    found
+}
+
 /// Records that the current test skipped, for `cargo xtask test`'s summary, and says why on
-/// stderr. Called by the test harness; does nothing beyond printing outside `cargo xtask test`.
+/// stderr. Does nothing beyond printing outside `cargo xtask test`.
 pub fn record_skip(reason: &str) {
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
     eprintln!("SKIPPED {test}: {reason}; install it to run this test (CI does)");
