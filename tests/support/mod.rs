@@ -261,6 +261,52 @@ impl RunningServer {
     }
 }
 
+impl RunningServer {
+    /// Signs `email` in over real HTTP, as a browser would (CSRF token, form post, the link from
+    /// the development mailbox), and returns the `Cookie` header value that carries the session.
+    pub async fn sign_in_over_http(&self, email: &str) -> String {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let base = &self.base_url;
+        let csrf = http.get(format!("{base}/api/auth/csrf")).send().await.expect("csrf answers");
+        let csrf_cookie = first_cookie(csrf.headers());
+        let token =
+            csrf.json::<serde_json::Value>().await.expect("JSON")["csrfToken"].as_str().expect("csrfToken").to_owned();
+        let mut delivered = self.mailbox.as_ref().expect("the dev mailer is configured").subscribe();
+        let before = *delivered.borrow_and_update();
+        let posted = http
+            .post(format!("{base}/api/auth/signin/email"))
+            .header("cookie", &csrf_cookie)
+            .form(&[("email", email), ("csrfToken", &token), ("callbackUrl", "/")])
+            .send()
+            .await
+            .expect("sign-in form answers");
+        assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+        tokio::time::timeout(std::time::Duration::from_secs(30), delivered.wait_for(|sent| *sent > before))
+            .await
+            .expect("delivered within 30 s")
+            .expect("the mailbox is alive");
+        let mailbox: serde_json::Value = http
+            .get(format!("{base}/dev/mailbox?to={email}"))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("mailbox answers")
+            .json()
+            .await
+            .expect("JSON");
+        let link = mailbox[0]["link"].as_str().expect("a link");
+        let opened = http.get(link).header("cookie", &csrf_cookie).send().await.expect("link answers");
+        assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+        first_cookie(opened.headers())
+    }
+}
+
+/// The first `Set-Cookie` of a response as a `Cookie` header value (`name=value`).
+fn first_cookie(headers: &reqwest::header::HeaderMap) -> String {
+    let set_cookie = headers.get("set-cookie").and_then(|v| v.to_str().ok()).expect("a Set-Cookie header");
+    set_cookie.split(';').next().unwrap_or_default().to_owned()
+}
+
 impl Drop for RunningServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
