@@ -1,7 +1,8 @@
 //! The real-browser tests: headless Chromium, driven through chromedriver, signs in with a
-//! magic link and signs out; once with the link read from the development mailbox page, once
-//! with the link from a message delivered by SMTP to a real server. Screenshots of every step
-//! are kept under `target/browser-screenshots/` for people to look at.
+//! magic link and signs out; once with the "Sign in" button of the email's preview on the
+//! development mailbox page, once with the link from a message delivered by SMTP to a real
+//! server. Another test opens every page at a phone's width. Screenshots of every step are kept
+//! under `target/browser-screenshots/` for people to look at.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,7 +61,8 @@ async fn a_person_signs_in_with_a_link_from_the_development_mailbox() {
 
     request_a_link(&browser, base, "browser@example.com", "dev").await;
 
-    // Once the worker has delivered, open the link from the newest message on the mailbox page.
+    // Once the worker has delivered, press "Sign in" in the email's preview on the mailbox page,
+    // as a developer would: it must open the real page at the top level and sign in there.
     let mut delivered = server.mailbox.as_ref().expect("the dev mailer is configured").subscribe();
     tokio::time::timeout(Duration::from_secs(30), delivered.wait_for(|count| *count >= 1))
         .await
@@ -69,10 +71,62 @@ async fn a_person_signs_in_with_a_link_from_the_development_mailbox() {
     browser.goto(&format!("{base}/dev/mailbox")).await.expect("mailbox");
     let to = browser.text(&browser.find(".message .to").await.expect("a message")).await.expect("text");
     assert_eq!(to, "browser@example.com");
+    let badge = browser.text(&browser.find(".message .badge").await.expect("a badge")).await.expect("text");
+    assert_eq!(badge, "Not used yet");
     browser.screenshot(&screenshots(), "dev-3-mailbox").await.expect("screenshot");
-    browser.click(&browser.find(".message a.link").await.expect("the link")).await.expect("link opened");
+    browser.enter_frame(&browser.find(".message iframe").await.expect("the preview")).await.expect("in the frame");
+    let button = browser.find("a[style*='background']").await.expect("the email's Sign in button");
+    assert_eq!(browser.text(&button).await.expect("text"), "Sign in");
+    browser.click(&button).await.expect("clicked");
+    browser.leave_frames().await.expect("back at the top");
 
     signed_in_then_out(&browser, base, "browser@example.com", "dev").await;
+    browser.goto(&format!("{base}/dev/mailbox")).await.expect("mailbox");
+    let badge = browser.text(&browser.find(".message .badge").await.expect("a badge")).await.expect("text");
+    assert_eq!(badge, "Used", "the mailbox marks the link it used");
+    browser.quit().await.expect("browser closes");
+}
+
+/// The width a phone shows pages at (an iPhone 12 to 15, in CSS pixels).
+const PHONE_WIDTH: u32 = 390;
+
+#[tokio::test]
+async fn every_page_fits_a_phone_screen_with_room_at_the_edges() {
+    let Some((chromium, chromedriver)) = browser_programs() else { return };
+    let profile = tempfile::tempdir().expect("browser profile folder");
+    let server = RunningServer::start().await;
+    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
+    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
+    browser.set_window_size(PHONE_WIDTH, 844).await.expect("resized");
+    let base = &server.base_url;
+    // A used link with a long address in the mailbox, the widest thing it shows.
+    server.sign_in_over_http("phone-with-a-rather-long-address@example.com").await;
+
+    let pages = [
+        ("phone-signin", "/signin".to_owned()),
+        ("phone-check-email", "/check-your-email?to=p***%40example.com".to_owned()),
+        ("phone-expired", "/auth-error?error=Verification&reason=expired".to_owned()),
+        ("phone-mailbox", "/dev/mailbox".to_owned()),
+        ("phone-not-found", "/nope".to_owned()),
+        ("phone-signout", "/api/auth/signout".to_owned()),
+    ];
+    for (shot, path) in pages {
+        browser.goto(&format!("{base}{path}")).await.expect("page");
+        let measured = browser
+            .execute(
+                "const card = document.querySelector('main').getBoundingClientRect(); \
+                 return [window.innerWidth, document.documentElement.scrollWidth, card.left, card.right];",
+                vec![],
+            )
+            .await
+            .expect("measured");
+        let [viewport, content, left, right] =
+            [0, 1, 2, 3].map(|i| measured[i].as_f64().unwrap_or_else(|| panic!("{path}: {measured}")));
+        browser.screenshot(&screenshots(), shot).await.expect("screenshot");
+        assert_eq!(viewport, f64::from(PHONE_WIDTH), "{path}: the window is a phone's width");
+        assert!(content <= viewport, "{path}: {content} px of content in a {viewport} px screen (sideways scrolling)");
+        assert!(left >= 8.0 && right <= viewport - 8.0, "{path}: the card spans {left}..{right} of {viewport} px");
+    }
     browser.quit().await.expect("browser closes");
 }
 

@@ -165,6 +165,38 @@ impl Browser {
         anyhow::bail!("{css} never showed {expected:?}; last seen {seen:?}")
     }
 
+    /// Runs a script in the page and returns what it returns (`arguments` are its arguments).
+    ///
+    /// # Errors
+    /// Fails on a WebDriver or script error.
+    pub async fn execute(&self, script: &str, arguments: Vec<Value>) -> anyhow::Result<Value> {
+        self.post("/execute/sync", json!({ "script": script, "args": arguments })).await
+    }
+
+    /// Resizes the window, e.g. to a phone's width.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn set_window_size(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        self.post("/window/rect", json!({ "width": width, "height": height })).await.map(drop)
+    }
+
+    /// Moves into an `<iframe>`: later finds and clicks act inside it.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn enter_frame(&self, frame: &Element) -> anyhow::Result<()> {
+        self.post("/frame", json!({ "id": { ELEMENT_KEY: frame.0 } })).await.map(drop)
+    }
+
+    /// Moves back to the top-level page.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn leave_frames(&self) -> anyhow::Result<()> {
+        self.post("/frame", json!({ "id": null })).await.map(drop)
+    }
+
     /// Saves a PNG screenshot of the viewport and returns its path.
     ///
     /// # Errors
