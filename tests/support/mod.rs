@@ -170,11 +170,13 @@ impl TestApp {
     /// `POST path` with a form body; `accept` sets the `Accept` header when given.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)], accept: Option<&str>) -> Reply {
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        // As a browser does, with the length declared (the body-size limit reads it).
         let mut request = self
             .client
             .post(path)
             .header("cookie", self.cookie_header())
             .content_type("application/x-www-form-urlencoded")
+            .header("content-length", body.len())
             .body(body);
         if let Some(accept) = accept {
             request = request.header("accept", accept);

@@ -246,6 +246,11 @@ async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, prog
 
 async fn serve(settings: &Settings, profile: &str, program: Program) -> anyhow::Result<()> {
     let checked = settings.check(profile, program)?;
+    if profile != DEVELOPMENT {
+        // Outside development the schema changes only by a deliberate `migrate`: refuse to
+        // start (and create nothing) while the database is missing or behind.
+        open_migrated(settings, program).await?.close().await;
+    }
     init_logging(&settings.log.filter);
     let secret = if checked.needs_ephemeral_secret {
         tracing::warn!("no AUTH_SECRET set: using an ephemeral secret, so links and forms stop working on restart");
@@ -261,9 +266,6 @@ async fn serve(settings: &Settings, profile: &str, program: Program) -> anyhow::
         for migration in service.store.migrate().await? {
             println!("Applied migration {} {}", migration.version, migration.description);
         }
-    } else {
-        let pending = service.store.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).count();
-        anyhow::ensure!(pending == 0, "{pending} migration(s) pending: run `{}` first", program.command("migrate"));
     }
     let origin = base_url.as_str().trim_end_matches('/');
     println!("Listening on http://{}", bound.local_addr);

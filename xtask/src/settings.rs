@@ -79,6 +79,19 @@ pub struct ServerSettings {
     /// Allow an http base URL outside the development profile (e.g. behind a TLS proxy on the
     /// same host). Off by default.
     pub allow_http: bool,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: u32,
+    /// Seconds allowed for a request's head to arrive (and for an idle keep-alive connection
+    /// to start its next request).
+    pub header_read_timeout: u32,
+    /// Seconds allowed for a whole request, its body included.
+    pub request_timeout: u32,
+    /// Bytes allowed in a request body.
+    pub max_body_bytes: u32,
+    /// Bytes allowed in a request's head (request line and headers).
+    pub max_header_bytes: u32,
+    /// Header fields allowed in a request.
+    pub max_headers: u32,
 }
 
 /// `[database]`.
@@ -322,7 +335,17 @@ impl Default for Settings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:3000".to_owned(), base_url: String::new(), allow_http: false }
+        Self {
+            bind: "127.0.0.1:3000".to_owned(),
+            base_url: String::new(),
+            allow_http: false,
+            max_connections: 1024,
+            header_read_timeout: 10,
+            request_timeout: 30,
+            max_body_bytes: 16 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+        }
     }
 }
 
@@ -550,6 +573,18 @@ impl Settings {
             if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#', '\\']) {
                 problems.push(format!("{key} `{path}` must be a plain path starting with a single /"));
             }
+        }
+        let server = &self.server;
+        if server.max_connections == 0
+            || server.header_read_timeout == 0
+            || server.request_timeout == 0
+            || server.max_body_bytes < 1024
+            || server.max_header_bytes < 8192
+            || server.max_headers < 16
+        {
+            problems.push(
+                "server.max_connections, header_read_timeout and request_timeout must be positive, max_body_bytes at least 1024, max_header_bytes at least 8192 and max_headers at least 16".to_owned(),
+            );
         }
         if self.magic_link.max_age == 0 || self.magic_link.max_age > 24 * 3600 {
             problems.push("magic_link.max_age must be between 1 and 86400 seconds".to_owned());

@@ -9,8 +9,9 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-/// The environment variable naming the file where skipped tests record themselves.
-pub const SKIP_LOG_VAR: &str = "MAGICLINK_SKIP_LOG";
+/// The environment variable naming the file where skipped tests record themselves. Not
+/// `MAGICLINK_...`: that prefix is configuration, and an unknown key stops the service.
+pub const SKIP_LOG_VAR: &str = "XTASK_TEST_SKIP_LOG";
 
 /// How to tell that a prerequisite is present.
 #[derive(Debug, Clone, Copy)]

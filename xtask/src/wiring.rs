@@ -14,13 +14,13 @@ use adapters::sqlite::SqliteStore;
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
 use domain::{LinkPolicy, ServerSecret, SessionPolicy};
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{EndpointExt, Response, Server};
+use poem::{EndpointExt, Response};
 use ports::{
     Clock, Deliverer, DeliverySettings, DeliveryWaker, DevMailbox, Mailer, RetryPolicy, SignIn, SignInSettings,
 };
 use tokio::sync::Notify;
-use web::{AppState, CookieNames, PagePaths, WebSettings};
+use web::server::ConnectionLimits;
+use web::{AppState, CookieNames, PagePaths, RequestLimits, WebSettings};
 
 use crate::settings::{MailerKind, Settings, StartTlsSetting};
 
@@ -29,6 +29,8 @@ use crate::settings::{MailerKind, Settings, StartTlsSetting};
 const LINK_RETENTION: TimeDelta = TimeDelta::days(1);
 /// How long delivery records (metadata only) are kept once final.
 const OUTBOX_RETENTION: TimeDelta = TimeDelta::days(30);
+/// How long requests in flight may take to finish once the server is asked to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a claimed outbox row is left to its worker before it may be claimed again. Longer
 /// than any send can take (the SMTP and Resend timeouts are seconds).
 const DELIVERY_LEASE: TimeDelta = TimeDelta::minutes(2);
@@ -47,6 +49,8 @@ pub struct Service {
     pub wake: Arc<Notify>,
     /// The development mailbox, when that mailer is configured.
     pub mailbox: Option<Arc<DevMailer>>,
+    /// Limits on connections and request heads.
+    pub connection_limits: ConnectionLimits,
 }
 
 /// What tests may replace; everything else comes from the settings.
@@ -198,6 +202,17 @@ pub async fn build(
             session: settings.session.cookie_name.clone(),
             csrf: settings.csrf.cookie_name.clone(),
         },
+        limits: RequestLimits {
+            max_body_bytes: u64::from(settings.server.max_body_bytes),
+            request_timeout: Duration::from_secs(u64::from(settings.server.request_timeout)),
+        },
+    };
+    let server = &settings.server;
+    let connection_limits = ConnectionLimits {
+        max_connections: usize::try_from(server.max_connections).unwrap_or(usize::MAX),
+        header_read_timeout: Duration::from_secs(u64::from(server.header_read_timeout)),
+        max_header_bytes: usize::try_from(server.max_header_bytes).unwrap_or(usize::MAX),
+        max_headers: usize::try_from(server.max_headers).unwrap_or(usize::MAX),
     };
     let callback_endpoint = base_url
         .join(&web_settings.auth_path("/callback/email"))
@@ -244,12 +259,12 @@ pub async fn build(
         pages,
     })
     .boxed();
-    Ok(Service { app, store, sign_in, deliverer, wake, mailbox })
+    Ok(Service { app, store, sign_in, deliverer, wake, mailbox, connection_limits })
 }
 
 /// A bound, not yet running server: tests bind port 0 and read the address back.
 pub struct Bound {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     /// The address actually bound.
     pub local_addr: SocketAddr,
 }
@@ -259,16 +274,11 @@ pub struct Bound {
 /// # Errors
 /// Fails if the address is taken or malformed.
 pub async fn bind(addr: &str) -> anyhow::Result<Bound> {
-    let acceptor = TcpListener::bind(addr.to_owned())
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (server.bind / --bind)"))?;
-    let local_addr = acceptor
-        .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
-        .context("the listener has no socket address")?;
-    Ok(Bound { acceptor, local_addr })
+    let local_addr = listener.local_addr().context("the listener has no socket address")?;
+    Ok(Bound { listener, local_addr })
 }
 
 /// Serves until `shutdown` resolves, with the delivery worker and hourly housekeeping running
@@ -283,9 +293,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let delivery = tokio::spawn(deliver_forever(Arc::clone(&service.deliverer), Arc::clone(&service.wake)));
     let housekeeping = tokio::spawn(purge_every_hour(Arc::clone(&service.sign_in), Arc::clone(&service.deliverer)));
-    let result = Server::new_with_acceptor(bound.acceptor)
-        .run_with_graceful_shutdown(service.app.map_to_response(), shutdown, Some(Duration::from_secs(10)))
-        .await;
+    let result =
+        web::server::serve(bound.listener, service.app, service.connection_limits, shutdown, SHUTDOWN_GRACE).await;
     // A send cut short here is retried after its lease by the next run.
     delivery.abort();
     housekeeping.abort();

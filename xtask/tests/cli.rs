@@ -1,7 +1,11 @@
 //! The shipped `magiclink` binary as an operator runs it: `migrate`, `migrate --status`,
 //! `secret`, `outbox`, `serve`, `--version` and `--help`, and the production profile's refusals.
 
+mod support;
+
 use std::process::{Command, Output};
+
+use support::{http_get, Serving};
 
 fn magiclink(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_magiclink"));
@@ -64,6 +68,35 @@ fn production_lists_every_problem_in_one_run_and_creates_nothing() {
     }
     assert_eq!(stderr.trim().lines().count(), 4, "a heading and one line per problem: {stderr}");
     assert!(!database.exists(), "a refused start creates no database");
+}
+
+#[tokio::test]
+async fn production_refuses_a_missing_or_unmigrated_database_without_creating_one() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let database = dir.path().join("prod.sqlite");
+    let url = format!("sqlite://{}", database.display());
+    let production = [
+        ("MAGICLINK_PROFILE", "production"),
+        ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("AUTH_URL", "https://auth.example.com"),
+        ("MAGICLINK_MAILER__KIND", "resend"),
+        ("MAGICLINK_MAILER__FROM", "no-reply@example.com"),
+        ("AUTH_RESEND_KEY", "re_test"),
+    ];
+    let serve = ["serve", "--bind", "127.0.0.1:0", "--database-url", url.as_str()];
+
+    let missing = magiclink(dir.path(), &serve, &production);
+    std::fs::write(&database, b"").expect("an empty file is an empty SQLite database");
+    let unmigrated = magiclink(dir.path(), &serve, &production);
+
+    let missing_said = String::from_utf8_lossy(&missing.stderr);
+    let unmigrated_said = String::from_utf8_lossy(&unmigrated.stderr);
+    assert!(!missing.status.success() && !unmigrated.status.success());
+    assert!(missing_said.contains("does not exist yet: run `magiclink migrate` first"), "{missing_said}");
+    assert!(unmigrated_said.contains("pending migration(s): run `magiclink migrate` first"), "{unmigrated_said}");
+    let store = adapters::sqlite::SqliteStore::connect(&url, 1).await.expect("opens");
+    let migrations = store.migration_status().await.expect("readable");
+    assert!(migrations.iter().all(|m| m.applied_at.is_none()), "serve migrated nothing: {migrations:?}");
 }
 
 #[test]
@@ -178,83 +211,12 @@ async fn outbox_lists_delivery_state_with_masked_addresses() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--status `lost`"));
 }
 
-/// A `magiclink serve` child process, killed when dropped, with its stdout read line by line.
-struct Serving {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Serving {
-    fn start(dir: &std::path::Path, args: &[&str]) -> Self {
-        use std::io::BufRead as _;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_magiclink"));
-        command
-            .arg("serve")
-            .args(args)
-            .current_dir(dir)
-            .env("MAGICLINK_CONFIG_DIR", dir.join("no-config"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for name in ["AUTH_SECRET", "AUTH_URL", "DATABASE_URL", "MAGICLINK_PROFILE", "RUST_LOG", "NO_COLOR"] {
-            command.env_remove(name);
-        }
-        let mut child = command.spawn().expect("magiclink starts");
-        let (sender, lines) = std::sync::mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let sender = sender.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = sender.send(line);
-                }
-            });
-        }
-        Self { child, lines }
-    }
-
-    /// Every line up to and including the first that contains `wanted` (30 s at most).
-    fn read_until(&self, wanted: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(std::time::Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no line with {wanted:?}; saw {seen:#?}"));
-            let found = line.contains(wanted);
-            seen.push(line);
-            if found {
-                return seen;
-            }
-        }
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET path` over a plain HTTP/1.1 connection; the whole response as text.
-fn http_get(origin: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let host = origin.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).expect("the server accepts connections");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    response
-}
-
 #[test]
 fn development_links_point_at_the_bound_port_and_logs_carry_no_colour() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("dev.sqlite").display());
 
-    let server = Serving::start(dir.path(), &["--bind", "127.0.0.1:0", "--database-url", &url]);
+    let server = Serving::start(dir.path(), &["--bind", "127.0.0.1:0", "--database-url", &url], &[]);
     let mut output = server.read_until("Listening on http://");
     let origin = output.last().and_then(|line| line.strip_prefix("Listening on ")).expect("origin").to_owned();
     output.extend(server.read_until("read them at"));

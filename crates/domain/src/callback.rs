@@ -6,7 +6,12 @@
 
 use url::Url;
 
-/// A path (with query and fragment) on this site that is safe to redirect to.
+/// The longest `callbackUrl` considered; a longer one becomes `/` (it would otherwise ride along
+/// in every link, email and log line).
+pub const MAX_LENGTH: usize = 2048;
+
+/// A path (with query and fragment) on this site that is safe to redirect to: ASCII only, with
+/// anything else percent-encoded, so it can go into a `Location` header as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackPath(String);
 
@@ -31,13 +36,22 @@ impl CallbackPath {
     fn accept(raw: &str, site: &Url) -> Option<Self> {
         // Browsers drop tabs and newlines inside URLs and read `\` as `/`, so any of them could
         // turn an innocent-looking path into `//evil.example`. Refuse them outright.
-        if raw.is_empty() || raw.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+        if raw.is_empty()
+            || raw.len() > MAX_LENGTH
+            || raw.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
             return None;
         }
-        if raw.starts_with('/') {
-            return (!raw.starts_with("//")).then(|| Self(raw.to_owned()));
-        }
-        let absolute = Url::parse(raw).ok()?;
+        // A path is resolved against the site, which also percent-encodes it; anything else
+        // must be an absolute URL of this very origin.
+        let absolute = if raw.starts_with('/') {
+            if raw.starts_with("//") {
+                return None;
+            }
+            site.join(raw).ok()?
+        } else {
+            Url::parse(raw).ok()?
+        };
         let same_origin =
             absolute.origin() == site.origin() && absolute.username().is_empty() && absolute.password().is_none();
         if !same_origin {
@@ -78,9 +92,28 @@ mod tests {
             (Some("https://auth.example.com/account?tab=1"), "/account?tab=1"),
             (Some("https://auth.example.com"), "/"),
             (Some("https://AUTH.example.com:443/x"), "/x"),
+            (Some("/café?q=ü#ä"), "/caf%C3%A9?q=%C3%BC#%C3%A4"),
+            (Some("/a/../b"), "/b"),
         ];
         for (raw, expected) in cases {
             assert_eq!(CallbackPath::resolve(raw, &site()).as_str(), expected, "input {raw:?}");
+        }
+    }
+
+    #[test]
+    fn an_overlong_callback_falls_back_to_the_root() {
+        let long = format!("/{}", "a".repeat(super::MAX_LENGTH));
+        let just_fits = format!("/{}", "a".repeat(super::MAX_LENGTH - 1));
+
+        assert_eq!(CallbackPath::resolve(Some(&long), &site()).as_str(), "/");
+        assert_eq!(CallbackPath::resolve(Some(&just_fits), &site()).as_str(), just_fits);
+    }
+
+    #[test]
+    fn accepted_callbacks_are_ascii() {
+        for raw in ["/ünïcödé", "/\u{202e}rtl", "https://auth.example.com/日本?語=1"] {
+            let path = CallbackPath::resolve(Some(raw), &site());
+            assert!(path.as_str().is_ascii(), "{raw:?} became {:?}", path.as_str());
         }
     }
 
@@ -114,6 +147,7 @@ mod tests {
             "https://auth.example.com//evil.example",
             "//%65vil.example",
             "/\u{3000}/evil.example",
+            "/./%2e/evil.example/..//evil.example",
         ];
         for payload in payloads {
             assert_eq!(CallbackPath::resolve(Some(payload), &site()).as_str(), "/", "payload {payload:?}");

@@ -41,10 +41,10 @@ pub enum WebError {
     /// The CSRF token was missing or did not match.
     #[error("csrf token missing or invalid")]
     Csrf,
-    /// The body could not be read as a form.
+    /// The body could not be read as a form (the parser's reason, for the log).
     #[error("unreadable form: {0}")]
     BadForm(String),
-    /// A query parameter is not acceptable.
+    /// A query parameter is not acceptable; the text is a sentence shown to the caller.
     #[error("bad query: {0}")]
     BadQuery(String),
     /// The typed address is not acceptable; the form is shown again with what was typed.
@@ -63,6 +63,18 @@ pub enum WebError {
     /// The page exists, but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The body is larger than the limit (declared in `Content-Length`; nothing was read).
+    #[error("request body over {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// A body was sent without a `Content-Length` (chunked), which the size limit needs.
+    #[error("request body without a content length")]
+    LengthRequired,
+    /// The request (its body, or the work it asked for) took longer than allowed.
+    #[error("request timed out")]
+    RequestTimeout,
     /// The router or an extractor refused the request before a handler ran.
     #[error("request refused with status {0}")]
     Refused(StatusCode),
@@ -121,6 +133,9 @@ impl WebError {
             WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } => StatusCode::BAD_REQUEST,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            WebError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             WebError::Refused(status) => *status,
             WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -134,7 +149,12 @@ impl WebError {
                 "CSRF token missing or invalid",
                 "Fetch a token from GET {base}/csrf and send it as csrfToken with its cookie.".to_owned(),
             ),
-            WebError::BadForm(detail) => ("bad-request", "The request body is not a readable form", detail.clone()),
+            // The parser's own words stay in the log: they are terse and may quote the body.
+            WebError::BadForm(_) => (
+                "bad-request",
+                "The request body is not a readable form",
+                "Send the fields as an application/x-www-form-urlencoded body.".to_owned(),
+            ),
             WebError::BadQuery(detail) => ("bad-request", "A query parameter is not acceptable", detail.clone()),
             WebError::InvalidEmail { reason, .. } => {
                 ("invalid-email", "Invalid email address", invalid_email_sentence(reason).to_owned())
@@ -145,6 +165,17 @@ impl WebError {
                 "Method not allowed",
                 "This address exists, but not for this kind of request.".to_owned(),
             ),
+            WebError::PayloadTooLarge { limit } => (
+                "payload-too-large",
+                "Request too large",
+                format!("A request body may hold at most {limit} bytes; a sign-in form needs a few hundred."),
+            ),
+            WebError::LengthRequired => {
+                ("length-required", "Length required", "Send the body with a Content-Length header.".to_owned())
+            }
+            WebError::RequestTimeout => {
+                ("request-timeout", "Request timed out", "The request took too long to arrive. Try again.".to_owned())
+            }
             WebError::Refused(_) => {
                 ("bad-request", "The request could not be read", "Check the request and try again.".to_owned())
             }
@@ -176,14 +207,21 @@ impl WebError {
         if let WebError::Unexpected(error) = &self {
             tracing::error!(path = %path, error = ?error, "request failed");
         }
-        match format {
+        // A body left unread (too large, too slow) must not be taken for the next request.
+        let close =
+            matches!(self, WebError::PayloadTooLarge { .. } | WebError::LengthRequired | WebError::RequestTimeout);
+        let mut response = match format {
             Format::Json => self.problem_response(status, state),
             Format::Html => self.page_response(status, state).unwrap_or_else(|error| {
                 // The error page itself failed: fall back to plain text rather than recurse.
                 tracing::error!(error = ?error, "error page failed");
                 "Something went wrong on our side.".with_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
             }),
+        };
+        if close {
+            response.headers_mut().insert(header::CONNECTION, poem::http::HeaderValue::from_static("close"));
         }
+        response
     }
 
     fn problem_response(&self, status: StatusCode, state: &AppState) -> Response {

@@ -17,6 +17,7 @@ pub mod errors;
 pub mod forms;
 pub mod pages;
 pub mod routes;
+pub mod server;
 pub mod settings;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use ports::{DevMailbox, SignIn, StoreHealth};
 
 pub use routes::build_app;
-pub use settings::{CookieNames, PagePaths, WebSettings};
+pub use settings::{CookieNames, PagePaths, RequestLimits, WebSettings};
 
 /// Everything the handlers need, built by the composition root.
 pub struct AppState {

@@ -12,7 +12,7 @@ use ports::LinkState;
 use serde::Serialize;
 use tera::{Context, Tera};
 
-use crate::errors::{Format, WebError};
+use crate::errors::{invalid_email_sentence, Format, WebError};
 use crate::forms::{AuthErrorQuery, CallbackQuery, CheckEmailQuery, MailboxQuery, SignInPageQuery};
 use crate::{auth, csrf, AppState};
 
@@ -139,6 +139,17 @@ pub async fn sign_in(req: &Request, state: Data<&Arc<AppState>>, query: Query<Si
     respond(req, &state, result)
 }
 
+/// The most of a refused input a page shows again: more than any real address.
+const MAX_ECHOED_CHARS: usize = 320;
+
+/// At most `max` characters of `text`, with an ellipsis when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 /// Renders the sign-in form, optionally with an error under the field.
 pub(crate) fn sign_in_form(
     req: &Request,
@@ -150,7 +161,9 @@ pub(crate) fn sign_in_form(
 ) -> Result<Response, WebError> {
     let mut context = Context::new();
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
-    context.insert("email", email);
+    // What was typed comes back to be corrected, but never more than a short excerpt of it.
+    context.insert("email", &excerpt(email, MAX_ECHOED_CHARS));
+    let callback_url = callback_url.filter(|url| url.len() <= domain::callback::MAX_LENGTH);
     context.insert("callback_url", callback_url.unwrap_or("/"));
     context.insert("error", &error);
     context.insert("notice", &None::<String>);
@@ -215,7 +228,9 @@ async fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery)
         return Err(WebError::NotFound);
     };
     let to = match query.to.as_deref().filter(|to| !to.is_empty()) {
-        Some(raw) => Some(EmailAddress::parse(raw).map_err(|reason| WebError::BadQuery(format!("`to`: {reason}")))?),
+        Some(raw) => Some(EmailAddress::parse(raw).map_err(|reason| {
+            WebError::BadQuery(format!("`to` is not an address. {}", invalid_email_sentence(&reason)))
+        })?),
         None => None,
     };
     let limit = query.limit.unwrap_or(50).min(1000);

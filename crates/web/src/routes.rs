@@ -7,12 +7,30 @@ use poem::{get, post, Endpoint, EndpointExt, Response, Route};
 use poem_openapi::OpenApiService;
 
 use crate::api::AuthApi;
-use crate::errors::{router_error, Format};
+use crate::errors::{router_error, Format, WebError};
 use crate::{auth, pages, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
      frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Refuses a body over `limit` bytes from its declared length, before any of it is read, and a
+/// body without a declared length (chunked), which could not be refused that way.
+///
+/// # Errors
+/// [`WebError::PayloadTooLarge`] or [`WebError::LengthRequired`].
+fn check_body_size(req: &poem::Request, limit: u64) -> Result<(), WebError> {
+    let headers = req.headers();
+    match headers.get(poem::http::header::CONTENT_LENGTH) {
+        Some(length) => match length.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok()) {
+            Some(length) if length <= limit => Ok(()),
+            Some(_) => Err(WebError::PayloadTooLarge { limit }),
+            None => Err(WebError::Refused(poem::http::StatusCode::BAD_REQUEST)),
+        },
+        None if headers.contains_key(poem::http::header::TRANSFER_ENCODING) => Err(WebError::LengthRequired),
+        None => Ok(()),
+    }
+}
 
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
 pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
@@ -48,11 +66,16 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
             async move {
                 let format = Format::of(&req);
                 let path = req.uri().path().to_owned();
-                Ok(match endpoint.call(req).await {
-                    Ok(response) => response,
+                let limits = state.settings.limits;
+                if let Err(refusal) = check_body_size(&req, limits.max_body_bytes) {
+                    return Ok(refusal.standalone_response(format, &path, &state));
+                }
+                Ok(match tokio::time::timeout(limits.request_timeout, endpoint.call(req)).await {
+                    Err(_elapsed) => WebError::RequestTimeout.standalone_response(format, &path, &state),
+                    Ok(Ok(response)) => response,
                     // Our own handlers' errors are finished responses already.
-                    Err(error) if error.is_from_response() => error.into_response(),
-                    Err(error) => router_error(&error, format, &path, &state),
+                    Ok(Err(error)) if error.is_from_response() => error.into_response(),
+                    Ok(Err(error)) => router_error(&error, format, &path, &state),
                 })
             }
         })

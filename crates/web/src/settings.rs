@@ -30,6 +30,21 @@ impl Default for CookieNames {
     }
 }
 
+/// Limits on each request, enforced before and around the handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Bytes allowed in a body; a larger declared length is refused before reading.
+    pub max_body_bytes: u64,
+    /// Time allowed for a whole request, body included.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self { max_body_bytes: 16 * 1024, request_timeout: std::time::Duration::from_secs(30) }
+    }
+}
+
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
 pub struct WebSettings {
@@ -45,6 +60,8 @@ pub struct WebSettings {
     pub secret: ServerSecret,
     /// The cookies' names.
     pub cookie_names: CookieNames,
+    /// Body size and time limits.
+    pub limits: RequestLimits,
 }
 
 impl WebSettings {

@@ -55,6 +55,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             site_name: "magiclink".to_owned(),
             secret,
             cookie_names: web::CookieNames::default(),
+            limits: web::RequestLimits::default(),
         },
         pages: web::pages::Pages::builtin().expect("templates parse"),
     }))
