@@ -170,3 +170,60 @@ async fn a_person_signs_in_with_a_link_delivered_by_smtp() {
     signed_in_then_out(&browser, base, "smtp-user@example.com", "smtp").await;
     browser.quit().await.expect("browser closes");
 }
+
+/// The newest message to `to` in the development mailbox, once delivered: its link and code.
+async fn newest_message(server: &RunningServer, to: &str, count: u64) -> (String, String) {
+    let mut delivered = server.mailbox.as_ref().expect("the dev mailer is configured").subscribe();
+    tokio::time::timeout(Duration::from_secs(30), delivered.wait_for(|sent| *sent >= count))
+        .await
+        .expect("delivered within 30 s")
+        .expect("the mailbox is alive");
+    let mail: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/dev/mailbox?to={to}", server.base_url))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("mailbox answers")
+        .json()
+        .await
+        .expect("JSON");
+    (mail[0]["link"].as_str().expect("link").to_owned(), mail[0]["code"].as_str().expect("code").to_owned())
+}
+
+#[tokio::test]
+async fn a_scanned_link_opened_on_another_device_asks_first_and_the_code_signs_in_where_it_was_asked() {
+    let Some((chromium, chromedriver)) = browser_programs() else { return };
+    let laptop_profile = tempfile::tempdir().expect("browser profile folder");
+    let phone_profile = tempfile::tempdir().expect("browser profile folder");
+    let server = RunningServer::start().await;
+    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
+    let laptop = driver.session(&chromium, laptop_profile.path()).await.expect("browser starts");
+    let phone = driver.session(&chromium, phone_profile.path()).await.expect("browser starts");
+    let base = &server.base_url;
+    let address = "devices@example.com";
+
+    // Asked on the laptop; a mail scanner fetches the link three times; opened on the phone.
+    request_a_link(&laptop, base, address, "devices").await;
+    let (link, _) = newest_message(&server, address, 1).await;
+    let scanner = reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(5)).build().expect("client");
+    for _ in 0..3 {
+        let fetched = scanner.get(&link).send().await.expect("the scanner fetches");
+        assert_eq!(fetched.status(), reqwest::StatusCode::OK);
+    }
+    phone.goto(&link).await.expect("link opened");
+    phone.wait_for_text("#confirm-title", "Sign in as d***@example.com on this device?", WAIT).await.expect("asked");
+    phone.screenshot(&screenshots(), "devices-3-confirm-on-phone").await.expect("screenshot");
+    phone.click(&phone.find("#confirm").await.expect("the button")).await.expect("confirmed");
+    phone.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("signed in on the phone");
+
+    // Asked again on the laptop; this time the code from the email is typed there.
+    request_a_link(&laptop, base, address, "devices-code").await;
+    let (_, code) = newest_message(&server, address, 2).await;
+    laptop.type_into(&laptop.find("#code").await.expect("the code field"), &code.to_lowercase()).await.expect("typed");
+    laptop.screenshot(&screenshots(), "devices-4-code-on-laptop").await.expect("screenshot");
+    laptop.click(&laptop.find("#submit-code").await.expect("the code button")).await.expect("submitted");
+    signed_in_then_out(&laptop, base, address, "devices").await;
+
+    laptop.quit().await.expect("browser closes");
+    phone.quit().await.expect("browser closes");
+}

@@ -17,7 +17,7 @@ async fn the_whole_flow_from_csrf_to_sign_out() {
 
     // Ask for a link.
     let sent = app.request_link("  Alice@Example.com ", "/welcome").await;
-    assert_eq!(sent.location(), "/check-your-email?to=a***%40example.com");
+    assert_eq!(sent.location(), "/check-your-email", "no address in the URL");
     let check = app.get(sent.location()).await;
     assert!(
         check.body.contains("We sent a sign-in link to <strong>a***@example.com</strong>. It expires in 10 minutes."),
@@ -39,8 +39,8 @@ async fn the_whole_flow_from_csrf_to_sign_out() {
     let opened = app.get(&link).await;
     assert_eq!(opened.status, StatusCode::SEE_OTHER);
     assert_eq!(opened.location(), "/welcome");
-    let cookie = opened.header("set-cookie");
-    assert!(cookie.starts_with("magiclink.session-token="), "{cookie}");
+    let cookie = opened.set_cookie("magiclink.session-token");
+    assert!(!cookie.is_empty(), "{}", opened.header("set-cookie"));
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
         assert!(cookie.contains(attribute), "session cookie lacks {attribute}: {cookie}");
     }
@@ -180,7 +180,7 @@ async fn a_json_client_gets_json_instead_of_a_redirect() {
         .await;
 
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.json()["url"], "http://127.0.0.1:3000/check-your-email?to=j***%40example.com");
+    assert_eq!(reply.json()["url"], "http://127.0.0.1:3000/check-your-email");
     assert_eq!(reply.json()["expiresInMinutes"], 10);
 }
 
@@ -196,7 +196,7 @@ async fn the_answer_is_the_same_whether_or_not_the_address_has_an_account() {
 
     assert_eq!(known.status, unknown.status);
     assert_eq!(known.body, unknown.body);
-    assert_eq!(known.location().replace("k***", "X"), unknown.location().replace("k***", "X"));
+    assert_eq!(known.location(), unknown.location());
 }
 
 #[tokio::test]
@@ -216,7 +216,7 @@ async fn a_reused_link_leads_to_the_already_used_page() {
 }
 
 #[tokio::test]
-async fn an_expired_link_leads_to_a_page_that_offers_a_new_one_for_the_same_address() {
+async fn an_expired_link_leads_to_a_page_that_offers_a_new_one() {
     let app = TestApp::spawn().await;
     app.request_link("late@example.com", "/").await;
     let link = app.latest_link("late@example.com").await;
@@ -224,10 +224,10 @@ async fn an_expired_link_leads_to_a_page_that_offers_a_new_one_for_the_same_addr
 
     let opened = app.get(&link).await;
 
-    assert_eq!(opened.location(), "/auth-error?error=Verification&reason=expired&email=late%40example.com");
+    assert_eq!(opened.location(), "/auth-error?error=Verification&reason=expired", "no address in the URL");
     let page = app.get(opened.location()).await;
     assert!(page.body.contains("This link has expired"), "{}", page.body);
-    assert!(page.body.contains("value=\"late@example.com\""), "address pre-filled: {}", page.body);
+    assert!(page.body.contains("name=\"email\""), "a form for a new link: {}", page.body);
     assert_eq!(app.get_json("/api/auth/session").await.body, "null");
 }
 
@@ -435,7 +435,7 @@ async fn a_custom_base_path_and_pages_move_the_routes() {
     let bad = app.get("/auth/callback/email?token=x&email=p%40example.com").await;
 
     assert!(login.body.contains("action=\"&#x2F;auth&#x2F;signin&#x2F;email\""), "{}", login.body);
-    assert!(sent.location().starts_with("/sent?"), "{}", sent.location());
+    assert_eq!(sent.location(), "/sent");
     assert!(bad.location().starts_with("/oops?"), "{}", bad.location());
     assert_eq!(app.get("/signin").await.status, StatusCode::NOT_FOUND);
 }

@@ -25,7 +25,7 @@ async fn json_clients_get_problem_documents_for_404_and_405() {
     let app = TestApp::spawn().await;
 
     let missing = app.get_json("/api/auth/nope").await;
-    let wrong_method = app.post_form("/api/auth/callback/email", &[], Some("application/json")).await;
+    let wrong_method = app.post_form("/healthz", &[], Some("application/json")).await;
 
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.header("content-type"), "application/problem+json");
@@ -167,10 +167,10 @@ async fn cookie_names_come_from_configuration_and_keep_the_host_prefix_over_http
     let link = url::Url::parse(&link).expect("absolute");
     let secure_opened = secure.get(&format!("{}?{}", link.path(), link.query().unwrap_or_default())).await;
 
-    assert!(opened.header("set-cookie").starts_with("staging.session="), "{}", opened.header("set-cookie"));
+    assert!(!opened.set_cookie("staging.session").is_empty(), "{}", opened.header("set-cookie"));
     assert!(staging.cookies.lock().expect("jar").contains_key("staging.csrf"));
     assert_eq!(session["user"]["email"], "names@example.com", "the renamed cookie signs in");
     assert!(csrf.header("set-cookie").starts_with("__Host-magiclink.csrf-token="), "{}", csrf.header("set-cookie"));
-    let secure_cookie = secure_opened.header("set-cookie");
-    assert!(secure_cookie.starts_with("__Host-prod.session=") && secure_cookie.contains("Secure"), "{secure_cookie}");
+    let secure_cookie = secure_opened.set_cookie("__Host-prod.session");
+    assert!(secure_cookie.contains("Secure"), "{}", secure_opened.header("set-cookie"));
 }

@@ -17,6 +17,7 @@ fn email() -> SignInEmail {
             "http://127.0.0.1:3000/api/auth/callback/email?callbackUrl=%2F&token=T0k&email=alice%40example.com",
         )
         .expect("valid"),
+        code: Some("0123-WXYZ".to_owned()),
         expires_in_minutes: 10,
         site_name: "magiclink".to_owned(),
         host: "127.0.0.1".to_owned(),

@@ -40,6 +40,7 @@ fn email_to(to: &str) -> SignInEmail {
     SignInEmail {
         to: EmailAddress::parse(to).expect("valid"),
         link,
+        code: Some("0123-WXYZ".to_owned()),
         expires_in_minutes: 10,
         site_name: "magiclink".to_owned(),
         host: "127.0.0.1".to_owned(),

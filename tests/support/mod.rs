@@ -44,6 +44,12 @@ impl Reply {
         self.headers.get(name).map(String::as_str).unwrap_or_default()
     }
 
+    /// The `Set-Cookie` line that sets the cookie `name`, or `""`.
+    pub fn set_cookie(&self, name: &str) -> &str {
+        let prefix = format!("{name}=");
+        self.header("set-cookie").lines().find(|line| line.starts_with(&prefix)).unwrap_or_default()
+    }
+
     /// The `Location` header.
     pub fn location(&self) -> &str {
         self.header("location")
@@ -112,6 +118,12 @@ impl TestApp {
         }
     }
 
+    /// Replaces the cookies the "browser" holds, returning the old ones: a second browser (or a
+    /// mail scanner) is the same app with another jar.
+    pub fn swap_cookies(&self, other: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        std::mem::replace(&mut *self.cookies.lock().unwrap_or_else(PoisonError::into_inner), other)
+    }
+
     fn cookie_header(&self) -> String {
         let jar = self.cookies.lock().unwrap_or_else(PoisonError::into_inner);
         jar.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
@@ -152,6 +164,12 @@ impl TestApp {
     /// `GET path` with the jar's cookies.
     pub async fn get(&self, path: &str) -> Reply {
         let response = self.client.get(path).header("cookie", self.cookie_header()).send().await;
+        self.read(response).await
+    }
+
+    /// `HEAD path` with the jar's cookies.
+    pub async fn head(&self, path: &str) -> Reply {
+        let response = self.client.head(path).header("cookie", self.cookie_header()).send().await;
         self.read(response).await
     }
 
@@ -269,20 +287,23 @@ impl RunningServer {
     pub async fn sign_in_over_http(&self, email: &str) -> String {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let base = &self.base_url;
+        let mut jar = BTreeMap::new();
         let csrf = http.get(format!("{base}/api/auth/csrf")).send().await.expect("csrf answers");
-        let csrf_cookie = first_cookie(csrf.headers());
+        keep_cookies(&mut jar, csrf.headers());
         let token =
             csrf.json::<serde_json::Value>().await.expect("JSON")["csrfToken"].as_str().expect("csrfToken").to_owned();
         let mut delivered = self.mailbox.as_ref().expect("the dev mailer is configured").subscribe();
         let before = *delivered.borrow_and_update();
         let posted = http
             .post(format!("{base}/api/auth/signin/email"))
-            .header("cookie", &csrf_cookie)
+            .header("cookie", cookie_header(&jar))
             .form(&[("email", email), ("csrfToken", &token), ("callbackUrl", "/")])
             .send()
             .await
             .expect("sign-in form answers");
         assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+        // The pending-sign-in cookie: this "browser" asked, so the link signs in at once.
+        keep_cookies(&mut jar, posted.headers());
         tokio::time::timeout(std::time::Duration::from_secs(30), delivered.wait_for(|sent| *sent > before))
             .await
             .expect("delivered within 30 s")
@@ -297,16 +318,34 @@ impl RunningServer {
             .await
             .expect("JSON");
         let link = mailbox[0]["link"].as_str().expect("a link");
-        let opened = http.get(link).header("cookie", &csrf_cookie).send().await.expect("link answers");
+        let opened = http.get(link).header("cookie", cookie_header(&jar)).send().await.expect("link answers");
         assert_eq!(opened.status(), StatusCode::SEE_OTHER);
-        first_cookie(opened.headers())
+        let session = opened
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|cookie| cookie.contains("session-token="))
+            .expect("a session cookie");
+        session.split(';').next().unwrap_or_default().to_owned()
     }
 }
 
-/// The first `Set-Cookie` of a response as a `Cookie` header value (`name=value`).
-fn first_cookie(headers: &reqwest::header::HeaderMap) -> String {
-    let set_cookie = headers.get("set-cookie").and_then(|v| v.to_str().ok()).expect("a Set-Cookie header");
-    set_cookie.split(';').next().unwrap_or_default().to_owned()
+/// Keeps the `Set-Cookie`s of a response in a jar, as a browser would (`Max-Age=0` removes).
+fn keep_cookies(jar: &mut BTreeMap<String, String>, headers: &reqwest::header::HeaderMap) {
+    for line in headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+        if let Some((name, value)) = line.split(';').next().unwrap_or_default().split_once('=') {
+            if line.contains("Max-Age=0") {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+}
+
+fn cookie_header(jar: &BTreeMap<String, String>) -> String {
+    jar.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
 }
 
 impl Drop for RunningServer {

@@ -198,10 +198,7 @@ pub async fn build(
         },
         site_name: settings.site_name.clone(),
         secret: secret.clone(),
-        cookie_names: CookieNames {
-            session: settings.session.cookie_name.clone(),
-            csrf: settings.csrf.cookie_name.clone(),
-        },
+        cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
         limits: RequestLimits {
             max_body_bytes: u64::from(settings.server.max_body_bytes),
             request_timeout: Duration::from_secs(u64::from(settings.server.request_timeout)),

@@ -187,7 +187,10 @@ async fn outbox_lists_delivery_state_with_masked_addresses() {
     let now = chrono::Utc::now();
     let hash = domain::LinkToken::from_random_bytes([4; 32]).hash(&domain::ServerSecret::new(*b"cli-test"));
     let to = domain::EmailAddress::parse("alice@example.com").expect("valid");
-    let link = ports::NewLink { identifier: to.clone(), token_hash: hash.clone(), expires: now, created_at: now };
+    let secret = domain::ServerSecret::new(*b"cli-test");
+    let code_hash = domain::SignInCode::from_random_bytes([1; 8]).hash(&secret, &hash);
+    let link =
+        ports::NewLink { identifier: to.clone(), token_hash: hash.clone(), code_hash, expires: now, created_at: now };
     let email = ports::NewOutboxMessage {
         recipient: to,
         link_token_hash: hash,

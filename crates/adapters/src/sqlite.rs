@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, User, UserId};
+use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, SignInCodeHash, User, UserId};
 use ports::{
-    DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Outbox, OutboxCounts, OutboxEntry,
-    OutboxMessage, Redemption, SessionStore, StoreHealth, UserStore,
+    CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Outbox, OutboxCounts,
+    OutboxEntry, OutboxMessage, Redemption, SessionStore, StoreHealth, UserStore,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -27,6 +27,16 @@ use crate::time::{from_millis, to_millis};
 
 /// The SQLite migrations, embedded in the binary so a deployment cannot run with the wrong ones.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// Retires the address's other unused links once one was used: one sign-in per batch of emails.
+async fn retire_other_links(tx: &mut sqlx::SqliteConnection, identifier: &EmailAddress) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL")
+        .bind(identifier.as_str())
+        .execute(tx)
+        .await
+        .context("cannot retire the other links")?;
+    Ok(())
+}
 
 /// A link's `used_at` and `expires`, by token hash and address.
 const LINK_STATE: &str = "SELECT used_at, expires FROM verification_tokens WHERE token = ? AND identifier = ?";
@@ -217,14 +227,17 @@ fn user_from_row(row: &SqliteRow) -> anyhow::Result<User> {
 impl LinkStore for SqliteStore {
     async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO verification_tokens (identifier, token, expires, created_at) VALUES (?, ?, ?, ?)")
-            .bind(link.identifier.as_str())
-            .bind(link.token_hash.to_hex())
-            .bind(to_millis(link.expires))
-            .bind(to_millis(link.created_at))
-            .execute(&mut *tx)
-            .await
-            .context("cannot store the link")?;
+        sqlx::query(
+            "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(link.identifier.as_str())
+        .bind(link.token_hash.to_hex())
+        .bind(link.code_hash.to_hex())
+        .bind(to_millis(link.expires))
+        .bind(to_millis(link.created_at))
+        .execute(&mut *tx)
+        .await
+        .context("cannot store the link")?;
         sqlx::query(
             "INSERT INTO outbox (id, recipient, link_token_hash, sealed_body, link_expires, next_attempt_at, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
@@ -267,12 +280,7 @@ impl LinkStore for SqliteStore {
         if let Some(stored) = won {
             // The final decision is a constant-time comparison, whatever the index did.
             anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
-            // Retire the address's other unused links: one sign-in per batch of emails.
-            sqlx::query("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL")
-                .bind(identifier.as_str())
-                .execute(&mut *tx)
-                .await
-                .context("cannot retire the other links")?;
+            retire_other_links(&mut tx, identifier).await?;
             tx.commit().await?;
             return Ok(Redemption::Redeemed);
         }
@@ -291,6 +299,65 @@ impl LinkStore for SqliteStore {
             // Unused and unexpired, yet the update did not match: it cannot happen inside one
             // transaction, and "already used" is the answer that signs nobody in.
             LinkState::Unused => Redemption::AlreadyUsed,
+        })
+    }
+
+    async fn redeem_code(
+        &self,
+        token_hash: &LinkTokenHash,
+        code_hash: &SignInCodeHash,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<CodeRedemption> {
+        let mut tx = self.pool.begin().await?;
+        // As in `redeem`, the first statement is the conditional write that decides.
+        let won: Option<(String, String)> = sqlx::query_as(
+            "UPDATE verification_tokens SET used_at = ?1 \
+             WHERE token = ?2 AND used_at IS NULL AND expires > ?1 AND code_attempts < ?3 AND code_hash = ?4 \
+             RETURNING identifier, code_hash",
+        )
+        .bind(to_millis(now))
+        .bind(token_hash.to_hex())
+        .bind(max_attempts)
+        .bind(code_hash.to_hex())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("cannot redeem the code")?;
+        if let Some((identifier, stored)) = won {
+            anyhow::ensure!(SignInCodeHash::from_hex(&stored)?.matches(code_hash), "index returned another code");
+            let identifier = EmailAddress::parse(&identifier).context("a stored address does not parse")?;
+            retire_other_links(&mut tx, &identifier).await?;
+            tx.commit().await?;
+            return Ok(CodeRedemption::Redeemed { identifier });
+        }
+        let counted: Option<u32> = sqlx::query_scalar(
+            "UPDATE verification_tokens SET code_attempts = code_attempts + 1 \
+             WHERE token = ?2 AND used_at IS NULL AND expires > ?1 AND code_attempts < ?3 \
+             RETURNING code_attempts",
+        )
+        .bind(to_millis(now))
+        .bind(token_hash.to_hex())
+        .bind(max_attempts)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("cannot count a wrong code")?;
+        if let Some(attempts) = counted {
+            tx.commit().await?;
+            return Ok(CodeRedemption::Wrong { attempts_left: max_attempts.saturating_sub(attempts) });
+        }
+        let existing: Option<(Option<i64>, i64, u32)> =
+            sqlx::query_as("SELECT used_at, expires, code_attempts FROM verification_tokens WHERE token = ?")
+                .bind(token_hash.to_hex())
+                .fetch_optional(&mut *tx)
+                .await
+                .context("cannot look the link up")?;
+        tx.rollback().await?;
+        Ok(match existing {
+            None => CodeRedemption::Unknown,
+            Some((Some(_used_at), _, _)) => CodeRedemption::AlreadyUsed,
+            Some((None, expires, _)) if expires <= to_millis(now) => CodeRedemption::Expired,
+            // Unused and unexpired, yet no attempt could be counted: they were all used up.
+            Some((None, _, _)) => CodeRedemption::Exhausted,
         })
     }
 

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use adapters::sqlite::SqliteStore;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use domain::{EmailAddress, LinkToken, LinkTokenHash, ServerSecret, SessionToken};
-use ports::{LinkStore, NewLink, NewOutboxMessage, NewSession, Redemption, SessionStore, StoreHealth, UserStore};
+use domain::{EmailAddress, LinkToken, LinkTokenHash, ServerSecret, SessionToken, SignInCode, SignInCodeHash};
+use ports::{
+    CodeRedemption, LinkStore, NewLink, NewOutboxMessage, NewSession, Redemption, SessionStore, StoreHealth, UserStore,
+};
 
 /// A migrated database in its own temporary folder, removed when dropped.
 struct TestDb {
@@ -30,15 +32,28 @@ fn address(raw: &str) -> EmailAddress {
     EmailAddress::parse(raw).expect("valid address")
 }
 
-fn hash_of(byte: u8) -> LinkTokenHash {
-    LinkToken::from_random_bytes([byte; 32]).hash(&ServerSecret::new(*b"sqlite-test-secret-sqlite-test-s"))
+fn secret() -> ServerSecret {
+    ServerSecret::new(*b"sqlite-test-secret-sqlite-test-s")
 }
+
+fn hash_of(byte: u8) -> LinkTokenHash {
+    LinkToken::from_random_bytes([byte; 32]).hash(&secret())
+}
+
+/// The code stored with the link made from `byte` (and the hash a person typing it produces).
+fn code_of(byte: u8, link: &LinkTokenHash) -> SignInCodeHash {
+    SignInCode::from_random_bytes([byte; 8]).hash(&secret(), link)
+}
+
+/// The byte every stored link's code is made from; any other byte makes a wrong code.
+const CODE_BYTE: u8 = 42;
 
 /// Stores a link and its (placeholder) outbox row, as the request use case does.
 async fn store_link(store: &SqliteStore, token_hash: &LinkTokenHash, to: &str, created: DateTime<Utc>) {
     let link = NewLink {
         identifier: address(to),
         token_hash: token_hash.clone(),
+        code_hash: code_of(CODE_BYTE, token_hash),
         expires: created + TimeDelta::minutes(10),
         created_at: created,
     };
@@ -150,6 +165,98 @@ async fn racing_redemptions_of_one_link_yield_exactly_one_winner() {
 }
 
 #[tokio::test]
+async fn the_right_code_redeems_the_link_once_and_uses_up_its_link_too() {
+    let db = test_db().await;
+    let link = insert_link(&db.store, 20, "code@example.com", t0()).await;
+    let right = code_of(CODE_BYTE, &link);
+    let at = t0() + TimeDelta::minutes(1);
+
+    let first = db.store.redeem_code(&link, &right, 5, at).await.expect("redeem");
+    let again = db.store.redeem_code(&link, &right, 5, at).await.expect("redeem");
+    let by_link = db.store.redeem(&link, &address("code@example.com"), at).await.expect("redeem");
+
+    assert_eq!(first, CodeRedemption::Redeemed { identifier: address("code@example.com") });
+    assert_eq!(again, CodeRedemption::AlreadyUsed);
+    assert_eq!(by_link, Redemption::AlreadyUsed);
+}
+
+#[tokio::test]
+async fn wrong_codes_count_down_and_then_even_the_right_code_fails() {
+    let db = test_db().await;
+    let link = insert_link(&db.store, 21, "guess@example.com", t0()).await;
+    let at = t0() + TimeDelta::minutes(1);
+
+    let mut outcomes = Vec::new();
+    for wrong in 1..=6_u8 {
+        outcomes.push(db.store.redeem_code(&link, &code_of(wrong, &link), 5, at).await.expect("redeem"));
+    }
+    let right_too_late = db.store.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, at).await.expect("redeem");
+
+    let expected: Vec<CodeRedemption> =
+        [4, 3, 2, 1, 0].map(|attempts_left| CodeRedemption::Wrong { attempts_left }).into_iter().collect();
+    assert_eq!(outcomes[..5], expected[..]);
+    assert_eq!(outcomes[5], CodeRedemption::Exhausted);
+    assert_eq!(right_too_late, CodeRedemption::Exhausted);
+    assert_eq!(
+        db.store.redeem(&link, &address("guess@example.com"), at).await.expect("redeem"),
+        Redemption::Redeemed,
+        "the link in the email still works on the device that has it"
+    );
+}
+
+#[tokio::test]
+async fn codes_of_expired_unknown_and_other_links_sign_nobody_in() {
+    let db = test_db().await;
+    let link = insert_link(&db.store, 22, "late@example.com", t0()).await;
+    let other = insert_link(&db.store, 23, "other@example.com", t0()).await;
+    let unknown = hash_of(24);
+
+    let late = t0() + TimeDelta::minutes(10);
+    let expired = db.store.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, late).await.expect("redeem");
+    let nowhere = db.store.redeem_code(&unknown, &code_of(CODE_BYTE, &unknown), 5, t0()).await.expect("redeem");
+    // The right code of one link, tried against another: bound to its link, it is wrong there.
+    let crossed = db.store.redeem_code(&other, &code_of(CODE_BYTE, &link), 5, t0()).await.expect("redeem");
+
+    assert_eq!(expired, CodeRedemption::Expired);
+    assert_eq!(nowhere, CodeRedemption::Unknown);
+    assert_eq!(crossed, CodeRedemption::Wrong { attempts_left: 4 });
+}
+
+#[tokio::test]
+async fn racing_code_redemptions_yield_exactly_one_winner() {
+    let db = test_db().await;
+    let link = insert_link(&db.store, 25, "race-code@example.com", t0()).await;
+    let store = Arc::new(db.store.clone());
+
+    let attempts: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let link = link.clone();
+            tokio::spawn(async move { store.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, t0()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for attempt in attempts {
+        outcomes.push(attempt.await.expect("task").expect("redeem"));
+    }
+
+    let winners = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed { .. })).count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, CodeRedemption::Redeemed { .. } | CodeRedemption::AlreadyUsed)));
+}
+
+#[tokio::test]
+async fn redeeming_by_code_retires_the_other_unused_links_of_that_address() {
+    let db = test_db().await;
+    let older = insert_link(&db.store, 26, "both@example.com", t0()).await;
+    let newer = insert_link(&db.store, 27, "both@example.com", t0()).await;
+
+    db.store.redeem_code(&newer, &code_of(CODE_BYTE, &newer), 5, t0()).await.expect("redeem");
+
+    assert_eq!(db.store.redeem(&older, &address("both@example.com"), t0()).await.expect("redeem"), Redemption::Unknown);
+}
+
+#[tokio::test]
 async fn redeeming_one_link_retires_the_other_unused_links_of_that_address() {
     let db = test_db().await;
     let older = insert_link(&db.store, 4, "a@example.com", t0()).await;
@@ -251,6 +358,8 @@ async fn every_lookup_uses_an_index() {
     let lookups = [
         "SELECT used_at, expires FROM verification_tokens WHERE token = 'x' AND identifier = 'y'",
         "UPDATE verification_tokens SET used_at = 1 WHERE token = 'x' AND identifier = 'y' AND used_at IS NULL AND expires > 1",
+        "UPDATE verification_tokens SET used_at = 1 WHERE token = 'x' AND used_at IS NULL AND expires > 1 AND code_attempts < 5 AND code_hash = 'c'",
+        "UPDATE verification_tokens SET code_attempts = code_attempts + 1 WHERE token = 'x' AND used_at IS NULL",
         "DELETE FROM verification_tokens WHERE identifier = 'y' AND used_at IS NULL",
         "DELETE FROM verification_tokens WHERE expires < 1",
         "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.session_token = 'x'",

@@ -11,9 +11,39 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes exactly 64 lower-case hex digits into 32 bytes; `None` for anything else.
+pub fn decode_32(hex: &str) -> Option<[u8; 32]> {
+    let digits = hex.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (value(pair[0])? << 4) | value(pair[1])?;
+    }
+    Some(out)
+}
+
+fn value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::{decode_32, encode};
+
+    #[test]
+    fn decodes_what_it_encodes_and_nothing_else() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| u8::try_from(i * 8).unwrap_or_default());
+        assert_eq!(decode_32(&encode(&bytes)), Some(bytes));
+        for bad in ["", "00", &"0".repeat(63), &"0".repeat(65), &"A".repeat(64), &"g".repeat(64)] {
+            assert_eq!(decode_32(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn encodes_each_byte_as_two_lower_case_digits() {

@@ -7,6 +7,7 @@
 //! outer crates own their own representations and convert.
 
 pub mod callback;
+pub mod code;
 pub mod email;
 pub mod hex;
 pub mod link;
@@ -16,6 +17,7 @@ pub mod session;
 pub mod user;
 
 pub use callback::CallbackPath;
+pub use code::{MalformedCode, SignInCode, SignInCodeHash};
 pub use email::{EmailAddress, InvalidEmail};
 pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};
 pub use secret::ServerSecret;

@@ -63,12 +63,22 @@ impl LinkTokenHash {
     /// # Errors
     /// [`MalformedToken`] unless the text is 64 lower-case hex digits.
     pub fn from_hex(hex: &str) -> Result<Self, MalformedToken> {
-        decode_hex_32(hex).map(Self)
+        crate::hex::decode_32(hex).map(Self).ok_or(MalformedToken)
     }
 
     /// The stored form: 64 lower-case hex digits.
     pub fn to_hex(&self) -> String {
         crate::hex::encode(&self.0)
+    }
+
+    /// The raw digest, to bind other values (a code, a pending-sign-in cookie) to this link.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a hash from its raw digest (as carried in a pending-sign-in cookie).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
     }
 
     /// Compares two hashes in constant time, so that a comparison's duration says nothing
@@ -123,28 +133,6 @@ fn decode_fixed(encoded: &str) -> Result<[u8; TOKEN_BYTES], MalformedToken> {
     }
     let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MalformedToken)?;
     bytes.try_into().map_err(|_| MalformedToken)
-}
-
-pub(crate) fn decode_hex_32(hex: &str) -> Result<[u8; 32], MalformedToken> {
-    let digits = hex.as_bytes();
-    if digits.len() != 64 {
-        return Err(MalformedToken);
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let high = hex_value(pair[0]).ok_or(MalformedToken)?;
-        let low = hex_value(pair[1]).ok_or(MalformedToken)?;
-        *byte = (high << 4) | low;
-    }
-    Ok(out)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

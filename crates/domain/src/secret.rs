@@ -21,6 +21,10 @@ pub enum KeyPurpose {
     Csrf,
     /// Sealing pending outbox messages (XChaCha20-Poly1305).
     Outbox,
+    /// Hashing the short sign-in codes before they are stored.
+    Code,
+    /// Binding a pending-sign-in cookie to the browser that asked for a link.
+    PendingSignIn,
 }
 
 impl KeyPurpose {
@@ -29,6 +33,8 @@ impl KeyPurpose {
             KeyPurpose::LinkToken => b"magiclink/v1/link-token",
             KeyPurpose::Csrf => b"magiclink/v1/csrf",
             KeyPurpose::Outbox => b"magiclink/v1/outbox",
+            KeyPurpose::Code => b"magiclink/v1/code",
+            KeyPurpose::PendingSignIn => b"magiclink/v1/pending-sign-in",
         }
     }
 }

@@ -63,7 +63,7 @@ impl SessionTokenHash {
     /// # Errors
     /// [`MalformedToken`] unless the text is 64 lower-case hex digits.
     pub fn from_hex(hex: &str) -> Result<Self, MalformedToken> {
-        crate::link::decode_hex_32(hex).map(Self)
+        crate::hex::decode_32(hex).map(Self).ok_or(MalformedToken)
     }
 
     /// The stored form: 64 lower-case hex digits.

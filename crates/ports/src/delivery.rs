@@ -168,7 +168,7 @@ impl Deliverer {
                 .await?;
             return Ok(Outcome::Dropped);
         }
-        let Some(link) = self.unseal(&message) else {
+        let Some((link, code)) = self.unseal(&message) else {
             tracing::error!(to = %to, id = %message.id, "cannot open a queued sign-in email; was the secret changed?");
             self.outbox
                 .mark_final(&message.id, DeliveryState::Failed, "sealed link does not open (secret changed?)", now)
@@ -179,6 +179,7 @@ impl Deliverer {
         let email = SignInEmail {
             to: message.recipient.clone(),
             link,
+            code,
             expires_in_minutes: (seconds_left + 59) / 60,
             site_name: self.settings.site_name.clone(),
             host: self.settings.host.clone(),
@@ -216,10 +217,16 @@ impl Deliverer {
         }
     }
 
-    fn unseal(&self, message: &OutboxMessage) -> Option<Url> {
+    /// The link and, on the line after it, the code (absent in messages queued before codes).
+    fn unseal(&self, message: &OutboxMessage) -> Option<(Url, Option<String>)> {
         let associated = message.link_token_hash.to_hex();
         let plain = domain::sealed::open(&self.settings.secret, associated.as_bytes(), &message.sealed_link).ok()?;
-        Url::parse(std::str::from_utf8(&plain).ok()?).ok()
+        let plain = std::str::from_utf8(&plain).ok()?;
+        let (link, code) = match plain.split_once('\n') {
+            Some((link, code)) => (link, Some(code.to_owned())),
+            None => (plain, None),
+        };
+        Some((Url::parse(link).ok()?, code))
     }
 }
 

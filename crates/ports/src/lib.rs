@@ -22,7 +22,9 @@ pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, Retr
 pub use mailer::{DevMailbox, MailError, MailboxMessage, Mailer, SentReceipt, SignInEmail};
 pub use outbox::{DeliveryState, DeliveryWaker, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage};
 pub use sign_in::{
-    ActiveSession, LinkQueued, LinkStateError, PurgeError, ReadSessionError, RedeemLink, RedeemLinkError, RequestLink,
-    RequestLinkError, SignIn, SignInSettings, SignOutError, SignedIn,
+    ActiveSession, LinkQueued, LinkStateError, PurgeError, ReadSessionError, RedeemCode, RedeemCodeError, RedeemLink,
+    RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInSettings, SignOutError, SignedIn,
 };
-pub use stores::{LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore};
+pub use stores::{
+    CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore,
+};

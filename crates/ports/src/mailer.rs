@@ -13,6 +13,9 @@ pub struct SignInEmail {
     pub to: EmailAddress,
     /// The magic link. It carries a live token: never log it outside the development mailer.
     pub link: Url,
+    /// The short code for signing in on another device (`XXXX-XXXX`), when the link has one.
+    /// As secret as the link.
+    pub code: Option<String>,
     /// Whole minutes until the link expires.
     pub expires_in_minutes: i64,
     /// The product name shown in the email.
@@ -79,6 +82,8 @@ pub struct MailboxMessage {
     pub text: String,
     /// The sign-in link the message carries.
     pub link: String,
+    /// The short code the message carries, if any.
+    pub code: Option<String>,
     /// When the message was "sent".
     pub sent_at: DateTime<Utc>,
 }

@@ -7,13 +7,17 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, SessionPolicy, SessionToken, User};
+use domain::code::MAX_CODE_ATTEMPTS;
+use domain::{
+    CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, ServerSecret, SessionPolicy, SessionToken,
+    SignInCode, User,
+};
 use url::Url;
 
 use crate::clock::Clock;
 use crate::outbox::{DeliveryWaker, NewOutboxMessage};
 use crate::random::os_random;
-use crate::stores::{LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
+use crate::stores::{CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
 
 /// Fixed settings of the sign-in flow.
 #[derive(Debug, Clone)]
@@ -55,6 +59,11 @@ pub struct RequestLink {
 pub struct LinkQueued {
     /// Where the link goes.
     pub email: EmailAddress,
+    /// The link's token hash, which names it to the browser that asked (the pending-sign-in
+    /// cookie) without being able to open it.
+    pub link: LinkTokenHash,
+    /// When the link expires.
+    pub expires: DateTime<Utc>,
     /// Whole minutes until it expires.
     pub expires_in_minutes: i64,
 }
@@ -104,6 +113,43 @@ pub enum RedeemLinkError {
     /// The link was already used.
     #[error("link already used")]
     AlreadyUsed,
+    /// Storage or randomness failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// A code typed on the device that asked for the link, already parsed at the edge.
+#[derive(Debug)]
+pub struct RedeemCode {
+    /// The link the code belongs to, named by the pending-sign-in cookie of this browser.
+    pub link: LinkTokenHash,
+    /// The code as typed.
+    pub code: SignInCode,
+    /// The browser's `User-Agent`, stored with the session.
+    pub user_agent: Option<String>,
+}
+
+/// Why a code signed nobody in. None of these says whether the address has an account.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemCodeError {
+    /// The code is wrong; it may be tried again.
+    #[error("code wrong")]
+    Wrong {
+        /// Wrong codes still allowed.
+        attempts_left: u32,
+    },
+    /// Too many wrong codes: this code no longer works.
+    #[error("too many wrong codes")]
+    Exhausted,
+    /// The link (and so its code) expired.
+    #[error("code expired")]
+    Expired,
+    /// The link (and so its code) was already used.
+    #[error("code already used")]
+    AlreadyUsed,
+    /// The link is unknown (retired by a newer sign-in, or purged).
+    #[error("code not valid")]
+    Invalid,
     /// Storage or randomness failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -187,19 +233,27 @@ impl SignIn {
         let now = self.clock.now();
         let token = LinkToken::from_random_bytes(os_random()?);
         let token_hash = token.hash(&self.settings.secret);
+        let code = SignInCode::from_random_bytes(os_random()?);
         let expires = self.settings.link_policy.expires_at(now);
         let link_url = self.link_url(&token, &request);
+        // The email's secrets, sealed together: the link, then the code on the next line.
+        let plaintext = format!("{link_url}\n{}", code.display());
         let sealed_link = domain::sealed::seal(
             &self.settings.secret,
             token_hash.to_hex().as_bytes(),
             os_random()?,
-            link_url.as_str().as_bytes(),
+            plaintext.as_bytes(),
         );
-        let link =
-            NewLink { identifier: request.email.clone(), token_hash: token_hash.clone(), expires, created_at: now };
+        let link = NewLink {
+            identifier: request.email.clone(),
+            token_hash: token_hash.clone(),
+            code_hash: code.hash(&self.settings.secret, &token_hash),
+            expires,
+            created_at: now,
+        };
         let email = NewOutboxMessage {
             recipient: request.email.clone(),
-            link_token_hash: token_hash,
+            link_token_hash: token_hash.clone(),
             sealed_link,
             link_expires: expires,
             created_at: now,
@@ -207,7 +261,17 @@ impl SignIn {
         self.links.insert_with_email(&link, &email).await?;
         self.waker.wake();
         tracing::info!(to = %request.email.masked(), "sign-in link queued");
-        Ok(LinkQueued { email: request.email, expires_in_minutes: self.settings.link_policy.max_age_minutes() })
+        Ok(LinkQueued {
+            email: request.email,
+            link: token_hash,
+            expires,
+            expires_in_minutes: self.settings.link_policy.max_age_minutes(),
+        })
+    }
+
+    /// The hash under which a link's token is stored, which names the link.
+    pub fn link_hash(&self, token: &LinkToken) -> LinkTokenHash {
+        token.hash(&self.settings.secret)
     }
 
     /// Redeems a link: marks it used, finds or creates the user, and opens a session.
@@ -224,7 +288,44 @@ impl SignIn {
             Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
             Redemption::Unknown => return Err(RedeemLinkError::Invalid),
         }
-        let user = self.users.find_or_create_verified(&request.email, now).await?;
+        let signed_in = self.open_session(&request.email, request.user_agent, now).await?;
+        tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a magic link");
+        Ok(signed_in)
+    }
+
+    /// Redeems a link by the short code from its email, typed in the browser that asked for
+    /// it: marks the link used, finds or creates the user, and opens a session. Each wrong code
+    /// counts; after [`MAX_CODE_ATTEMPTS`] the code no longer works.
+    ///
+    /// # Errors
+    /// A [`RedeemCodeError`] saying why nobody was signed in.
+    pub async fn redeem_code(&self, request: RedeemCode) -> Result<SignedIn, RedeemCodeError> {
+        let now = self.clock.now();
+        let code_hash = request.code.hash(&self.settings.secret, &request.link);
+        let identifier = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, now).await? {
+            CodeRedemption::Redeemed { identifier } => identifier,
+            CodeRedemption::Wrong { attempts_left } => {
+                tracing::info!(link = ?request.link, attempts_left, "a wrong sign-in code");
+                return Err(RedeemCodeError::Wrong { attempts_left });
+            }
+            CodeRedemption::Exhausted => return Err(RedeemCodeError::Exhausted),
+            CodeRedemption::AlreadyUsed => return Err(RedeemCodeError::AlreadyUsed),
+            CodeRedemption::Expired => return Err(RedeemCodeError::Expired),
+            CodeRedemption::Unknown => return Err(RedeemCodeError::Invalid),
+        };
+        let signed_in = self.open_session(&identifier, request.user_agent, now).await?;
+        tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a code");
+        Ok(signed_in)
+    }
+
+    /// After a link was redeemed: the user (created on first sign-in) and a new session.
+    async fn open_session(
+        &self,
+        email: &EmailAddress,
+        user_agent: Option<String>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<SignedIn> {
+        let user = self.users.find_or_create_verified(email, now).await?;
         let session_token = SessionToken::from_random_bytes(os_random()?);
         let session = self
             .sessions
@@ -232,11 +333,10 @@ impl SignIn {
                 token_hash: session_token.hash(),
                 user_id: user.id.clone(),
                 expires: self.settings.session_policy.expires_at(now),
-                user_agent: request.user_agent,
+                user_agent,
                 created_at: now,
             })
             .await?;
-        tracing::info!(user.id = %user.id.as_str(), "signed in with a magic link");
         Ok(SignedIn { session_token, expires: session.expires, user })
     }
 

@@ -5,7 +5,7 @@
 //! never reported as "not found".
 
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, User, UserId};
+use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, SignInCodeHash, User, UserId};
 
 use crate::outbox::NewOutboxMessage;
 
@@ -16,6 +16,8 @@ pub struct NewLink {
     pub identifier: EmailAddress,
     /// The keyed hash of the token; the plain token is never stored.
     pub token_hash: LinkTokenHash,
+    /// The keyed hash of the short code sent with the link, bound to this link.
+    pub code_hash: SignInCodeHash,
     /// When the link stops working.
     pub expires: DateTime<Utc>,
     /// When the link was issued.
@@ -33,6 +35,30 @@ pub enum Redemption {
     /// The link exists, unused, but its time is up.
     Expired,
     /// No link has this hash for this address.
+    Unknown,
+}
+
+/// What became of an attempt to redeem a link by its short code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// The code was right and the link unused and unexpired; the link is now used: this caller,
+    /// and no other, may sign `identifier` in.
+    Redeemed {
+        /// The address the link was issued to.
+        identifier: EmailAddress,
+    },
+    /// The code was wrong; the attempt was counted.
+    Wrong {
+        /// Wrong codes still allowed before the code stops working.
+        attempts_left: u32,
+    },
+    /// Too many wrong codes were tried: the code no longer works, even the right one.
+    Exhausted,
+    /// The link was already used (by its link or its code).
+    AlreadyUsed,
+    /// The link's time is up.
+    Expired,
+    /// No link has this hash.
     Unknown,
 }
 
@@ -72,6 +98,24 @@ pub trait LinkStore: Send + Sync {
         identifier: &EmailAddress,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Redemption>;
+
+    /// Redeems the link `token_hash` with the code whose hash is `code_hash`, atomically: of any
+    /// number of concurrent calls, at most one sees [`CodeRedemption::Redeemed`], and at most
+    /// `max_attempts` wrong codes are ever counted for one link. A wrong code on an unused,
+    /// unexpired link counts one attempt and is [`CodeRedemption::Wrong`]; once `max_attempts`
+    /// were wrong, every later call is [`CodeRedemption::Exhausted`]. On success the link is
+    /// used (so its link no longer works either) and the address's other unused links are
+    /// retired, as with [`LinkStore::redeem`].
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure; every outcome is a [`CodeRedemption`].
+    async fn redeem_code(
+        &self,
+        token_hash: &LinkTokenHash,
+        code_hash: &SignInCodeHash,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<CodeRedemption>;
 
     /// What the link `token_hash` issued to `identifier` is at `now`, changing nothing. A link
     /// whose expiry is at or before `now` is [`LinkState::Expired`], as in [`LinkStore::redeem`].

@@ -1,4 +1,5 @@
-//! The Auth.js-style state-changing routes: request a link, open it, sign out.
+//! The Auth.js-style state-changing routes: request a link, open it (confirming first when it
+//! was not asked for in this browser), sign in with the code, sign out.
 //!
 //! These answer with redirects and cookies, so they are plain poem handlers; the read-only JSON
 //! endpoints are in [`crate::api`].
@@ -6,20 +7,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::SessionToken;
+use domain::{CallbackPath, EmailAddress, SessionToken, SignInCode};
 use poem::http::{header, StatusCode};
 use poem::web::{Data, Form, Json, Query, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
-use ports::ActiveSession;
+use ports::{ActiveSession, LinkState, RedeemCode, RedeemLink, SignedIn};
 
-use crate::errors::{redeem_failure, Format, WebError};
-use crate::forms::{CallbackQuery, SignInForm, SignOutForm};
-use crate::pages::respond;
+use crate::errors::{redeem_failure, CodeProblem, Format, WebError};
+use crate::forms::{self, CallbackForm, CallbackQuery, SignInForm, SignOutForm};
+use crate::pages::{page, respond};
+use crate::pending::{self, PendingSignIn};
 use crate::{cookies, csrf, AppState};
 
-/// `POST {base}/signin/email`: checks CSRF, parses the address, sends the link, and redirects
-/// to "check your email" (or answers JSON). The answer never depends on whether the address
-/// has an account.
+/// `POST {base}/signin/email`: checks CSRF, parses the address, sends the link, sets the
+/// pending-sign-in cookie, and redirects to "check your email" (or answers JSON). The answer
+/// never depends on whether the address has an account.
 #[handler]
 pub async fn sign_in_email(
     req: &Request,
@@ -44,11 +46,15 @@ async fn request_link(
         callback_url: form.callback_url.clone(),
         reason,
     })?;
+    let callback = request.callback.as_str().to_owned();
     // The link is stored and its email queued; delivery happens in the background, so the
     // answer never waits on a mail provider.
     let queued = state.sign_in.request_link(request).await?;
-    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("to", &queued.email.masked()).finish();
-    let location = format!("{}?{query}", state.settings.pages.verify_request);
+    let pending =
+        PendingSignIn { link: queued.link, masked_email: queued.email.masked(), callback, expires: queued.expires };
+    pending::set(req.cookie(), &state.settings, &pending, state.sign_in.now());
+    // No address in the URL: the page reads the masked one from the pending cookie.
+    let location = state.settings.pages.verify_request.clone();
     Ok(match Format::of(req) {
         Format::Json => Json(serde_json::json!({
             "url": state.settings.absolute(&location),
@@ -59,19 +65,21 @@ async fn request_link(
     })
 }
 
-/// `GET {base}/callback/email`: redeems the link, sets the session cookie, and redirects to the
-/// callback URL, or to the error page saying which case the link is.
+/// `GET {base}/callback/email`: opening a link. In the browser that asked for it (the
+/// pending-sign-in cookie names this link) it signs in at once. Anywhere else, a `GET` (or
+/// `HEAD`) changes nothing: a live link shows a confirm page whose button posts to
+/// [`callback_email_post`], and a dead one leads to the error page saying which case it is.
 #[handler]
 pub async fn callback_email(
     req: &Request,
     state: Data<&Arc<AppState>>,
     query: poem::Result<Query<CallbackQuery>>,
 ) -> Response {
-    let result = redeem(req, &state, query).await;
+    let result = open_link(req, &state, query).await;
     respond(req, &state, result)
 }
 
-async fn redeem(
+async fn open_link(
     req: &Request,
     state: &AppState,
     query: poem::Result<Query<CallbackQuery>>,
@@ -82,17 +90,122 @@ async fn redeem(
     let Ok(request) = query.to_request(req.header(header::USER_AGENT)) else {
         return redeem_failure(ports::RedeemLinkError::Invalid, state);
     };
-    let signed_in = match state.sign_in.redeem_link(request).await {
-        Ok(signed_in) => signed_in,
-        Err(error) => return redeem_failure(error, state),
+    let link = state.sign_in.link_hash(&request.token);
+    let asked_here = pending::read(req.cookie(), &state.settings, state.sign_in.now()).is_some_and(|p| p.is_for(&link));
+    if asked_here {
+        let destination = CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
+        return sign_in_with_link(req, state, request, destination).await;
+    }
+    match state.sign_in.link_state(&request.token, &request.email).await? {
+        LinkState::Unused => confirm_page(req, state, &request.email, &query).await,
+        LinkState::Used => redeem_failure(ports::RedeemLinkError::AlreadyUsed, state),
+        LinkState::Expired => redeem_failure(ports::RedeemLinkError::Expired { email: request.email }, state),
+        LinkState::Unknown => redeem_failure(ports::RedeemLinkError::Invalid, state),
+    }
+}
+
+/// "Sign in as a***@example.com on this device?", with a button that posts the link back.
+async fn confirm_page(
+    req: &Request,
+    state: &AppState,
+    email: &EmailAddress,
+    query: &CallbackQuery,
+) -> Result<Response, WebError> {
+    let mut context = tera::Context::new();
+    context.insert("masked", &email.masked());
+    if let Some(session) = current_session(req, state).await? {
+        context.insert("current_user", &session.user.email.masked());
+        context.insert("same_user", &(session.user.email == *email));
+    }
+    context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
+    context.insert("token", query.token.as_deref().unwrap_or_default());
+    context.insert("email", email.as_str());
+    let callback = CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
+    context.insert("callback_url", callback.as_str());
+    page(state, StatusCode::OK, "confirm.html", context)
+}
+
+/// `POST {base}/callback/email`: signs in with a link confirmed on the confirm page (fields
+/// `token`, `email`, `callbackUrl`), or with the short code from the email typed in the
+/// browser that asked for the link (field `code`). CSRF-checked either way.
+#[handler]
+pub async fn callback_email_post(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    form: poem::Result<Form<CallbackForm>>,
+) -> Response {
+    let result = confirm_or_code(req, &state, form).await;
+    respond(req, &state, result)
+}
+
+async fn confirm_or_code(
+    req: &Request,
+    state: &AppState,
+    form: poem::Result<Form<CallbackForm>>,
+) -> Result<Response, WebError> {
+    let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
+    if !csrf::verify(req.cookie(), &state.settings, form.csrf_token.as_deref()) {
+        return Err(WebError::Csrf);
+    }
+    let user_agent = req.header(header::USER_AGENT);
+    if let Some(code) = form.code.as_deref() {
+        return sign_in_with_code(req, state, code, user_agent).await;
+    }
+    let query = form.into_query();
+    let Ok(request) = query.to_request(user_agent) else {
+        return redeem_failure(ports::RedeemLinkError::Invalid, state);
     };
+    let destination = CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
+    sign_in_with_link(req, state, request, destination).await
+}
+
+async fn sign_in_with_link(
+    req: &Request,
+    state: &AppState,
+    request: RedeemLink,
+    destination: CallbackPath,
+) -> Result<Response, WebError> {
+    match state.sign_in.redeem_link(request).await {
+        Ok(signed_in) => finish_sign_in(req, state, &signed_in, &destination).await,
+        Err(error) => redeem_failure(error, state),
+    }
+}
+
+async fn sign_in_with_code(
+    req: &Request,
+    state: &AppState,
+    typed: &str,
+    user_agent: Option<&str>,
+) -> Result<Response, WebError> {
+    let Some(pending) = pending::read(req.cookie(), &state.settings, state.sign_in.now()) else {
+        return Err(WebError::Code(CodeProblem::NotThisBrowser));
+    };
+    let code = SignInCode::parse(typed).map_err(|_| WebError::Code(CodeProblem::Malformed))?;
+    let request = RedeemCode { link: pending.link.clone(), code, user_agent: user_agent.map(forms::user_agent) };
+    let signed_in = state.sign_in.redeem_code(request).await?;
+    finish_sign_in(req, state, &signed_in, &pending::callback(&pending, &state.settings)).await
+}
+
+/// After a link or code was redeemed: ends the browser's previous session, sets the new
+/// session cookie, drops the pending-sign-in cookie, and sends the person on.
+async fn finish_sign_in(
+    req: &Request,
+    state: &AppState,
+    signed_in: &SignedIn,
+    destination: &CallbackPath,
+) -> Result<Response, WebError> {
     // A browser holds one session: end the one it had, if any, before replacing its cookie.
     if let Some(previous) = session_token(req, state) {
         state.sign_in.sign_out(&previous).await?;
     }
     set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
-    let destination = domain::CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
-    Ok(Redirect::see_other(destination.as_str()).into_response())
+    pending::clear(req.cookie(), &state.settings);
+    Ok(match Format::of(req) {
+        Format::Json => {
+            Json(serde_json::json!({ "url": state.settings.absolute(destination.as_str()) })).into_response()
+        }
+        Format::Html => Redirect::see_other(destination.as_str()).into_response(),
+    })
 }
 
 /// `POST {base}/signout`: checks CSRF, ends the session in the database, clears the cookie.

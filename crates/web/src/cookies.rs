@@ -17,6 +17,8 @@ pub enum Kind {
     Session,
     /// The CSRF double-submit token.
     Csrf,
+    /// The link this browser asked for (see [`crate::pending`]).
+    PendingSignIn,
 }
 
 /// The cookie name as sent: the configured base name, with `__Host-` over https.
@@ -24,6 +26,7 @@ pub fn name(settings: &WebSettings, kind: Kind) -> String {
     let base = match kind {
         Kind::Session => &settings.cookie_names.session,
         Kind::Csrf => &settings.cookie_names.csrf,
+        Kind::PendingSignIn => &settings.cookie_names.pending,
     };
     if settings.is_https() {
         format!("__Host-{base}")

@@ -8,10 +8,10 @@ use domain::InvalidEmail;
 use poem::http::{header, StatusCode};
 use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
-use ports::{ReadSessionError, RedeemLinkError, RequestLinkError, SignOutError};
+use ports::{LinkStateError, ReadSessionError, RedeemCodeError, RedeemLinkError, RequestLinkError, SignOutError};
 use tera::Context;
 
-use crate::pages::{page, sign_in_form};
+use crate::pages::{check_email_page, page, sign_in_form};
 use crate::AppState;
 
 /// Whether the caller wants a page or JSON.
@@ -75,12 +75,96 @@ pub enum WebError {
     /// The request (its body, or the work it asked for) took longer than allowed.
     #[error("request timed out")]
     RequestTimeout,
+    /// A code typed on the "check your email" page signed nobody in.
+    #[error("sign-in code refused: {0:?}")]
+    Code(CodeProblem),
     /// The router or an extractor refused the request before a handler ran.
     #[error("request refused with status {0}")]
     Refused(StatusCode),
     /// Anything else: logged in full, shown as a fixed message.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a typed code signed nobody in, in the terms the page needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeProblem {
+    /// Wrong; `attempts_left` more may be tried.
+    Wrong {
+        /// Wrong codes still allowed.
+        attempts_left: u32,
+    },
+    /// Too many wrong codes: this one no longer works.
+    Exhausted,
+    /// The link and its code expired.
+    Expired,
+    /// The link and its code were already used.
+    AlreadyUsed,
+    /// The link is gone (a newer sign-in retired it).
+    Invalid,
+    /// Not eight characters of the code alphabet.
+    Malformed,
+    /// This browser did not ask for a link (no pending-sign-in cookie): codes work only there.
+    NotThisBrowser,
+}
+
+impl CodeProblem {
+    /// The `type` suffix of its problem document.
+    fn kind(self) -> &'static str {
+        match self {
+            CodeProblem::Wrong { .. } => "wrong-code",
+            CodeProblem::Exhausted => "code-exhausted",
+            CodeProblem::Expired => "code-expired",
+            CodeProblem::AlreadyUsed => "code-used",
+            CodeProblem::Invalid => "code-invalid",
+            CodeProblem::Malformed => "code-malformed",
+            CodeProblem::NotThisBrowser => "code-not-this-browser",
+        }
+    }
+
+    /// What the person is told, as a sentence.
+    pub fn sentence(self) -> String {
+        match self {
+            CodeProblem::Wrong { attempts_left: 0 } => {
+                "That code is not right, and it was the last try: this code no longer works. Open the link in the email, or ask for a new one.".to_owned()
+            }
+            CodeProblem::Wrong { attempts_left } => format!(
+                "That code is not right. You can try {attempts_left} more time{}.",
+                if attempts_left == 1 { "" } else { "s" }
+            ),
+            CodeProblem::Exhausted => {
+                "Too many wrong codes: this code no longer works. Open the link in the email, or ask for a new one.".to_owned()
+            }
+            CodeProblem::Expired => "This code has expired. Ask for a new link.".to_owned(),
+            CodeProblem::AlreadyUsed => "This code was already used. Ask for a new link to sign in again.".to_owned(),
+            CodeProblem::Invalid => {
+                "This code no longer works: a newer sign-in replaced it. Use the most recent email.".to_owned()
+            }
+            CodeProblem::Malformed => "A code has eight letters and digits, like ABCD-1234.".to_owned(),
+            CodeProblem::NotThisBrowser => "A code works only in the browser where you asked for the link. Open the link in the email instead, or ask for a new one here.".to_owned(),
+        }
+    }
+}
+
+impl From<RedeemCodeError> for WebError {
+    fn from(error: RedeemCodeError) -> Self {
+        WebError::Code(match error {
+            RedeemCodeError::Wrong { attempts_left } => CodeProblem::Wrong { attempts_left },
+            RedeemCodeError::Exhausted => CodeProblem::Exhausted,
+            RedeemCodeError::Expired => CodeProblem::Expired,
+            RedeemCodeError::AlreadyUsed => CodeProblem::AlreadyUsed,
+            RedeemCodeError::Invalid => CodeProblem::Invalid,
+            RedeemCodeError::Unexpected(inner) => return WebError::Unexpected(inner),
+        })
+    }
+}
+
+impl From<LinkStateError> for WebError {
+    fn from(error: LinkStateError) -> Self {
+        match error {
+            LinkStateError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
 }
 
 impl From<ReadSessionError> for WebError {
@@ -116,11 +200,9 @@ pub fn redeem_failure(error: RedeemLinkError, state: &AppState) -> Result<Respon
     let location = match error {
         RedeemLinkError::Invalid => format!("{error_page}?error=Verification&reason=invalid"),
         RedeemLinkError::AlreadyUsed => format!("{error_page}?error=Verification&reason=used"),
-        RedeemLinkError::Expired { email } => {
-            let query: String =
-                url::form_urlencoded::Serializer::new(String::new()).append_pair("email", email.as_str()).finish();
-            format!("{error_page}?error=Verification&reason=expired&{query}")
-        }
+        // No address in the URL: the page asks for it again rather than carry it in history,
+        // logs and Referer.
+        RedeemLinkError::Expired { .. } => format!("{error_page}?error=Verification&reason=expired"),
         RedeemLinkError::Unexpected(inner) => return Err(WebError::Unexpected(inner)),
     };
     Ok(Redirect::see_other(location).into_response())
@@ -130,7 +212,9 @@ impl WebError {
     fn status(&self) -> StatusCode {
         match self {
             WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } => StatusCode::BAD_REQUEST,
+            WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } | WebError::Code(_) => {
+                StatusCode::BAD_REQUEST
+            }
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -165,6 +249,7 @@ impl WebError {
                 "Method not allowed",
                 "This address exists, but not for this kind of request.".to_owned(),
             ),
+            WebError::Code(problem) => (problem.kind(), "The code did not sign you in", problem.sentence()),
             WebError::PayloadTooLarge { limit } => (
                 "payload-too-large",
                 "Request too large",
@@ -194,6 +279,11 @@ impl WebError {
             (Format::Html, WebError::InvalidEmail { typed, callback_url, reason }) => {
                 let message = Some(invalid_email_sentence(&reason).to_owned());
                 sign_in_form(req, state, &typed, callback_url.as_deref(), message, StatusCode::BAD_REQUEST)
+                    .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
+            }
+            // "Check your email" again, with the code field and why the code failed.
+            (Format::Html, WebError::Code(problem)) => {
+                check_email_page(req, state, Some(problem.sentence()), StatusCode::BAD_REQUEST)
                     .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
             }
             (format, other) => other.standalone_response(format, req.uri().path(), state),
@@ -226,12 +316,15 @@ impl WebError {
 
     fn problem_response(&self, status: StatusCode, state: &AppState) -> Response {
         let (kind, title, detail) = self.problem();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("urn:magiclink:problem:{kind}"),
             "title": title,
             "status": status.as_u16(),
             "detail": detail.replace("{base}", &state.settings.auth_base_path),
         });
+        if let WebError::Code(CodeProblem::Wrong { attempts_left }) = self {
+            body["attemptsLeft"] = serde_json::json!(attempts_left);
+        }
         Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
     }
 

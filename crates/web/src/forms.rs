@@ -64,8 +64,40 @@ impl CallbackQuery {
     pub fn to_request(&self, user_agent: Option<&str>) -> Result<RedeemLink, MalformedLink> {
         let token = LinkToken::parse(self.token.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
         let email = EmailAddress::parse(self.email.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
-        let user_agent = user_agent.map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
-        Ok(RedeemLink { token, email, user_agent })
+        Ok(RedeemLink { token, email, user_agent: user_agent.map(self::user_agent) })
+    }
+}
+
+/// The `User-Agent` as kept with a session: its first [`MAX_USER_AGENT`] characters.
+pub fn user_agent(raw: &str) -> String {
+    raw.chars().take(MAX_USER_AGENT).collect()
+}
+
+/// `POST {base}/callback/email`: the confirm page's button (`token`, `email`, `callbackUrl`)
+/// or the code form (`code`).
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackForm {
+    /// The double-submit CSRF token.
+    #[serde(default, rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+    /// The link token, from the confirm page.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The address the link was sent to, from the confirm page.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Where to land after sign-in, from the confirm page.
+    #[serde(default, rename = "callbackUrl")]
+    pub callback_url: Option<String>,
+    /// The short code from the email, typed in the browser that asked for the link.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+impl CallbackForm {
+    /// The link fields, as the `GET` callback would have read them.
+    pub fn into_query(self) -> CallbackQuery {
+        CallbackQuery { token: self.token, email: self.email, callback_url: self.callback_url }
     }
 }
 
@@ -88,24 +120,6 @@ pub struct SignInPageQuery {
     pub email: Option<String>,
 }
 
-/// Query of the "check your email" page.
-#[derive(Debug, Default, Deserialize)]
-pub struct CheckEmailQuery {
-    /// The masked address (`a***@example.com`) the link went to.
-    #[serde(default)]
-    pub to: Option<String>,
-}
-
-impl CheckEmailQuery {
-    /// The masked address, if it is one: the page never echoes arbitrary text.
-    pub fn masked_address(&self) -> Option<String> {
-        let to = self.to.as_deref()?;
-        let (first, domain) = to.split_once("***@")?;
-        let plausible = first.chars().count() <= 1 && EmailAddress::parse(&format!("x@{domain}")).is_ok();
-        plausible.then(|| to.to_owned())
-    }
-}
-
 /// Query of the error page.
 #[derive(Debug, Default, Deserialize)]
 pub struct AuthErrorQuery {
@@ -115,9 +129,6 @@ pub struct AuthErrorQuery {
     /// Which verification failure: `used`, `expired` or `invalid`.
     #[serde(default)]
     pub reason: Option<String>,
-    /// For `expired`, the address to pre-fill.
-    #[serde(default)]
-    pub email: Option<String>,
 }
 
 /// Query of `/dev/mailbox`.
@@ -133,22 +144,7 @@ pub struct MailboxQuery {
 
 #[cfg(test)]
 mod tests {
-    use super::{CallbackQuery, CheckEmailQuery, MalformedLink};
-
-    #[test]
-    fn the_check_email_page_echoes_only_masked_addresses() {
-        let cases = [
-            ("a***@example.com", true),
-            ("***@example.com", true),
-            ("ab***@example.com", false),
-            ("Click here to win", false),
-            ("a***@not a domain", false),
-        ];
-        for (to, shown) in cases {
-            let query = CheckEmailQuery { to: Some(to.to_owned()) };
-            assert_eq!(query.masked_address().is_some(), shown, "{to:?}");
-        }
-    }
+    use super::{CallbackQuery, MalformedLink};
 
     #[test]
     fn malformed_callback_queries_are_refused_before_any_lookup() {

@@ -16,6 +16,7 @@ pub mod csrf;
 pub mod errors;
 pub mod forms;
 pub mod pages;
+pub mod pending;
 pub mod routes;
 pub mod server;
 pub mod settings;

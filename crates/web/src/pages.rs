@@ -13,11 +13,11 @@ use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::errors::{invalid_email_sentence, Format, WebError};
-use crate::forms::{AuthErrorQuery, CallbackQuery, CheckEmailQuery, MailboxQuery, SignInPageQuery};
+use crate::forms::{AuthErrorQuery, CallbackQuery, MailboxQuery, SignInPageQuery};
 use crate::{auth, csrf, AppState};
 
 /// The built-in page templates, by the name an override file must have.
-const BUILTIN: [(&str, &str); 9] = [
+const BUILTIN: [(&str, &str); 10] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("signin.html", include_str!("../templates/signin.html")),
@@ -27,6 +27,7 @@ const BUILTIN: [(&str, &str); 9] = [
     ("server_error.html", include_str!("../templates/server_error.html")),
     ("mailbox.html", include_str!("../templates/mailbox.html")),
     ("signout.html", include_str!("../templates/signout.html")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
 ];
 
 /// The page templates an operator may override, by file name under `templates.dir`.
@@ -80,6 +81,7 @@ impl Pages {
         context.insert("sign_in_page", &settings.pages.sign_in);
         context.insert("signin_action", &settings.auth_path("/signin/email"));
         context.insert("signout_action", &settings.auth_path("/signout"));
+        context.insert("callback_action", &settings.auth_path("/callback/email"));
         context.insert("link_minutes", &state.sign_in.settings().link_policy.max_age_minutes());
         context.extend(extra);
         self.tera.render(template, &context).with_context(|| format!("cannot render {template}"))
@@ -170,12 +172,27 @@ pub(crate) fn sign_in_form(
     page(state, status, "signin.html", context)
 }
 
-/// `GET {pages.verify_request}`: "we sent you a link".
+/// `GET {pages.verify_request}`: "we sent you a link", with the field for the code when this
+/// browser asked for a link.
 #[handler]
-pub async fn check_email(req: &Request, state: Data<&Arc<AppState>>, query: Query<CheckEmailQuery>) -> Response {
+pub async fn check_email(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    respond(req, &state, check_email_page(req, &state, None, StatusCode::OK))
+}
+
+/// Renders "check your email", optionally with why a typed code failed.
+pub(crate) fn check_email_page(
+    req: &Request,
+    state: &AppState,
+    code_error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let pending = crate::pending::read(req.cookie(), &state.settings, state.sign_in.now());
     let mut context = Context::new();
-    context.insert("to", &query.masked_address());
-    respond(req, &state, page(&state, StatusCode::OK, "check_email.html", context))
+    context.insert("to", &pending.as_ref().map(|p| p.masked_email.as_str()));
+    context.insert("pending", &pending.is_some());
+    context.insert("code_error", &code_error);
+    context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
+    page(state, status, "check_email.html", context)
 }
 
 /// `GET {pages.error}`: says which case a failed link is and what to do next.
@@ -185,9 +202,6 @@ pub async fn auth_error(req: &Request, state: Data<&Arc<AppState>>, query: Query
         let mut context = Context::new();
         context.insert("error", &query.error.as_deref().unwrap_or("Default"));
         context.insert("reason", &query.reason.as_deref().unwrap_or_default());
-        // Only a well-formed address is pre-filled; anything else leaves the field empty.
-        let email = query.email.as_deref().and_then(|e| EmailAddress::parse(e).ok());
-        context.insert("email", &email.as_ref().map(EmailAddress::as_str).unwrap_or_default());
         context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
         page(&state, StatusCode::OK, "auth_error.html", context)
     })();
@@ -201,6 +215,8 @@ struct MailboxEntry {
     subject: String,
     time: String,
     link: String,
+    /// The short code the email carries.
+    code: Option<String>,
     /// What the link is now: `unused`, `used`, `expired` or `unknown` (retired or purged).
     state: &'static str,
     #[serde(skip_serializing)]
@@ -242,6 +258,7 @@ async fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery)
             subject: message.subject,
             time: message.sent_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             link: message.link,
+            code: message.code,
             html: message.html,
         });
     }

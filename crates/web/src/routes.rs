@@ -50,7 +50,7 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
         .at(&settings.pages.error, get(pages::auth_error))
         .at("/healthz", get(auth::healthz))
         .at(format!("{base}/signin/email"), post(auth::sign_in_email))
-        .at(format!("{base}/callback/email"), get(auth::callback_email))
+        .at(format!("{base}/callback/email"), get(auth::callback_email).post(auth::callback_email_post))
         .at(format!("{base}/openapi.json"), spec)
         .nest(base.as_str(), api);
     // The development mailbox exists only while the development mailer is configured.

@@ -22,11 +22,21 @@ pub struct CookieNames {
     pub session: String,
     /// The CSRF cookie (default `magiclink.csrf-token`).
     pub csrf: String,
+    /// The pending-sign-in cookie (the session cookie's name with `.pending`).
+    pub pending: String,
+}
+
+impl CookieNames {
+    /// The names for a session and a CSRF cookie name; the pending-sign-in cookie's name is
+    /// the session cookie's with `.pending` added, so environments kept apart stay apart.
+    pub fn new(session: &str, csrf: &str) -> Self {
+        Self { session: session.to_owned(), csrf: csrf.to_owned(), pending: format!("{session}.pending") }
+    }
 }
 
 impl Default for CookieNames {
     fn default() -> Self {
-        Self { session: "magiclink.session-token".to_owned(), csrf: "magiclink.csrf-token".to_owned() }
+        Self::new("magiclink.session-token", "magiclink.csrf-token")
     }
 }
 

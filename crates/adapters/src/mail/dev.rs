@@ -89,6 +89,7 @@ impl Mailer for DevMailer {
             html: rendered.html,
             text: rendered.text,
             link: email.link.to_string(),
+            code: email.code.clone(),
             sent_at: self.clock.now(),
         });
         self.sent.send_modify(|count| *count += 1);
@@ -127,6 +128,7 @@ mod tests {
             to: EmailAddress::parse(address).expect("valid"),
             link: Url::parse(&format!("http://127.0.0.1:3000/api/auth/callback/email?token=t{n}&email=x"))
                 .expect("valid"),
+            code: Some("0123-WXYZ".to_owned()),
             expires_in_minutes: 10,
             site_name: "magiclink".to_owned(),
             host: "127.0.0.1".to_owned(),

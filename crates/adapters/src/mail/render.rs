@@ -65,6 +65,7 @@ impl EmailRenderer {
         let mut context = Context::new();
         context.insert("to", email.to.as_str());
         context.insert("link", email.link.as_str());
+        context.insert("code", &email.code);
         context.insert("expires_in_minutes", &email.expires_in_minutes);
         context.insert("site_name", &email.site_name);
         context.insert("host", &email.host);

@@ -4,14 +4,17 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::{
-    CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, Session, SessionPolicy, SessionToken, User, UserId,
+    CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, Session, SessionPolicy, SessionToken, SignInCode,
+    User, UserId,
 };
 use url::Url;
 
-use super::{RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInSettings};
+use super::{
+    RedeemCode, RedeemCodeError, RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInSettings,
+};
 use crate::clock::MockClock;
 use crate::outbox::{MockDeliveryWaker, NewOutboxMessage};
-use crate::stores::{MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption};
+use crate::stores::{CodeRedemption, MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).single().expect("valid date")
@@ -94,7 +97,11 @@ async fn requesting_a_link_stores_the_hash_and_a_sealed_email_together_and_wakes
     // The queued email opens, with the secret, to a link whose token hashes to the stored hash.
     let opened = domain::sealed::open(&secret(), link.token_hash.to_hex().as_bytes(), &queued_email.sealed_link)
         .expect("sealed with the secret, bound to the token hash");
-    let url = Url::parse(std::str::from_utf8(&opened).expect("utf-8")).expect("a URL");
+    let (url, code) = std::str::from_utf8(&opened).expect("utf-8").split_once('\n').expect("the link, then the code");
+    let url = Url::parse(url).expect("a URL");
+    let code = SignInCode::parse(code).expect("a well-formed code");
+    assert!(code.hash(&secret(), &link.token_hash).matches(&link.code_hash), "the stored code hash is the code's");
+    assert!(queued.link.matches(&link.token_hash), "the answer names the link for the pending cookie");
     let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     let token = LinkToken::parse(&query["token"]).expect("link carries a well-formed token");
     assert!(token.hash(&secret()).matches(&link.token_hash), "stored hash is the token's HMAC");
@@ -165,6 +172,69 @@ async fn an_unknown_token_is_invalid_and_is_looked_up_by_its_hash() {
     let result = ports.build().redeem_link(redeem_request(3)).await;
 
     assert!(matches!(result, Err(RedeemLinkError::Invalid)), "{result:?}");
+}
+
+fn code_request(code: &str) -> RedeemCode {
+    RedeemCode {
+        link: LinkToken::from_random_bytes([4; 32]).hash(&secret()),
+        code: SignInCode::parse(code).expect("a well-formed code"),
+        user_agent: Some("phone".to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn the_right_code_signs_in_the_address_its_link_was_sent_to() {
+    let link = LinkToken::from_random_bytes([4; 32]).hash(&secret());
+    let expected_code = SignInCode::parse("ABCD-EFGH").expect("code").hash(&secret(), &link);
+    let mut ports = Ports::default();
+    ports
+        .links
+        .expect_redeem_code()
+        .withf(move |hash, code, max, at| {
+            hash.matches(&link) && code.matches(&expected_code) && *max == 5 && *at == now()
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(CodeRedemption::Redeemed { identifier: email() }));
+    ports
+        .users
+        .expect_find_or_create_verified()
+        .withf(|address, _| *address == email())
+        .times(1)
+        .returning(|_, _| Ok(user()));
+    ports
+        .sessions
+        .expect_create()
+        .withf(|new| new.user_agent.as_deref() == Some("phone"))
+        .times(1)
+        .returning(|new| Ok(Session { id: "s2".to_owned(), user_id: new.user_id.clone(), expires: new.expires }));
+
+    let signed_in = ports.build().redeem_code(code_request("abcd efgh")).await.expect("signed in");
+
+    assert_eq!(signed_in.user, user());
+}
+
+#[tokio::test]
+async fn a_code_that_signs_nobody_in_says_why_and_opens_no_session() {
+    /// What the store answers, and a check of the error the use case must turn it into.
+    type Case = (CodeRedemption, fn(&RedeemCodeError) -> bool);
+    let cases: [Case; 5] = [
+        (CodeRedemption::Wrong { attempts_left: 3 }, |e| matches!(e, RedeemCodeError::Wrong { attempts_left: 3 })),
+        (CodeRedemption::Exhausted, |e| matches!(e, RedeemCodeError::Exhausted)),
+        (CodeRedemption::Expired, |e| matches!(e, RedeemCodeError::Expired)),
+        (CodeRedemption::AlreadyUsed, |e| matches!(e, RedeemCodeError::AlreadyUsed)),
+        (CodeRedemption::Unknown, |e| matches!(e, RedeemCodeError::Invalid)),
+    ];
+    for (outcome, expected) in cases {
+        let mut ports = Ports::default();
+        let answer = outcome.clone();
+        ports.links.expect_redeem_code().times(1).returning(move |_, _, _, _| Ok(answer.clone()));
+        ports.users.expect_find_or_create_verified().never();
+        ports.sessions.expect_create().never();
+
+        let error = ports.build().redeem_code(code_request("ABCD-EFGH")).await.expect_err("nobody signed in");
+
+        assert!(expected(&error), "{outcome:?} became {error:?}");
+    }
 }
 
 fn stored_session(expires: DateTime<Utc>) -> Option<(Session, User)> {
