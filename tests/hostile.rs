@@ -58,3 +58,63 @@ async fn a_body_over_the_limit_is_refused_with_413_and_queues_nothing() {
     assert_eq!(page.header("x-frame-options"), "DENY");
     assert_eq!(app.deliver().await.claimed, 0, "nothing was queued");
 }
+
+#[tokio::test]
+async fn https_deployments_send_hsts_on_every_response_http_ones_do_not() {
+    let secure = TestApp::spawn_with(|s| s.server.base_url = "https://auth.example.test".to_owned()).await;
+    let plain = TestApp::spawn().await;
+    let quiet = TestApp::spawn_with(|s| {
+        s.server.base_url = "https://auth.example.test".to_owned();
+        s.server.hsts_max_age = 0;
+    })
+    .await;
+
+    for path in ["/signin", "/nope", "/api/auth/session"] {
+        assert_eq!(secure.get(path).await.header("strict-transport-security"), "max-age=31536000", "{path}");
+        assert_eq!(plain.get(path).await.header("strict-transport-security"), "", "{path}");
+        assert_eq!(quiet.get(path).await.header("strict-transport-security"), "", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_cross_site_post_is_refused_even_with_a_valid_token() {
+    let app = TestApp::spawn().await;
+    let token = app.csrf_token().await;
+    let post = |origin: Option<&'static str>, fetch_site: Option<&'static str>| {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("email", "x@example.com"), ("csrfToken", token.as_str())])
+            .finish();
+        let mut request = app
+            .client
+            .post("/api/auth/signin/email")
+            .header(
+                "cookie",
+                app.cookies.lock().expect("jar").iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; "),
+            )
+            .content_type("application/x-www-form-urlencoded")
+            .header("content-length", body.len())
+            .body(body);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        request.send()
+    };
+
+    let cases = [
+        (Some("https://evil.example"), None, StatusCode::FORBIDDEN),
+        (Some("null"), None, StatusCode::FORBIDDEN),
+        (Some("http://127.0.0.1:3000.evil.example"), None, StatusCode::FORBIDDEN),
+        (None, Some("cross-site"), StatusCode::FORBIDDEN),
+        (None, Some("same-site"), StatusCode::FORBIDDEN),
+        (Some("http://127.0.0.1:3000"), Some("same-origin"), StatusCode::SEE_OTHER),
+        (None, Some("none"), StatusCode::SEE_OTHER),
+        (None, None, StatusCode::SEE_OTHER),
+    ];
+    for (origin, fetch_site, expected) in cases {
+        let reply = post(origin, fetch_site).await;
+        assert_eq!(reply.0.status(), expected, "Origin {origin:?}, Sec-Fetch-Site {fetch_site:?}");
+    }
+}

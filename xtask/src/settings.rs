@@ -92,6 +92,9 @@ pub struct ServerSettings {
     pub max_header_bytes: u32,
     /// Header fields allowed in a request.
     pub max_headers: u32,
+    /// `Strict-Transport-Security` max-age in seconds, sent when the base URL is https; 0 for
+    /// none.
+    pub hsts_max_age: u32,
 }
 
 /// `[database]`.
@@ -345,6 +348,7 @@ impl Default for ServerSettings {
             max_body_bytes: 16 * 1024,
             max_header_bytes: 16 * 1024,
             max_headers: 64,
+            hsts_max_age: 31_536_000,
         }
     }
 }
@@ -570,8 +574,12 @@ impl Settings {
             ("pages.verify_request", &self.pages.verify_request),
             ("pages.error", &self.pages.error),
         ] {
-            if !path.starts_with('/') || path.starts_with("//") || path.contains(['?', '#', '\\']) {
-                problems.push(format!("{key} `{path}` must be a plain path starting with a single /"));
+            if !path.starts_with('/')
+                || path.starts_with("//")
+                || path.contains(['?', '#', '\\'])
+                || !path.chars().all(|c| c.is_ascii_graphic())
+            {
+                problems.push(format!("{key} `{path}` must be a plain ASCII path starting with a single /"));
             }
         }
         let server = &self.server;

@@ -202,6 +202,7 @@ pub async fn build(
         limits: RequestLimits {
             max_body_bytes: u64::from(settings.server.max_body_bytes),
             request_timeout: Duration::from_secs(u64::from(settings.server.request_timeout)),
+            hsts_max_age: settings.server.hsts_max_age,
         },
     };
     let server = &settings.server;

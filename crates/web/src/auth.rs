@@ -38,7 +38,7 @@ async fn request_link(
     form: poem::Result<Form<SignInForm>>,
 ) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-    if !csrf::verify(req.cookie(), &state.settings, form.csrf_token.as_deref()) {
+    if !csrf::verify(req, &state.settings, form.csrf_token.as_deref()) {
         return Err(WebError::Csrf);
     }
     let request = form.to_request(&state.settings.base_url).map_err(|reason| WebError::InvalidEmail {
@@ -144,7 +144,7 @@ async fn confirm_or_code(
     form: poem::Result<Form<CallbackForm>>,
 ) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-    if !csrf::verify(req.cookie(), &state.settings, form.csrf_token.as_deref()) {
+    if !csrf::verify(req, &state.settings, form.csrf_token.as_deref()) {
         return Err(WebError::Csrf);
     }
     let user_agent = req.header(header::USER_AGENT);
@@ -221,7 +221,7 @@ async fn end_session(
     form: poem::Result<Form<SignOutForm>>,
 ) -> Result<Response, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-    if !csrf::verify(req.cookie(), &state.settings, form.csrf_token.as_deref()) {
+    if !csrf::verify(req, &state.settings, form.csrf_token.as_deref()) {
         return Err(WebError::Csrf);
     }
     if let Some(token) = session_token(req, state) {

@@ -6,11 +6,18 @@
 //! attacker's page can neither read our cookie (to copy the token) nor forge a cookie that
 //! verifies (it lacks the secret), and `SameSite=Lax` keeps the cookie off cross-site POSTs
 //! in the first place.
+//!
+//! Browsers also say where a request comes from, and when they do, that is checked too: a
+//! state-changing request whose `Origin` is not this site's, or whose `Sec-Fetch-Site` is
+//! anything but `same-origin` or `none` (typed or bookmarked), is refused whatever its token.
+//! A sibling subdomain counts as another site here.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use domain::secret::KeyPurpose;
+use poem::http::header;
 use poem::web::cookie::CookieJar;
+use poem::Request;
 use ports::random::os_random;
 use subtle::ConstantTimeEq;
 
@@ -31,11 +38,30 @@ pub fn token_for_form(jar: &CookieJar, settings: &WebSettings) -> anyhow::Result
     Ok(token)
 }
 
-/// Whether `submitted` matches this request's valid CSRF cookie.
-pub fn verify(jar: &CookieJar, settings: &WebSettings, submitted: Option<&str>) -> bool {
-    match (valid_cookie_token(jar, settings), submitted) {
+/// Whether the request comes from this site (as far as the browser says) and `submitted`
+/// matches its valid CSRF cookie.
+pub fn verify(req: &Request, settings: &WebSettings, submitted: Option<&str>) -> bool {
+    if !same_origin(req, settings) {
+        return false;
+    }
+    match (valid_cookie_token(req.cookie(), settings), submitted) {
         (Some(expected), Some(submitted)) => expected.as_bytes().ct_eq(submitted.as_bytes()).into(),
         _ => false,
+    }
+}
+
+/// `false` when the browser says the request comes from another origin. Programs that send
+/// neither header are judged by the token alone.
+fn same_origin(req: &Request, settings: &WebSettings) -> bool {
+    if let Some(site) = req.header("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return false;
+        }
+    }
+    match req.header(header::ORIGIN) {
+        // The site's own origin: scheme, host and port exactly as configured.
+        Some(origin) => origin == settings.base_url.origin().ascii_serialization(),
+        None => true,
     }
 }
 

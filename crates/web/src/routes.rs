@@ -14,6 +14,24 @@ use crate::{auth, pages, AppState};
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
      frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The headers every response carries, error pages included.
+fn security_headers(settings: &crate::WebSettings) -> SetHeader {
+    let headers = SetHeader::new()
+        .overriding("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        .overriding("X-Content-Type-Options", "nosniff")
+        // Links carry tokens: never leak a URL to another site through Referer.
+        .overriding("Referrer-Policy", "no-referrer")
+        .overriding("X-Frame-Options", "DENY")
+        // Pages hold CSRF tokens and personal data: no caching anywhere.
+        .overriding("Cache-Control", "no-store");
+    let hsts = settings.limits.hsts_max_age;
+    if settings.is_https() && hsts > 0 {
+        headers.overriding("Strict-Transport-Security", format!("max-age={hsts}"))
+    } else {
+        headers
+    }
+}
+
 /// Refuses a body over `limit` bytes from its declared length, before any of it is read, and a
 /// body without a declared length (chunked), which could not be refused that way.
 ///
@@ -80,16 +98,7 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
             }
         })
         .with(CookieJarManager::new())
-        .with(
-            SetHeader::new()
-                .overriding("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-                .overriding("X-Content-Type-Options", "nosniff")
-                // Links carry tokens: never leak a URL to another site through Referer.
-                .overriding("Referrer-Policy", "no-referrer")
-                .overriding("X-Frame-Options", "DENY")
-                // Pages hold CSRF tokens and personal data: no caching anywhere.
-                .overriding("Cache-Control", "no-store"),
-        )
+        .with(security_headers(&state.settings))
         .data(state)
         .map_to_response()
 }

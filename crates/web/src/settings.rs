@@ -47,11 +47,17 @@ pub struct RequestLimits {
     pub max_body_bytes: u64,
     /// Time allowed for a whole request, body included.
     pub request_timeout: std::time::Duration,
+    /// `Strict-Transport-Security` max-age in seconds, sent over https; 0 for none.
+    pub hsts_max_age: u32,
 }
 
 impl Default for RequestLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 * 1024, request_timeout: std::time::Duration::from_secs(30) }
+        Self {
+            max_body_bytes: 16 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+            hsts_max_age: 31_536_000,
+        }
     }
 }
 
