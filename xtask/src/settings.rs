@@ -61,6 +61,8 @@ pub struct Settings {
     pub mailer: MailerSettings,
     /// How queued emails are retried.
     pub outbox: OutboxSettings,
+    /// Rate limits.
+    pub rate_limit: RateLimitSettings,
     /// Operator overrides of page and email templates.
     pub templates: TemplatesSettings,
     /// Logging.
@@ -95,6 +97,39 @@ pub struct ServerSettings {
     /// `Strict-Transport-Security` max-age in seconds, sent when the base URL is https; 0 for
     /// none.
     pub hsts_max_age: u32,
+    /// Reverse proxies (CIDR blocks or addresses) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// `[rate_limit]`: each limit is "so many per so long" (GCRA); 0 turns it off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Where the counters live: empty for the configured database, or a `redis://` URL.
+    pub store: Secret,
+    /// Seconds between two links to one address.
+    pub address_min_gap: u32,
+    /// Links to one address per hour.
+    pub address_per_hour: u32,
+    /// Link requests from one client (IPv4 address, IPv6 /64) per hour.
+    pub client_per_hour: u32,
+    /// Links sent to anyone per hour.
+    pub global_per_hour: u32,
+    /// Failed link or code redemptions from one client per hour.
+    pub failed_redemptions_per_hour: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            store: Secret::default(),
+            address_min_gap: 60,
+            address_per_hour: 5,
+            client_per_hour: 30,
+            global_per_hour: 1000,
+            failed_redemptions_per_hour: 30,
+        }
+    }
 }
 
 /// `[database]`.
@@ -330,6 +365,7 @@ impl Default for Settings {
             csrf: CsrfSettings::default(),
             mailer: MailerSettings::default(),
             outbox: OutboxSettings::default(),
+            rate_limit: RateLimitSettings::default(),
             templates: TemplatesSettings::default(),
             log: LogSettings::default(),
         }
@@ -349,6 +385,7 @@ impl Default for ServerSettings {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             hsts_max_age: 31_536_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -544,6 +581,12 @@ impl Checked {
     }
 }
 
+/// A trusted proxy entry: a CIDR block, or a bare address as a single-host block.
+pub fn parse_proxy(entry: &str) -> Option<ipnet::IpNet> {
+    let entry = entry.trim();
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| entry.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
 /// Whether `name` may name a cookie: an RFC 6265 token, without the `__Host-` or `__Secure-`
 /// prefix, which the service adds itself over https.
 fn is_valid_cookie_name(name: &str) -> bool {
@@ -613,6 +656,17 @@ impl Settings {
             problems.push("session.cookie_name and csrf.cookie_name must differ".to_owned());
         }
         self.check_mailer(&mut problems);
+        for proxy in &self.server.trusted_proxies {
+            if parse_proxy(proxy).is_none() {
+                problems.push(format!(
+                    "server.trusted_proxies entry `{proxy}` is not an IP address or CIDR block like 10.0.0.0/8"
+                ));
+            }
+        }
+        let store = self.rate_limit.store.expose();
+        if !(store.is_empty() || store.starts_with("redis://") || store.starts_with("rediss://")) {
+            problems.push("rate_limit.store must be empty (the database) or a redis:// or rediss:// URL".to_owned());
+        }
         if self.outbox.max_attempts == 0
             || self.outbox.concurrency == 0
             || self.outbox.base_delay > self.outbox.max_delay

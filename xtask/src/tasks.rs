@@ -20,6 +20,8 @@ enum Probe {
     Program(&'static [&'static str]),
     /// A Python whose standard library or site-packages has this module.
     PythonModule { pythons: &'static [&'static str], module: &'static str },
+    /// A server accepting TCP connections at this address.
+    Listening(&'static str),
 }
 
 /// Something outside Rust that some tests need.
@@ -77,13 +79,28 @@ pub const PYTHON: Prerequisite = Prerequisite {
     probe: Probe::Program(&["python3"]),
 };
 
+/// Redis on its standard loopback port, for the Redis rate-limiter tests.
+pub const REDIS: Prerequisite = Prerequisite {
+    what: "Redis on 127.0.0.1:6379",
+    package: "redis-server",
+    used_by: "the Redis rate-limit tests",
+    probe: Probe::Listening("127.0.0.1:6379"),
+};
+
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 6] = [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON];
+pub const PREREQUISITES: [Prerequisite; 7] = [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON, REDIS];
 
 impl Prerequisite {
-    /// The program to run (for a Python module, the Python that has it), or `None` if absent.
+    /// The program to run (for a Python module, the Python that has it; for a server, an empty
+    /// path), or `None` if absent.
     pub fn find(&self) -> Option<PathBuf> {
         match self.probe {
+            Probe::Listening(address) => {
+                let address: std::net::SocketAddr = address.parse().ok()?;
+                std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2))
+                    .ok()
+                    .map(|_| PathBuf::new())
+            }
             Probe::Program(candidates) => candidates.iter().find_map(|candidate| locate(candidate)),
             Probe::PythonModule { pythons, module } => {
                 pythons.iter().filter_map(|python| locate(python)).find(|python| {
@@ -100,7 +117,10 @@ impl Prerequisite {
 
     /// One sentence for a skipped test: what is missing and how to get it.
     pub fn missing_reason(&self) -> String {
-        format!("{} is not installed (Debian package `{}`)", self.what, self.package)
+        match self.probe {
+            Probe::Listening(_) => format!("{} is not running (Debian package `{}`)", self.what, self.package),
+            _ => format!("{} is not installed (Debian package `{}`)", self.what, self.package),
+        }
     }
 }
 

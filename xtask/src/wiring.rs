@@ -9,20 +9,22 @@ use adapters::clock::SystemClock;
 use adapters::mail::{
     parse_from, DevMailer, EmailRenderer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls,
 };
+use adapters::redis::RedisRateLimiter;
 pub use adapters::sqlite::OpenMode;
 use adapters::sqlite::SqliteStore;
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
-use domain::{LinkPolicy, ServerSecret, SessionPolicy};
+use domain::{LinkPolicy, Quota, ServerSecret, SessionPolicy};
 use poem::{EndpointExt, Response};
 use ports::{
-    Clock, Deliverer, DeliverySettings, DeliveryWaker, DevMailbox, Mailer, RetryPolicy, SignIn, SignInSettings,
+    Clock, Deliverer, DeliverySettings, DeliveryWaker, DevMailbox, Mailer, RateLimiter, RetryPolicy, SignIn,
+    SignInLimits, SignInSettings,
 };
 use tokio::sync::Notify;
 use web::server::ConnectionLimits;
 use web::{AppState, CookieNames, PagePaths, RequestLimits, WebSettings};
 
-use crate::settings::{MailerKind, Settings, StartTlsSetting};
+use crate::settings::{MailerKind, RateLimitSettings, Settings, StartTlsSetting};
 
 /// How long redeemed and expired links are kept after they expire, so a late click still gets
 /// "already used" or "expired" instead of "not valid".
@@ -87,6 +89,45 @@ pub async fn open_store(settings: &Settings, mode: OpenMode) -> anyhow::Result<O
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => SqliteStore::open(url, settings.database.max_connections, mode).await,
         _ => anyhow::bail!("database.url (DATABASE_URL) `{url}` is not supported: use sqlite://path/to/file.sqlite"),
+    }
+}
+
+/// The rate limits as the use cases take them: "so many per so long", `None` where off.
+fn sign_in_limits(limits: &RateLimitSettings) -> SignInLimits {
+    let hour = TimeDelta::hours(1);
+    SignInLimits {
+        address_gap: Quota::per(1, TimeDelta::seconds(i64::from(limits.address_min_gap))),
+        address_hourly: Quota::per(limits.address_per_hour, hour),
+        client_hourly: Quota::per(limits.client_per_hour, hour),
+        global_hourly: Quota::per(limits.global_per_hour, hour),
+        failed_redemptions: Quota::per(limits.failed_redemptions_per_hour, hour),
+    }
+}
+
+/// The rate-limit counters: in the database unless `rate_limit.store` names a Redis.
+///
+/// # Errors
+/// Names the (masked) Redis URL when it cannot be reached.
+async fn build_rate_limiter(settings: &Settings, store: &Arc<SqliteStore>) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    let url = settings.rate_limit.store.expose();
+    if url.is_empty() {
+        return Ok(store.clone());
+    }
+    let shown = mask_password(url);
+    let limiter =
+        RedisRateLimiter::connect(url, &shown).await.context("rate_limit.store (MAGICLINK_RATE_LIMIT__STORE)")?;
+    Ok(Arc::new(limiter))
+}
+
+/// A URL with its password, if any, replaced by `***`, for messages and logs.
+pub fn mask_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(a malformed URL)".to_owned(),
     }
 }
 
@@ -199,6 +240,12 @@ pub async fn build(
         site_name: settings.site_name.clone(),
         secret: secret.clone(),
         cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
+        trusted_proxies: settings
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| crate::settings::parse_proxy(p))
+            .collect(),
         limits: RequestLimits {
             max_body_bytes: u64::from(settings.server.max_body_bytes),
             request_timeout: Duration::from_secs(u64::from(settings.server.request_timeout)),
@@ -217,11 +264,13 @@ pub async fn build(
         .context("auth.base_path does not make a valid callback URL")?;
     let store_port = Arc::new(store.clone());
     let wake = Arc::new(Notify::new());
+    let limiter = build_rate_limiter(settings, &store_port).await?;
     let sign_in = Arc::new(SignIn::new(
         store_port.clone(),
         store_port.clone(),
         store_port.clone(),
         Arc::new(NotifyWaker(Arc::clone(&wake))),
+        limiter,
         Arc::clone(&clock),
         SignInSettings {
             secret: secret.clone(),
@@ -229,6 +278,7 @@ pub async fn build(
             session_policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
             callback_endpoint,
             link_retention: LINK_RETENTION,
+            limits: sign_in_limits(&settings.rate_limit),
         },
     ));
     let outbox = &settings.outbox;

@@ -3,6 +3,7 @@
 //! - [`sqlite`]: the users, links and sessions stores on SQLite through a sqlx pool, and its
 //!   embedded migrations.
 //! - [`mail`]: mailers; today the development mailbox, which keeps messages in memory.
+//! - [`redis`]: rate-limit counters in Redis, shared by every instance.
 //! - [`clock`]: the system clock.
 //!
 //! Nothing here is chosen or configured by itself: `xtask`'s composition root builds what the
@@ -11,6 +12,7 @@
 pub mod clock;
 pub mod mail;
 pub mod migrations;
+pub mod redis;
 pub mod sqlite;
 
 mod time;

@@ -9,11 +9,12 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::rate_limit::Gcra;
 use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, SignInCodeHash, User, UserId};
 use ports::{
-    CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Outbox, OutboxCounts,
-    OutboxEntry, OutboxMessage, Redemption, SessionStore, StoreHealth, UserStore,
+    Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
+    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SessionStore, StoreHealth, UserStore,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -378,6 +379,62 @@ impl LinkStore for SqliteStore {
 
     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
         self.delete_before("DELETE FROM verification_tokens WHERE expires < ?", cutoff, "expired links").await
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for SqliteStore {
+    async fn acquire(&self, buckets: &[Bucket], now: DateTime<Utc>) -> anyhow::Result<Admission> {
+        let mut tx = self.pool.begin().await?;
+        // The first statement writes, so the transaction holds SQLite's write lock from here on
+        // and concurrent acquisitions are decided one after another. It also forgets counters
+        // that have run out, which admit as if absent.
+        sqlx::query("DELETE FROM rate_limits WHERE tat <= ?")
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .context("cannot lock the rate limits")?;
+        let mut admitted = Vec::with_capacity(buckets.len());
+        for (index, bucket) in buckets.iter().enumerate() {
+            let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = ?")
+                .bind(&bucket.key)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("cannot read a rate limit")?;
+            match bucket.quota.check(tat.map(from_millis).transpose()?, now) {
+                Gcra::Admitted { tat } => admitted.push((&bucket.key, tat)),
+                Gcra::Refused { retry_after } => {
+                    tx.rollback().await?;
+                    return Ok(Admission::Refused { bucket: index, retry_after });
+                }
+            }
+        }
+        for (key, tat) in admitted {
+            sqlx::query("INSERT INTO rate_limits (key, tat) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET tat = ?2")
+                .bind(key)
+                .bind(to_millis(tat))
+                .execute(&mut *tx)
+                .await
+                .context("cannot charge a rate limit")?;
+        }
+        tx.commit().await.context("cannot commit the rate limits")?;
+        Ok(Admission::Admitted)
+    }
+
+    async fn wait(&self, bucket: &Bucket, now: DateTime<Utc>) -> anyhow::Result<Option<TimeDelta>> {
+        let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = ?")
+            .bind(&bucket.key)
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read a rate limit")?;
+        Ok(match bucket.quota.check(tat.map(from_millis).transpose()?, now) {
+            Gcra::Admitted { .. } => None,
+            Gcra::Refused { retry_after } => Some(retry_after),
+        })
+    }
+
+    async fn purge(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        self.delete_before("DELETE FROM rate_limits WHERE tat < ?", now, "spent rate limits").await
     }
 }
 

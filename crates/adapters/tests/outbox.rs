@@ -75,8 +75,9 @@ async fn fixture() -> Fixture {
     let sign_in = SignIn::new(
         store_port.clone(),
         store_port.clone(),
-        store_port,
+        store_port.clone(),
         Arc::new(NoWaker),
+        store_port,
         clock.clone(),
         SignInSettings {
             secret: secret(),
@@ -84,6 +85,7 @@ async fn fixture() -> Fixture {
             session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: url::Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             link_retention: TimeDelta::days(1),
+            limits: ports::SignInLimits::default(),
         },
     );
     Fixture { store, clock, sign_in, url, _dir: dir }
@@ -110,7 +112,8 @@ fn deliverer(store: &SqliteStore, mailer: Arc<dyn Mailer>, clock: Arc<ManualCloc
 }
 
 async fn queue(fixture: &Fixture, to: &str) {
-    let request = RequestLink { email: EmailAddress::parse(to).expect("valid"), callback: CallbackPath::root() };
+    let request =
+        RequestLink { email: EmailAddress::parse(to).expect("valid"), callback: CallbackPath::root(), client: None };
     fixture.sign_in.request_link(request).await.expect("queued");
 }
 

@@ -25,6 +25,8 @@ pub enum KeyPurpose {
     Code,
     /// Binding a pending-sign-in cookie to the browser that asked for a link.
     PendingSignIn,
+    /// Naming rate-limit counters without storing addresses or IPs in the clear.
+    RateLimit,
 }
 
 impl KeyPurpose {
@@ -35,6 +37,7 @@ impl KeyPurpose {
             KeyPurpose::Outbox => b"magiclink/v1/outbox",
             KeyPurpose::Code => b"magiclink/v1/code",
             KeyPurpose::PendingSignIn => b"magiclink/v1/pending-sign-in",
+            KeyPurpose::RateLimit => b"magiclink/v1/rate-limit",
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod mailer;
 pub mod outbox;
 pub mod random;
+pub mod rate_limit;
 pub mod sign_in;
 pub mod stores;
 
@@ -21,9 +22,11 @@ pub use clock::Clock;
 pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, RetryPolicy};
 pub use mailer::{DevMailbox, MailError, MailboxMessage, Mailer, SentReceipt, SignInEmail};
 pub use outbox::{DeliveryState, DeliveryWaker, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage};
+pub use rate_limit::{Admission, Bucket, RateLimiter};
 pub use sign_in::{
-    ActiveSession, LinkQueued, LinkStateError, PurgeError, ReadSessionError, RedeemCode, RedeemCodeError, RedeemLink,
-    RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInSettings, SignOutError, SignedIn,
+    ActiveSession, LimitScope, LinkQueued, LinkStateError, PurgeError, ReadSessionError, RedeemCode, RedeemCodeError,
+    RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInLimits, SignInSettings, SignOutError,
+    SignedIn,
 };
 pub use stores::{
     CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore,

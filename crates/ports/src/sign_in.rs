@@ -4,12 +4,15 @@
 //! deployment picks. Each use case has its own error enum: the cases a caller acts on, plus
 //! `Unexpected` for infrastructure failures, which `web` turns into a 5xx in one place.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::code::MAX_CODE_ATTEMPTS;
+use domain::rate_limit::client_key;
+use domain::secret::KeyPurpose;
 use domain::{
-    CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, ServerSecret, SessionPolicy, SessionToken,
+    CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, ServerSecret, SessionPolicy, SessionToken,
     SignInCode, User,
 };
 use url::Url;
@@ -17,6 +20,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::outbox::{DeliveryWaker, NewOutboxMessage};
 use crate::random::os_random;
+use crate::rate_limit::{Admission, Bucket, RateLimiter};
 use crate::stores::{CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
 
 /// Fixed settings of the sign-in flow.
@@ -33,6 +37,34 @@ pub struct SignInSettings {
     /// How long used and expired links are kept after expiry, so that opening one still says
     /// "already used" or "expired" rather than "not valid".
     pub link_retention: TimeDelta,
+    /// The rate limits; `None` in a field turns that limit off.
+    pub limits: SignInLimits,
+}
+
+/// The rate limits on sign-in. Each is "so many per so long" by GCRA; `None` is off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignInLimits {
+    /// Links to one address: the minimum gap (1 per gap).
+    pub address_gap: Option<Quota>,
+    /// Links to one address: the cap per hour.
+    pub address_hourly: Option<Quota>,
+    /// Link requests from one client (IPv4 address, IPv6 /64), per hour.
+    pub client_hourly: Option<Quota>,
+    /// Links sent to anyone, per hour: the sender's reputation and bill.
+    pub global_hourly: Option<Quota>,
+    /// Failed redemptions (unknown links, wrong codes) from one client.
+    pub failed_redemptions: Option<Quota>,
+}
+
+/// Which limit refused a link request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    /// Links to this address.
+    Address,
+    /// Requests from this client.
+    Client,
+    /// Links sent to anyone.
+    Everyone,
 }
 
 /// The sign-in core: the four use cases over the ports.
@@ -41,6 +73,7 @@ pub struct SignIn {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
     waker: Arc<dyn DeliveryWaker>,
+    limiter: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
     settings: SignInSettings,
 }
@@ -52,6 +85,8 @@ pub struct RequestLink {
     pub email: EmailAddress,
     /// Where to land after signing in.
     pub callback: CallbackPath,
+    /// The client's address, for the per-client limit (`None` when unknown).
+    pub client: Option<IpAddr>,
 }
 
 /// A link stored and its email queued.
@@ -71,6 +106,14 @@ pub struct LinkQueued {
 /// Why no link was queued.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestLinkError {
+    /// A rate limit is reached; nothing was stored or queued.
+    #[error("rate limited ({scope:?}) for {retry_after}")]
+    RateLimited {
+        /// Which limit.
+        scope: LimitScope,
+        /// How long until it admits again.
+        retry_after: TimeDelta,
+    },
     /// Storage or randomness failed; nothing was stored.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -85,6 +128,8 @@ pub struct RedeemLink {
     pub email: EmailAddress,
     /// The browser's `User-Agent`, stored with the session.
     pub user_agent: Option<String>,
+    /// The client's address, for the limit on failed redemptions.
+    pub client: Option<IpAddr>,
 }
 
 /// A person who just signed in.
@@ -113,6 +158,12 @@ pub enum RedeemLinkError {
     /// The link was already used.
     #[error("link already used")]
     AlreadyUsed,
+    /// Too many failed redemptions from this client; nothing was tried.
+    #[error("too many failed sign-ins from this client")]
+    RateLimited {
+        /// How long until it may try again.
+        retry_after: TimeDelta,
+    },
     /// Storage or randomness failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -127,6 +178,8 @@ pub struct RedeemCode {
     pub code: SignInCode,
     /// The browser's `User-Agent`, stored with the session.
     pub user_agent: Option<String>,
+    /// The client's address, for the limit on failed redemptions.
+    pub client: Option<IpAddr>,
 }
 
 /// Why a code signed nobody in. None of these says whether the address has an account.
@@ -150,6 +203,12 @@ pub enum RedeemCodeError {
     /// The link is unknown (retired by a newer sign-in, or purged).
     #[error("code not valid")]
     Invalid,
+    /// Too many failed redemptions from this client; nothing was tried.
+    #[error("too many failed sign-ins from this client")]
+    RateLimited {
+        /// How long until it may try again.
+        retry_after: TimeDelta,
+    },
     /// Storage or randomness failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -205,10 +264,11 @@ impl SignIn {
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
         waker: Arc<dyn DeliveryWaker>,
+        limiter: Arc<dyn RateLimiter>,
         clock: Arc<dyn Clock>,
         settings: SignInSettings,
     ) -> Self {
-        Self { links, users, sessions, waker, clock, settings }
+        Self { links, users, sessions, waker, limiter, clock, settings }
     }
 
     /// The fixed settings.
@@ -231,6 +291,7 @@ impl SignIn {
     /// stored and nothing will be sent.
     pub async fn request_link(&self, request: RequestLink) -> Result<LinkQueued, RequestLinkError> {
         let now = self.clock.now();
+        self.admit_link_request(&request, now).await?;
         let token = LinkToken::from_random_bytes(os_random()?);
         let token_hash = token.hash(&self.settings.secret);
         let code = SignInCode::from_random_bytes(os_random()?);
@@ -269,6 +330,63 @@ impl SignIn {
         })
     }
 
+    /// Charges the link-request limits (address, client, everyone) all at once, or none.
+    async fn admit_link_request(&self, request: &RequestLink, now: DateTime<Utc>) -> Result<(), RequestLinkError> {
+        let limits = &self.settings.limits;
+        let address = request.email.as_str();
+        let client = request.client.map(client_key);
+        let candidates = [
+            (LimitScope::Address, limits.address_gap, "link-gap", Some(address)),
+            (LimitScope::Address, limits.address_hourly, "link-address", Some(address)),
+            (LimitScope::Client, limits.client_hourly, "link-client", client.as_deref()),
+            (LimitScope::Everyone, limits.global_hourly, "link-everyone", Some("")),
+        ];
+        let (scopes, buckets): (Vec<LimitScope>, Vec<Bucket>) = candidates
+            .into_iter()
+            .filter_map(|(scope, quota, name, value)| Some((scope, self.bucket(name, value?, quota?))))
+            .unzip();
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        match self.limiter.acquire(&buckets, now).await? {
+            Admission::Admitted => Ok(()),
+            Admission::Refused { bucket, retry_after } => {
+                let scope = scopes.get(bucket).copied().unwrap_or(LimitScope::Everyone);
+                tracing::warn!(to = %request.email.masked(), scope = ?scope, retry_after_s = retry_after.num_seconds(), "link request rate-limited");
+                Err(RequestLinkError::RateLimited { scope, retry_after })
+            }
+        }
+    }
+
+    /// The failed-redemption counter of `client`, when that limit is on and the client known.
+    fn failure_bucket(&self, client: Option<IpAddr>) -> Option<Bucket> {
+        let quota = self.settings.limits.failed_redemptions?;
+        Some(self.bucket("failed-redemption", &client_key(client?), quota))
+    }
+
+    /// How long `client` must wait before trying a link or code again, if it failed too often.
+    async fn failure_wait(&self, client: Option<IpAddr>, now: DateTime<Utc>) -> anyhow::Result<Option<TimeDelta>> {
+        match self.failure_bucket(client) {
+            Some(bucket) => self.limiter.wait(&bucket, now).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Counts a failed redemption against `client`.
+    async fn count_failure(&self, client: Option<IpAddr>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        if let Some(bucket) = self.failure_bucket(client) {
+            self.limiter.acquire(&[bucket], now).await?;
+        }
+        Ok(())
+    }
+
+    /// A counter named by a keyed hash of what it counts, so the store never sees addresses
+    /// or IP addresses.
+    fn bucket(&self, name: &str, value: &str, quota: Quota) -> Bucket {
+        let mac = self.settings.secret.mac(KeyPurpose::RateLimit, format!("{name}\0{value}").as_bytes());
+        Bucket { key: format!("{name}:{}", domain::hex::encode(&mac[..16])), quota }
+    }
+
     /// The hash under which a link's token is stored, which names the link.
     pub fn link_hash(&self, token: &LinkToken) -> LinkTokenHash {
         token.hash(&self.settings.secret)
@@ -281,12 +399,19 @@ impl SignIn {
     /// [`RedeemLinkError::AlreadyUsed`] when the link cannot sign anyone in.
     pub async fn redeem_link(&self, request: RedeemLink) -> Result<SignedIn, RedeemLinkError> {
         let now = self.clock.now();
+        if let Some(retry_after) = self.failure_wait(request.client, now).await? {
+            return Err(RedeemLinkError::RateLimited { retry_after });
+        }
         let token_hash = request.token.hash(&self.settings.secret);
         match self.links.redeem(&token_hash, &request.email, now).await? {
             Redemption::Redeemed => {}
             Redemption::AlreadyUsed => return Err(RedeemLinkError::AlreadyUsed),
             Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
-            Redemption::Unknown => return Err(RedeemLinkError::Invalid),
+            // Unknown links are what guessing looks like; used and expired ones are people late.
+            Redemption::Unknown => {
+                self.count_failure(request.client, now).await?;
+                return Err(RedeemLinkError::Invalid);
+            }
         }
         let signed_in = self.open_session(&request.email, request.user_agent, now).await?;
         tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a magic link");
@@ -301,11 +426,15 @@ impl SignIn {
     /// A [`RedeemCodeError`] saying why nobody was signed in.
     pub async fn redeem_code(&self, request: RedeemCode) -> Result<SignedIn, RedeemCodeError> {
         let now = self.clock.now();
+        if let Some(retry_after) = self.failure_wait(request.client, now).await? {
+            return Err(RedeemCodeError::RateLimited { retry_after });
+        }
         let code_hash = request.code.hash(&self.settings.secret, &request.link);
         let identifier = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, now).await? {
             CodeRedemption::Redeemed { identifier } => identifier,
             CodeRedemption::Wrong { attempts_left } => {
                 tracing::info!(link = ?request.link, attempts_left, "a wrong sign-in code");
+                self.count_failure(request.client, now).await?;
                 return Err(RedeemCodeError::Wrong { attempts_left });
             }
             CodeRedemption::Exhausted => return Err(RedeemCodeError::Exhausted),
@@ -389,6 +518,7 @@ impl SignIn {
         let cutoff = self.clock.now() - self.settings.link_retention;
         let links = self.links.purge_expired(cutoff).await?;
         let sessions = self.sessions.purge_expired(self.clock.now()).await?;
+        self.limiter.purge(self.clock.now()).await?;
         Ok((links, sessions))
     }
 

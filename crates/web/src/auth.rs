@@ -13,6 +13,7 @@ use poem::web::{Data, Form, Json, Query, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
 use ports::{ActiveSession, LinkState, RedeemCode, RedeemLink, SignedIn};
 
+use crate::client::client_ip;
 use crate::errors::{redeem_failure, CodeProblem, Format, WebError};
 use crate::forms::{self, CallbackForm, CallbackQuery, SignInForm, SignOutForm};
 use crate::pages::{page, respond};
@@ -41,7 +42,8 @@ async fn request_link(
     if !csrf::verify(req, &state.settings, form.csrf_token.as_deref()) {
         return Err(WebError::Csrf);
     }
-    let request = form.to_request(&state.settings.base_url).map_err(|reason| WebError::InvalidEmail {
+    let client = client_ip(req, &state.settings.trusted_proxies);
+    let request = form.to_request(&state.settings.base_url, client).map_err(|reason| WebError::InvalidEmail {
         typed: form.email.clone(),
         callback_url: form.callback_url.clone(),
         reason,
@@ -49,7 +51,11 @@ async fn request_link(
     let callback = request.callback.as_str().to_owned();
     // The link is stored and its email queued; delivery happens in the background, so the
     // answer never waits on a mail provider.
-    let queued = state.sign_in.request_link(request).await?;
+    let queued = state
+        .sign_in
+        .request_link(request)
+        .await
+        .map_err(|error| WebError::from_link_request(error, &form.email, form.callback_url.as_deref()))?;
     let pending =
         PendingSignIn { link: queued.link, masked_email: queued.email.masked(), callback, expires: queued.expires };
     pending::set(req.cookie(), &state.settings, &pending, state.sign_in.now());
@@ -87,7 +93,8 @@ async fn open_link(
     let Ok(Query(query)) = query else {
         return redeem_failure(ports::RedeemLinkError::Invalid, state);
     };
-    let Ok(request) = query.to_request(req.header(header::USER_AGENT)) else {
+    let client = client_ip(req, &state.settings.trusted_proxies);
+    let Ok(request) = query.to_request(req.header(header::USER_AGENT), client) else {
         return redeem_failure(ports::RedeemLinkError::Invalid, state);
     };
     let link = state.sign_in.link_hash(&request.token);
@@ -152,7 +159,8 @@ async fn confirm_or_code(
         return sign_in_with_code(req, state, code, user_agent).await;
     }
     let query = form.into_query();
-    let Ok(request) = query.to_request(user_agent) else {
+    let client = client_ip(req, &state.settings.trusted_proxies);
+    let Ok(request) = query.to_request(user_agent, client) else {
         return redeem_failure(ports::RedeemLinkError::Invalid, state);
     };
     let destination = CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
@@ -181,7 +189,12 @@ async fn sign_in_with_code(
         return Err(WebError::Code(CodeProblem::NotThisBrowser));
     };
     let code = SignInCode::parse(typed).map_err(|_| WebError::Code(CodeProblem::Malformed))?;
-    let request = RedeemCode { link: pending.link.clone(), code, user_agent: user_agent.map(forms::user_agent) };
+    let request = RedeemCode {
+        link: pending.link.clone(),
+        code,
+        user_agent: user_agent.map(forms::user_agent),
+        client: client_ip(req, &state.settings.trusted_proxies),
+    };
     let signed_in = state.sign_in.redeem_code(request).await?;
     finish_sign_in(req, state, &signed_in, &pending::callback(&pending, &state.settings)).await
 }

@@ -8,7 +8,9 @@ use domain::InvalidEmail;
 use poem::http::{header, StatusCode};
 use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
-use ports::{LinkStateError, ReadSessionError, RedeemCodeError, RedeemLinkError, RequestLinkError, SignOutError};
+use ports::{
+    LimitScope, LinkStateError, ReadSessionError, RedeemCodeError, RedeemLinkError, RequestLinkError, SignOutError,
+};
 use tera::Context;
 
 use crate::pages::{check_email_page, page, sign_in_form};
@@ -75,6 +77,16 @@ pub enum WebError {
     /// The request (its body, or the work it asked for) took longer than allowed.
     #[error("request timed out")]
     RequestTimeout,
+    /// A rate limit is reached; nothing was done.
+    #[error("rate limited: {limit:?}")]
+    RateLimited {
+        /// Which limit.
+        limit: Limit,
+        /// How long until it admits again.
+        retry_after: chrono::TimeDelta,
+        /// The page a person sees it on.
+        page: LimitedPage,
+    },
     /// A code typed on the "check your email" page signed nobody in.
     #[error("sign-in code refused: {0:?}")]
     Code(CodeProblem),
@@ -84,6 +96,74 @@ pub enum WebError {
     /// Anything else: logged in full, shown as a fixed message.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// Which rate limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Links to one address.
+    LinksToAddress,
+    /// Link requests from one client.
+    RequestsFromClient,
+    /// Links to anyone.
+    LinksToEveryone,
+    /// Failed link or code sign-ins from one client.
+    FailedSignIns,
+}
+
+/// Where a person meets a rate limit: the form they sent, again, with the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitedPage {
+    /// The sign-in form, with what was typed.
+    SignIn {
+        /// The typed address.
+        typed: String,
+        /// The callback URL, kept for the next attempt.
+        callback_url: Option<String>,
+    },
+    /// "Check your email", under the code field.
+    CheckEmail,
+    /// The plain error page (a link opened too often after failures).
+    Error,
+}
+
+impl Limit {
+    /// What the person is told, with the wait in words: "... Try again in 4 minutes."
+    pub fn sentence(self, retry_after: chrono::TimeDelta) -> String {
+        let what = match self {
+            Limit::LinksToAddress => "Too many sign-in emails for this address.",
+            Limit::RequestsFromClient => "Too many sign-in requests from your network.",
+            Limit::LinksToEveryone => "We are sending too many sign-in emails right now.",
+            Limit::FailedSignIns => "Too many failed sign-in attempts from your network.",
+        };
+        format!("{what} Try again in {}.", in_words(retry_after))
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Limit::LinksToAddress => "rate-limited-address",
+            Limit::RequestsFromClient => "rate-limited-client",
+            Limit::LinksToEveryone => "rate-limited-everyone",
+            Limit::FailedSignIns => "rate-limited-failures",
+        }
+    }
+}
+
+/// A wait as people say it, rounded up: "45 seconds", "1 minute", "4 minutes", "2 hours".
+pub fn in_words(wait: chrono::TimeDelta) -> String {
+    let seconds = retry_after_seconds(wait);
+    let (count, unit) = match seconds {
+        0..=59 => (seconds, "second"),
+        60..=5399 => (seconds.div_ceil(60), "minute"),
+        _ => (seconds.div_ceil(3600), "hour"),
+    };
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+}
+
+/// Whole seconds to wait, rounded up (at least 1), for `Retry-After`.
+pub fn retry_after_seconds(wait: chrono::TimeDelta) -> u64 {
+    let millis = u64::try_from(wait.num_milliseconds()).unwrap_or(0);
+    millis.div_ceil(1000).max(1)
 }
 
 /// Why a typed code signed nobody in, in the terms the page needs.
@@ -154,6 +234,13 @@ impl From<RedeemCodeError> for WebError {
             RedeemCodeError::Expired => CodeProblem::Expired,
             RedeemCodeError::AlreadyUsed => CodeProblem::AlreadyUsed,
             RedeemCodeError::Invalid => CodeProblem::Invalid,
+            RedeemCodeError::RateLimited { retry_after } => {
+                return WebError::RateLimited {
+                    limit: Limit::FailedSignIns,
+                    retry_after,
+                    page: LimitedPage::CheckEmail,
+                }
+            }
             RedeemCodeError::Unexpected(inner) => return WebError::Unexpected(inner),
         })
     }
@@ -175,9 +262,19 @@ impl From<ReadSessionError> for WebError {
     }
 }
 
-impl From<RequestLinkError> for WebError {
-    fn from(error: RequestLinkError) -> Self {
+impl WebError {
+    /// A failed link request, answered on the sign-in form with what was typed.
+    pub fn from_link_request(error: RequestLinkError, typed: &str, callback_url: Option<&str>) -> Self {
         match error {
+            RequestLinkError::RateLimited { scope, retry_after } => WebError::RateLimited {
+                limit: match scope {
+                    LimitScope::Address => Limit::LinksToAddress,
+                    LimitScope::Client => Limit::RequestsFromClient,
+                    LimitScope::Everyone => Limit::LinksToEveryone,
+                },
+                retry_after,
+                page: LimitedPage::SignIn { typed: typed.to_owned(), callback_url: callback_url.map(str::to_owned) },
+            },
             RequestLinkError::Unexpected(inner) => WebError::Unexpected(inner),
         }
     }
@@ -203,6 +300,9 @@ pub fn redeem_failure(error: RedeemLinkError, state: &AppState) -> Result<Respon
         // No address in the URL: the page asks for it again rather than carry it in history,
         // logs and Referer.
         RedeemLinkError::Expired { .. } => format!("{error_page}?error=Verification&reason=expired"),
+        RedeemLinkError::RateLimited { retry_after } => {
+            return Err(WebError::RateLimited { limit: Limit::FailedSignIns, retry_after, page: LimitedPage::Error })
+        }
         RedeemLinkError::Unexpected(inner) => return Err(WebError::Unexpected(inner)),
     };
     Ok(Redirect::see_other(location).into_response())
@@ -220,6 +320,7 @@ impl WebError {
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             WebError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            WebError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Refused(status) => *status,
             WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -250,6 +351,9 @@ impl WebError {
                 "This address exists, but not for this kind of request.".to_owned(),
             ),
             WebError::Code(problem) => (problem.kind(), "The code did not sign you in", problem.sentence()),
+            WebError::RateLimited { limit, retry_after, .. } => {
+                (limit.kind(), "Too many requests", limit.sentence(*retry_after))
+            }
             WebError::PayloadTooLarge { limit } => (
                 "payload-too-large",
                 "Request too large",
@@ -274,7 +378,11 @@ impl WebError {
 
     /// The response for this failure, as a page or a problem document.
     pub fn into_response(self, format: Format, req: &Request, state: &AppState) -> Response {
-        match (format, self) {
+        let retry_after = match &self {
+            WebError::RateLimited { retry_after, .. } => Some(retry_after_seconds(*retry_after)),
+            _ => None,
+        };
+        let mut response = match (format, self) {
             // The form again, with what was typed and why it was refused.
             (Format::Html, WebError::InvalidEmail { typed, callback_url, reason }) => {
                 let message = Some(invalid_email_sentence(&reason).to_owned());
@@ -286,8 +394,27 @@ impl WebError {
                 check_email_page(req, state, Some(problem.sentence()), StatusCode::BAD_REQUEST)
                     .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
             }
+            // The page the person was on, saying which limit and how long to wait.
+            (
+                Format::Html,
+                WebError::RateLimited { limit, retry_after, page: LimitedPage::SignIn { typed, callback_url } },
+            ) => {
+                let message = Some(limit.sentence(retry_after));
+                sign_in_form(req, state, &typed, callback_url.as_deref(), message, StatusCode::TOO_MANY_REQUESTS)
+                    .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
+            }
+            (Format::Html, WebError::RateLimited { limit, retry_after, page: LimitedPage::CheckEmail }) => {
+                check_email_page(req, state, Some(limit.sentence(retry_after)), StatusCode::TOO_MANY_REQUESTS)
+                    .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
+            }
             (format, other) => other.standalone_response(format, req.uri().path(), state),
+        };
+        if let Some(seconds) = retry_after {
+            if let Ok(value) = poem::http::HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
         }
+        response
     }
 
     /// The response for this failure when no request is at hand any more (the router's own
@@ -324,6 +451,9 @@ impl WebError {
         });
         if let WebError::Code(CodeProblem::Wrong { attempts_left }) = self {
             body["attemptsLeft"] = serde_json::json!(attempts_left);
+        }
+        if let WebError::RateLimited { retry_after, .. } = self {
+            body["retryAfter"] = serde_json::json!(retry_after_seconds(*retry_after));
         }
         Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
     }

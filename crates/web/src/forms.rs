@@ -3,6 +3,8 @@
 //! Every field is optional at this level so that a missing field becomes a clear message from
 //! our own validation rather than a generic deserialisation failure.
 
+use std::net::IpAddr;
+
 use domain::{CallbackPath, EmailAddress, InvalidEmail, LinkToken};
 use ports::{RedeemLink, RequestLink};
 use serde::Deserialize;
@@ -30,10 +32,11 @@ impl SignInForm {
     ///
     /// # Errors
     /// The address's [`InvalidEmail`] reason.
-    pub fn to_request(&self, site: &Url) -> Result<RequestLink, InvalidEmail> {
+    pub fn to_request(&self, site: &Url, client: Option<IpAddr>) -> Result<RequestLink, InvalidEmail> {
         Ok(RequestLink {
             email: EmailAddress::parse(&self.email)?,
             callback: CallbackPath::resolve(self.callback_url.as_deref(), site),
+            client,
         })
     }
 }
@@ -61,10 +64,10 @@ impl CallbackQuery {
     ///
     /// # Errors
     /// [`MalformedLink`] when the token or address is missing or malformed.
-    pub fn to_request(&self, user_agent: Option<&str>) -> Result<RedeemLink, MalformedLink> {
+    pub fn to_request(&self, user_agent: Option<&str>, client: Option<IpAddr>) -> Result<RedeemLink, MalformedLink> {
         let token = LinkToken::parse(self.token.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
         let email = EmailAddress::parse(self.email.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
-        Ok(RedeemLink { token, email, user_agent: user_agent.map(self::user_agent) })
+        Ok(RedeemLink { token, email, user_agent: user_agent.map(self::user_agent), client })
     }
 }
 
@@ -158,7 +161,7 @@ mod tests {
         for (token, email) in cases {
             let query =
                 CallbackQuery { token: token.map(str::to_owned), email: email.map(str::to_owned), callback_url: None };
-            assert_eq!(query.to_request(None).map(|_| ()), Err(MalformedLink));
+            assert_eq!(query.to_request(None, None).map(|_| ()), Err(MalformedLink));
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod client;
 pub mod cookies;
 pub mod csrf;
 pub mod errors;

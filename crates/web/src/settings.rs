@@ -78,6 +78,8 @@ pub struct WebSettings {
     pub cookie_names: CookieNames,
     /// Body size and time limits.
     pub limits: RequestLimits,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl WebSettings {

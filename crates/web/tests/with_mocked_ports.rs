@@ -31,6 +31,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         Arc::new(MockUserStore::new()),
         Arc::new(mocks.sessions),
         Arc::new(mocks.waker),
+        Arc::new(ports::rate_limit::MockRateLimiter::new()),
         Arc::new(clock),
         SignInSettings {
             secret: secret.clone(),
@@ -38,6 +39,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             link_retention: TimeDelta::days(1),
+            limits: ports::SignInLimits::default(),
         },
     );
     TestClient::new(web::build_app(AppState {
@@ -56,6 +58,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             secret,
             cookie_names: web::CookieNames::default(),
             limits: web::RequestLimits::default(),
+            trusted_proxies: Vec::new(),
         },
         pages: web::pages::Pages::builtin().expect("templates parse"),
     }))

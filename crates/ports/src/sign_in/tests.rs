@@ -10,10 +10,12 @@ use domain::{
 use url::Url;
 
 use super::{
-    RedeemCode, RedeemCodeError, RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInSettings,
+    RedeemCode, RedeemCodeError, RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInLimits,
+    SignInSettings,
 };
 use crate::clock::MockClock;
 use crate::outbox::{MockDeliveryWaker, NewOutboxMessage};
+use crate::rate_limit::MockRateLimiter;
 use crate::stores::{CodeRedemption, MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption};
 
 fn now() -> DateTime<Utc> {
@@ -39,10 +41,15 @@ struct Ports {
     users: MockUserStore,
     sessions: MockSessionStore,
     waker: MockDeliveryWaker,
+    limiter: MockRateLimiter,
 }
 
 impl Ports {
     fn build(self) -> SignIn {
+        self.build_with(SignInLimits::default())
+    }
+
+    fn build_with(self, limits: SignInLimits) -> SignIn {
         let mut clock = MockClock::new();
         clock.expect_now().returning(now);
         SignIn::new(
@@ -50,6 +57,7 @@ impl Ports {
             Arc::new(self.users),
             Arc::new(self.sessions),
             Arc::new(self.waker),
+            Arc::new(self.limiter),
             Arc::new(clock),
             SignInSettings {
                 secret: secret(),
@@ -57,13 +65,14 @@ impl Ports {
                 session_policy: SessionPolicy::new(30 * 86_400, 86_400),
                 callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
                 link_retention: TimeDelta::days(1),
+                limits,
             },
         )
     }
 }
 
 fn request() -> RequestLink {
-    RequestLink { email: email(), callback: CallbackPath::resolve(Some("/dashboard"), &site()) }
+    RequestLink { email: email(), callback: CallbackPath::resolve(Some("/dashboard"), &site()), client: None }
 }
 
 fn site() -> Url {
@@ -71,7 +80,7 @@ fn site() -> Url {
 }
 
 fn redeem_request(token_byte: u8) -> RedeemLink {
-    RedeemLink { token: LinkToken::from_random_bytes([token_byte; 32]), email: email(), user_agent: None }
+    RedeemLink { token: LinkToken::from_random_bytes([token_byte; 32]), email: email(), user_agent: None, client: None }
 }
 
 #[tokio::test]
@@ -179,6 +188,7 @@ fn code_request(code: &str) -> RedeemCode {
         link: LinkToken::from_random_bytes([4; 32]).hash(&secret()),
         code: SignInCode::parse(code).expect("a well-formed code"),
         user_agent: Some("phone".to_owned()),
+        client: None,
     }
 }
 
@@ -292,4 +302,73 @@ async fn signing_out_deletes_the_session_by_its_hash() {
     ports.sessions.expect_delete().times(1).withf(move |hash| *hash == expected).returning(|_| Ok(()));
 
     ports.build().sign_out(&token).await.expect("signed out");
+}
+
+fn limited_ports() -> (Ports, SignInLimits) {
+    let hour = TimeDelta::hours(1);
+    let limits = SignInLimits {
+        address_gap: domain::Quota::per(1, TimeDelta::minutes(1)),
+        address_hourly: domain::Quota::per(5, hour),
+        client_hourly: domain::Quota::per(30, hour),
+        global_hourly: domain::Quota::per(1000, hour),
+        failed_redemptions: domain::Quota::per(30, hour),
+    };
+    (Ports::default(), limits)
+}
+
+#[tokio::test]
+async fn a_rate_limited_request_stores_nothing_and_names_the_limit() {
+    let (mut ports, limits) = limited_ports();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen_by_limiter = Arc::clone(&seen);
+    ports.limiter.expect_acquire().times(1).returning(move |buckets, _| {
+        *seen_by_limiter.lock().expect("lock") = buckets.iter().map(|b| b.key.clone()).collect();
+        Ok(crate::rate_limit::Admission::Refused { bucket: 2, retry_after: TimeDelta::minutes(4) })
+    });
+    ports.links.expect_insert_with_email().never();
+    ports.waker.expect_wake().never();
+    let mut request = request();
+    request.client = Some("203.0.113.9".parse().expect("an address"));
+
+    let result = ports.build_with(limits).request_link(request).await;
+
+    assert!(
+        matches!(result, Err(RequestLinkError::RateLimited { scope: super::LimitScope::Client, retry_after }) if retry_after == TimeDelta::minutes(4)),
+        "{result:?}"
+    );
+    let keys = seen.lock().expect("lock").clone();
+    assert_eq!(keys.len(), 4, "address gap, address per hour, client, everyone: {keys:?}");
+    assert!(keys.iter().all(|key| !key.contains("example.com") && !key.contains("203.0.113")), "opaque keys: {keys:?}");
+}
+
+#[tokio::test]
+async fn a_client_over_its_failure_limit_cannot_try_a_link() {
+    let (mut ports, limits) = limited_ports();
+    ports.limiter.expect_wait().times(1).returning(|_, _| Ok(Some(TimeDelta::minutes(7))));
+    ports.links.expect_redeem().never();
+    let mut request = redeem_request(9);
+    request.client = Some("2001:db8::1".parse().expect("an address"));
+
+    let result = ports.build_with(limits).redeem_link(request).await;
+
+    assert!(matches!(result, Err(RedeemLinkError::RateLimited { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_link_counts_as_a_failure_of_its_client() {
+    let (mut ports, limits) = limited_ports();
+    ports.limiter.expect_wait().returning(|_, _| Ok(None));
+    ports.links.expect_redeem().returning(|_, _, _| Ok(Redemption::Unknown));
+    ports
+        .limiter
+        .expect_acquire()
+        .withf(|buckets, _| buckets.len() == 1 && buckets[0].key.starts_with("failed-redemption:"))
+        .times(1)
+        .returning(|_, _| Ok(crate::rate_limit::Admission::Admitted));
+    let mut request = redeem_request(10);
+    request.client = Some("198.51.100.4".parse().expect("an address"));
+
+    let result = ports.build_with(limits).redeem_link(request).await;
+
+    assert!(matches!(result, Err(RedeemLinkError::Invalid)), "{result:?}");
 }
