@@ -120,3 +120,44 @@ async fn a_cross_site_post_is_refused_even_with_a_valid_token() {
         assert_eq!(reply.0.status(), expected, "Origin {origin:?}, Sec-Fetch-Site {fetch_site:?}");
     }
 }
+
+#[tokio::test]
+async fn look_alike_domains_are_one_account_when_they_fold_and_visibly_another_when_they_do_not() {
+    let app = TestApp::spawn().await;
+
+    app.sign_in("user@\u{ff45}\u{ff58}\u{ff41}\u{ff4d}\u{ff50}\u{ff4c}\u{ff45}.com", "/").await;
+    let fullwidth = app.get_json("/api/auth/session").await.json();
+    app.sign_in("user@example.com", "/").await;
+    let ascii = app.get_json("/api/auth/session").await.json();
+    app.sign_in("user@ex\u{0430}mple.com", "/").await;
+    let cyrillic = app.get_json("/api/auth/session").await.json();
+    let home = app.get("/").await;
+
+    assert_eq!(fullwidth["user"]["email"], "user@example.com");
+    assert_eq!(fullwidth["user"]["id"], ascii["user"]["id"], "fullwidth letters are the same account");
+    assert_eq!(cyrillic["user"]["email"], "user@xn--exmple-4nf.com");
+    assert_ne!(cyrillic["user"]["id"], ascii["user"]["id"], "another script is another account");
+    assert!(home.body.contains("Signed in as <strong>user@xn--exmple-4nf.com</strong>"), "{}", home.body);
+    let mail = app.get_json("/dev/mailbox?to=user@xn--exmple-4nf.com").await.json();
+    assert_eq!(mail[0]["to"], "user@xn--exmple-4nf.com", "sent to the A-label");
+}
+
+async fn ask(app: &TestApp, email: &str) -> system_tests::Reply {
+    let token = app.csrf_token().await;
+    app.post_form("/api/auth/signin/email", &[("email", email), ("csrfToken", &token)], None).await
+}
+
+#[tokio::test]
+async fn unicode_local_parts_need_the_setting_and_encoded_words_never_pass() {
+    let strict = TestApp::spawn().await;
+    let lenient = TestApp::spawn_with(|s| s.email.allow_unicode_local_part = true).await;
+    let refused = ask(&strict, "\u{fc}ser@example.com").await;
+    let accepted = ask(&lenient, "\u{fc}ser@example.com").await;
+    let encoded = ask(&lenient, "=?utf-8?q?admin?=@example.com").await;
+
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("may use only plain letters, digits"), "{}", refused.body);
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER);
+    assert_eq!(encoded.status, StatusCode::BAD_REQUEST);
+    assert!(encoded.body.contains("That is an encoded address"), "{}", encoded.body);
+}

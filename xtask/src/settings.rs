@@ -63,6 +63,8 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     /// Rate limits.
     pub rate_limit: RateLimitSettings,
+    /// Which addresses are accepted.
+    pub email: EmailSettings,
     /// Operator overrides of page and email templates.
     pub templates: TemplatesSettings,
     /// Logging.
@@ -99,6 +101,14 @@ pub struct ServerSettings {
     pub hsts_max_age: u32,
     /// Reverse proxies (CIDR blocks or addresses) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+}
+
+/// `[email]`: which addresses are accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailSettings {
+    /// Accept addresses whose part before `@` is not ASCII (needs SMTPUTF8 end to end).
+    pub allow_unicode_local_part: bool,
 }
 
 /// `[rate_limit]`: each limit is "so many per so long" (GCRA); 0 turns it off.
@@ -366,6 +376,7 @@ impl Default for Settings {
             mailer: MailerSettings::default(),
             outbox: OutboxSettings::default(),
             rate_limit: RateLimitSettings::default(),
+            email: EmailSettings::default(),
             templates: TemplatesSettings::default(),
             log: LogSettings::default(),
         }

@@ -240,6 +240,7 @@ pub async fn build(
         site_name: settings.site_name.clone(),
         secret: secret.clone(),
         cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
+        allow_unicode_local_part: settings.email.allow_unicode_local_part,
         trusted_proxies: settings
             .server
             .trusted_proxies

@@ -1,9 +1,16 @@
 //! Email addresses as the service accepts them: one mailbox, normalised, safe to put in a header.
 //!
 //! The rules are deliberately stricter than RFC 5322: no quoted local parts, no comments, no
-//! display names, no IP-literal domains. Sign-in addresses are typed by people, and every
-//! exotic form we refuse is one fewer way to smuggle a second recipient or a header into a
-//! message.
+//! display names, no IP-literal domains, no RFC 2047 encoded-words. Sign-in addresses are
+//! typed by people, and every exotic form we refuse is one fewer way to smuggle a second
+//! recipient or a header into a message.
+//!
+//! Domains are normalised by UTS #46 (IDNA) and kept as A-labels: fullwidth and other
+//! compatibility forms fold to the ASCII they imitate (`ｅｘａｍｐｌｅ.com` is `example.com`,
+//! one account), while a domain in another script stays distinct and visibly so
+//! (`exаmple.com` with a Cyrillic `а` is stored, sent and shown as `xn--exmple-4nf.com`).
+//! Local parts may be Unicode here; whether a deployment accepts them is a policy decided where
+//! addresses come in ([`EmailAddress::has_ascii_local_part`]).
 
 use std::fmt;
 
@@ -37,6 +44,13 @@ pub enum InvalidEmail {
     /// The part after `@` is not a dotted host name.
     #[error("the part after @ must be a domain like example.com")]
     InvalidDomain,
+    /// The part before `@` is an RFC 2047 encoded-word (`=?utf-8?q?...?=`), which mail software
+    /// may decode into something else.
+    #[error("the part before @ is an encoded-word")]
+    EncodedWord,
+    /// The part before `@` has non-ASCII characters and the deployment accepts only ASCII.
+    #[error("the part before @ must be ASCII")]
+    NonAsciiLocalPart,
 }
 
 impl EmailAddress {
@@ -63,13 +77,29 @@ impl EmailAddress {
         let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(InvalidEmail::NotOneAddress);
         };
+        if local.contains("=?") && local.contains("?=") {
+            return Err(InvalidEmail::EncodedWord);
+        }
         if !is_valid_local_part(local) {
             return Err(InvalidEmail::InvalidLocalPart);
         }
-        if !is_valid_domain(domain) {
+        // UTS #46: map compatibility forms, fold case, then encode as A-labels. Anything IDNA
+        // refuses (or that leaves a trailing dot, an empty label...) is not a domain.
+        let domain = idna::domain_to_ascii(domain).map_err(|_| InvalidEmail::InvalidDomain)?;
+        if !is_valid_domain(&domain) {
             return Err(InvalidEmail::InvalidDomain);
         }
-        Ok(Self(lowered))
+        let normalised = format!("{local}@{domain}");
+        if normalised.len() > MAX_LENGTH {
+            return Err(InvalidEmail::TooLong);
+        }
+        Ok(Self(normalised))
+    }
+
+    /// Whether the part before `@` is plain ASCII: what every mail server accepts. Others need
+    /// SMTPUTF8 end to end, so deployments accept them only when configured to.
+    pub fn has_ascii_local_part(&self) -> bool {
+        self.0.split('@').next().is_some_and(str::is_ascii)
     }
 
     /// The normalised address.
@@ -108,8 +138,9 @@ fn is_valid_local_part(local: &str) -> bool {
             .all(|atom| !atom.is_empty() && atom.chars().all(|c| c.is_alphanumeric() || SPECIALS.contains(c)))
 }
 
-/// A host name with at least two labels, each 1 to 63 letters, digits or inner hyphens,
-/// and a top-level label that is not all digits (which would be an IP address).
+/// A host name in ASCII (A-labels for internationalised ones) with at least two labels, each 1
+/// to 63 letters, digits or inner hyphens, and a top-level label that is not all digits (which
+/// would be an IP address).
 fn is_valid_domain(domain: &str) -> bool {
     let labels: Vec<&str> = domain.split('.').collect();
     let well_formed = labels.len() >= 2
@@ -118,7 +149,7 @@ fn is_valid_domain(domain: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     well_formed && labels.last().is_some_and(|tld| !tld.chars().all(|c| c.is_ascii_digit()))
 }
@@ -181,6 +212,45 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(EmailAddress::parse(raw), Err(expected), "input {raw:?}");
         }
+    }
+
+    /// Look-alike domains: compatibility forms fold to the real domain (one account); other
+    /// scripts stay distinct and become visibly different A-labels.
+    #[test]
+    fn look_alike_domains_fold_or_stay_visibly_apart() {
+        let cases = [
+            (
+                "user@\u{ff45}\u{ff58}\u{ff41}\u{ff4d}\u{ff50}\u{ff4c}\u{ff45}.com",
+                "user@example.com",
+                "fullwidth letters",
+            ),
+            ("user@example\u{ff0e}com", "user@example.com", "fullwidth full stop"),
+            ("user@example\u{3002}com", "user@example.com", "ideographic full stop"),
+            ("user@EXAMPLE.COM", "user@example.com", "case"),
+            ("user@\u{1d41e}xample.com", "user@example.com", "mathematical bold letters"),
+            ("user@ex\u{0430}mple.com", "user@xn--exmple-4nf.com", "a Cyrillic a among Latin letters"),
+            (
+                "user@\u{0435}\u{0445}\u{0430}\u{043c}\u{0440}\u{04cf}\u{0435}.com",
+                "user@xn--80ajb1au1a38g.com",
+                "all Cyrillic",
+            ),
+            ("user@b\u{fc}cher.de", "user@xn--bcher-kva.de", "a real internationalised domain"),
+            ("user@xn--bcher-kva.de", "user@xn--bcher-kva.de", "already an A-label"),
+        ];
+        for (raw, expected, why) in cases {
+            let parsed = EmailAddress::parse(raw).unwrap_or_else(|e| panic!("{why}: {raw:?}: {e}"));
+            assert_eq!(parsed.as_str(), expected, "{why}");
+            assert!(parsed.as_str().split('@').nth(1).is_some_and(str::is_ascii), "{why}: stored as ASCII");
+        }
+    }
+
+    #[test]
+    fn encoded_words_and_unicode_local_parts_are_told_apart() {
+        assert_eq!(EmailAddress::parse("=?utf-8?q?admin?=@example.com"), Err(InvalidEmail::EncodedWord));
+        assert_eq!(EmailAddress::parse("=?UTF-8?B?YWRtaW4=?=@example.com"), Err(InvalidEmail::EncodedWord));
+        let unicode = EmailAddress::parse("\u{fc}ser@example.com").expect("structurally valid");
+        assert!(!unicode.has_ascii_local_part());
+        assert!(EmailAddress::parse("user@b\u{fc}cher.de").expect("valid").has_ascii_local_part());
     }
 
     #[test]

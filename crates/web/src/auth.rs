@@ -43,11 +43,9 @@ async fn request_link(
         return Err(WebError::Csrf);
     }
     let client = client_ip(req, &state.settings.trusted_proxies);
-    let request = form.to_request(&state.settings.base_url, client).map_err(|reason| WebError::InvalidEmail {
-        typed: form.email.clone(),
-        callback_url: form.callback_url.clone(),
-        reason,
-    })?;
+    let request = form.to_request(&state.settings.base_url, client, state.settings.allow_unicode_local_part).map_err(
+        |reason| WebError::InvalidEmail { typed: form.email.clone(), callback_url: form.callback_url.clone(), reason },
+    )?;
     let callback = request.callback.as_str().to_owned();
     // The link is stored and its email queued; delivery happens in the background, so the
     // answer never waits on a mail provider.

@@ -480,6 +480,8 @@ pub fn invalid_email_sentence(reason: &InvalidEmail) -> &'static str {
         InvalidEmail::NotOneAddress => "Enter a single address, like name@example.com.",
         InvalidEmail::InvalidLocalPart => "The part before the @ is not valid.",
         InvalidEmail::InvalidDomain => "The part after the @ must be a domain, like example.com.",
+        InvalidEmail::EncodedWord => "That is an encoded address (=?...?=); type the address itself.",
+        InvalidEmail::NonAsciiLocalPart => "The part before the @ may use only plain letters, digits and . _ + - here.",
     }
 }
 

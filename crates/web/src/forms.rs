@@ -28,16 +28,22 @@ pub struct SignInForm {
 }
 
 impl SignInForm {
-    /// The use-case request, or why the address is not acceptable.
+    /// The use-case request, or why the address is not acceptable: a non-ASCII local part is
+    /// refused unless `allow_unicode_local_part`.
     ///
     /// # Errors
     /// The address's [`InvalidEmail`] reason.
-    pub fn to_request(&self, site: &Url, client: Option<IpAddr>) -> Result<RequestLink, InvalidEmail> {
-        Ok(RequestLink {
-            email: EmailAddress::parse(&self.email)?,
-            callback: CallbackPath::resolve(self.callback_url.as_deref(), site),
-            client,
-        })
+    pub fn to_request(
+        &self,
+        site: &Url,
+        client: Option<IpAddr>,
+        allow_unicode_local_part: bool,
+    ) -> Result<RequestLink, InvalidEmail> {
+        let email = EmailAddress::parse(&self.email)?;
+        if !allow_unicode_local_part && !email.has_ascii_local_part() {
+            return Err(InvalidEmail::NonAsciiLocalPart);
+        }
+        Ok(RequestLink { email, callback: CallbackPath::resolve(self.callback_url.as_deref(), site), client })
     }
 }
 

@@ -80,6 +80,8 @@ pub struct WebSettings {
     pub limits: RequestLimits,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Accept addresses whose local part is not ASCII (SMTPUTF8 set-ups).
+    pub allow_unicode_local_part: bool,
 }
 
 impl WebSettings {

@@ -59,6 +59,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             cookie_names: web::CookieNames::default(),
             limits: web::RequestLimits::default(),
             trusted_proxies: Vec::new(),
+            allow_unicode_local_part: false,
         },
         pages: web::pages::Pages::builtin().expect("templates parse"),
     }))
