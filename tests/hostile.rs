@@ -161,3 +161,46 @@ async fn unicode_local_parts_need_the_setting_and_encoded_words_never_pass() {
     assert_eq!(encoded.status, StatusCode::BAD_REQUEST);
     assert!(encoded.body.contains("That is an encoded address"), "{}", encoded.body);
 }
+
+#[tokio::test]
+async fn a_closed_sign_up_answers_refused_addresses_exactly_as_allowed_ones_and_sends_nothing() {
+    let app = TestApp::spawn_with(|s| {
+        s.sign_up.mode = xtask::settings::SignUpMode::Allowlist;
+        s.sign_up.allowed_domains = vec!["Corp.Example".to_owned()];
+    })
+    .await;
+
+    let allowed = app.request_link("staff@corp.example", "/").await;
+    let refused = app.request_link("stranger@elsewhere.example", "/").await;
+    let check_allowed = app.get("/check-your-email").await;
+
+    assert_eq!(allowed.status, refused.status);
+    assert_eq!(allowed.location(), refused.location());
+    assert_eq!(allowed.body, refused.body);
+    let cookie_names = |reply: &system_tests::Reply| -> Vec<String> {
+        reply.header("set-cookie").lines().map(|l| l.split('=').next().unwrap_or_default().to_owned()).collect()
+    };
+    assert_eq!(cookie_names(&allowed), cookie_names(&refused), "the same cookies too");
+    assert!(check_allowed.body.contains("s***@elsewhere.example"), "the page looks the same: {}", check_allowed.body);
+    assert_eq!(app.deliver().await.sent, 1, "only the allowed address was sent a link");
+    let mail = app.get_json("/dev/mailbox").await.json();
+    assert_eq!(mail[0]["to"], "staff@corp.example");
+}
+
+#[tokio::test]
+async fn existing_mode_sends_links_only_to_users_that_exist() {
+    let app = TestApp::spawn_with(|s| s.sign_up.mode = xtask::settings::SignUpMode::Existing).await;
+    use ports::UserStore as _;
+    app.service_store
+        .add(&domain::EmailAddress::parse("member@example.com").expect("valid"), system_tests::test_start())
+        .await
+        .expect("added");
+
+    app.request_link("nobody@example.com", "/").await;
+    app.request_link("member@example.com", "/").await;
+
+    assert_eq!(app.deliver().await.sent, 1);
+    let link = app.latest_link("member@example.com").await;
+    assert_eq!(app.get(&link).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get_json("/api/auth/session").await.json()["user"]["email"], "member@example.com");
+}

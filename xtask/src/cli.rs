@@ -65,6 +65,9 @@ pub enum Command {
     },
     /// Print a fresh random secret for AUTH_SECRET.
     Secret,
+    /// Add, list or remove users (for `sign_up.mode = "existing"` or `"allowlist"`).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// List queued and delivered sign-in emails (metadata only), newest first.
     Outbox {
         /// Only rows in this state: pending, sent, failed or dropped.
@@ -73,6 +76,27 @@ pub enum Command {
         /// At most this many rows.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+}
+
+/// `users add|list|remove`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user, so that the address may sign in when sign-up is closed.
+    Add {
+        /// The address.
+        email: String,
+    },
+    /// List users by address.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Remove a user and end their sessions.
+    Remove {
+        /// The address.
+        email: String,
     },
 }
 
@@ -133,6 +157,10 @@ async fn run(global: GlobalArgs, command: Command, program: Program) -> anyhow::
         Command::Outbox { status, limit } => {
             let settings = settings::load(&sources, &overrides)?;
             list_outbox(&settings, status.as_deref(), limit, program).await
+        }
+        Command::Users(command) => {
+            let settings = settings::load(&sources, &overrides)?;
+            users(&settings, command, program).await
         }
         Command::Migrate { status } => {
             let settings = settings::load(&sources, &overrides)?;
@@ -212,6 +240,40 @@ async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Result<
         anyhow::bail!("the database has {pending} pending migration(s): run `{migrate}` first");
     }
     Ok(store)
+}
+
+async fn users(settings: &Settings, command: UsersCommand, program: Program) -> anyhow::Result<()> {
+    use ports::UserStore as _;
+    let parse = |raw: &str| {
+        domain::EmailAddress::parse(raw).map_err(|reason| anyhow::anyhow!("`{raw}` is not an address: {reason}"))
+    };
+    let store = open_migrated(settings, program).await?;
+    let result = async {
+        match command {
+            UsersCommand::Add { email } => match store.add(&parse(&email)?, chrono::Utc::now()).await? {
+                ports::UserAdded::Created(user) => println!("Added {} ({})", user.email, user.id.as_str()),
+                ports::UserAdded::Existed(user) => println!("{} already exists ({})", user.email, user.id.as_str()),
+            },
+            UsersCommand::List { limit } => {
+                for user in store.list(limit).await? {
+                    let verified = user.email_verified.map_or_else(
+                        || "never signed in".to_owned(),
+                        |at| format!("verified {}", at.format("%Y-%m-%d %H:%M UTC")),
+                    );
+                    println!("{}  {}  {}", user.id.as_str(), user.email, verified);
+                }
+            }
+            UsersCommand::Remove { email } => {
+                let email = parse(&email)?;
+                anyhow::ensure!(store.remove(&email).await?, "no user has the address {email}");
+                println!("Removed {email} and ended their sessions");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, program: Program) -> anyhow::Result<()> {

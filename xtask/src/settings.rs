@@ -65,6 +65,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Which addresses are accepted.
     pub email: EmailSettings,
+    /// Who may get a link.
+    pub sign_up: SignUpSettings,
     /// Operator overrides of page and email templates.
     pub templates: TemplatesSettings,
     /// Logging.
@@ -101,6 +103,47 @@ pub struct ServerSettings {
     pub hsts_max_age: u32,
     /// Reverse proxies (CIDR blocks or addresses) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+}
+
+/// `[sign_up]`: who may get a link.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignUpSettings {
+    /// `open`, `existing` or `allowlist`.
+    pub mode: SignUpMode,
+    /// With `allowlist`: the domains whose addresses may sign up.
+    pub allowed_domains: Vec<String>,
+}
+
+/// The sign-up policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignUpMode {
+    /// Anyone; a first sign-in creates the user.
+    #[default]
+    Open,
+    /// Only existing users.
+    Existing,
+    /// `allowed_domains`, plus existing users.
+    Allowlist,
+}
+
+impl SignUpSettings {
+    /// The allowed domains as addresses store them (lower case, A-labels), or the first entry
+    /// that is not a domain.
+    ///
+    /// # Errors
+    /// The entry that does not parse.
+    pub fn normalised_domains(&self) -> Result<Vec<String>, String> {
+        self.allowed_domains
+            .iter()
+            .map(|domain| {
+                domain::EmailAddress::parse(&format!("x@{}", domain.trim()))
+                    .map(|address| address.domain().to_owned())
+                    .map_err(|_| domain.clone())
+            })
+            .collect()
+    }
 }
 
 /// `[email]`: which addresses are accepted.
@@ -377,6 +420,7 @@ impl Default for Settings {
             outbox: OutboxSettings::default(),
             rate_limit: RateLimitSettings::default(),
             email: EmailSettings::default(),
+            sign_up: SignUpSettings::default(),
             templates: TemplatesSettings::default(),
             log: LogSettings::default(),
         }
@@ -667,6 +711,9 @@ impl Settings {
             problems.push("session.cookie_name and csrf.cookie_name must differ".to_owned());
         }
         self.check_mailer(&mut problems);
+        if let Err(entry) = self.sign_up.normalised_domains() {
+            problems.push(format!("sign_up.allowed_domains entry `{entry}` is not a domain like example.com"));
+        }
         for proxy in &self.server.trusted_proxies {
             if parse_proxy(proxy).is_none() {
                 problems.push(format!(

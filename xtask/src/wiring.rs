@@ -18,13 +18,13 @@ use domain::{LinkPolicy, Quota, ServerSecret, SessionPolicy};
 use poem::{EndpointExt, Response};
 use ports::{
     Clock, Deliverer, DeliverySettings, DeliveryWaker, DevMailbox, Mailer, RateLimiter, RetryPolicy, SignIn,
-    SignInLimits, SignInSettings,
+    SignInLimits, SignInSettings, SignUpPolicy,
 };
 use tokio::sync::Notify;
 use web::server::ConnectionLimits;
 use web::{AppState, CookieNames, PagePaths, RequestLimits, WebSettings};
 
-use crate::settings::{MailerKind, RateLimitSettings, Settings, StartTlsSetting};
+use crate::settings::{MailerKind, RateLimitSettings, Settings, SignUpMode, StartTlsSetting};
 
 /// How long redeemed and expired links are kept after they expire, so a late click still gets
 /// "already used" or "expired" instead of "not valid".
@@ -90,6 +90,23 @@ pub async fn open_store(settings: &Settings, mode: OpenMode) -> anyhow::Result<O
         Some("sqlite") => SqliteStore::open(url, settings.database.max_connections, mode).await,
         _ => anyhow::bail!("database.url (DATABASE_URL) `{url}` is not supported: use sqlite://path/to/file.sqlite"),
     }
+}
+
+/// The sign-up policy as the use cases take it.
+///
+/// # Errors
+/// Names an allowed domain that does not parse (the settings check catches it first).
+fn sign_up_policy(settings: &Settings) -> anyhow::Result<SignUpPolicy> {
+    Ok(match settings.sign_up.mode {
+        SignUpMode::Open => SignUpPolicy::Open,
+        SignUpMode::Existing => SignUpPolicy::ExistingUsers,
+        SignUpMode::Allowlist => SignUpPolicy::Allowlist(
+            settings
+                .sign_up
+                .normalised_domains()
+                .map_err(|entry| anyhow::anyhow!("sign_up.allowed_domains entry `{entry}` is not a domain"))?,
+        ),
+    })
 }
 
 /// The rate limits as the use cases take them: "so many per so long", `None` where off.
@@ -280,6 +297,7 @@ pub async fn build(
             callback_endpoint,
             link_retention: LINK_RETENTION,
             limits: sign_in_limits(&settings.rate_limit),
+            sign_up: sign_up_policy(settings)?,
         },
     ));
     let outbox = &settings.outbox;

@@ -232,3 +232,28 @@ fn development_links_point_at_the_bound_port_and_logs_carry_no_colour() {
     assert!(said.contains("no AUTH_SECRET set"), "the start-up warning is logged: {said}");
     assert!(!said.contains('\u{1b}'), "no colour codes when the output is not a terminal: {said:?}");
 }
+
+#[test]
+fn users_are_added_listed_and_removed_by_address() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("users.sqlite").display());
+    let db = ["--database-url", url.as_str()];
+    assert!(magiclink(dir.path(), &["migrate", db[0], db[1]], &[]).status.success());
+
+    let added = magiclink(dir.path(), &["users", "add", "Ann@Example.com", db[0], db[1]], &[]);
+    let again = magiclink(dir.path(), &["users", "add", "ann@example.com", db[0], db[1]], &[]);
+    let bad = magiclink(dir.path(), &["users", "add", "not an address", db[0], db[1]], &[]);
+    let listed = magiclink(dir.path(), &["users", "list", db[0], db[1]], &[]);
+    let removed = magiclink(dir.path(), &["users", "remove", "ann@example.com", db[0], db[1]], &[]);
+    let gone = magiclink(dir.path(), &["users", "remove", "ann@example.com", db[0], db[1]], &[]);
+    let empty = magiclink(dir.path(), &["users", "list", db[0], db[1]], &[]);
+
+    assert!(stdout(&added).starts_with("Added ann@example.com"), "{}", stdout(&added));
+    assert!(stdout(&again).starts_with("ann@example.com already exists"), "{}", stdout(&again));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`not an address` is not an address"));
+    assert!(stdout(&listed).contains("ann@example.com  never signed in"), "{}", stdout(&listed));
+    assert_eq!(stdout(&removed).trim(), "Removed ann@example.com and ended their sessions");
+    assert!(!gone.status.success());
+    assert_eq!(stdout(&empty), "");
+}

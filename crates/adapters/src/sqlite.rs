@@ -14,7 +14,8 @@ use domain::rate_limit::Gcra;
 use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, SignInCodeHash, User, UserId};
 use ports::{
     Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
-    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SessionStore, StoreHealth, UserStore,
+    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SessionStore, StoreHealth, UserAdded,
+    UserStore,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -465,6 +466,55 @@ impl UserStore for SqliteStore {
             .await
             .context("cannot read the user")?;
         row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn find_by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>> {
+        let row = sqlx::query("SELECT id AS user_id, name, email, email_verified, image FROM users WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read the user")?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn add(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<UserAdded> {
+        let created = sqlx::query(
+            "INSERT INTO users (id, email, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
+             ON CONFLICT (email) DO NOTHING \
+             RETURNING id AS user_id, name, email, email_verified, image",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(email.as_str())
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .context("cannot add the user")?;
+        match created {
+            Some(row) => Ok(UserAdded::Created(user_from_row(&row)?)),
+            None => {
+                let existing = self.find_by_email(email).await?.context("the user vanished while being added")?;
+                Ok(UserAdded::Existed(existing))
+            }
+        }
+    }
+
+    async fn list(&self, limit: u32) -> anyhow::Result<Vec<User>> {
+        let rows =
+            sqlx::query("SELECT id AS user_id, name, email, email_verified, image FROM users ORDER BY email LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .context("cannot list the users")?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE email = ?")
+            .bind(email.as_str())
+            .execute(&self.pool)
+            .await
+            .context("cannot remove the user")?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

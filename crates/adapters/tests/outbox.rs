@@ -86,6 +86,7 @@ async fn fixture() -> Fixture {
             callback_endpoint: url::Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
+            sign_up: ports::SignUpPolicy::Open,
         },
     );
     Fixture { store, clock, sign_in, url, _dir: dir }

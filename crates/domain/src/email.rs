@@ -96,6 +96,11 @@ impl EmailAddress {
         Ok(Self(normalised))
     }
 
+    /// The part after `@`, as stored (A-labels for internationalised domains).
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
+    }
+
     /// Whether the part before `@` is plain ASCII: what every mail server accepts. Others need
     /// SMTPUTF8 end to end, so deployments accept them only when configured to.
     pub fn has_ascii_local_part(&self) -> bool {

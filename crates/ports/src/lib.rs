@@ -26,8 +26,9 @@ pub use rate_limit::{Admission, Bucket, RateLimiter};
 pub use sign_in::{
     ActiveSession, LimitScope, LinkQueued, LinkStateError, PurgeError, ReadSessionError, RedeemCode, RedeemCodeError,
     RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInLimits, SignInSettings, SignOutError,
-    SignedIn,
+    SignUpPolicy, SignedIn,
 };
 pub use stores::{
-    CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserStore,
+    CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserAdded,
+    UserStore,
 };

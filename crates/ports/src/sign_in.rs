@@ -39,6 +39,21 @@ pub struct SignInSettings {
     pub link_retention: TimeDelta,
     /// The rate limits; `None` in a field turns that limit off.
     pub limits: SignInLimits,
+    /// Who may get a link.
+    pub sign_up: SignUpPolicy,
+}
+
+/// Who may get a sign-in link. A refused address gets exactly the answer an allowed one gets,
+/// and no email: the policy never tells anyone which addresses have accounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SignUpPolicy {
+    /// Anyone; a first sign-in creates the user.
+    #[default]
+    Open,
+    /// Only addresses that already have a user (added by an operator, or signed in before).
+    ExistingUsers,
+    /// Addresses at these domains (A-labels, exact match), and existing users.
+    Allowlist(Vec<String>),
 }
 
 /// The rate limits on sign-in. Each is "so many per so long" by GCRA; `None` is off.
@@ -292,10 +307,17 @@ impl SignIn {
     pub async fn request_link(&self, request: RequestLink) -> Result<LinkQueued, RequestLinkError> {
         let now = self.clock.now();
         self.admit_link_request(&request, now).await?;
+        let expires = self.settings.link_policy.expires_at(now);
+        let expires_in_minutes = self.settings.link_policy.max_age_minutes();
+        if !self.may_sign_in(&request.email).await? {
+            tracing::info!(to = %request.email.masked(), "no link sent: the sign-up policy refuses this address");
+            // The same answer as for a link sent, naming a link that does not exist.
+            let link = LinkTokenHash::from_bytes(os_random()?);
+            return Ok(LinkQueued { email: request.email, link, expires, expires_in_minutes });
+        }
         let token = LinkToken::from_random_bytes(os_random()?);
         let token_hash = token.hash(&self.settings.secret);
         let code = SignInCode::from_random_bytes(os_random()?);
-        let expires = self.settings.link_policy.expires_at(now);
         let link_url = self.link_url(&token, &request);
         // The email's secrets, sealed together: the link, then the code on the next line.
         let plaintext = format!("{link_url}\n{}", code.display());
@@ -322,11 +344,18 @@ impl SignIn {
         self.links.insert_with_email(&link, &email).await?;
         self.waker.wake();
         tracing::info!(to = %request.email.masked(), "sign-in link queued");
-        Ok(LinkQueued {
-            email: request.email,
-            link: token_hash,
-            expires,
-            expires_in_minutes: self.settings.link_policy.max_age_minutes(),
+        Ok(LinkQueued { email: request.email, link: token_hash, expires, expires_in_minutes })
+    }
+
+    /// Whether the sign-up policy lets `email` have a link.
+    async fn may_sign_in(&self, email: &EmailAddress) -> anyhow::Result<bool> {
+        Ok(match &self.settings.sign_up {
+            SignUpPolicy::Open => true,
+            SignUpPolicy::ExistingUsers => self.users.find_by_email(email).await?.is_some(),
+            SignUpPolicy::Allowlist(domains) => {
+                domains.iter().any(|domain| domain == email.domain())
+                    || self.users.find_by_email(email).await?.is_some()
+            }
         })
     }
 

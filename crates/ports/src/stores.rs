@@ -152,6 +152,41 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// MUST fail only on a storage failure, never to say "not found".
     async fn find(&self, id: &UserId) -> anyhow::Result<Option<User>>;
+
+    /// The user with this address (compared as stored: addresses are normalised), if any.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure, never to say "not found".
+    async fn find_by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>>;
+
+    /// Adds a user with this address, not yet verified (an operator pre-approving someone);
+    /// an existing user is left as it is. Concurrent calls for one address yield one user.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn add(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<UserAdded>;
+
+    /// Users by address, at most `limit` of them.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn list(&self, limit: u32) -> anyhow::Result<Vec<User>>;
+
+    /// Deletes the user with this address and, with it, their sessions. `false` when there was
+    /// no such user.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool>;
+}
+
+/// What [`UserStore::add`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserAdded {
+    /// A new user.
+    Created(User),
+    /// The address already had a user, unchanged.
+    Existed(User),
 }
 
 /// A session about to be stored.

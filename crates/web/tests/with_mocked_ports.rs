@@ -40,6 +40,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
+            sign_up: ports::SignUpPolicy::Open,
         },
     );
     TestClient::new(web::build_app(AppState {

@@ -66,6 +66,7 @@ impl Ports {
                 callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
                 link_retention: TimeDelta::days(1),
                 limits,
+                sign_up: super::SignUpPolicy::Open,
             },
         )
     }
