@@ -98,7 +98,11 @@ pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
 pub async fn build_service(settings: &Settings, parts: Parts) -> Service {
     let checked = settings.check("development", Program::CargoXtask).expect("test settings pass the checks");
     let base_url = checked.base_url.expect("test settings set server.base_url");
-    let secret = ServerSecret::new(ports::random::os_random::<32>().expect("randomness"));
+    // The configured secret when a test sets one (to rotate it), else a fresh random one.
+    let secret = match settings.secret.expose() {
+        "" => ServerSecret::new(ports::random::os_random::<32>().expect("randomness")),
+        configured => ServerSecret::new(configured.as_bytes()),
+    };
     let service = wiring::build(settings, base_url, secret, parts).await.expect("service builds");
     service.store.migrate().await.expect("migrations apply");
     service

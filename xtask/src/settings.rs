@@ -43,6 +43,8 @@ pub struct Settings {
     pub site_name: String,
     /// The server secret (`AUTH_SECRET`): keys link-token hashes and CSRF tokens.
     pub secret: Secret,
+    /// Secrets rotated out: what they signed is still honoured until it expires.
+    pub previous_secrets: Vec<Secret>,
     /// Listening and public address.
     pub server: ServerSettings,
     /// The database.
@@ -409,6 +411,7 @@ impl Default for Settings {
         Self {
             site_name: "magiclink".to_owned(),
             secret: Secret::default(),
+            previous_secrets: Vec::new(),
             server: ServerSettings::default(),
             database: DatabaseSettings::default(),
             auth: AuthSettings::default(),
@@ -737,6 +740,10 @@ impl Settings {
                     "secret (AUTH_SECRET) must be at least 32 bytes; generate one with `{}`",
                     program.command("secret")
                 ));
+            }
+            if self.previous_secrets.iter().any(|s| s.expose().len() < domain::secret::MIN_PRODUCTION_SECRET_BYTES) {
+                problems
+                    .push("previous_secrets (MAGICLINK_PREVIOUS_SECRETS) must each be at least 32 bytes".to_owned());
             }
             if self.mailer.kind == MailerKind::Dev {
                 problems.push(

@@ -234,6 +234,8 @@ pub async fn build(
     parts: Parts,
 ) -> anyhow::Result<Service> {
     let clock = parts.clock;
+    let previous_secrets: Vec<ServerSecret> =
+        settings.previous_secrets.iter().map(|s| ServerSecret::new(s.expose().as_bytes())).collect();
     let email_overrides = read_overrides(&settings.templates.dir, &adapters::mail::TEMPLATE_NAMES)?;
     let page_overrides = read_overrides(&settings.templates.dir, &web::pages::TEMPLATE_NAMES)?;
     let renderer = Arc::new(
@@ -256,6 +258,7 @@ pub async fn build(
         },
         site_name: settings.site_name.clone(),
         secret: secret.clone(),
+        previous_secrets: previous_secrets.clone(),
         cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
         allow_unicode_local_part: settings.email.allow_unicode_local_part,
         trusted_proxies: settings
@@ -292,6 +295,7 @@ pub async fn build(
         Arc::clone(&clock),
         SignInSettings {
             secret: secret.clone(),
+            previous_secrets: previous_secrets.clone(),
             link_policy: LinkPolicy::new(settings.magic_link.max_age),
             session_policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
             callback_endpoint,
@@ -307,6 +311,7 @@ pub async fn build(
         clock,
         DeliverySettings {
             secret,
+            previous_secrets: previous_secrets.clone(),
             retry: RetryPolicy {
                 max_attempts: outbox.max_attempts,
                 base_delay: TimeDelta::seconds(i64::from(outbox.base_delay)),

@@ -81,6 +81,7 @@ async fn fixture() -> Fixture {
         clock.clone(),
         SignInSettings {
             secret: secret(),
+            previous_secrets: Vec::new(),
             link_policy: LinkPolicy::new(600),
             session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: url::Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
@@ -99,6 +100,7 @@ fn deliverer(store: &SqliteStore, mailer: Arc<dyn Mailer>, clock: Arc<ManualCloc
         clock,
         DeliverySettings {
             secret: secret(),
+            previous_secrets: Vec::new(),
             retry: RetryPolicy {
                 max_attempts: 8,
                 base_delay: TimeDelta::seconds(2),

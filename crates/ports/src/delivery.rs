@@ -51,6 +51,8 @@ impl RetryPolicy {
 pub struct DeliverySettings {
     /// Opens the sealed links.
     pub secret: ServerSecret,
+    /// Secrets rotated out, which still open what they sealed.
+    pub previous_secrets: Vec<ServerSecret>,
     /// Retry schedule.
     pub retry: RetryPolicy,
     /// Messages sent at once.
@@ -220,7 +222,10 @@ impl Deliverer {
     /// The link and, on the line after it, the code (absent in messages queued before codes).
     fn unseal(&self, message: &OutboxMessage) -> Option<(Url, Option<String>)> {
         let associated = message.link_token_hash.to_hex();
-        let plain = domain::sealed::open(&self.settings.secret, associated.as_bytes(), &message.sealed_link).ok()?;
+        // Sealed under the current secret, or one rotated out while the email waited.
+        let plain = std::iter::once(&self.settings.secret)
+            .chain(&self.settings.previous_secrets)
+            .find_map(|secret| domain::sealed::open(secret, associated.as_bytes(), &message.sealed_link).ok())?;
         let plain = std::str::from_utf8(&plain).ok()?;
         let (link, code) = match plain.split_once('\n') {
             Some((link, code)) => (link, Some(code.to_owned())),

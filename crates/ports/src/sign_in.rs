@@ -28,6 +28,8 @@ use crate::stores::{CodeRedemption, LinkState, LinkStore, NewLink, NewSession, R
 pub struct SignInSettings {
     /// Keys the link-token hashes.
     pub secret: ServerSecret,
+    /// Secrets rotated out: what they signed (links, codes) is still honoured until it expires.
+    pub previous_secrets: Vec<ServerSecret>,
     /// How long links live.
     pub link_policy: LinkPolicy,
     /// How long sessions live and slide.
@@ -189,6 +191,8 @@ pub enum RedeemLinkError {
 pub struct RedeemCode {
     /// The link the code belongs to, named by the pending-sign-in cookie of this browser.
     pub link: LinkTokenHash,
+    /// Which secret issued the link: 0 for the current one, then the previous ones in order.
+    pub issued_under: usize,
     /// The code as typed.
     pub code: SignInCode,
     /// The browser's `User-Agent`, stored with the session.
@@ -416,9 +420,15 @@ impl SignIn {
         Bucket { key: format!("{name}:{}", domain::hex::encode(&mac[..16])), quota }
     }
 
-    /// The hash under which a link's token is stored, which names the link.
-    pub fn link_hash(&self, token: &LinkToken) -> LinkTokenHash {
-        token.hash(&self.settings.secret)
+    /// The current secret, then the previous ones: what was signed may be under any of them.
+    fn secrets(&self) -> impl Iterator<Item = &ServerSecret> {
+        std::iter::once(&self.settings.secret).chain(&self.settings.previous_secrets)
+    }
+
+    /// The hashes under which a link's token may be stored (one per secret, current first),
+    /// which name the link.
+    pub fn link_hashes(&self, token: &LinkToken) -> Vec<LinkTokenHash> {
+        self.secrets().map(|secret| token.hash(secret)).collect()
     }
 
     /// Redeems a link: marks it used, finds or creates the user, and opens a session.
@@ -431,8 +441,15 @@ impl SignIn {
         if let Some(retry_after) = self.failure_wait(request.client, now).await? {
             return Err(RedeemLinkError::RateLimited { retry_after });
         }
-        let token_hash = request.token.hash(&self.settings.secret);
-        match self.links.redeem(&token_hash, &request.email, now).await? {
+        // A link issued before the secret was rotated is stored under an older secret's hash.
+        let mut redemption = Redemption::Unknown;
+        for secret in self.secrets() {
+            redemption = self.links.redeem(&request.token.hash(secret), &request.email, now).await?;
+            if redemption != Redemption::Unknown {
+                break;
+            }
+        }
+        match redemption {
             Redemption::Redeemed => {}
             Redemption::AlreadyUsed => return Err(RedeemLinkError::AlreadyUsed),
             Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
@@ -458,7 +475,10 @@ impl SignIn {
         if let Some(retry_after) = self.failure_wait(request.client, now).await? {
             return Err(RedeemCodeError::RateLimited { retry_after });
         }
-        let code_hash = request.code.hash(&self.settings.secret, &request.link);
+        // The code is keyed by the secret that issued its link (the one the pending cookie was
+        // signed with), so a wrong code counts once, not once per secret.
+        let secret = self.secrets().nth(request.issued_under).unwrap_or(&self.settings.secret);
+        let code_hash = request.code.hash(secret, &request.link);
         let identifier = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, now).await? {
             CodeRedemption::Redeemed { identifier } => identifier,
             CodeRedemption::Wrong { attempts_left } => {
@@ -535,8 +555,14 @@ impl SignIn {
     /// # Errors
     /// Only [`LinkStateError::Unexpected`].
     pub async fn link_state(&self, token: &LinkToken, email: &EmailAddress) -> Result<LinkState, LinkStateError> {
-        let token_hash = token.hash(&self.settings.secret);
-        Ok(self.links.state(&token_hash, email, self.clock.now()).await?)
+        let now = self.clock.now();
+        for secret in self.secrets() {
+            let state = self.links.state(&token.hash(secret), email, now).await?;
+            if state != LinkState::Unknown {
+                return Ok(state);
+            }
+        }
+        Ok(LinkState::Unknown)
     }
 
     /// Deletes links and sessions that expired longer ago than the link retention.

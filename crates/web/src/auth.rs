@@ -54,8 +54,14 @@ async fn request_link(
         .request_link(request)
         .await
         .map_err(|error| WebError::from_link_request(error, &form.email, form.callback_url.as_deref()))?;
-    let pending =
-        PendingSignIn { link: queued.link, masked_email: queued.email.masked(), callback, expires: queued.expires };
+    let pending = PendingSignIn {
+        link: queued.link,
+        masked_email: queued.email.masked(),
+        callback,
+        expires: queued.expires,
+        // Links are always issued under the current secret.
+        issued_under: 0,
+    };
     pending::set(req.cookie(), &state.settings, &pending, state.sign_in.now());
     // No address in the URL: the page reads the masked one from the pending cookie.
     let location = state.settings.pages.verify_request.clone();
@@ -95,8 +101,9 @@ async fn open_link(
     let Ok(request) = query.to_request(req.header(header::USER_AGENT), client) else {
         return redeem_failure(ports::RedeemLinkError::Invalid, state);
     };
-    let link = state.sign_in.link_hash(&request.token);
-    let asked_here = pending::read(req.cookie(), &state.settings, state.sign_in.now()).is_some_and(|p| p.is_for(&link));
+    let hashes = state.sign_in.link_hashes(&request.token);
+    let asked_here =
+        pending::read(req.cookie(), &state.settings, state.sign_in.now()).is_some_and(|p| p.is_for(&hashes));
     if asked_here {
         let destination = CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
         return sign_in_with_link(req, state, request, destination).await;
@@ -189,6 +196,7 @@ async fn sign_in_with_code(
     let code = SignInCode::parse(typed).map_err(|_| WebError::Code(CodeProblem::Malformed))?;
     let request = RedeemCode {
         link: pending.link.clone(),
+        issued_under: pending.issued_under,
         code,
         user_agent: user_agent.map(forms::user_agent),
         client: client_ip(req, &state.settings.trusted_proxies),

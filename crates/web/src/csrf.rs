@@ -15,6 +15,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use domain::secret::KeyPurpose;
+use domain::ServerSecret;
 use poem::http::header;
 use poem::web::cookie::CookieJar;
 use poem::Request;
@@ -33,7 +34,7 @@ pub fn token_for_form(jar: &CookieJar, settings: &WebSettings) -> anyhow::Result
         return Ok(token);
     }
     let token = URL_SAFE_NO_PAD.encode(os_random::<32>()?);
-    let value = format!("{token}.{}", mac(settings, &token));
+    let value = format!("{token}.{}", mac(&settings.secret, &token));
     cookies::set(jar, settings, cookies::Kind::Csrf, &value, None);
     Ok(token)
 }
@@ -68,13 +69,15 @@ fn same_origin(req: &Request, settings: &WebSettings) -> bool {
     }
 }
 
+/// The token of this request's CSRF cookie, if its MAC is ours under the current secret or one
+/// rotated out (so open forms survive a rotation).
 fn valid_cookie_token(jar: &CookieJar, settings: &WebSettings) -> Option<String> {
     let value = cookies::read(jar, settings, cookies::Kind::Csrf)?;
     let (token, their_mac) = value.split_once('.')?;
-    let ours = mac(settings, token);
-    bool::from(ours.as_bytes().ct_eq(their_mac.as_bytes())).then(|| token.to_owned())
+    let verifies = |secret: &ServerSecret| bool::from(mac(secret, token).as_bytes().ct_eq(their_mac.as_bytes()));
+    settings.secrets().any(verifies).then(|| token.to_owned())
 }
 
-fn mac(settings: &WebSettings, token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(settings.secret.mac(KeyPurpose::Csrf, token.as_bytes()))
+fn mac(secret: &ServerSecret, token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(secret.mac(KeyPurpose::Csrf, token.as_bytes()))
 }

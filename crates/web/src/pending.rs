@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use domain::secret::KeyPurpose;
-use domain::{CallbackPath, LinkTokenHash};
+use domain::{CallbackPath, LinkTokenHash, ServerSecret};
 use poem::web::cookie::CookieJar;
 use subtle::ConstantTimeEq;
 
@@ -32,12 +32,15 @@ pub struct PendingSignIn {
     pub callback: String,
     /// When the link, and so this cookie, expires.
     pub expires: DateTime<Utc>,
+    /// Which secret signed the cookie (and issued the link): 0 for the current one, then the
+    /// previous ones in order.
+    pub issued_under: usize,
 }
 
 impl PendingSignIn {
-    /// Whether this cookie names the link whose token hashes to `link`.
-    pub fn is_for(&self, link: &LinkTokenHash) -> bool {
-        self.link.matches(link)
+    /// Whether this cookie names the link stored under any of `hashes`.
+    pub fn is_for(&self, hashes: &[LinkTokenHash]) -> bool {
+        hashes.iter().any(|hash| self.link.matches(hash))
     }
 }
 
@@ -51,7 +54,7 @@ pub fn set(jar: &CookieJar, settings: &WebSettings, pending: &PendingSignIn, now
         pending.expires.timestamp().to_string(),
     ]
     .join(".");
-    let value = format!("{body}.{}", mac(settings, &body));
+    let value = format!("{body}.{}", mac(&settings.secret, &body));
     let lifetime = (pending.expires - now).to_std().unwrap_or_default();
     cookies::set(jar, settings, cookies::Kind::PendingSignIn, &value, Some(lifetime));
 }
@@ -60,9 +63,8 @@ pub fn set(jar: &CookieJar, settings: &WebSettings, pending: &PendingSignIn, now
 pub fn read(jar: &CookieJar, settings: &WebSettings, now: DateTime<Utc>) -> Option<PendingSignIn> {
     let value = cookies::read(jar, settings, cookies::Kind::PendingSignIn)?;
     let (body, their_mac) = value.rsplit_once('.')?;
-    if !bool::from(mac(settings, body).as_bytes().ct_eq(their_mac.as_bytes())) {
-        return None;
-    }
+    let issued_under =
+        settings.secrets().position(|secret| bool::from(mac(secret, body).as_bytes().ct_eq(their_mac.as_bytes())))?;
     let mut parts = body.split('.');
     let (Some(link), Some(masked), Some(callback), Some(expires), None) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
@@ -73,7 +75,13 @@ pub fn read(jar: &CookieJar, settings: &WebSettings, now: DateTime<Utc>) -> Opti
     let masked_email = String::from_utf8(URL_SAFE_NO_PAD.decode(masked).ok()?).ok()?;
     let callback = String::from_utf8(URL_SAFE_NO_PAD.decode(callback).ok()?).ok()?;
     let expires = DateTime::from_timestamp(expires.parse().ok()?, 0)?;
-    (now < expires).then(|| PendingSignIn { link: LinkTokenHash::from_bytes(link), masked_email, callback, expires })
+    (now < expires).then(|| PendingSignIn {
+        link: LinkTokenHash::from_bytes(link),
+        masked_email,
+        callback,
+        expires,
+        issued_under,
+    })
 }
 
 /// Clears the cookie once its link has been used.
@@ -86,6 +94,6 @@ pub fn callback(pending: &PendingSignIn, settings: &WebSettings) -> CallbackPath
     CallbackPath::resolve(Some(&pending.callback), &settings.base_url)
 }
 
-fn mac(settings: &WebSettings, body: &str) -> String {
-    URL_SAFE_NO_PAD.encode(settings.secret.mac(KeyPurpose::PendingSignIn, body.as_bytes()))
+fn mac(secret: &ServerSecret, body: &str) -> String {
+    URL_SAFE_NO_PAD.encode(secret.mac(KeyPurpose::PendingSignIn, body.as_bytes()))
 }

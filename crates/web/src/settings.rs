@@ -72,8 +72,10 @@ pub struct WebSettings {
     pub pages: PagePaths,
     /// The product name shown on pages.
     pub site_name: String,
-    /// Keys the CSRF tokens.
+    /// Keys the CSRF tokens and pending-sign-in cookies.
     pub secret: ServerSecret,
+    /// Secrets rotated out, whose CSRF tokens and pending cookies are still honoured.
+    pub previous_secrets: Vec<ServerSecret>,
     /// The cookies' names.
     pub cookie_names: CookieNames,
     /// Body size and time limits.
@@ -85,6 +87,11 @@ pub struct WebSettings {
 }
 
 impl WebSettings {
+    /// The current secret, then the previous ones.
+    pub fn secrets(&self) -> impl Iterator<Item = &ServerSecret> {
+        std::iter::once(&self.secret).chain(&self.previous_secrets)
+    }
+
     /// Whether the site is served over https, so cookies get `Secure` and `__Host-`.
     pub fn is_https(&self) -> bool {
         self.base_url.scheme() == "https"

@@ -35,6 +35,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         Arc::new(clock),
         SignInSettings {
             secret: secret.clone(),
+            previous_secrets: Vec::new(),
             link_policy: LinkPolicy::new(600),
             session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
@@ -57,6 +58,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             },
             site_name: "magiclink".to_owned(),
             secret,
+            previous_secrets: Vec::new(),
             cookie_names: web::CookieNames::default(),
             limits: web::RequestLimits::default(),
             trusted_proxies: Vec::new(),

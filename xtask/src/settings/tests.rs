@@ -153,6 +153,7 @@ fn production_refuses_each_unsafe_setting_naming_it() {
         ("server.base_url", Box::new(|s| s.server.base_url = "http://auth.example.com".to_owned())),
         ("server.base_url", Box::new(|s| s.server.base_url = String::new())),
         ("mailer.kind", Box::new(|s| s.mailer.kind = MailerKind::Dev)),
+        ("previous_secrets", Box::new(|s| s.previous_secrets = vec![super::Secret("short".to_owned())])),
     ];
     assert_each_refused(production_ready, "production", cases);
 }
@@ -244,8 +245,10 @@ fn malformed_paths_and_urls_are_refused_in_every_profile() {
 
 #[test]
 fn the_secret_never_appears_in_debug_output() {
-    let settings = production_ready();
-    assert!(!format!("{settings:?}").contains("0123456789abcdef"));
+    let mut settings = production_ready();
+    settings.previous_secrets = vec![super::Secret("fedcba9876543210fedcba9876543210".to_owned())];
+    let debug = format!("{settings:?}");
+    assert!(!debug.contains("0123456789abcdef") && !debug.contains("fedcba9876543210"), "{debug}");
 }
 
 #[test]

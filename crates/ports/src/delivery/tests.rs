@@ -43,6 +43,7 @@ fn deliverer(outbox: MockOutbox, mailer: MockMailer) -> Deliverer {
         Arc::new(clock),
         DeliverySettings {
             secret: secret(),
+            previous_secrets: Vec::new(),
             retry: RetryPolicy {
                 max_attempts: 5,
                 base_delay: TimeDelta::seconds(2),

@@ -61,6 +61,7 @@ impl Ports {
             Arc::new(clock),
             SignInSettings {
                 secret: secret(),
+                previous_secrets: Vec::new(),
                 link_policy: LinkPolicy::new(600),
                 session_policy: SessionPolicy::new(30 * 86_400, 86_400),
                 callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
@@ -187,6 +188,7 @@ async fn an_unknown_token_is_invalid_and_is_looked_up_by_its_hash() {
 fn code_request(code: &str) -> RedeemCode {
     RedeemCode {
         link: LinkToken::from_random_bytes([4; 32]).hash(&secret()),
+        issued_under: 0,
         code: SignInCode::parse(code).expect("a well-formed code"),
         user_agent: Some("phone".to_owned()),
         client: None,
