@@ -113,3 +113,25 @@ fn every_source_file_starts_with_a_module_doc() {
     assert!(files.len() > 20, "found only {} source files", files.len());
     assert!(missing.is_empty(), "files without a `//!` first line: {missing:?}");
 }
+
+/// The threat table in `docs/security.md` names the tests that show each control; every one it
+/// names (`file.rs::test_name`) must exist, so the table cannot drift from the suite.
+#[test]
+fn every_test_the_threat_table_names_exists() {
+    let root = workspace_root();
+    let security = std::fs::read_to_string(root.join("docs/security.md")).expect("docs/security.md");
+    let mut files = Vec::new();
+    for folder in ["crates", "xtask", "tests"] {
+        rust_files(&root.join(folder), &mut files);
+    }
+    let sources: Vec<String> = files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect();
+    let named: Vec<&str> = security
+        .split('`')
+        .filter_map(|span| span.split_once(".rs::").map(|(_, test)| test))
+        .collect();
+    assert!(named.len() >= 20, "the table names only {} tests", named.len());
+    for test in named {
+        let declared = format!("fn {test}(");
+        assert!(sources.iter().any(|source| source.contains(&declared)), "docs/security.md names `{test}`, which does not exist");
+    }
+}
