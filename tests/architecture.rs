@@ -125,13 +125,14 @@ fn every_test_the_threat_table_names_exists() {
         rust_files(&root.join(folder), &mut files);
     }
     let sources: Vec<String> = files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect();
-    let named: Vec<&str> = security
-        .split('`')
-        .filter_map(|span| span.split_once(".rs::").map(|(_, test)| test))
-        .collect();
+    let named: Vec<&str> =
+        security.split('`').filter_map(|span| span.split_once(".rs::").map(|(_, test)| test)).collect();
     assert!(named.len() >= 20, "the table names only {} tests", named.len());
     for test in named {
         let declared = format!("fn {test}(");
-        assert!(sources.iter().any(|source| source.contains(&declared)), "docs/security.md names `{test}`, which does not exist");
+        assert!(
+            sources.iter().any(|source| source.contains(&declared)),
+            "docs/security.md names `{test}`, which does not exist"
+        );
     }
 }

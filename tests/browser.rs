@@ -171,22 +171,10 @@ async fn a_person_signs_in_with_a_link_delivered_by_smtp() {
     browser.quit().await.expect("browser closes");
 }
 
-/// The newest message to `to` in the development mailbox, once delivered: its link and code.
+/// The newest message to `to` once the mailbox has sent `count` in all: its link and code.
 async fn newest_message(server: &RunningServer, to: &str, count: u64) -> (String, String) {
     let mut delivered = server.mailbox.as_ref().expect("the dev mailer is configured").subscribe();
-    tokio::time::timeout(Duration::from_secs(30), delivered.wait_for(|sent| *sent >= count))
-        .await
-        .expect("delivered within 30 s")
-        .expect("the mailbox is alive");
-    let mail: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/dev/mailbox?to={to}", server.base_url))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .expect("mailbox answers")
-        .json()
-        .await
-        .expect("JSON");
+    let mail = server.mail_after(&mut delivered, count - 1, to).await;
     (mail[0]["link"].as_str().expect("link").to_owned(), mail[0]["code"].as_str().expect("code").to_owned())
 }
 

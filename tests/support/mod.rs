@@ -317,19 +317,7 @@ impl RunningServer {
         assert_eq!(posted.status(), StatusCode::SEE_OTHER);
         // The pending-sign-in cookie: this "browser" asked, so the link signs in at once.
         keep_cookies(&mut jar, posted.headers());
-        tokio::time::timeout(std::time::Duration::from_secs(30), delivered.wait_for(|sent| *sent > before))
-            .await
-            .expect("delivered within 30 s")
-            .expect("the mailbox is alive");
-        let mailbox: serde_json::Value = http
-            .get(format!("{base}/dev/mailbox?to={email}"))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .expect("mailbox answers")
-            .json()
-            .await
-            .expect("JSON");
+        let mailbox = self.mail_after(&mut delivered, before, email).await;
         let link = mailbox[0]["link"].as_str().expect("a link");
         let opened = http.get(link).header("cookie", cookie_header(&jar)).send().await.expect("link answers");
         assert_eq!(opened.status(), StatusCode::SEE_OTHER);
@@ -341,6 +329,31 @@ impl RunningServer {
             .find(|cookie| cookie.contains("session-token="))
             .expect("a session cookie");
         session.split(';').next().unwrap_or_default().to_owned()
+    }
+}
+
+impl RunningServer {
+    /// Waits until the development mailbox has sent more than `sent_before` messages, then
+    /// returns its messages to `to`, newest first, as the mailbox's JSON.
+    pub async fn mail_after(
+        &self,
+        delivered: &mut tokio::sync::watch::Receiver<u64>,
+        sent_before: u64,
+        to: &str,
+    ) -> serde_json::Value {
+        tokio::time::timeout(std::time::Duration::from_secs(30), delivered.wait_for(|sent| *sent > sent_before))
+            .await
+            .expect("delivered within 30 s")
+            .expect("the mailbox is alive");
+        reqwest::Client::new()
+            .get(format!("{}/dev/mailbox?to={to}", self.base_url))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("mailbox answers")
+            .json()
+            .await
+            .expect("JSON")
     }
 }
 

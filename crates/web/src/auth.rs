@@ -163,7 +163,7 @@ async fn confirm_or_code(
     if let Some(code) = form.code.as_deref() {
         return sign_in_with_code(req, state, code, user_agent).await;
     }
-    let query = form.into_query();
+    let query = form.link;
     let client = client_ip(req, &state.settings.trusted_proxies);
     let Ok(request) = query.to_request(user_agent, client) else {
         return redeem_failure(ports::RedeemLinkError::Invalid, state);

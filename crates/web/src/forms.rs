@@ -89,25 +89,12 @@ pub struct CallbackForm {
     /// The double-submit CSRF token.
     #[serde(default, rename = "csrfToken")]
     pub csrf_token: Option<String>,
-    /// The link token, from the confirm page.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// The address the link was sent to, from the confirm page.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// Where to land after sign-in, from the confirm page.
-    #[serde(default, rename = "callbackUrl")]
-    pub callback_url: Option<String>,
+    /// The link's fields from the confirm page, as the `GET` callback reads them.
+    #[serde(flatten)]
+    pub link: CallbackQuery,
     /// The short code from the email, typed in the browser that asked for the link.
     #[serde(default)]
     pub code: Option<String>,
-}
-
-impl CallbackForm {
-    /// The link fields, as the `GET` callback would have read them.
-    pub fn into_query(self) -> CallbackQuery {
-        CallbackQuery { token: self.token, email: self.email, callback_url: self.callback_url }
-    }
 }
 
 /// `POST {base}/signout`.

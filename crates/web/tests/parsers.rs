@@ -5,27 +5,13 @@ use chrono::{TimeZone, Utc};
 use domain::ServerSecret;
 use poem::web::cookie::{Cookie, CookieJar};
 use proptest::prelude::*;
-use url::Url;
 use web::forms::{CallbackQuery, SignInForm};
-use web::{pending, CookieNames, PagePaths, RequestLimits, WebSettings};
+use web::{pending, WebSettings};
+
+mod support;
 
 fn settings() -> WebSettings {
-    WebSettings {
-        base_url: Url::parse("https://auth.example.com").expect("valid"),
-        auth_base_path: "/api/auth".to_owned(),
-        pages: PagePaths {
-            sign_in: "/signin".to_owned(),
-            verify_request: "/check-your-email".to_owned(),
-            error: "/auth-error".to_owned(),
-        },
-        site_name: "magiclink".to_owned(),
-        secret: ServerSecret::new(*b"parser-test-secret-parser-test-s"),
-        previous_secrets: Vec::new(),
-        cookie_names: CookieNames::default(),
-        limits: RequestLimits::default(),
-        trusted_proxies: Vec::new(),
-        allow_unicode_local_part: false,
-    }
+    support::web_settings("https://auth.example.com", ServerSecret::new(*b"parser-test-secret-parser-test-s"))
 }
 
 fn jar_with(name: &str, value: &str) -> CookieJar {

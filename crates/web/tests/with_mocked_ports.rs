@@ -1,6 +1,8 @@
 //! The web layer against mocked ports: what it does when the ports fail, and what exists only
 //! with the development mailer. The happy paths run over the real wiring in `tests/`.
 
+mod support;
+
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
@@ -12,7 +14,7 @@ use ports::outbox::MockDeliveryWaker;
 use ports::stores::{MockLinkStore, MockSessionStore, MockStoreHealth, MockUserStore};
 use ports::{SignIn, SignInSettings};
 use url::Url;
-use web::{AppState, PagePaths, WebSettings};
+use web::AppState;
 
 #[derive(Default)]
 struct Mocks {
@@ -48,22 +50,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         sign_in: Arc::new(sign_in),
         health: Arc::new(mocks.health),
         mailbox: None,
-        settings: WebSettings {
-            base_url: Url::parse("http://127.0.0.1:3000").expect("valid"),
-            auth_base_path: "/api/auth".to_owned(),
-            pages: PagePaths {
-                sign_in: "/signin".to_owned(),
-                verify_request: "/check-your-email".to_owned(),
-                error: "/auth-error".to_owned(),
-            },
-            site_name: "magiclink".to_owned(),
-            secret,
-            previous_secrets: Vec::new(),
-            cookie_names: web::CookieNames::default(),
-            limits: web::RequestLimits::default(),
-            trusted_proxies: Vec::new(),
-            allow_unicode_local_part: false,
-        },
+        settings: support::web_settings("http://127.0.0.1:3000", secret),
         pages: web::pages::Pages::builtin().expect("templates parse"),
     }))
 }

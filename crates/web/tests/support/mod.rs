@@ -1,0 +1,25 @@
+//! What the web crate's tests share: settings with the defaults a deployment would have.
+
+use domain::ServerSecret;
+use url::Url;
+use web::{CookieNames, PagePaths, RequestLimits, WebSettings};
+
+/// The web settings of a deployment at `base_url` with the default paths and limits.
+pub fn web_settings(base_url: &str, secret: ServerSecret) -> WebSettings {
+    WebSettings {
+        base_url: Url::parse(base_url).expect("a valid base URL"),
+        auth_base_path: "/api/auth".to_owned(),
+        pages: PagePaths {
+            sign_in: "/signin".to_owned(),
+            verify_request: "/check-your-email".to_owned(),
+            error: "/auth-error".to_owned(),
+        },
+        site_name: "magiclink".to_owned(),
+        secret,
+        previous_secrets: Vec::new(),
+        cookie_names: CookieNames::default(),
+        limits: RequestLimits::default(),
+        trusted_proxies: Vec::new(),
+        allow_unicode_local_part: false,
+    }
+}
