@@ -26,8 +26,11 @@ fn email() -> SignInEmail {
 
 fn mailer(server: &MockServer) -> ResendMailer {
     let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
-    let settings =
-        ResendSettings { api_key: "re_test_key".to_owned(), base_url: server.uri(), timeout: Duration::from_secs(5) };
+    let settings = ResendSettings {
+        api_key: domain::SecretText::new("re_test_key"),
+        base_url: server.uri(),
+        timeout: Duration::from_secs(5),
+    };
     ResendMailer::new(&settings, &parse_from("magiclink <no-reply@example.com>").expect("valid"), renderer)
         .expect("mailer builds")
 }
@@ -128,7 +131,7 @@ async fn an_unreachable_api_is_transient() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
     let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
     let settings = ResendSettings {
-        api_key: "re_test_key".to_owned(),
+        api_key: domain::SecretText::new("re_test_key"),
         base_url: format!("http://127.0.0.1:{port}"),
         timeout: Duration::from_secs(5),
     };
@@ -144,7 +147,7 @@ async fn an_unreachable_api_is_transient() {
 fn a_missing_api_key_is_refused_naming_the_setting() {
     let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
     let settings = ResendSettings {
-        api_key: String::new(),
+        api_key: domain::SecretText::default(),
         base_url: "https://api.resend.com".to_owned(),
         timeout: Duration::from_secs(5),
     };

@@ -13,7 +13,7 @@ use system_tests::smtp::{ServerTls, SmtpServer, TestCertificates};
 
 fn settings(port: u16, starttls: StartTls, ca: Option<&TestCertificates>) -> SmtpSettings {
     SmtpSettings {
-        url: format!("smtp://127.0.0.1:{port}"),
+        url: domain::SecretText::new(format!("smtp://127.0.0.1:{port}")),
         username: None,
         password: None,
         starttls,
@@ -146,7 +146,7 @@ async fn smtps_delivers_with_tls_from_the_first_byte() {
     let certificates = TestCertificates::generate();
     let Some(mut server) = SmtpServer::start_with(Some((&certificates, ServerTls::Implicit)), None) else { return };
     let mut smtps = settings(server.port, StartTls::Required, Some(&certificates));
-    smtps.url = format!("smtps://127.0.0.1:{}", server.port);
+    smtps.url = domain::SecretText::new(format!("smtps://127.0.0.1:{}", server.port));
     let mailer = mailer(&smtps, parse_from("no-reply@example.com").expect("valid"));
 
     mailer.send_sign_in_link(&email_to("smtps@example.com"), "row").await.expect("sent over SMTPS");
@@ -160,7 +160,7 @@ async fn percent_encoded_credentials_in_the_url_log_in() {
     let login = Some(("mailer", "p@ss word"));
     let Some(mut server) = SmtpServer::start_with(Some((&certificates, ServerTls::StartTls)), login) else { return };
     let mut with_credentials = settings(server.port, StartTls::Required, Some(&certificates));
-    with_credentials.url = format!("smtp://mailer:p%40ss%20word@127.0.0.1:{}", server.port);
+    with_credentials.url = domain::SecretText::new(format!("smtp://mailer:p%40ss%20word@127.0.0.1:{}", server.port));
     let mailer = mailer(&with_credentials, parse_from("no-reply@example.com").expect("valid"));
 
     let sent = mailer.send_sign_in_link(&email_to("auth@example.com"), "r1").await;
@@ -210,4 +210,22 @@ async fn a_port_with_nothing_listening_is_a_transient_failure() {
 fn a_malformed_sender_is_refused_naming_the_key() {
     let error = parse_from("not an address").expect_err("refused");
     assert!(error.to_string().contains("mailer.from"), "{error}");
+}
+
+#[test]
+fn mailer_settings_keep_credentials_out_of_debug_output() {
+    let mut smtp = settings(25, StartTls::Off, None);
+    smtp.url = domain::SecretText::new("smtp://mailer:hunter2@mail.example.com");
+    smtp.password = Some(domain::SecretText::new("s3cr3t-password"));
+    let resend = adapters::mail::ResendSettings {
+        api_key: domain::SecretText::new("re_live_key"),
+        base_url: "https://api.resend.com".to_owned(),
+        timeout: Duration::from_secs(5),
+    };
+
+    let shown = format!("{smtp:?} {resend:?}");
+
+    for secret in ["hunter2", "s3cr3t-password", "re_live_key"] {
+        assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+    }
 }

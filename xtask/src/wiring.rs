@@ -14,7 +14,7 @@ pub use adapters::sqlite::OpenMode;
 use adapters::sqlite::SqliteStore;
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
-use domain::{LinkPolicy, Quota, ServerSecret, SessionPolicy};
+use domain::{LinkPolicy, Quota, SecretText, ServerSecret, SessionPolicy};
 use poem::{EndpointExt, Response};
 use ports::{
     Clock, Deliverer, DeliverySettings, DeliveryWaker, DevMailbox, Mailer, RateLimiter, RetryPolicy, SignIn,
@@ -196,9 +196,9 @@ fn build_mailer(
                 .transpose()
                 .with_context(|| format!("mailer.smtp.ca_file `{}` cannot be read", smtp.ca_file))?;
             let adapter_settings = SmtpSettings {
-                url: smtp.url.expose().to_owned(),
+                url: SecretText::new(smtp.url.expose()),
                 username: (!smtp.username.is_empty()).then(|| smtp.username.clone()),
-                password: (!smtp.password.expose().is_empty()).then(|| smtp.password.expose().to_owned()),
+                password: (!smtp.password.expose().is_empty()).then(|| SecretText::new(smtp.password.expose())),
                 starttls: match smtp.starttls {
                     StartTlsSetting::Required => StartTls::Required,
                     StartTlsSetting::Opportunistic => StartTls::Opportunistic,
@@ -213,7 +213,7 @@ fn build_mailer(
         MailerKind::Resend => {
             let resend = &mailer.resend;
             let adapter_settings = ResendSettings {
-                api_key: resend.api_key.expose().to_owned(),
+                api_key: SecretText::new(resend.api_key.expose()),
                 base_url: resend.base_url.clone(),
                 timeout: Duration::from_secs(u64::from(resend.timeout.max(1))),
             };

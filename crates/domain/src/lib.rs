@@ -22,6 +22,6 @@ pub use code::{MalformedCode, SignInCode, SignInCodeHash};
 pub use email::{EmailAddress, InvalidEmail};
 pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};
 pub use rate_limit::Quota;
-pub use secret::ServerSecret;
+pub use secret::{SecretText, ServerSecret};
 pub use session::{Session, SessionPolicy, SessionToken, SessionTokenHash};
 pub use user::{User, UserId};

@@ -78,6 +78,35 @@ impl ServerSecret {
     }
 }
 
+/// A secret string from configuration (a password, an API key, a URL with credentials) that
+/// cannot reach a log by accident: its `Debug` is redacted, and its text comes out only through
+/// [`SecretText::expose`], at the one place that must send it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// Wraps a secret.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The secret itself, for the one call that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether nothing was configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "SecretText(unset)" } else { "SecretText(***)" })
+    }
+}
+
 impl fmt::Debug for ServerSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ServerSecret(***)")
@@ -86,7 +115,15 @@ impl fmt::Debug for ServerSecret {
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyPurpose, ServerSecret};
+    use super::{KeyPurpose, SecretText, ServerSecret};
+
+    #[test]
+    fn secret_text_never_shows_in_debug() {
+        let secret = SecretText::new("smtp://user:hunter2@mail.example.com");
+        assert_eq!(format!("{secret:?}"), "SecretText(***)");
+        assert_eq!(format!("{:?}", SecretText::default()), "SecretText(unset)");
+        assert_eq!(secret.expose(), "smtp://user:hunter2@mail.example.com");
+    }
 
     #[test]
     fn purposes_yield_unrelated_macs_of_the_same_message() {

@@ -4,6 +4,7 @@
 //! with Resend's own message; 429 and 5xx are transient and honour `Retry-After`. The outbox row
 //! id goes in `Idempotency-Key`, so a retry after a crash is not sent twice.
 
+use domain::SecretText;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use super::render::EmailRenderer;
 #[derive(Debug, Clone)]
 pub struct ResendSettings {
     /// The API key (`AUTH_RESEND_KEY`).
-    pub api_key: String,
+    pub api_key: SecretText,
     /// The API's base URL, `https://api.resend.com` outside tests.
     pub base_url: String,
     /// Timeout of each request.
@@ -31,7 +32,7 @@ pub struct ResendSettings {
 pub struct ResendMailer {
     http: reqwest::Client,
     endpoint: String,
-    api_key: String,
+    api_key: SecretText,
     from: String,
     renderer: Arc<EmailRenderer>,
 }
@@ -68,7 +69,7 @@ impl Mailer for ResendMailer {
         let response = self
             .http
             .post(&self.endpoint)
-            .bearer_auth(&self.api_key)
+            .bearer_auth(self.api_key.expose())
             .header("Idempotency-Key", idempotency_key)
             .json(&json!({
                 "from": self.from,

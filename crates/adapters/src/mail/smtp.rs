@@ -5,6 +5,7 @@
 //! answer (bad recipient, relaying denied, authentication refused) is a permanent failure;
 //! 4xx answers, timeouts and connection errors are transient.
 
+use domain::SecretText;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,11 +34,11 @@ pub enum StartTls {
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
     /// `smtp://` or `smtps://` URL, optionally with credentials.
-    pub url: String,
+    pub url: SecretText,
     /// User name, when not in the URL.
     pub username: Option<String>,
     /// Password, when not in the URL.
-    pub password: Option<String>,
+    pub password: Option<SecretText>,
     /// STARTTLS policy for `smtp://`.
     pub starttls: StartTls,
     /// Timeout of each SMTP command and of connecting.
@@ -88,7 +89,7 @@ impl SmtpMailer {
     /// Names the setting that is malformed.
     pub fn new(settings: &SmtpSettings, from: Mailbox, renderer: Arc<EmailRenderer>) -> anyhow::Result<Self> {
         check_sender(&from)?;
-        let url = url::Url::parse(&settings.url)
+        let url = url::Url::parse(settings.url.expose())
             .map_err(|e| anyhow::anyhow!("mailer.smtp.url is not a URL like smtp://host:587 ({e})"))?;
         let host = url.host_str().context("mailer.smtp.url has no host")?.to_owned();
         let tls_parameters = || -> anyhow::Result<TlsParameters> {
@@ -115,7 +116,7 @@ impl SmtpMailer {
         let decode = |s: &str| percent_decode(s);
         let username =
             settings.username.clone().or_else(|| (!url.username().is_empty()).then(|| decode(url.username())));
-        let password = settings.password.clone().or_else(|| url.password().map(decode));
+        let password = settings.password.as_ref().map(|p| p.expose().to_owned()).or_else(|| url.password().map(decode));
         match (username, password) {
             (Some(user), Some(password)) => builder = builder.credentials(Credentials::new(user, password)),
             (None, None) => {}
