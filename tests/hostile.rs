@@ -190,8 +190,8 @@ async fn a_closed_sign_up_answers_refused_addresses_exactly_as_allowed_ones_and_
 #[tokio::test]
 async fn existing_mode_sends_links_only_to_users_that_exist() {
     let app = TestApp::spawn_with(|s| s.sign_up.mode = xtask::settings::SignUpMode::Existing).await;
-    use ports::UserStore as _;
-    app.service_store
+    app.database
+        .users
         .add(&domain::EmailAddress::parse("member@example.com").expect("valid"), system_tests::test_start())
         .await
         .expect("added");

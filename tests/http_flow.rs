@@ -51,18 +51,18 @@ async fn the_whole_flow_from_csrf_to_sign_out() {
     assert!(session["user"]["id"].as_str().is_some_and(|id| id.len() == 36));
     assert!(session["user"]["name"].is_null() && session["user"]["image"].is_null());
     assert_eq!(session["expires"], "2026-07-31T12:00:00.000Z");
-    let verified: Option<i64> =
-        sqlx::query_scalar("SELECT email_verified FROM users WHERE email = 'alice@example.com'")
-            .fetch_one(app.service_store.pool())
-            .await
-            .expect("the user was created");
-    assert!(verified.is_some(), "email_verified is set on first sign-in");
+    let alice = domain::EmailAddress::parse("alice@example.com").expect("valid");
+    let user = app.database.users.find_by_email(&alice).await.expect("readable").expect("the user was created");
+    assert!(user.email_verified.is_some(), "email_verified is set on first sign-in");
 
     let home = app.get("/").await;
     assert!(home.body.contains("Signed in as <strong>alice@example.com</strong>"), "{}", home.body);
     assert!(home.body.contains("Sign out"));
 
     // Sign out: session gone from the database, cookie cleared.
+    let cookie = app.cookies.lock().expect("jar")["magiclink.session-token"].clone();
+    let session_hash = domain::SessionToken::parse(&cookie).expect("a session token").hash();
+    assert!(app.database.sessions.find(&session_hash).await.expect("readable").is_some());
     let token = app.csrf_token().await;
     let out = app.post_form("/api/auth/signout", &[("csrfToken", &token)], None).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
@@ -71,9 +71,7 @@ async fn the_whole_flow_from_csrf_to_sign_out() {
         out.header("set-cookie").contains("magiclink.session-token=;")
             && out.header("set-cookie").contains("Max-Age=0")
     );
-    let sessions: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(app.service_store.pool()).await.expect("count");
-    assert_eq!(sessions, 0);
+    assert!(app.database.sessions.find(&session_hash).await.expect("readable").is_none(), "the session row is gone");
     assert_eq!(app.get_json("/api/auth/session").await.body, "null");
 }
 
@@ -384,7 +382,7 @@ async fn healthz_reports_whether_the_database_answers() {
     let app = TestApp::spawn().await;
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
 
-    app.service_store.close().await;
+    app.database.close().await;
 
     assert_eq!(app.get("/healthz").await.status, StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -69,10 +69,17 @@ async fn check_limiter(limiter: Arc<dyn RateLimiter>) {
 async fn the_database_limiter_keeps_the_contract() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("limits.sqlite").display());
-    let store = adapters::sqlite::SqliteStore::connect(&url, 4).await.expect("opens");
-    store.migrate().await.expect("migrates");
+    let database = adapters::database::Database::open(
+        &domain::SecretText::new(url),
+        4,
+        adapters::database::OpenMode::CreateIfMissing,
+    )
+    .await
+    .expect("opens")
+    .expect("created");
+    database.migrate().await.expect("migrates");
 
-    check_limiter(Arc::new(store)).await;
+    check_limiter(Arc::clone(&database.rate_limits)).await;
 }
 
 #[tokio::test]

@@ -67,8 +67,8 @@ pub struct TestApp {
     pub client: TestClient<BoxEndpoint<'static, Response>>,
     /// The clock the application reads.
     pub clock: Arc<ManualClock>,
-    /// The service's parts, for tests that look underneath.
-    pub service_store: adapters::sqlite::SqliteStore,
+    /// The service's database, through its ports, for tests that look underneath.
+    pub database: adapters::database::Database,
     /// The delivery use case; in-process tests run it by hand instead of a background worker.
     pub deliverer: Arc<ports::Deliverer>,
     /// Cookies the "browser" holds, by name.
@@ -124,7 +124,7 @@ impl TestApp {
         TestApp {
             client: TestClient::new(service.app),
             clock,
-            service_store: service.store,
+            database: service.store,
             deliverer: service.deliverer,
             cookies: Mutex::new(BTreeMap::new()),
             _dir: dir,

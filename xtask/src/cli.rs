@@ -205,7 +205,7 @@ async fn migration_status(settings: &Settings) -> anyhow::Result<()> {
         Some(store) => store.migration_status().await?,
         None => {
             println!("The database does not exist yet; `migrate` creates it.");
-            adapters::sqlite::SqliteStore::known_migrations()
+            adapters::database::Database::known_migrations(&domain::SecretText::new(&settings.database.url))?
         }
     };
     for migration in migrations {
@@ -229,7 +229,7 @@ async fn migration_status(settings: &Settings) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// Says to run `migrate` first when the database is missing or has pending migrations.
-async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Result<adapters::sqlite::SqliteStore> {
+async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Result<adapters::database::Database> {
     let migrate = program.command("migrate");
     let Some(store) = wiring::open_store(settings, OpenMode::MustExist).await? else {
         anyhow::bail!("the database `{}` does not exist yet: run `{migrate}` first", settings.database.url);
@@ -243,19 +243,18 @@ async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Result<
 }
 
 async fn users(settings: &Settings, command: UsersCommand, program: Program) -> anyhow::Result<()> {
-    use ports::UserStore as _;
     let parse = |raw: &str| {
         domain::EmailAddress::parse(raw).map_err(|reason| anyhow::anyhow!("`{raw}` is not an address: {reason}"))
     };
     let store = open_migrated(settings, program).await?;
     let result = async {
         match command {
-            UsersCommand::Add { email } => match store.add(&parse(&email)?, chrono::Utc::now()).await? {
+            UsersCommand::Add { email } => match store.users.add(&parse(&email)?, chrono::Utc::now()).await? {
                 ports::UserAdded::Created(user) => println!("Added {} ({})", user.email, user.id.as_str()),
                 ports::UserAdded::Existed(user) => println!("{} already exists ({})", user.email, user.id.as_str()),
             },
             UsersCommand::List { limit } => {
-                for user in store.list(limit).await? {
+                for user in store.users.list(limit).await? {
                     let verified = user.email_verified.map_or_else(
                         || "never signed in".to_owned(),
                         |at| format!("verified {}", at.format("%Y-%m-%d %H:%M UTC")),
@@ -265,7 +264,7 @@ async fn users(settings: &Settings, command: UsersCommand, program: Program) -> 
             }
             UsersCommand::Remove { email } => {
                 let email = parse(&email)?;
-                anyhow::ensure!(store.remove(&email).await?, "no user has the address {email}");
+                anyhow::ensure!(store.users.remove(&email).await?, "no user has the address {email}");
                 println!("Removed {email} and ended their sessions");
             }
         }
@@ -277,7 +276,6 @@ async fn users(settings: &Settings, command: UsersCommand, program: Program) -> 
 }
 
 async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, program: Program) -> anyhow::Result<()> {
-    use ports::Outbox as _;
     let state = status
         .map(|s| {
             ports::DeliveryState::parse(s)
@@ -285,9 +283,9 @@ async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, prog
         })
         .transpose()?;
     let store = open_migrated(settings, program).await?;
-    let counts = store.counts().await?;
+    let counts = store.outbox.counts().await?;
     println!("pending {}  sent {}  failed {}  dropped {}", counts.pending, counts.sent, counts.failed, counts.dropped);
-    for entry in store.list(state, limit).await? {
+    for entry in store.outbox.list(state, limit).await? {
         println!(
             "{}  {}  {:<22}  {:<7}  attempts {}  {}",
             entry.id,

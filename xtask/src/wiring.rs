@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::clock::SystemClock;
+pub use adapters::database::OpenMode;
+use adapters::database::{masked_url, Database};
 use adapters::mail::{
     parse_from, DevMailer, EmailRenderer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls,
 };
 use adapters::redis::RedisRateLimiter;
-pub use adapters::sqlite::OpenMode;
-use adapters::sqlite::SqliteStore;
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
 use domain::{LinkPolicy, Quota, SecretText, ServerSecret, SessionPolicy};
@@ -42,7 +42,7 @@ pub struct Service {
     /// The HTTP application.
     pub app: poem::endpoint::BoxEndpoint<'static, Response>,
     /// The database, for migrations and shutdown.
-    pub store: SqliteStore,
+    pub store: Database,
     /// The use cases, for housekeeping.
     pub sign_in: Arc<SignIn>,
     /// Delivers queued emails.
@@ -82,14 +82,9 @@ impl DeliveryWaker for NotifyWaker {
 /// exist yet (and nothing is created).
 ///
 /// # Errors
-/// Names the URL when it is not one this build supports or cannot be opened.
-pub async fn open_store(settings: &Settings, mode: OpenMode) -> anyhow::Result<Option<SqliteStore>> {
-    let url = &settings.database.url;
-    // One backend today; the scheme decides, so adding one is one more arm here.
-    match url.split_once(':').map(|(scheme, _)| scheme) {
-        Some("sqlite") => SqliteStore::open(url, settings.database.max_connections, mode).await,
-        _ => anyhow::bail!("database.url (DATABASE_URL) `{url}` is not supported: use sqlite://path/to/file.sqlite"),
-    }
+/// Names the (masked) URL when it is not one this build supports or cannot be opened.
+pub async fn open_store(settings: &Settings, mode: OpenMode) -> anyhow::Result<Option<Database>> {
+    Database::open(&SecretText::new(&settings.database.url), settings.database.max_connections, mode).await
 }
 
 /// The sign-up policy as the use cases take it.
@@ -125,27 +120,15 @@ fn sign_in_limits(limits: &RateLimitSettings) -> SignInLimits {
 ///
 /// # Errors
 /// Names the (masked) Redis URL when it cannot be reached.
-async fn build_rate_limiter(settings: &Settings, store: &Arc<SqliteStore>) -> anyhow::Result<Arc<dyn RateLimiter>> {
+async fn build_rate_limiter(settings: &Settings, database: &Database) -> anyhow::Result<Arc<dyn RateLimiter>> {
     let url = settings.rate_limit.store.expose();
     if url.is_empty() {
-        return Ok(store.clone());
+        return Ok(Arc::clone(&database.rate_limits));
     }
-    let shown = mask_password(url);
+    let shown = masked_url(url);
     let limiter =
         RedisRateLimiter::connect(url, &shown).await.context("rate_limit.store (MAGICLINK_RATE_LIMIT__STORE)")?;
     Ok(Arc::new(limiter))
-}
-
-/// A URL with its password, if any, replaced by `***`, for messages and logs.
-pub fn mask_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "(a malformed URL)".to_owned(),
-    }
 }
 
 /// Reads the template overrides in `templates.dir` for the given names.
@@ -283,13 +266,12 @@ pub async fn build(
     let callback_endpoint = base_url
         .join(&web_settings.auth_path("/callback/email"))
         .context("auth.base_path does not make a valid callback URL")?;
-    let store_port = Arc::new(store.clone());
     let wake = Arc::new(Notify::new());
-    let limiter = build_rate_limiter(settings, &store_port).await?;
+    let limiter = build_rate_limiter(settings, &store).await?;
     let sign_in = Arc::new(SignIn::new(
-        store_port.clone(),
-        store_port.clone(),
-        store_port.clone(),
+        Arc::clone(&store.links),
+        Arc::clone(&store.users),
+        Arc::clone(&store.sessions),
         Arc::new(NotifyWaker(Arc::clone(&wake))),
         limiter,
         Arc::clone(&clock),
@@ -306,7 +288,7 @@ pub async fn build(
     ));
     let outbox = &settings.outbox;
     let deliverer = Arc::new(Deliverer::new(
-        store_port.clone(),
+        Arc::clone(&store.outbox),
         mailer,
         clock,
         DeliverySettings {
@@ -325,7 +307,7 @@ pub async fn build(
     ));
     let app = web::build_app(AppState {
         sign_in: Arc::clone(&sign_in),
-        health: store_port,
+        health: Arc::clone(&store.health),
         mailbox: mailbox.clone().map(|m| m as Arc<dyn DevMailbox>),
         settings: web_settings,
         pages,

@@ -17,6 +17,15 @@ fn magiclink(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Outp
     command.output().expect("magiclink runs")
 }
 
+/// The database at `url`, as the service opens it (created when missing).
+async fn open_database(url: &str) -> adapters::database::Database {
+    let url = domain::SecretText::new(url);
+    adapters::database::Database::open(&url, 1, adapters::database::OpenMode::CreateIfMissing)
+        .await
+        .expect("opens")
+        .expect("exists or was created")
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -94,7 +103,7 @@ async fn production_refuses_a_missing_or_unmigrated_database_without_creating_on
     assert!(!missing.status.success() && !unmigrated.status.success());
     assert!(missing_said.contains("does not exist yet: run `magiclink migrate` first"), "{missing_said}");
     assert!(unmigrated_said.contains("pending migration(s): run `magiclink migrate` first"), "{unmigrated_said}");
-    let store = adapters::sqlite::SqliteStore::connect(&url, 1).await.expect("opens");
+    let store = open_database(&url).await;
     let migrations = store.migration_status().await.expect("readable");
     assert!(migrations.iter().all(|m| m.applied_at.is_none()), "serve migrated nothing: {migrations:?}");
 }
@@ -178,11 +187,10 @@ fn an_unsupported_database_url_is_named_in_the_error() {
 
 #[tokio::test]
 async fn outbox_lists_delivery_state_with_masked_addresses() {
-    use ports::LinkStore as _;
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("outbox.sqlite").display());
     let time_zone_named = |text: &str| text.lines().skip(1).all(|line| line.contains(" UTC "));
-    let store = adapters::sqlite::SqliteStore::connect(&url, 1).await.expect("opens");
+    let store = open_database(&url).await;
     store.migrate().await.expect("migrates");
     let now = chrono::Utc::now();
     let hash = domain::LinkToken::from_random_bytes([4; 32]).hash(&domain::ServerSecret::new(*b"cli-test"));
@@ -198,7 +206,7 @@ async fn outbox_lists_delivery_state_with_masked_addresses() {
         link_expires: now,
         created_at: now,
     };
-    store.insert_with_email(&link, &email).await.expect("queued");
+    store.links.insert_with_email(&link, &email).await.expect("queued");
     store.close().await;
 
     let listing = magiclink(dir.path(), &["outbox", "--database-url", &url], &[]);

@@ -1,5 +1,7 @@
 //! Adapters: the implementations of the ports that talk to the outside world.
 //!
+//! - [`database`]: the storage ports of one database as `Arc<dyn ...>`, chosen by the URL's
+//!   scheme, with its migrations: what everything above this crate holds.
 //! - [`sqlite`]: the users, links and sessions stores on SQLite through a sqlx pool, and its
 //!   embedded migrations.
 //! - [`mail`]: mailers; today the development mailbox, which keeps messages in memory.
@@ -10,6 +12,7 @@
 //! configuration names and hands it to `web` as `Arc<dyn Port>`.
 
 pub mod clock;
+pub mod database;
 pub mod mail;
 pub mod migrations;
 pub mod redis;

@@ -1,0 +1,152 @@
+//! The database as the rest of the service sees it: every storage port behind `Arc<dyn ...>`,
+//! plus migrations and closing, opened from a URL whose scheme picks the backend.
+//!
+//! Nothing above this crate names a concrete store: the composition root, the commands and
+//! the system tests hold a [`Database`], so adding a backend is one more arm in
+//! [`Database::open`] and one more [`Backend`].
+
+use std::sync::Arc;
+
+use domain::SecretText;
+use ports::{LinkStore, Outbox, RateLimiter, SessionStore, StoreHealth, UserStore};
+
+use crate::migrations::MigrationState;
+pub use crate::sqlite::OpenMode;
+use crate::sqlite::SqliteStore;
+
+/// Every storage port of one database, and its migrations.
+#[derive(Clone)]
+pub struct Database {
+    /// Magic links.
+    pub links: Arc<dyn LinkStore>,
+    /// Users.
+    pub users: Arc<dyn UserStore>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// The email outbox.
+    pub outbox: Arc<dyn Outbox>,
+    /// Whether it answers.
+    pub health: Arc<dyn StoreHealth>,
+    /// Rate-limit counters kept in the database.
+    pub rate_limits: Arc<dyn RateLimiter>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({})", self.backend.name())
+    }
+}
+
+/// The concrete store, for what the ports do not cover: migrations and closing.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqliteStore),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn masked_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(a malformed URL)".to_owned(),
+    }
+}
+
+impl Database {
+    /// Opens the database at `url`, choosing the backend by the URL's scheme. With
+    /// [`OpenMode::MustExist`], `None` when it does not exist yet (and nothing is created).
+    ///
+    /// # Errors
+    /// Names the (masked) URL when its scheme is not supported or it cannot be opened.
+    pub async fn open(url: &SecretText, max_connections: u32, mode: OpenMode) -> anyhow::Result<Option<Self>> {
+        let raw = url.expose();
+        match scheme(raw) {
+            Some("sqlite") => Ok(SqliteStore::open(raw, max_connections, mode).await?.map(Self::sqlite)),
+            _ => anyhow::bail!(
+                "database.url (DATABASE_URL) `{}` is not supported: use sqlite://path/to/file.sqlite",
+                masked_url(raw)
+            ),
+        }
+    }
+
+    fn sqlite(store: SqliteStore) -> Self {
+        let shared = Arc::new(store.clone());
+        Self {
+            links: shared.clone(),
+            users: shared.clone(),
+            sessions: shared.clone(),
+            outbox: shared.clone(),
+            health: shared.clone(),
+            rate_limits: shared,
+            backend: Backend::Sqlite(store),
+        }
+    }
+
+    /// Every migration the backend at `url` would apply, all pending: the status of a database
+    /// that does not exist yet.
+    ///
+    /// # Errors
+    /// When the scheme is not supported.
+    pub fn known_migrations(url: &SecretText) -> anyhow::Result<Vec<MigrationState>> {
+        match scheme(url.expose()) {
+            Some("sqlite") => Ok(SqliteStore::known_migrations()),
+            _ => anyhow::bail!("database.url (DATABASE_URL) `{}` is not supported", masked_url(url.expose())),
+        }
+    }
+
+    /// Applies pending migrations and returns those it applied, oldest first.
+    ///
+    /// # Errors
+    /// Fails if a migration fails or an applied one was edited since.
+    pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.migrate().await,
+        }
+    }
+
+    /// Every known migration, applied or pending, oldest first.
+    ///
+    /// # Errors
+    /// Fails if the bookkeeping cannot be read.
+    pub async fn migration_status(&self) -> anyhow::Result<Vec<MigrationState>> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.migration_status().await,
+        }
+    }
+
+    /// Closes the connections, waiting for those in use.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(store) => store.close().await,
+        }
+    }
+}
+
+fn scheme(url: &str) -> Option<&str> {
+    url.split_once(':').map(|(scheme, _)| scheme)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_url;
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(masked_url("postgres://app:hunter2@db:5432/auth"), "postgres://app:***@db:5432/auth");
+        assert_eq!(masked_url("redis://:s3cret@127.0.0.1:6379"), "redis://:***@127.0.0.1:6379");
+        assert_eq!(masked_url("sqlite://data/x.sqlite"), "sqlite://data/x.sqlite");
+        assert!(!masked_url("not a url with hunter2").contains("hunter2"));
+    }
+}
