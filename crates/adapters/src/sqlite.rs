@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::id::Id;
 use domain::rate_limit::Gcra;
-use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, SignInCodeHash, User, UserId};
+use domain::{
+    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionTokenHash, SignInCodeHash, User, UserId,
+};
 use ports::{
     Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
     Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SessionStore, StoreHealth, UserAdded,
@@ -214,10 +217,21 @@ fn parse_sqlite_timestamp(text: &str) -> anyhow::Result<DateTime<Utc>> {
         .with_context(|| format!("unreadable migration timestamp `{text}`"))
 }
 
+/// A fresh UUIDv7 id: unique without coordination and ordered by creation time.
+fn new_id<K>() -> anyhow::Result<Id<K>> {
+    Id::parse(&Uuid::now_v7().to_string()).map_err(|_| anyhow::anyhow!("uuid made a malformed id"))
+}
+
+/// An id read back from a row, checked.
+fn stored_id<K>(row: &SqliteRow, column: &str) -> anyhow::Result<Id<K>> {
+    let text: String = row.try_get(column)?;
+    Id::parse(&text).map_err(|_| anyhow::anyhow!("stored {column} `{text}` is not an id"))
+}
+
 fn user_from_row(row: &SqliteRow) -> anyhow::Result<User> {
     let email: String = row.try_get("email")?;
     Ok(User {
-        id: UserId::new(row.try_get::<String, _>("user_id")?),
+        id: stored_id(row, "user_id")?,
         email: EmailAddress::parse(&email).with_context(|| format!("stored address for user is not valid: {email}"))?,
         name: row.try_get("name")?,
         image: row.try_get("image")?,
@@ -521,12 +535,12 @@ impl UserStore for SqliteStore {
 #[async_trait::async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, session: &NewSession) -> anyhow::Result<Session> {
-        let id = Uuid::now_v7().to_string();
+        let id = new_id::<domain::id::SessionKind>()?;
         sqlx::query(
             "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         )
-        .bind(&id)
+        .bind(id.as_str())
         .bind(session.token_hash.to_hex())
         .bind(session.user_id.as_str())
         .bind(to_millis(session.expires))
@@ -550,18 +564,18 @@ impl SessionStore for SqliteStore {
         let Some(row) = row else { return Ok(None) };
         let user = user_from_row(&row)?;
         let session = Session {
-            id: row.try_get("session_id")?,
+            id: stored_id(&row, "session_id")?,
             user_id: user.id.clone(),
             expires: from_millis(row.try_get("expires")?)?,
         };
         Ok(Some((session, user)))
     }
 
-    async fn extend(&self, session_id: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn extend(&self, session_id: &SessionId, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
         sqlx::query("UPDATE sessions SET expires = ?, updated_at = ? WHERE id = ?")
             .bind(to_millis(expires))
             .bind(to_millis(now))
-            .bind(session_id)
+            .bind(session_id.as_str())
             .execute(&self.pool)
             .await
             .context("cannot extend the session")?;
@@ -594,7 +608,7 @@ fn outbox_entry_from_row(row: &SqliteRow) -> anyhow::Result<OutboxEntry> {
     let recipient: String = row.try_get("recipient")?;
     let status: String = row.try_get("status")?;
     Ok(OutboxEntry {
-        id: row.try_get("id")?,
+        id: stored_id(row, "id")?,
         recipient: EmailAddress::parse(&recipient)
             .with_context(|| format!("stored recipient is not valid: {recipient}"))?,
         state: DeliveryState::parse(&status).with_context(|| format!("unknown outbox status `{status}`"))?,
@@ -632,7 +646,7 @@ impl Outbox for SqliteStore {
                 let recipient: String = row.try_get("recipient")?;
                 let hash: String = row.try_get("link_token_hash")?;
                 Ok(OutboxMessage {
-                    id: row.try_get("id")?,
+                    id: stored_id(row, "id")?,
                     recipient: EmailAddress::parse(&recipient)
                         .with_context(|| format!("stored recipient is not valid: {recipient}"))?,
                     link_token_hash: LinkTokenHash::from_hex(&hash).context("stored token hash is not valid")?,
@@ -646,14 +660,19 @@ impl Outbox for SqliteStore {
             .collect()
     }
 
-    async fn mark_sent(&self, id: &str, provider_message_id: Option<String>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn mark_sent(
+        &self,
+        id: &OutboxId,
+        provider_message_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = ?, last_error = NULL, \
              next_attempt_at = ?2, updated_at = ?2 WHERE id = ?3",
         )
         .bind(provider_message_id)
         .bind(to_millis(now))
-        .bind(id)
+        .bind(id.as_str())
         .execute(&self.pool)
         .await
         .context("cannot record a sent email")?;
@@ -662,7 +681,7 @@ impl Outbox for SqliteStore {
 
     async fn mark_retry(
         &self,
-        id: &str,
+        id: &OutboxId,
         next_attempt_at: DateTime<Utc>,
         error: &str,
         now: DateTime<Utc>,
@@ -673,14 +692,20 @@ impl Outbox for SqliteStore {
         .bind(to_millis(next_attempt_at))
         .bind(error)
         .bind(to_millis(now))
-        .bind(id)
+        .bind(id.as_str())
         .execute(&self.pool)
         .await
         .context("cannot schedule a retry")?;
         Ok(())
     }
 
-    async fn mark_final(&self, id: &str, state: DeliveryState, reason: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn mark_final(
+        &self,
+        id: &OutboxId,
+        state: DeliveryState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         anyhow::ensure!(
             matches!(state, DeliveryState::Failed | DeliveryState::Dropped),
             "{state:?} is not a final failure"
@@ -692,7 +717,7 @@ impl Outbox for SqliteStore {
         .bind(state.as_str())
         .bind(reason)
         .bind(to_millis(now))
-        .bind(id)
+        .bind(id.as_str())
         .execute(&self.pool)
         .await
         .context("cannot record a failed email")?;

@@ -263,7 +263,8 @@ async fn concurrent_claims_never_take_a_row_twice() {
 
     let (a, b) = tokio::join!(fixture.store.claim_due(t0(), lease, 25), fixture.store.claim_due(t0(), lease, 25));
 
-    let mut ids: Vec<String> = a.expect("claim").into_iter().chain(b.expect("claim")).map(|m| m.id).collect();
+    let mut ids: Vec<String> =
+        a.expect("claim").into_iter().chain(b.expect("claim")).map(|m| m.id.to_string()).collect();
     assert_eq!(ids.len(), 40);
     ids.sort();
     ids.dedup();

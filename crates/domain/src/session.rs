@@ -7,6 +7,7 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::id::SessionId;
 use crate::link::MalformedToken;
 use crate::user::UserId;
 
@@ -82,7 +83,7 @@ impl fmt::Debug for SessionTokenHash {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// The session's own id (not the token).
-    pub id: String,
+    pub id: SessionId,
     /// The signed-in user.
     pub user_id: UserId,
     /// The instant from which the session no longer signs anyone in.

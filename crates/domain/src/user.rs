@@ -4,21 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::email::EmailAddress;
 
-/// A user's id: a UUIDv7 in its hyphenated text form, so ids sort by creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UserId(String);
-
-impl UserId {
-    /// Wraps an id issued by a store.
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
-    }
-
-    /// The id's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::id::UserId;
 
 /// A user account. There are no passwords: owning the address is the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]

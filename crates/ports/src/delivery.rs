@@ -186,7 +186,7 @@ impl Deliverer {
             site_name: self.settings.site_name.clone(),
             host: self.settings.host.clone(),
         };
-        match self.mailer.send_sign_in_link(&email, &message.id).await {
+        match self.mailer.send_sign_in_link(&email, message.id.as_str()).await {
             Ok(receipt) => {
                 tracing::info!(to = %to, id = %message.id, attempts = message.attempts, provider_id = ?receipt.provider_message_id, "sign-in email sent");
                 self.outbox.mark_sent(&message.id, receipt.provider_message_id, self.clock.now()).await?;

@@ -6,7 +6,7 @@
 //! failed or dropped, the sealed body is erased and only metadata stays.
 
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, LinkTokenHash};
+use domain::{EmailAddress, LinkTokenHash, OutboxId};
 
 /// An outbox row about to be stored with its link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct NewOutboxMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
     /// Row id (UUIDv7).
-    pub id: String,
+    pub id: OutboxId,
     /// The recipient.
     pub recipient: EmailAddress,
     /// The link's token hash (associated data of the seal).
@@ -76,7 +76,7 @@ impl DeliveryState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     /// Row id.
-    pub id: String,
+    pub id: OutboxId,
     /// The recipient.
     pub recipient: EmailAddress,
     /// Where it stands.
@@ -127,7 +127,12 @@ pub trait Outbox: Send + Sync {
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn mark_sent(&self, id: &str, provider_message_id: Option<String>, now: DateTime<Utc>) -> anyhow::Result<()>;
+    async fn mark_sent(
+        &self,
+        id: &OutboxId,
+        provider_message_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
 
     /// Records a transient failure; the row is due again at `next_attempt_at`.
     ///
@@ -135,7 +140,7 @@ pub trait Outbox: Send + Sync {
     /// MUST fail only on a storage failure.
     async fn mark_retry(
         &self,
-        id: &str,
+        id: &OutboxId,
         next_attempt_at: DateTime<Utc>,
         error: &str,
         now: DateTime<Utc>,
@@ -145,7 +150,13 @@ pub trait Outbox: Send + Sync {
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn mark_final(&self, id: &str, state: DeliveryState, reason: &str, now: DateTime<Utc>) -> anyhow::Result<()>;
+    async fn mark_final(
+        &self,
+        id: &OutboxId,
+        state: DeliveryState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
 
     /// When the earliest pending row is due, if any.
     ///

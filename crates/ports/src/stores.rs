@@ -5,7 +5,7 @@
 //! never reported as "not found".
 
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, LinkTokenHash, Session, SessionTokenHash, SignInCodeHash, User, UserId};
+use domain::{EmailAddress, LinkTokenHash, Session, SessionId, SessionTokenHash, SignInCodeHash, User, UserId};
 
 use crate::outbox::NewOutboxMessage;
 
@@ -224,7 +224,7 @@ pub trait SessionStore: Send + Sync {
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn extend(&self, session_id: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()>;
+    async fn extend(&self, session_id: &SessionId, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()>;
 
     /// Deletes the session with this token hash; deleting a missing one is not an error.
     ///

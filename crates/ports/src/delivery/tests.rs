@@ -11,6 +11,11 @@ use crate::clock::MockClock;
 use crate::mailer::{MailError, MockMailer, SentReceipt};
 use crate::outbox::{DeliveryState, MockOutbox, OutboxMessage};
 
+/// The id of the one outbox row these tests deliver.
+fn row_id() -> domain::OutboxId {
+    domain::OutboxId::parse("01900000-0000-7000-8000-000000000001").expect("an id")
+}
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).single().expect("valid date")
 }
@@ -25,7 +30,7 @@ const LINK: &str = "http://127.0.0.1:3000/api/auth/callback/email?callbackUrl=%2
 fn message(expires: DateTime<Utc>, attempts: u32) -> OutboxMessage {
     let token_hash = LinkToken::from_random_bytes([1; 32]).hash(&secret());
     OutboxMessage {
-        id: "row-1".to_owned(),
+        id: row_id(),
         recipient: EmailAddress::parse("a@example.com").expect("valid"),
         sealed_link: domain::sealed::seal(&secret(), token_hash.to_hex().as_bytes(), [9; 24], LINK.as_bytes()),
         link_token_hash: token_hash,
@@ -85,7 +90,7 @@ async fn a_sent_message_is_recorded_with_the_provider_id() {
     let mut outbox = outbox_claiming(message(now() + TimeDelta::minutes(4), 1));
     outbox
         .expect_mark_sent()
-        .withf(|id, provider_id, _| id == "row-1" && provider_id.as_deref() == Some("re_123"))
+        .withf(|id, provider_id, _| *id == row_id() && provider_id.as_deref() == Some("re_123"))
         .times(1)
         .returning(|_, _, _| Ok(()));
     let mut mailer = MockMailer::new();
@@ -95,7 +100,7 @@ async fn a_sent_message_is_recorded_with_the_provider_id() {
             email.link.as_str() == LINK
                 && email.expires_in_minutes == 4
                 && email.to.as_str() == "a@example.com"
-                && key == "row-1"
+                && key == row_id().as_str()
         })
         .times(1)
         .returning(|_, _| Ok(SentReceipt { provider_message_id: Some("re_123".to_owned()) }));
@@ -110,7 +115,7 @@ async fn a_message_whose_link_expired_is_dropped_and_never_sent() {
     let mut outbox = outbox_claiming(message(now(), 2));
     outbox
         .expect_mark_final()
-        .withf(|id, state, reason, _| id == "row-1" && *state == DeliveryState::Dropped && reason.contains("expired"))
+        .withf(|id, state, reason, _| *id == row_id() && *state == DeliveryState::Dropped && reason.contains("expired"))
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     let mut mailer = MockMailer::new();

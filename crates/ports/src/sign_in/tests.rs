@@ -18,6 +18,10 @@ use crate::outbox::{MockDeliveryWaker, NewOutboxMessage};
 use crate::rate_limit::MockRateLimiter;
 use crate::stores::{CodeRedemption, MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption};
 
+fn session_id(n: u8) -> domain::SessionId {
+    domain::SessionId::parse(&format!("01900000-0000-7000-8000-0000000000{n:02x}")).expect("an id")
+}
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).single().expect("valid date")
 }
@@ -31,7 +35,8 @@ fn email() -> EmailAddress {
 }
 
 fn user() -> User {
-    User { id: UserId::new("0190-user"), email: email(), name: None, image: None, email_verified: Some(now()) }
+    let id = UserId::parse("01900000-0000-7000-8000-0000000000aa").expect("an id");
+    User { id, email: email(), name: None, image: None, email_verified: Some(now()) }
 }
 
 /// The ports a test sets expectations on; any call without an expectation fails the test.
@@ -159,7 +164,7 @@ async fn a_redeemed_token_cannot_be_redeemed_again() {
         .sessions
         .expect_create()
         .times(1)
-        .returning(|new| Ok(Session { id: "s1".to_owned(), user_id: new.user_id.clone(), expires: new.expires }));
+        .returning(|new| Ok(Session { id: session_id(1), user_id: new.user_id.clone(), expires: new.expires }));
     let sign_in = ports.build();
 
     let first = sign_in.redeem_link(redeem_request(2)).await.expect("first redemption signs in");
@@ -219,7 +224,7 @@ async fn the_right_code_signs_in_the_address_its_link_was_sent_to() {
         .expect_create()
         .withf(|new| new.user_agent.as_deref() == Some("phone"))
         .times(1)
-        .returning(|new| Ok(Session { id: "s2".to_owned(), user_id: new.user_id.clone(), expires: new.expires }));
+        .returning(|new| Ok(Session { id: session_id(2), user_id: new.user_id.clone(), expires: new.expires }));
 
     let signed_in = ports.build().redeem_code(code_request("abcd efgh")).await.expect("signed in");
 
@@ -251,7 +256,7 @@ async fn a_code_that_signs_nobody_in_says_why_and_opens_no_session() {
 }
 
 fn stored_session(expires: DateTime<Utc>) -> Option<(Session, User)> {
-    Some((Session { id: "s1".to_owned(), user_id: user().id, expires }, user()))
+    Some((Session { id: session_id(1), user_id: user().id, expires }, user()))
 }
 
 #[tokio::test]
@@ -265,7 +270,7 @@ async fn reading_a_session_extends_it_only_when_update_age_has_passed() {
         .sessions
         .expect_extend()
         .times(1)
-        .withf(|id, expires, at| id == "s1" && *expires == now() + TimeDelta::days(30) && *at == now())
+        .withf(|id, expires, at| *id == session_id(1) && *expires == now() + TimeDelta::days(30) && *at == now())
         .returning(|_, _, _| Ok(()));
 
     let active = ports.build().read_session(&token).await.expect("read").expect("live session");
