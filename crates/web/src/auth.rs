@@ -15,7 +15,7 @@ use ports::{ActiveSession, LinkState, RedeemCode, RedeemLink, SignedIn};
 
 use crate::client::client_ip;
 use crate::errors::{redeem_failure, CodeProblem, Format, WebError};
-use crate::forms::{self, CallbackForm, CallbackQuery, SignInForm, SignOutForm};
+use crate::forms::{self, CallbackForm, CallbackQuery, CsrfProtected, SignInForm, SignOutForm};
 use crate::pages::{page, respond};
 use crate::pending::{self, PendingSignIn};
 use crate::{cookies, csrf, AppState};
@@ -38,10 +38,7 @@ async fn request_link(
     state: &AppState,
     form: poem::Result<Form<SignInForm>>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-    if !csrf::verify(req, &state.settings, form.csrf_token.as_deref()) {
-        return Err(WebError::Csrf);
-    }
+    let form = checked_form(req, state, form)?;
     let client = client_ip(req, &state.settings.trusted_proxies);
     let request = form.to_request(&state.settings.base_url, client, state.settings.allow_unicode_local_part).map_err(
         |reason| WebError::InvalidEmail { typed: form.email.clone(), callback_url: form.callback_url.clone(), reason },
@@ -155,10 +152,7 @@ async fn confirm_or_code(
     state: &AppState,
     form: poem::Result<Form<CallbackForm>>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-    if !csrf::verify(req, &state.settings, form.csrf_token.as_deref()) {
-        return Err(WebError::Csrf);
-    }
+    let form = checked_form(req, state, form)?;
     let user_agent = req.header(header::USER_AGENT);
     if let Some(code) = form.code.as_deref() {
         return sign_in_with_code(req, state, code, user_agent).await;
@@ -239,10 +233,8 @@ async fn end_session(
     state: &AppState,
     form: poem::Result<Form<SignOutForm>>,
 ) -> Result<Response, WebError> {
-    let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-    if !csrf::verify(req, &state.settings, form.csrf_token.as_deref()) {
-        return Err(WebError::Csrf);
-    }
+    // Only the check matters: the form carries nothing else.
+    checked_form(req, state, form)?;
     if let Some(token) = session_token(req, state) {
         state.sign_in.sign_out(&token).await?;
     }
@@ -251,6 +243,20 @@ async fn end_session(
         Format::Json => Json(serde_json::json!({ "url": state.settings.absolute("/") })).into_response(),
         Format::Html => Redirect::see_other("/").into_response(),
     })
+}
+
+/// A form body, accepted only when it could be read and carries this request's CSRF token
+/// (checked with the browser's `Origin` / `Sec-Fetch-Site`, in [`csrf::verify`]).
+///
+/// # Errors
+/// [`WebError::BadForm`] or [`WebError::Csrf`].
+fn checked_form<F: CsrfProtected>(req: &Request, state: &AppState, form: poem::Result<Form<F>>) -> Result<F, WebError> {
+    let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
+    if csrf::verify(req, &state.settings, form.csrf_token()) {
+        Ok(form)
+    } else {
+        Err(WebError::Csrf)
+    }
 }
 
 /// The session behind this request's cookie, if live. Re-issues the cookie when the session

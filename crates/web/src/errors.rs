@@ -382,33 +382,26 @@ impl WebError {
             WebError::RateLimited { retry_after, .. } => Some(retry_after_seconds(*retry_after)),
             _ => None,
         };
-        let mut response = match (format, self) {
-            // The form again, with what was typed and why it was refused.
+        // People get the page they were on again, saying what went wrong; anything else is a
+        // page or problem that needs nothing from the request.
+        let status = self.status();
+        let path = req.uri().path();
+        let again = match (format, self) {
             (Format::Html, WebError::InvalidEmail { typed, callback_url, reason }) => {
                 let message = Some(invalid_email_sentence(&reason).to_owned());
-                sign_in_form(req, state, &typed, callback_url.as_deref(), message, StatusCode::BAD_REQUEST)
-                    .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
+                sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
             }
-            // "Check your email" again, with the code field and why the code failed.
-            (Format::Html, WebError::Code(problem)) => {
-                check_email_page(req, state, Some(problem.sentence()), StatusCode::BAD_REQUEST)
-                    .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
-            }
-            // The page the person was on, saying which limit and how long to wait.
+            (Format::Html, WebError::Code(problem)) => check_email_page(req, state, Some(problem.sentence()), status),
             (
                 Format::Html,
                 WebError::RateLimited { limit, retry_after, page: LimitedPage::SignIn { typed, callback_url } },
-            ) => {
-                let message = Some(limit.sentence(retry_after));
-                sign_in_form(req, state, &typed, callback_url.as_deref(), message, StatusCode::TOO_MANY_REQUESTS)
-                    .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
-            }
+            ) => sign_in_form(req, state, &typed, callback_url.as_deref(), Some(limit.sentence(retry_after)), status),
             (Format::Html, WebError::RateLimited { limit, retry_after, page: LimitedPage::CheckEmail }) => {
-                check_email_page(req, state, Some(limit.sentence(retry_after)), StatusCode::TOO_MANY_REQUESTS)
-                    .unwrap_or_else(|error| error.standalone_response(format, req.uri().path(), state))
+                check_email_page(req, state, Some(limit.sentence(retry_after)), status)
             }
-            (format, other) => other.standalone_response(format, req.uri().path(), state),
+            (format, other) => Ok(other.standalone_response(format, path, state)),
         };
+        let mut response = again.unwrap_or_else(|error| error.standalone_response(format, path, state));
         if let Some(seconds) = retry_after {
             if let Ok(value) = poem::http::HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -13,6 +13,30 @@ use url::Url;
 /// Longest `User-Agent` kept with a session; the rest is dropped.
 const MAX_USER_AGENT: usize = 512;
 
+/// A state-changing form, which carries the double-submit CSRF token.
+pub trait CsrfProtected {
+    /// The submitted token, if any.
+    fn csrf_token(&self) -> Option<&str>;
+}
+
+impl CsrfProtected for SignInForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+impl CsrfProtected for CallbackForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+impl CsrfProtected for SignOutForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// `POST {base}/signin/email`.
 #[derive(Debug, Default, Deserialize)]
 pub struct SignInForm {
