@@ -1,14 +1,13 @@
-//! The HTTP surface over the real wiring: temporary SQLite, the development mailer, the real
-//! routes, cookies and CSRF.
+//! The HTTP surface over the real wiring: the development mailer, the real routes, cookies and
+//! CSRF. Each flow runs three times, on a temporary SQLite file and on scratch PostgreSQL and
+//! MariaDB databases (the `sqlite`, `postgres` and `mysql` modules at the end); the flows that
+//! change settings run on SQLite only.
 
 use chrono::TimeDelta;
 use poem::http::StatusCode;
 use system_tests::TestApp;
 
-#[tokio::test]
-async fn the_whole_flow_from_csrf_to_sign_out() {
-    let app = TestApp::spawn().await;
-
+async fn the_whole_flow_from_csrf_to_sign_out(app: TestApp) {
     // Signed out to begin with.
     let home = app.get("/").await;
     assert!(home.body.contains("You are not signed in."), "{}", home.body);
@@ -75,9 +74,7 @@ async fn the_whole_flow_from_csrf_to_sign_out() {
     assert_eq!(app.get_json("/api/auth/session").await.body, "null");
 }
 
-#[tokio::test]
-async fn a_signed_out_cookie_no_longer_signs_anyone_in() {
-    let app = TestApp::spawn().await;
+async fn a_signed_out_cookie_no_longer_signs_anyone_in(app: TestApp) {
     app.sign_in("a@example.com", "/").await;
     let stolen = app.cookies.lock().expect("lock").clone();
     let token = app.csrf_token().await;
@@ -88,9 +85,7 @@ async fn a_signed_out_cookie_no_longer_signs_anyone_in() {
     assert_eq!(app.get_json("/api/auth/session").await.body, "null");
 }
 
-#[tokio::test]
-async fn a_post_without_a_matching_csrf_token_is_refused_with_403() {
-    let app = TestApp::spawn().await;
+async fn a_post_without_a_matching_csrf_token_is_refused_with_403(app: TestApp) {
     let token = app.csrf_token().await;
 
     let wrong =
@@ -119,9 +114,7 @@ async fn a_post_without_a_matching_csrf_token_is_refused_with_403() {
     assert_eq!(sent.as_array().map(Vec::len), Some(0), "nothing was sent");
 }
 
-#[tokio::test]
-async fn an_invalid_address_shows_the_form_again_with_what_was_typed_and_why() {
-    let app = TestApp::spawn().await;
+async fn an_invalid_address_shows_the_form_again_with_what_was_typed_and_why(app: TestApp) {
     let token = app.csrf_token().await;
 
     let page = app
@@ -149,9 +142,7 @@ async fn an_invalid_address_shows_the_form_again_with_what_was_typed_and_why() {
     assert_eq!(json.json()["detail"], "An email address cannot contain spaces or control characters.");
 }
 
-#[tokio::test]
-async fn an_unreadable_body_is_a_clear_400() {
-    let app = TestApp::spawn().await;
+async fn an_unreadable_body_is_a_clear_400(app: TestApp) {
     let reply = app
         .client
         .post("/api/auth/signin/email")
@@ -164,9 +155,7 @@ async fn an_unreadable_body_is_a_clear_400() {
     reply.assert_content_type("application/problem+json");
 }
 
-#[tokio::test]
-async fn a_json_client_gets_json_instead_of_a_redirect() {
-    let app = TestApp::spawn().await;
+async fn a_json_client_gets_json_instead_of_a_redirect(app: TestApp) {
     let token = app.csrf_token().await;
 
     let reply = app
@@ -182,9 +171,7 @@ async fn a_json_client_gets_json_instead_of_a_redirect() {
     assert_eq!(reply.json()["expiresInMinutes"], 10);
 }
 
-#[tokio::test]
-async fn the_answer_is_the_same_whether_or_not_the_address_has_an_account() {
-    let app = TestApp::spawn().await;
+async fn the_answer_is_the_same_whether_or_not_the_address_has_an_account(app: TestApp) {
     app.sign_in("known@example.com", "/").await;
     let token = app.csrf_token().await;
     app.post_form("/api/auth/signout", &[("csrfToken", &token)], None).await;
@@ -197,9 +184,7 @@ async fn the_answer_is_the_same_whether_or_not_the_address_has_an_account() {
     assert_eq!(known.location(), unknown.location());
 }
 
-#[tokio::test]
-async fn a_reused_link_leads_to_the_already_used_page() {
-    let app = TestApp::spawn().await;
+async fn a_reused_link_leads_to_the_already_used_page(app: TestApp) {
     app.request_link("a@example.com", "/").await;
     let link = app.latest_link("a@example.com").await;
     assert_eq!(app.get(&link).await.location(), "/");
@@ -213,9 +198,7 @@ async fn a_reused_link_leads_to_the_already_used_page() {
     assert!(page.body.contains("you are signed in in that browser"));
 }
 
-#[tokio::test]
-async fn an_expired_link_leads_to_a_page_that_offers_a_new_one() {
-    let app = TestApp::spawn().await;
+async fn an_expired_link_leads_to_a_page_that_offers_a_new_one(app: TestApp) {
     app.request_link("late@example.com", "/").await;
     let link = app.latest_link("late@example.com").await;
     app.clock.advance(TimeDelta::minutes(10));
@@ -229,9 +212,7 @@ async fn an_expired_link_leads_to_a_page_that_offers_a_new_one() {
     assert_eq!(app.get_json("/api/auth/session").await.body, "null");
 }
 
-#[tokio::test]
-async fn a_link_opened_just_before_expiry_still_works() {
-    let app = TestApp::spawn().await;
+async fn a_link_opened_just_before_expiry_still_works(app: TestApp) {
     app.request_link("prompt@example.com", "/").await;
     let link = app.latest_link("prompt@example.com").await;
     app.clock.advance(TimeDelta::minutes(10) - TimeDelta::milliseconds(1));
@@ -239,9 +220,7 @@ async fn a_link_opened_just_before_expiry_still_works() {
     assert_eq!(app.get(&link).await.location(), "/");
 }
 
-#[tokio::test]
-async fn tampered_links_lead_to_the_not_valid_page() {
-    let app = TestApp::spawn().await;
+async fn tampered_links_lead_to_the_not_valid_page(app: TestApp) {
     app.request_link("a@example.com", "/").await;
     let link = app.latest_link("a@example.com").await;
     let token = link.split("token=").nth(1).and_then(|rest| rest.split('&').next()).expect("token in link").to_owned();
@@ -263,9 +242,7 @@ async fn tampered_links_lead_to_the_not_valid_page() {
     assert_eq!(app.get(&link).await.location(), "/", "the real link still works after the attempts");
 }
 
-#[tokio::test]
-async fn a_newer_link_retires_the_older_one_once_used() {
-    let app = TestApp::spawn().await;
+async fn a_newer_link_retires_the_older_one_once_used(app: TestApp) {
     app.request_link("a@example.com", "/").await;
     let first = app.latest_link("a@example.com").await;
     app.request_link("a@example.com", "/").await;
@@ -297,9 +274,7 @@ async fn open_redirect_payloads_land_on_the_root() {
     assert_eq!(app.sign_in("r@example.com", "http://127.0.0.1:3000/account?tab=2").await.location(), "/account?tab=2");
 }
 
-#[tokio::test]
-async fn a_session_in_use_is_extended_at_most_once_per_update_age() {
-    let app = TestApp::spawn().await;
+async fn a_session_in_use_is_extended_at_most_once_per_update_age(app: TestApp) {
     app.sign_in("s@example.com", "/").await;
 
     app.clock.advance(TimeDelta::hours(23));
@@ -313,9 +288,7 @@ async fn a_session_in_use_is_extended_at_most_once_per_update_age() {
     assert!(due.header("set-cookie").contains("magiclink.session-token="), "cookie re-issued");
 }
 
-#[tokio::test]
-async fn an_expired_session_reads_as_signed_out_and_its_cookie_is_cleared() {
-    let app = TestApp::spawn().await;
+async fn an_expired_session_reads_as_signed_out_and_its_cookie_is_cleared(app: TestApp) {
     app.sign_in("e@example.com", "/").await;
     app.clock.advance(TimeDelta::days(30));
 
@@ -344,9 +317,7 @@ async fn https_deployments_get_secure_host_prefixed_cookies() {
     }
 }
 
-#[tokio::test]
-async fn pages_send_the_security_headers() {
-    let app = TestApp::spawn().await;
+async fn pages_send_the_security_headers(app: TestApp) {
     for path in ["/", "/signin", "/check-your-email", "/auth-error", "/api/auth/session"] {
         let reply = app.get(path).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
@@ -358,10 +329,7 @@ async fn pages_send_the_security_headers() {
     }
 }
 
-#[tokio::test]
-async fn the_sign_in_page_has_the_form_and_prefills_what_it_is_given() {
-    let app = TestApp::spawn().await;
-
+async fn the_sign_in_page_has_the_form_and_prefills_what_it_is_given(app: TestApp) {
     let page = app.get("/signin?email=pre%40example.com&callbackUrl=%2Fafter").await;
 
     assert!(page.body.contains("name=\"email\" value=\"pre@example.com\""), "{}", page.body);
@@ -369,17 +337,13 @@ async fn the_sign_in_page_has_the_form_and_prefills_what_it_is_given() {
     assert!(page.header("set-cookie").contains("magiclink.csrf-token="));
 }
 
-#[tokio::test]
-async fn the_check_email_page_never_echoes_arbitrary_text() {
-    let app = TestApp::spawn().await;
+async fn the_check_email_page_never_echoes_arbitrary_text(app: TestApp) {
     let page = app.get("/check-your-email?to=Your+account+is+locked.+Call+555-0100").await;
     assert!(!page.body.contains("locked"));
     assert!(page.body.contains("We sent a sign-in link to your address"));
 }
 
-#[tokio::test]
-async fn healthz_reports_whether_the_database_answers() {
-    let app = TestApp::spawn().await;
+async fn healthz_reports_whether_the_database_answers(app: TestApp) {
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
 
     app.database.close().await;
@@ -387,9 +351,7 @@ async fn healthz_reports_whether_the_database_answers() {
     assert_eq!(app.get("/healthz").await.status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
-#[tokio::test]
-async fn the_mailbox_filters_by_recipient_and_refuses_a_malformed_one() {
-    let app = TestApp::spawn().await;
+async fn the_mailbox_filters_by_recipient_and_refuses_a_malformed_one(app: TestApp) {
     app.request_link("x@example.com", "/").await;
     app.request_link("y@example.com", "/").await;
     app.request_link("x@example.com", "/").await;
@@ -403,10 +365,7 @@ async fn the_mailbox_filters_by_recipient_and_refuses_a_malformed_one() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn the_providers_and_openapi_documents_describe_the_api() {
-    let app = TestApp::spawn().await;
-
+async fn the_providers_and_openapi_documents_describe_the_api(app: TestApp) {
     let providers = app.get_json("/api/auth/providers").await.json();
     let spec = app.get_json("/api/auth/openapi.json").await.json();
 
@@ -487,4 +446,60 @@ async fn a_template_that_does_not_parse_stops_start_up_naming_the_file_and_line(
     assert!(error.contains("home.html"), "{error}");
     assert!(error.contains(&settings.templates.dir), "{error}");
     assert!(error.contains("2:") || error.contains("3:"), "a line number: {error}");
+}
+
+/// Runs each flow above on a fresh app over the backend's scratch database.
+macro_rules! on_backend {
+    ($dialect:expr; $($flow:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $flow() {
+                let Some(app) = TestApp::spawn_on($dialect).await else { return };
+                super::$flow(app).await;
+            }
+        )+
+    };
+}
+
+/// Every flow above, for one backend.
+macro_rules! every_flow {
+    ($dialect:expr) => {
+        on_backend!($dialect;
+            the_whole_flow_from_csrf_to_sign_out,
+            a_signed_out_cookie_no_longer_signs_anyone_in,
+            a_post_without_a_matching_csrf_token_is_refused_with_403,
+            an_invalid_address_shows_the_form_again_with_what_was_typed_and_why,
+            an_unreadable_body_is_a_clear_400,
+            a_json_client_gets_json_instead_of_a_redirect,
+            the_answer_is_the_same_whether_or_not_the_address_has_an_account,
+            a_reused_link_leads_to_the_already_used_page,
+            an_expired_link_leads_to_a_page_that_offers_a_new_one,
+            a_link_opened_just_before_expiry_still_works,
+            tampered_links_lead_to_the_not_valid_page,
+            a_newer_link_retires_the_older_one_once_used,
+            a_session_in_use_is_extended_at_most_once_per_update_age,
+            an_expired_session_reads_as_signed_out_and_its_cookie_is_cleared,
+            pages_send_the_security_headers,
+            the_sign_in_page_has_the_form_and_prefills_what_it_is_given,
+            the_check_email_page_never_echoes_arbitrary_text,
+            healthz_reports_whether_the_database_answers,
+            the_mailbox_filters_by_recipient_and_refuses_a_malformed_one,
+            the_providers_and_openapi_documents_describe_the_api,
+        );
+    };
+}
+
+mod sqlite {
+    use super::*;
+    every_flow!(adapters::database::Dialect::Sqlite);
+}
+
+mod postgres {
+    use super::*;
+    every_flow!(adapters::database::Dialect::Postgres);
+}
+
+mod mysql {
+    use super::*;
+    every_flow!(adapters::database::Dialect::MySql);
 }

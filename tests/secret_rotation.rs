@@ -16,7 +16,7 @@ async fn service(dir: &tempfile::TempDir, secret: &str, previous: &[&str]) -> Te
     let previous: Vec<_> = previous.iter().map(|s| (*s).to_owned().into()).collect();
     let secret = secret.to_owned();
     TestApp::spawn_with(move |s| {
-        s.database.url = url;
+        s.database.url = url.into();
         s.secret = secret.into();
         s.previous_secrets = previous;
     })

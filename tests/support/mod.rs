@@ -19,7 +19,9 @@ use xtask::cli::Program;
 use xtask::settings::Settings;
 use xtask::wiring::{self, Parts, Service};
 
+pub mod limiter_contract;
 pub mod smtp;
+pub mod stores;
 pub mod webdriver;
 
 /// The instant every in-process test starts at.
@@ -74,12 +76,14 @@ pub struct TestApp {
     /// Cookies the "browser" holds, by name.
     pub cookies: Mutex<BTreeMap<String, String>>,
     _dir: tempfile::TempDir,
+    /// The scratch server database, when the app runs on PostgreSQL or MariaDB; dropped last.
+    _scratch: Option<adapters::scratch::ScratchDatabase>,
 }
 
 /// Default test settings: a temporary SQLite file, development mailer.
 pub fn test_settings(dir: &tempfile::TempDir) -> Settings {
     let mut settings = Settings::default();
-    settings.database.url = format!("sqlite://{}", dir.path().join("magiclink.sqlite").display());
+    settings.database.url = format!("sqlite://{}", dir.path().join("magiclink.sqlite").display()).into();
     settings.database.max_connections = 4;
     settings.server.base_url = "http://127.0.0.1:3000".to_owned();
     // Tests ask for many links quickly; the rate-limit tests turn the limits back on.
@@ -114,6 +118,19 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
+    /// The application on a scratch database of `dialect` (SQLite: a temporary file), or `None`
+    /// after [`skip_or_fail`] when that server is not reachable.
+    pub async fn spawn_on(dialect: adapters::database::Dialect) -> Option<Self> {
+        if dialect == adapters::database::Dialect::Sqlite {
+            return Some(Self::spawn().await);
+        }
+        let scratch = stores::scratch_database(dialect).await?;
+        let url = scratch.url_text().to_owned();
+        let mut app = Self::spawn_with(|settings| settings.database.url = url.into()).await;
+        app._scratch = Some(scratch);
+        Some(app)
+    }
+
     /// The application with settings adjusted by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
@@ -128,6 +145,7 @@ impl TestApp {
             deliverer: service.deliverer,
             cookies: Mutex::new(BTreeMap::new()),
             _dir: dir,
+            _scratch: None,
         }
     }
 

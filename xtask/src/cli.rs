@@ -167,7 +167,7 @@ async fn run(global: GlobalArgs, command: Command, program: Program) -> anyhow::
             if status {
                 migration_status(&settings).await
             } else {
-                migrate(&settings).await
+                migrate(&settings, &global.profile).await
             }
         }
         Command::Serve { bind } => {
@@ -183,9 +183,14 @@ fn new_secret() -> anyhow::Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(ports::random::os_random::<32>()?))
 }
 
-async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let store =
-        wiring::open_store(settings, OpenMode::CreateIfMissing).await?.context("the database was not created")?;
+async fn migrate(settings: &Settings, profile: &str) -> anyhow::Result<()> {
+    let Some(store) = wiring::open_store(settings, wiring::creation_mode(settings, profile)).await? else {
+        anyhow::bail!(
+            "the database {} does not exist: outside the development profile `migrate` does not create \
+             databases on a server; create it (e.g. CREATE DATABASE magiclink) and run `migrate` again",
+            adapters::database::masked_url(settings.database.url.expose())
+        );
+    };
     let applied = store.migrate().await?;
     if applied.is_empty() {
         println!("Nothing to do: the database is up to date.");
@@ -205,7 +210,7 @@ async fn migration_status(settings: &Settings) -> anyhow::Result<()> {
         Some(store) => store.migration_status().await?,
         None => {
             println!("The database does not exist yet; `migrate` creates it.");
-            adapters::database::Database::known_migrations(&domain::SecretText::new(&settings.database.url))?
+            adapters::database::Database::known_migrations(&settings.database.secret_url())?
         }
     };
     for migration in migrations {
@@ -232,7 +237,10 @@ async fn migration_status(settings: &Settings) -> anyhow::Result<()> {
 async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Result<adapters::database::Database> {
     let migrate = program.command("migrate");
     let Some(store) = wiring::open_store(settings, OpenMode::MustExist).await? else {
-        anyhow::bail!("the database `{}` does not exist yet: run `{migrate}` first", settings.database.url);
+        anyhow::bail!(
+            "the database `{}` does not exist yet: run `{migrate}` first",
+            adapters::database::masked_url(settings.database.url.expose())
+        );
     };
     let pending = store.migration_status().await?.iter().filter(|m| m.applied_at.is_none()).count();
     if pending > 0 {

@@ -191,8 +191,9 @@ impl Default for RateLimitSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// Database URL (`DATABASE_URL`); today `sqlite://path`.
-    pub url: String,
+    /// Database URL (`DATABASE_URL`): `sqlite://path`, `postgres://...` or `mysql://...`. A
+    /// secret: server URLs carry a password.
+    pub url: Secret,
     /// Pool size.
     pub max_connections: u32,
 }
@@ -394,6 +395,12 @@ impl Secret {
     }
 }
 
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self(value)
@@ -448,9 +455,16 @@ impl Default for ServerSettings {
     }
 }
 
+impl DatabaseSettings {
+    /// The URL as the adapters take it: redacted in `Debug`, masked in messages.
+    pub fn secret_url(&self) -> domain::SecretText {
+        domain::SecretText::new(self.url.expose())
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: "sqlite://data/magiclink.sqlite".to_owned(), max_connections: 8 }
+        Self { url: Secret::from("sqlite://data/magiclink.sqlite".to_owned()), max_connections: 8 }
     }
 }
 
@@ -723,6 +737,9 @@ impl Settings {
                     "server.trusted_proxies entry `{proxy}` is not an IP address or CIDR block like 10.0.0.0/8"
                 ));
             }
+        }
+        if let Err(unsupported) = adapters::database::dialect_of(&self.database.secret_url()) {
+            problems.push(unsupported.to_string());
         }
         let store = self.rate_limit.store.expose();
         if !(store.is_empty() || store.starts_with("redis://") || store.starts_with("rediss://")) {

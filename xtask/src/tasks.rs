@@ -87,8 +87,25 @@ pub const REDIS: Prerequisite = Prerequisite {
     probe: Probe::Listening("127.0.0.1:6379"),
 };
 
+/// PostgreSQL on its standard loopback port (`TEST_POSTGRES_URL` may point elsewhere).
+pub const POSTGRES: Prerequisite = Prerequisite {
+    what: "PostgreSQL on 127.0.0.1:5432",
+    package: "postgresql",
+    used_by: "the conformance suite and the PostgreSQL flow and many-instance tests",
+    probe: Probe::Listening("127.0.0.1:5432"),
+};
+
+/// MariaDB (or MySQL) on its standard loopback port (`TEST_MYSQL_URL` may point elsewhere).
+pub const MARIADB: Prerequisite = Prerequisite {
+    what: "MariaDB on 127.0.0.1:3306",
+    package: "mariadb-server",
+    used_by: "the conformance suite and the MariaDB flow and many-instance tests",
+    probe: Probe::Listening("127.0.0.1:3306"),
+};
+
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 7] = [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON, REDIS];
+pub const PREREQUISITES: [Prerequisite; 9] =
+    [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON, REDIS, POSTGRES, MARIADB];
 
 impl Prerequisite {
     /// The program to run (for a Python module, the Python that has it; for a server, an empty

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use adapters::clock::SystemClock;
 pub use adapters::database::OpenMode;
-use adapters::database::{masked_url, Database};
+use adapters::database::{masked_url, Database, Dialect};
 use adapters::mail::{
     parse_from, DevMailer, EmailRenderer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls,
 };
@@ -84,7 +84,20 @@ impl DeliveryWaker for NotifyWaker {
 /// # Errors
 /// Names the (masked) URL when it is not one this build supports or cannot be opened.
 pub async fn open_store(settings: &Settings, mode: OpenMode) -> anyhow::Result<Option<Database>> {
-    Database::open(&SecretText::new(&settings.database.url), settings.database.max_connections, mode).await
+    Database::open(&settings.database.secret_url(), settings.database.max_connections, mode).await
+}
+
+/// How `migrate` (and `serve` in development) may open the database: a SQLite file is created
+/// when missing in any profile (that is how a one-machine install starts), a database on a
+/// PostgreSQL or MySQL server only in the development profile. In production the operator
+/// creates it, with the owner and encoding they chose.
+pub fn creation_mode(settings: &Settings, profile: &str) -> OpenMode {
+    let on_a_server = !matches!(adapters::database::dialect_of(&settings.database.secret_url()), Ok(Dialect::Sqlite));
+    if on_a_server && profile != crate::settings::DEVELOPMENT {
+        OpenMode::MustExist
+    } else {
+        OpenMode::CreateIfMissing
+    }
 }
 
 /// The sign-up policy as the use cases take it.

@@ -2,8 +2,7 @@
 //! plus migrations and closing, opened from a URL whose scheme picks the backend.
 //!
 //! Nothing above this crate names a concrete store: the composition root, the commands and
-//! the system tests hold a [`Database`], so adding a backend is one more arm in
-//! [`Database::open`] and one more [`Backend`].
+//! the system tests hold a [`Database`], and which backend it is follows from the URL alone.
 
 use std::sync::Arc;
 
@@ -11,8 +10,8 @@ use domain::SecretText;
 use ports::{LinkStore, Outbox, RateLimiter, SessionStore, StoreHealth, UserStore};
 
 use crate::migrations::MigrationState;
-pub use crate::sqlite::OpenMode;
-use crate::sqlite::SqliteStore;
+use crate::sql::{known_migrations, SqlStore};
+pub use crate::sql::{Dialect, OpenMode};
 
 /// Every storage port of one database, and its migrations.
 #[derive(Clone)]
@@ -29,26 +28,12 @@ pub struct Database {
     pub health: Arc<dyn StoreHealth>,
     /// Rate-limit counters kept in the database.
     pub rate_limits: Arc<dyn RateLimiter>,
-    backend: Backend,
+    store: SqlStore,
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Database({})", self.backend.name())
-    }
-}
-
-/// The concrete store, for what the ports do not cover: migrations and closing.
-#[derive(Clone)]
-enum Backend {
-    Sqlite(SqliteStore),
-}
-
-impl Backend {
-    fn name(&self) -> &'static str {
-        match self {
-            Backend::Sqlite(_) => "sqlite",
-        }
+        write!(f, "Database({})", self.store.dialect().name())
     }
 }
 
@@ -64,24 +49,42 @@ pub fn masked_url(url: &str) -> String {
     }
 }
 
+/// The setting every database error names, so an operator knows what to change.
+const SETTING: &str = "database.url (DATABASE_URL)";
+
+/// The dialect `url`'s scheme names.
+///
+/// # Errors
+/// Names the (masked) URL and the schemes this build supports.
+pub fn dialect_of(url: &SecretText) -> anyhow::Result<Dialect> {
+    let raw = url.expose();
+    scheme(raw).and_then(Dialect::from_scheme).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{SETTING} `{}` is not supported: use sqlite://path/to/file.sqlite, \
+             postgres://user:password@host/database or mysql://user:password@host/database",
+            masked_url(raw)
+        )
+    })
+}
+
 impl Database {
-    /// Opens the database at `url`, choosing the backend by the URL's scheme. With
+    /// Opens the database at `url`, choosing the backend by the URL's scheme: `sqlite:`,
+    /// `postgres://` or `postgresql://`, `mysql://` or `mariadb://`. With
     /// [`OpenMode::MustExist`], `None` when it does not exist yet (and nothing is created).
     ///
     /// # Errors
-    /// Names the (masked) URL when its scheme is not supported or it cannot be opened.
+    /// One line naming the setting and the (masked) URL when the scheme is not supported, the
+    /// server cannot be reached or refuses the credentials.
     pub async fn open(url: &SecretText, max_connections: u32, mode: OpenMode) -> anyhow::Result<Option<Self>> {
-        let raw = url.expose();
-        match scheme(raw) {
-            Some("sqlite") => Ok(SqliteStore::open(raw, max_connections, mode).await?.map(Self::sqlite)),
-            _ => anyhow::bail!(
-                "database.url (DATABASE_URL) `{}` is not supported: use sqlite://path/to/file.sqlite",
-                masked_url(raw)
-            ),
-        }
+        let dialect = dialect_of(url)?;
+        let shown = masked_url(url.expose());
+        let store = SqlStore::open(url, &shown, dialect, max_connections, mode)
+            .await
+            .map_err(|error| anyhow::anyhow!("{SETTING}: {error:#}"))?;
+        Ok(store.map(Self::over))
     }
 
-    fn sqlite(store: SqliteStore) -> Self {
+    fn over(store: SqlStore) -> Self {
         let shared = Arc::new(store.clone());
         Self {
             links: shared.clone(),
@@ -90,8 +93,13 @@ impl Database {
             outbox: shared.clone(),
             health: shared.clone(),
             rate_limits: shared,
-            backend: Backend::Sqlite(store),
+            store,
         }
+    }
+
+    /// The backend's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.store.dialect()
     }
 
     /// Every migration the backend at `url` would apply, all pending: the status of a database
@@ -100,10 +108,7 @@ impl Database {
     /// # Errors
     /// When the scheme is not supported.
     pub fn known_migrations(url: &SecretText) -> anyhow::Result<Vec<MigrationState>> {
-        match scheme(url.expose()) {
-            Some("sqlite") => Ok(SqliteStore::known_migrations()),
-            _ => anyhow::bail!("database.url (DATABASE_URL) `{}` is not supported", masked_url(url.expose())),
-        }
+        Ok(known_migrations(dialect_of(url)?))
     }
 
     /// Applies pending migrations and returns those it applied, oldest first.
@@ -111,9 +116,7 @@ impl Database {
     /// # Errors
     /// Fails if a migration fails or an applied one was edited since.
     pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.migrate().await,
-        }
+        self.store.migrate().await
     }
 
     /// Every known migration, applied or pending, oldest first.
@@ -121,16 +124,12 @@ impl Database {
     /// # Errors
     /// Fails if the bookkeeping cannot be read.
     pub async fn migration_status(&self) -> anyhow::Result<Vec<MigrationState>> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.migration_status().await,
-        }
+        self.store.migration_status().await
     }
 
     /// Closes the connections, waiting for those in use.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(store) => store.close().await,
-        }
+        self.store.close().await;
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! - [`database`]: the storage ports of one database as `Arc<dyn ...>`, chosen by the URL's
 //!   scheme, with its migrations: what everything above this crate holds.
-//! - [`sqlite`]: the users, links and sessions stores on SQLite through a sqlx pool, and its
-//!   embedded migrations.
+//! - [`sql`]: every storage port, written once for SQLite, PostgreSQL and MySQL/MariaDB,
+//!   with the per-backend migrations; [`sqlite`] prepares the SQLite file.
 //! - [`mail`]: mailers; today the development mailbox, which keeps messages in memory.
 //! - [`redis`]: rate-limit counters in Redis, shared by every instance.
 //! - [`clock`]: the system clock.
@@ -16,6 +16,8 @@ pub mod database;
 pub mod mail;
 pub mod migrations;
 pub mod redis;
+pub mod scratch;
+pub mod sql;
 pub mod sqlite;
 
 mod time;

@@ -72,13 +72,13 @@ fn layers_apply_in_order_file_profile_dotenv_env_flags() {
         assert_eq!(settings.magic_link.max_age, 300);
         assert_eq!(settings.secret.expose(), "from-dotenv", ".env supplies AUTH_SECRET");
         assert_eq!(settings.session.update_age, 60, ".env supplies nested MAGICLINK_ keys, typed");
-        assert_eq!(settings.database.url, "sqlite://authjs.sqlite", "DATABASE_URL is honoured");
+        assert_eq!(settings.database.url.expose(), "sqlite://authjs.sqlite", "DATABASE_URL is honoured");
 
         let flags =
             Overrides { bind: Some("127.0.0.1:9".to_owned()), database_url: Some("sqlite://flag.sqlite".to_owned()) };
         let settings = load(&sources(jail, "staging"), &flags).expect("loads");
         assert_eq!(settings.server.bind, "127.0.0.1:9", "flags beat everything");
-        assert_eq!(settings.database.url, "sqlite://flag.sqlite");
+        assert_eq!(settings.database.url.expose(), "sqlite://flag.sqlite");
         Ok(())
     });
 }

@@ -1,0 +1,164 @@
+//! What differs between SQLite, PostgreSQL and MySQL/MariaDB, and nothing else.
+//!
+//! The store's statements are written once, with `?` placeholders, and pass through
+//! [`Dialect::sql`] on their way to the database. The few places where the dialects really
+//! differ are methods here: how a write transaction starts, how rows are locked, how a
+//! duplicate insert is ignored, and how the migration bookkeeping is read. Each answer is one
+//! short string; the rules around them (single use, retirement, leases, purges) stay in
+//! [`super::store`].
+
+use std::borrow::Cow;
+
+/// One SQL dialect the store speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite 3.35+ (bundled by sqlx).
+    Sqlite,
+    /// PostgreSQL 13+.
+    Postgres,
+    /// MySQL 8.0+ or MariaDB 10.6+ (both have `SKIP LOCKED`).
+    MySql,
+}
+
+impl Dialect {
+    /// The backend's name, as `migrate --status` and the logs show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+            Dialect::MySql => "mysql",
+        }
+    }
+
+    /// The dialect a database URL's scheme names, if any.
+    pub fn from_scheme(scheme: &str) -> Option<Self> {
+        match scheme {
+            "sqlite" => Some(Dialect::Sqlite),
+            "postgres" | "postgresql" => Some(Dialect::Postgres),
+            "mysql" | "mariadb" => Some(Dialect::MySql),
+            _ => None,
+        }
+    }
+
+    /// A statement written with `?` placeholders, as this dialect wants it: PostgreSQL numbers
+    /// them (`$1`, `$2`, ...); SQLite and MySQL take `?` as written. Placeholders are bound in
+    /// order and never reused, which is all MySQL allows.
+    pub(crate) fn sql(self, text: &str) -> Cow<'_, str> {
+        if self != Dialect::Postgres {
+            return Cow::Borrowed(text);
+        }
+        let mut numbered = String::with_capacity(text.len() + 16);
+        let mut next = 1;
+        let mut in_literal = false;
+        for character in text.chars() {
+            match character {
+                '\'' => {
+                    in_literal = !in_literal;
+                    numbered.push(character);
+                }
+                '?' if !in_literal => {
+                    numbered.push('$');
+                    numbered.push_str(&next.to_string());
+                    next += 1;
+                }
+                _ => numbered.push(character),
+            }
+        }
+        Cow::Owned(numbered)
+    }
+
+    /// The statement that starts a transaction that will write. SQLite's default `BEGIN` takes
+    /// its write lock only at the first write, and a transaction that read first may then be
+    /// refused it (`SQLITE_BUSY`, which no busy timeout waits out); `BEGIN IMMEDIATE` takes the
+    /// lock up front, so writers queue instead. The servers lock rows, not the database.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres | Dialect::MySql => "BEGIN",
+        }
+    }
+
+    /// The suffix of a `SELECT` that locks the rows it reads until the transaction ends. SQLite
+    /// needs none: [`Dialect::begin_write`] already holds the whole database.
+    pub(crate) fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+        }
+    }
+
+    /// Like [`Dialect::for_update`], passing over rows another transaction has locked: two
+    /// outbox workers claim disjoint rows instead of queueing behind each other.
+    pub(crate) fn for_update_skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres | Dialect::MySql => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// The suffix of an `INSERT` that makes it do nothing when a row with the same unique key
+    /// (here `key_column`) exists. MySQL's `INSERT IGNORE` would also swallow other errors, so
+    /// it gets an update that changes nothing instead.
+    pub(crate) fn on_duplicate_do_nothing(self, key_column: &str) -> String {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => " ON CONFLICT DO NOTHING".to_owned(),
+            Dialect::MySql => format!(" ON DUPLICATE KEY UPDATE {key_column} = {key_column}"),
+        }
+    }
+
+    /// A query counting the tables named `?` in the current database (0 or 1).
+    pub(crate) fn count_tables_named(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+            Dialect::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
+            }
+            Dialect::MySql => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+            }
+        }
+    }
+
+    /// The applied migrations: version, and when, in milliseconds since the epoch.
+    /// (`installed_on` is a different type in each backend's bookkeeping table.)
+    pub(crate) fn applied_migrations(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "SELECT version, CAST(strftime('%s', installed_on) AS INTEGER) * 1000 FROM _sqlx_migrations WHERE success"
+            }
+            Dialect::Postgres => {
+                "SELECT version, CAST(EXTRACT(EPOCH FROM installed_on) * 1000 AS BIGINT) FROM _sqlx_migrations WHERE success"
+            }
+            Dialect::MySql => {
+                "SELECT version, CAST(UNIX_TIMESTAMP(installed_on) * 1000 AS SIGNED) FROM _sqlx_migrations WHERE success"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn postgres_placeholders_are_numbered_outside_literals_only() {
+        let text = "UPDATE t SET a = ? WHERE b = '?' AND c = ? LIMIT ?";
+        assert_eq!(Dialect::Postgres.sql(text), "UPDATE t SET a = $1 WHERE b = '?' AND c = $2 LIMIT $3");
+        assert_eq!(Dialect::Sqlite.sql(text), text);
+        assert_eq!(Dialect::MySql.sql(text), text);
+    }
+
+    #[test]
+    fn every_scheme_the_docs_name_picks_its_dialect() {
+        for (scheme, dialect) in [
+            ("sqlite", Dialect::Sqlite),
+            ("postgres", Dialect::Postgres),
+            ("postgresql", Dialect::Postgres),
+            ("mysql", Dialect::MySql),
+            ("mariadb", Dialect::MySql),
+        ] {
+            assert_eq!(Dialect::from_scheme(scheme), Some(dialect));
+        }
+        assert_eq!(Dialect::from_scheme("oracle"), None);
+    }
+}

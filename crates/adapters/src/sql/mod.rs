@@ -1,0 +1,205 @@
+//! The SQL stores: one implementation of every storage port ([`SqlStore`]) for SQLite,
+//! PostgreSQL and MySQL/MariaDB, the dialect differences ([`Dialect`]), and opening a pool and
+//! migrating it.
+//!
+//! Why one store and not three: the rules a store keeps (single use, retirement, leases,
+//! purges) are the service's guarantees, and three copies would drift. sqlx's `Any` driver
+//! carries the few types the schema uses to every backend, so only the SQL that really differs
+//! is per backend, in [`Dialect`] and in `migrations/{sqlite,postgres,mysql}`.
+
+mod dialect;
+mod store;
+
+use std::borrow::Cow;
+
+use anyhow::Context as _;
+use chrono::DateTime;
+use domain::SecretText;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::AnyConnection;
+use sqlx::Executor as _;
+
+pub use dialect::Dialect;
+pub use store::{SqlStore, MAX_DELIVERY_ERROR, MAX_USER_AGENT};
+
+use crate::migrations::MigrationState;
+
+/// The migration files of every backend, embedded by `build.rs`: (version, description, SQL).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+/// Whether opening a database may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the database when missing: the SQLite file (and its folder), or the database on a
+    /// PostgreSQL or MySQL server.
+    CreateIfMissing,
+    /// Open only an existing database: commands that read, and production on a server.
+    MustExist,
+}
+
+/// The migrations for `dialect`, built once.
+fn migrator(dialect: Dialect) -> &'static Migrator {
+    static SQLITE: std::sync::OnceLock<Migrator> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<Migrator> = std::sync::OnceLock::new();
+    static MYSQL: std::sync::OnceLock<Migrator> = std::sync::OnceLock::new();
+    let (cell, files) = match dialect {
+        Dialect::Sqlite => (&SQLITE, embedded::SQLITE),
+        Dialect::Postgres => (&POSTGRES, embedded::POSTGRES),
+        Dialect::MySql => (&MYSQL, embedded::MYSQL),
+    };
+    cell.get_or_init(|| {
+        let migrations: Vec<Migration> = files
+            .iter()
+            .map(|(version, description, sql)| {
+                // The checksum is SHA-384 of the text, as `sqlx::migrate!` computes it, so
+                // databases migrated by earlier builds stay valid.
+                let no_tx = sql.starts_with("-- no-transaction");
+                Migration::new(*version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), no_tx)
+            })
+            .collect();
+        Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+    })
+}
+
+/// Every migration this build carries for `dialect`, all marked pending: the status of a
+/// database that does not exist yet.
+pub fn known_migrations(dialect: Dialect) -> Vec<MigrationState> {
+    migrator(dialect)
+        .iter()
+        .map(|m| MigrationState { version: m.version, description: m.description.to_string(), applied_at: None })
+        .collect()
+}
+
+/// The error sqlx gives, rewritten for one line: which database and what went wrong.
+fn describe_connect_error(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(database) => format!("the server said: {}", database.message()),
+        sqlx::Error::Io(io) => format!("cannot reach the server: {io}"),
+        other => other.to_string(),
+    }
+}
+
+/// Whether connecting failed only because the database itself does not exist on the server.
+fn is_missing_database(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(database) = error else { return false };
+    if database.code().as_deref() == Some("3D000") {
+        return true; // PostgreSQL: invalid_catalog_name
+    }
+    // MySQL and MariaDB: ER_BAD_DB_ERROR.
+    database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|mysql| mysql.number() == 1049)
+}
+
+impl SqlStore {
+    /// Opens a pool on the database at `url` in `dialect`. With [`OpenMode::MustExist`], `None`
+    /// when the database does not exist (nothing is created); with
+    /// [`OpenMode::CreateIfMissing`], a missing database is created first.
+    ///
+    /// `shown` is the URL as messages may show it (password masked).
+    ///
+    /// # Errors
+    /// One line naming the (masked) URL when the server cannot be reached, refuses the
+    /// credentials, or the file cannot be created.
+    pub(crate) async fn open(
+        url: &SecretText,
+        shown: &str,
+        dialect: Dialect,
+        max_connections: u32,
+        mode: OpenMode,
+    ) -> anyhow::Result<Option<Self>> {
+        sqlx::any::install_default_drivers();
+        let url = match dialect {
+            Dialect::Sqlite => match crate::sqlite::prepare_file(url.expose(), mode).await? {
+                Some(url) => url,
+                None => return Ok(None),
+            },
+            Dialect::Postgres | Dialect::MySql => url.expose().to_owned(),
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .after_connect(move |conn, _| Box::pin(async move { configure_connection(conn, dialect).await }));
+        let pool = match options.clone().connect(&url).await {
+            Ok(pool) => pool,
+            Err(error) if is_missing_database(&error) => {
+                if mode == OpenMode::MustExist {
+                    return Ok(None);
+                }
+                <sqlx::Any as sqlx::migrate::MigrateDatabase>::create_database(&url).await.map_err(|error| {
+                    anyhow::anyhow!("cannot create the database {shown}: {}", describe_connect_error(&error))
+                })?;
+                tracing::info!(database = shown, "created the database");
+                options.connect(&url).await.map_err(|error| {
+                    anyhow::anyhow!("cannot open the database {shown}: {}", describe_connect_error(&error))
+                })?
+            }
+            Err(error) => anyhow::bail!("cannot open the database {shown}: {}", describe_connect_error(&error)),
+        };
+        Ok(Some(Self::new(pool, dialect)))
+    }
+
+    /// Applies pending migrations and returns those it applied, oldest first. Safe to run from
+    /// many instances at once: sqlx holds an advisory lock on the servers (SQLite's write lock
+    /// does the same).
+    ///
+    /// # Errors
+    /// Fails if a migration fails or an applied one was edited since (checksum mismatch).
+    pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
+        let pending: Vec<MigrationState> =
+            self.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).collect();
+        migrator(self.dialect()).run(self.pool()).await.context("migration failed")?;
+        let now = self.migration_status().await?;
+        Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
+    }
+
+    /// Every known migration, applied or pending, oldest first. Reads only: a database that was
+    /// never migrated has no bookkeeping table, and this does not create one.
+    ///
+    /// # Errors
+    /// Fails if the bookkeeping table cannot be read.
+    pub async fn migration_status(&self) -> anyhow::Result<Vec<MigrationState>> {
+        let dialect = self.dialect();
+        let tables: i64 = sqlx::query_scalar(&dialect.sql(dialect.count_tables_named()))
+            .bind("_sqlx_migrations")
+            .fetch_one(self.pool())
+            .await
+            .context("cannot read the migration bookkeeping")?;
+        let applied: Vec<(i64, i64)> = if tables > 0 {
+            sqlx::query_as(dialect.applied_migrations())
+                .fetch_all(self.pool())
+                .await
+                .context("cannot read the applied migrations")?
+        } else {
+            Vec::new()
+        };
+        known_migrations(dialect)
+            .into_iter()
+            .map(|mut migration| {
+                migration.applied_at = applied
+                    .iter()
+                    .find(|(version, _)| *version == migration.version)
+                    .map(|(_, at)| DateTime::from_timestamp_millis(*at).context("unreadable migration timestamp"))
+                    .transpose()?;
+                Ok(migration)
+            })
+            .collect()
+    }
+
+    /// Closes the pool, waiting for connections to finish (and SQLite to checkpoint its WAL).
+    pub async fn close(&self) {
+        self.pool().close().await;
+    }
+}
+
+/// Per-connection settings that the URL cannot carry.
+async fn configure_connection(conn: &mut AnyConnection, dialect: Dialect) -> Result<(), sqlx::Error> {
+    match dialect {
+        // NORMAL is durable in WAL mode except for the last transactions before a power cut.
+        Dialect::Sqlite => conn.execute("PRAGMA synchronous = NORMAL").await.map(drop),
+        // PostgreSQL's default isolation, so that the store's statements mean the same on both
+        // servers; it also spares InnoDB the gap locks that REPEATABLE READ takes.
+        Dialect::MySql => conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await.map(drop),
+        Dialect::Postgres => Ok(()),
+    }
+}

@@ -1,0 +1,819 @@
+//! Every storage port, written once for SQLite, PostgreSQL and MySQL/MariaDB.
+//!
+//! The store talks through sqlx's `Any` driver, which carries integers, text and bytes to any of
+//! the three, and the schema is built from exactly those: ids and hashes as text, instants as
+//! integer milliseconds, the sealed email body as bytes. So the rules live here once (a link
+//! is used by one conditional `UPDATE`; using it retires the address's other links; an outbox
+//! row is leased by bumping its next attempt; purges delete by cutoff), and [`Dialect`] supplies
+//! the handful of words that differ. Statements are portable SQL with `?` placeholders, each
+//! bound once, in order.
+//!
+//! Concurrency is the database's job, not this process's: many instances share one database.
+//! Every decision that two requests could race for is one conditional write, or a row lock
+//! taken before reading ([`Dialect::for_update`]); on SQLite a write transaction holds the
+//! whole database ([`Dialect::begin_write`]). Servers may still pick one of two deadlocked
+//! transactions to abort; those are retried ([`retrying`]).
+
+use std::future::Future;
+
+use anyhow::Context as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::id::{Id, OutboxKind, SessionKind, UserKind};
+use domain::rate_limit::Gcra;
+use domain::{
+    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionTokenHash, SignInCodeHash, User, UserId,
+};
+use ports::{
+    Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
+    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SessionStore, StoreHealth, UserAdded,
+    UserStore,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row as _, Transaction};
+use uuid::Uuid;
+
+use super::dialect::Dialect;
+use crate::time::{from_millis, to_millis};
+
+/// The longest `User-Agent` kept with a session, in characters (the web layer keeps as many).
+pub const MAX_USER_AGENT: usize = 512;
+/// The longest delivery error kept on an outbox row, in characters.
+pub const MAX_DELIVERY_ERROR: usize = 1000;
+/// How many times a transaction the server aborted to break a deadlock is tried in all.
+const ATTEMPTS_AFTER_DEADLOCK: u32 = 5;
+
+/// All the storage ports on one pool. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// The first `max` characters of `text`.
+fn truncated(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// A fresh UUIDv7 id: unique without coordination and ordered by creation time.
+fn new_id<K>() -> anyhow::Result<Id<K>> {
+    Id::parse(&Uuid::now_v7().to_string()).map_err(|_| anyhow::anyhow!("uuid made a malformed id"))
+}
+
+/// An id read back from a row, checked.
+fn stored_id<K>(row: &AnyRow, column: &str) -> anyhow::Result<Id<K>> {
+    let text: String = row.try_get(column)?;
+    Id::parse(&text).map_err(|_| anyhow::anyhow!("stored {column} `{text}` is not an id"))
+}
+
+/// An address read back from a row, checked.
+fn stored_address(row: &AnyRow, column: &str) -> anyhow::Result<EmailAddress> {
+    let text: String = row.try_get(column)?;
+    EmailAddress::parse(&text).with_context(|| format!("stored {column} is not a valid address: {text}"))
+}
+
+/// An instant read back from a row.
+fn stored_instant(row: &AnyRow, column: &str) -> anyhow::Result<DateTime<Utc>> {
+    from_millis(row.try_get(column)?)
+}
+
+/// A count read back from a row.
+fn stored_count(row: &AnyRow, column: &str) -> anyhow::Result<u32> {
+    Ok(u32::try_from(row.try_get::<i64, _>(column)?).unwrap_or(u32::MAX))
+}
+
+/// The columns [`user_from_row`] reads, from `users` aliased `u`.
+const USER_COLUMNS: &str = "u.id AS user_id, u.name, u.email, u.email_verified, u.image";
+
+fn user_from_row(row: &AnyRow) -> anyhow::Result<User> {
+    Ok(User {
+        id: stored_id(row, "user_id")?,
+        email: stored_address(row, "email")?,
+        name: row.try_get("name")?,
+        image: row.try_get("image")?,
+        email_verified: row.try_get::<Option<i64>, _>("email_verified")?.map(from_millis).transpose()?,
+    })
+}
+
+/// Whether the server aborted the transaction to break a deadlock or a serialization conflict
+/// (SQLSTATE 40001 or PostgreSQL's 40P01), so that running it again is the right answer.
+fn is_deadlock(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(database)) => {
+            matches!(database.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    })
+}
+
+/// Runs `transaction` until it is not aborted by a deadlock, at most
+/// [`ATTEMPTS_AFTER_DEADLOCK`] times. Row-locking servers abort one of two transactions that
+/// wait on each other (two redemptions for one address, each retiring the other's link); the
+/// aborted one rolled back completely, so running it again decides afresh.
+async fn retrying<T, F, Fut>(mut transaction: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match transaction().await {
+            Err(error) if attempt < ATTEMPTS_AFTER_DEADLOCK && is_deadlock(&error) => attempt += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
+impl SqlStore {
+    /// A store over `pool`, speaking `dialect`.
+    pub(crate) fn new(pool: AnyPool, dialect: Dialect) -> Self {
+        Self { pool, dialect }
+    }
+
+    /// The pool, for migrations and bookkeeping in this crate.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The dialect it speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A statement in this store's dialect.
+    fn sql<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.dialect.sql(text)
+    }
+
+    /// Starts a transaction that will write (see [`Dialect::begin_write`]).
+    async fn begin_write(&self) -> anyhow::Result<Transaction<'static, Any>> {
+        self.pool.begin_with(self.dialect.begin_write()).await.context("cannot start a transaction")
+    }
+
+    /// Runs one housekeeping `DELETE` whose only parameter is a cutoff instant. Safe on every
+    /// instance at once: each deletes what is past the cutoff, and a row deleted by another is
+    /// simply not counted twice.
+    async fn delete_before(&self, statement: &str, cutoff: DateTime<Utc>, what: &str) -> anyhow::Result<u64> {
+        let done = sqlx::query(&self.sql(statement))
+            .bind(to_millis(cutoff))
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("cannot purge {what}"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Retires the address's other unused links once one was used: one sign-in per batch of
+    /// emails.
+    async fn retire_other_links(&self, tx: &mut Transaction<'static, Any>, identifier: &str) -> anyhow::Result<()> {
+        sqlx::query(&self.sql("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL"))
+            .bind(identifier)
+            .execute(&mut **tx)
+            .await
+            .context("cannot retire the other links")?;
+        Ok(())
+    }
+
+    /// A link's state at `now`, by token hash (and address, when given).
+    async fn link_state_in(
+        &self,
+        executor: impl sqlx::Executor<'_, Database = Any>,
+        token_hash: &LinkTokenHash,
+        identifier: Option<&EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(LinkState, u32)> {
+        let statement = match identifier {
+            Some(_) => {
+                "SELECT used_at, expires, code_attempts FROM verification_tokens WHERE token = ? AND identifier = ?"
+            }
+            None => "SELECT used_at, expires, code_attempts FROM verification_tokens WHERE token = ?",
+        };
+        let statement = self.sql(statement);
+        let mut query = sqlx::query(&statement).bind(token_hash.to_hex());
+        if let Some(identifier) = identifier {
+            query = query.bind(identifier.as_str());
+        }
+        let row = query.fetch_optional(executor).await.context("cannot look the link up")?;
+        let Some(row) = row else { return Ok((LinkState::Unknown, 0)) };
+        let used_at: Option<i64> = row.try_get("used_at")?;
+        let expires: i64 = row.try_get("expires")?;
+        let state = match used_at {
+            Some(_) => LinkState::Used,
+            None if expires <= to_millis(now) => LinkState::Expired,
+            None => LinkState::Unused,
+        };
+        Ok((state, stored_count(&row, "code_attempts")?))
+    }
+
+    async fn try_redeem(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Redemption> {
+        let mut tx = self.begin_write().await?;
+        // One conditional statement decides who wins: of racing redemptions, only one matches
+        // `used_at IS NULL`; the others wait for its row lock, then no longer match.
+        let won = sqlx::query(&self.sql(
+            "UPDATE verification_tokens SET used_at = ? \
+             WHERE token = ? AND identifier = ? AND used_at IS NULL AND expires > ?",
+        ))
+        .bind(to_millis(now))
+        .bind(token_hash.to_hex())
+        .bind(identifier.as_str())
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .context("cannot redeem the link")?
+        .rows_affected()
+            == 1;
+        if won {
+            let stored: String = sqlx::query_scalar(
+                &self.sql("SELECT token FROM verification_tokens WHERE token = ? AND identifier = ?"),
+            )
+            .bind(token_hash.to_hex())
+            .bind(identifier.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .context("cannot read the redeemed link")?;
+            // The final decision is a constant-time comparison, whatever the index did.
+            anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
+            self.retire_other_links(&mut tx, identifier.as_str()).await?;
+            tx.commit().await.context("cannot commit the redemption")?;
+            return Ok(Redemption::Redeemed);
+        }
+        let (state, _) = self.link_state_in(&mut *tx, token_hash, Some(identifier), now).await?;
+        tx.rollback().await?;
+        Ok(match state {
+            LinkState::Unknown => Redemption::Unknown,
+            LinkState::Used => Redemption::AlreadyUsed,
+            LinkState::Expired => Redemption::Expired,
+            // Unused and unexpired, yet the update did not match: it cannot happen inside one
+            // transaction, and "already used" is the answer that signs nobody in.
+            LinkState::Unused => Redemption::AlreadyUsed,
+        })
+    }
+
+    async fn try_redeem_code(
+        &self,
+        token_hash: &LinkTokenHash,
+        code_hash: &SignInCodeHash,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<CodeRedemption> {
+        let mut tx = self.begin_write().await?;
+        // As in `redeem`, one conditional write decides; a wrong code matches nothing here.
+        let won = sqlx::query(&self.sql(
+            "UPDATE verification_tokens SET used_at = ? \
+             WHERE token = ? AND used_at IS NULL AND expires > ? AND code_attempts < ? AND code_hash = ?",
+        ))
+        .bind(to_millis(now))
+        .bind(token_hash.to_hex())
+        .bind(to_millis(now))
+        .bind(i64::from(max_attempts))
+        .bind(code_hash.to_hex())
+        .execute(&mut *tx)
+        .await
+        .context("cannot redeem the code")?
+        .rows_affected()
+            == 1;
+        if won {
+            let row = sqlx::query(&self.sql("SELECT identifier, code_hash FROM verification_tokens WHERE token = ?"))
+                .bind(token_hash.to_hex())
+                .fetch_one(&mut *tx)
+                .await
+                .context("cannot read the redeemed code")?;
+            let stored: String = row.try_get("code_hash")?;
+            anyhow::ensure!(SignInCodeHash::from_hex(&stored)?.matches(code_hash), "index returned another code");
+            let identifier = stored_address(&row, "identifier")?;
+            self.retire_other_links(&mut tx, identifier.as_str()).await?;
+            tx.commit().await.context("cannot commit the redemption")?;
+            return Ok(CodeRedemption::Redeemed { identifier });
+        }
+        let counted = sqlx::query(&self.sql(
+            "UPDATE verification_tokens SET code_attempts = code_attempts + 1 \
+             WHERE token = ? AND used_at IS NULL AND expires > ? AND code_attempts < ?",
+        ))
+        .bind(token_hash.to_hex())
+        .bind(to_millis(now))
+        .bind(i64::from(max_attempts))
+        .execute(&mut *tx)
+        .await
+        .context("cannot count a wrong code")?
+        .rows_affected()
+            == 1;
+        let (state, attempts) = self.link_state_in(&mut *tx, token_hash, None, now).await?;
+        if counted {
+            tx.commit().await.context("cannot commit a wrong code")?;
+            return Ok(CodeRedemption::Wrong { attempts_left: max_attempts.saturating_sub(attempts) });
+        }
+        tx.rollback().await?;
+        Ok(match state {
+            LinkState::Unknown => CodeRedemption::Unknown,
+            LinkState::Used => CodeRedemption::AlreadyUsed,
+            LinkState::Expired => CodeRedemption::Expired,
+            // Unused and unexpired, yet no attempt could be counted: they were all used up.
+            LinkState::Unused => CodeRedemption::Exhausted,
+        })
+    }
+
+    /// Inserts a user for `email` unless one exists, then reads it back: `Created` when the row
+    /// read back is the one just inserted. Racing first sign-ins insert one row between them
+    /// (the unique address decides), and every racer reads that row.
+    async fn try_insert_user(
+        &self,
+        email: &EmailAddress,
+        verified_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<UserAdded> {
+        let id = new_id::<UserKind>()?;
+        let mut tx = self.begin_write().await?;
+        let insert = format!(
+            "INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?){}",
+            self.dialect.on_duplicate_do_nothing("id")
+        );
+        sqlx::query(&self.sql(&insert))
+            .bind(id.as_str())
+            .bind(email.as_str())
+            .bind(verified_at.map(to_millis))
+            .bind(to_millis(now))
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .context("cannot add the user")?;
+        if let Some(verified_at) = verified_at {
+            sqlx::query(
+                &self.sql(
+                    "UPDATE users SET email_verified = COALESCE(email_verified, ?), updated_at = ? WHERE email = ?",
+                ),
+            )
+            .bind(to_millis(verified_at))
+            .bind(to_millis(now))
+            .bind(email.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("cannot mark the address verified")?;
+        }
+        let user = self.user_by_email(&mut *tx, email).await?.context("the user vanished while being added")?;
+        tx.commit().await.context("cannot commit the user")?;
+        Ok(if user.id == id { UserAdded::Created(user) } else { UserAdded::Existed(user) })
+    }
+
+    async fn user_by_email(
+        &self,
+        executor: impl sqlx::Executor<'_, Database = Any>,
+        email: &EmailAddress,
+    ) -> anyhow::Result<Option<User>> {
+        let row = sqlx::query(&self.sql(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email = ?")))
+            .bind(email.as_str())
+            .fetch_optional(executor)
+            .await
+            .context("cannot read the user")?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn try_acquire(&self, buckets: &[Bucket], now: DateTime<Utc>) -> anyhow::Result<Admission> {
+        // Locks are taken in key order, so two acquisitions sharing buckets cannot wait on each
+        // other in a circle.
+        let mut order: Vec<usize> = (0..buckets.len()).collect();
+        order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
+        let mut tx = self.begin_write().await?;
+        let insert = format!(
+            "INSERT INTO rate_limits (bucket, tat) VALUES (?, 0){}",
+            self.dialect.on_duplicate_do_nothing("bucket")
+        );
+        let select = format!("SELECT tat FROM rate_limits WHERE bucket = ?{}", self.dialect.for_update());
+        let mut admitted = Vec::with_capacity(buckets.len());
+        for index in order {
+            let bucket = &buckets[index];
+            // A row to lock, even for a bucket never seen: locking a row that does not exist
+            // locks nothing, and two first requests would both be admitted. A counter at the
+            // epoch admits as if absent.
+            sqlx::query(&self.sql(&insert))
+                .bind(&bucket.key)
+                .execute(&mut *tx)
+                .await
+                .context("cannot create a rate limit")?;
+            let tat: i64 = sqlx::query_scalar(&self.sql(&select))
+                .bind(&bucket.key)
+                .fetch_one(&mut *tx)
+                .await
+                .context("cannot read a rate limit")?;
+            match bucket.quota.check(Some(from_millis(tat)?), now) {
+                Gcra::Admitted { tat } => admitted.push((&bucket.key, tat)),
+                Gcra::Refused { retry_after } => {
+                    tx.rollback().await?;
+                    return Ok(Admission::Refused { bucket: index, retry_after });
+                }
+            }
+        }
+        for (key, tat) in admitted {
+            sqlx::query(&self.sql("UPDATE rate_limits SET tat = ? WHERE bucket = ?"))
+                .bind(to_millis(tat))
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .context("cannot charge a rate limit")?;
+        }
+        tx.commit().await.context("cannot commit the rate limits")?;
+        Ok(Admission::Admitted)
+    }
+
+    async fn try_claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<OutboxMessage>> {
+        let mut tx = self.begin_write().await?;
+        // Lock the due rows (skipping those another worker holds), then lease them by moving
+        // their next attempt to the end of the lease: a worker that dies mid-send gives its
+        // rows back when the lease runs out.
+        let select = format!(
+            "SELECT id, recipient, link_token_hash, sealed_body, link_expires, attempts FROM outbox \
+             WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{}",
+            self.dialect.for_update_skip_locked()
+        );
+        let rows = sqlx::query(&self.sql(&select))
+            .bind(to_millis(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .context("cannot read due outbox rows")?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let placeholders = vec!["?"; rows.len()].join(", ");
+        let lease = format!(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id IN ({placeholders})"
+        );
+        let lease = self.sql(&lease);
+        let mut query = sqlx::query(&lease).bind(to_millis(lease_until)).bind(to_millis(now));
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let hash: String = row.try_get("link_token_hash")?;
+            let message = OutboxMessage {
+                id: stored_id(row, "id")?,
+                recipient: stored_address(row, "recipient")?,
+                link_token_hash: LinkTokenHash::from_hex(&hash).context("stored token hash is not valid")?,
+                sealed_link: row.try_get::<Option<Vec<u8>>, _>("sealed_body")?.context("a pending row has no body")?,
+                link_expires: stored_instant(row, "link_expires")?,
+                attempts: stored_count(row, "attempts")?.saturating_add(1),
+            };
+            query = query.bind(message.id.as_str().to_owned());
+            claimed.push(message);
+        }
+        query.execute(&mut *tx).await.context("cannot lease due outbox rows")?;
+        tx.commit().await.context("cannot commit the outbox claim")?;
+        Ok(claimed)
+    }
+}
+
+#[async_trait::async_trait]
+impl LinkStore for SqlStore {
+    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<()> {
+        let outbox_id = new_id::<OutboxKind>()?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&self.sql(
+            "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(link.identifier.as_str())
+        .bind(link.token_hash.to_hex())
+        .bind(link.code_hash.to_hex())
+        .bind(to_millis(link.expires))
+        .bind(to_millis(link.created_at))
+        .execute(&mut *tx)
+        .await
+        .context("cannot store the link")?;
+        sqlx::query(&self.sql(
+            "INSERT INTO outbox (id, recipient, link_token_hash, sealed_body, link_expires, next_attempt_at, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(outbox_id.as_str())
+        .bind(email.recipient.as_str())
+        .bind(email.link_token_hash.to_hex())
+        .bind(email.sealed_link.clone())
+        .bind(to_millis(email.link_expires))
+        .bind(to_millis(email.created_at))
+        .bind(to_millis(email.created_at))
+        .bind(to_millis(email.created_at))
+        .execute(&mut *tx)
+        .await
+        .context("cannot queue the sign-in email")?;
+        tx.commit().await.context("cannot commit the link and its email")?;
+        Ok(())
+    }
+
+    async fn redeem(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Redemption> {
+        retrying(|| self.try_redeem(token_hash, identifier, now)).await
+    }
+
+    async fn redeem_code(
+        &self,
+        token_hash: &LinkTokenHash,
+        code_hash: &SignInCodeHash,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<CodeRedemption> {
+        retrying(|| self.try_redeem_code(token_hash, code_hash, max_attempts, now)).await
+    }
+
+    async fn state(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<LinkState> {
+        Ok(self.link_state_in(&self.pool, token_hash, Some(identifier), now).await?.0)
+    }
+
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        self.delete_before("DELETE FROM verification_tokens WHERE expires < ?", cutoff, "expired links").await
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for SqlStore {
+    async fn acquire(&self, buckets: &[Bucket], now: DateTime<Utc>) -> anyhow::Result<Admission> {
+        retrying(|| self.try_acquire(buckets, now)).await
+    }
+
+    async fn wait(&self, bucket: &Bucket, now: DateTime<Utc>) -> anyhow::Result<Option<TimeDelta>> {
+        let tat: Option<i64> = sqlx::query_scalar(&self.sql("SELECT tat FROM rate_limits WHERE bucket = ?"))
+            .bind(&bucket.key)
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read a rate limit")?;
+        Ok(match bucket.quota.check(tat.map(from_millis).transpose()?, now) {
+            Gcra::Admitted { .. } => None,
+            Gcra::Refused { retry_after } => Some(retry_after),
+        })
+    }
+
+    async fn purge(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        self.delete_before("DELETE FROM rate_limits WHERE tat < ?", now, "spent rate limits").await
+    }
+}
+
+#[async_trait::async_trait]
+impl UserStore for SqlStore {
+    async fn find_or_create_verified(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<User> {
+        match retrying(|| self.try_insert_user(email, Some(now), now)).await? {
+            UserAdded::Created(user) | UserAdded::Existed(user) => Ok(user),
+        }
+    }
+
+    async fn find(&self, id: &UserId) -> anyhow::Result<Option<User>> {
+        let row = sqlx::query(&self.sql(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?")))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read the user")?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn find_by_email(&self, email: &EmailAddress) -> anyhow::Result<Option<User>> {
+        self.user_by_email(&self.pool, email).await
+    }
+
+    async fn add(&self, email: &EmailAddress, now: DateTime<Utc>) -> anyhow::Result<UserAdded> {
+        retrying(|| self.try_insert_user(email, None, now)).await
+    }
+
+    async fn list(&self, limit: u32) -> anyhow::Result<Vec<User>> {
+        let rows = sqlx::query(&self.sql(&format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.email LIMIT ?")))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot list the users")?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool> {
+        let done = sqlx::query(&self.sql("DELETE FROM users WHERE email = ?"))
+            .bind(email.as_str())
+            .execute(&self.pool)
+            .await
+            .context("cannot remove the user")?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqlStore {
+    async fn create(&self, session: &NewSession) -> anyhow::Result<Session> {
+        let id = new_id::<SessionKind>()?;
+        sqlx::query(&self.sql(
+            "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(id.as_str())
+        .bind(session.token_hash.to_hex())
+        .bind(session.user_id.as_str())
+        .bind(to_millis(session.expires))
+        .bind(session.user_agent.as_deref().map(|agent| truncated(agent, MAX_USER_AGENT)))
+        .bind(to_millis(session.created_at))
+        .bind(to_millis(session.created_at))
+        .execute(&self.pool)
+        .await
+        .context("cannot store the session")?;
+        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires })
+    }
+
+    async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT s.id AS session_id, s.expires, {USER_COLUMNS} \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.session_token = ?"
+        )))
+        .bind(token_hash.to_hex())
+        .fetch_optional(&self.pool)
+        .await
+        .context("cannot read the session")?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row)?;
+        let session = Session {
+            id: stored_id(&row, "session_id")?,
+            user_id: user.id.clone(),
+            expires: stored_instant(&row, "expires")?,
+        };
+        Ok(Some((session, user)))
+    }
+
+    async fn extend(&self, session_id: &SessionId, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query(&self.sql("UPDATE sessions SET expires = ?, updated_at = ? WHERE id = ?"))
+            .bind(to_millis(expires))
+            .bind(to_millis(now))
+            .bind(session_id.as_str())
+            .execute(&self.pool)
+            .await
+            .context("cannot extend the session")?;
+        Ok(())
+    }
+
+    async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()> {
+        sqlx::query(&self.sql("DELETE FROM sessions WHERE session_token = ?"))
+            .bind(token_hash.to_hex())
+            .execute(&self.pool)
+            .await
+            .context("cannot delete the session")?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        self.delete_before("DELETE FROM sessions WHERE expires < ?", cutoff, "expired sessions").await
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreHealth for SqlStore {
+    async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.context("the database does not answer")?;
+        Ok(())
+    }
+}
+
+fn outbox_entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
+    let status: String = row.try_get("status")?;
+    Ok(OutboxEntry {
+        id: stored_id(row, "id")?,
+        recipient: stored_address(row, "recipient")?,
+        state: DeliveryState::parse(&status).with_context(|| format!("unknown outbox status `{status}`"))?,
+        attempts: stored_count(row, "attempts")?,
+        created_at: stored_instant(row, "created_at")?,
+        next_attempt_at: stored_instant(row, "next_attempt_at")?,
+        provider_message_id: row.try_get("provider_message_id")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Outbox for SqlStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<OutboxMessage>> {
+        retrying(|| self.try_claim_due(now, lease_until, limit)).await
+    }
+
+    async fn mark_sent(
+        &self,
+        id: &OutboxId,
+        provider_message_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(&self.sql(
+            "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = ?, last_error = NULL, \
+             next_attempt_at = ?, updated_at = ? WHERE id = ?",
+        ))
+        .bind(provider_message_id.map(|id| truncated(&id, 255)))
+        .bind(to_millis(now))
+        .bind(to_millis(now))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .context("cannot record a sent email")?;
+        Ok(())
+    }
+
+    async fn mark_retry(
+        &self,
+        id: &OutboxId,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(&self.sql(
+            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+        ))
+        .bind(to_millis(next_attempt_at))
+        .bind(truncated(error, MAX_DELIVERY_ERROR))
+        .bind(to_millis(now))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .context("cannot schedule a retry")?;
+        Ok(())
+    }
+
+    async fn mark_final(
+        &self,
+        id: &OutboxId,
+        state: DeliveryState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(state, DeliveryState::Failed | DeliveryState::Dropped),
+            "{state:?} is not a final failure"
+        );
+        sqlx::query(&self.sql(
+            "UPDATE outbox SET status = ?, sealed_body = NULL, last_error = ?, next_attempt_at = ?, updated_at = ? \
+             WHERE id = ?",
+        ))
+        .bind(state.as_str())
+        .bind(truncated(reason, MAX_DELIVERY_ERROR))
+        .bind(to_millis(now))
+        .bind(to_millis(now))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .context("cannot record a failed email")?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .context("cannot read the outbox")?;
+        next.map(from_millis).transpose()
+    }
+
+    async fn list(&self, state: Option<DeliveryState>, limit: u32) -> anyhow::Result<Vec<OutboxEntry>> {
+        let columns = "id, recipient, status, attempts, created_at, next_attempt_at, provider_message_id, last_error";
+        let filter = if state.is_some() { "WHERE status = ? " } else { "" };
+        let statement = format!("SELECT {columns} FROM outbox {filter}ORDER BY created_at DESC LIMIT ?");
+        let statement = self.sql(&statement);
+        let mut query = sqlx::query(&statement);
+        if let Some(state) = state {
+            query = query.bind(state.as_str());
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await.context("cannot list the outbox")?;
+        rows.iter().map(outbox_entry_from_row).collect()
+    }
+
+    async fn counts(&self) -> anyhow::Result<OutboxCounts> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .context("cannot count the outbox")?;
+        let mut counts = OutboxCounts::default();
+        for row in rows {
+            let status: String = row.try_get("status")?;
+            let count = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default();
+            match DeliveryState::parse(&status) {
+                Some(DeliveryState::Pending) => counts.pending = count,
+                Some(DeliveryState::Sent) => counts.sent = count,
+                Some(DeliveryState::Failed) => counts.failed = count,
+                Some(DeliveryState::Dropped) => counts.dropped = count,
+                None => anyhow::bail!("unknown outbox status `{status}`"),
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn purge_finished(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        self.delete_before(
+            "DELETE FROM outbox WHERE status <> 'pending' AND updated_at < ?",
+            cutoff,
+            "delivery records",
+        )
+        .await
+    }
+}

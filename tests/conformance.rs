@@ -1,0 +1,922 @@
+//! One conformance suite for every store: each contract below is written once against the
+//! port traits and run against SQLite, PostgreSQL and MariaDB (the `sqlite`, `postgres` and
+//! `mysql` modules at the end), each test on its own scratch database created and dropped by
+//! the test.
+//!
+//! A contract reads like the port's documentation: unknown ids, addresses differing only in
+//! case, expiry exactly at the boundary, retirement of the other links, purge cutoffs, the
+//! outbox's claim, lease, retry and erasure, and what concurrent callers may see.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use adapters::clock::ManualClock;
+use adapters::database::{Database, Dialect};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use domain::{
+    CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, ServerSecret, SessionPolicy, SessionToken,
+    SignInCode, SignInCodeHash,
+};
+use ports::{
+    CodeRedemption, Deliverer, DeliverySettings, DeliveryState, DeliveryWaker, LinkState, MailError, Mailer, NewLink,
+    NewOutboxMessage, NewSession, Redemption, RequestLink, RetryPolicy, SentReceipt, SignIn, SignInEmail,
+    SignInSettings, UserAdded,
+};
+use sqlx::Row as _;
+use system_tests::stores::ScratchStore;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 4, 10, 0, 0).single().expect("valid date")
+}
+
+fn address(raw: &str) -> EmailAddress {
+    EmailAddress::parse(raw).expect("valid address")
+}
+
+fn secret() -> ServerSecret {
+    ServerSecret::new(*b"conformance-secret-conformance-s")
+}
+
+fn hash_of(byte: u8) -> LinkTokenHash {
+    LinkToken::from_random_bytes([byte; 32]).hash(&secret())
+}
+
+/// The code stored with the link made from `byte` (and the hash a person typing it produces).
+fn code_of(byte: u8, link: &LinkTokenHash) -> SignInCodeHash {
+    SignInCode::from_random_bytes([byte; 8]).hash(&secret(), link)
+}
+
+/// The byte every stored link's code is made from; any other byte makes a wrong code.
+const CODE_BYTE: u8 = 42;
+
+/// How long a stored link lives.
+const LINK_LIFETIME: TimeDelta = TimeDelta::minutes(10);
+
+/// Stores a link and its (placeholder) outbox row, as the request use case does.
+async fn store_link(db: &Database, token_hash: &LinkTokenHash, to: &str, created: DateTime<Utc>) {
+    let link = NewLink {
+        identifier: address(to),
+        token_hash: token_hash.clone(),
+        code_hash: code_of(CODE_BYTE, token_hash),
+        expires: created + LINK_LIFETIME,
+        created_at: created,
+    };
+    let email = NewOutboxMessage {
+        recipient: address(to),
+        link_token_hash: token_hash.clone(),
+        sealed_link: vec![0; 40],
+        link_expires: link.expires,
+        created_at: created,
+    };
+    db.links.insert_with_email(&link, &email).await.expect("link stored");
+}
+
+async fn insert_link(db: &Database, byte: u8, to: &str, created: DateTime<Utc>) -> LinkTokenHash {
+    let token_hash = hash_of(byte);
+    store_link(db, &token_hash, to, created).await;
+    token_hash
+}
+
+/// One text column of every row a raw query returns.
+async fn raw_texts(store: &ScratchStore, query: &str) -> Vec<String> {
+    let rows = sqlx::query(query).fetch_all(&store.raw).await.expect("raw query");
+    rows.iter().map(|row| row.try_get::<String, _>(0).expect("a text column")).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations and health
+
+async fn migrating_twice_applies_nothing_the_second_time_and_status_lists_every_migration(store: &ScratchStore) {
+    let second = store.database.migrate().await.expect("second run");
+    let status = store.database.migration_status().await.expect("status");
+
+    assert!(second.is_empty());
+    assert!(!status.is_empty() && status.iter().all(|m| m.applied_at.is_some()), "{status:?}");
+    let known = Database::known_migrations(&store.scratch.url()).expect("known");
+    assert_eq!(
+        status.iter().map(|m| m.version).collect::<Vec<_>>(),
+        known.iter().map(|m| m.version).collect::<Vec<_>>()
+    );
+    let applied_at = status[0].applied_at.expect("applied");
+    assert!((Utc::now() - applied_at).abs() < TimeDelta::minutes(5), "applied just now: {applied_at}");
+    store.database.health.ping().await.expect("healthy");
+}
+
+async fn a_session_for_a_missing_user_is_refused_and_removing_a_user_ends_their_sessions(store: &ScratchStore) {
+    let db = &store.database;
+    let orphan = sqlx::query(
+        "INSERT INTO sessions (id, session_token, user_id, expires, created_at, updated_at) \
+         VALUES ('s', 't', 'nobody', 0, 0, 0)",
+    )
+    .execute(&store.raw)
+    .await;
+    assert!(orphan.is_err(), "foreign keys are enforced");
+
+    let user = db.users.find_or_create_verified(&address("gone@example.com"), t0()).await.expect("user");
+    let token = SessionToken::from_random_bytes([3; 32]);
+    db.sessions
+        .create(&NewSession {
+            token_hash: token.hash(),
+            user_id: user.id.clone(),
+            expires: t0() + TimeDelta::days(1),
+            user_agent: None,
+            created_at: t0(),
+        })
+        .await
+        .expect("session");
+    assert!(db.users.remove(&address("gone@example.com")).await.expect("remove"));
+    assert!(!db.users.remove(&address("gone@example.com")).await.expect("remove"), "removing twice finds nobody");
+    assert!(db.sessions.find(&token.hash()).await.expect("read").is_none(), "the session went with its user");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links
+
+async fn a_link_is_redeemed_once_and_then_reads_as_used(store: &ScratchStore) {
+    let db = &store.database;
+    let token_hash = insert_link(db, 1, "a@example.com", t0()).await;
+    let at = t0() + TimeDelta::minutes(5);
+    assert_eq!(db.links.state(&token_hash, &address("a@example.com"), at).await.expect("state"), LinkState::Unused);
+
+    let first = db.links.redeem(&token_hash, &address("a@example.com"), at).await.expect("redeem");
+    let second = db.links.redeem(&token_hash, &address("a@example.com"), at).await.expect("redeem");
+
+    assert_eq!(first, Redemption::Redeemed);
+    assert_eq!(second, Redemption::AlreadyUsed);
+    assert_eq!(db.links.state(&token_hash, &address("a@example.com"), at).await.expect("state"), LinkState::Used);
+    let used_at =
+        sqlx::query(&format!("SELECT used_at FROM verification_tokens WHERE token = '{}'", token_hash.to_hex()))
+            .fetch_one(&store.raw)
+            .await
+            .expect("row kept after use")
+            .try_get::<Option<i64>, _>(0)
+            .expect("used_at");
+    assert_eq!(used_at, Some(at.timestamp_millis()));
+}
+
+async fn expiry_is_exact_to_the_millisecond_and_unknown_or_wrong_address_links_sign_nobody_in(store: &ScratchStore) {
+    let db = &store.database;
+    let token_hash = insert_link(db, 2, "a@example.com", t0()).await;
+    let expiry = t0() + LINK_LIFETIME;
+    let just_before = expiry - TimeDelta::milliseconds(1);
+
+    let wrong_address = db.links.redeem(&token_hash, &address("b@example.com"), t0()).await.expect("redeem");
+    let unknown = db.links.redeem(&hash_of(99), &address("a@example.com"), t0()).await.expect("redeem");
+    let at_expiry = db.links.redeem(&token_hash, &address("a@example.com"), expiry).await.expect("redeem");
+    let state_at_expiry = db.links.state(&token_hash, &address("a@example.com"), expiry).await.expect("state");
+    let state_unknown = db.links.state(&hash_of(99), &address("a@example.com"), t0()).await.expect("state");
+    let redeemed = db.links.redeem(&token_hash, &address("a@example.com"), just_before).await.expect("redeem");
+
+    assert_eq!(wrong_address, Redemption::Unknown);
+    assert_eq!(unknown, Redemption::Unknown);
+    assert_eq!(at_expiry, Redemption::Expired);
+    assert_eq!(state_at_expiry, LinkState::Expired);
+    assert_eq!(state_unknown, LinkState::Unknown);
+    assert_eq!(redeemed, Redemption::Redeemed, "the expired attempt did not consume the link");
+}
+
+async fn fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed(store: &ScratchStore) {
+    let db = &store.database;
+    let token_hash = insert_link(db, 3, "race@example.com", t0()).await;
+
+    let attempts: Vec<_> = (0..50)
+        .map(|_| {
+            let links = Arc::clone(&db.links);
+            let token_hash = token_hash.clone();
+            tokio::spawn(async move { links.redeem(&token_hash, &address("race@example.com"), t0()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for attempt in attempts {
+        outcomes.push(attempt.await.expect("task").expect("redeem"));
+    }
+
+    assert_eq!(outcomes.iter().filter(|o| **o == Redemption::Redeemed).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, Redemption::Redeemed | Redemption::AlreadyUsed)));
+}
+
+async fn concurrent_redemptions_of_two_links_of_one_address_sign_in_once(store: &ScratchStore) {
+    let db = &store.database;
+    let first = insert_link(db, 30, "pair@example.com", t0()).await;
+    let second = insert_link(db, 31, "pair@example.com", t0()).await;
+
+    let attempts: Vec<_> = [first, second]
+        .into_iter()
+        .cycle()
+        .take(20)
+        .map(|token_hash| {
+            let links = Arc::clone(&db.links);
+            tokio::spawn(async move { links.redeem(&token_hash, &address("pair@example.com"), t0()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for attempt in attempts {
+        outcomes.push(attempt.await.expect("task").expect("redeem"));
+    }
+
+    // Using one link retires the other: one sign-in per batch of emails, however they race.
+    assert_eq!(outcomes.iter().filter(|o| **o == Redemption::Redeemed).count(), 1, "{outcomes:?}");
+}
+
+async fn redeeming_one_link_retires_the_other_unused_links_of_that_address(store: &ScratchStore) {
+    let db = &store.database;
+    let older = insert_link(db, 4, "a@example.com", t0()).await;
+    let newer = insert_link(db, 5, "a@example.com", t0() + TimeDelta::minutes(1)).await;
+    let someone_else = insert_link(db, 6, "b@example.com", t0()).await;
+    let at = t0() + TimeDelta::minutes(2);
+
+    assert_eq!(db.links.redeem(&newer, &address("a@example.com"), at).await.expect("redeem"), Redemption::Redeemed);
+
+    assert_eq!(db.links.redeem(&older, &address("a@example.com"), at).await.expect("redeem"), Redemption::Unknown);
+    assert_eq!(
+        db.links.redeem(&someone_else, &address("b@example.com"), at).await.expect("redeem"),
+        Redemption::Redeemed,
+        "other addresses keep their links"
+    );
+}
+
+async fn only_the_keyed_hash_of_a_link_is_stored_never_the_token(store: &ScratchStore) {
+    let token = LinkToken::from_random_bytes([7; 32]);
+    let token_hash = token.hash(&secret());
+    store_link(&store.database, &token_hash, "a@example.com", t0()).await;
+
+    let stored = raw_texts(store, "SELECT token FROM verification_tokens").await;
+
+    assert_eq!(stored, vec![token_hash.to_hex()]);
+    assert!(!stored[0].contains(&token.encode()));
+}
+
+async fn purging_links_removes_only_those_that_expired_before_the_cutoff(store: &ScratchStore) {
+    let db = &store.database;
+    let old = insert_link(db, 10, "a@example.com", t0()).await;
+    let boundary = insert_link(db, 12, "c@example.com", t0() + TimeDelta::minutes(50)).await;
+    let fresh = insert_link(db, 11, "b@example.com", t0() + TimeDelta::hours(2)).await;
+
+    // `boundary` expires exactly at the cutoff: not before it, so it stays.
+    let purged = db.links.purge_expired(t0() + TimeDelta::hours(1)).await.expect("purge");
+
+    assert_eq!(purged, 1);
+    let at = t0() + TimeDelta::hours(2);
+    assert_eq!(db.links.state(&old, &address("a@example.com"), at).await.expect("state"), LinkState::Unknown);
+    assert_eq!(db.links.state(&boundary, &address("c@example.com"), at).await.expect("state"), LinkState::Expired);
+    assert_eq!(db.links.redeem(&fresh, &address("b@example.com"), at).await.expect("redeem"), Redemption::Redeemed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Codes
+
+async fn the_right_code_redeems_the_link_once_and_uses_up_its_link_too(store: &ScratchStore) {
+    let db = &store.database;
+    let link = insert_link(db, 20, "code@example.com", t0()).await;
+    let right = code_of(CODE_BYTE, &link);
+    let at = t0() + TimeDelta::minutes(1);
+
+    let first = db.links.redeem_code(&link, &right, 5, at).await.expect("redeem");
+    let again = db.links.redeem_code(&link, &right, 5, at).await.expect("redeem");
+    let by_link = db.links.redeem(&link, &address("code@example.com"), at).await.expect("redeem");
+
+    assert_eq!(first, CodeRedemption::Redeemed { identifier: address("code@example.com") });
+    assert_eq!(again, CodeRedemption::AlreadyUsed);
+    assert_eq!(by_link, Redemption::AlreadyUsed);
+}
+
+async fn wrong_codes_count_down_and_then_even_the_right_code_fails(store: &ScratchStore) {
+    let db = &store.database;
+    let link = insert_link(db, 21, "guess@example.com", t0()).await;
+    let at = t0() + TimeDelta::minutes(1);
+
+    let mut outcomes = Vec::new();
+    for wrong in 1..=6_u8 {
+        outcomes.push(db.links.redeem_code(&link, &code_of(wrong, &link), 5, at).await.expect("redeem"));
+    }
+    let right_too_late = db.links.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, at).await.expect("redeem");
+
+    let expected: Vec<CodeRedemption> =
+        [4, 3, 2, 1, 0].map(|attempts_left| CodeRedemption::Wrong { attempts_left }).into_iter().collect();
+    assert_eq!(outcomes[..5], expected[..]);
+    assert_eq!(outcomes[5], CodeRedemption::Exhausted);
+    assert_eq!(right_too_late, CodeRedemption::Exhausted);
+    assert_eq!(
+        db.links.redeem(&link, &address("guess@example.com"), at).await.expect("redeem"),
+        Redemption::Redeemed,
+        "the link in the email still works on the device that has it"
+    );
+}
+
+async fn codes_of_expired_unknown_and_other_links_sign_nobody_in(store: &ScratchStore) {
+    let db = &store.database;
+    let link = insert_link(db, 22, "late@example.com", t0()).await;
+    let other = insert_link(db, 23, "other@example.com", t0()).await;
+    let unknown = hash_of(24);
+
+    let expired =
+        db.links.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, t0() + LINK_LIFETIME).await.expect("redeem");
+    let nowhere = db.links.redeem_code(&unknown, &code_of(CODE_BYTE, &unknown), 5, t0()).await.expect("redeem");
+    // The right code of one link, tried against another: bound to its link, it is wrong there.
+    let crossed = db.links.redeem_code(&other, &code_of(CODE_BYTE, &link), 5, t0()).await.expect("redeem");
+
+    assert_eq!(expired, CodeRedemption::Expired);
+    assert_eq!(nowhere, CodeRedemption::Unknown);
+    assert_eq!(crossed, CodeRedemption::Wrong { attempts_left: 4 });
+}
+
+async fn concurrent_code_redemptions_yield_exactly_one_winner(store: &ScratchStore) {
+    let db = &store.database;
+    let link = insert_link(db, 25, "race-code@example.com", t0()).await;
+
+    let attempts: Vec<_> = (0..50)
+        .map(|_| {
+            let links = Arc::clone(&db.links);
+            let link = link.clone();
+            tokio::spawn(async move { links.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, t0()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for attempt in attempts {
+        outcomes.push(attempt.await.expect("task").expect("redeem"));
+    }
+
+    let winners = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed { .. })).count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, CodeRedemption::Redeemed { .. } | CodeRedemption::AlreadyUsed)));
+}
+
+async fn concurrent_wrong_codes_never_get_more_tries_than_allowed(store: &ScratchStore) {
+    let db = &store.database;
+    let link = insert_link(db, 28, "brute@example.com", t0()).await;
+
+    // Codes are `byte % 32` per character: 11..31 never makes the stored code (42 % 32 = 10).
+    let attempts: Vec<_> = (11..31_u8)
+        .map(|n| {
+            let links = Arc::clone(&db.links);
+            let link = link.clone();
+            tokio::spawn(async move { links.redeem_code(&link, &code_of(n, &link), 5, t0()).await })
+        })
+        .collect();
+    let mut wrong = 0;
+    for attempt in attempts {
+        match attempt.await.expect("task").expect("redeem") {
+            CodeRedemption::Wrong { .. } => wrong += 1,
+            CodeRedemption::Exhausted => {}
+            other => panic!("a wrong code cannot be {other:?}"),
+        }
+    }
+
+    assert_eq!(wrong, 5, "exactly the allowed tries were counted");
+}
+
+async fn redeeming_by_code_retires_the_other_unused_links_of_that_address(store: &ScratchStore) {
+    let db = &store.database;
+    let older = insert_link(db, 26, "both@example.com", t0()).await;
+    let newer = insert_link(db, 27, "both@example.com", t0()).await;
+
+    db.links.redeem_code(&newer, &code_of(CODE_BYTE, &newer), 5, t0()).await.expect("redeem");
+
+    assert_eq!(db.links.redeem(&older, &address("both@example.com"), t0()).await.expect("redeem"), Redemption::Unknown);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+async fn users_are_created_once_per_address_and_keep_their_first_verification(store: &ScratchStore) {
+    let db = &store.database;
+    let later = t0() + TimeDelta::days(3);
+
+    let created = db.users.find_or_create_verified(&address("u@example.com"), t0()).await.expect("created");
+    let again = db.users.find_or_create_verified(&address("u@example.com"), later).await.expect("found");
+    let by_id = db.users.find(&created.id).await.expect("read").expect("exists");
+
+    assert_eq!(created.id, again.id);
+    assert_eq!(again.email_verified, Some(t0()));
+    assert_eq!(by_id, created);
+    assert!(created.id.as_str().as_bytes().get(14) == Some(&b'7'), "a UUIDv7: {}", created.id.as_str());
+}
+
+async fn addresses_differing_only_in_case_are_one_user_and_accents_are_not_folded(store: &ScratchStore) {
+    let db = &store.database;
+
+    let lower = db.users.find_or_create_verified(&address("case@example.com"), t0()).await.expect("user");
+    let upper = db.users.find_or_create_verified(&address("CASE@Example.COM"), t0()).await.expect("user");
+    let found = db.users.find_by_email(&address("Case@EXAMPLE.com")).await.expect("read");
+    // A collation that folds accents (MySQL's default) would make these one user.
+    let accented = db.users.add(&address("josé@example.com"), t0()).await.expect("add");
+    let plain = db.users.add(&address("jose@example.com"), t0()).await.expect("add");
+
+    assert_eq!(lower.id, upper.id);
+    assert_eq!(found.map(|user| user.id), Some(lower.id));
+    let (UserAdded::Created(accented), UserAdded::Created(plain)) = (accented, plain) else {
+        panic!("both addresses are new users");
+    };
+    assert_ne!(accented.id, plain.id);
+    assert_eq!(accented.email.as_str(), "josé@example.com", "stored and read back byte for byte");
+}
+
+async fn twenty_concurrent_first_sign_ins_of_one_address_make_one_user(store: &ScratchStore) {
+    let db = &store.database;
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let users = Arc::clone(&db.users);
+            tokio::spawn(async move { users.find_or_create_verified(&address("crowd@example.com"), t0()).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for attempt in attempts {
+        ids.push(attempt.await.expect("task").expect("user").id);
+    }
+
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every racer got the one user");
+    let listed = db.users.list(100).await.expect("list");
+    assert_eq!(listed.len(), 1);
+}
+
+async fn adding_listing_and_finding_users_by_unknown_ids_and_addresses(store: &ScratchStore) {
+    let db = &store.database;
+    let added = db.users.add(&address("b@example.com"), t0()).await.expect("add");
+    let again = db.users.add(&address("b@example.com"), t0()).await.expect("add");
+    db.users.add(&address("a@example.com"), t0()).await.expect("add");
+
+    let UserAdded::Created(user) = added else { panic!("new address makes a new user") };
+    assert_eq!(again, UserAdded::Existed(user.clone()));
+    assert_eq!(user.email_verified, None, "added, never signed in");
+    let listed: Vec<String> =
+        db.users.list(10).await.expect("list").into_iter().map(|u| u.email.as_str().to_owned()).collect();
+    assert_eq!(listed, ["a@example.com", "b@example.com"], "ordered by address");
+    assert_eq!(db.users.list(1).await.expect("list").len(), 1, "limited");
+    let unknown = domain::UserId::parse("01890a5d-ac96-774b-bcce-b302099a8057").expect("an id");
+    assert!(db.users.find(&unknown).await.expect("read").is_none());
+    assert!(db.users.find_by_email(&address("nobody@example.com")).await.expect("read").is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+async fn sessions_are_stored_by_hash_found_extended_and_deleted(store: &ScratchStore) {
+    let db = &store.database;
+    let user = db.users.find_or_create_verified(&address("s@example.com"), t0()).await.expect("user");
+    let token = SessionToken::from_random_bytes([8; 32]);
+    let created = db
+        .sessions
+        .create(&NewSession {
+            token_hash: token.hash(),
+            user_id: user.id.clone(),
+            expires: t0() + TimeDelta::days(30),
+            user_agent: Some("x".repeat(2000)),
+            created_at: t0(),
+        })
+        .await
+        .expect("created");
+
+    let (found, found_user) = db.sessions.find(&token.hash()).await.expect("read").expect("exists");
+    assert_eq!(found, created);
+    assert_eq!(found_user, user);
+    assert_eq!(raw_texts(store, "SELECT session_token FROM sessions").await, [token.hash().to_hex()]);
+    let agent = raw_texts(store, "SELECT user_agent FROM sessions").await;
+    assert_eq!(agent[0].len(), adapters::sql::MAX_USER_AGENT, "a long User-Agent is cut, not refused");
+
+    let extended_to = t0() + TimeDelta::days(31);
+    db.sessions.extend(&created.id, extended_to, t0() + TimeDelta::days(1)).await.expect("extended");
+    let (found, _) = db.sessions.find(&token.hash()).await.expect("read").expect("exists");
+    assert_eq!(found.expires, extended_to);
+
+    let unknown = SessionToken::from_random_bytes([9; 32]);
+    assert!(db.sessions.find(&unknown.hash()).await.expect("read").is_none());
+    db.sessions.delete(&unknown.hash()).await.expect("deleting an unknown session is not an error");
+    db.sessions.delete(&token.hash()).await.expect("deleted");
+    assert!(db.sessions.find(&token.hash()).await.expect("read").is_none());
+}
+
+async fn purging_sessions_removes_only_those_that_expired_before_the_cutoff(store: &ScratchStore) {
+    let db = &store.database;
+    let user = db.users.find_or_create_verified(&address("p@example.com"), t0()).await.expect("user");
+    let cutoff = t0() + TimeDelta::days(1);
+    for (byte, expires) in [(1, cutoff - TimeDelta::milliseconds(1)), (2, cutoff), (3, cutoff + TimeDelta::days(1))] {
+        db.sessions
+            .create(&NewSession {
+                token_hash: SessionToken::from_random_bytes([byte; 32]).hash(),
+                user_id: user.id.clone(),
+                expires,
+                user_agent: None,
+                created_at: t0(),
+            })
+            .await
+            .expect("created");
+    }
+
+    assert_eq!(db.sessions.purge_expired(cutoff).await.expect("purge"), 1);
+    assert!(db.sessions.find(&SessionToken::from_random_bytes([1; 32]).hash()).await.expect("read").is_none());
+    assert!(db.sessions.find(&SessionToken::from_random_bytes([2; 32]).hash()).await.expect("read").is_some());
+    assert_eq!(db.sessions.purge_expired(cutoff).await.expect("purge"), 0, "purging again finds nothing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits
+
+async fn the_rate_limiter_keeps_its_contract(store: &ScratchStore) {
+    system_tests::limiter_contract::check_limiter(Arc::clone(&store.database.rate_limits)).await;
+}
+
+async fn purging_rate_limits_forgets_only_spent_counters(store: &ScratchStore) {
+    let limiter = &store.database.rate_limits;
+    let quota = domain::Quota::per(1, TimeDelta::hours(1)).expect("quota");
+    let bucket = |key: &str| ports::Bucket { key: key.to_owned(), quota };
+    limiter.acquire(&[bucket("early")], t0()).await.expect("acquire");
+    limiter.acquire(&[bucket("late")], t0() + TimeDelta::minutes(30)).await.expect("acquire");
+
+    assert_eq!(limiter.purge(t0() + TimeDelta::minutes(61)).await.expect("purge"), 1);
+    assert_eq!(
+        limiter.wait(&bucket("late"), t0() + TimeDelta::minutes(61)).await.expect("wait"),
+        Some(TimeDelta::minutes(29))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox
+
+/// A mailer that answers from a script (then succeeds) and records what it accepted.
+#[derive(Default)]
+struct ScriptedMailer {
+    script: Mutex<VecDeque<Result<(), MailError>>>,
+    attempts: Mutex<u32>,
+    delivered: Mutex<Vec<SignInEmail>>,
+}
+
+impl ScriptedMailer {
+    fn failing_transiently(times: usize) -> Self {
+        let script = (0..times).map(|_| Err(MailError::transient(anyhow::anyhow!("451 try again later")))).collect();
+        Self { script: Mutex::new(script), ..Self::default() }
+    }
+
+    fn delivered(&self) -> Vec<SignInEmail> {
+        self.delivered.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for ScriptedMailer {
+    async fn send_sign_in_link(&self, email: &SignInEmail, key: &str) -> Result<SentReceipt, MailError> {
+        *self.attempts.lock().expect("lock") += 1;
+        if let Some(answer) = self.script.lock().expect("lock").pop_front() {
+            answer?;
+        }
+        self.delivered.lock().expect("lock").push(email.clone());
+        Ok(SentReceipt { provider_message_id: Some(format!("provider-{key}")) })
+    }
+}
+
+struct NoWaker;
+impl DeliveryWaker for NoWaker {
+    fn wake(&self) {}
+}
+
+/// The request use case on `db`, with a clock moved by hand.
+fn sign_in(db: &Database, clock: Arc<ManualClock>) -> SignIn {
+    SignIn::new(
+        Arc::clone(&db.links),
+        Arc::clone(&db.users),
+        Arc::clone(&db.sessions),
+        Arc::new(NoWaker),
+        Arc::clone(&db.rate_limits),
+        clock,
+        SignInSettings {
+            secret: secret(),
+            previous_secrets: Vec::new(),
+            link_policy: LinkPolicy::new(600),
+            session_policy: SessionPolicy::new(86_400, 3_600),
+            callback_endpoint: url::Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
+            link_retention: TimeDelta::days(1),
+            limits: ports::SignInLimits::default(),
+            sign_up: ports::SignUpPolicy::Open,
+        },
+    )
+}
+
+fn deliverer(db: &Database, mailer: Arc<dyn Mailer>, clock: Arc<ManualClock>) -> Deliverer {
+    Deliverer::new(
+        Arc::clone(&db.outbox),
+        mailer,
+        clock,
+        DeliverySettings {
+            secret: secret(),
+            previous_secrets: Vec::new(),
+            retry: RetryPolicy {
+                max_attempts: 8,
+                base_delay: TimeDelta::seconds(2),
+                max_delay: TimeDelta::seconds(60),
+            },
+            concurrency: 4,
+            lease: TimeDelta::minutes(2),
+            site_name: "magiclink".to_owned(),
+            host: "127.0.0.1".to_owned(),
+        },
+    )
+}
+
+async fn queue(db: &Database, clock: &Arc<ManualClock>, to: &str) {
+    let request = RequestLink { email: address(to), callback: CallbackPath::root(), client: None };
+    sign_in(db, Arc::clone(clock)).request_link(request).await.expect("queued");
+}
+
+/// Every outbox row: status, whether it still has a body, attempts, last error.
+async fn outbox_rows(store: &ScratchStore) -> Vec<(String, bool, i64, Option<String>)> {
+    let rows = sqlx::query("SELECT status, sealed_body, attempts, last_error FROM outbox ORDER BY created_at")
+        .fetch_all(&store.raw)
+        .await
+        .expect("rows");
+    rows.iter()
+        .map(|row| {
+            (
+                row.try_get("status").expect("status"),
+                row.try_get::<Option<Vec<u8>>, _>("sealed_body").expect("body").is_some(),
+                row.try_get("attempts").expect("attempts"),
+                row.try_get("last_error").expect("error"),
+            )
+        })
+        .collect()
+}
+
+/// Advances the clock to the next due row.
+async fn advance_to_next_due(db: &Database, clock: &ManualClock) {
+    let due = db.outbox.next_due().await.expect("read").expect("something is pending");
+    clock.advance((due - ports::Clock::now(clock)).max(TimeDelta::zero()));
+}
+
+async fn a_mailer_that_fails_three_times_then_succeeds_delivers_exactly_once(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    queue(db, &clock, "a@example.com").await;
+    let mailer = Arc::new(ScriptedMailer::failing_transiently(3));
+    let worker = deliverer(db, mailer.clone(), clock.clone());
+
+    let mut retried = 0;
+    loop {
+        let report = worker.deliver_due().await.expect("batch runs");
+        retried += report.retried;
+        if report.sent == 1 {
+            break;
+        }
+        assert_eq!(report.retried, 1, "a transient failure is rescheduled: {report:?}");
+        advance_to_next_due(db, &clock).await;
+    }
+
+    assert_eq!(retried, 3);
+    assert_eq!(*mailer.attempts.lock().expect("lock"), 4);
+    assert_eq!(mailer.delivered().len(), 1, "delivered exactly once");
+    assert_eq!(worker.deliver_due().await.expect("batch runs").claimed, 0, "nothing left to send");
+    let rows = outbox_rows(store).await;
+    assert_eq!(rows, [("sent".to_owned(), false, 4, None)]);
+    assert_eq!(db.outbox.counts().await.expect("counts").sent, 1);
+    assert_eq!(db.outbox.next_due().await.expect("read"), None);
+}
+
+async fn a_retry_is_scheduled_when_asked_and_never_reopens_a_finished_row(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    queue(db, &clock, "retry@example.com").await;
+    let claimed = db.outbox.claim_due(t0(), t0() + TimeDelta::minutes(2), 10).await.expect("claim");
+    let id = claimed[0].id.clone();
+    let later = t0() + TimeDelta::seconds(30);
+
+    db.outbox.mark_retry(&id, later, &"e".repeat(5000), t0()).await.expect("retry");
+
+    assert_eq!(db.outbox.next_due().await.expect("read"), Some(later));
+    assert!(db.outbox.claim_due(later - TimeDelta::milliseconds(1), later, 10).await.expect("claim").is_empty());
+    let again = db.outbox.claim_due(later, later + TimeDelta::minutes(2), 10).await.expect("claim");
+    assert_eq!((again.len(), again[0].attempts), (1, 2), "due exactly at its time, its attempts counted");
+    let error = outbox_rows(store).await[0].3.clone().expect("error kept");
+    assert_eq!(error.len(), adapters::sql::MAX_DELIVERY_ERROR, "a long error is cut, not refused");
+
+    db.outbox.mark_sent(&id, Some("provider-1".to_owned()), later).await.expect("sent");
+    db.outbox.mark_retry(&id, later + TimeDelta::hours(1), "late news", later).await.expect("retry");
+    let entry = &db.outbox.list(None, 10).await.expect("list")[0];
+    assert_eq!((entry.state, entry.provider_message_id.as_deref()), (DeliveryState::Sent, Some("provider-1")));
+    assert_eq!(db.outbox.next_due().await.expect("read"), None, "a sent row stays sent");
+}
+
+async fn a_restart_between_attempts_still_delivers(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    queue(db, &clock, "restart@example.com").await;
+    let first = deliverer(db, Arc::new(ScriptedMailer::failing_transiently(1)), clock.clone());
+    assert_eq!(first.deliver_due().await.expect("batch").retried, 1);
+    drop(first);
+
+    // A new process: a new pool on the same database, a new worker, a working mailer.
+    let reopened = store.reopen(2).await;
+    let mailer = Arc::new(ScriptedMailer::default());
+    let second = deliverer(&reopened, mailer.clone(), clock.clone());
+    advance_to_next_due(&reopened, &clock).await;
+    assert_eq!(second.deliver_due().await.expect("batch").sent, 1);
+    reopened.close().await;
+
+    let delivered = mailer.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].to.as_str(), "restart@example.com");
+    assert!(delivered[0].link.as_str().contains("token="), "the unsealed link is whole");
+}
+
+async fn a_message_whose_link_expired_is_dropped_never_sent_and_erased(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    queue(db, &clock, "late@example.com").await;
+    clock.advance(TimeDelta::minutes(10));
+    let mailer = Arc::new(ScriptedMailer::default());
+
+    let report = deliverer(db, mailer.clone(), clock.clone()).deliver_due().await.expect("batch");
+
+    assert_eq!(report.dropped, 1);
+    assert!(mailer.delivered().is_empty());
+    let rows = outbox_rows(store).await;
+    assert_eq!((rows[0].0.as_str(), rows[0].1), ("dropped", false));
+    assert!(rows[0].3.as_deref().is_some_and(|e| e.contains("expired")));
+}
+
+async fn a_permanent_failure_is_recorded_with_its_reason_and_the_body_erased(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    queue(db, &clock, "gone@example.com").await;
+    let mailer = ScriptedMailer::default();
+    mailer.script.lock().expect("lock").push_back(Err(MailError::Permanent(anyhow::anyhow!("550 5.1.1 no such user"))));
+
+    let report = deliverer(db, Arc::new(mailer), clock.clone()).deliver_due().await.expect("batch");
+
+    assert_eq!(report.failed, 1);
+    let rows = outbox_rows(store).await;
+    assert_eq!((rows[0].0.as_str(), rows[0].1), ("failed", false));
+    assert!(rows[0].3.as_deref().is_some_and(|e| e.contains("550 5.1.1 no such user")), "{:?}", rows[0].3);
+    let listed = db.outbox.list(Some(DeliveryState::Failed), 10).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(db.outbox.list(Some(DeliveryState::Sent), 10).await.expect("list").is_empty());
+    assert_eq!(db.outbox.counts().await.expect("counts").failed, 1);
+}
+
+async fn the_database_never_holds_a_usable_link_in_clear(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    queue(db, &clock, "raw@example.com").await;
+    let mailer = Arc::new(ScriptedMailer::default());
+
+    // While pending: the body is sealed; neither the link nor its token appears in any row.
+    let body: Vec<u8> = sqlx::query("SELECT sealed_body FROM outbox")
+        .fetch_one(&store.raw)
+        .await
+        .expect("row")
+        .try_get(0)
+        .expect("body");
+    deliverer(db, mailer.clone(), clock.clone()).deliver_due().await.expect("batch");
+    let link = mailer.delivered()[0].link.to_string();
+    let token = link.split("token=").nth(1).and_then(|t| t.split('&').next()).expect("token").to_owned();
+    assert!(body.len() > link.len(), "the whole link is in there, sealed");
+    for needle in [link.as_bytes(), token.as_bytes(), b"callback/email".as_slice()] {
+        assert!(
+            !body.windows(needle.len()).any(|w| w == needle),
+            "sealed body leaks {:?}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    let stored_tokens = raw_texts(store, "SELECT token FROM verification_tokens").await;
+    assert!(stored_tokens.iter().all(|t| !t.contains(&token)));
+
+    // Once sent the body is gone, and the database refuses to keep one on a finished row.
+    assert!(!outbox_rows(store).await[0].1);
+    let bytes = match store.scratch.dialect() {
+        Dialect::Postgres => "'\\x00'::bytea",
+        Dialect::Sqlite | Dialect::MySql => "x'00'",
+    };
+    let refused = sqlx::query(&format!("UPDATE outbox SET sealed_body = {bytes}")).execute(&store.raw).await;
+    assert!(refused.is_err(), "CHECK keeps finished rows body-less");
+}
+
+async fn two_workers_claiming_at_once_never_take_the_same_row(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    for n in 0..40 {
+        queue(db, &clock, &format!("c{n}@example.com")).await;
+    }
+    let lease = t0() + TimeDelta::minutes(2);
+    let other_instance = store.reopen(4).await;
+
+    let (a, b) = tokio::join!(db.outbox.claim_due(t0(), lease, 25), other_instance.outbox.claim_due(t0(), lease, 25));
+    let mut ids: Vec<String> =
+        a.expect("claim").into_iter().chain(b.expect("claim")).map(|m| m.id.to_string()).collect();
+    let claimed = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), claimed, "no row claimed twice");
+    // Whatever the first round left (a worker skips rows the other holds), a second takes.
+    let rest = db.outbox.claim_due(t0(), lease, 40).await.expect("claim");
+    assert_eq!(claimed + rest.len(), 40, "every row claimed once in all");
+    other_instance.close().await;
+}
+
+async fn a_row_claimed_by_a_worker_that_died_is_retried_after_its_lease(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    queue(db, &clock, "lease@example.com").await;
+    let claimed = db.outbox.claim_due(t0(), t0() + TimeDelta::minutes(2), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    // The worker dies here without recording anything.
+    let mailer = Arc::new(ScriptedMailer::default());
+    let worker = deliverer(db, mailer.clone(), clock.clone());
+
+    assert_eq!(worker.deliver_due().await.expect("batch").claimed, 0, "leased rows are left alone");
+    clock.advance(TimeDelta::minutes(2));
+    assert_eq!(worker.deliver_due().await.expect("batch").sent, 1);
+    assert_eq!(outbox_rows(store).await[0].2, 2, "the lost attempt counts");
+}
+
+async fn purging_delivery_records_keeps_pending_rows_and_recent_ones(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    for to in ["old@example.com", "new@example.com", "waiting@example.com"] {
+        queue(db, &clock, to).await;
+    }
+    let claimed = db.outbox.claim_due(t0(), t0() + TimeDelta::minutes(2), 2).await.expect("claim");
+    db.outbox.mark_sent(&claimed[0].id, None, t0()).await.expect("sent");
+    db.outbox
+        .mark_final(&claimed[1].id, DeliveryState::Failed, "550", t0() + TimeDelta::hours(2))
+        .await
+        .expect("final");
+    assert!(
+        db.outbox.mark_final(&claimed[1].id, DeliveryState::Sent, "no", t0()).await.is_err(),
+        "sent is not a failure"
+    );
+
+    let purged = db.outbox.purge_finished(t0() + TimeDelta::hours(1)).await.expect("purge");
+
+    assert_eq!(purged, 1, "only the finished row older than the cutoff");
+    let counts = db.outbox.counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.sent, counts.failed, counts.dropped), (1, 0, 1, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite, once per backend.
+
+/// Runs each contract on a fresh scratch database of the backend, then drops it.
+macro_rules! conformance_suite {
+    ($dialect:expr; $($contract:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $contract() {
+                let Some(store) = system_tests::stores::scratch_store($dialect, 8).await else { return };
+                super::$contract(&store).await;
+                store.close().await;
+            }
+        )+
+    };
+}
+
+/// Every contract, for one backend.
+macro_rules! every_contract {
+    ($dialect:expr) => {
+        conformance_suite!($dialect;
+            migrating_twice_applies_nothing_the_second_time_and_status_lists_every_migration,
+            a_session_for_a_missing_user_is_refused_and_removing_a_user_ends_their_sessions,
+            a_link_is_redeemed_once_and_then_reads_as_used,
+            expiry_is_exact_to_the_millisecond_and_unknown_or_wrong_address_links_sign_nobody_in,
+            fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed,
+            concurrent_redemptions_of_two_links_of_one_address_sign_in_once,
+            redeeming_one_link_retires_the_other_unused_links_of_that_address,
+            only_the_keyed_hash_of_a_link_is_stored_never_the_token,
+            purging_links_removes_only_those_that_expired_before_the_cutoff,
+            the_right_code_redeems_the_link_once_and_uses_up_its_link_too,
+            wrong_codes_count_down_and_then_even_the_right_code_fails,
+            codes_of_expired_unknown_and_other_links_sign_nobody_in,
+            concurrent_code_redemptions_yield_exactly_one_winner,
+            concurrent_wrong_codes_never_get_more_tries_than_allowed,
+            redeeming_by_code_retires_the_other_unused_links_of_that_address,
+            users_are_created_once_per_address_and_keep_their_first_verification,
+            addresses_differing_only_in_case_are_one_user_and_accents_are_not_folded,
+            twenty_concurrent_first_sign_ins_of_one_address_make_one_user,
+            adding_listing_and_finding_users_by_unknown_ids_and_addresses,
+            sessions_are_stored_by_hash_found_extended_and_deleted,
+            purging_sessions_removes_only_those_that_expired_before_the_cutoff,
+            the_rate_limiter_keeps_its_contract,
+            purging_rate_limits_forgets_only_spent_counters,
+            a_mailer_that_fails_three_times_then_succeeds_delivers_exactly_once,
+            a_retry_is_scheduled_when_asked_and_never_reopens_a_finished_row,
+            a_restart_between_attempts_still_delivers,
+            a_message_whose_link_expired_is_dropped_never_sent_and_erased,
+            a_permanent_failure_is_recorded_with_its_reason_and_the_body_erased,
+            the_database_never_holds_a_usable_link_in_clear,
+            two_workers_claiming_at_once_never_take_the_same_row,
+            a_row_claimed_by_a_worker_that_died_is_retried_after_its_lease,
+            purging_delivery_records_keeps_pending_rows_and_recent_ones,
+        );
+    };
+}
+
+mod sqlite {
+    use super::*;
+    every_contract!(Dialect::Sqlite);
+}
+
+mod postgres {
+    use super::*;
+    every_contract!(Dialect::Postgres);
+}
+
+mod mysql {
+    use super::*;
+    every_contract!(Dialect::MySql);
+}
