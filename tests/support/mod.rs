@@ -376,7 +376,7 @@ impl RunningServer {
 }
 
 /// Keeps the `Set-Cookie`s of a response in a jar, as a browser would (`Max-Age=0` removes).
-fn keep_cookies(jar: &mut BTreeMap<String, String>, headers: &reqwest::header::HeaderMap) {
+pub fn keep_cookies(jar: &mut BTreeMap<String, String>, headers: &reqwest::header::HeaderMap) {
     for line in headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
         if let Some((name, value)) = line.split(';').next().unwrap_or_default().split_once('=') {
             if line.contains("Max-Age=0") {
@@ -388,7 +388,8 @@ fn keep_cookies(jar: &mut BTreeMap<String, String>, headers: &reqwest::header::H
     }
 }
 
-fn cookie_header(jar: &BTreeMap<String, String>) -> String {
+/// The jar as one `Cookie` header value.
+pub fn cookie_header(jar: &BTreeMap<String, String>) -> String {
     jar.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
 }
 
