@@ -77,6 +77,16 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Fill the database with users and sessions for scale checks (development profile only:
+    /// seeded sessions have predictable tokens).
+    Seed {
+        /// How many users to add.
+        #[arg(long, default_value_t = 1000)]
+        users: u64,
+        /// How many sessions to add, spread over the new users.
+        #[arg(long, default_value_t = 0)]
+        sessions: u64,
+    },
 }
 
 /// `users add|list|remove`.
@@ -169,6 +179,10 @@ async fn run(global: GlobalArgs, command: Command, program: Program) -> anyhow::
             } else {
                 migrate(&settings, &global.profile).await
             }
+        }
+        Command::Seed { users, sessions } => {
+            let settings = settings::load(&sources, &overrides)?;
+            seed(&settings, &global.profile, users, sessions, program).await
         }
         Command::Serve { bind } => {
             overrides.bind = bind;
@@ -309,6 +323,25 @@ async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, prog
         );
     }
     store.close().await;
+    Ok(())
+}
+
+async fn seed(settings: &Settings, profile: &str, users: u64, sessions: u64, program: Program) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        profile == DEVELOPMENT,
+        "seed runs only in the development profile: seeded sessions have predictable tokens"
+    );
+    let store = open_migrated(settings, program).await?;
+    let started = std::time::Instant::now();
+    let seeded = store.seed(users, sessions, chrono::Utc::now()).await;
+    store.close().await;
+    let seeded = seeded?;
+    println!(
+        "Seeded {} users and {} sessions in {:.1} s",
+        seeded.users,
+        seeded.sessions,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

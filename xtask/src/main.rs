@@ -2,7 +2,7 @@
 //!
 //! It runs the product's commands (the same as the shipped `magiclink` binary) from the
 //! workspace root, so that `config/` and the default `data/` folder resolve the same wherever
-//! `cargo xtask` is typed, plus the developer tasks in [`xtask::tasks`] (`test`).
+//! `cargo xtask` is typed, plus the developer tasks in [`xtask::tasks`] (`test`, `bench`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -34,6 +34,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the benchmarks (criterion, release build) and print each figure with its ratio to
+    /// the baseline measured in the same run.
+    Bench {
+        /// Passed on to the benchmark (e.g. a criterion filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     #[command(flatten)]
     Product(Command),
 }
@@ -47,6 +54,7 @@ fn main() -> ExitCode {
     let tasks = Tasks::parse_from(std::iter::once("cargo xtask".to_owned()).chain(std::env::args().skip(1)));
     match tasks.task {
         Task::Test { args } => xtask::tasks::test(root, &args),
+        Task::Bench { args } => xtask::tasks::bench(root, &args),
         Task::Product(command) => main_with(tasks.global, command, Program::CargoXtask),
     }
 }

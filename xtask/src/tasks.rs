@@ -1,4 +1,4 @@
-//! Developer tasks that only `cargo xtask` offers: `test` (and, later, benchmarks).
+//! Developer tasks that only `cargo xtask` offers: `test` and `bench`.
 //!
 //! `cargo xtask test` is the README's test command and what `.ci/run` calls. It exists because a
 //! plain `cargo test` on a machine without Chromium or an SMTP server passes with whole suites
@@ -205,6 +205,50 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
             eprintln!("error: cannot run cargo test: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The benchmarks `cargo xtask bench` runs: (package, bench target, criterion group).
+const BENCHMARKS: [(&str, &str, &str); 1] = [("adapters", "session_lookup", "session_lookup")];
+
+/// `cargo xtask bench [ARGS]`: runs every benchmark in release mode, then prints each figure
+/// as operations per second with its ratio to the first figure of its backend (the baseline,
+/// measured in the same run on the same machine).
+pub fn bench(root: &Path, args: &[String]) -> ExitCode {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    for (package, target, group) in BENCHMARKS {
+        let status = Command::new(&cargo)
+            .args(["bench", "-p", package, "--bench", target, "--"])
+            .args(args)
+            .current_dir(root)
+            .status();
+        if !status.is_ok_and(|status| status.success()) {
+            eprintln!("error: the {target} benchmark failed");
+            return ExitCode::FAILURE;
+        }
+        print_ratios(&root.join("target/criterion").join(group));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Prints `<backend>/<size>: N ops/s (ratio to the backend's first size)` from criterion's
+/// estimates under `group` (one folder per backend, one per size inside).
+fn print_ratios(group: &Path) {
+    let mut backends: Vec<PathBuf> = std::fs::read_dir(group)
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.join("1k").exists()).collect())
+        .unwrap_or_default();
+    backends.sort();
+    println!();
+    for backend in backends {
+        let name = backend.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let per_second = |size: &str| -> Option<f64> {
+            let text = std::fs::read_to_string(backend.join(size).join("new/estimates.json")).ok()?;
+            let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let nanoseconds = estimates["mean"]["point_estimate"].as_f64()?;
+            Some(1e9 / nanoseconds)
+        };
+        let (Some(small), Some(large)) = (per_second("1k"), per_second("1M")) else { continue };
+        println!("{name}: {small:.0} lookups/s at 1k rows, {large:.0} at 1M rows: ratio 1M/1k = {:.2}", large / small);
     }
 }
 

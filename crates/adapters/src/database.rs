@@ -127,6 +127,20 @@ impl Database {
         self.store.migration_status().await
     }
 
+    /// Fills the database with `users` users and `sessions` sessions for scale checks (see
+    /// [`crate::sql::seeded_session_token`]).
+    ///
+    /// # Errors
+    /// On a storage failure, or sessions without users.
+    pub async fn seed(
+        &self,
+        users: u64,
+        sessions: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<crate::sql::Seeded> {
+        self.store.seed(users, sessions, now).await
+    }
+
     /// Closes the connections, waiting for those in use.
     pub async fn close(&self) {
         self.store.close().await;

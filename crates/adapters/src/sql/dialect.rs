@@ -106,6 +106,23 @@ impl Dialect {
         }
     }
 
+    /// The statements that refresh the query planner's statistics after a bulk load.
+    pub(crate) fn analyze(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Sqlite => &["ANALYZE"],
+            Dialect::Postgres => &["ANALYZE users", "ANALYZE sessions"],
+            Dialect::MySql => &["ANALYZE TABLE users, sessions"],
+        }
+    }
+
+    /// How this backend shows a statement's query plan: the prefix to put before it.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
+            Dialect::Postgres | Dialect::MySql => "EXPLAIN ",
+        }
+    }
+
     /// A query counting the tables named `?` in the current database (0 or 1).
     pub(crate) fn count_tables_named(self) -> &'static str {
         match self {

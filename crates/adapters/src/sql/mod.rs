@@ -8,6 +8,7 @@
 //! is per backend, in [`Dialect`] and in `migrations/{sqlite,postgres,mysql}`.
 
 mod dialect;
+mod seed;
 mod store;
 
 use std::borrow::Cow;
@@ -21,6 +22,7 @@ use sqlx::AnyConnection;
 use sqlx::Executor as _;
 
 pub use dialect::Dialect;
+pub use seed::{seeded_address, seeded_session_token, Seeded};
 pub use store::{SqlStore, MAX_DELIVERY_ERROR, MAX_USER_AGENT};
 
 use crate::migrations::MigrationState;

@@ -140,7 +140,7 @@ impl SqlStore {
     }
 
     /// A statement in this store's dialect.
-    fn sql<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+    pub(super) fn sql<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         self.dialect.sql(text)
     }
 
