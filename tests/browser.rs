@@ -155,15 +155,7 @@ async fn a_person_signs_in_with_a_link_delivered_by_smtp() {
 
     // The link, as a mail client would read it from the text part of the received message.
     assert_eq!(smtp.next_delivery().await, "smtp-user@example.com");
-    let raw = smtp.messages().pop().expect("a stored message");
-    let message = mailparse::parse_mail(&raw).expect("a MIME message");
-    let text = message
-        .subparts
-        .iter()
-        .find(|part| part.ctype.mimetype == "text/plain")
-        .expect("a text part")
-        .get_body()
-        .expect("decodable");
+    let text = system_tests::smtp::text_part(&smtp.messages().pop().expect("a stored message"));
     let link = text.lines().find(|line| line.starts_with(base.as_str())).expect("the link on its own line").trim();
     browser.goto(link).await.expect("link opened");
 

@@ -43,6 +43,13 @@ impl TestCertificates {
     }
 }
 
+/// The decoded text/plain part of a raw message, as a mail client shows it.
+pub fn text_part(raw: &[u8]) -> String {
+    let message = mailparse::parse_mail(raw).expect("a MIME message");
+    let part = message.subparts.iter().find(|part| part.ctype.mimetype == "text/plain").expect("a text part");
+    part.get_body().expect("decodable")
+}
+
 /// A running `smtp_server.py`, stopped when dropped.
 pub struct SmtpServer {
     /// The port it listens on, on 127.0.0.1.

@@ -96,14 +96,7 @@ impl Browser {
 
 /// The link in a raw email, its path and query only (the host is the public origin).
 fn link_path(raw: &[u8]) -> String {
-    let message = mailparse::parse_mail(raw).expect("a MIME message");
-    let text = message
-        .subparts
-        .iter()
-        .find(|part| part.ctype.mimetype == "text/plain")
-        .expect("a text part")
-        .get_body()
-        .expect("decodable");
+    let text = system_tests::smtp::text_part(raw);
     let start = text.find(PUBLIC_ORIGIN).expect("the link names the public origin, not an instance");
     let link = text[start..].split_whitespace().next().expect("a link");
     link.trim_start_matches(PUBLIC_ORIGIN).to_owned()
