@@ -50,6 +50,23 @@ async fn lookups_stay_index_bound_with_a_million_rows(dialect: Dialect) {
     store.close().await;
 }
 
+/// A second seeding run adds to the first: its users and session tokens are numbered on.
+#[tokio::test]
+async fn seeding_twice_adds_users_and_sessions_after_those_already_there() {
+    let Some(store) = scratch_store(Dialect::Sqlite, 2).await else { return };
+    let now = chrono::Utc::now();
+    store.database.seed(2, 10, now).await.expect("first run");
+    store.database.seed(2, 10, now).await.expect("a second run does not collide with the first");
+
+    let users = store.database.users.list(100).await.expect("users");
+    assert_eq!(users.len(), 4);
+    for n in 0..20 {
+        let hash = adapters::sql::seeded_session_token(n).hash();
+        assert!(store.database.sessions.find(&hash).await.expect("lookup").is_some(), "seeded session {n}");
+    }
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_lookups_stay_index_bound_with_a_million_users_and_sessions() {
     lookups_stay_index_bound_with_a_million_rows(Dialect::Sqlite).await;

@@ -40,19 +40,19 @@ pub fn seeded_session_token(n: u64) -> SessionToken {
 
 impl SqlStore {
     /// Adds `users` users (`seed-N@seed.example.com`, numbered after those seeded before) and
-    /// `sessions` sessions spread over them, valid for 30 days from `now`, then refreshes the
+    /// `sessions` sessions spread over them (their tokens numbered after the seeded sessions
+    /// already there), valid for 30 days from `now`, then refreshes the
     /// planner's statistics.
     ///
     /// # Errors
     /// When `sessions` is positive and `users` is zero, or on a storage failure.
     pub async fn seed(&self, users: u64, sessions: u64, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
         anyhow::ensure!(sessions == 0 || users > 0, "sessions need users: seed at least one user");
-        let first: i64 = sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM users WHERE email LIKE ?"))
-            .bind("seed-%@seed.example.com")
-            .fetch_one(self.pool())
-            .await
-            .context("cannot count seeded users")?;
-        let first = u64::try_from(first).unwrap_or_default();
+        // Numbers continue after an earlier run's, users and sessions each on their own count.
+        let first = self.count_seeded("SELECT COUNT(*) FROM users WHERE email LIKE ?").await?;
+        let session_first = self
+            .count_seeded("SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email LIKE ?")
+            .await?;
         let at = to_millis(now);
         let user_ids: Vec<String> = (0..users).map(|_| uuid::Uuid::now_v7().to_string()).collect();
         let user_rows = user_ids.iter().enumerate().map(|(i, id)| {
@@ -73,7 +73,6 @@ impl SqlStore {
         .await
         .context("cannot seed users")?;
         let expires = to_millis(now + TimeDelta::days(30));
-        let session_first = first; // Session numbers continue with the users'.
         let session_rows = (0..sessions).map(|i| {
             let user = &user_ids[usize::try_from(i % users).unwrap_or_default()];
             vec![
@@ -96,6 +95,16 @@ impl SqlStore {
             sqlx::query(statement).execute(self.pool()).await.context("cannot refresh the planner's statistics")?;
         }
         Ok(Seeded { users, sessions })
+    }
+
+    /// Runs a count whose one parameter is the pattern of seeded addresses.
+    async fn count_seeded(&self, count: &str) -> anyhow::Result<u64> {
+        let counted: i64 = sqlx::query_scalar(&self.sql(count))
+            .bind("seed-%@seed.example.com")
+            .fetch_one(self.pool())
+            .await
+            .context("cannot count what was seeded before")?;
+        Ok(u64::try_from(counted).unwrap_or_default())
     }
 
     /// Inserts `rows` of `columns` values each, [`ROWS_PER_INSERT`] per statement.
