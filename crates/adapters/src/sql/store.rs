@@ -39,6 +39,8 @@ use crate::time::{from_millis, to_millis};
 pub const MAX_USER_AGENT: usize = 512;
 /// The longest delivery error kept on an outbox row, in characters.
 pub const MAX_DELIVERY_ERROR: usize = 1000;
+/// The longest provider message id kept, in characters (as long as any provider's ids).
+pub const MAX_PROVIDER_MESSAGE_ID: usize = 255;
 /// How many times a transaction the server aborted to break a deadlock is tried in all.
 const ATTEMPTS_AFTER_DEADLOCK: u32 = 5;
 
@@ -711,7 +713,7 @@ impl Outbox for SqlStore {
             "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = ?, last_error = NULL, \
              next_attempt_at = ?, updated_at = ? WHERE id = ?",
         ))
-        .bind(provider_message_id.map(|id| truncated(&id, 255)))
+        .bind(provider_message_id.map(|id| truncated(&id, MAX_PROVIDER_MESSAGE_ID)))
         .bind(to_millis(now))
         .bind(to_millis(now))
         .bind(id.as_str())
