@@ -19,9 +19,9 @@ const PUBLIC_ORIGIN: &str = "http://auth.example.test";
 const SECRET: &str = "many-instances-secret-many-instances-secret";
 
 /// One `serve` process on `database_url`, mailing through the SMTP server on `smtp_port`.
-fn instance(dir: &std::path::Path, database_url: &str, smtp_port: u16) -> (Serving, String) {
+fn instance(dir: &std::path::Path, database_url: &str, smtp_port: u16) -> Serving {
     let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
-    let serving = Serving::start(
+    Serving::start(
         dir,
         &["--bind", "127.0.0.1:0"],
         &[
@@ -38,9 +38,7 @@ fn instance(dir: &std::path::Path, database_url: &str, smtp_port: u16) -> (Servi
             ("MAGICLINK_RATE_LIMIT__CLIENT_PER_HOUR", "0"),
             ("MAGICLINK_RATE_LIMIT__GLOBAL_PER_HOUR", "0"),
         ],
-    );
-    let origin = serving.origin();
-    (serving, origin)
+    )
 }
 
 /// A browser: a cookie jar and a client that does not follow redirects.
@@ -106,12 +104,11 @@ async fn two_instances_share_one_database(dialect: Dialect) {
     let Some(scratch) = system_tests::stores::scratch_database(dialect).await else { return };
     let Some(mut smtp) = SmtpServer::start(None) else { return };
     let dir = tempfile::tempdir().expect("temporary folder");
-    // Both start on an empty database at once: the development profile migrates, and the
-    // migrations' advisory lock lets only one apply them.
-    let (a, b) =
-        (instance(dir.path(), scratch.url_text(), smtp.port), instance(dir.path(), scratch.url_text(), smtp.port));
-    let (serving_a, origin_a) = a;
-    let (serving_b, origin_b) = b;
+    // Both start on the empty database before either listens: the development profile
+    // migrates at start-up, and the migrations' advisory lock lets only one apply them.
+    let serving_a = instance(dir.path(), scratch.url_text(), smtp.port);
+    let serving_b = instance(dir.path(), scratch.url_text(), smtp.port);
+    let (origin_a, origin_b) = (serving_a.origin(), serving_b.origin());
 
     // A link asked for through A is used through B; the session then works on both.
     let mut browser = Browser::new();

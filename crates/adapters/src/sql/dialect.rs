@@ -106,6 +106,21 @@ impl Dialect {
         }
     }
 
+    /// Statements that take and release a lock held while migrations run, when sqlx's own is
+    /// not enough. sqlx locks MySQL with `GET_LOCK(name, -1)`, which MySQL reads as "wait
+    /// forever" and MariaDB refuses (it answers NULL and locks nothing), so two instances
+    /// starting at once would both apply a migration. A year-long timeout means the same on
+    /// both. PostgreSQL's advisory lock works as is; SQLite serves one machine.
+    pub(crate) fn migration_lock(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Dialect::MySql => Some((
+                "SELECT GET_LOCK('magiclink_migrations', 31536000)",
+                "SELECT RELEASE_LOCK('magiclink_migrations')",
+            )),
+            Dialect::Sqlite | Dialect::Postgres => None,
+        }
+    }
+
     /// The statements that refresh the query planner's statistics after a bulk load.
     pub(crate) fn analyze(self) -> &'static [&'static str] {
         match self {

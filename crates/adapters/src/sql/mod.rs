@@ -142,15 +142,26 @@ impl SqlStore {
     }
 
     /// Applies pending migrations and returns those it applied, oldest first. Safe to run from
-    /// many instances at once: sqlx holds an advisory lock on the servers (SQLite's write lock
-    /// does the same).
+    /// many instances at once on the servers: PostgreSQL through sqlx's advisory lock, MySQL
+    /// and MariaDB through [`Dialect::migration_lock`]. (SQLite serves one machine.)
     ///
     /// # Errors
     /// Fails if a migration fails or an applied one was edited since (checksum mismatch).
     pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
         let pending: Vec<MigrationState> =
             self.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).collect();
-        migrator(self.dialect()).run(self.pool()).await.context("migration failed")?;
+        let mut connection = self.pool().acquire().await.context("cannot connect to migrate")?;
+        let lock = self.dialect().migration_lock();
+        if let Some((take, _)) = lock {
+            let taken: Option<i64> =
+                sqlx::query_scalar(take).fetch_one(&mut *connection).await.context("cannot lock the migrations")?;
+            anyhow::ensure!(taken == Some(1), "cannot lock the migrations: the server answered {taken:?}");
+        }
+        let outcome = migrator(self.dialect()).run(&mut *connection).await;
+        if let Some((_, release)) = lock {
+            sqlx::query(release).execute(&mut *connection).await.context("cannot unlock the migrations")?;
+        }
+        outcome.context("migration failed")?;
         let now = self.migration_status().await?;
         Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
     }
