@@ -185,6 +185,38 @@ fn an_unsupported_database_url_is_named_in_the_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("mongodb://nope"));
 }
 
+/// The one error line `migrate` prints for `url`: it must name the setting and mask the password.
+fn database_error_line(url: &str) -> String {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let output = magiclink(dir.path(), &["migrate", "--database-url", url], &[]);
+    assert!(!output.status.success(), "{url} cannot be migrated");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("database.url (DATABASE_URL)"), "names the setting: {stderr}");
+    assert!(!stderr.contains("hunter2"), "the password is masked: {stderr}");
+    stderr
+}
+
+#[test]
+fn an_unreachable_database_server_is_one_line_naming_the_setting_with_the_password_masked() {
+    let line = database_error_line("postgres://app:hunter2@127.0.0.1:1/auth");
+    assert!(line.contains("postgres://app:***@127.0.0.1:1/auth") && line.contains("cannot reach the server"), "{line}");
+}
+
+#[test]
+fn credentials_a_database_server_refuses_are_one_line_naming_the_setting_with_the_password_masked() {
+    for (server, url, masked) in [
+        (&xtask::tasks::POSTGRES, "postgres://nobody:hunter2@127.0.0.1:5432/test", "postgres://nobody:***@"),
+        (&xtask::tasks::MARIADB, "mysql://nobody:hunter2@127.0.0.1:3306/test", "mysql://nobody:***@"),
+    ] {
+        if xtask::tasks::require(server).is_none() {
+            continue;
+        }
+        let line = database_error_line(url);
+        assert!(line.contains(masked) && line.contains("the server said"), "{line}");
+    }
+}
+
 #[tokio::test]
 async fn outbox_lists_delivery_state_with_masked_addresses() {
     let dir = tempfile::tempdir().expect("temporary folder");

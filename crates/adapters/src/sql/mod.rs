@@ -75,13 +75,38 @@ pub fn known_migrations(dialect: Dialect) -> Vec<MigrationState> {
         .collect()
 }
 
-/// The error sqlx gives, rewritten for one line: which database and what went wrong.
-fn describe_connect_error(error: &sqlx::Error) -> String {
-    match error {
+/// The error sqlx gives, rewritten for one line: what failed, on which (masked) database, and
+/// what the server or the network said.
+fn connect_error(doing: &str, shown: &str, error: &sqlx::Error) -> anyhow::Error {
+    let said = match error {
         sqlx::Error::Database(database) => format!("the server said: {}", database.message()),
         sqlx::Error::Io(io) => format!("cannot reach the server: {io}"),
         other => other.to_string(),
-    }
+    };
+    anyhow::anyhow!("cannot {doing} the database {shown}: {said}")
+}
+
+/// How long the first connection to a database server may take.
+const FIRST_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why the first connection to a database server failed.
+enum FirstConnection {
+    /// The server or the network answered with an error.
+    Failed(sqlx::Error),
+    /// Nothing answered within [`FIRST_CONNECTION_TIMEOUT`].
+    NoAnswer,
+}
+
+/// Opens and closes one connection to the server at `url`.
+async fn first_connection(url: &str) -> Result<(), FirstConnection> {
+    use sqlx::Connection as _;
+    let connection = tokio::time::timeout(FIRST_CONNECTION_TIMEOUT, AnyConnection::connect(url))
+        .await
+        .map_err(|_| FirstConnection::NoAnswer)?
+        .map_err(FirstConnection::Failed)?;
+    // A failure to say goodbye politely changes nothing: the connection is gone either way.
+    let _ = connection.close().await;
+    Ok(())
 }
 
 /// Whether connecting failed only because the database itself does not exist on the server.
@@ -122,22 +147,29 @@ impl SqlStore {
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .after_connect(move |conn, _| Box::pin(async move { configure_connection(conn, dialect).await }));
-        let pool = match options.clone().connect(&url).await {
-            Ok(pool) => pool,
-            Err(error) if is_missing_database(&error) => {
-                if mode == OpenMode::MustExist {
-                    return Ok(None);
+        // One connection first, outside the pool: the pool retries a refused connection until
+        // its acquire timeout and then reports only the timeout, where an operator needs
+        // "connection refused" at once. It also tells a missing database from the rest.
+        if dialect != Dialect::Sqlite {
+            match first_connection(&url).await {
+                Ok(()) => {}
+                Err(FirstConnection::Failed(error)) if is_missing_database(&error) => {
+                    if mode == OpenMode::MustExist {
+                        return Ok(None);
+                    }
+                    <sqlx::Any as sqlx::migrate::MigrateDatabase>::create_database(&url)
+                        .await
+                        .map_err(|error| connect_error("create", shown, &error))?;
+                    tracing::info!(database = shown, "created the database");
                 }
-                <sqlx::Any as sqlx::migrate::MigrateDatabase>::create_database(&url).await.map_err(|error| {
-                    anyhow::anyhow!("cannot create the database {shown}: {}", describe_connect_error(&error))
-                })?;
-                tracing::info!(database = shown, "created the database");
-                options.connect(&url).await.map_err(|error| {
-                    anyhow::anyhow!("cannot open the database {shown}: {}", describe_connect_error(&error))
-                })?
+                Err(FirstConnection::Failed(error)) => return Err(connect_error("open", shown, &error)),
+                Err(FirstConnection::NoAnswer) => anyhow::bail!(
+                    "cannot open the database {shown}: cannot reach the server: no answer within {} s",
+                    FIRST_CONNECTION_TIMEOUT.as_secs()
+                ),
             }
-            Err(error) => anyhow::bail!("cannot open the database {shown}: {}", describe_connect_error(&error)),
-        };
+        }
+        let pool = options.connect(&url).await.map_err(|error| connect_error("open", shown, &error))?;
         Ok(Some(Self::new(pool, dialect)))
     }
 
@@ -150,6 +182,15 @@ impl SqlStore {
     pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
         let pending: Vec<MigrationState> =
             self.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).collect();
+        self.run_migrations().await?;
+        let now = self.migration_status().await?;
+        Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
+    }
+
+    /// Runs the migrator on one connection of the pool, under [`Dialect::migration_lock`] where
+    /// the backend needs it; the connection goes back to the pool when this returns (a pool of
+    /// one connection must have it back for the status read that follows).
+    async fn run_migrations(&self) -> anyhow::Result<()> {
         let mut connection = self.pool().acquire().await.context("cannot connect to migrate")?;
         let lock = self.dialect().migration_lock();
         if let Some((take, _)) = lock {
@@ -161,9 +202,7 @@ impl SqlStore {
         if let Some((_, release)) = lock {
             sqlx::query(release).execute(&mut *connection).await.context("cannot unlock the migrations")?;
         }
-        outcome.context("migration failed")?;
-        let now = self.migration_status().await?;
-        Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
+        outcome.context("migration failed")
     }
 
     /// Every known migration, applied or pending, oldest first. Reads only: a database that was
