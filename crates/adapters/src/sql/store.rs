@@ -493,7 +493,7 @@ impl LinkStore for SqlStore {
         .bind(outbox_id.as_str())
         .bind(email.recipient.as_str())
         .bind(email.link_token_hash.to_hex())
-        .bind(email.sealed_link.clone())
+        .bind(email.sealed_link.as_slice())
         .bind(to_millis(email.link_expires))
         .bind(to_millis(email.created_at))
         .bind(to_millis(email.created_at))
