@@ -34,10 +34,11 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (criterion, release build) and print each figure with its ratio to
-    /// the baseline measured in the same run.
+    /// Run the end-to-end benchmark on a release build (session checks, sign-ins, against a
+    /// baseline read measured in the same run); `--micro` runs the criterion benchmarks instead.
     Bench {
-        /// Passed on to the benchmark (e.g. a criterion filter).
+        /// `--quick`, `--at-scale`, `--database postgres`, `--seconds N`; or `--micro` and
+        /// criterion's arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

@@ -208,16 +208,49 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
     }
 }
 
-/// The benchmarks `cargo xtask bench` runs: (package, bench target, criterion group).
-const BENCHMARKS: [(&str, &str, &str); 1] = [("adapters", "session_lookup", "session_lookup")];
+/// The criterion benchmarks `cargo xtask bench --micro` runs: (package, bench target).
+const MICRO_BENCHMARKS: [(&str, &str); 1] = [("adapters", "session_lookup")];
 
-/// `cargo xtask bench [ARGS]`: runs every benchmark in release mode, then prints each figure
-/// as operations per second with its ratio to the first figure of its backend (the baseline,
-/// measured in the same run on the same machine).
+/// `cargo xtask bench [--micro] [ARGS]`.
+///
+/// Without `--micro`: builds the release `magiclink` and `loadgen` binaries and runs the
+/// end-to-end benchmark (`loadgen run`, see `xtask/src/bin/loadgen`) with `ARGS` (`--quick`,
+/// `--at-scale`, `--database postgres`, `--seconds N`). With `--micro`: the criterion
+/// benchmarks, `ARGS` passed to criterion.
 pub fn bench(root: &Path, args: &[String]) -> ExitCode {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    for (package, target, group) in BENCHMARKS {
-        let status = Command::new(&cargo)
+    if let Some(rest) = args.strip_prefix(&["--micro".to_owned()]) {
+        return micro_benchmarks(root, &cargo, rest);
+    }
+    let built = Command::new(&cargo)
+        .args(["build", "--release", "-p", "xtask", "--bin", "magiclink", "--bin", "loadgen"])
+        .current_dir(root)
+        .status();
+    if !built.is_ok_and(|status| status.success()) {
+        eprintln!("error: the release build failed");
+        return ExitCode::FAILURE;
+    }
+    let release = root.join("target/release");
+    let ran = Command::new(release.join("loadgen"))
+        .arg("run")
+        .arg("--magiclink")
+        .arg(release.join("magiclink"))
+        .arg("--config-dir")
+        .arg(root.join("config"))
+        .args(args)
+        .current_dir(root)
+        .status();
+    match ran {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// Runs the criterion benchmarks in release mode and prints the session lookups per second at
+/// each table size with their ratio to the smallest.
+fn micro_benchmarks(root: &Path, cargo: &std::ffi::OsStr, args: &[String]) -> ExitCode {
+    for (package, target) in MICRO_BENCHMARKS {
+        let status = Command::new(cargo)
             .args(["bench", "-p", package, "--bench", target, "--"])
             .args(args)
             .current_dir(root)
@@ -226,8 +259,8 @@ pub fn bench(root: &Path, args: &[String]) -> ExitCode {
             eprintln!("error: the {target} benchmark failed");
             return ExitCode::FAILURE;
         }
-        print_ratios(&root.join("target/criterion").join(group));
     }
+    print_ratios(&root.join("target/criterion/session_lookup"));
     ExitCode::SUCCESS
 }
 

@@ -1,0 +1,421 @@
+//! `loadgen`: the end-to-end benchmark behind `cargo xtask bench`.
+//!
+//! It starts the `magiclink` binary on a fresh database with the development mailbox, seeds
+//! users and sessions, starts the baseline server (poem and one indexed read of the same
+//! database, [`baseline`]), and drives both over loopback with closed-loop HTTP/1.1 clients
+//! written here: session checks and baseline reads at 64 connections, whole sign-ins (CSRF
+//! token, sign-in POST, link from the mailbox, link opened, session read) at 1 and 16 clients.
+//! Every answer is checked. It prints requests per second, latency percentiles per step, the
+//! server's CPU and memory, and each figure's ratio to the baseline measured in the same run.
+//!
+//! Built in release mode by `cargo xtask bench`; a test runs `--quick` on the debug build so the
+//! harness cannot rot.
+
+mod baseline;
+mod http;
+mod process;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::process::Server;
+use crate::workload::{closed_loop, Read, Recorded, Routes};
+
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", about = "magiclink's end-to-end benchmark (run it with `cargo xtask bench`).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Start magiclink and the baseline, drive them, print the figures.
+    Run(RunArgs),
+    /// Serve the baseline endpoint (started by `run`).
+    Baseline {
+        /// The database to read.
+        #[arg(long)]
+        database_url: String,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
+        /// Pool size (the service's `database.max_connections`).
+        #[arg(long, default_value_t = 8)]
+        connections: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The magiclink binary to measure.
+    #[arg(long)]
+    magiclink: PathBuf,
+    /// The configuration folder (`config/`).
+    #[arg(long, default_value = "config")]
+    config_dir: PathBuf,
+    /// Which database: a fresh SQLite file, or a fresh database on the PostgreSQL server at
+    /// `TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/test).
+    #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
+    database: Backend,
+    /// One second per phase: a smoke run that checks the harness, not the figures.
+    #[arg(long)]
+    quick: bool,
+    /// Also seed 1,000,000 sessions and measure session checks again.
+    #[arg(long)]
+    at_scale: bool,
+    /// Seconds per measured phase (10 by default, 1 with --quick).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Mode::Baseline { database_url, bind, connections } => {
+                baseline::serve(&database_url, &bind, connections).await.map(|()| true)
+            }
+            Mode::Run(args) => run(&args).await,
+        }
+    });
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Connections of the session-check and baseline phases, and clients of the sign-in phase.
+const READERS: usize = 64;
+const SIGNERS: usize = 16;
+/// Users and sessions seeded before the session checks.
+const SEEDED: u64 = 1000;
+/// Sessions in the table for `--at-scale`.
+const AT_SCALE: u64 = 1_000_000;
+/// The service's pool size, given to the baseline too.
+const POOL: u32 = 8;
+
+/// A database made for this run, dropped after it.
+struct Scratch {
+    url: String,
+    drop_with: Option<(String, String)>,
+}
+
+impl Scratch {
+    fn new(backend: Backend, folder: &Path) -> anyhow::Result<Self> {
+        Ok(match backend {
+            Backend::Sqlite => {
+                Self { url: format!("sqlite://{}", folder.join("bench.sqlite").display()), drop_with: None }
+            }
+            Backend::Postgres => {
+                let server = std::env::var("TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+                let name = format!("magiclink_bench_{}", std::process::id());
+                let mut url = url::Url::parse(&server).context("TEST_POSTGRES_URL is not a URL")?;
+                url.set_path(&name);
+                Self { url: url.to_string(), drop_with: Some((server, name)) }
+            }
+        })
+    }
+
+    async fn drop_database(&self) {
+        use sqlx::Connection as _;
+        if let Some((server, name)) = &self.drop_with {
+            if let Ok(mut connection) = sqlx::PgConnection::connect(server).await {
+                let _ =
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut connection).await;
+            }
+        }
+    }
+}
+
+/// The service's command with the benchmark's configuration: development profile (the dev
+/// mailbox), a fixed secret, the client and global link limits raised out of the way (every
+/// request comes from one address) but still charged, logs at the default level.
+fn magiclink(args: &RunArgs, database_url: &str, subcommand: &[&str]) -> Command {
+    let mut command = Command::new(&args.magiclink);
+    command
+        .args(subcommand)
+        .env("MAGICLINK_PROFILE", "development")
+        .env("MAGICLINK_CONFIG_DIR", &args.config_dir)
+        .env("DATABASE_URL", database_url)
+        .env("MAGICLINK_DATABASE__MAX_CONNECTIONS", POOL.to_string())
+        .env("AUTH_SECRET", "bench-secret-bench-secret-bench-secret-0123")
+        .env("MAGICLINK_RATE_LIMIT__CLIENT_PER_HOUR", "1000000000")
+        .env("MAGICLINK_RATE_LIMIT__GLOBAL_PER_HOUR", "1000000000")
+        .env("NO_COLOR", "1")
+        .env_remove("AUTH_URL")
+        .env_remove("RUST_LOG");
+    command
+}
+
+async fn run(args: &RunArgs) -> anyhow::Result<bool> {
+    let folder = tempfile::tempdir().context("cannot make a temporary folder")?;
+    let log = folder.path().join("servers.log");
+    let scratch = Scratch::new(args.database, folder.path())?;
+    let outcome = measure(args, &scratch, &log).await;
+    scratch.drop_database().await;
+    if outcome.is_err() {
+        if let Ok(text) = std::fs::read_to_string(&log) {
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            eprintln!("last lines of the servers' output:");
+            for line in tail.into_iter().rev() {
+                eprintln!("  {line}");
+            }
+        }
+    }
+    outcome
+}
+
+/// What one phase measured, for the report.
+struct Phase {
+    name: &'static str,
+    clients: usize,
+    recorded: Recorded,
+    elapsed: Duration,
+    server_cores: f64,
+    /// The 99th percentile of a request or a flow, in ms, once reported.
+    p99: f64,
+}
+
+impl Phase {
+    fn per_second(&self) -> f64 {
+        self.recorded.completed as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs one phase against `server`, measuring the server's CPU over it.
+async fn phase<F, Fut>(
+    name: &'static str,
+    server: &Server,
+    clients: usize,
+    duration: Duration,
+    client: F,
+) -> anyhow::Result<Phase>
+where
+    F: Fn(usize, std::time::Instant) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Recorded>> + Send + 'static,
+{
+    let cpu_before = server.cpu_time();
+    let (recorded, elapsed) = closed_loop(clients, duration, client).await?;
+    let server_cores = (server.cpu_time() - cpu_before).as_secs_f64() / elapsed.as_secs_f64();
+    Ok(Phase { name, clients, recorded, elapsed, server_cores, p99: 0.0 })
+}
+
+/// The session-check requests for seeded sessions `numbers`: the cookie for the service, and
+/// the token hash for the baseline.
+fn session_requests(numbers: impl Iterator<Item = u64>, cookie_name: &str, auth_base: &str) -> (Vec<Read>, Vec<Read>) {
+    let mut service = Vec::new();
+    let mut baseline = Vec::new();
+    for n in numbers {
+        let token = adapters::sql::seeded_session_token(n);
+        let expected = "\"email\":\"seed-".to_owned();
+        service.push(Read {
+            path: format!("{auth_base}/session"),
+            headers: vec![("cookie".to_owned(), format!("{cookie_name}={}", token.encode()))],
+            expected: expected.clone(),
+        });
+        baseline.push(Read {
+            path: format!("/baseline/session?h={}", token.hash().to_hex()),
+            headers: Vec::new(),
+            expected,
+        });
+    }
+    (service, baseline)
+}
+
+/// Spreads `READERS` connections over `count` seeded sessions starting at `first`, each
+/// connection cycling through its own share.
+fn share(first: u64, count: u64, connection: usize) -> impl Iterator<Item = u64> {
+    let step = READERS as u64;
+    let per_connection = (count / step).clamp(1, 2000);
+    (0..per_connection).map(move |k| first + (connection as u64 + k * step) % count)
+}
+
+async fn read_phases(
+    label: (&'static str, &'static str),
+    service: &Server,
+    base: &Server,
+    routes: &Routes,
+    sessions: (u64, u64),
+    duration: Duration,
+) -> anyhow::Result<(Phase, Phase)> {
+    let (first, count) = sessions;
+    let mut service_requests = Vec::new();
+    let mut baseline_requests = Vec::new();
+    for connection in 0..READERS {
+        let (s, b) = session_requests(share(first, count, connection), &routes.session_cookie, &routes.auth_base);
+        service_requests.push(s);
+        baseline_requests.push(b);
+    }
+    let address = base.address;
+    let baseline = phase(label.0, base, READERS, duration, |i, deadline| {
+        workload::reads(address, baseline_requests[i].clone(), deadline)
+    })
+    .await?;
+    let address = service.address;
+    let checks = phase(label.1, service, READERS, duration, |i, deadline| {
+        workload::reads(address, service_requests[i].clone(), deadline)
+    })
+    .await?;
+    Ok((baseline, checks))
+}
+
+async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Result<bool> {
+    let seconds = args.seconds.unwrap_or(if args.quick { 1 } else { 10 });
+    let duration = Duration::from_secs(seconds);
+    let url = &scratch.url;
+    process::run(magiclink(args, url, &["migrate"]), log)?;
+    let seeded = SEEDED.to_string();
+    process::run(magiclink(args, url, &["seed", "--users", &seeded, "--sessions", &seeded]), log)?;
+    let service = Server::start(magiclink(args, url, &["serve", "--bind", "127.0.0.1:0"]), log)?;
+    let idle_rss = service.rss_mib();
+    let mut baseline_command = Command::new(std::env::current_exe()?);
+    baseline_command.args(["baseline", "--database-url", url, "--connections", &POOL.to_string()]);
+    let base = Server::start(baseline_command, log)?;
+    let routes = Routes {
+        server: service.address,
+        auth_base: "/api/auth".to_owned(),
+        session_cookie: "magiclink.session-token".to_owned(),
+    };
+
+    println!(
+        "magiclink bench: {:?}, {} s per phase, {} cores; servers' output in {}",
+        args.database,
+        seconds,
+        std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        log.display()
+    );
+    // Warm both servers (and the database's cache) before measuring.
+    let warm = Duration::from_millis(if args.quick { 200 } else { 2000 });
+    read_phases(("warm", "warm"), &service, &base, &routes, (0, SEEDED), warm).await?;
+
+    let mut phases = Vec::new();
+    let (baseline, checks) =
+        read_phases(("baseline read", "session check"), &service, &base, &routes, (0, SEEDED), duration).await?;
+    phases.push(baseline);
+    phases.push(checks);
+    let one = routes.clone();
+    phases.push(
+        phase("sign-in, 1 client", &service, 1, duration, move |i, deadline| {
+            workload::sign_ins(one.clone(), i, deadline)
+        })
+        .await?,
+    );
+    let many = routes.clone();
+    phases.push(
+        phase("sign-in, 16 clients", &service, SIGNERS, duration + duration / 2, move |i, deadline| {
+            workload::sign_ins(many.clone(), i, deadline)
+        })
+        .await?,
+    );
+    let loaded_rss = service.rss_mib();
+    if args.at_scale {
+        let more_sessions = (AT_SCALE - SEEDED).to_string();
+        println!("seeding up to {AT_SCALE} sessions ...");
+        process::run(magiclink(args, url, &["seed", "--users", &seeded, "--sessions", &more_sessions]), log)?;
+        let (baseline, checks) = read_phases(
+            ("baseline read, 1M sessions", "session check, 1M sessions"),
+            &service,
+            &base,
+            &routes,
+            (0, AT_SCALE),
+            duration,
+        )
+        .await?;
+        phases.push(baseline);
+        phases.push(checks);
+    }
+    Ok(report(&mut phases, idle_rss, loaded_rss))
+}
+
+/// Prints the table and the targets; `false` when any answer failed its check.
+fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
+    println!();
+    println!("{:<30} {:>7} {:>10} {:>9} {:>9} {:>12}", "phase", "clients", "per s", "p50 ms", "p99 ms", "server CPU");
+    let mut healthy = true;
+    for phase in phases.iter_mut() {
+        let step = if phase.recorded.steps.contains_key("flow") { "flow" } else { "request" };
+        let unit = if step == "flow" { "flows" } else { "req" };
+        let per_second = phase.per_second();
+        let p50 = phase.recorded.percentile(step, 50.0).unwrap_or_default();
+        let p99 = phase.recorded.percentile(step, 99.0).unwrap_or_default();
+        phase.p99 = p99;
+        println!(
+            "{:<30} {:>7} {:>10} {:>9.2} {:>9.2} {:>7.2} cores",
+            phase.name,
+            phase.clients,
+            format!("{per_second:.0} {unit}"),
+            p50,
+            p99,
+            phase.server_cores
+        );
+        if step == "flow" {
+            let names: Vec<&'static str> = phase.recorded.steps.keys().copied().filter(|s| *s != "flow").collect();
+            for name in names {
+                let p50 = phase.recorded.percentile(name, 50.0).unwrap_or_default();
+                let p99 = phase.recorded.percentile(name, 99.0).unwrap_or_default();
+                println!("  {name:<28} {:>7} {:>10} {p50:>9.3} {p99:>9.3}", "", "");
+            }
+            let first = phase.recorded.link_at_first_poll as f64 / phase.recorded.completed.max(1) as f64;
+            println!("  link in the mailbox at the first look: {:.1}% of sign-ins", first * 100.0);
+        }
+        if phase.recorded.failures > 0 {
+            healthy = false;
+            println!(
+                "  FAILED CHECKS: {} (first: {})",
+                phase.recorded.failures,
+                phase.recorded.first_failure.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    println!();
+    println!("server memory (RSS): {idle_rss:.1} MiB idle after start, {loaded_rss:.1} MiB after the sign-in phases");
+    let find = |name: &str| phases.iter().find(|p| p.name == name);
+    if let (Some(checks), Some(base)) = (find("session check"), find("baseline read")) {
+        println!(
+            "session check / baseline read: {:.2} (target >= 0.85); p99 ratio {:.2} (target <= 1.3)",
+            checks.per_second() / base.per_second(),
+            checks.p99 / base.p99
+        );
+    }
+    if let (Some(large), Some(small)) = (find("session check, 1M sessions"), find("session check")) {
+        println!(
+            "session check at 1M sessions / at 1k: {:.2} (target >= 0.90)",
+            large.per_second() / small.per_second()
+        );
+    }
+    if let Some(flows) = find("sign-in, 16 clients") {
+        println!(
+            "sign-in at 16 clients: {:.0} flows/s (target >= 2100), p99 {:.1} ms (target < 25)",
+            flows.per_second(),
+            flows.p99
+        );
+    }
+    if !healthy {
+        println!("some answers failed their checks: these figures do not count");
+    }
+    healthy
+}

@@ -1,0 +1,250 @@
+//! The workloads: closed loops of simulated clients, each sending its next request as soon as
+//! the previous answer is read and checked, and the latencies they record.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hyper::Method;
+
+use crate::http::{Connection, CookieJar};
+
+/// Latencies recorded by the clients of one phase, per step, in microseconds.
+#[derive(Default)]
+pub struct Recorded {
+    /// Completed units of work (requests, or whole sign-in flows).
+    pub completed: u64,
+    /// Latency per step name ("flow" for a whole sign-in).
+    pub steps: BTreeMap<&'static str, Vec<u32>>,
+    /// Answers that failed their check, and the first such failure.
+    pub failures: u64,
+    /// The first failure, to print.
+    pub first_failure: Option<String>,
+    /// Sign-ins whose link was in the mailbox at the first look.
+    pub link_at_first_poll: u64,
+}
+
+impl Recorded {
+    fn record(&mut self, step: &'static str, took: Duration) {
+        let micros = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
+        self.steps.entry(step).or_default().push(micros);
+    }
+
+    fn fail(&mut self, error: &anyhow::Error) {
+        self.failures += 1;
+        if self.first_failure.is_none() {
+            self.first_failure = Some(format!("{error:#}"));
+        }
+    }
+
+    fn merge(&mut self, other: Recorded) {
+        self.completed += other.completed;
+        self.failures += other.failures;
+        self.link_at_first_poll += other.link_at_first_poll;
+        if self.first_failure.is_none() {
+            self.first_failure = other.first_failure;
+        }
+        for (step, mut latencies) in other.steps {
+            self.steps.entry(step).or_default().append(&mut latencies);
+        }
+    }
+
+    /// The `p`-th percentile (0..=100) of a step, in milliseconds.
+    pub fn percentile(&mut self, step: &str, p: f64) -> Option<f64> {
+        let latencies = self.steps.get_mut(step)?;
+        if latencies.is_empty() {
+            return None;
+        }
+        latencies.sort_unstable();
+        let rank = ((p / 100.0) * (latencies.len() - 1) as f64).round() as usize;
+        Some(f64::from(latencies[rank.min(latencies.len() - 1)]) / 1000.0)
+    }
+}
+
+/// Runs `clients` copies of `client` until `duration` has passed, and merges what they
+/// recorded. Each client gets its index and the deadline.
+pub async fn closed_loop<F, Fut>(clients: usize, duration: Duration, client: F) -> anyhow::Result<(Recorded, Duration)>
+where
+    F: Fn(usize, Instant) -> Fut,
+    Fut: Future<Output = anyhow::Result<Recorded>> + Send + 'static,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients).map(|i| tokio::spawn(client(i, deadline))).collect();
+    let mut all = Recorded::default();
+    for task in tasks {
+        all.merge(task.await.context("a client panicked")??);
+    }
+    Ok((all, started.elapsed()))
+}
+
+/// One read request and what its answer must contain.
+#[derive(Clone)]
+pub struct Read {
+    /// Path and query.
+    pub path: String,
+    /// Headers to send (the session cookie).
+    pub headers: Vec<(String, String)>,
+    /// Text the body must contain.
+    pub expected: String,
+}
+
+/// One simulated client reading sessions: each of `requests` in turn, until `deadline`.
+pub async fn reads(server: SocketAddr, requests: Vec<Read>, deadline: Instant) -> anyhow::Result<Recorded> {
+    let mut recorded = Recorded::default();
+    let mut connection = Connection::open(server).await?;
+    for Read { path, headers, expected } in requests.iter().cycle() {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let started = Instant::now();
+        let outcome = connection.send(Method::GET, path, &headers, None).await.and_then(|answer| {
+            anyhow::ensure!(
+                answer.status == 200 && answer.text().contains(expected.as_str()),
+                "GET {path}: {} {}",
+                answer.status,
+                answer.text()
+            );
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {
+                recorded.record("request", started.elapsed());
+                recorded.completed += 1;
+            }
+            Err(error) => {
+                recorded.fail(&error);
+                connection = Connection::open(server).await?;
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+/// Where the service's routes are, as the sign-in flow needs them.
+#[derive(Clone)]
+pub struct Routes {
+    /// The service's address.
+    pub server: SocketAddr,
+    /// `/api/auth` by default.
+    pub auth_base: String,
+    /// The session cookie's name.
+    pub session_cookie: String,
+}
+
+/// One simulated client signing in again and again until `deadline`, each time as a new person
+/// in a new browser (a fresh cookie jar): CSRF token, sign-in POST, the link from the
+/// development mailbox (asked again until it is there), the link opened, the session read.
+pub async fn sign_ins(routes: Routes, client: usize, deadline: Instant) -> anyhow::Result<Recorded> {
+    let mut recorded = Recorded::default();
+    let mut connection = Connection::open(routes.server).await?;
+    while Instant::now() < deadline {
+        // A new address for every sign-in of the run, so no per-address limit is ever reached.
+        let flow = NEXT_FLOW.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let address = format!("c{client}-{flow}@bench.example.com");
+        let started = Instant::now();
+        match sign_in(&routes, &mut connection, &address, &mut recorded).await {
+            Ok(()) => {
+                recorded.record("flow", started.elapsed());
+                recorded.completed += 1;
+            }
+            Err(error) => {
+                recorded.fail(&error.context(format!("signing in {address}")));
+                connection = Connection::open(routes.server).await?;
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+/// Numbers the sign-ins of a run.
+static NEXT_FLOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How long a sign-in waits for its link before the flow counts as failed.
+const LINK_PATIENCE: Duration = Duration::from_secs(10);
+
+async fn sign_in(
+    routes: &Routes,
+    connection: &mut Connection,
+    address: &str,
+    recorded: &mut Recorded,
+) -> anyhow::Result<()> {
+    let base = &routes.auth_base;
+    let origin = format!("http://{}", routes.server);
+    let mut jar = CookieJar::default();
+    let json = ("accept", "application/json");
+
+    let step = Instant::now();
+    let answer = connection.send(Method::GET, &format!("{base}/csrf"), &[json], None).await?;
+    anyhow::ensure!(answer.status == 200, "csrf: {} {}", answer.status, answer.text());
+    jar.absorb(&answer.headers);
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).context("csrf: not JSON")?;
+    let csrf = body["csrfToken"].as_str().context("csrf: no csrfToken")?.to_owned();
+    recorded.record("1 csrf", step.elapsed());
+
+    let step = Instant::now();
+    let form = format!("email={}&csrfToken={csrf}&callbackUrl=%2F", address.replace('@', "%40"));
+    let cookies = jar.header();
+    let headers = [
+        json,
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", origin.as_str()),
+        ("cookie", cookies.as_str()),
+    ];
+    let answer = connection.send(Method::POST, &format!("{base}/signin/email"), &headers, Some(form)).await?;
+    anyhow::ensure!(answer.status == 200, "sign-in POST: {} {}", answer.status, answer.text());
+    anyhow::ensure!(answer.text().contains("\"url\""), "sign-in POST: {}", answer.text());
+    jar.absorb(&answer.headers);
+    recorded.record("2 sign-in POST", step.elapsed());
+
+    let asked = Instant::now();
+    let mailbox = format!("/dev/mailbox?to={}&limit=1", address.replace('@', "%40"));
+    let mut polls = 0;
+    let link = loop {
+        let poll_started = Instant::now();
+        let answer = connection.send(Method::GET, &mailbox, &[json], None).await?;
+        anyhow::ensure!(answer.status == 200, "mailbox: {} {}", answer.status, answer.text());
+        polls += 1;
+        let messages: serde_json::Value = serde_json::from_slice(&answer.body).context("mailbox: not JSON")?;
+        if let Some(link) = messages[0]["link"].as_str() {
+            recorded.record("link wait", poll_started - asked);
+            break link.to_owned();
+        }
+        anyhow::ensure!(asked.elapsed() < LINK_PATIENCE, "no link in the mailbox after {polls} looks");
+    };
+    if polls == 1 {
+        recorded.link_at_first_poll += 1;
+    }
+    recorded.record("3 link from mailbox", asked.elapsed());
+
+    let step = Instant::now();
+    let url = url::Url::parse(&link).context("the link is not a URL")?;
+    let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+    let cookies = jar.header();
+    let answer = connection.send(Method::GET, &path, &[json, ("cookie", cookies.as_str())], None).await?;
+    jar.absorb(&answer.headers);
+    anyhow::ensure!(
+        answer.status.is_success() || answer.status.is_redirection(),
+        "open link: {} {}",
+        answer.status,
+        answer.text()
+    );
+    anyhow::ensure!(jar.has(&routes.session_cookie), "open link: no session cookie ({})", answer.text());
+    recorded.record("4 open link", step.elapsed());
+
+    let step = Instant::now();
+    let cookies = jar.header();
+    let answer =
+        connection.send(Method::GET, &format!("{base}/session"), &[json, ("cookie", cookies.as_str())], None).await?;
+    anyhow::ensure!(
+        answer.status == 200 && answer.text().contains(&format!("\"email\":\"{address}\"")),
+        "session: {} {}",
+        answer.status,
+        answer.text()
+    );
+    recorded.record("5 session", step.elapsed());
+    Ok(())
+}

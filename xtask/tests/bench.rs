@@ -1,0 +1,27 @@
+//! The end-to-end benchmark's harness, run as a smoke test (`loadgen run --quick` on the debug
+//! build) so that it cannot rot: every phase runs and every answer passes its check. The
+//! figures of a debug build mean nothing and are not asserted.
+
+use std::process::Command;
+
+#[test]
+fn the_quick_benchmark_runs_every_phase_and_every_answer_passes_its_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--quick", "--magiclink", env!("CARGO_BIN_EXE_magiclink")])
+        .arg("--config-dir")
+        .arg(root.join("config"))
+        .env_remove("DATABASE_URL")
+        .env_remove("AUTH_SECRET")
+        .output()
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(output.status.success(), "loadgen failed:\n{stdout}\n{stderr}");
+    for phase in ["baseline read", "session check", "sign-in, 1 client", "sign-in, 16 clients", "5 session"] {
+        assert!(stdout.contains(phase), "no {phase:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    assert!(stdout.contains("session check / baseline read:"), "{stdout}");
+}
