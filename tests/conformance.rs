@@ -18,7 +18,7 @@ use domain::{
     SignInCode, SignInCodeHash,
 };
 use ports::{
-    CodeRedemption, Deliverer, DeliverySettings, DeliveryState, DeliveryWaker, LinkState, MailError, Mailer, NewLink,
+    CodeRedemption, Deliverer, DeliveryQueue, DeliverySettings, DeliveryState, LinkState, MailError, Mailer, NewLink,
     NewOutboxMessage, NewSession, Redemption, RequestLink, RetryPolicy, SentReceipt, SignIn, SignInEmail,
     SignInSettings, UserAdded,
 };
@@ -67,6 +67,7 @@ async fn store_link(db: &Database, token_hash: &LinkTokenHash, to: &str, created
         sealed_link: vec![0; 40],
         link_expires: link.expires,
         created_at: created,
+        leased_until: None,
     };
     db.links.insert_with_email(&link, &email).await.expect("link stored");
 }
@@ -564,18 +565,30 @@ impl Mailer for ScriptedMailer {
     }
 }
 
-struct NoWaker;
-impl DeliveryWaker for NoWaker {
+/// A delivery worker that is always backed up: every row is stored due, for `deliver_due`.
+struct ClaimsOnly;
+impl DeliveryQueue for ClaimsOnly {
+    fn lease_for_new(&self, _now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        None
+    }
+    fn hand_over(&self, _message: ports::OutboxMessage) {
+        unreachable!("nothing is leased, so nothing is handed over")
+    }
     fn wake(&self) {}
 }
 
-/// The request use case on `db`, with a clock moved by hand.
+/// The request use case on `db`, with a clock moved by hand, every row stored due.
 fn sign_in(db: &Database, clock: Arc<ManualClock>) -> SignIn {
+    sign_in_handing_to(db, clock, Arc::new(ClaimsOnly))
+}
+
+/// The request use case on `db`, handing new emails to `delivery`.
+fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn DeliveryQueue>) -> SignIn {
     SignIn::new(
         Arc::clone(&db.links),
         Arc::clone(&db.users),
         Arc::clone(&db.sessions),
-        Arc::new(NoWaker),
+        delivery,
         Arc::clone(&db.rate_limits),
         clock,
         SignInSettings {
@@ -825,6 +838,65 @@ async fn a_row_claimed_by_a_worker_that_died_is_retried_after_its_lease(store: &
     assert_eq!(outbox_rows(store).await[0].2, 2, "the lost attempt counts");
 }
 
+async fn a_handed_over_email_is_stored_leased_and_claimed_only_if_its_worker_dies(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let (queue, mut inbox) = adapters::handover::handover(16, TimeDelta::minutes(2));
+    let requests = sign_in_handing_to(db, Arc::clone(&clock), queue);
+    for to in ["sent@example.com", "lost@example.com"] {
+        let request = RequestLink { email: address(to), callback: CallbackPath::root(), client: None };
+        requests.request_link(request).await.expect("queued");
+    }
+    let mailer = Arc::new(ScriptedMailer::default());
+    let worker = deliverer(db, mailer.clone(), clock.clone());
+    let mut handed = inbox.drain();
+    assert_eq!(handed.len(), 2, "both were handed over");
+    assert!(handed.iter().all(|message| message.attempts == 1));
+    assert_eq!(worker.deliver_due().await.expect("batch").claimed, 0, "handed-over rows are leased, not due");
+
+    // The first is sent from memory; the process dies before sending the second.
+    let lost = handed.pop().expect("two");
+    let report = worker.deliver_handed_over(handed).await;
+    drop(lost);
+    assert_eq!(report.sent, 1);
+    clock.advance(TimeDelta::minutes(2));
+    let recovered = worker.deliver_due().await.expect("batch");
+
+    assert_eq!((recovered.claimed, recovered.sent), (1, 1), "only the unsent row is claimed after its lease");
+    let sent_to: Vec<String> =
+        mailer.delivered.lock().expect("lock").iter().map(|email| email.to.as_str().to_owned()).collect();
+    assert_eq!(sent_to.len(), 2, "each email once: {sent_to:?}");
+    assert_ne!(sent_to[0], sent_to[1]);
+    let rows = outbox_rows(store).await;
+    assert!(rows.iter().all(|(status, body, _, _)| status == "sent" && !body), "{rows:?}");
+    assert_eq!(rows.iter().map(|row| row.2).max(), Some(2), "the lost attempt counts");
+}
+
+async fn a_stopping_worker_gives_back_what_it_did_not_send(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let (queue, mut inbox) = adapters::handover::handover(16, TimeDelta::minutes(2));
+    let request = RequestLink { email: address("restart@example.com"), callback: CallbackPath::root(), client: None };
+    sign_in_handing_to(db, Arc::clone(&clock), queue).request_link(request).await.expect("queued");
+    let mailer = Arc::new(ScriptedMailer::default());
+    let worker = deliverer(db, mailer.clone(), clock.clone());
+
+    let given_back = worker.release(inbox.drain()).await.expect("released");
+    let next = worker.deliver_due().await.expect("batch");
+
+    assert_eq!(given_back, 1);
+    assert_eq!((next.claimed, next.sent), (1, 1), "claimed at once, not after the lease");
+    assert_eq!(outbox_rows(store).await[0].2, 1, "the attempt it was leased for never happened");
+    assert_eq!(db.outbox.release(&[next_id(store).await], t0()).await.expect("release"), 0, "a sent row stays sent");
+}
+
+/// The id of the (first) outbox row.
+async fn next_id(store: &ScratchStore) -> domain::OutboxId {
+    let id: String =
+        sqlx::query_scalar("SELECT id FROM outbox ORDER BY created_at").fetch_one(&store.raw).await.expect("a row");
+    domain::OutboxId::parse(&id).expect("an id")
+}
+
 async fn purging_delivery_records_keeps_pending_rows_and_recent_ones(store: &ScratchStore) {
     let db = &store.database;
     let clock = Arc::new(ManualClock::starting_at(t0()));
@@ -901,6 +973,8 @@ macro_rules! every_contract {
             the_database_never_holds_a_usable_link_in_clear,
             two_workers_claiming_at_once_never_take_the_same_row,
             a_row_claimed_by_a_worker_that_died_is_retried_after_its_lease,
+            a_handed_over_email_is_stored_leased_and_claimed_only_if_its_worker_dies,
+            a_stopping_worker_gives_back_what_it_did_not_send,
             purging_delivery_records_keeps_pending_rows_and_recent_ones,
         );
     };

@@ -34,6 +34,7 @@ async fn a_link_asked_for_before_the_rotation_is_delivered_and_signs_in_after_it
     let before = service(&dir, OLD, &[]).await;
     before.request_link("rotating@example.com", "/after").await;
     let form_token = before.csrf_token().await;
+    assert_eq!(before.stop_delivery().await, 1, "the old server stops before sending it");
 
     let after = service(&dir, NEW, &[OLD]).await;
     carry_browser(&before, &after);

@@ -73,6 +73,8 @@ pub struct TestApp {
     pub database: adapters::database::Database,
     /// The delivery use case; in-process tests run it by hand instead of a background worker.
     pub deliverer: Arc<ports::Deliverer>,
+    /// Emails handed to the (absent) background worker, which [`TestApp::deliver`] sends.
+    handed_over: Mutex<adapters::handover::HandedOver>,
     /// Cookies the "browser" holds, by name.
     pub cookies: Mutex<BTreeMap<String, String>>,
     _dir: tempfile::TempDir,
@@ -143,6 +145,7 @@ impl TestApp {
             clock,
             database: service.store,
             deliverer: service.deliverer,
+            handed_over: Mutex::new(service.handed_over),
             cookies: Mutex::new(BTreeMap::new()),
             _dir: dir,
             _scratch: None,
@@ -254,9 +257,20 @@ impl TestApp {
         reply
     }
 
-    /// Delivers whatever the outbox holds, as the background worker would.
+    /// What a stopping server does with emails handed to its worker and not yet sent: gives
+    /// them back to the outbox.
+    pub async fn stop_delivery(&self) -> u64 {
+        let handed = self.handed_over.lock().unwrap_or_else(PoisonError::into_inner).drain();
+        self.deliverer.release(handed).await.expect("released")
+    }
+
+    /// Delivers what was handed over and whatever the outbox holds due, as the background
+    /// worker would.
     pub async fn deliver(&self) -> ports::BatchReport {
-        self.deliverer.deliver_due().await.expect("delivery runs")
+        let handed = self.handed_over.lock().unwrap_or_else(PoisonError::into_inner).drain();
+        let mut report = self.deliverer.deliver_handed_over(handed).await;
+        report.add(self.deliverer.deliver_due().await.expect("delivery runs"));
+        report
     }
 
     /// The newest link the development mailbox holds for `email`, as a path with query, after

@@ -8,6 +8,7 @@ use std::time::Duration;
 use adapters::clock::SystemClock;
 pub use adapters::database::OpenMode;
 use adapters::database::{masked_url, Database, Dialect};
+use adapters::handover::HandedOver;
 use adapters::mail::{
     parse_from, DevMailer, EmailRenderer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls,
 };
@@ -17,10 +18,9 @@ use chrono::{TimeDelta, Utc};
 use domain::{LinkPolicy, Quota, SecretText, ServerSecret, SessionPolicy};
 use poem::{EndpointExt, Response};
 use ports::{
-    Clock, Deliverer, DeliverySettings, DeliveryWaker, DevMailbox, Mailer, RateLimiter, RetryPolicy, SignIn,
-    SignInLimits, SignInSettings, SignUpPolicy,
+    Clock, Deliverer, DeliverySettings, DevMailbox, Mailer, RateLimiter, RetryPolicy, SignIn, SignInLimits,
+    SignInSettings, SignUpPolicy,
 };
-use tokio::sync::Notify;
 use web::server::ConnectionLimits;
 use web::{AppState, CookieNames, PagePaths, RequestLimits, WebSettings};
 
@@ -36,6 +36,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a claimed outbox row is left to its worker before it may be claimed again. Longer
 /// than any send can take (the SMTP and Resend timeouts are seconds).
 const DELIVERY_LEASE: TimeDelta = TimeDelta::minutes(2);
+/// How many new emails may wait in memory for this instance's delivery worker; past that, new
+/// rows are stored due and claimed in batches instead (see `ports::delivery`).
+const HANDOVER_CAPACITY: usize = 1024;
 
 /// The application, assembled and ready to serve.
 pub struct Service {
@@ -47,8 +50,8 @@ pub struct Service {
     pub sign_in: Arc<SignIn>,
     /// Delivers queued emails.
     pub deliverer: Arc<Deliverer>,
-    /// Wakes the delivery worker when a link is queued.
-    pub wake: Arc<Notify>,
+    /// The emails handed to the delivery worker in memory, for [`deliver_forever`].
+    pub handed_over: HandedOver,
     /// The development mailbox, when that mailer is configured.
     pub mailbox: Option<Arc<DevMailer>>,
     /// Limits on connections and request heads.
@@ -66,15 +69,6 @@ pub struct Parts {
 impl Default for Parts {
     fn default() -> Self {
         Self { clock: Arc::new(SystemClock), mailer: None }
-    }
-}
-
-/// The delivery worker's waker: a `Notify` that remembers a wake nobody was waiting for.
-struct NotifyWaker(Arc<Notify>);
-
-impl DeliveryWaker for NotifyWaker {
-    fn wake(&self) {
-        self.0.notify_one();
     }
 }
 
@@ -279,13 +273,13 @@ pub async fn build(
     let callback_endpoint = base_url
         .join(&web_settings.auth_path("/callback/email"))
         .context("auth.base_path does not make a valid callback URL")?;
-    let wake = Arc::new(Notify::new());
+    let (handover, handed_over) = adapters::handover::handover(HANDOVER_CAPACITY, DELIVERY_LEASE);
     let limiter = build_rate_limiter(settings, &store).await?;
     let sign_in = Arc::new(SignIn::new(
         Arc::clone(&store.links),
         Arc::clone(&store.users),
         Arc::clone(&store.sessions),
-        Arc::new(NotifyWaker(Arc::clone(&wake))),
+        handover,
         limiter,
         Arc::clone(&clock),
         SignInSettings {
@@ -326,7 +320,7 @@ pub async fn build(
         pages,
     })
     .boxed();
-    Ok(Service { app, store, sign_in, deliverer, wake, mailbox, connection_limits })
+    Ok(Service { app, store, sign_in, deliverer, handed_over, mailbox, connection_limits })
 }
 
 /// A bound, not yet running server: tests bind port 0 and read the address back.
@@ -358,21 +352,74 @@ pub async fn run(
     bound: Bound,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let delivery = tokio::spawn(deliver_forever(Arc::clone(&service.deliverer), Arc::clone(&service.wake)));
+    let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
+    let delivery = tokio::spawn(deliver_forever(Arc::clone(&service.deliverer), service.handed_over, async {
+        let _ = delivery_stopped.await;
+    }));
     let housekeeping = tokio::spawn(purge_every_hour(Arc::clone(&service.sign_in), Arc::clone(&service.deliverer)));
     let result =
         web::server::serve(bound.listener, service.app, service.connection_limits, shutdown, SHUTDOWN_GRACE).await;
-    // A send cut short here is retried after its lease by the next run.
-    delivery.abort();
+    // The worker finishes the send in hand and gives back what it had not started; a send cut
+    // short by the grace period is retried after its lease by the next run.
+    let _ = stop_delivery.send(());
+    if tokio::time::timeout(SHUTDOWN_GRACE, delivery).await.is_err() {
+        tracing::warn!("the delivery worker did not stop in time; its emails go out after their lease");
+    }
     housekeeping.abort();
     service.store.close().await;
     result.context("the server failed")
 }
 
-/// The delivery worker: delivers what is due, then sleeps until the next row is due or a new
-/// link is queued, whichever comes first.
-pub async fn deliver_forever(deliverer: Arc<Deliverer>, wake: Arc<Notify>) {
+/// The delivery worker: sends what is handed over as soon as it arrives, and claims due rows
+/// when woken, when the next one is due, and at least every minute (rows left by another
+/// instance, or by this one before a restart). When `stop` resolves, it gives back what was
+/// handed over and not yet sent, and returns.
+pub async fn deliver_forever(
+    deliverer: Arc<Deliverer>,
+    mut inbox: HandedOver,
+    stop: impl std::future::Future<Output = ()>,
+) {
     const IDLE: Duration = Duration::from_secs(60);
+    let batch_limit = usize::try_from(deliverer.settings().concurrency.max(1)).unwrap_or(1).saturating_mul(4);
+    let mut batch = Vec::with_capacity(batch_limit);
+    let wakes = inbox.wakes();
+    // Every sender gone (shutting down): only claims are left to serve.
+    let mut senders_gone = false;
+    // Claim first: rows leased by a previous run, or due while nothing ran.
+    let mut next_claim = tokio::time::Instant::now();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => {
+                match deliverer.release(inbox.drain()).await {
+                    Ok(0) => {}
+                    Ok(given_back) => tracing::info!(given_back, "stopping: unsent emails given back to the outbox"),
+                    Err(error) => tracing::warn!(error = ?error, "stopping: unsent emails go out after their lease"),
+                }
+                return;
+            }
+            received = inbox.receive(&mut batch, batch_limit), if !senders_gone => {
+                if received == 0 {
+                    senders_gone = true;
+                    continue;
+                }
+                let report = deliverer.deliver_handed_over(std::mem::take(&mut batch)).await;
+                tracing::debug!(sent = report.sent, retried = report.retried, lapsed = report.lapsed, "handed-over emails delivered");
+                if report.left_pending() {
+                    next_claim = next_claim.min(tokio::time::Instant::now());
+                }
+            }
+            () = wakes.woken() => next_claim = tokio::time::Instant::now(),
+            () = tokio::time::sleep_until(next_claim) => {
+                let wait = claim_until_idle(&deliverer).await;
+                next_claim = tokio::time::Instant::now() + wait.min(IDLE);
+            }
+        }
+    }
+}
+
+/// Claims and delivers due rows until none is left, then says how long until the next is due.
+async fn claim_until_idle(deliverer: &Deliverer) -> Duration {
     loop {
         match deliverer.deliver_due().await {
             Ok(report) if report.claimed > 0 => {
@@ -384,20 +431,18 @@ pub async fn deliver_forever(deliverer: Arc<Deliverer>, wake: Arc<Notify>) {
                     dropped = report.dropped,
                     "outbox batch delivered"
                 );
-                continue;
             }
-            Ok(_) => {}
-            Err(error) => tracing::error!(error = ?error, "outbox delivery failed; trying again shortly"),
+            Ok(_) => break,
+            Err(error) => {
+                tracing::error!(error = ?error, "outbox delivery failed; trying again shortly");
+                return Duration::from_secs(5);
+            }
         }
-        let wait = match deliverer.next_due().await {
-            Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE),
-            Ok(None) => IDLE,
-            Err(_) => Duration::from_secs(5),
-        };
-        tokio::select! {
-            () = wake.notified() => {}
-            () = tokio::time::sleep(wait) => {}
-        }
+    }
+    match deliverer.next_due().await {
+        Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+        Ok(None) => Duration::MAX,
+        Err(_) => Duration::from_secs(5),
     }
 }
 

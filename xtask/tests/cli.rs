@@ -237,6 +237,7 @@ async fn outbox_lists_delivery_state_with_masked_addresses() {
         sealed_link: vec![1; 48],
         link_expires: now,
         created_at: now,
+        leased_until: None,
     };
     store.links.insert_with_email(&link, &email).await.expect("queued");
     store.close().await;

@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod database;
+pub mod handover;
 pub mod mail;
 pub mod migrations;
 pub mod redis;

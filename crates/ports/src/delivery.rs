@@ -1,4 +1,11 @@
-//! Delivering queued sign-in emails: claim what is due, send it, record what happened.
+//! Delivering queued sign-in emails: send what was handed over in memory or claimed from the
+//! outbox, record what happened.
+//!
+//! Two ways in, one way out. A new email is stored leased to this instance and handed over in
+//! memory ([`crate::DeliveryQueue`]; no claim round-trip while the process is healthy), then
+//! sent by [`Deliverer::deliver_handed_over`]; rows that are due (retries, a full hand-over
+//! queue, leases left by a process that died) are claimed in batches by
+//! [`Deliverer::deliver_due`]. Both end in the same send-and-record step.
 //!
 //! Delivery is at least once: a row is claimed under a lease, sent, then recorded. Only a crash
 //! between the provider's acceptance and the record can send a message twice (and the row id is
@@ -78,6 +85,26 @@ pub struct BatchReport {
     pub failed: u32,
     /// Dropped because their link expired.
     pub dropped: u32,
+    /// Handed over too late to send: their lease ran out first, so they are left to a claim.
+    pub lapsed: u32,
+}
+
+impl BatchReport {
+    /// Adds another batch's counts to these.
+    pub fn add(&mut self, other: BatchReport) {
+        self.claimed += other.claimed;
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.dropped += other.dropped;
+        self.lapsed += other.lapsed;
+    }
+
+    /// Whether some rows were left pending (to retry, or to claim after a lapsed lease), so the
+    /// outbox should be looked at again.
+    pub fn left_pending(&self) -> bool {
+        self.retried > 0 || self.lapsed > 0
+    }
 }
 
 /// Why a batch could not run.
@@ -114,6 +141,11 @@ impl Deliverer {
         Self { outbox, mailer, clock, settings }
     }
 
+    /// The fixed settings.
+    pub fn settings(&self) -> &DeliverySettings {
+        &self.settings
+    }
+
     /// Claims the rows due now and delivers them, `concurrency` at a time.
     ///
     /// # Errors
@@ -123,13 +155,34 @@ impl Deliverer {
         let now = self.clock.now();
         let concurrency = self.settings.concurrency.max(1);
         let claimed = self.outbox.claim_due(now, now + self.settings.lease, concurrency.saturating_mul(4)).await?;
-        let mut report =
-            BatchReport { claimed: u32::try_from(claimed.len()).unwrap_or(u32::MAX), ..BatchReport::default() };
-        let outcomes: Vec<anyhow::Result<Outcome>> = stream::iter(claimed)
+        let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
+        let mut report = self.deliver_all(claimed).await;
+        report.claimed = count;
+        Ok(report)
+    }
+
+    /// Delivers messages handed over in memory, those whose lease still holds; the others are
+    /// left to a claim (counted as `lapsed`).
+    pub async fn deliver_handed_over(&self, messages: Vec<OutboxMessage>) -> BatchReport {
+        let now = self.clock.now();
+        let (live, lapsed): (Vec<OutboxMessage>, Vec<OutboxMessage>) =
+            messages.into_iter().partition(|message| message.leased_until > now);
+        let taken = u32::try_from(live.len()).unwrap_or(u32::MAX);
+        let mut report = self.deliver_all(live).await;
+        report.claimed = taken;
+        report.lapsed = u32::try_from(lapsed.len()).unwrap_or(u32::MAX);
+        report
+    }
+
+    /// Sends `messages`, `concurrency` at a time, and records each outcome.
+    async fn deliver_all(&self, messages: Vec<OutboxMessage>) -> BatchReport {
+        let concurrency = usize::try_from(self.settings.concurrency.max(1)).unwrap_or(1);
+        let outcomes: Vec<anyhow::Result<Outcome>> = stream::iter(messages)
             .map(|message| self.deliver_one(message))
-            .buffer_unordered(usize::try_from(concurrency).unwrap_or(1))
+            .buffer_unordered(concurrency)
             .collect()
             .await;
+        let mut report = BatchReport::default();
         for outcome in outcomes {
             match outcome {
                 Ok(Outcome::Sent) => report.sent += 1,
@@ -141,7 +194,20 @@ impl Deliverer {
                 }
             }
         }
-        Ok(report)
+        report
+    }
+
+    /// Gives back handed-over messages this instance will not send (it is stopping), so that
+    /// the next worker to claim sends them at once instead of after their lease.
+    ///
+    /// # Errors
+    /// [`DeliveryError::Unexpected`] on a storage failure; the rows then wait for their lease.
+    pub async fn release(&self, messages: Vec<OutboxMessage>) -> Result<u64, DeliveryError> {
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<_> = messages.into_iter().map(|message| message.id).collect();
+        Ok(self.outbox.release(&ids, self.clock.now()).await?)
     }
 
     /// When the next pending message is due, if any.

@@ -1,9 +1,13 @@
 //! The outbox port: sign-in emails waiting to be delivered, and their delivery state.
 //!
 //! Asking for a link stores the link and its outbox row in one transaction (see
-//! [`crate::LinkStore::insert_with_email`]); a delivery worker then claims due rows, sends them
-//! and records the outcome. The link inside a pending row is sealed; once the row is sent,
-//! failed or dropped, the sealed body is erased and only metadata stays.
+//! [`crate::LinkStore::insert_with_email`]). While this instance's delivery worker keeps up, the
+//! row is stored already leased to it and handed over in memory ([`DeliveryQueue`]): the email
+//! goes out without a claim round-trip, and the stored row still guarantees delivery if the
+//! process dies first (its lease runs out and any worker claims it). Otherwise the row is stored
+//! due, and a worker claims due rows, sends them and records the outcome. The link inside a
+//! pending row is sealed; once the row is sent, failed or dropped, the sealed body is erased
+//! and only metadata stays.
 
 use chrono::{DateTime, Utc};
 use domain::{EmailAddress, LinkTokenHash, OutboxId};
@@ -19,8 +23,26 @@ pub struct NewOutboxMessage {
     pub sealed_link: Vec<u8>,
     /// When the link expires: after that the message is dropped, never sent late.
     pub link_expires: DateTime<Utc>,
-    /// When the message was queued (and first due).
+    /// When the message was queued (and first due, unless leased).
     pub created_at: DateTime<Utc>,
+    /// When set, the row is stored claimed by this instance (one attempt begun) until then,
+    /// to be sent from memory; otherwise it is stored due at `created_at`.
+    pub leased_until: Option<DateTime<Utc>>,
+}
+
+impl NewOutboxMessage {
+    /// The message as the worker that holds its lease sees it, once stored as row `id`.
+    pub fn into_claimed(self, id: OutboxId, leased_until: DateTime<Utc>) -> OutboxMessage {
+        OutboxMessage {
+            id,
+            recipient: self.recipient,
+            link_token_hash: self.link_token_hash,
+            sealed_link: self.sealed_link,
+            link_expires: self.link_expires,
+            attempts: 1,
+            leased_until,
+        }
+    }
 }
 
 /// A claimed outbox row, ready to send.
@@ -38,6 +60,9 @@ pub struct OutboxMessage {
     pub link_expires: DateTime<Utc>,
     /// Attempts so far, including the one this claim starts.
     pub attempts: u32,
+    /// When this claim's lease runs out: after that another worker may claim the row, so this
+    /// one must not send it.
+    pub leased_until: DateTime<Utc>,
 }
 
 /// Where a message stands.
@@ -158,6 +183,14 @@ pub trait Outbox: Send + Sync {
         now: DateTime<Utc>,
     ) -> anyhow::Result<()>;
 
+    /// Gives back rows leased to this instance that it will not send (it is stopping): due at
+    /// `now` again, the attempt they were leased for not counted. Rows no longer pending are
+    /// left alone. Returns how many were given back.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn release(&self, ids: &[OutboxId], now: DateTime<Utc>) -> anyhow::Result<u64>;
+
     /// When the earliest pending row is due, if any.
     ///
     /// # Errors
@@ -183,10 +216,18 @@ pub trait Outbox: Send + Sync {
     async fn purge_finished(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64>;
 }
 
-/// Tells the delivery worker that something was queued. Waking an idle worker is cheap and a
-/// wake with no worker waiting is remembered until it next waits.
+/// This instance's delivery worker, as the sign-in use case hands it new emails.
 #[cfg_attr(feature = "mock", mockall::automock)]
-pub trait DeliveryWaker: Send + Sync {
-    /// Wakes the worker.
+pub trait DeliveryQueue: Send + Sync {
+    /// Until when a row stored at `now` should be leased to this instance's worker, which will
+    /// send it from memory; `None` when the worker is backed up, and the row should be stored
+    /// due for the next claim instead.
+    fn lease_for_new(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
+
+    /// Hands over a message stored with the lease [`DeliveryQueue::lease_for_new`] gave.
+    fn hand_over(&self, message: OutboxMessage);
+
+    /// Wakes the worker to claim due rows. A wake with no worker waiting is remembered until it
+    /// next waits.
     fn wake(&self);
 }

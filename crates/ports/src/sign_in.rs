@@ -18,7 +18,7 @@ use domain::{
 use url::Url;
 
 use crate::clock::Clock;
-use crate::outbox::{DeliveryWaker, NewOutboxMessage};
+use crate::outbox::{DeliveryQueue, NewOutboxMessage};
 use crate::random::os_random;
 use crate::rate_limit::{Admission, Bucket, RateLimiter};
 use crate::stores::{CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
@@ -89,7 +89,7 @@ pub struct SignIn {
     links: Arc<dyn LinkStore>,
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
-    waker: Arc<dyn DeliveryWaker>,
+    delivery: Arc<dyn DeliveryQueue>,
     limiter: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
     settings: SignInSettings,
@@ -282,12 +282,12 @@ impl SignIn {
         links: Arc<dyn LinkStore>,
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
-        waker: Arc<dyn DeliveryWaker>,
+        delivery: Arc<dyn DeliveryQueue>,
         limiter: Arc<dyn RateLimiter>,
         clock: Arc<dyn Clock>,
         settings: SignInSettings,
     ) -> Self {
-        Self { links, users, sessions, waker, limiter, clock, settings }
+        Self { links, users, sessions, delivery, limiter, clock, settings }
     }
 
     /// The fixed settings.
@@ -301,7 +301,8 @@ impl SignIn {
     }
 
     /// Issues a link to `request.email`: stores the link and its sealed email in one
-    /// transaction and wakes the delivery worker. It never waits for a mail provider.
+    /// transaction and hands the email to the delivery worker (or, when that is backed up,
+    /// wakes it to claim the stored row). It never waits for a mail provider.
     ///
     /// The answer is the same whether or not the address has an account: no user is looked up.
     ///
@@ -338,15 +339,21 @@ impl SignIn {
             expires,
             created_at: now,
         };
+        let leased_until = self.delivery.lease_for_new(now);
         let email = NewOutboxMessage {
             recipient: request.email.clone(),
             link_token_hash: token_hash.clone(),
             sealed_link,
             link_expires: expires,
             created_at: now,
+            leased_until,
         };
-        self.links.insert_with_email(&link, &email).await?;
-        self.waker.wake();
+        let outbox_id = self.links.insert_with_email(&link, &email).await?;
+        // Only after the commit: the stored row is what guarantees the email.
+        match leased_until {
+            Some(until) => self.delivery.hand_over(email.into_claimed(outbox_id, until)),
+            None => self.delivery.wake(),
+        }
         tracing::info!(to = %request.email.masked(), "sign-in link queued");
         Ok(LinkQueued { email: request.email, link: token_hash, expires, expires_in_minutes })
     }

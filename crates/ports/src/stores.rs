@@ -5,7 +5,9 @@
 //! never reported as "not found".
 
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, LinkTokenHash, Session, SessionId, SessionTokenHash, SignInCodeHash, User, UserId};
+use domain::{
+    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionTokenHash, SignInCodeHash, User, UserId,
+};
 
 use crate::outbox::NewOutboxMessage;
 
@@ -80,11 +82,13 @@ pub enum LinkState {
 #[async_trait::async_trait]
 pub trait LinkStore: Send + Sync {
     /// Stores a new, unused link and the outbox row that will email it, in one transaction:
-    /// both are stored or neither is.
+    /// both are stored or neither is. Returns the row's id. A row with
+    /// [`NewOutboxMessage::leased_until`] is stored claimed (one attempt, due again when the
+    /// lease runs out); one without is due at once.
     ///
     /// # Errors
     /// MUST fail if they could not be stored durably.
-    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<()>;
+    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<OutboxId>;
 
     /// Marks the link `token_hash` issued to `identifier` as used at `now`, atomically: of any
     /// number of concurrent calls for one link, exactly one sees [`Redemption::Redeemed`].

@@ -10,7 +10,7 @@ use domain::{LinkPolicy, ServerSecret, SessionPolicy};
 use poem::http::StatusCode;
 use poem::test::TestClient;
 use ports::clock::MockClock;
-use ports::outbox::MockDeliveryWaker;
+use ports::outbox::MockDeliveryQueue;
 use ports::stores::{MockLinkStore, MockSessionStore, MockStoreHealth, MockUserStore};
 use ports::{SignIn, SignInSettings};
 use url::Url;
@@ -20,7 +20,7 @@ use web::AppState;
 struct Mocks {
     links: MockLinkStore,
     sessions: MockSessionStore,
-    waker: MockDeliveryWaker,
+    delivery: MockDeliveryQueue,
     health: MockStoreHealth,
 }
 
@@ -32,7 +32,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         Arc::new(mocks.links),
         Arc::new(MockUserStore::new()),
         Arc::new(mocks.sessions),
-        Arc::new(mocks.waker),
+        Arc::new(mocks.delivery),
         Arc::new(ports::rate_limit::MockRateLimiter::new()),
         Arc::new(clock),
         SignInSettings {
@@ -84,7 +84,9 @@ async fn a_store_outage_is_a_500_with_a_fixed_message_never_signed_out() {
 async fn a_storage_failure_while_queueing_a_link_is_a_500_and_wakes_no_worker() {
     let mut mocks = Mocks::default();
     mocks.links.expect_insert_with_email().returning(|_, _| Err(anyhow::anyhow!("disk I/O error")));
-    mocks.waker.expect_wake().never();
+    mocks.delivery.expect_lease_for_new().return_const(None);
+    mocks.delivery.expect_hand_over().never();
+    mocks.delivery.expect_wake().never();
     let client = app(mocks);
     let csrf = client.get("/api/auth/csrf").send().await;
     let cookie = csrf.0.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("csrf cookie").to_owned();

@@ -169,8 +169,16 @@ impl SqlStore {
                 ),
             }
         }
-        let pool = options.connect(&url).await.map_err(|error| connect_error("open", shown, &error))?;
-        Ok(Some(Self::new(pool, dialect)))
+        let pool = options.clone().connect(&url).await.map_err(|error| connect_error("open", shown, &error))?;
+        // SQLite writes through one connection of its own (see `SqlStore`); the servers lock
+        // rows, not the database, so their writes share the pool.
+        let writer = match dialect {
+            Dialect::Sqlite => {
+                options.max_connections(1).connect(&url).await.map_err(|error| connect_error("open", shown, &error))?
+            }
+            Dialect::Postgres | Dialect::MySql => pool.clone(),
+        };
+        Ok(Some(Self::new(pool, writer, dialect)))
     }
 
     /// Applies pending migrations and returns those it applied, oldest first. Safe to run from
@@ -238,8 +246,9 @@ impl SqlStore {
             .collect()
     }
 
-    /// Closes the pool, waiting for connections to finish (and SQLite to checkpoint its WAL).
+    /// Closes the pools, waiting for connections to finish (and SQLite to checkpoint its WAL).
     pub async fn close(&self) {
+        self.writer().close().await;
         self.pool().close().await;
     }
 }

@@ -14,6 +14,7 @@
 //! whole database ([`Dialect::begin_write`]). Servers may still pick one of two deadlocked
 //! transactions to abort; those are retried ([`retrying`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use anyhow::Context as _;
@@ -44,10 +45,17 @@ pub const MAX_PROVIDER_MESSAGE_ID: usize = 255;
 /// How many times a transaction the server aborted to break a deadlock is tried in all.
 const ATTEMPTS_AFTER_DEADLOCK: u32 = 5;
 
-/// All the storage ports on one pool. Cloning shares the pool.
+/// All the storage ports on one database. Cloning shares the pools.
+///
+/// Reads go to `pool`; writes to `writer`. On the servers the two are the same pool. On SQLite
+/// the writer is a pool of one connection: SQLite lets one connection write at a time, and
+/// several pooled connections competing for that lock wait in SQLite's busy handler, which
+/// sleeps and retries (idle CPU, long tails). Queued in the pool instead, writes wait in FIFO
+/// order and start the moment the writer is free.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    writer: AnyPool,
     dialect: Dialect,
 }
 
@@ -126,14 +134,20 @@ where
 }
 
 impl SqlStore {
-    /// A store over `pool`, speaking `dialect`.
-    pub(crate) fn new(pool: AnyPool, dialect: Dialect) -> Self {
-        Self { pool, dialect }
+    /// A store reading through `pool` and writing through `writer` (the same pool, or on
+    /// SQLite a pool of one connection), speaking `dialect`.
+    pub(crate) fn new(pool: AnyPool, writer: AnyPool, dialect: Dialect) -> Self {
+        Self { pool, writer, dialect }
     }
 
-    /// The pool, for migrations and bookkeeping in this crate.
+    /// The reading pool, for migrations and bookkeeping in this crate.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The writing pool (see [`SqlStore`]).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// The dialect it speaks.
@@ -148,7 +162,7 @@ impl SqlStore {
 
     /// Starts a transaction that will write (see [`Dialect::begin_write`]).
     async fn begin_write(&self) -> anyhow::Result<Transaction<'static, Any>> {
-        self.pool.begin_with(self.dialect.begin_write()).await.context("cannot start a transaction")
+        self.writer.begin_with(self.dialect.begin_write()).await.context("cannot start a transaction")
     }
 
     /// Runs one housekeeping `DELETE` whose only parameter is a cutoff instant. Safe on every
@@ -157,7 +171,7 @@ impl SqlStore {
     async fn delete_before(&self, statement: &str, cutoff: DateTime<Utc>, what: &str) -> anyhow::Result<u64> {
         let done = sqlx::query(&self.sql(statement))
             .bind(to_millis(cutoff))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .with_context(|| format!("cannot purge {what}"))?;
         Ok(done.rows_affected())
@@ -341,7 +355,10 @@ impl SqlStore {
             .execute(&mut *tx)
             .await
             .context("cannot add the user")?;
-        if let Some(verified_at) = verified_at {
+        let mut user = self.user_by_email(&mut *tx, email).await?.context("the user vanished while being added")?;
+        // Only an existing user signing in for the first time needs marking: a new one was
+        // inserted verified, and an address verified once stays so.
+        if let (Some(verified_at), None) = (verified_at, user.email_verified) {
             sqlx::query(
                 &self.sql(
                     "UPDATE users SET email_verified = COALESCE(email_verified, ?), updated_at = ? WHERE email = ?",
@@ -353,8 +370,8 @@ impl SqlStore {
             .execute(&mut *tx)
             .await
             .context("cannot mark the address verified")?;
+            user.email_verified = Some(verified_at);
         }
-        let user = self.user_by_email(&mut *tx, email).await?.context("the user vanished while being added")?;
         tx.commit().await.context("cannot commit the user")?;
         Ok(if user.id == id { UserAdded::Created(user) } else { UserAdded::Existed(user) })
     }
@@ -373,48 +390,65 @@ impl SqlStore {
     }
 
     async fn try_acquire(&self, buckets: &[Bucket], now: DateTime<Utc>) -> anyhow::Result<Admission> {
-        // Locks are taken in key order, so two acquisitions sharing buckets cannot wait on each
-        // other in a circle.
-        let mut order: Vec<usize> = (0..buckets.len()).collect();
-        order.sort_by(|a, b| buckets[*a].key.cmp(&buckets[*b].key));
+        // Three statements whatever the number of buckets: rows to lock, the locked counters,
+        // the charged counters. Keys go in sorted order, so two acquisitions sharing buckets
+        // lock them in the same order and cannot wait on each other in a circle.
+        let mut keys: Vec<&str> = buckets.iter().map(|bucket| bucket.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let list = vec!["?"; keys.len()].join(", ");
         let mut tx = self.begin_write().await?;
+        // A row to lock, even for a bucket never seen: locking a row that does not exist locks
+        // nothing, and two first requests would both be admitted. A counter at the epoch admits
+        // as if absent.
         let insert = format!(
-            "INSERT INTO rate_limits (bucket, tat) VALUES (?, 0){}",
+            "INSERT INTO rate_limits (bucket, tat) VALUES {}{}",
+            vec!["(?, 0)"; keys.len()].join(", "),
             self.dialect.on_duplicate_do_nothing("bucket")
         );
-        let select = format!("SELECT tat FROM rate_limits WHERE bucket = ?{}", self.dialect.for_update());
-        let mut admitted = Vec::with_capacity(buckets.len());
-        for index in order {
-            let bucket = &buckets[index];
-            // A row to lock, even for a bucket never seen: locking a row that does not exist
-            // locks nothing, and two first requests would both be admitted. A counter at the
-            // epoch admits as if absent.
-            sqlx::query(&self.sql(&insert))
-                .bind(&bucket.key)
-                .execute(&mut *tx)
-                .await
-                .context("cannot create a rate limit")?;
-            let tat: i64 = sqlx::query_scalar(&self.sql(&select))
-                .bind(&bucket.key)
-                .fetch_one(&mut *tx)
-                .await
-                .context("cannot read a rate limit")?;
-            match bucket.quota.check(Some(from_millis(tat)?), now) {
-                Gcra::Admitted { tat } => admitted.push((&bucket.key, tat)),
+        let insert = self.sql(&insert);
+        let mut query = sqlx::query(&insert);
+        for key in &keys {
+            query = query.bind(*key);
+        }
+        query.execute(&mut *tx).await.context("cannot create a rate limit")?;
+        let select = format!(
+            "SELECT bucket, tat FROM rate_limits WHERE bucket IN ({list}) ORDER BY bucket{}",
+            self.dialect.for_update()
+        );
+        let select = self.sql(&select);
+        let mut query = sqlx::query_as::<_, (String, i64)>(&select);
+        for key in &keys {
+            query = query.bind(*key);
+        }
+        let mut counters: HashMap<String, DateTime<Utc>> = HashMap::new();
+        for (key, tat) in query.fetch_all(&mut *tx).await.context("cannot read a rate limit")? {
+            counters.insert(key, from_millis(tat)?);
+        }
+        // Charged in the caller's order, so a refusal names the first bucket without room.
+        for (index, bucket) in buckets.iter().enumerate() {
+            let counter = counters.get_mut(&bucket.key).context("a rate limit row vanished inside its transaction")?;
+            match bucket.quota.check(Some(*counter), now) {
+                Gcra::Admitted { tat } => *counter = tat,
                 Gcra::Refused { retry_after } => {
                     tx.rollback().await?;
                     return Ok(Admission::Refused { bucket: index, retry_after });
                 }
             }
         }
-        for (key, tat) in admitted {
-            sqlx::query(&self.sql("UPDATE rate_limits SET tat = ? WHERE bucket = ?"))
-                .bind(to_millis(tat))
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .context("cannot charge a rate limit")?;
+        let update = format!(
+            "UPDATE rate_limits SET tat = CASE bucket {} END WHERE bucket IN ({list})",
+            vec!["WHEN ? THEN ?"; keys.len()].join(" ")
+        );
+        let update = self.sql(&update);
+        let mut query = sqlx::query(&update);
+        for key in &keys {
+            query = query.bind(*key).bind(to_millis(counters[*key]));
         }
+        for key in &keys {
+            query = query.bind(*key);
+        }
+        query.execute(&mut *tx).await.context("cannot charge a rate limit")?;
         tx.commit().await.context("cannot commit the rate limits")?;
         Ok(Admission::Admitted)
     }
@@ -460,6 +494,7 @@ impl SqlStore {
                 sealed_link: row.try_get::<Option<Vec<u8>>, _>("sealed_body")?.context("a pending row has no body")?,
                 link_expires: stored_instant(row, "link_expires")?,
                 attempts: stored_count(row, "attempts")?.saturating_add(1),
+                leased_until: lease_until,
             };
             query = query.bind(message.id.as_str().to_owned());
             claimed.push(message);
@@ -472,8 +507,14 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl LinkStore for SqlStore {
-    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<()> {
+    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<OutboxId> {
         let outbox_id = new_id::<OutboxKind>()?;
+        // A row leased to this instance's worker starts as claimed: one attempt begun, due
+        // again only when the lease runs out.
+        let (attempts, next_attempt_at) = match email.leased_until {
+            Some(until) => (1_i64, until),
+            None => (0, email.created_at),
+        };
         let mut tx = self.begin_write().await?;
         sqlx::query(&self.sql(
             "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -487,22 +528,23 @@ impl LinkStore for SqlStore {
         .await
         .context("cannot store the link")?;
         sqlx::query(&self.sql(
-            "INSERT INTO outbox (id, recipient, link_token_hash, sealed_body, link_expires, next_attempt_at, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (id, recipient, link_token_hash, sealed_body, link_expires, attempts, next_attempt_at, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(outbox_id.as_str())
         .bind(email.recipient.as_str())
         .bind(email.link_token_hash.to_hex())
         .bind(email.sealed_link.as_slice())
         .bind(to_millis(email.link_expires))
-        .bind(to_millis(email.created_at))
+        .bind(attempts)
+        .bind(to_millis(next_attempt_at))
         .bind(to_millis(email.created_at))
         .bind(to_millis(email.created_at))
         .execute(&mut *tx)
         .await
         .context("cannot queue the sign-in email")?;
         tx.commit().await.context("cannot commit the link and its email")?;
-        Ok(())
+        Ok(outbox_id)
     }
 
     async fn redeem(
@@ -598,7 +640,7 @@ impl UserStore for SqlStore {
     async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool> {
         let done = sqlx::query(&self.sql("DELETE FROM users WHERE email = ?"))
             .bind(email.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .context("cannot remove the user")?;
         Ok(done.rows_affected() > 0)
@@ -620,7 +662,7 @@ impl SessionStore for SqlStore {
         .bind(session.user_agent.as_deref().map(|agent| truncated(agent, MAX_USER_AGENT)))
         .bind(to_millis(session.created_at))
         .bind(to_millis(session.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .context("cannot store the session")?;
         Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires })
@@ -650,7 +692,7 @@ impl SessionStore for SqlStore {
             .bind(to_millis(expires))
             .bind(to_millis(now))
             .bind(session_id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .context("cannot extend the session")?;
         Ok(())
@@ -659,7 +701,7 @@ impl SessionStore for SqlStore {
     async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()> {
         sqlx::query(&self.sql("DELETE FROM sessions WHERE session_token = ?"))
             .bind(token_hash.to_hex())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .context("cannot delete the session")?;
         Ok(())
@@ -717,7 +759,7 @@ impl Outbox for SqlStore {
         .bind(to_millis(now))
         .bind(to_millis(now))
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .context("cannot record a sent email")?;
         Ok(())
@@ -737,7 +779,7 @@ impl Outbox for SqlStore {
         .bind(truncated(error, MAX_DELIVERY_ERROR))
         .bind(to_millis(now))
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .context("cannot schedule a retry")?;
         Ok(())
@@ -763,10 +805,28 @@ impl Outbox for SqlStore {
         .bind(to_millis(now))
         .bind(to_millis(now))
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .context("cannot record a failed email")?;
         Ok(())
+    }
+
+    async fn release(&self, ids: &[OutboxId], now: DateTime<Utc>) -> anyhow::Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let statement = format!(
+            "UPDATE outbox SET attempts = attempts - 1, next_attempt_at = ?, updated_at = ? \
+             WHERE status = 'pending' AND attempts > 0 AND id IN ({})",
+            vec!["?"; ids.len()].join(", ")
+        );
+        let statement = self.sql(&statement);
+        let mut query = sqlx::query(&statement).bind(to_millis(now)).bind(to_millis(now));
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let done = query.execute(&self.writer).await.context("cannot give back leased emails")?;
+        Ok(done.rows_affected())
     }
 
     async fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {

@@ -36,6 +36,7 @@ fn message(expires: DateTime<Utc>, attempts: u32) -> OutboxMessage {
         link_token_hash: token_hash,
         link_expires: expires,
         attempts,
+        leased_until: now() + TimeDelta::minutes(2),
     }
 }
 
@@ -199,4 +200,33 @@ async fn a_message_sealed_under_another_secret_fails_without_being_sent() {
     let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
 
     assert_eq!(report.failed, 1);
+}
+
+#[tokio::test]
+async fn a_handed_over_email_is_sent_and_recorded_without_a_claim() {
+    let mut outbox = MockOutbox::new();
+    outbox.expect_claim_due().never();
+    outbox.expect_mark_sent().withf(|id, _, _| *id == row_id()).times(1).returning(|_, _, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer.expect_send_sign_in_link().times(1).returning(|_, _| Ok(SentReceipt { provider_message_id: None }));
+
+    let report = deliverer(outbox, mailer).deliver_handed_over(vec![message(now() + TimeDelta::minutes(5), 1)]).await;
+
+    assert_eq!((report.claimed, report.sent, report.lapsed), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn a_handed_over_email_whose_lease_ran_out_is_left_to_a_claim_and_not_sent() {
+    let mut lapsed = message(now() + TimeDelta::minutes(5), 1);
+    lapsed.leased_until = now();
+    let mut outbox = MockOutbox::new();
+    outbox.expect_mark_sent().never();
+    let mut mailer = MockMailer::new();
+    // Another worker may have claimed it since: sending it here could send it twice.
+    mailer.expect_send_sign_in_link().never();
+
+    let report = deliverer(outbox, mailer).deliver_handed_over(vec![lapsed]).await;
+
+    assert_eq!((report.sent, report.lapsed), (0, 1));
+    assert!(report.left_pending(), "the worker looks at the outbox again");
 }

@@ -14,7 +14,7 @@ use super::{
     SignInSettings,
 };
 use crate::clock::MockClock;
-use crate::outbox::{MockDeliveryWaker, NewOutboxMessage};
+use crate::outbox::{MockDeliveryQueue, NewOutboxMessage, OutboxMessage};
 use crate::rate_limit::MockRateLimiter;
 use crate::stores::{CodeRedemption, MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption};
 
@@ -45,7 +45,7 @@ struct Ports {
     links: MockLinkStore,
     users: MockUserStore,
     sessions: MockSessionStore,
-    waker: MockDeliveryWaker,
+    delivery: MockDeliveryQueue,
     limiter: MockRateLimiter,
 }
 
@@ -61,7 +61,7 @@ impl Ports {
             Arc::new(self.links),
             Arc::new(self.users),
             Arc::new(self.sessions),
-            Arc::new(self.waker),
+            Arc::new(self.delivery),
             Arc::new(self.limiter),
             Arc::new(clock),
             SignInSettings {
@@ -97,9 +97,12 @@ async fn requesting_a_link_stores_the_hash_and_a_sealed_email_together_and_wakes
     let stored_by_insert = Arc::clone(&stored);
     ports.links.expect_insert_with_email().times(1).returning(move |link, email| {
         *stored_by_insert.lock().expect("lock") = Some((link.clone(), email.clone()));
-        Ok(())
+        Ok(outbox_id())
     });
-    ports.waker.expect_wake().times(1).return_const(());
+    // The worker is backed up: the row is stored due, and the worker woken to claim it.
+    ports.delivery.expect_lease_for_new().times(1).return_const(None);
+    ports.delivery.expect_hand_over().never();
+    ports.delivery.expect_wake().times(1).return_const(());
 
     let queued = ports.build().request_link(request()).await.expect("link queued");
 
@@ -127,11 +130,51 @@ async fn requesting_a_link_stores_the_hash_and_a_sealed_email_together_and_wakes
     assert_eq!(url.path(), "/api/auth/callback/email");
 }
 
+fn outbox_id() -> domain::OutboxId {
+    domain::OutboxId::parse("01900000-0000-7000-8000-00000000000a").expect("an id")
+}
+
+#[tokio::test]
+async fn a_new_email_is_stored_leased_and_handed_to_the_worker_only_after_it_is_stored() {
+    let lease = now() + TimeDelta::minutes(2);
+    let stored: Arc<Mutex<Option<NewOutboxMessage>>> = Arc::default();
+    let handed: Arc<Mutex<Vec<OutboxMessage>>> = Arc::default();
+    let mut ports = Ports::default();
+    let stored_by_insert = Arc::clone(&stored);
+    let handed_before_insert = Arc::clone(&handed);
+    ports.links.expect_insert_with_email().times(1).returning(move |_, email| {
+        assert!(handed_before_insert.lock().expect("lock").is_empty(), "handed over before it was stored");
+        *stored_by_insert.lock().expect("lock") = Some(email.clone());
+        Ok(outbox_id())
+    });
+    ports.delivery.expect_lease_for_new().times(1).return_const(Some(lease));
+    let handed_by_queue = Arc::clone(&handed);
+    ports
+        .delivery
+        .expect_hand_over()
+        .times(1)
+        .returning(move |message| handed_by_queue.lock().expect("lock").push(message));
+    ports.delivery.expect_wake().never();
+
+    ports.build().request_link(request()).await.expect("link queued");
+
+    let row = stored.lock().expect("lock").clone().expect("a row was stored");
+    assert_eq!(row.leased_until, Some(lease), "the row is stored leased to this worker");
+    let handed = handed.lock().expect("lock").clone();
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].id, outbox_id(), "the message names the stored row");
+    assert_eq!(handed[0].leased_until, lease);
+    assert_eq!(handed[0].attempts, 1, "storing it began its first attempt");
+    assert_eq!(handed[0].sealed_link, row.sealed_link);
+}
+
 #[tokio::test]
 async fn a_storage_failure_queues_nothing_and_wakes_no_one() {
     let mut ports = Ports::default();
     ports.links.expect_insert_with_email().returning(|_, _| Err(anyhow::anyhow!("disk full")));
-    ports.waker.expect_wake().never();
+    ports.delivery.expect_lease_for_new().return_const(Some(now() + TimeDelta::minutes(2)));
+    ports.delivery.expect_hand_over().never();
+    ports.delivery.expect_wake().never();
 
     let result = ports.build().request_link(request()).await;
 
@@ -334,7 +377,7 @@ async fn a_rate_limited_request_stores_nothing_and_names_the_limit() {
         Ok(crate::rate_limit::Admission::Refused { bucket: 2, retry_after: TimeDelta::minutes(4) })
     });
     ports.links.expect_insert_with_email().never();
-    ports.waker.expect_wake().never();
+    ports.delivery.expect_wake().never();
     let mut request = request();
     request.client = Some("203.0.113.9".parse().expect("an address"));
 
