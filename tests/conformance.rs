@@ -699,11 +699,41 @@ async fn a_retry_is_scheduled_when_asked_and_never_reopens_a_finished_row(store:
     let error = outbox_rows(store).await[0].3.clone().expect("error kept");
     assert_eq!(error.len(), adapters::sql::MAX_DELIVERY_ERROR, "a long error is cut, not refused");
 
-    db.outbox.mark_sent(&id, Some("provider-1".to_owned()), later).await.expect("sent");
+    db.outbox
+        .mark_sent(&[ports::SentMessage { id: id.clone(), provider_message_id: Some("provider-1".to_owned()) }], later)
+        .await
+        .expect("sent");
     db.outbox.mark_retry(&id, later + TimeDelta::hours(1), "late news", later).await.expect("retry");
     let entry = &db.outbox.list(None, 10).await.expect("list")[0];
     assert_eq!((entry.state, entry.provider_message_id.as_deref()), (DeliveryState::Sent, Some("provider-1")));
     assert_eq!(db.outbox.next_due().await.expect("read"), None, "a sent row stays sent");
+}
+
+async fn a_batch_of_sent_emails_is_recorded_at_once_each_with_its_provider_id(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    for to in ["one@example.com", "two@example.com", "three@example.com"] {
+        queue(db, &clock, to).await;
+    }
+    let claimed = db.outbox.claim_due(t0(), t0() + TimeDelta::minutes(2), 10).await.expect("claim");
+    let sent: Vec<ports::SentMessage> = claimed
+        .iter()
+        .take(2)
+        .map(|message| ports::SentMessage {
+            id: message.id.clone(),
+            provider_message_id: Some(format!("p-{}", message.recipient.as_str())),
+        })
+        .collect();
+
+    db.outbox.mark_sent(&sent, t0()).await.expect("sent");
+
+    let counts = db.outbox.counts().await.expect("counts");
+    assert_eq!((counts.sent, counts.pending), (2, 1), "only the batch's rows");
+    for entry in db.outbox.list(Some(DeliveryState::Sent), 10).await.expect("list") {
+        assert_eq!(entry.provider_message_id, Some(format!("p-{}", entry.recipient.as_str())));
+    }
+    let bodies = outbox_rows(store).await.into_iter().filter(|row| row.1).count();
+    assert_eq!(bodies, 1, "only the unsent row keeps its body");
 }
 
 async fn a_restart_between_attempts_still_delivers(store: &ScratchStore) {
@@ -904,7 +934,10 @@ async fn purging_delivery_records_keeps_pending_rows_and_recent_ones(store: &Scr
         queue(db, &clock, to).await;
     }
     let claimed = db.outbox.claim_due(t0(), t0() + TimeDelta::minutes(2), 2).await.expect("claim");
-    db.outbox.mark_sent(&claimed[0].id, None, t0()).await.expect("sent");
+    db.outbox
+        .mark_sent(&[ports::SentMessage { id: claimed[0].id.clone(), provider_message_id: None }], t0())
+        .await
+        .expect("sent");
     db.outbox
         .mark_final(&claimed[1].id, DeliveryState::Failed, "550", t0() + TimeDelta::hours(2))
         .await
@@ -968,6 +1001,7 @@ macro_rules! every_contract {
             a_mailer_that_fails_three_times_then_succeeds_delivers_exactly_once,
             a_retry_is_scheduled_when_asked_and_never_reopens_a_finished_row,
             a_restart_between_attempts_still_delivers,
+            a_batch_of_sent_emails_is_recorded_at_once_each_with_its_provider_id,
             a_message_whose_link_expired_is_dropped_never_sent_and_erased,
             a_permanent_failure_is_recorded_with_its_reason_and_the_body_erased,
             the_database_never_holds_a_usable_link_in_clear,

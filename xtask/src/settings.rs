@@ -258,6 +258,22 @@ pub struct MailerSettings {
     pub smtp: SmtpSettings,
     /// `[mailer.resend]`.
     pub resend: ResendSettings,
+    /// `[mailer.dev]`.
+    pub dev: DevMailboxSettings,
+}
+
+/// `[mailer.dev]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevMailboxSettings {
+    /// Messages the development mailbox keeps (the newest); at least 1.
+    pub capacity: u32,
+}
+
+impl Default for DevMailboxSettings {
+    fn default() -> Self {
+        Self { capacity: 1000 }
+    }
 }
 
 /// The available mailers.
@@ -513,6 +529,7 @@ impl Default for MailerSettings {
             from: String::new(),
             smtp: SmtpSettings::default(),
             resend: ResendSettings::default(),
+            dev: DevMailboxSettings::default(),
         }
     }
 }

@@ -176,7 +176,8 @@ fn build_mailer(
     let mailer = &settings.mailer;
     Ok(match mailer.kind {
         MailerKind::Dev => {
-            let dev = Arc::new(DevMailer::new(renderer, clock));
+            let capacity = usize::try_from(mailer.dev.capacity).unwrap_or(usize::MAX);
+            let dev = Arc::new(DevMailer::new(renderer, clock, capacity));
             (dev.clone(), Some(dev))
         }
         MailerKind::Smtp => {
@@ -380,7 +381,11 @@ pub async fn deliver_forever(
     stop: impl std::future::Future<Output = ()>,
 ) {
     const IDLE: Duration = Duration::from_secs(60);
+    // Handed-over batches being sent at once: a batch waiting to record its sends (a write)
+    // must not hold up the next batch's sending.
+    const BATCHES_IN_FLIGHT: u32 = 4;
     let batch_limit = usize::try_from(deliverer.settings().concurrency.max(1)).unwrap_or(1).saturating_mul(4);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT as usize));
     let mut batch = Vec::with_capacity(batch_limit);
     let wakes = inbox.wakes();
     // Every sender gone (shutting down): only claims are left to serve.
@@ -391,6 +396,8 @@ pub async fn deliver_forever(
     loop {
         tokio::select! {
             () = &mut stop => {
+                // Let the batches in flight finish, then give back what is left.
+                let _all = in_flight.acquire_many(BATCHES_IN_FLIGHT).await;
                 match deliverer.release(inbox.drain()).await {
                     Ok(0) => {}
                     Ok(given_back) => tracing::info!(given_back, "stopping: unsent emails given back to the outbox"),
@@ -403,11 +410,18 @@ pub async fn deliver_forever(
                     senders_gone = true;
                     continue;
                 }
-                let report = deliverer.deliver_handed_over(std::mem::take(&mut batch)).await;
-                tracing::debug!(sent = report.sent, retried = report.retried, lapsed = report.lapsed, "handed-over emails delivered");
-                if report.left_pending() {
-                    next_claim = next_claim.min(tokio::time::Instant::now());
-                }
+                // Waits only while BATCHES_IN_FLIGHT batches are still sending: back-pressure.
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { continue };
+                let batch = std::mem::replace(&mut batch, Vec::with_capacity(batch_limit));
+                let deliverer = Arc::clone(&deliverer);
+                let wakes = wakes.clone();
+                tokio::spawn(async move {
+                    let report = deliverer.deliver_handed_over(batch).await;
+                    if report.left_pending() {
+                        wakes.wake();
+                    }
+                    drop(permit);
+                });
             }
             () = wakes.woken() => next_claim = tokio::time::Instant::now(),
             () = tokio::time::sleep_until(next_claim) => {

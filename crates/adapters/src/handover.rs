@@ -88,12 +88,18 @@ impl HandedOver {
 }
 
 /// Wake-ups of the delivery worker, asking it to claim due rows.
+#[derive(Clone)]
 pub struct Wakes(Arc<Notify>);
 
 impl Wakes {
     /// Resolves when the worker is woken (a wake while nobody waited is kept for the next call).
     pub async fn woken(&self) {
         self.0.notified().await;
+    }
+
+    /// Wakes the worker, as [`DeliveryQueue::wake`] does.
+    pub fn wake(&self) {
+        self.0.notify_one();
     }
 }
 

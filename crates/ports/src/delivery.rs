@@ -23,7 +23,7 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::mailer::{MailError, Mailer, SignInEmail};
-use crate::outbox::{DeliveryState, Outbox, OutboxMessage};
+use crate::outbox::{DeliveryState, Outbox, OutboxMessage, SentMessage};
 use crate::random::os_random;
 
 /// When to retry a transient failure, and when to give up.
@@ -124,7 +124,8 @@ pub struct Deliverer {
 }
 
 enum Outcome {
-    Sent,
+    /// Accepted by the provider; recorded with the rest of its batch.
+    Sent(SentMessage),
     Retried,
     Failed,
     Dropped,
@@ -183,14 +184,25 @@ impl Deliverer {
             .collect()
             .await;
         let mut report = BatchReport::default();
+        let mut sent = Vec::new();
         for outcome in outcomes {
             match outcome {
-                Ok(Outcome::Sent) => report.sent += 1,
+                Ok(Outcome::Sent(message)) => sent.push(message),
                 Ok(Outcome::Retried) => report.retried += 1,
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::Dropped) => report.dropped += 1,
                 Err(error) => {
                     tracing::error!(error = ?error, "recording a delivery failed; it will be retried after its lease")
+                }
+            }
+        }
+        if !sent.is_empty() {
+            // One write for the whole batch. If it fails, the rows are sent again after their
+            // lease: delivery is at least once, and the row id is the idempotency key.
+            match self.outbox.mark_sent(&sent, self.clock.now()).await {
+                Ok(()) => report.sent = u32::try_from(sent.len()).unwrap_or(u32::MAX),
+                Err(error) => {
+                    tracing::error!(error = ?error, "recording sent emails failed; they will be retried after their lease")
                 }
             }
         }
@@ -255,8 +267,7 @@ impl Deliverer {
         match self.mailer.send_sign_in_link(&email, message.id.as_str()).await {
             Ok(receipt) => {
                 tracing::info!(to = %to, id = %message.id, attempts = message.attempts, provider_id = ?receipt.provider_message_id, "sign-in email sent");
-                self.outbox.mark_sent(&message.id, receipt.provider_message_id, self.clock.now()).await?;
-                Ok(Outcome::Sent)
+                Ok(Outcome::Sent(SentMessage { id: message.id, provider_message_id: receipt.provider_message_id }))
             }
             Err(MailError::Permanent(error)) => {
                 let reason = format!("{error:#}");

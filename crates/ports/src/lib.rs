@@ -21,7 +21,9 @@ pub mod stores;
 pub use clock::Clock;
 pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, RetryPolicy};
 pub use mailer::{DevMailbox, MailError, MailboxMessage, Mailer, SentReceipt, SignInEmail};
-pub use outbox::{DeliveryQueue, DeliveryState, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage};
+pub use outbox::{
+    DeliveryQueue, DeliveryState, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, SentMessage,
+};
 pub use rate_limit::{Admission, Bucket, RateLimiter};
 pub use sign_in::{
     ActiveSession, LimitScope, LinkQueued, LinkStateError, PurgeError, ReadSessionError, RedeemCode, RedeemCodeError,

@@ -65,6 +65,15 @@ pub struct OutboxMessage {
     pub leased_until: DateTime<Utc>,
 }
 
+/// A message the provider accepted, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// Its row.
+    pub id: OutboxId,
+    /// The provider's id for it, if the provider gave one.
+    pub provider_message_id: Option<String>,
+}
+
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {
@@ -148,16 +157,12 @@ pub trait Outbox: Send + Sync {
         limit: u32,
     ) -> anyhow::Result<Vec<OutboxMessage>>;
 
-    /// Records a sent message and erases its body.
+    /// Records sent messages and erases their bodies, all in one write: a worker records a
+    /// whole batch at once.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn mark_sent(
-        &self,
-        id: &OutboxId,
-        provider_message_id: Option<String>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()>;
+    async fn mark_sent(&self, sent: &[SentMessage], now: DateTime<Utc>) -> anyhow::Result<()>;
 
     /// Records a transient failure; the row is due again at `next_attempt_at`.
     ///

@@ -2,7 +2,8 @@
 //!
 //! It never delivers anything, so it is refused by the production profile. Messages are indexed
 //! by recipient, so `GET /dev/mailbox?to=...` stays a map lookup with many thousands of
-//! messages, and the oldest are dropped past a fixed capacity so memory stays bounded.
+//! messages, and the oldest are dropped past a configured capacity (`mailer.dev.capacity`) so
+//! memory stays bounded however many sign-ins are made.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,14 +14,15 @@ use tokio::sync::watch;
 
 use super::render::EmailRenderer;
 
-/// How many messages the mailbox keeps before dropping the oldest.
-pub const CAPACITY: usize = 10_000;
+/// How many messages the mailbox keeps by default before dropping the oldest.
+pub const DEFAULT_CAPACITY: usize = 1000;
 
 /// The in-memory development mailbox and mailer.
 pub struct DevMailer {
     renderer: Arc<EmailRenderer>,
     clock: Arc<dyn Clock>,
     inbox: Mutex<Inbox>,
+    capacity: usize,
     /// Counts messages "sent"; tests await it instead of polling the mailbox.
     sent: watch::Sender<u64>,
 }
@@ -34,12 +36,12 @@ struct Inbox {
 }
 
 impl Inbox {
-    fn push(&mut self, message: MailboxMessage) {
+    fn push(&mut self, message: MailboxMessage, capacity: usize) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_recipient.entry(message.to.clone()).or_default().push_back(seq);
         self.messages.push_back((seq, message));
-        if self.messages.len() > CAPACITY {
+        while self.messages.len() > capacity {
             if let Some((old_seq, old)) = self.messages.pop_front() {
                 if let Some(seqs) = self.by_recipient.get_mut(&old.to) {
                     seqs.retain(|s| *s != old_seq);
@@ -60,9 +62,16 @@ impl Inbox {
 }
 
 impl DevMailer {
-    /// A mailbox that renders with `renderer` and stamps messages with `clock`.
-    pub fn new(renderer: Arc<EmailRenderer>, clock: Arc<dyn Clock>) -> Self {
-        Self { renderer, clock, inbox: Mutex::new(Inbox::default()), sent: watch::channel(0).0 }
+    /// A mailbox that renders with `renderer`, stamps messages with `clock`, and keeps the
+    /// newest `capacity` messages (at least one).
+    pub fn new(renderer: Arc<EmailRenderer>, clock: Arc<dyn Clock>, capacity: usize) -> Self {
+        Self {
+            renderer,
+            clock,
+            inbox: Mutex::new(Inbox::default()),
+            capacity: capacity.max(1),
+            sent: watch::channel(0).0,
+        }
     }
 
     /// A receiver of the number of messages sent so far, which changes on every message.
@@ -83,15 +92,18 @@ impl Mailer for DevMailer {
         let rendered = self.renderer.render(email).map_err(MailError::Permanent)?;
         // Development only: printing the link lets a developer sign in from the terminal.
         tracing::info!(to = %email.to.masked(), link = %email.link, "development mailbox: sign-in link");
-        self.inbox().push(MailboxMessage {
-            to: email.to.clone(),
-            subject: rendered.subject,
-            html: rendered.html,
-            text: rendered.text,
-            link: email.link.to_string(),
-            code: email.code.clone(),
-            sent_at: self.clock.now(),
-        });
+        self.inbox().push(
+            MailboxMessage {
+                to: email.to.clone(),
+                subject: rendered.subject,
+                html: rendered.html,
+                text: rendered.text,
+                link: email.link.to_string(),
+                code: email.code.clone(),
+                sent_at: self.clock.now(),
+            },
+            self.capacity,
+        );
         self.sent.send_modify(|count| *count += 1);
         Ok(SentReceipt { provider_message_id: Some(format!("dev-{idempotency_key}")) })
     }
@@ -119,7 +131,7 @@ mod tests {
     use ports::{DevMailbox, Mailer, SignInEmail};
     use url::Url;
 
-    use super::{DevMailer, CAPACITY};
+    use super::{DevMailer, DEFAULT_CAPACITY as CAPACITY};
     use crate::clock::SystemClock;
     use crate::mail::EmailRenderer;
 
@@ -136,7 +148,7 @@ mod tests {
     }
 
     fn mailer() -> DevMailer {
-        DevMailer::new(Arc::new(EmailRenderer::builtin().expect("templates parse")), Arc::new(SystemClock))
+        DevMailer::new(Arc::new(EmailRenderer::builtin().expect("templates parse")), Arc::new(SystemClock), CAPACITY)
     }
 
     #[tokio::test]

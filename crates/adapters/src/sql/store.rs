@@ -26,8 +26,8 @@ use domain::{
 };
 use ports::{
     Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
-    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SessionStore, StoreHealth, UserAdded,
-    UserStore,
+    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SentMessage, SessionStore, StoreHealth,
+    UserAdded, UserStore,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row as _, Transaction};
@@ -745,23 +745,28 @@ impl Outbox for SqlStore {
         retrying(|| self.try_claim_due(now, lease_until, limit)).await
     }
 
-    async fn mark_sent(
-        &self,
-        id: &OutboxId,
-        provider_message_id: Option<String>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        sqlx::query(&self.sql(
-            "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = ?, last_error = NULL, \
-             next_attempt_at = ?, updated_at = ? WHERE id = ?",
-        ))
-        .bind(provider_message_id.map(|id| truncated(&id, MAX_PROVIDER_MESSAGE_ID)))
-        .bind(to_millis(now))
-        .bind(to_millis(now))
-        .bind(id.as_str())
-        .execute(&self.writer)
-        .await
-        .context("cannot record a sent email")?;
+    async fn mark_sent(&self, sent: &[SentMessage], now: DateTime<Utc>) -> anyhow::Result<()> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        // One statement for the batch; each row's provider id picked by its id.
+        let statement = format!(
+            "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = CASE id {} END, \
+             last_error = NULL, next_attempt_at = ?, updated_at = ? WHERE id IN ({})",
+            vec!["WHEN ? THEN ?"; sent.len()].join(" "),
+            vec!["?"; sent.len()].join(", ")
+        );
+        let statement = self.sql(&statement);
+        let mut query = sqlx::query(&statement);
+        for message in sent {
+            let provider_id = message.provider_message_id.as_deref().map(|id| truncated(id, MAX_PROVIDER_MESSAGE_ID));
+            query = query.bind(message.id.as_str()).bind(provider_id);
+        }
+        query = query.bind(to_millis(now)).bind(to_millis(now));
+        for message in sent {
+            query = query.bind(message.id.as_str());
+        }
+        query.execute(&self.writer).await.context("cannot record sent emails")?;
         Ok(())
     }
 

@@ -91,9 +91,11 @@ async fn a_sent_message_is_recorded_with_the_provider_id() {
     let mut outbox = outbox_claiming(message(now() + TimeDelta::minutes(4), 1));
     outbox
         .expect_mark_sent()
-        .withf(|id, provider_id, _| *id == row_id() && provider_id.as_deref() == Some("re_123"))
+        .withf(|sent, _| {
+            sent.len() == 1 && sent[0].id == row_id() && sent[0].provider_message_id.as_deref() == Some("re_123")
+        })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _| Ok(()));
     let mut mailer = MockMailer::new();
     mailer
         .expect_send_sign_in_link()
@@ -206,7 +208,11 @@ async fn a_message_sealed_under_another_secret_fails_without_being_sent() {
 async fn a_handed_over_email_is_sent_and_recorded_without_a_claim() {
     let mut outbox = MockOutbox::new();
     outbox.expect_claim_due().never();
-    outbox.expect_mark_sent().withf(|id, _, _| *id == row_id()).times(1).returning(|_, _, _| Ok(()));
+    outbox
+        .expect_mark_sent()
+        .withf(|sent, _| sent.len() == 1 && sent[0].id == row_id())
+        .times(1)
+        .returning(|_, _| Ok(()));
     let mut mailer = MockMailer::new();
     mailer.expect_send_sign_in_link().times(1).returning(|_, _| Ok(SentReceipt { provider_message_id: None }));
 
