@@ -209,7 +209,7 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
 }
 
 /// The criterion benchmarks `cargo xtask bench --micro` runs: (package, bench target).
-const MICRO_BENCHMARKS: [(&str, &str); 1] = [("adapters", "session_lookup")];
+const MICRO_BENCHMARKS: [(&str, &str); 2] = [("adapters", "hot_paths"), ("adapters", "session_lookup")];
 
 /// `cargo xtask bench [--micro] [ARGS]`.
 ///
@@ -246,8 +246,8 @@ pub fn bench(root: &Path, args: &[String]) -> ExitCode {
     }
 }
 
-/// Runs the criterion benchmarks in release mode and prints the session lookups per second at
-/// each table size with their ratio to the smallest.
+/// Runs the criterion benchmarks in release mode (criterion prints each figure) and then the
+/// session lookups per second at each table size with their ratio to the smallest.
 fn micro_benchmarks(root: &Path, cargo: &std::ffi::OsStr, args: &[String]) -> ExitCode {
     for (package, target) in MICRO_BENCHMARKS {
         let status = Command::new(cargo)

@@ -174,7 +174,13 @@ impl SqlStore {
         // rows, not the database, so their writes share the pool.
         let writer = match dialect {
             Dialect::Sqlite => {
-                options.max_connections(1).connect(&url).await.map_err(|error| connect_error("open", shown, &error))?
+                let writer = options
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .map_err(|error| connect_error("open", shown, &error))?;
+                checkpoint_in_the_background(pool.clone());
+                writer
             }
             Dialect::Postgres | Dialect::MySql => pool.clone(),
         };
@@ -253,11 +259,42 @@ impl SqlStore {
     }
 }
 
+/// How often the SQLite WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Folds SQLite's WAL back into the database file every [`CHECKPOINT_EVERY`] on a reading
+/// connection, until the pool closes. SQLite would otherwise checkpoint inside the commit that
+/// fills the WAL, on the one writer, and every write queued behind it would wait for that
+/// copy and its fsync (the one-client sign-in's p99 in `docs/benchmarks.md`). A passive
+/// checkpoint never blocks the writer or readers.
+fn checkpoint_in_the_background(pool: sqlx::AnyPool) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %error, "a background WAL checkpoint failed; the next one tries again");
+            }
+        }
+    });
+}
+
 /// Per-connection settings that the URL cannot carry.
 async fn configure_connection(conn: &mut AnyConnection, dialect: Dialect) -> Result<(), sqlx::Error> {
     match dialect {
         // NORMAL is durable in WAL mode except for the last transactions before a power cut.
-        Dialect::Sqlite => conn.execute("PRAGMA synchronous = NORMAL").await.map(drop),
+        // No checkpoint on commit: `checkpoint_in_the_background` does it off the write path.
+        Dialect::Sqlite => {
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+            conn.execute("PRAGMA wal_autocheckpoint = 0").await.map(drop)
+        }
         // PostgreSQL's default isolation, so that the store's statements mean the same on both
         // servers; it also spares InnoDB the gap locks that REPEATABLE READ takes.
         Dialect::MySql => conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await.map(drop),

@@ -196,6 +196,8 @@ struct Phase {
     recorded: Recorded,
     elapsed: Duration,
     server_cores: f64,
+    /// Cores the load generator itself used: the machine is shared.
+    driver_cores: f64,
     /// The 99th percentile of a request or a flow, in ms, once reported.
     p99: f64,
 }
@@ -219,9 +221,11 @@ where
     Fut: std::future::Future<Output = anyhow::Result<Recorded>> + Send + 'static,
 {
     let cpu_before = server.cpu_time();
+    let driver_before = process::own_cpu_time();
     let (recorded, elapsed) = closed_loop(clients, duration, client).await?;
     let server_cores = (server.cpu_time() - cpu_before).as_secs_f64() / elapsed.as_secs_f64();
-    Ok(Phase { name, clients, recorded, elapsed, server_cores, p99: 0.0 })
+    let driver_cores = (process::own_cpu_time() - driver_before).as_secs_f64() / elapsed.as_secs_f64();
+    Ok(Phase { name, clients, recorded, elapsed, server_cores, driver_cores, p99: 0.0 })
 }
 
 /// The session-check requests for seeded sessions `numbers`: the cookie for the service, and
@@ -354,7 +358,10 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
 /// Prints the table and the targets; `false` when any answer failed its check.
 fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
     println!();
-    println!("{:<30} {:>7} {:>10} {:>9} {:>9} {:>12}", "phase", "clients", "per s", "p50 ms", "p99 ms", "server CPU");
+    println!(
+        "{:<30} {:>7} {:>10} {:>9} {:>9} {:>12} {:>12}",
+        "phase", "clients", "per s", "p50 ms", "p99 ms", "server CPU", "driver CPU"
+    );
     let mut healthy = true;
     for phase in phases.iter_mut() {
         let step = if phase.recorded.steps.contains_key("flow") { "flow" } else { "request" };
@@ -364,13 +371,14 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
         let p99 = phase.recorded.percentile(step, 99.0).unwrap_or_default();
         phase.p99 = p99;
         println!(
-            "{:<30} {:>7} {:>10} {:>9.2} {:>9.2} {:>7.2} cores",
+            "{:<30} {:>7} {:>10} {:>9.2} {:>9.2} {:>7.2} cores {:>6.2} cores",
             phase.name,
             phase.clients,
             format!("{per_second:.0} {unit}"),
             p50,
             p99,
-            phase.server_cores
+            phase.server_cores,
+            phase.driver_cores
         );
         if step == "flow" {
             let names: Vec<&'static str> = phase.recorded.steps.keys().copied().filter(|s| *s != "flow").collect();

@@ -53,16 +53,9 @@ impl Server {
         Ok(Self { child, address })
     }
 
-    /// The process's CPU time so far (user and system), from `/proc/<pid>/stat`.
+    /// The process's CPU time so far (user and system).
     pub fn cpu_time(&self) -> Duration {
-        let ticks_per_second = 100.0; // USER_HZ, 100 on every Linux this runs on.
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
-        // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-        Duration::from_secs_f64((ticks(11) + ticks(12)) / ticks_per_second)
+        cpu_time_of(&self.child.id().to_string())
     }
 
     /// The resident memory now, in MiB, from `/proc/<pid>/status`.
@@ -83,6 +76,23 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// This process's CPU time so far (user and system).
+pub fn own_cpu_time() -> Duration {
+    cpu_time_of("self")
+}
+
+/// The CPU time (user and system) of `/proc/<process>`, from its `stat`.
+fn cpu_time_of(process: &str) -> Duration {
+    let ticks_per_second = 100.0; // USER_HZ, 100 on every Linux this runs on.
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    Duration::from_secs_f64((ticks(11) + ticks(12)) / ticks_per_second)
 }
 
 /// Runs `command` to completion, its output appended to `log`.
