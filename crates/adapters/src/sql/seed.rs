@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::SessionToken;
 
+use super::store::placeholders;
 use super::SqlStore;
 use crate::time::to_millis;
 
@@ -114,7 +115,7 @@ impl SqlStore {
         columns: usize,
         rows: impl Iterator<Item = Vec<Value>>,
     ) -> anyhow::Result<()> {
-        let row_placeholders = format!("({})", vec!["?"; columns].join(", "));
+        let row_placeholders = format!("({})", placeholders(columns));
         let mut rows = rows.peekable();
         while rows.peek().is_some() {
             let mut tx = self.writer().begin_with(self.dialect().begin_write()).await?;

@@ -59,6 +59,17 @@ pub struct SqlStore {
     dialect: Dialect,
 }
 
+/// `?, ?, ?`: the placeholders of `n` values bound in turn (an `IN` list, a row of values).
+pub(super) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `CASE column WHEN ? THEN ? ... END` for `n` pairs: one statement that sets each row's own
+/// value, bound as (row key, value) pairs in turn.
+fn case_by(column: &str, n: usize) -> String {
+    format!("CASE {column} {} END", vec!["WHEN ? THEN ?"; n].join(" "))
+}
+
 /// The first `max` characters of `text`.
 fn truncated(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
@@ -396,7 +407,7 @@ impl SqlStore {
         let mut keys: Vec<&str> = buckets.iter().map(|bucket| bucket.key.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        let list = vec!["?"; keys.len()].join(", ");
+        let list = placeholders(keys.len());
         let mut tx = self.begin_write().await?;
         // A row to lock, even for a bucket never seen: locking a row that does not exist locks
         // nothing, and two first requests would both be admitted. A counter at the epoch admits
@@ -436,10 +447,7 @@ impl SqlStore {
                 }
             }
         }
-        let update = format!(
-            "UPDATE rate_limits SET tat = CASE bucket {} END WHERE bucket IN ({list})",
-            vec!["WHEN ? THEN ?"; keys.len()].join(" ")
-        );
+        let update = format!("UPDATE rate_limits SET tat = {} WHERE bucket IN ({list})", case_by("bucket", keys.len()));
         let update = self.sql(&update);
         let mut query = sqlx::query(&update);
         for key in &keys {
@@ -478,9 +486,9 @@ impl SqlStore {
             tx.rollback().await?;
             return Ok(Vec::new());
         }
-        let placeholders = vec!["?"; rows.len()].join(", ");
         let lease = format!(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id IN ({placeholders})"
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id IN ({})",
+            placeholders(rows.len())
         );
         let lease = self.sql(&lease);
         let mut query = sqlx::query(&lease).bind(to_millis(lease_until)).bind(to_millis(now));
@@ -751,10 +759,10 @@ impl Outbox for SqlStore {
         }
         // One statement for the batch; each row's provider id picked by its id.
         let statement = format!(
-            "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = CASE id {} END, \
+            "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = {}, \
              last_error = NULL, next_attempt_at = ?, updated_at = ? WHERE id IN ({})",
-            vec!["WHEN ? THEN ?"; sent.len()].join(" "),
-            vec!["?"; sent.len()].join(", ")
+            case_by("id", sent.len()),
+            placeholders(sent.len())
         );
         let statement = self.sql(&statement);
         let mut query = sqlx::query(&statement);
@@ -823,7 +831,7 @@ impl Outbox for SqlStore {
         let statement = format!(
             "UPDATE outbox SET attempts = attempts - 1, next_attempt_at = ?, updated_at = ? \
              WHERE status = 'pending' AND attempts > 0 AND id IN ({})",
-            vec!["?"; ids.len()].join(", ")
+            placeholders(ids.len())
         );
         let statement = self.sql(&statement);
         let mut query = sqlx::query(&statement).bind(to_millis(now)).bind(to_millis(now));
