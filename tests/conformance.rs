@@ -8,6 +8,7 @@
 //! outbox's claim, lease, retry and erasure, and what concurrent callers may see.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use adapters::clock::ManualClock;
@@ -19,7 +20,7 @@ use domain::{
 };
 use ports::{
     CodeRedemption, Deliverer, DeliveryQueue, DeliverySettings, DeliveryState, LinkState, MailError, Mailer, NewLink,
-    NewOutboxMessage, NewSession, Redemption, RequestLink, RetryPolicy, SentReceipt, SignIn, SignInEmail,
+    NewOutboxMessage, NewSession, Redemption, RequestLink, RetryPolicy, SentReceipt, SessionDraft, SignIn, SignInEmail,
     SignInSettings, UserAdded,
 };
 use sqlx::Row as _;
@@ -44,6 +45,18 @@ fn hash_of(byte: u8) -> LinkTokenHash {
 /// The code stored with the link made from `byte` (and the hash a person typing it produces).
 fn code_of(byte: u8, link: &LinkTokenHash) -> SignInCodeHash {
     SignInCode::from_random_bytes([byte; 8]).hash(&secret(), link)
+}
+
+/// A session for a redemption to open: a new token each time, so that no two collide.
+fn a_session() -> SessionDraft {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut bytes = [0_u8; 32];
+    bytes[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    SessionDraft {
+        token_hash: SessionToken::from_random_bytes(bytes).hash(),
+        expires: t0() + TimeDelta::days(30),
+        user_agent: Some("conformance".to_owned()),
+    }
 }
 
 /// The byte every stored link's code is made from; any other byte makes a wrong code.
@@ -139,10 +152,10 @@ async fn a_link_is_redeemed_once_and_then_reads_as_used(store: &ScratchStore) {
     let at = t0() + TimeDelta::minutes(5);
     assert_eq!(db.links.state(&token_hash, &address("a@example.com"), at).await.expect("state"), LinkState::Unused);
 
-    let first = db.links.redeem(&token_hash, &address("a@example.com"), at).await.expect("redeem");
-    let second = db.links.redeem(&token_hash, &address("a@example.com"), at).await.expect("redeem");
+    let first = db.links.redeem(&token_hash, &address("a@example.com"), &a_session(), at).await.expect("redeem");
+    let second = db.links.redeem(&token_hash, &address("a@example.com"), &a_session(), at).await.expect("redeem");
 
-    assert_eq!(first, Redemption::Redeemed);
+    assert!(matches!(first, Redemption::Redeemed(_)), "{first:?}");
     assert_eq!(second, Redemption::AlreadyUsed);
     assert_eq!(db.links.state(&token_hash, &address("a@example.com"), at).await.expect("state"), LinkState::Used);
     let used_at =
@@ -161,19 +174,22 @@ async fn expiry_is_exact_to_the_millisecond_and_unknown_or_wrong_address_links_s
     let expiry = t0() + LINK_LIFETIME;
     let just_before = expiry - TimeDelta::milliseconds(1);
 
-    let wrong_address = db.links.redeem(&token_hash, &address("b@example.com"), t0()).await.expect("redeem");
-    let unknown = db.links.redeem(&hash_of(99), &address("a@example.com"), t0()).await.expect("redeem");
-    let at_expiry = db.links.redeem(&token_hash, &address("a@example.com"), expiry).await.expect("redeem");
+    let wrong_address =
+        db.links.redeem(&token_hash, &address("b@example.com"), &a_session(), t0()).await.expect("redeem");
+    let unknown = db.links.redeem(&hash_of(99), &address("a@example.com"), &a_session(), t0()).await.expect("redeem");
+    let at_expiry =
+        db.links.redeem(&token_hash, &address("a@example.com"), &a_session(), expiry).await.expect("redeem");
     let state_at_expiry = db.links.state(&token_hash, &address("a@example.com"), expiry).await.expect("state");
     let state_unknown = db.links.state(&hash_of(99), &address("a@example.com"), t0()).await.expect("state");
-    let redeemed = db.links.redeem(&token_hash, &address("a@example.com"), just_before).await.expect("redeem");
+    let redeemed =
+        db.links.redeem(&token_hash, &address("a@example.com"), &a_session(), just_before).await.expect("redeem");
 
     assert_eq!(wrong_address, Redemption::Unknown);
     assert_eq!(unknown, Redemption::Unknown);
     assert_eq!(at_expiry, Redemption::Expired);
     assert_eq!(state_at_expiry, LinkState::Expired);
     assert_eq!(state_unknown, LinkState::Unknown);
-    assert_eq!(redeemed, Redemption::Redeemed, "the expired attempt did not consume the link");
+    assert!(matches!(redeemed, Redemption::Redeemed(_)), "the expired attempt did not consume the link");
 }
 
 async fn fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed(store: &ScratchStore) {
@@ -184,7 +200,9 @@ async fn fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed(sto
         .map(|_| {
             let links = Arc::clone(&db.links);
             let token_hash = token_hash.clone();
-            tokio::spawn(async move { links.redeem(&token_hash, &address("race@example.com"), t0()).await })
+            tokio::spawn(
+                async move { links.redeem(&token_hash, &address("race@example.com"), &a_session(), t0()).await },
+            )
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -192,8 +210,8 @@ async fn fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed(sto
         outcomes.push(attempt.await.expect("task").expect("redeem"));
     }
 
-    assert_eq!(outcomes.iter().filter(|o| **o == Redemption::Redeemed).count(), 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(|o| matches!(o, Redemption::Redeemed | Redemption::AlreadyUsed)));
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, Redemption::Redeemed(_))).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, Redemption::Redeemed(_) | Redemption::AlreadyUsed)));
 }
 
 async fn concurrent_redemptions_of_two_links_of_one_address_sign_in_once(store: &ScratchStore) {
@@ -207,7 +225,9 @@ async fn concurrent_redemptions_of_two_links_of_one_address_sign_in_once(store: 
         .take(20)
         .map(|token_hash| {
             let links = Arc::clone(&db.links);
-            tokio::spawn(async move { links.redeem(&token_hash, &address("pair@example.com"), t0()).await })
+            tokio::spawn(
+                async move { links.redeem(&token_hash, &address("pair@example.com"), &a_session(), t0()).await },
+            )
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -216,7 +236,7 @@ async fn concurrent_redemptions_of_two_links_of_one_address_sign_in_once(store: 
     }
 
     // Using one link retires the other: one sign-in per batch of emails, however they race.
-    assert_eq!(outcomes.iter().filter(|o| **o == Redemption::Redeemed).count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, Redemption::Redeemed(_))).count(), 1, "{outcomes:?}");
 }
 
 async fn redeeming_one_link_retires_the_other_unused_links_of_that_address(store: &ScratchStore) {
@@ -226,14 +246,102 @@ async fn redeeming_one_link_retires_the_other_unused_links_of_that_address(store
     let someone_else = insert_link(db, 6, "b@example.com", t0()).await;
     let at = t0() + TimeDelta::minutes(2);
 
-    assert_eq!(db.links.redeem(&newer, &address("a@example.com"), at).await.expect("redeem"), Redemption::Redeemed);
+    assert!(matches!(
+        db.links.redeem(&newer, &address("a@example.com"), &a_session(), at).await.expect("redeem"),
+        Redemption::Redeemed(_)
+    ));
 
-    assert_eq!(db.links.redeem(&older, &address("a@example.com"), at).await.expect("redeem"), Redemption::Unknown);
     assert_eq!(
-        db.links.redeem(&someone_else, &address("b@example.com"), at).await.expect("redeem"),
-        Redemption::Redeemed,
+        db.links.redeem(&older, &address("a@example.com"), &a_session(), at).await.expect("redeem"),
+        Redemption::Unknown
+    );
+    assert!(
+        matches!(
+            db.links.redeem(&someone_else, &address("b@example.com"), &a_session(), at).await.expect("redeem"),
+            Redemption::Redeemed(_)
+        ),
         "other addresses keep their links"
     );
+}
+
+async fn a_redemption_stores_its_user_and_session_with_the_link_and_a_refused_one_stores_neither(store: &ScratchStore) {
+    let db = &store.database;
+    let at = t0() + TimeDelta::minutes(1);
+    // Added by an operator, never signed in: the redemption verifies this user, not a new one.
+    let UserAdded::Created(added) = db.users.add(&address("added@example.com"), t0()).await.expect("add") else {
+        panic!("a new address makes a new user");
+    };
+    let link = insert_link(db, 40, "added@example.com", t0()).await;
+    let session = a_session();
+
+    let Redemption::Redeemed(record) =
+        db.links.redeem(&link, &address("added@example.com"), &session, at).await.expect("redeem")
+    else {
+        panic!("an unused link redeems");
+    };
+
+    assert_eq!(record.user.id, added.id);
+    assert_eq!(record.user.email_verified, Some(at));
+    assert_eq!(record.session.user_id, added.id);
+    assert_eq!(record.session.expires, session.expires);
+    let (stored, user) = db.sessions.find(&session.token_hash).await.expect("read").expect("the session is stored");
+    assert_eq!((stored, user), (record.session.clone(), record.user.clone()));
+    assert_eq!(
+        raw_texts(store, "SELECT user_agent FROM sessions").await,
+        vec!["conformance".to_owned()],
+        "the browser is kept with the session"
+    );
+
+    // A refused redemption stores no session.
+    let late = a_session();
+    let again = db.links.redeem(&link, &address("added@example.com"), &late, at).await.expect("redeem");
+    assert_eq!(again, Redemption::AlreadyUsed);
+    assert!(db.sessions.find(&late.token_hash).await.expect("read").is_none());
+
+    // A code signs a first-time address up, in the same way.
+    let coded = insert_link(db, 41, "first@example.com", t0()).await;
+    let by_code = a_session();
+    let CodeRedemption::Redeemed(record) =
+        db.links.redeem_code(&coded, &code_of(CODE_BYTE, &coded), 5, &by_code, at).await.expect("redeem")
+    else {
+        panic!("the right code redeems");
+    };
+    assert_eq!(record.user.email, address("first@example.com"));
+    assert_eq!(record.user.email_verified, Some(at));
+    let found = db.users.find_by_email(&address("first@example.com")).await.expect("read").expect("created");
+    assert_eq!(found, record.user);
+    assert!(db.sessions.find(&by_code.token_hash).await.expect("read").is_some());
+}
+
+async fn a_redemption_whose_session_cannot_be_stored_leaves_the_link_unused(store: &ScratchStore) {
+    let db = &store.database;
+    let at = t0() + TimeDelta::minutes(1);
+    let link = insert_link(db, 42, "atomic@example.com", t0()).await;
+    // A session already holds this token hash, so storing the redemption's session fails.
+    let taken = a_session();
+    let holder = db.users.find_or_create_verified(&address("holder@example.com"), t0()).await.expect("user");
+    db.sessions
+        .create(&NewSession {
+            token_hash: taken.token_hash.clone(),
+            user_id: holder.id,
+            expires: taken.expires,
+            user_agent: None,
+            created_at: t0(),
+        })
+        .await
+        .expect("session");
+
+    let failed = db.links.redeem(&link, &address("atomic@example.com"), &taken, at).await;
+
+    assert!(failed.is_err(), "the clash is a storage failure: {failed:?}");
+    assert_eq!(
+        db.links.state(&link, &address("atomic@example.com"), at).await.expect("state"),
+        LinkState::Unused,
+        "the link's use was rolled back with the session"
+    );
+    assert!(db.users.find_by_email(&address("atomic@example.com")).await.expect("read").is_none());
+    let retried = db.links.redeem(&link, &address("atomic@example.com"), &a_session(), at).await.expect("redeem");
+    assert!(matches!(retried, Redemption::Redeemed(_)), "{retried:?}");
 }
 
 async fn only_the_keyed_hash_of_a_link_is_stored_never_the_token(store: &ScratchStore) {
@@ -260,7 +368,10 @@ async fn purging_links_removes_only_those_that_expired_before_the_cutoff(store: 
     let at = t0() + TimeDelta::hours(2);
     assert_eq!(db.links.state(&old, &address("a@example.com"), at).await.expect("state"), LinkState::Unknown);
     assert_eq!(db.links.state(&boundary, &address("c@example.com"), at).await.expect("state"), LinkState::Expired);
-    assert_eq!(db.links.redeem(&fresh, &address("b@example.com"), at).await.expect("redeem"), Redemption::Redeemed);
+    assert!(matches!(
+        db.links.redeem(&fresh, &address("b@example.com"), &a_session(), at).await.expect("redeem"),
+        Redemption::Redeemed(_)
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,11 +383,14 @@ async fn the_right_code_redeems_the_link_once_and_uses_up_its_link_too(store: &S
     let right = code_of(CODE_BYTE, &link);
     let at = t0() + TimeDelta::minutes(1);
 
-    let first = db.links.redeem_code(&link, &right, 5, at).await.expect("redeem");
-    let again = db.links.redeem_code(&link, &right, 5, at).await.expect("redeem");
-    let by_link = db.links.redeem(&link, &address("code@example.com"), at).await.expect("redeem");
+    let first = db.links.redeem_code(&link, &right, 5, &a_session(), at).await.expect("redeem");
+    let again = db.links.redeem_code(&link, &right, 5, &a_session(), at).await.expect("redeem");
+    let by_link = db.links.redeem(&link, &address("code@example.com"), &a_session(), at).await.expect("redeem");
 
-    assert_eq!(first, CodeRedemption::Redeemed { identifier: address("code@example.com") });
+    assert!(
+        matches!(&first, CodeRedemption::Redeemed(record) if record.user.email == address("code@example.com")),
+        "{first:?}"
+    );
     assert_eq!(again, CodeRedemption::AlreadyUsed);
     assert_eq!(by_link, Redemption::AlreadyUsed);
 }
@@ -288,18 +402,21 @@ async fn wrong_codes_count_down_and_then_even_the_right_code_fails(store: &Scrat
 
     let mut outcomes = Vec::new();
     for wrong in 1..=6_u8 {
-        outcomes.push(db.links.redeem_code(&link, &code_of(wrong, &link), 5, at).await.expect("redeem"));
+        outcomes.push(db.links.redeem_code(&link, &code_of(wrong, &link), 5, &a_session(), at).await.expect("redeem"));
     }
-    let right_too_late = db.links.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, at).await.expect("redeem");
+    let right_too_late =
+        db.links.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, &a_session(), at).await.expect("redeem");
 
     let expected: Vec<CodeRedemption> =
         [4, 3, 2, 1, 0].map(|attempts_left| CodeRedemption::Wrong { attempts_left }).into_iter().collect();
     assert_eq!(outcomes[..5], expected[..]);
     assert_eq!(outcomes[5], CodeRedemption::Exhausted);
     assert_eq!(right_too_late, CodeRedemption::Exhausted);
-    assert_eq!(
-        db.links.redeem(&link, &address("guess@example.com"), at).await.expect("redeem"),
-        Redemption::Redeemed,
+    assert!(
+        matches!(
+            db.links.redeem(&link, &address("guess@example.com"), &a_session(), at).await.expect("redeem"),
+            Redemption::Redeemed(_)
+        ),
         "the link in the email still works on the device that has it"
     );
 }
@@ -310,11 +427,16 @@ async fn codes_of_expired_unknown_and_other_links_sign_nobody_in(store: &Scratch
     let other = insert_link(db, 23, "other@example.com", t0()).await;
     let unknown = hash_of(24);
 
-    let expired =
-        db.links.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, t0() + LINK_LIFETIME).await.expect("redeem");
-    let nowhere = db.links.redeem_code(&unknown, &code_of(CODE_BYTE, &unknown), 5, t0()).await.expect("redeem");
+    let expired = db
+        .links
+        .redeem_code(&link, &code_of(CODE_BYTE, &link), 5, &a_session(), t0() + LINK_LIFETIME)
+        .await
+        .expect("redeem");
+    let nowhere =
+        db.links.redeem_code(&unknown, &code_of(CODE_BYTE, &unknown), 5, &a_session(), t0()).await.expect("redeem");
     // The right code of one link, tried against another: bound to its link, it is wrong there.
-    let crossed = db.links.redeem_code(&other, &code_of(CODE_BYTE, &link), 5, t0()).await.expect("redeem");
+    let crossed =
+        db.links.redeem_code(&other, &code_of(CODE_BYTE, &link), 5, &a_session(), t0()).await.expect("redeem");
 
     assert_eq!(expired, CodeRedemption::Expired);
     assert_eq!(nowhere, CodeRedemption::Unknown);
@@ -329,7 +451,9 @@ async fn concurrent_code_redemptions_yield_exactly_one_winner(store: &ScratchSto
         .map(|_| {
             let links = Arc::clone(&db.links);
             let link = link.clone();
-            tokio::spawn(async move { links.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, t0()).await })
+            tokio::spawn(
+                async move { links.redeem_code(&link, &code_of(CODE_BYTE, &link), 5, &a_session(), t0()).await },
+            )
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -337,9 +461,9 @@ async fn concurrent_code_redemptions_yield_exactly_one_winner(store: &ScratchSto
         outcomes.push(attempt.await.expect("task").expect("redeem"));
     }
 
-    let winners = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed { .. })).count();
+    let winners = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed(_))).count();
     assert_eq!(winners, 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(|o| matches!(o, CodeRedemption::Redeemed { .. } | CodeRedemption::AlreadyUsed)));
+    assert!(outcomes.iter().all(|o| matches!(o, CodeRedemption::Redeemed(_) | CodeRedemption::AlreadyUsed)));
 }
 
 async fn concurrent_wrong_codes_never_get_more_tries_than_allowed(store: &ScratchStore) {
@@ -351,7 +475,7 @@ async fn concurrent_wrong_codes_never_get_more_tries_than_allowed(store: &Scratc
         .map(|n| {
             let links = Arc::clone(&db.links);
             let link = link.clone();
-            tokio::spawn(async move { links.redeem_code(&link, &code_of(n, &link), 5, t0()).await })
+            tokio::spawn(async move { links.redeem_code(&link, &code_of(n, &link), 5, &a_session(), t0()).await })
         })
         .collect();
     let mut wrong = 0;
@@ -371,9 +495,12 @@ async fn redeeming_by_code_retires_the_other_unused_links_of_that_address(store:
     let older = insert_link(db, 26, "both@example.com", t0()).await;
     let newer = insert_link(db, 27, "both@example.com", t0()).await;
 
-    db.links.redeem_code(&newer, &code_of(CODE_BYTE, &newer), 5, t0()).await.expect("redeem");
+    db.links.redeem_code(&newer, &code_of(CODE_BYTE, &newer), 5, &a_session(), t0()).await.expect("redeem");
 
-    assert_eq!(db.links.redeem(&older, &address("both@example.com"), t0()).await.expect("redeem"), Redemption::Unknown);
+    assert_eq!(
+        db.links.redeem(&older, &address("both@example.com"), &a_session(), t0()).await.expect("redeem"),
+        Redemption::Unknown
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -982,6 +1109,8 @@ macro_rules! every_contract {
             fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed,
             concurrent_redemptions_of_two_links_of_one_address_sign_in_once,
             redeeming_one_link_retires_the_other_unused_links_of_that_address,
+            a_redemption_stores_its_user_and_session_with_the_link_and_a_refused_one_stores_neither,
+            a_redemption_whose_session_cannot_be_stored_leaves_the_link_unused,
             only_the_keyed_hash_of_a_link_is_stored_never_the_token,
             purging_links_removes_only_those_that_expired_before_the_cutoff,
             the_right_code_redeems_the_link_once_and_uses_up_its_link_too,

@@ -31,6 +31,6 @@ pub use sign_in::{
     SignUpPolicy, SignedIn,
 };
 pub use stores::{
-    CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, StoreHealth, UserAdded,
-    UserStore,
+    CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionDraft, SessionStore, SignedInRecord,
+    StoreHealth, UserAdded, UserStore,
 };

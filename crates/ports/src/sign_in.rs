@@ -21,7 +21,9 @@ use crate::clock::Clock;
 use crate::outbox::{DeliveryQueue, NewOutboxMessage};
 use crate::random::os_random;
 use crate::rate_limit::{Admission, Bucket, RateLimiter};
-use crate::stores::{CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionStore, UserStore};
+use crate::stores::{
+    CodeRedemption, LinkState, LinkStore, NewLink, Redemption, SessionDraft, SessionStore, SignedInRecord, UserStore,
+};
 
 /// Fixed settings of the sign-in flow.
 #[derive(Debug, Clone)]
@@ -158,6 +160,13 @@ pub struct SignedIn {
     pub expires: DateTime<Utc>,
     /// Who signed in.
     pub user: User,
+}
+
+impl SignedIn {
+    /// The person a redemption signed in, holding the token of the session it stored.
+    fn new(session_token: SessionToken, record: SignedInRecord) -> Self {
+        Self { session_token, expires: record.session.expires, user: record.user }
+    }
 }
 
 /// Why a link signed nobody in. None of these says whether the address has an account.
@@ -438,7 +447,8 @@ impl SignIn {
         self.secrets().map(|secret| token.hash(secret)).collect()
     }
 
-    /// Redeems a link: marks it used, finds or creates the user, and opens a session.
+    /// Redeems a link: marks it used, finds or creates the user, and opens a session, all in
+    /// one write transaction.
     ///
     /// # Errors
     /// [`RedeemLinkError::Invalid`], [`RedeemLinkError::Expired`] or
@@ -448,16 +458,18 @@ impl SignIn {
         if let Some(retry_after) = self.failure_wait(request.client, now).await? {
             return Err(RedeemLinkError::RateLimited { retry_after });
         }
+        let session_token = SessionToken::from_random_bytes(os_random()?);
+        let session = self.session_draft(&session_token, request.user_agent, now);
         // A link issued before the secret was rotated is stored under an older secret's hash.
         let mut redemption = Redemption::Unknown;
         for secret in self.secrets() {
-            redemption = self.links.redeem(&request.token.hash(secret), &request.email, now).await?;
+            redemption = self.links.redeem(&request.token.hash(secret), &request.email, &session, now).await?;
             if redemption != Redemption::Unknown {
                 break;
             }
         }
-        match redemption {
-            Redemption::Redeemed => {}
+        let record = match redemption {
+            Redemption::Redeemed(record) => record,
             Redemption::AlreadyUsed => return Err(RedeemLinkError::AlreadyUsed),
             Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
             // Unknown links are what guessing looks like; used and expired ones are people late.
@@ -465,10 +477,9 @@ impl SignIn {
                 self.count_failure(request.client, now).await?;
                 return Err(RedeemLinkError::Invalid);
             }
-        }
-        let signed_in = self.open_session(&request.email, request.user_agent, now).await?;
-        tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a magic link");
-        Ok(signed_in)
+        };
+        tracing::info!(user.id = %record.user.id.as_str(), "signed in with a magic link");
+        Ok(SignedIn::new(session_token, record))
     }
 
     /// Redeems a link by the short code from its email, typed in the browser that asked for
@@ -486,8 +497,10 @@ impl SignIn {
         // signed with), so a wrong code counts once, not once per secret.
         let secret = self.secrets().nth(request.issued_under).unwrap_or(&self.settings.secret);
         let code_hash = request.code.hash(secret, &request.link);
-        let identifier = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, now).await? {
-            CodeRedemption::Redeemed { identifier } => identifier,
+        let session_token = SessionToken::from_random_bytes(os_random()?);
+        let session = self.session_draft(&session_token, request.user_agent, now);
+        let record = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, &session, now).await? {
+            CodeRedemption::Redeemed(record) => record,
             CodeRedemption::Wrong { attempts_left } => {
                 tracing::info!(link = ?request.link, attempts_left, "a wrong sign-in code");
                 self.count_failure(request.client, now).await?;
@@ -498,31 +511,13 @@ impl SignIn {
             CodeRedemption::Expired => return Err(RedeemCodeError::Expired),
             CodeRedemption::Unknown => return Err(RedeemCodeError::Invalid),
         };
-        let signed_in = self.open_session(&identifier, request.user_agent, now).await?;
-        tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a code");
-        Ok(signed_in)
+        tracing::info!(user.id = %record.user.id.as_str(), "signed in with a code");
+        Ok(SignedIn::new(session_token, record))
     }
 
-    /// After a link was redeemed: the user (created on first sign-in) and a new session.
-    async fn open_session(
-        &self,
-        email: &EmailAddress,
-        user_agent: Option<String>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<SignedIn> {
-        let user = self.users.find_or_create_verified(email, now).await?;
-        let session_token = SessionToken::from_random_bytes(os_random()?);
-        let session = self
-            .sessions
-            .create(&NewSession {
-                token_hash: session_token.hash(),
-                user_id: user.id.clone(),
-                expires: self.settings.session_policy.expires_at(now),
-                user_agent,
-                created_at: now,
-            })
-            .await?;
-        Ok(SignedIn { session_token, expires: session.expires, user })
+    /// The session a successful redemption opens, stored in the redemption's transaction.
+    fn session_draft(&self, token: &SessionToken, user_agent: Option<String>, now: DateTime<Utc>) -> SessionDraft {
+        SessionDraft { token_hash: token.hash(), expires: self.settings.session_policy.expires_at(now), user_agent }
     }
 
     /// The live session behind a cookie token, extending it when due.

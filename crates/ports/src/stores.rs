@@ -26,12 +26,34 @@ pub struct NewLink {
     pub created_at: DateTime<Utc>,
 }
 
+/// The session a redemption opens when it succeeds, stored in the same transaction that marks
+/// the link used: a link is used exactly when its session exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDraft {
+    /// SHA-256 of the new cookie token.
+    pub token_hash: SessionTokenHash,
+    /// When the session will stop working.
+    pub expires: DateTime<Utc>,
+    /// The browser's `User-Agent`, so people can tell their sessions apart later.
+    pub user_agent: Option<String>,
+}
+
+/// What a successful redemption stored: the person's user (created on their first sign-in,
+/// its address marked verified) and their new session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedInRecord {
+    /// Who signed in.
+    pub user: User,
+    /// The session just opened.
+    pub session: Session,
+}
+
 /// What became of an attempt to redeem a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {
-    /// The link was unused and unexpired, and is now marked used: this caller, and no other,
-    /// may sign the person in.
-    Redeemed,
+    /// The link was unused and unexpired, and is now marked used; this caller, and no other,
+    /// signed the person in: their user and new session were stored with the link's use.
+    Redeemed(SignedInRecord),
     /// The link exists but was redeemed before.
     AlreadyUsed,
     /// The link exists, unused, but its time is up.
@@ -43,12 +65,10 @@ pub enum Redemption {
 /// What became of an attempt to redeem a link by its short code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
-    /// The code was right and the link unused and unexpired; the link is now used: this caller,
-    /// and no other, may sign `identifier` in.
-    Redeemed {
-        /// The address the link was issued to.
-        identifier: EmailAddress,
-    },
+    /// The code was right and the link unused and unexpired; the link is now used, and this
+    /// caller, and no other, signed in the address the link was issued to: their user and new
+    /// session were stored with the link's use.
+    Redeemed(SignedInRecord),
     /// The code was wrong; the attempt was counted.
     Wrong {
         /// Wrong codes still allowed before the code stops working.
@@ -92,14 +112,19 @@ pub trait LinkStore: Send + Sync {
 
     /// Marks the link `token_hash` issued to `identifier` as used at `now`, atomically: of any
     /// number of concurrent calls for one link, exactly one sees [`Redemption::Redeemed`].
-    /// On success, the other unused links of the same address are retired (deleted).
+    /// In the same transaction, on success, the other unused links of the same address are
+    /// retired (deleted), the address's user is found or created as by
+    /// [`UserStore::find_or_create_verified`], and `session` is stored for that user: the link
+    /// is used if and only if its session exists, and a sign-in costs one write transaction.
     ///
     /// # Errors
-    /// MUST fail only on a storage failure; every outcome for the link is a [`Redemption`].
+    /// MUST fail only on a storage failure (then nothing changed); every outcome for the link
+    /// is a [`Redemption`].
     async fn redeem(
         &self,
         token_hash: &LinkTokenHash,
         identifier: &EmailAddress,
+        session: &SessionDraft,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Redemption>;
 
@@ -108,16 +133,19 @@ pub trait LinkStore: Send + Sync {
     /// `max_attempts` wrong codes are ever counted for one link. A wrong code on an unused,
     /// unexpired link counts one attempt and is [`CodeRedemption::Wrong`]; once `max_attempts`
     /// were wrong, every later call is [`CodeRedemption::Exhausted`]. On success the link is
-    /// used (so its link no longer works either) and the address's other unused links are
-    /// retired, as with [`LinkStore::redeem`].
+    /// used (so its link no longer works either), and in the same transaction the address's
+    /// other unused links are retired and its user and `session` stored, as with
+    /// [`LinkStore::redeem`].
     ///
     /// # Errors
-    /// MUST fail only on a storage failure; every outcome is a [`CodeRedemption`].
+    /// MUST fail only on a storage failure (then nothing changed); every outcome is a
+    /// [`CodeRedemption`].
     async fn redeem_code(
         &self,
         token_hash: &LinkTokenHash,
         code_hash: &SignInCodeHash,
         max_attempts: u32,
+        session: &SessionDraft,
         now: DateTime<Utc>,
     ) -> anyhow::Result<CodeRedemption>;
 
@@ -146,6 +174,7 @@ pub trait LinkStore: Send + Sync {
 pub trait UserStore: Send + Sync {
     /// Returns the user with this address, creating it if there is none, with `email_verified`
     /// set to `now` unless it was already set. Concurrent calls for one address yield one user.
+    /// (A redemption does the same inside its own transaction; this is it on its own.)
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
@@ -212,7 +241,8 @@ pub struct NewSession {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Stores a new session and returns it.
+    /// Stores a new session and returns it (a redemption stores its own; this is for a user
+    /// already known).
     ///
     /// # Errors
     /// MUST fail if the session could not be stored durably.

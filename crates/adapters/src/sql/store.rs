@@ -26,8 +26,8 @@ use domain::{
 };
 use ports::{
     Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
-    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SentMessage, SessionStore, StoreHealth,
-    UserAdded, UserStore,
+    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SentMessage, SessionDraft, SessionStore,
+    SignedInRecord, StoreHealth, UserAdded, UserStore,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row as _, Transaction};
@@ -234,6 +234,7 @@ impl SqlStore {
         &self,
         token_hash: &LinkTokenHash,
         identifier: &EmailAddress,
+        session: &SessionDraft,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Redemption> {
         let mut tx = self.begin_write().await?;
@@ -263,9 +264,9 @@ impl SqlStore {
             .context("cannot read the redeemed link")?;
             // The final decision is a constant-time comparison, whatever the index did.
             anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
-            self.retire_other_links(&mut tx, identifier.as_str()).await?;
+            let record = self.sign_in_within(&mut tx, identifier, session, now).await?;
             tx.commit().await.context("cannot commit the redemption")?;
-            return Ok(Redemption::Redeemed);
+            return Ok(Redemption::Redeemed(record));
         }
         let (state, _) = self.link_state_in(&mut *tx, token_hash, Some(identifier), now).await?;
         tx.rollback().await?;
@@ -284,6 +285,7 @@ impl SqlStore {
         token_hash: &LinkTokenHash,
         code_hash: &SignInCodeHash,
         max_attempts: u32,
+        session: &SessionDraft,
         now: DateTime<Utc>,
     ) -> anyhow::Result<CodeRedemption> {
         let mut tx = self.begin_write().await?;
@@ -311,9 +313,9 @@ impl SqlStore {
             let stored: String = row.try_get("code_hash")?;
             anyhow::ensure!(SignInCodeHash::from_hex(&stored)?.matches(code_hash), "index returned another code");
             let identifier = stored_address(&row, "identifier")?;
-            self.retire_other_links(&mut tx, identifier.as_str()).await?;
+            let record = self.sign_in_within(&mut tx, &identifier, session, now).await?;
             tx.commit().await.context("cannot commit the redemption")?;
-            return Ok(CodeRedemption::Redeemed { identifier });
+            return Ok(CodeRedemption::Redeemed(record));
         }
         let counted = sqlx::query(&self.sql(
             "UPDATE verification_tokens SET code_attempts = code_attempts + 1 \
@@ -342,17 +344,53 @@ impl SqlStore {
         })
     }
 
-    /// Inserts a user for `email` unless one exists, then reads it back: `Created` when the row
-    /// read back is the one just inserted. Racing first sign-ins insert one row between them
-    /// (the unique address decides), and every racer reads that row.
+    /// After a link was used, inside its transaction: the other unused links of the address
+    /// retired, its user found or created (verified now), and the new session stored.
+    async fn sign_in_within(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        identifier: &EmailAddress,
+        session: &SessionDraft,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<SignedInRecord> {
+        self.retire_other_links(tx, identifier.as_str()).await?;
+        let (UserAdded::Created(user) | UserAdded::Existed(user)) =
+            self.insert_user_within(tx, identifier, Some(now), now).await?;
+        let session = NewSession {
+            token_hash: session.token_hash.clone(),
+            user_id: user.id.clone(),
+            expires: session.expires,
+            user_agent: session.user_agent.clone(),
+            created_at: now,
+        };
+        let session = self.insert_session(&mut **tx, &session).await?;
+        Ok(SignedInRecord { user, session })
+    }
+
+    /// Inserts a user for `email` unless one exists, in a transaction of its own.
     async fn try_insert_user(
         &self,
         email: &EmailAddress,
         verified_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<UserAdded> {
-        let id = new_id::<UserKind>()?;
         let mut tx = self.begin_write().await?;
+        let added = self.insert_user_within(&mut tx, email, verified_at, now).await?;
+        tx.commit().await.context("cannot commit the user")?;
+        Ok(added)
+    }
+
+    /// Inserts a user for `email` unless one exists, then reads it back: `Created` when the row
+    /// read back is the one just inserted. Racing first sign-ins insert one row between them
+    /// (the unique address decides), and every racer reads that row.
+    async fn insert_user_within(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        email: &EmailAddress,
+        verified_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<UserAdded> {
+        let id = new_id::<UserKind>()?;
         let insert = format!(
             "INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?){}",
             self.dialect.on_duplicate_do_nothing("id")
@@ -363,10 +401,10 @@ impl SqlStore {
             .bind(verified_at.map(to_millis))
             .bind(to_millis(now))
             .bind(to_millis(now))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context("cannot add the user")?;
-        let mut user = self.user_by_email(&mut *tx, email).await?.context("the user vanished while being added")?;
+        let mut user = self.user_by_email(&mut **tx, email).await?.context("the user vanished while being added")?;
         // Only an existing user signing in for the first time needs marking: a new one was
         // inserted verified, and an address verified once stays so.
         if let (Some(verified_at), None) = (verified_at, user.email_verified) {
@@ -378,13 +416,36 @@ impl SqlStore {
             .bind(to_millis(verified_at))
             .bind(to_millis(now))
             .bind(email.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context("cannot mark the address verified")?;
             user.email_verified = Some(verified_at);
         }
-        tx.commit().await.context("cannot commit the user")?;
         Ok(if user.id == id { UserAdded::Created(user) } else { UserAdded::Existed(user) })
+    }
+
+    /// Stores a new session through `executor` (the writer, or a redemption's transaction).
+    async fn insert_session(
+        &self,
+        executor: impl sqlx::Executor<'_, Database = Any>,
+        session: &NewSession,
+    ) -> anyhow::Result<Session> {
+        let id = new_id::<SessionKind>()?;
+        sqlx::query(&self.sql(
+            "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(id.as_str())
+        .bind(session.token_hash.to_hex())
+        .bind(session.user_id.as_str())
+        .bind(to_millis(session.expires))
+        .bind(session.user_agent.as_deref().map(|agent| truncated(agent, MAX_USER_AGENT)))
+        .bind(to_millis(session.created_at))
+        .bind(to_millis(session.created_at))
+        .execute(executor)
+        .await
+        .context("cannot store the session")?;
+        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires })
     }
 
     async fn user_by_email(
@@ -559,9 +620,10 @@ impl LinkStore for SqlStore {
         &self,
         token_hash: &LinkTokenHash,
         identifier: &EmailAddress,
+        session: &SessionDraft,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Redemption> {
-        retrying(|| self.try_redeem(token_hash, identifier, now)).await
+        retrying(|| self.try_redeem(token_hash, identifier, session, now)).await
     }
 
     async fn redeem_code(
@@ -569,9 +631,10 @@ impl LinkStore for SqlStore {
         token_hash: &LinkTokenHash,
         code_hash: &SignInCodeHash,
         max_attempts: u32,
+        session: &SessionDraft,
         now: DateTime<Utc>,
     ) -> anyhow::Result<CodeRedemption> {
-        retrying(|| self.try_redeem_code(token_hash, code_hash, max_attempts, now)).await
+        retrying(|| self.try_redeem_code(token_hash, code_hash, max_attempts, session, now)).await
     }
 
     async fn state(
@@ -658,22 +721,7 @@ impl UserStore for SqlStore {
 #[async_trait::async_trait]
 impl SessionStore for SqlStore {
     async fn create(&self, session: &NewSession) -> anyhow::Result<Session> {
-        let id = new_id::<SessionKind>()?;
-        sqlx::query(&self.sql(
-            "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(id.as_str())
-        .bind(session.token_hash.to_hex())
-        .bind(session.user_id.as_str())
-        .bind(to_millis(session.expires))
-        .bind(session.user_agent.as_deref().map(|agent| truncated(agent, MAX_USER_AGENT)))
-        .bind(to_millis(session.created_at))
-        .bind(to_millis(session.created_at))
-        .execute(&self.writer)
-        .await
-        .context("cannot store the session")?;
-        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires })
+        self.insert_session(&self.writer, session).await
     }
 
     async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {

@@ -16,7 +16,9 @@ use super::{
 use crate::clock::MockClock;
 use crate::outbox::{MockDeliveryQueue, NewOutboxMessage, OutboxMessage};
 use crate::rate_limit::MockRateLimiter;
-use crate::stores::{CodeRedemption, MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption};
+use crate::stores::{
+    CodeRedemption, MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption, SessionDraft, SignedInRecord,
+};
 
 fn session_id(n: u8) -> domain::SessionId {
     domain::SessionId::parse(&format!("01900000-0000-7000-8000-0000000000{n:02x}")).expect("an id")
@@ -184,9 +186,7 @@ async fn a_storage_failure_queues_nothing_and_wakes_no_one() {
 #[tokio::test]
 async fn an_expired_token_signs_nobody_in() {
     let mut ports = Ports::default();
-    ports.links.expect_redeem().times(1).returning(|_, _, _| Ok(Redemption::Expired));
-    ports.users.expect_find_or_create_verified().never();
-    ports.sessions.expect_create().never();
+    ports.links.expect_redeem().times(1).returning(|_, _, _, _| Ok(Redemption::Expired));
 
     let result = ports.build().redeem_link(redeem_request(1)).await;
 
@@ -200,21 +200,27 @@ async fn an_expired_token_signs_nobody_in() {
 async fn a_redeemed_token_cannot_be_redeemed_again() {
     let mut ports = Ports::default();
     let mut sequence = mockall::Sequence::new();
-    ports.links.expect_redeem().times(1).in_sequence(&mut sequence).returning(|_, _, _| Ok(Redemption::Redeemed));
-    ports.links.expect_redeem().times(1).in_sequence(&mut sequence).returning(|_, _, _| Ok(Redemption::AlreadyUsed));
-    ports.users.expect_find_or_create_verified().times(1).returning(|_, _| Ok(user()));
-    ports
-        .sessions
-        .expect_create()
-        .times(1)
-        .returning(|new| Ok(Session { id: session_id(1), user_id: new.user_id.clone(), expires: new.expires }));
+    let drafted = Arc::new(Mutex::new(None));
+    let seen = Arc::clone(&drafted);
+    ports.links.expect_redeem().times(1).in_sequence(&mut sequence).returning(move |_, _, draft, _| {
+        *seen.lock().expect("not poisoned") = Some(draft.clone());
+        Ok(Redemption::Redeemed(record_for(draft)))
+    });
+    ports.links.expect_redeem().times(1).in_sequence(&mut sequence).returning(|_, _, _, _| Ok(Redemption::AlreadyUsed));
     let sign_in = ports.build();
 
-    let first = sign_in.redeem_link(redeem_request(2)).await.expect("first redemption signs in");
+    let mut from_laptop = redeem_request(2);
+    from_laptop.user_agent = Some("laptop".to_owned());
+    let first = sign_in.redeem_link(from_laptop).await.expect("first redemption signs in");
     let second = sign_in.redeem_link(redeem_request(2)).await;
 
     assert_eq!(first.user, user());
     assert_eq!(first.expires, now() + TimeDelta::days(30));
+    // The store was given the new session with the redemption, by its hash only.
+    let draft = drafted.lock().expect("not poisoned").clone().expect("a session drafted");
+    assert_eq!(draft.token_hash, first.session_token.hash());
+    assert_eq!(draft.expires, first.expires);
+    assert_eq!(draft.user_agent.as_deref(), Some("laptop"));
     assert!(matches!(second, Err(RedeemLinkError::AlreadyUsed)), "{second:?}");
 }
 
@@ -225,12 +231,17 @@ async fn an_unknown_token_is_invalid_and_is_looked_up_by_its_hash() {
     ports
         .links
         .expect_redeem()
-        .withf(move |hash, identifier, at| hash.matches(&expected_hash) && *identifier == email() && *at == now())
-        .returning(|_, _, _| Ok(Redemption::Unknown));
+        .withf(move |hash, identifier, _, at| hash.matches(&expected_hash) && *identifier == email() && *at == now())
+        .returning(|_, _, _, _| Ok(Redemption::Unknown));
 
     let result = ports.build().redeem_link(redeem_request(3)).await;
 
     assert!(matches!(result, Err(RedeemLinkError::Invalid)), "{result:?}");
+}
+
+/// What a store answers for a redemption that signed `draft`'s session in for [`user`].
+fn record_for(draft: &SessionDraft) -> SignedInRecord {
+    SignedInRecord { user: user(), session: Session { id: session_id(1), user_id: user().id, expires: draft.expires } }
 }
 
 fn code_request(code: &str) -> RedeemCode {
@@ -251,27 +262,20 @@ async fn the_right_code_signs_in_the_address_its_link_was_sent_to() {
     ports
         .links
         .expect_redeem_code()
-        .withf(move |hash, code, max, at| {
-            hash.matches(&link) && code.matches(&expected_code) && *max == 5 && *at == now()
+        .withf(move |hash, code, max, draft, at| {
+            hash.matches(&link)
+                && code.matches(&expected_code)
+                && *max == 5
+                && draft.user_agent.as_deref() == Some("phone")
+                && *at == now()
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(CodeRedemption::Redeemed { identifier: email() }));
-    ports
-        .users
-        .expect_find_or_create_verified()
-        .withf(|address, _| *address == email())
-        .times(1)
-        .returning(|_, _| Ok(user()));
-    ports
-        .sessions
-        .expect_create()
-        .withf(|new| new.user_agent.as_deref() == Some("phone"))
-        .times(1)
-        .returning(|new| Ok(Session { id: session_id(2), user_id: new.user_id.clone(), expires: new.expires }));
+        .returning(|_, _, _, draft, _| Ok(CodeRedemption::Redeemed(record_for(draft))));
 
     let signed_in = ports.build().redeem_code(code_request("abcd efgh")).await.expect("signed in");
 
     assert_eq!(signed_in.user, user());
+    assert_eq!(signed_in.expires, now() + TimeDelta::days(30));
 }
 
 #[tokio::test]
@@ -288,9 +292,7 @@ async fn a_code_that_signs_nobody_in_says_why_and_opens_no_session() {
     for (outcome, expected) in cases {
         let mut ports = Ports::default();
         let answer = outcome.clone();
-        ports.links.expect_redeem_code().times(1).returning(move |_, _, _, _| Ok(answer.clone()));
-        ports.users.expect_find_or_create_verified().never();
-        ports.sessions.expect_create().never();
+        ports.links.expect_redeem_code().times(1).returning(move |_, _, _, _, _| Ok(answer.clone()));
 
         let error = ports.build().redeem_code(code_request("ABCD-EFGH")).await.expect_err("nobody signed in");
 
@@ -409,7 +411,7 @@ async fn a_client_over_its_failure_limit_cannot_try_a_link() {
 async fn an_unknown_link_counts_as_a_failure_of_its_client() {
     let (mut ports, limits) = limited_ports();
     ports.limiter.expect_wait().returning(|_, _| Ok(None));
-    ports.links.expect_redeem().returning(|_, _, _| Ok(Redemption::Unknown));
+    ports.links.expect_redeem().returning(|_, _, _, _| Ok(Redemption::Unknown));
     ports
         .limiter
         .expect_acquire()
