@@ -30,7 +30,11 @@ fn scans_a_table(dialect: Dialect, line: &str) -> bool {
 
 async fn lookups_stay_index_bound_with_a_million_rows(dialect: Dialect) {
     let Some(store) = scratch_store(dialect, 4).await else { return };
-    let seeded = store.database.seed(1_000_000, 1_000_000, chrono::Utc::now()).await.expect("seeded");
+    let seeded = store
+        .database
+        .seed(1_000_000, 1_000_000, chrono::Utc::now(), chrono::TimeDelta::days(30))
+        .await
+        .expect("seeded");
     assert_eq!((seeded.users, seeded.sessions), (1_000_000, 1_000_000));
     let count: i64 = sqlx::query("SELECT COUNT(*) FROM sessions")
         .fetch_one(&store.raw)
@@ -55,8 +59,12 @@ async fn lookups_stay_index_bound_with_a_million_rows(dialect: Dialect) {
 async fn seeding_twice_adds_users_and_sessions_after_those_already_there() {
     let Some(store) = scratch_store(Dialect::Sqlite, 2).await else { return };
     let now = chrono::Utc::now();
-    store.database.seed(2, 10, now).await.expect("first run");
-    store.database.seed(2, 10, now).await.expect("a second run does not collide with the first");
+    store.database.seed(2, 10, now, chrono::TimeDelta::days(30)).await.expect("first run");
+    store
+        .database
+        .seed(2, 10, now, chrono::TimeDelta::days(30))
+        .await
+        .expect("a second run does not collide with the first");
 
     let users = store.database.users.list(100).await.expect("users");
     assert_eq!(users.len(), 4);

@@ -86,6 +86,10 @@ pub enum Command {
         /// How many sessions to add, spread over the new users.
         #[arg(long, default_value_t = 0)]
         sessions: u64,
+        /// Hours the new sessions stay valid (fewer than `session.max_age` less
+        /// `session.update_age` makes them due for extension at their next read).
+        #[arg(long, default_value_t = 30 * 24)]
+        valid_hours: i64,
     },
 }
 
@@ -180,9 +184,10 @@ async fn run(global: GlobalArgs, command: Command, program: Program) -> anyhow::
                 migrate(&settings, &global.profile).await
             }
         }
-        Command::Seed { users, sessions } => {
+        Command::Seed { users, sessions, valid_hours } => {
             let settings = settings::load(&sources, &overrides)?;
-            seed(&settings, &global.profile, users, sessions, program).await
+            let valid_for = chrono::TimeDelta::try_hours(valid_hours).context("--valid-hours is out of range")?;
+            seed(&settings, &global.profile, (users, sessions, valid_for), program).await
         }
         Command::Serve { bind } => {
             overrides.bind = bind;
@@ -326,14 +331,19 @@ async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, prog
     Ok(())
 }
 
-async fn seed(settings: &Settings, profile: &str, users: u64, sessions: u64, program: Program) -> anyhow::Result<()> {
+async fn seed(
+    settings: &Settings,
+    profile: &str,
+    (users, sessions, valid_for): (u64, u64, chrono::TimeDelta),
+    program: Program,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         profile == DEVELOPMENT,
         "seed runs only in the development profile: seeded sessions have predictable tokens"
     );
     let store = open_migrated(settings, program).await?;
     let started = std::time::Instant::now();
-    let seeded = store.seed(users, sessions, chrono::Utc::now()).await;
+    let seeded = store.seed(users, sessions, chrono::Utc::now(), valid_for).await;
     store.close().await;
     let seeded = seeded?;
     println!(

@@ -25,7 +25,7 @@ fn seeded(runtime: &tokio::runtime::Runtime, dialect: Dialect, rows: u64) -> Opt
         };
         let database = Database::open(&scratch.url(), 4, OpenMode::CreateIfMissing).await.ok()??;
         database.migrate().await.ok()?;
-        database.seed(rows, rows, chrono::Utc::now()).await.ok()?;
+        database.seed(rows, rows, chrono::Utc::now(), chrono::TimeDelta::days(30)).await.ok()?;
         Some((scratch, database))
     })
 }

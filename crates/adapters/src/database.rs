@@ -127,8 +127,8 @@ impl Database {
         self.store.migration_status().await
     }
 
-    /// Fills the database with `users` users and `sessions` sessions for scale checks (see
-    /// [`crate::sql::seeded_session_token`]).
+    /// Fills the database with `users` users and `sessions` sessions, valid for `valid_for`
+    /// from `now`, for scale checks (see [`crate::sql::seeded_session_token`]).
     ///
     /// # Errors
     /// On a storage failure, or sessions without users.
@@ -137,8 +137,9 @@ impl Database {
         users: u64,
         sessions: u64,
         now: chrono::DateTime<chrono::Utc>,
+        valid_for: chrono::TimeDelta,
     ) -> anyhow::Result<crate::sql::Seeded> {
-        self.store.seed(users, sessions, now).await
+        self.store.seed(users, sessions, now, valid_for).await
     }
 
     /// Closes the connections, waiting for those in use.

@@ -42,12 +42,18 @@ pub fn seeded_session_token(n: u64) -> SessionToken {
 impl SqlStore {
     /// Adds `users` users (`seed-N@seed.example.com`, numbered after those seeded before) and
     /// `sessions` sessions spread over them (their tokens numbered after the seeded sessions
-    /// already there), valid for 30 days from `now`, then refreshes the
-    /// planner's statistics.
+    /// already there), valid for `valid_for` from `now`, then refreshes the planner's
+    /// statistics.
     ///
     /// # Errors
     /// When `sessions` is positive and `users` is zero, or on a storage failure.
-    pub async fn seed(&self, users: u64, sessions: u64, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
+    pub async fn seed(
+        &self,
+        users: u64,
+        sessions: u64,
+        now: DateTime<Utc>,
+        valid_for: TimeDelta,
+    ) -> anyhow::Result<Seeded> {
         anyhow::ensure!(sessions == 0 || users > 0, "sessions need users: seed at least one user");
         // Numbers continue after an earlier run's, users and sessions each on their own count.
         let first = self.count_seeded("SELECT COUNT(*) FROM users WHERE email LIKE ?").await?;
@@ -73,7 +79,7 @@ impl SqlStore {
         )
         .await
         .context("cannot seed users")?;
-        let expires = to_millis(now + TimeDelta::days(30));
+        let expires = to_millis(now + valid_for);
         let session_rows = (0..sessions).map(|i| {
             let user = &user_ids[usize::try_from(i % users).unwrap_or_default()];
             vec![

@@ -112,6 +112,13 @@ const READERS: usize = 64;
 const SIGNERS: usize = 16;
 /// Users and sessions seeded before the session checks.
 const SEEDED: u64 = 1000;
+/// Sessions seeded due for extension, per connection of the extension phase, which reads one
+/// of them (each once) in every `EXTENDING_ONE_IN` session checks.
+const DUE_PER_CONNECTION: u64 = 400;
+const EXTENDING_ONE_IN: usize = 10;
+/// Hours the sessions due for extension stay valid: 28 days, two days short of `max_age`, so
+/// more than `update_age` (a day) has passed since they were last set.
+const DUE_VALID_HOURS: &str = "672";
 /// Sessions in the table for `--at-scale`.
 const AT_SCALE: u64 = 1_000_000;
 /// The service's pool size, given to the baseline too.
@@ -240,11 +247,13 @@ fn session_requests(numbers: impl Iterator<Item = u64>, cookie_name: &str, auth_
             path: format!("{auth_base}/session"),
             headers: vec![("cookie".to_owned(), format!("{cookie_name}={}", token.encode()))],
             expected: expected.clone(),
+            also: None,
         });
         baseline.push(Read {
             path: format!("/baseline/session?h={}", token.hash().to_hex()),
             headers: Vec::new(),
             expected,
+            also: None,
         });
     }
     (service, baseline)
@@ -256,6 +265,22 @@ fn share(first: u64, count: u64, connection: usize) -> impl Iterator<Item = u64>
     let step = READERS as u64;
     let per_connection = (count / step).clamp(1, 2000);
     (0..per_connection).map(move |k| first + (connection as u64 + k * step) % count)
+}
+
+/// The requests of one connection of the extension phase: its share of the ordinary seeded
+/// sessions, with one of its own sessions due for extension in every `EXTENDING_ONE_IN`.
+fn extending_requests(connection: usize, routes: &Routes) -> Vec<Read> {
+    let (ordinary, _) = session_requests(share(0, SEEDED, connection), &routes.session_cookie, &routes.auth_base);
+    let first_due = SEEDED + connection as u64 * DUE_PER_CONNECTION;
+    let (due, _) =
+        session_requests(first_due..first_due + DUE_PER_CONNECTION, &routes.session_cookie, &routes.auth_base);
+    let mut requests = Vec::new();
+    let mut ordinary = ordinary.into_iter().cycle();
+    for read in due {
+        requests.extend(ordinary.by_ref().take(EXTENDING_ONE_IN - 1));
+        requests.push(Read { also: Some("extending"), ..read });
+    }
+    requests
 }
 
 async fn read_phases(
@@ -294,6 +319,10 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
     process::run(magiclink(args, url, &["migrate"]), log)?;
     let seeded = SEEDED.to_string();
     process::run(magiclink(args, url, &["seed", "--users", &seeded, "--sessions", &seeded]), log)?;
+    // Then sessions due for extension (numbered after those), for the extension phase only.
+    let due = (DUE_PER_CONNECTION * READERS as u64).to_string();
+    let due_seed = ["seed", "--users", &seeded, "--sessions", &due, "--valid-hours", DUE_VALID_HOURS];
+    process::run(magiclink(args, url, &due_seed), log)?;
     let service = Server::start(magiclink(args, url, &["serve", "--bind", "127.0.0.1:0"]), log)?;
     let idle_rss = service.rss_mib();
     let mut baseline_command = Command::new(std::env::current_exe()?);
@@ -321,6 +350,14 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
         read_phases(("baseline read", "session check"), &service, &base, &routes, (0, SEEDED), duration).await?;
     phases.push(baseline);
     phases.push(checks);
+    let extending: Vec<Vec<Read>> = (0..READERS).map(|connection| extending_requests(connection, &routes)).collect();
+    let address = service.address;
+    phases.push(
+        phase("session check, 1 in 10 extends", &service, READERS, duration, |i, deadline| {
+            workload::reads(address, extending[i].clone(), deadline)
+        })
+        .await?,
+    );
     let one = routes.clone();
     phases.push(
         phase("sign-in, 1 client", &service, 1, duration, move |i, deadline| {
@@ -337,7 +374,10 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
     );
     let loaded_rss = service.rss_mib();
     if args.at_scale {
-        let more_sessions = (AT_SCALE - SEEDED).to_string();
+        // The sessions seeded so far (ordinary and due) count towards the million; those due
+        // for extension are left out of the reads, which would otherwise extend them.
+        let seeded_so_far = SEEDED + DUE_PER_CONNECTION * READERS as u64;
+        let more_sessions = (AT_SCALE - seeded_so_far).to_string();
         println!("seeding up to {AT_SCALE} sessions ...");
         process::run(magiclink(args, url, &["seed", "--users", &seeded, "--sessions", &more_sessions]), log)?;
         let (baseline, checks) = read_phases(
@@ -345,7 +385,7 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
             &service,
             &base,
             &routes,
-            (0, AT_SCALE),
+            (seeded_so_far, AT_SCALE - seeded_so_far),
             duration,
         )
         .await?;
@@ -380,6 +420,11 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
             phase.server_cores,
             phase.driver_cores
         );
+        if let Some(p99) = phase.recorded.percentile("extending", 99.0) {
+            let p50 = phase.recorded.percentile("extending", 50.0).unwrap_or_default();
+            let count = phase.recorded.steps.get("extending").map_or(0, Vec::len);
+            println!("  {:<28} {:>7} {:>10} {p50:>9.3} {p99:>9.3}", "of which extending", "", format!("{count} req"));
+        }
         if step == "flow" {
             let names: Vec<&'static str> = phase.recorded.steps.keys().copied().filter(|s| *s != "flow").collect();
             for name in names {
@@ -407,6 +452,13 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
             "session check / baseline read: {:.2} (target >= 0.85); p99 ratio {:.2} (target <= 1.3)",
             checks.per_second() / base.per_second(),
             checks.p99 / base.p99
+        );
+    }
+    if let (Some(extending), Some(checks)) = (find("session check, 1 in 10 extends"), find("session check")) {
+        println!(
+            "session check with 1 in 10 extending / without: {:.2}; p99 ratio {:.2} (target: extensions stall nothing)",
+            extending.per_second() / checks.per_second(),
+            extending.p99 / checks.p99
         );
     }
     if let (Some(large), Some(small)) = (find("session check, 1M sessions"), find("session check")) {

@@ -89,13 +89,15 @@ pub struct Read {
     pub headers: Vec<(String, String)>,
     /// Text the body must contain.
     pub expected: String,
+    /// Recorded under this step as well as "request" (e.g. "extending"), when set.
+    pub also: Option<&'static str>,
 }
 
 /// One simulated client reading sessions: each of `requests` in turn, until `deadline`.
 pub async fn reads(server: SocketAddr, requests: Vec<Read>, deadline: Instant) -> anyhow::Result<Recorded> {
     let mut recorded = Recorded::default();
     let mut connection = Connection::open(server).await?;
-    for Read { path, headers, expected } in requests.iter().cycle() {
+    for Read { path, headers, expected, also } in requests.iter().cycle() {
         if Instant::now() >= deadline {
             break;
         }
@@ -112,7 +114,11 @@ pub async fn reads(server: SocketAddr, requests: Vec<Read>, deadline: Instant) -
         });
         match outcome {
             Ok(()) => {
-                recorded.record("request", started.elapsed());
+                let took = started.elapsed();
+                recorded.record("request", took);
+                if let Some(step) = also {
+                    recorded.record(step, took);
+                }
                 recorded.completed += 1;
             }
             Err(error) => {
