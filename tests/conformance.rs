@@ -614,6 +614,57 @@ async fn sessions_are_stored_by_hash_found_extended_and_deleted(store: &ScratchS
     assert!(db.sessions.find(&token.hash()).await.expect("read").is_none());
 }
 
+/// Stores a session for `user_id` created at `created`, valid until `expires`.
+async fn session_at(
+    db: &Database,
+    user_id: &domain::UserId,
+    created: DateTime<Utc>,
+    expires: DateTime<Utc>,
+    user_agent: &str,
+) -> domain::Session {
+    let draft = a_session();
+    db.sessions
+        .create(&NewSession {
+            token_hash: draft.token_hash,
+            user_id: user_id.clone(),
+            expires,
+            user_agent: Some(user_agent.to_owned()),
+            created_at: created,
+        })
+        .await
+        .expect("session")
+}
+
+async fn a_user_lists_and_revokes_only_their_own_live_sessions(store: &ScratchStore) {
+    let db = &store.database;
+    let alice = db.users.find_or_create_verified(&address("alice@example.com"), t0()).await.expect("user");
+    let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+    let month = TimeDelta::days(30);
+    let laptop = session_at(db, &alice.id, t0(), t0() + month, "laptop").await;
+    let phone = session_at(db, &alice.id, t0() + TimeDelta::hours(1), t0() + month, "phone").await;
+    let _ended = session_at(db, &alice.id, t0() - TimeDelta::days(40), t0() - TimeDelta::days(10), "old").await;
+    let bobs = session_at(db, &bob.id, t0(), t0() + month, "bob's").await;
+    // Used (extended) after the phone signed in: the laptop is now the most recently used.
+    let used_at = t0() + TimeDelta::hours(2);
+    db.sessions.extend(&laptop.id, used_at + month, used_at).await.expect("extend");
+
+    let listed = db.sessions.list_for_user(&alice.id, t0() + TimeDelta::hours(3)).await.expect("list");
+
+    let seen: Vec<_> = listed.iter().map(|s| (s.id.clone(), s.user_agent.clone().unwrap_or_default())).collect();
+    assert_eq!(seen, vec![(laptop.id.clone(), "laptop".to_owned()), (phone.id.clone(), "phone".to_owned())]);
+    assert_eq!((listed[0].created_at, listed[0].last_used, listed[0].expires), (t0(), used_at, used_at + month));
+    assert_eq!(listed[1].last_used, t0() + TimeDelta::hours(1), "never extended: last used at sign-in");
+
+    assert!(!db.sessions.delete_for_user(&alice.id, &bobs.id).await.expect("delete"), "not alice's to revoke");
+    assert!(db.sessions.delete_for_user(&alice.id, &phone.id).await.expect("delete"));
+    assert!(!db.sessions.delete_for_user(&alice.id, &phone.id).await.expect("delete"), "already gone");
+    // The laptop stays; the ended session goes too.
+    assert_eq!(db.sessions.delete_others(&alice.id, &laptop.id).await.expect("delete"), 1);
+    let left = db.sessions.list_for_user(&alice.id, t0()).await.expect("list");
+    assert_eq!(left.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![laptop.id]);
+    assert_eq!(db.sessions.list_for_user(&bob.id, t0()).await.expect("list").len(), 1, "bob keeps his session");
+}
+
 async fn purging_sessions_removes_only_those_that_expired_before_the_cutoff(store: &ScratchStore) {
     let db = &store.database;
     let user = db.users.find_or_create_verified(&address("p@example.com"), t0()).await.expect("user");
@@ -1124,6 +1175,7 @@ macro_rules! every_contract {
             twenty_concurrent_first_sign_ins_of_one_address_make_one_user,
             adding_listing_and_finding_users_by_unknown_ids_and_addresses,
             sessions_are_stored_by_hash_found_extended_and_deleted,
+            a_user_lists_and_revokes_only_their_own_live_sessions,
             purging_sessions_removes_only_those_that_expired_before_the_cutoff,
             the_rate_limiter_keeps_its_contract,
             purging_rate_limits_forgets_only_spent_counters,

@@ -74,6 +74,100 @@ async fn the_whole_flow_from_csrf_to_sign_out(app: TestApp) {
     assert_eq!(app.get_json("/api/auth/session").await.body, "null");
 }
 
+/// Signs `email` in from a new "browser" (an empty cookie jar), returning that browser's jar and
+/// restoring the jar that was in use.
+async fn signed_in_browser(app: &TestApp, email: &str) -> std::collections::BTreeMap<String, String> {
+    let before = app.swap_cookies(Default::default());
+    let opened = app.sign_in(email, "/").await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    app.swap_cookies(before)
+}
+
+/// Whether the browser whose jar is `jar` is signed in.
+async fn is_signed_in(app: &TestApp, jar: &std::collections::BTreeMap<String, String>) -> bool {
+    let before = app.swap_cookies(jar.clone());
+    let session = app.get_json("/api/auth/session").await;
+    app.swap_cookies(before);
+    session.body != "null"
+}
+
+async fn a_person_lists_their_sessions_and_revokes_one_or_all_the_others(app: TestApp) {
+    use poem::http::Method;
+
+    let signed_out = app.send(Method::GET, "/api/auth/sessions", &[]).await;
+    assert_eq!(signed_out.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(signed_out.json()["type"], "urn:magiclink:problem:signed-out");
+
+    let laptop = signed_in_browser(&app, "alice@example.com").await;
+    let phone = signed_in_browser(&app, "alice@example.com").await;
+    let tablet = signed_in_browser(&app, "alice@example.com").await;
+    let bobs = signed_in_browser(&app, "bob@example.com").await;
+    app.swap_cookies(laptop.clone());
+
+    let listed = app.send(Method::GET, "/api/auth/sessions", &[]).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let sessions = listed.json()["sessions"].as_array().expect("a list").clone();
+    assert_eq!(sessions.len(), 3, "alice's three, not bob's: {sessions:?}");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    assert!(sessions.iter().all(|s| s["createdAt"].as_str().is_some_and(|t| t.ends_with('Z'))));
+    assert!(!listed.body.contains("token"), "never a token: {}", listed.body);
+    let others: Vec<String> = sessions
+        .iter()
+        .filter(|s| s["current"] == false)
+        .map(|s| s["id"].as_str().expect("an id").to_owned())
+        .collect();
+
+    // Changing something needs the CSRF token, from this site.
+    let path = format!("/api/auth/sessions/{}", others[0]);
+    let forged = app.send(Method::DELETE, &path, &[]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(forged.json()["type"], "urn:magiclink:problem:csrf");
+    let token = app.csrf_token().await;
+    let cross_site =
+        app.send(Method::DELETE, &path, &[("x-csrf-token", &token), ("origin", "https://evil.example")]).await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+    assert!(is_signed_in(&app, &phone).await && is_signed_in(&app, &tablet).await, "nothing was revoked");
+
+    // One session, then (again, or someone else's, or nonsense) nothing.
+    let revoked = app.send(Method::DELETE, &path, &[("x-csrf-token", &token)]).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    let mut still = 0;
+    for jar in [&phone, &tablet] {
+        still += usize::from(is_signed_in(&app, jar).await);
+    }
+    assert_eq!(still, 1, "exactly the revoked browser is signed out");
+    let again = app.send(Method::DELETE, &path, &[("x-csrf-token", &token)]).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(again.json()["type"], "urn:magiclink:problem:no-such-session");
+    let before = app.swap_cookies(bobs.clone());
+    let bobs_list = app.send(Method::GET, "/api/auth/sessions", &[]).await.json();
+    app.swap_cookies(before);
+    let bobs_id = bobs_list["sessions"][0]["id"].as_str().expect("bob's session").to_owned();
+    let not_hers =
+        app.send(Method::DELETE, &format!("/api/auth/sessions/{bobs_id}"), &[("x-csrf-token", &token)]).await;
+    assert_eq!(not_hers.status, StatusCode::NOT_FOUND, "someone else's session reads as no session");
+    assert!(is_signed_in(&app, &bobs).await);
+    let nonsense = app.send(Method::DELETE, "/api/auth/sessions/not-an-id", &[("x-csrf-token", &token)]).await;
+    assert_eq!(nonsense.status, StatusCode::NOT_FOUND);
+
+    // Everywhere else: the one left of phone and tablet ends; this one and bob's stay.
+    let everywhere = app.send(Method::POST, "/api/auth/sessions/revoke-others", &[("x-csrf-token", &token)]).await;
+    assert_eq!(everywhere.status, StatusCode::OK, "{}", everywhere.body);
+    assert_eq!(everywhere.json()["revoked"], 1);
+    assert!(!is_signed_in(&app, &phone).await && !is_signed_in(&app, &tablet).await);
+    assert!(is_signed_in(&app, &bobs).await);
+    let left = app.send(Method::GET, "/api/auth/sessions", &[]).await.json();
+    assert_eq!(left["sessions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(left["sessions"][0]["current"], true);
+
+    // Revoking this session signs this browser out and clears its cookie.
+    let own = left["sessions"][0]["id"].as_str().expect("an id").to_owned();
+    let out = app.send(Method::DELETE, &format!("/api/auth/sessions/{own}"), &[("x-csrf-token", &token)]).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(out.header("set-cookie").contains("Max-Age=0"), "{:?}", out.headers);
+    assert_eq!(app.get_json("/api/auth/session").await.body, "null");
+}
+
 async fn a_signed_out_cookie_no_longer_signs_anyone_in(app: TestApp) {
     app.sign_in("a@example.com", "/").await;
     let stolen = app.cookies.lock().expect("lock").clone();
@@ -371,9 +465,11 @@ async fn the_providers_and_openapi_documents_describe_the_api(app: TestApp) {
 
     assert_eq!(providers["email"]["type"], "email");
     assert_eq!(providers["email"]["signinUrl"], "http://127.0.0.1:3000/api/auth/signin/email");
-    for path in ["/csrf", "/providers", "/session"] {
+    for path in ["/csrf", "/providers", "/session", "/sessions"] {
         assert!(spec["paths"][path]["get"].is_object(), "spec lacks {path}");
     }
+    assert!(spec["paths"]["/sessions/{id}"]["delete"].is_object(), "spec lacks revoking a session");
+    assert!(spec["paths"]["/sessions/revoke-others"]["post"].is_object(), "spec lacks revoking the others");
 }
 
 #[tokio::test]
@@ -467,6 +563,7 @@ macro_rules! every_flow {
         on_backend!($dialect;
             the_whole_flow_from_csrf_to_sign_out,
             a_signed_out_cookie_no_longer_signs_anyone_in,
+            a_person_lists_their_sessions_and_revokes_one_or_all_the_others,
             a_post_without_a_matching_csrf_token_is_refused_with_403,
             an_invalid_address_shows_the_form_again_with_what_was_typed_and_why,
             an_unreadable_body_is_a_clear_400,

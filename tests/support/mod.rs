@@ -219,6 +219,19 @@ impl TestApp {
         self.read(response).await
     }
 
+    /// `method path` with the jar's cookies, asking for JSON, with `headers` added.
+    pub async fn send(&self, method: poem::http::Method, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self
+            .client
+            .request(method, path)
+            .header("cookie", self.cookie_header())
+            .header("accept", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.read(request.send().await).await
+    }
+
     /// `POST path` with a form body; `accept` sets the `Accept` header when given.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)], accept: Option<&str>) -> Reply {
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();

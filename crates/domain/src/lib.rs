@@ -25,5 +25,5 @@ pub use id::{MalformedId, OutboxId, SessionId, UserId};
 pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};
 pub use rate_limit::Quota;
 pub use secret::{SecretText, ServerSecret};
-pub use session::{Session, SessionPolicy, SessionToken, SessionTokenHash};
+pub use session::{Session, SessionPolicy, SessionSummary, SessionToken, SessionTokenHash};
 pub use user::User;

@@ -90,6 +90,22 @@ pub struct Session {
     pub expires: DateTime<Utc>,
 }
 
+/// A session as its owner sees it in a list of their sessions: never its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session's id, which names it to revoke it.
+    pub id: SessionId,
+    /// When it was created (the sign-in).
+    pub created_at: DateTime<Utc>,
+    /// When it was last seen in use, to within the policy's update age: it is recorded only
+    /// when a read extends the session, so reading a session never writes otherwise.
+    pub last_used: DateTime<Utc>,
+    /// When it stops working unless used again.
+    pub expires: DateTime<Utc>,
+    /// The browser's `User-Agent` at sign-in, if it sent one.
+    pub user_agent: Option<String>,
+}
+
 /// How long sessions live and how often their expiry slides forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {

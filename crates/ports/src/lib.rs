@@ -26,9 +26,9 @@ pub use outbox::{
 };
 pub use rate_limit::{Admission, Bucket, RateLimiter};
 pub use sign_in::{
-    ActiveSession, LimitScope, LinkQueued, LinkStateError, PurgeError, ReadSessionError, RedeemCode, RedeemCodeError,
-    RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, SignIn, SignInLimits, SignInSettings, SignOutError,
-    SignUpPolicy, SignedIn,
+    ActiveSession, LimitScope, LinkQueued, LinkStateError, ListSessionsError, PurgeError, ReadSessionError, RedeemCode,
+    RedeemCodeError, RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, RevokeOtherSessionsError,
+    RevokeSessionError, SignIn, SignInLimits, SignInSettings, SignOutError, SignUpPolicy, SignedIn,
 };
 pub use stores::{
     CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionDraft, SessionStore, SignedInRecord,

@@ -12,8 +12,8 @@ use domain::code::MAX_CODE_ATTEMPTS;
 use domain::rate_limit::client_key;
 use domain::secret::KeyPurpose;
 use domain::{
-    CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, ServerSecret, SessionPolicy, SessionToken,
-    SignInCode, User,
+    CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, ServerSecret, SessionId, SessionPolicy,
+    SessionSummary, SessionToken, SignInCode, User,
 };
 use url::Url;
 
@@ -245,6 +245,8 @@ pub enum RedeemCodeError {
 /// A live session and its user.
 #[derive(Debug, Clone)]
 pub struct ActiveSession {
+    /// Which session it is (never its token), to tell it apart in the person's list.
+    pub session_id: SessionId,
     /// Who is signed in.
     pub user: User,
     /// When the session expires (after any extension just made).
@@ -264,6 +266,33 @@ pub enum ReadSessionError {
 /// Why signing out failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignOutError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a person's sessions could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListSessionsError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a session was not revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeSessionError {
+    /// The signed-in person has no session with that id (it ended, or it is someone else's).
+    #[error("no such session")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why the other sessions were not revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeOtherSessionsError {
     /// Storage failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -536,9 +565,9 @@ impl SignIn {
         match policy.extension(session.expires, now) {
             Some(expires) => {
                 self.sessions.extend(&session.id, expires, now).await?;
-                Ok(Some(ActiveSession { user, expires, extended: true }))
+                Ok(Some(ActiveSession { session_id: session.id, user, expires, extended: true }))
             }
-            None => Ok(Some(ActiveSession { user, expires: session.expires, extended: false })),
+            None => Ok(Some(ActiveSession { session_id: session.id, user, expires: session.expires, extended: false })),
         }
     }
 
@@ -549,6 +578,43 @@ impl SignIn {
     pub async fn sign_out(&self, token: &SessionToken) -> Result<(), SignOutError> {
         self.sessions.delete(&token.hash()).await?;
         Ok(())
+    }
+
+    /// The signed-in person's live sessions, most recently used first.
+    ///
+    /// # Errors
+    /// Only [`ListSessionsError::Unexpected`].
+    pub async fn list_sessions(&self, active: &ActiveSession) -> Result<Vec<SessionSummary>, ListSessionsError> {
+        Ok(self.sessions.list_for_user(&active.user.id, self.clock.now()).await?)
+    }
+
+    /// Ends one of the signed-in person's sessions, this one included (which signs this
+    /// browser out). Only their own: an id of someone else's session is [`RevokeSessionError::NotFound`],
+    /// exactly as an unknown one, so ids of others' sessions cannot be probed.
+    ///
+    /// # Errors
+    /// [`RevokeSessionError::NotFound`] when the person has no session with that id.
+    pub async fn revoke_session(
+        &self,
+        active: &ActiveSession,
+        session_id: &SessionId,
+    ) -> Result<(), RevokeSessionError> {
+        if !self.sessions.delete_for_user(&active.user.id, session_id).await? {
+            return Err(RevokeSessionError::NotFound);
+        }
+        tracing::info!(user.id = %active.user.id.as_str(), session.id = %session_id.as_str(), "session revoked");
+        Ok(())
+    }
+
+    /// Ends every session of the signed-in person except this one ("sign out everywhere
+    /// else"), returning how many ended.
+    ///
+    /// # Errors
+    /// Only [`RevokeOtherSessionsError::Unexpected`].
+    pub async fn revoke_other_sessions(&self, active: &ActiveSession) -> Result<u64, RevokeOtherSessionsError> {
+        let revoked = self.sessions.delete_others(&active.user.id, &active.session_id).await?;
+        tracing::info!(user.id = %active.user.id.as_str(), revoked, "other sessions revoked");
+        Ok(revoked)
     }
 
     /// What a link is now (unused, used, expired, unknown), changing nothing: for the

@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionTokenHash, SignInCodeHash, User, UserId,
+    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionSummary, SessionTokenHash, SignInCodeHash, User,
+    UserId,
 };
 
 use crate::outbox::NewOutboxMessage;
@@ -259,6 +260,25 @@ pub trait SessionStore: Send + Sync {
     /// # Errors
     /// MUST fail only on a storage failure.
     async fn extend(&self, session_id: &SessionId, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()>;
+
+    /// The user's sessions that are live at `now`, most recently used first.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn list_for_user(&self, user_id: &UserId, now: DateTime<Utc>) -> anyhow::Result<Vec<SessionSummary>>;
+
+    /// Deletes the session `session_id` if it belongs to `user_id`: `false` when that user has
+    /// no such session. Another user's session is never touched, whatever its id.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn delete_for_user(&self, user_id: &UserId, session_id: &SessionId) -> anyhow::Result<bool>;
+
+    /// Deletes every session of `user_id` except `keep`, returning how many.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn delete_others(&self, user_id: &UserId, keep: &SessionId) -> anyhow::Result<u64>;
 
     /// Deletes the session with this token hash; deleting a missing one is not an error.
     ///

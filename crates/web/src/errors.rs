@@ -9,7 +9,8 @@ use poem::http::{header, StatusCode};
 use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
 use ports::{
-    LimitScope, LinkStateError, ReadSessionError, RedeemCodeError, RedeemLinkError, RequestLinkError, SignOutError,
+    LimitScope, LinkStateError, ListSessionsError, ReadSessionError, RedeemCodeError, RedeemLinkError,
+    RequestLinkError, RevokeOtherSessionsError, RevokeSessionError, SignOutError,
 };
 use tera::Context;
 
@@ -62,6 +63,12 @@ pub enum WebError {
     /// No such page.
     #[error("not found")]
     NotFound,
+    /// The request needs a session and the browser has none (or it ended).
+    #[error("not signed in")]
+    SignedOut,
+    /// The signed-in person has no session with that id.
+    #[error("no such session")]
+    NoSuchSession,
     /// The page exists, but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -280,6 +287,31 @@ impl WebError {
     }
 }
 
+impl From<ListSessionsError> for WebError {
+    fn from(error: ListSessionsError) -> Self {
+        match error {
+            ListSessionsError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<RevokeSessionError> for WebError {
+    fn from(error: RevokeSessionError) -> Self {
+        match error {
+            RevokeSessionError::NotFound => WebError::NoSuchSession,
+            RevokeSessionError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<RevokeOtherSessionsError> for WebError {
+    fn from(error: RevokeOtherSessionsError) -> Self {
+        match error {
+            RevokeOtherSessionsError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
 impl From<SignOutError> for WebError {
     fn from(error: SignOutError) -> Self {
         match error {
@@ -315,7 +347,8 @@ impl WebError {
             WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } | WebError::Code(_) => {
                 StatusCode::BAD_REQUEST
             }
-            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::NotFound | WebError::NoSuchSession => StatusCode::NOT_FOUND,
+            WebError::SignedOut => StatusCode::UNAUTHORIZED,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
@@ -332,7 +365,9 @@ impl WebError {
             WebError::Csrf => (
                 "csrf",
                 "CSRF token missing or invalid",
-                "Fetch a token from GET {base}/csrf and send it as csrfToken with its cookie.".to_owned(),
+                "Fetch a token from GET {base}/csrf and send it back with its cookie: as csrfToken in a form or \
+                 JSON body, or in the X-CSRF-Token header."
+                    .to_owned(),
             ),
             // The parser's own words stay in the log: they are terse and may quote the body.
             WebError::BadForm(_) => (
@@ -345,6 +380,16 @@ impl WebError {
                 ("invalid-email", "Invalid email address", invalid_email_sentence(reason).to_owned())
             }
             WebError::NotFound => ("not-found", "Page not found", "There is nothing at this address.".to_owned()),
+            WebError::SignedOut => (
+                "signed-out",
+                "Not signed in",
+                "Sign in first: this needs the session cookie of a live session.".to_owned(),
+            ),
+            WebError::NoSuchSession => (
+                "no-such-session",
+                "No such session",
+                "You have no session with this id: it may have ended already.".to_owned(),
+            ),
             WebError::MethodNotAllowed => (
                 "method-not-allowed",
                 "Method not allowed",

@@ -22,7 +22,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::id::{Id, OutboxKind, SessionKind, UserKind};
 use domain::rate_limit::Gcra;
 use domain::{
-    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionTokenHash, SignInCodeHash, User, UserId,
+    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionSummary, SessionTokenHash, SignInCodeHash, User,
+    UserId,
 };
 use ports::{
     Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
@@ -752,6 +753,49 @@ impl SessionStore for SqlStore {
             .await
             .context("cannot extend the session")?;
         Ok(())
+    }
+
+    async fn list_for_user(&self, user_id: &UserId, now: DateTime<Utc>) -> anyhow::Result<Vec<SessionSummary>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT id, created_at, updated_at, expires, user_agent FROM sessions \
+             WHERE user_id = ? AND expires > ? ORDER BY updated_at DESC, created_at DESC, id",
+        ))
+        .bind(user_id.as_str())
+        .bind(to_millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot list the sessions")?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionSummary {
+                    id: stored_id(row, "id")?,
+                    created_at: stored_instant(row, "created_at")?,
+                    last_used: stored_instant(row, "updated_at")?,
+                    expires: stored_instant(row, "expires")?,
+                    user_agent: row.try_get("user_agent")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_for_user(&self, user_id: &UserId, session_id: &SessionId) -> anyhow::Result<bool> {
+        let done = sqlx::query(&self.sql("DELETE FROM sessions WHERE id = ? AND user_id = ?"))
+            .bind(session_id.as_str())
+            .bind(user_id.as_str())
+            .execute(&self.writer)
+            .await
+            .context("cannot revoke the session")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_others(&self, user_id: &UserId, keep: &SessionId) -> anyhow::Result<u64> {
+        let done = sqlx::query(&self.sql("DELETE FROM sessions WHERE user_id = ? AND id <> ?"))
+            .bind(user_id.as_str())
+            .bind(keep.as_str())
+            .execute(&self.writer)
+            .await
+            .context("cannot revoke the other sessions")?;
+        Ok(done.rows_affected())
     }
 
     async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()> {

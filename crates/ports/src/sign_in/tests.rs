@@ -357,6 +357,45 @@ async fn signing_out_deletes_the_session_by_its_hash() {
     ports.build().sign_out(&token).await.expect("signed out");
 }
 
+/// The session of [`user`] that is reading, as `read_session` answers it.
+fn this_session() -> super::ActiveSession {
+    super::ActiveSession { session_id: session_id(1), user: user(), expires: now(), extended: false }
+}
+
+#[tokio::test]
+async fn a_person_lists_and_revokes_only_their_own_sessions_and_keeps_this_one_when_revoking_others() {
+    let mut ports = Ports::default();
+    ports
+        .sessions
+        .expect_list_for_user()
+        .withf(|user_id, at| *user_id == user().id && *at == now())
+        .times(1)
+        .returning(|_, _| Ok(Vec::new()));
+    let mut sequence = mockall::Sequence::new();
+    ports
+        .sessions
+        .expect_delete_for_user()
+        .withf(|user_id, id| *user_id == user().id && *id == session_id(2))
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(|_, _| Ok(true));
+    // Someone else's session, or one already ended: the store deletes nothing.
+    ports.sessions.expect_delete_for_user().times(1).in_sequence(&mut sequence).returning(|_, _| Ok(false));
+    ports
+        .sessions
+        .expect_delete_others()
+        .withf(|user_id, keep| *user_id == user().id && *keep == session_id(1))
+        .times(1)
+        .returning(|_, _| Ok(3));
+    let sign_in = ports.build();
+
+    assert!(sign_in.list_sessions(&this_session()).await.expect("listed").is_empty());
+    sign_in.revoke_session(&this_session(), &session_id(2)).await.expect("revoked");
+    let missing = sign_in.revoke_session(&this_session(), &session_id(3)).await;
+    assert!(matches!(missing, Err(super::RevokeSessionError::NotFound)), "{missing:?}");
+    assert_eq!(sign_in.revoke_other_sessions(&this_session()).await.expect("revoked"), 3);
+}
+
 fn limited_ports() -> (Ports, SignInLimits) {
     let hour = TimeDelta::hours(1);
     let limits = SignInLimits {
