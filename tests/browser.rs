@@ -207,3 +207,29 @@ async fn a_scanned_link_opened_on_another_device_asks_first_and_the_code_signs_i
     laptop.quit().await.expect("browser closes");
     phone.quit().await.expect("browser closes");
 }
+
+/// The API docs page runs Swagger UI's inline script under the page's own Content-Security-
+/// Policy (and nothing else on the site may run script): the operations are drawn.
+#[tokio::test]
+async fn the_api_docs_page_draws_every_operation() {
+    let Some((chromium, chromedriver)) = browser_programs() else { return };
+    let profile = tempfile::tempdir().expect("browser profile folder");
+    let server = RunningServer::start().await;
+    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
+    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
+
+    browser.goto(&format!("{}/api/auth/docs", server.base_url)).await.expect("docs page");
+    let count = "return document.querySelectorAll('.opblock').length";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut drawn = 0;
+    while drawn < 6 && tokio::time::Instant::now() < deadline {
+        drawn = browser.execute(count, Vec::new()).await.expect("script").as_u64().unwrap_or_default();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    browser.screenshot(&screenshots(), "api-docs").await.expect("screenshot");
+
+    // csrf, providers, session; list sessions, revoke one, revoke the others.
+    assert_eq!(drawn, 6, "Swagger UI drew every operation");
+    let title = browser.execute("return document.querySelector('.info .title').textContent", Vec::new()).await;
+    assert!(title.expect("script").as_str().is_some_and(|t| t.starts_with("magiclink")));
+}

@@ -472,6 +472,45 @@ async fn the_providers_and_openapi_documents_describe_the_api(app: TestApp) {
     assert!(spec["paths"]["/sessions/revoke-others"]["post"].is_object(), "spec lacks revoking the others");
 }
 
+/// `docs/openapi.json` is the document the code serves (`cargo xtask openapi` rewrites it).
+#[tokio::test]
+async fn the_checked_in_openapi_document_is_the_one_served() {
+    let app = TestApp::spawn().await;
+    let mut served = app.get_json("/api/auth/openapi.json").await.json();
+    // The server entry is the deployment's base URL; everything else is the code's.
+    if let Some(document) = served.as_object_mut() {
+        document.remove("servers");
+    }
+    let text = serde_json::to_string_pretty(&served).expect("serialisable") + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    if std::env::var_os(xtask::tasks::WRITE_OPENAPI_VAR).is_some() {
+        std::fs::write(&path, &text).expect("docs/openapi.json written");
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == text,
+        "docs/openapi.json is not the document the code serves: run `cargo xtask openapi` and commit it"
+    );
+}
+
+#[tokio::test]
+async fn the_api_docs_page_is_served_under_its_own_content_security_policy() {
+    let app = TestApp::spawn().await;
+
+    let docs = app.get("/api/auth/docs").await;
+    let page = app.get("/signin").await;
+
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs.body.contains("SwaggerUIBundle") && docs.body.contains("/sessions"), "the UI with the spec");
+    let relaxed = docs.header("content-security-policy");
+    assert!(relaxed.contains("script-src 'unsafe-inline'") && relaxed.contains("connect-src 'self'"), "{relaxed}");
+    assert!(relaxed.contains("frame-ancestors 'none'") && relaxed.contains("default-src 'none'"), "{relaxed}");
+    let strict = page.header("content-security-policy");
+    assert!(!strict.contains("script-src"), "no script anywhere else: {strict}");
+    assert!(!app.get("/api/auth/docsx").await.header("content-security-policy").contains("script-src"));
+}
+
 #[tokio::test]
 async fn a_custom_base_path_and_pages_move_the_routes() {
     let app = TestApp::spawn_with(|s| {

@@ -2,7 +2,8 @@
 //!
 //! It runs the product's commands (the same as the shipped `magiclink` binary) from the
 //! workspace root, so that `config/` and the default `data/` folder resolve the same wherever
-//! `cargo xtask` is typed, plus the developer tasks in [`xtask::tasks`] (`test`, `bench`).
+//! `cargo xtask` is typed, plus the developer tasks in [`xtask::tasks`] (`test`, `bench`,
+//! `openapi`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Rewrite `docs/openapi.json` from the code (the test suite fails while the two differ).
+    Openapi,
     #[command(flatten)]
     Product(Command),
 }
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
     match tasks.task {
         Task::Test { args } => xtask::tasks::test(root, &args),
         Task::Bench { args } => xtask::tasks::bench(root, &args),
+        Task::Openapi => xtask::tasks::write_openapi(root),
         Task::Product(command) => main_with(tasks.global, command, Program::CargoXtask),
     }
 }

@@ -246,6 +246,29 @@ pub fn bench(root: &Path, args: &[String]) -> ExitCode {
     }
 }
 
+/// Set to make the OpenAPI test write `docs/openapi.json` instead of comparing with it.
+pub const WRITE_OPENAPI_VAR: &str = "MAGICLINK_WRITE_OPENAPI";
+
+/// `cargo xtask openapi`: runs the test that compares `docs/openapi.json` with the document the
+/// code serves, asking it to write the file instead. The document comes from the real routes,
+/// so there is one way to produce it.
+pub fn write_openapi(root: &Path) -> ExitCode {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "-p", "system-tests", "--test", "http_flow", "--", "--exact"])
+        .arg("the_checked_in_openapi_document_is_the_one_served")
+        .env(WRITE_OPENAPI_VAR, "1")
+        .current_dir(root)
+        .status();
+    if status.is_ok_and(|status| status.success()) {
+        println!("wrote docs/openapi.json");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: could not write docs/openapi.json");
+        ExitCode::FAILURE
+    }
+}
+
 /// Runs the criterion benchmarks in release mode (criterion prints each figure) and then the
 /// session lookups per second at each table size with their ratio to the smallest.
 fn micro_benchmarks(root: &Path, cargo: &std::ffi::OsStr, args: &[String]) -> ExitCode {

@@ -14,10 +14,17 @@ use crate::{auth, pages, AppState};
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
      frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The API docs page (`{base}/docs`) only: Swagger UI is one page with its script and styles
+/// inline (embedded in the binary, nothing loaded from elsewhere), and it calls the API on this
+/// site when asked to try a request. It holds no form and no secret.
+const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'none'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
 /// The headers every response carries, error pages included.
 fn security_headers(settings: &crate::WebSettings) -> SetHeader {
+    // The Content-Security-Policy is set per path, in `build_app`.
     let headers = SetHeader::new()
-        .overriding("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         .overriding("X-Content-Type-Options", "nosniff")
         // Links carry tokens: never leak a URL to another site through Referer.
         .overriding("Referrer-Policy", "no-referrer")
@@ -58,6 +65,8 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     let api = OpenApiService::new(AuthApi { state: Arc::clone(&state) }, "magiclink", env!("CARGO_PKG_VERSION"))
         .server(settings.absolute(&base));
     let spec = api.spec_endpoint();
+    let docs_path = format!("{base}/docs");
+    let docs = api.swagger_ui();
 
     let mut routes = Route::new()
         .at("/", get(pages::home))
@@ -70,6 +79,7 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
         .at(format!("{base}/signin/email"), post(auth::sign_in_email))
         .at(format!("{base}/callback/email"), get(auth::callback_email).post(auth::callback_email_post))
         .at(format!("{base}/openapi.json"), spec)
+        .nest(docs_path.as_str(), docs)
         .nest(base.as_str(), api);
     // The development mailbox exists only while the development mailer is configured.
     if state.mailbox.is_some() {
@@ -77,24 +87,33 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     }
 
     let fallback_state = Arc::clone(&state);
+    let docs_prefix = format!("{docs_path}/");
     routes
         // Inside the header middleware, so the router's own 404 and 405 get the headers too.
         .around(move |endpoint, req| {
             let state = Arc::clone(&fallback_state);
+            let path = req.uri().path().to_owned();
+            let policy = if path == docs_path || path.starts_with(&docs_prefix) {
+                DOCS_CONTENT_SECURITY_POLICY
+            } else {
+                CONTENT_SECURITY_POLICY
+            };
             async move {
                 let format = Format::of(&req);
-                let path = req.uri().path().to_owned();
                 let limits = state.settings.limits;
-                if let Err(refusal) = check_body_size(&req, limits.max_body_bytes) {
-                    return Ok(refusal.standalone_response(format, &path, &state));
-                }
-                Ok(match tokio::time::timeout(limits.request_timeout, endpoint.call(req)).await {
-                    Err(_elapsed) => WebError::RequestTimeout.standalone_response(format, &path, &state),
-                    Ok(Ok(response)) => response,
-                    // Our own handlers' errors are finished responses already.
-                    Ok(Err(error)) if error.is_from_response() => error.into_response(),
-                    Ok(Err(error)) => router_error(&error, format, &path, &state),
-                })
+                let mut response = if let Err(refusal) = check_body_size(&req, limits.max_body_bytes) {
+                    refusal.standalone_response(format, &path, &state)
+                } else {
+                    match tokio::time::timeout(limits.request_timeout, endpoint.call(req)).await {
+                        Err(_elapsed) => WebError::RequestTimeout.standalone_response(format, &path, &state),
+                        Ok(Ok(response)) => response,
+                        // Our own handlers' errors are finished responses already.
+                        Ok(Err(error)) if error.is_from_response() => error.into_response(),
+                        Ok(Err(error)) => router_error(&error, format, &path, &state),
+                    }
+                };
+                response.headers_mut().insert("content-security-policy", poem::http::HeaderValue::from_static(policy));
+                Ok(response)
             }
         })
         .with(CookieJarManager::new())
