@@ -229,3 +229,118 @@ fn mailer_settings_keep_credentials_out_of_debug_output() {
         assert!(!shown.contains(secret), "{secret} leaked: {shown}");
     }
 }
+
+/// A log writer that keeps every line in memory, for reading a whole run's output.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A whole sign-in, through the real server and a real SMTP server, with the process's own
+/// JSON log subscriber: every line is JSON, the requests' ids (echoed in `X-Request-Id`) are in
+/// their lines, and no line holds the link's token, the code, the session cookie or the address.
+/// (A current-thread test: the subscriber set here sees the server's tasks too.)
+#[tokio::test]
+async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address() {
+    use system_tests::{cookie_header, keep_cookies, RunningServer};
+    use xtask::settings::{LogFormat, LogSettings, MailerKind, StartTlsSetting};
+
+    let Some(mut smtp) = SmtpServer::start(None) else { return };
+    let captured = CapturedLog::default();
+    let writer = captured.clone();
+    let log = LogSettings { filter: "info,web=debug,sqlx=warn".to_owned(), format: LogFormat::Json };
+    let _logging = tracing::subscriber::set_default(xtask::cli::log_subscriber(&log, false, move || writer.clone()));
+    let smtp_port = smtp.port;
+    let server = RunningServer::start_with(
+        |settings| {
+            settings.mailer.kind = MailerKind::Smtp;
+            settings.mailer.from = "magiclink <no-reply@example.com>".to_owned();
+            settings.mailer.smtp.url = format!("smtp://127.0.0.1:{smtp_port}").into();
+            settings.mailer.smtp.starttls = StartTlsSetting::Off;
+        },
+        xtask::wiring::Parts::default(),
+    )
+    .await;
+    let base = &server.base_url;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let mut jar = std::collections::BTreeMap::new();
+    let mut ids = Vec::new();
+    let address = "Logged.Person@Example.com";
+
+    let csrf = http.get(format!("{base}/api/auth/csrf")).send().await.expect("csrf");
+    keep_cookies(&mut jar, csrf.headers());
+    let token = csrf.json::<serde_json::Value>().await.expect("JSON")["csrfToken"].as_str().expect("token").to_owned();
+    let posted = http
+        .post(format!("{base}/api/auth/signin/email"))
+        .header("cookie", cookie_header(&jar))
+        .header("x-request-id", "from-the-proxy.42")
+        .form(&[("email", address), ("csrfToken", &token), ("callbackUrl", "/")])
+        .send()
+        .await
+        .expect("sign-in form");
+    keep_cookies(&mut jar, posted.headers());
+    ids.push(posted.headers()["x-request-id"].to_str().expect("ascii").to_owned());
+    assert_eq!(ids[0], "from-the-proxy.42", "a well-formed id from a proxy is kept");
+    assert_eq!(smtp.next_delivery().await, "logged.person@example.com");
+    let text = system_tests::smtp::text_part(&smtp.messages().pop().expect("a stored message"));
+    let link = text.lines().find(|line| line.starts_with(base.as_str())).expect("the link").trim().to_owned();
+    let link_token =
+        url::Url::parse(&link).expect("a URL").query_pairs().find(|(k, _)| k == "token").expect("token").1.into_owned();
+    let code = text
+        .lines()
+        .map(str::trim)
+        .find(|line| line.len() == 9 && line.as_bytes()[4] == b'-')
+        .expect("the code")
+        .to_owned();
+    let opened = http
+        .get(&link)
+        .header("cookie", cookie_header(&jar))
+        .header("x-request-id", "not an id: {\"level\":\"ERROR\"}")
+        .send()
+        .await
+        .expect("link");
+    keep_cookies(&mut jar, opened.headers());
+    let opened_id = opened.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert!(opened_id.len() == 24 && opened_id.bytes().all(|b| b.is_ascii_hexdigit()), "a malformed id is replaced");
+    ids.push(opened_id);
+    let session = jar.iter().find(|(name, _)| name.contains("session-token")).expect("signed in").1.clone();
+    let out = http
+        .post(format!("{base}/api/auth/signout"))
+        .header("cookie", cookie_header(&jar))
+        .form(&[("csrfToken", token.as_str())])
+        .send()
+        .await
+        .expect("sign-out");
+    assert_eq!(out.status(), reqwest::StatusCode::SEE_OTHER);
+    drop(server);
+
+    let output = String::from_utf8(captured.0.lock().expect("log").clone()).expect("UTF-8 log");
+    let lines: Vec<serde_json::Value> =
+        output.lines().map(|line| serde_json::from_str(line).expect("every line is one JSON object")).collect();
+    assert!(lines.len() >= 5, "the run logged: {output}");
+    for id in &ids {
+        assert!(
+            lines.iter().any(|line| line.to_string().contains(&format!("\"request_id\":\"{id}\""))),
+            "request {id} has its lines: {output}"
+        );
+    }
+    for (what, secret) in [
+        ("the link's token", link_token.as_str()),
+        ("the code", code.as_str()),
+        ("the session cookie", session.as_str()),
+        ("the CSRF token", token.as_str()),
+        ("the address", "logged.person@example.com"),
+        ("the address as typed", address),
+    ] {
+        assert!(!output.to_lowercase().contains(&secret.to_lowercase()), "{what} is in the log: {output}");
+    }
+}

@@ -362,7 +362,7 @@ async fn serve(settings: &Settings, profile: &str, program: Program) -> anyhow::
         // start (and create nothing) while the database is missing or behind.
         open_migrated(settings, program).await?.close().await;
     }
-    init_logging(&settings.log.filter);
+    init_logging(&settings.log);
     let secret = if checked.needs_ephemeral_secret {
         tracing::warn!("no AUTH_SECRET set: using an ephemeral secret, so links and forms stop working on restart");
         ServerSecret::new(ports::random::os_random::<32>()?)
@@ -391,11 +391,28 @@ async fn serve(settings: &Settings, profile: &str, program: Program) -> anyhow::
     wiring::run(service, bound, wiring::shutdown_signal()).await.context("serve failed")
 }
 
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+fn init_logging(log: &crate::settings::LogSettings) {
     // Colour codes only for a person at a terminal: files and journald get plain text.
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A second initialisation (tests) is harmless; ignore it.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(colour).try_init();
+    let _ = tracing::subscriber::set_global_default(log_subscriber(log, colour, std::io::stdout));
+}
+
+/// The process's log subscriber for `log` (`RUST_LOG`, when set, replaces `log.filter`),
+/// writing to `writer`. Tests build it with a writer of their own to read a whole run's lines.
+pub fn log_subscriber<W>(
+    log: &crate::settings::LogSettings,
+    colour: bool,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(writer);
+    match log.format {
+        crate::settings::LogFormat::Text => Box::new(builder.with_ansi(colour).finish()),
+        crate::settings::LogFormat::Json => Box::new(builder.json().with_ansi(false).finish()),
+    }
 }

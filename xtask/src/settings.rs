@@ -397,6 +397,19 @@ impl MailerKind {
 pub struct LogSettings {
     /// A `tracing` filter, e.g. `info` or `info,sqlx=warn`.
     pub filter: String,
+    /// Lines for people (`text`) or one JSON object per line for a log pipeline (`json`).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, with the request's span (its id) in `span` and `spans`.
+    Json,
 }
 
 /// A secret string whose `Debug` is redacted.
@@ -536,7 +549,7 @@ impl Default for MailerSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { filter: "info,sqlx=warn".to_owned() }
+        Self { filter: "info,sqlx=warn".to_owned(), format: LogFormat::Text }
     }
 }
 

@@ -1,10 +1,12 @@
 //! The route table and the middleware every response passes through.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use poem::middleware::{CookieJarManager, SetHeader};
 use poem::{get, post, Endpoint, EndpointExt, Response, Route};
 use poem_openapi::OpenApiService;
+use tracing::Instrument as _;
 
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
@@ -57,6 +59,24 @@ fn check_body_size(req: &poem::Request, limit: u64) -> Result<(), WebError> {
     }
 }
 
+/// The header that carries a request's id, in and out.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The id of this request: the one a proxy in front gave it (nginx's `$request_id`, a load
+/// balancer's), when it is a plain token of at most 64 letters, digits, `-`, `_` or `.` (nothing
+/// that could forge a log line), or else a fresh random one.
+fn request_id(req: &poem::Request) -> String {
+    let given = req.header(REQUEST_ID).filter(|id| {
+        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    });
+    match given {
+        Some(id) => id.to_owned(),
+        // Not a secret, only unique enough to tell requests apart; all zeros if the OS
+        // generator failed, which the request's own work would report.
+        None => domain::hex::encode(&ports::random::os_random::<12>().unwrap_or_default()),
+    }
+}
+
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
 pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     let state = Arc::new(state);
@@ -92,6 +112,11 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
         // Inside the header middleware, so the router's own 404 and 405 get the headers too.
         .around(move |endpoint, req| {
             let state = Arc::clone(&fallback_state);
+            let started = Instant::now();
+            let id = request_id(&req);
+            // Every line the request logs carries its id; the id goes back in the response.
+            let span = tracing::info_span!("request", request_id = %id);
+            let method = req.method().clone();
             let path = req.uri().path().to_owned();
             let policy = if path == docs_path || path.starts_with(&docs_prefix) {
                 DOCS_CONTENT_SECURITY_POLICY
@@ -112,9 +137,22 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
                         Ok(Err(error)) => router_error(&error, format, &path, &state),
                     }
                 };
-                response.headers_mut().insert("content-security-policy", poem::http::HeaderValue::from_static(policy));
+                let headers = response.headers_mut();
+                headers.insert("content-security-policy", poem::http::HeaderValue::from_static(policy));
+                if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
+                    headers.insert(REQUEST_ID, value);
+                }
+                // The path only: a query may carry a link's token or an address.
+                tracing::debug!(
+                    method = %method,
+                    path = %path,
+                    status = response.status().as_u16(),
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "request"
+                );
                 Ok(response)
             }
+            .instrument(span)
         })
         .with(CookieJarManager::new())
         .with(security_headers(&state.settings))
