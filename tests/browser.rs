@@ -10,7 +10,6 @@ use std::time::Duration;
 use system_tests::smtp::SmtpServer;
 use system_tests::webdriver::{Browser, Driver};
 use system_tests::{require, RunningServer};
-use xtask::settings::{MailerKind, StartTlsSetting};
 use xtask::wiring::Parts;
 
 /// The longest a page may take to appear after a click.
@@ -136,16 +135,9 @@ async fn a_person_signs_in_with_a_link_delivered_by_smtp() {
     let Some(mut smtp) = SmtpServer::start(None) else { return };
     let profile = tempfile::tempdir().expect("browser profile folder");
     let smtp_port = smtp.port;
-    let server = RunningServer::start_with(
-        |settings| {
-            settings.mailer.kind = MailerKind::Smtp;
-            settings.mailer.from = "magiclink <no-reply@example.com>".to_owned();
-            settings.mailer.smtp.url = format!("smtp://127.0.0.1:{smtp_port}").into();
-            settings.mailer.smtp.starttls = StartTlsSetting::Off;
-        },
-        Parts::default(),
-    )
-    .await;
+    let server =
+        RunningServer::start_with(|settings| system_tests::smtp::send_through(settings, smtp_port), Parts::default())
+            .await;
     assert!(server.mailbox.is_none(), "no development mailbox with SMTP");
     let driver = Driver::start(&chromedriver).expect("chromedriver starts");
     let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");

@@ -252,7 +252,7 @@ impl std::io::Write for CapturedLog {
 #[tokio::test]
 async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address() {
     use system_tests::{cookie_header, keep_cookies, RunningServer};
-    use xtask::settings::{LogFormat, LogSettings, MailerKind, StartTlsSetting};
+    use xtask::settings::{LogFormat, LogSettings};
 
     let Some(mut smtp) = SmtpServer::start(None) else { return };
     let captured = CapturedLog::default();
@@ -261,12 +261,7 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
     let _logging = tracing::subscriber::set_default(xtask::cli::log_subscriber(&log, false, move || writer.clone()));
     let smtp_port = smtp.port;
     let server = RunningServer::start_with(
-        |settings| {
-            settings.mailer.kind = MailerKind::Smtp;
-            settings.mailer.from = "magiclink <no-reply@example.com>".to_owned();
-            settings.mailer.smtp.url = format!("smtp://127.0.0.1:{smtp_port}").into();
-            settings.mailer.smtp.starttls = StartTlsSetting::Off;
-        },
+        |settings| system_tests::smtp::send_through(settings, smtp_port),
         xtask::wiring::Parts::default(),
     )
     .await;

@@ -141,3 +141,12 @@ impl Drop for SmtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// Points `settings` at the plain-text SMTP server on `port` of loopback (no STARTTLS), as the
+/// tests that send real mail through the whole service do.
+pub fn send_through(settings: &mut xtask::settings::Settings, port: u16) {
+    settings.mailer.kind = xtask::settings::MailerKind::Smtp;
+    settings.mailer.from = "magiclink <no-reply@example.com>".to_owned();
+    settings.mailer.smtp.url = format!("smtp://127.0.0.1:{port}").into();
+    settings.mailer.smtp.starttls = xtask::settings::StartTlsSetting::Off;
+}
