@@ -1,6 +1,7 @@
 //! The route table and the middleware every response passes through.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use poem::middleware::{CookieJarManager, SetHeader};
@@ -71,10 +72,19 @@ fn request_id(req: &poem::Request) -> String {
     });
     match given {
         Some(id) => id.to_owned(),
-        // Not a secret, only unique enough to tell requests apart; all zeros if the OS
-        // generator failed, which the request's own work would report.
-        None => domain::hex::encode(&ports::random::os_random::<12>().unwrap_or_default()),
+        None => fresh_request_id(),
     }
+}
+
+/// A new request id: a random prefix drawn once per process, then a counter. Not a secret,
+/// only unique across requests, restarts and instances, without a system call per request.
+fn fresh_request_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // All zeros if the OS generator failed at the first request; the counter still tells
+    // this process's requests apart.
+    let prefix = PREFIX.get_or_init(|| domain::hex::encode(&ports::random::os_random::<6>().unwrap_or_default()));
+    format!("{prefix}{:012x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
