@@ -65,7 +65,7 @@ const REQUEST_ID: &str = "x-request-id";
 
 /// The id of this request: the one a proxy in front gave it (nginx's `$request_id`, a load
 /// balancer's), when it is a plain token of at most 64 letters, digits, `-`, `_` or `.` (nothing
-/// that could forge a log line), or else a fresh random one.
+/// that could forge a log line), or else a fresh one ([`fresh_request_id`]).
 fn request_id(req: &poem::Request) -> String {
     let given = req.header(REQUEST_ID).filter(|id| {
         (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
