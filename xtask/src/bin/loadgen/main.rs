@@ -116,6 +116,8 @@ const SEEDED: u64 = 1000;
 /// of them (each once) in every `EXTENDING_ONE_IN` session checks.
 const DUE_PER_CONNECTION: u64 = 400;
 const EXTENDING_ONE_IN: usize = 10;
+/// The extension phase's name in the report (one in `EXTENDING_ONE_IN`).
+const EXTENDING_PHASE: &str = "session check, 1 in 10 extends";
 /// Hours the sessions due for extension stay valid: 28 days, two days short of `max_age`, so
 /// more than `update_age` (a day) has passed since they were last set.
 const DUE_VALID_HOURS: &str = "672";
@@ -353,7 +355,7 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
     let extending: Vec<Vec<Read>> = (0..READERS).map(|connection| extending_requests(connection, &routes)).collect();
     let address = service.address;
     phases.push(
-        phase("session check, 1 in 10 extends", &service, READERS, duration, |i, deadline| {
+        phase(EXTENDING_PHASE, &service, READERS, duration, |i, deadline| {
             workload::reads(address, extending[i].clone(), deadline)
         })
         .await?,
@@ -454,7 +456,7 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
             checks.p99 / base.p99
         );
     }
-    if let (Some(extending), Some(checks)) = (find("session check, 1 in 10 extends"), find("session check")) {
+    if let (Some(extending), Some(checks)) = (find(EXTENDING_PHASE), find("session check")) {
         println!(
             "session check with 1 in 10 extending / without: {:.2}; p99 ratio {:.2} (target: extensions stall nothing)",
             extending.per_second() / checks.per_second(),
