@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use system_tests::nginx::{self, Nginx};
 use system_tests::smtp::SmtpServer;
 use system_tests::webdriver::{Browser, Driver};
 use system_tests::{require, RunningServer};
@@ -152,6 +153,48 @@ async fn a_person_signs_in_with_a_link_delivered_by_smtp() {
     browser.goto(link).await.expect("link opened");
 
     signed_in_then_out(&browser, base, "smtp-user@example.com", "smtp").await;
+    browser.quit().await.expect("browser closes");
+}
+
+/// An app behind the docs' nginx snippet: a visitor is sent to sign in, and the link brings them
+/// back to the page they asked for, signed in; once signed out, nginx sends them to sign in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_sends_a_visitor_to_sign_in_and_the_link_brings_them_back_to_the_app() {
+    let Some((chromium, chromedriver)) = browser_programs() else { return };
+    let port = nginx::free_port();
+    let allowed = format!("http://127.0.0.1:{port}");
+    let server =
+        RunningServer::start_with(move |s| s.forward_auth.allowed_origins = vec![allowed], Parts::default()).await;
+    let upstream = nginx::start_upstream().await;
+    let Some(proxy) = Nginx::start_forward_auth(port, &server.base_url, upstream) else { return };
+    let profile = tempfile::tempdir().expect("browser profile folder");
+    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
+    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
+    let base = &server.base_url;
+    let wanted = format!("{}/private/report?year=2026", proxy.origin);
+    let address = "proxied@example.com";
+
+    browser.goto(&wanted).await.expect("the app");
+    assert!(browser.url().await.expect("url").starts_with(&format!("{base}/signin?callbackUrl=")));
+    browser.screenshot(&screenshots(), "forward-auth-1-signin").await.expect("screenshot");
+    browser.type_into(&browser.find("#email").await.expect("email field"), address).await.expect("typed");
+    browser.click(&browser.find("#submit").await.expect("submit button")).await.expect("submitted");
+    browser
+        .wait_for_text("#sent-to", "We sent a sign-in link to p***@example.com. It expires in 10 minutes.", WAIT)
+        .await
+        .expect("confirmation page");
+    let (link, _code) = newest_message(&server, address, 1).await;
+    browser.goto(&link).await.expect("link opened");
+
+    browser.wait_for_text("pre", &format!("hello {address}"), WAIT).await.expect("the app, signed in");
+    assert_eq!(browser.url().await.expect("url"), wanted, "back on the page first asked for");
+    browser.screenshot(&screenshots(), "forward-auth-2-app").await.expect("screenshot");
+
+    browser.goto(&format!("{base}/")).await.expect("home");
+    browser.click(&browser.find("#signout").await.expect("sign-out button")).await.expect("signed out");
+    browser.wait_for_text("#status", "You are not signed in.", WAIT).await.expect("signed out");
+    browser.goto(&wanted).await.expect("the app again");
+    assert!(browser.url().await.expect("url").starts_with(&format!("{base}/signin?")), "sent to sign in again");
     browser.quit().await.expect("browser closes");
 }
 

@@ -20,6 +20,7 @@ use xtask::settings::Settings;
 use xtask::wiring::{self, Parts, Service};
 
 pub mod limiter_contract;
+pub mod nginx;
 pub mod smtp;
 pub mod stores;
 pub mod webdriver;

@@ -73,6 +73,8 @@ pub struct Settings {
     pub templates: TemplatesSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Forward auth for reverse proxies.
+    pub forward_auth: ForwardAuthSettings,
 }
 
 /// `[server]`.
@@ -236,6 +238,56 @@ pub struct SessionSettings {
     pub update_age: u32,
     /// The session cookie's name (`__Host-` is prepended over https).
     pub cookie_name: String,
+    /// The session cookie's `Domain` (e.g. `example.com`) so apps on sibling subdomains see
+    /// it; empty keeps it host-only (`__Host-`; with a domain, `__Secure-`).
+    pub cookie_domain: String,
+}
+
+/// `[forward_auth]`: `{base}/forward-auth` for reverse proxies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardAuthSettings {
+    /// The exact origins (`https://app.example.com`) a sign-in may return to.
+    pub allowed_origins: Vec<String>,
+    /// What a check without a session answers: `status` (401) or `redirect` (302).
+    pub mode: ForwardAuthModeSetting,
+}
+
+/// `forward_auth.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardAuthModeSetting {
+    /// 401, for nginx `auth_request`.
+    #[default]
+    Status,
+    /// 302 to the sign-in page, for Traefik and Caddy.
+    Redirect,
+}
+
+impl ForwardAuthSettings {
+    /// The allowed origins, parsed; the first entry that is not a bare http(s) origin otherwise.
+    ///
+    /// # Errors
+    /// The offending entry.
+    pub fn origins(&self) -> Result<Vec<url::Origin>, String> {
+        self.allowed_origins
+            .iter()
+            .map(|raw| match Url::parse(raw.trim()) {
+                Ok(url)
+                    if matches!(url.scheme(), "http" | "https")
+                        && url.host().is_some()
+                        && url.path() == "/"
+                        && url.query().is_none()
+                        && url.fragment().is_none()
+                        && url.username().is_empty()
+                        && url.password().is_none() =>
+                {
+                    Ok(url.origin())
+                }
+                _ => Err(raw.clone()),
+            })
+            .collect()
+    }
 }
 
 /// `[csrf]`.
@@ -462,6 +514,7 @@ impl Default for Settings {
             sign_up: SignUpSettings::default(),
             templates: TemplatesSettings::default(),
             log: LogSettings::default(),
+            forward_auth: ForwardAuthSettings::default(),
         }
     }
 }
@@ -525,6 +578,7 @@ impl Default for SessionSettings {
             max_age: SessionPolicy::DEFAULT_MAX_AGE_SECONDS,
             update_age: SessionPolicy::DEFAULT_UPDATE_AGE_SECONDS,
             cookie_name: "magiclink.session-token".to_owned(),
+            cookie_domain: String::new(),
         }
     }
 }
@@ -701,6 +755,29 @@ fn is_valid_cookie_name(name: &str) -> bool {
         && !lower.starts_with("__secure-")
 }
 
+/// Why `session.cookie_domain` cannot work with the base URL, if it cannot: it must be a domain
+/// name (not an address, not a single label such as `com`) that the base URL's host is or ends
+/// in, or browsers drop the cookie.
+fn cookie_domain_problem(domain: &str, base_url: Option<&Url>) -> Option<String> {
+    if domain.is_empty() {
+        return None;
+    }
+    let plain = !domain.starts_with('.')
+        && domain.contains('.')
+        && domain.parse::<IpAddr>().is_err()
+        && domain.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'));
+    if !plain {
+        return Some(format!(
+            "session.cookie_domain `{domain}` must be a lowercase domain name such as example.com (no leading dot, not an IP address)"
+        ));
+    }
+    let host = base_url?.host_str()?;
+    let covered = host == domain || host.strip_suffix(domain).is_some_and(|rest| rest.ends_with('.'));
+    (!covered).then(|| {
+        format!("session.cookie_domain `{domain}` must be server.base_url's host `{host}` or a domain it is under")
+    })
+}
+
 impl Settings {
     /// Checks the settings for the profile. `program` names the command the operator runs, for
     /// advice such as "generate one with `cargo xtask secret`".
@@ -758,6 +835,14 @@ impl Settings {
             problems.push("session.cookie_name and csrf.cookie_name must differ".to_owned());
         }
         self.check_mailer(&mut problems);
+        if let Err(entry) = self.forward_auth.origins() {
+            problems.push(format!(
+                "forward_auth.allowed_origins entry `{entry}` is not an origin like https://app.example.com (scheme, host and port only)"
+            ));
+        }
+        if let Some(problem) = cookie_domain_problem(&self.session.cookie_domain, base_url.as_ref()) {
+            problems.push(problem);
+        }
         if let Err(entry) = self.sign_up.normalised_domains() {
             problems.push(format!("sign_up.allowed_domains entry `{entry}` is not a domain like example.com"));
         }

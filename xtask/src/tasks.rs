@@ -78,6 +78,13 @@ pub const PYTHON: Prerequisite = Prerequisite {
     used_by: "the integration guide's Python snippet",
     probe: Probe::Program(&["python3"]),
 };
+/// nginx, the reverse proxy in front of the forward-auth tests.
+pub const NGINX: Prerequisite = Prerequisite {
+    what: "nginx",
+    package: "nginx",
+    used_by: "the forward-auth tests behind a real nginx",
+    probe: Probe::Program(&["/usr/sbin/nginx", "nginx"]),
+};
 
 /// Redis on its standard loopback port, for the Redis rate-limiter tests.
 pub const REDIS: Prerequisite = Prerequisite {
@@ -104,8 +111,8 @@ pub const MARIADB: Prerequisite = Prerequisite {
 };
 
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 9] =
-    [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON, REDIS, POSTGRES, MARIADB];
+pub const PREREQUISITES: [Prerequisite; 10] =
+    [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON, NGINX, REDIS, POSTGRES, MARIADB];
 
 impl Prerequisite {
     /// The program to run (for a Python module, the Python that has it; for a server, an empty

@@ -252,6 +252,15 @@ pub async fn build(
         previous_secrets: previous_secrets.clone(),
         cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
         allow_unicode_local_part: settings.email.allow_unicode_local_part,
+        session_cookie_domain: Some(settings.session.cookie_domain.clone()).filter(|domain| !domain.is_empty()),
+        forward_auth: web::ForwardAuth {
+            // Checked at start-up: every entry parses.
+            allowed_origins: settings.forward_auth.origins().unwrap_or_default(),
+            mode: match settings.forward_auth.mode {
+                crate::settings::ForwardAuthModeSetting::Status => web::ForwardAuthMode::Status,
+                crate::settings::ForwardAuthModeSetting::Redirect => web::ForwardAuthMode::Redirect,
+            },
+        },
         trusted_proxies: settings
             .server
             .trusted_proxies

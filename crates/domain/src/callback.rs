@@ -1,17 +1,20 @@
-//! Where to send a person after sign-in: `callbackUrl`, reduced to a path on this site.
+//! Where to send a person after sign-in: `callbackUrl`, reduced to a path on this site, or an
+//! absolute URL on one of the apps this service signs people in for (behind forward auth).
 //!
 //! An open redirect on a sign-in service is a phishing kit: "sign in at the real site, land on
 //! mine". So the rule is an allow-list, not a deny-list: a path that starts with exactly one
-//! `/`, or an absolute URL with this site's exact origin. Everything else becomes `/`.
+//! `/`, an absolute URL with this site's exact origin, or an absolute URL whose exact origin the
+//! operator listed (`forward_auth.allowed_origins`). Everything else becomes `/`.
 
-use url::Url;
+use url::{Origin, Url};
 
 /// The longest `callbackUrl` considered; a longer one becomes `/` (it would otherwise ride along
 /// in every link, email and log line).
 pub const MAX_LENGTH: usize = 2048;
 
-/// A path (with query and fragment) on this site that is safe to redirect to: ASCII only, with
-/// anything else percent-encoded, so it can go into a `Location` header as it is.
+/// A place that is safe to redirect to: a path (with query and fragment) on this site, or an
+/// absolute URL on an allowed app origin. ASCII only, with anything else percent-encoded, so it
+/// can go into a `Location` header as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackPath(String);
 
@@ -25,7 +28,18 @@ impl CallbackPath {
     ///
     /// `site` is the configured base URL; only its origin (scheme, host, port) counts.
     pub fn resolve(raw: Option<&str>, site: &Url) -> Self {
-        raw.and_then(|raw| Self::accept(raw, site)).unwrap_or_else(Self::root)
+        Self::resolve_among(raw, site, &[])
+    }
+
+    /// As [`CallbackPath::resolve`], also accepting an absolute URL on one of `apps`' exact
+    /// origins (kept absolute, since it is another site).
+    pub fn resolve_among(raw: Option<&str>, site: &Url, apps: &[Origin]) -> Self {
+        raw.and_then(|raw| Self::accept_among(raw, site, apps)).unwrap_or_else(Self::root)
+    }
+
+    /// Whether this is an absolute URL on another (allowed) origin rather than a path here.
+    pub fn is_absolute(&self) -> bool {
+        !self.0.starts_with('/')
     }
 
     /// The path to put in `Location`.
@@ -33,7 +47,9 @@ impl CallbackPath {
         &self.0
     }
 
-    fn accept(raw: &str, site: &Url) -> Option<Self> {
+    /// `raw` as a safe place to return to, or `None` when it is refused (for callers that must
+    /// tell a refusal from the root).
+    pub fn accept_among(raw: &str, site: &Url, apps: &[Origin]) -> Option<Self> {
         // Browsers drop tabs and newlines inside URLs and read `\` as `/`, so any of them could
         // turn an innocent-looking path into `//evil.example`. Refuse them outright.
         if raw.is_empty()
@@ -52,10 +68,14 @@ impl CallbackPath {
         } else {
             Url::parse(raw).ok()?
         };
-        let same_origin =
-            absolute.origin() == site.origin() && absolute.username().is_empty() && absolute.password().is_none();
-        if !same_origin {
+        if !absolute.username().is_empty() || absolute.password().is_some() {
             return None;
+        }
+        let origin = absolute.origin();
+        if origin != site.origin() {
+            // `Origin::Opaque` (data:, file:, ...) never equals anything, so only http(s) and
+            // the like with a listed scheme, host and port get through.
+            return apps.contains(&origin).then(|| Self(absolute.into()));
         }
         let mut path = absolute.path().to_owned();
         if let Some(query) = absolute.query() {
@@ -152,5 +172,50 @@ mod tests {
         for payload in payloads {
             assert_eq!(CallbackPath::resolve(Some(payload), &site()).as_str(), "/", "payload {payload:?}");
         }
+    }
+
+    fn apps() -> Vec<url::Origin> {
+        ["https://app.example.com", "http://127.0.0.1:8080"]
+            .iter()
+            .map(|origin| Url::parse(origin).expect("valid URL").origin())
+            .collect()
+    }
+
+    #[test]
+    fn a_url_on_an_allowed_app_origin_is_kept_whole() {
+        let cases = [
+            ("https://app.example.com/reports?q=1#top", "https://app.example.com/reports?q=1#top"),
+            ("https://APP.example.com:443", "https://app.example.com/"),
+            ("http://127.0.0.1:8080/private", "http://127.0.0.1:8080/private"),
+        ];
+        for (raw, expected) in cases {
+            let target = CallbackPath::resolve_among(Some(raw), &site(), &apps());
+            assert_eq!(target.as_str(), expected, "input {raw:?}");
+            assert!(target.is_absolute());
+        }
+        let here = CallbackPath::resolve_among(Some("https://auth.example.com/x"), &site(), &apps());
+        assert_eq!(here.as_str(), "/x");
+        assert!(!here.is_absolute());
+    }
+
+    #[test]
+    fn only_the_exact_allowed_origins_are_accepted() {
+        let refused = [
+            "http://app.example.com/",
+            "https://app.example.com:8443/",
+            "https://evil.app.example.com/",
+            "https://app.example.com.evil.example/",
+            "https://user:pass@app.example.com/",
+            "https://user@app.example.com/",
+            "http://127.0.0.1:8081/",
+            "http://localhost:8080/",
+            "//app.example.com/",
+            "javascript://app.example.com/%0aalert(1)",
+        ];
+        for raw in refused {
+            assert_eq!(CallbackPath::resolve_among(Some(raw), &site(), &apps()).as_str(), "/", "input {raw:?}");
+        }
+        // Without the list, an app's URL is refused like any other site's.
+        assert_eq!(CallbackPath::resolve(Some("https://app.example.com/reports"), &site()).as_str(), "/");
     }
 }

@@ -40,9 +40,11 @@ async fn request_link(
 ) -> Result<Response, WebError> {
     let form = checked_form(req, state, form)?;
     let client = client_ip(req, &state.settings.trusted_proxies);
-    let request = form.to_request(&state.settings.base_url, client, state.settings.allow_unicode_local_part).map_err(
-        |reason| WebError::InvalidEmail { typed: form.email.clone(), callback_url: form.callback_url.clone(), reason },
-    )?;
+    let request = form.to_request(&state.settings, client).map_err(|reason| WebError::InvalidEmail {
+        typed: form.email.clone(),
+        callback_url: form.callback_url.clone(),
+        reason,
+    })?;
     let callback = request.callback.as_str().to_owned();
     // The link is stored and its email queued; delivery happens in the background, so the
     // answer never waits on a mail provider.
@@ -102,7 +104,7 @@ async fn open_link(
     let asked_here =
         pending::read(req.cookie(), &state.settings, state.sign_in.now()).is_some_and(|p| p.is_for(&hashes));
     if asked_here {
-        let destination = CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
+        let destination = state.settings.callback(query.callback_url.as_deref());
         return sign_in_with_link(req, state, request, destination).await;
     }
     match state.sign_in.link_state(&request.token, &request.email).await? {
@@ -129,7 +131,7 @@ async fn confirm_page(
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
     context.insert("token", query.token.as_deref().unwrap_or_default());
     context.insert("email", email.as_str());
-    let callback = CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
+    let callback = state.settings.callback(query.callback_url.as_deref());
     context.insert("callback_url", callback.as_str());
     page(state, StatusCode::OK, "confirm.html", context)
 }
@@ -162,7 +164,7 @@ async fn confirm_or_code(
     let Ok(request) = query.to_request(user_agent, client) else {
         return redeem_failure(ports::RedeemLinkError::Invalid, state);
     };
-    let destination = CallbackPath::resolve(query.callback_url.as_deref(), &state.settings.base_url);
+    let destination = state.settings.callback(query.callback_url.as_deref());
     sign_in_with_link(req, state, request, destination).await
 }
 
@@ -214,9 +216,7 @@ async fn finish_sign_in(
     set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
     pending::clear(req.cookie(), &state.settings);
     Ok(match Format::of(req) {
-        Format::Json => {
-            Json(serde_json::json!({ "url": state.settings.absolute(destination.as_str()) })).into_response()
-        }
+        Format::Json => Json(serde_json::json!({ "url": state.settings.callback_url(destination) })).into_response(),
         Format::Html => Redirect::see_other(destination.as_str()).into_response(),
     })
 }

@@ -3,6 +3,11 @@
 //! Every cookie is `HttpOnly`, `SameSite=Lax` and `Path=/`. Over https they are also `Secure`
 //! and carry the `__Host-` prefix, which browsers honour only for secure, host-only, `Path=/`
 //! cookies: a sibling subdomain cannot plant or overwrite them.
+//!
+//! The one exception is the session cookie when `session.cookie_domain` is set, so that apps on
+//! sibling subdomains behind forward auth see it: a cookie with a `Domain` cannot be `__Host-`,
+//! so it gets `__Secure-` (still https-only) and any host under that domain can set or
+//! overwrite it (session fixation by a compromised sibling). `docs/security.md` says so.
 
 use std::time::Duration;
 
@@ -28,10 +33,18 @@ pub fn name(settings: &WebSettings, kind: Kind) -> String {
         Kind::Csrf => &settings.cookie_names.csrf,
         Kind::PendingSignIn => &settings.cookie_names.pending,
     };
-    if settings.is_https() {
-        format!("__Host-{base}")
-    } else {
-        base.clone()
+    match (settings.is_https(), domain_of(settings, kind)) {
+        (true, None) => format!("__Host-{base}"),
+        (true, Some(_)) => format!("__Secure-{base}"),
+        (false, _) => base.clone(),
+    }
+}
+
+/// The `Domain` a cookie is set for: only the session cookie, and only when configured.
+fn domain_of(settings: &WebSettings, kind: Kind) -> Option<&str> {
+    match kind {
+        Kind::Session => settings.session_cookie_domain.as_deref(),
+        Kind::Csrf | Kind::PendingSignIn => None,
     }
 }
 
@@ -47,6 +60,9 @@ pub fn set(jar: &CookieJar, settings: &WebSettings, kind: Kind, value: &str, max
     cookie.set_same_site(SameSite::Lax);
     cookie.set_path("/");
     cookie.set_secure(settings.is_https());
+    if let Some(domain) = domain_of(settings, kind) {
+        cookie.set_domain(domain);
+    }
     if let Some(max_age) = max_age {
         cookie.set_max_age(max_age);
     }

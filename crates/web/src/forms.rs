@@ -5,10 +5,11 @@
 
 use std::net::IpAddr;
 
-use domain::{CallbackPath, EmailAddress, InvalidEmail, LinkToken};
+use domain::{EmailAddress, InvalidEmail, LinkToken};
 use ports::{RedeemLink, RequestLink};
 use serde::Deserialize;
-use url::Url;
+
+use crate::settings::WebSettings;
 
 /// Longest `User-Agent` kept with a session; the rest is dropped.
 const MAX_USER_AGENT: usize = 512;
@@ -53,21 +54,16 @@ pub struct SignInForm {
 
 impl SignInForm {
     /// The use-case request, or why the address is not acceptable: a non-ASCII local part is
-    /// refused unless `allow_unicode_local_part`.
+    /// refused unless the settings allow it. The callback is reduced by [`WebSettings::callback`].
     ///
     /// # Errors
     /// The address's [`InvalidEmail`] reason.
-    pub fn to_request(
-        &self,
-        site: &Url,
-        client: Option<IpAddr>,
-        allow_unicode_local_part: bool,
-    ) -> Result<RequestLink, InvalidEmail> {
+    pub fn to_request(&self, settings: &WebSettings, client: Option<IpAddr>) -> Result<RequestLink, InvalidEmail> {
         let email = EmailAddress::parse(&self.email)?;
-        if !allow_unicode_local_part && !email.has_ascii_local_part() {
+        if !settings.allow_unicode_local_part && !email.has_ascii_local_part() {
             return Err(InvalidEmail::NonAsciiLocalPart);
         }
-        Ok(RequestLink { email, callback: CallbackPath::resolve(self.callback_url.as_deref(), site), client })
+        Ok(RequestLink { email, callback: settings.callback(self.callback_url.as_deref()), client })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod cookies;
 pub mod csrf;
 pub mod errors;
 pub mod forms;
+pub mod forward_auth;
 pub mod pages;
 pub mod pending;
 pub mod routes;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use ports::{DevMailbox, SignIn, StoreHealth};
 
 pub use routes::build_app;
-pub use settings::{CookieNames, PagePaths, RequestLimits, WebSettings};
+pub use settings::{CookieNames, ForwardAuth, ForwardAuthMode, PagePaths, RequestLimits, WebSettings};
 
 /// Everything the handlers need, built by the composition root.
 pub struct AppState {

@@ -91,7 +91,7 @@ pub fn clear(jar: &CookieJar, settings: &WebSettings) {
 
 /// The callback path the cookie carries, checked again as any callback is.
 pub fn callback(pending: &PendingSignIn, settings: &WebSettings) -> CallbackPath {
-    CallbackPath::resolve(Some(&pending.callback), &settings.base_url)
+    settings.callback(Some(&pending.callback))
 }
 
 fn mac(secret: &ServerSecret, body: &str) -> String {

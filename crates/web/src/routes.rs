@@ -11,7 +11,7 @@ use tracing::Instrument as _;
 
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
-use crate::{auth, pages, AppState};
+use crate::{auth, forward_auth, pages, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
@@ -108,6 +108,7 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/healthz", get(auth::healthz))
         .at(format!("{base}/signin/email"), post(auth::sign_in_email))
         .at(format!("{base}/callback/email"), get(auth::callback_email).post(auth::callback_email_post))
+        .at(format!("{base}/forward-auth"), get(forward_auth::forward_auth))
         .at(format!("{base}/openapi.json"), spec)
         .nest(docs_path.as_str(), docs)
         .nest(base.as_str(), api);

@@ -1,7 +1,7 @@
 //! The web layer's settings: where things live and how cookies are named.
 
-use domain::ServerSecret;
-use url::Url;
+use domain::{CallbackPath, ServerSecret};
+use url::{Origin, Url};
 
 /// Where the person-facing pages live, as Auth.js's `pages` option.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,38 @@ impl Default for RequestLimits {
     }
 }
 
+/// What `{base}/forward-auth` answers a request without a live session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardAuthMode {
+    /// 401, for nginx's `auth_request` (whose `error_page 401` sends the person on).
+    #[default]
+    Status,
+    /// 302 to the sign-in page with a return URL, for Traefik's `ForwardAuth` and Caddy's
+    /// `forward_auth`, which pass the answer to the browser as it is.
+    Redirect,
+}
+
+impl ForwardAuthMode {
+    /// The mode a `mode` query parameter or setting names (`status` or `redirect`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "status" => Some(Self::Status),
+            "redirect" => Some(Self::Redirect),
+            _ => None,
+        }
+    }
+}
+
+/// Forward auth for reverse proxies (`{base}/forward-auth`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardAuth {
+    /// The exact origins of the apps behind the proxy: the only other sites a sign-in may
+    /// return to.
+    pub allowed_origins: Vec<Origin>,
+    /// The answer without a session, unless the request asks for the other.
+    pub mode: ForwardAuthMode,
+}
+
 /// Settings of the HTTP surface.
 #[derive(Debug, Clone)]
 pub struct WebSettings {
@@ -84,6 +116,11 @@ pub struct WebSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Accept addresses whose local part is not ASCII (SMTPUTF8 set-ups).
     pub allow_unicode_local_part: bool,
+    /// The session cookie's `Domain`, so apps on sibling subdomains see it (forward auth);
+    /// `None` keeps it host-only, with the `__Host-` prefix over https.
+    pub session_cookie_domain: Option<String>,
+    /// Forward auth for reverse proxies.
+    pub forward_auth: ForwardAuth,
 }
 
 impl WebSettings {
@@ -105,5 +142,25 @@ impl WebSettings {
     /// The absolute URL of a path on this site.
     pub fn absolute(&self, path: &str) -> String {
         format!("{}{path}", self.base_url.as_str().trim_end_matches('/'))
+    }
+
+    /// Where a sign-in may return to: `raw` reduced to a path here, or kept whole when it is on
+    /// one of `forward_auth.allowed_origins`; anything else is the site root.
+    pub fn callback(&self, raw: Option<&str>) -> CallbackPath {
+        raw.and_then(|raw| self.accepted_callback(raw)).unwrap_or_else(CallbackPath::root)
+    }
+
+    /// As [`WebSettings::callback`], with `None` for a refused URL.
+    pub fn accepted_callback(&self, raw: &str) -> Option<CallbackPath> {
+        CallbackPath::accept_among(raw, &self.base_url, &self.forward_auth.allowed_origins)
+    }
+
+    /// A callback as an absolute URL (for JSON answers, which clients follow from anywhere).
+    pub fn callback_url(&self, callback: &CallbackPath) -> String {
+        if callback.is_absolute() {
+            callback.as_str().to_owned()
+        } else {
+            self.absolute(callback.as_str())
+        }
     }
 }

@@ -244,6 +244,39 @@ fn malformed_paths_and_urls_are_refused_in_every_profile() {
 }
 
 #[test]
+fn forward_auth_origins_and_the_cookie_domain_are_checked_against_the_base_url() {
+    let cases: Vec<Breakage> = vec![
+        (
+            "forward_auth.allowed_origins",
+            Box::new(|s| s.forward_auth.allowed_origins = vec!["app.example.com".to_owned()]),
+        ),
+        (
+            "forward_auth.allowed_origins",
+            Box::new(|s| s.forward_auth.allowed_origins = vec!["https://app.example.com/reports".to_owned()]),
+        ),
+        (
+            "forward_auth.allowed_origins",
+            Box::new(|s| s.forward_auth.allowed_origins = vec!["ftp://app.example.com".to_owned()]),
+        ),
+        ("session.cookie_domain", Box::new(|s| s.session.cookie_domain = "other.example".to_owned())),
+        ("session.cookie_domain", Box::new(|s| s.session.cookie_domain = ".example.com".to_owned())),
+        ("session.cookie_domain", Box::new(|s| s.session.cookie_domain = "com".to_owned())),
+        ("session.cookie_domain", Box::new(|s| s.session.cookie_domain = "xample.com".to_owned())),
+    ];
+    assert_each_refused(production_ready, "production", cases);
+
+    let mut shared = production_ready();
+    shared.session.cookie_domain = "example.com".to_owned();
+    shared.forward_auth.allowed_origins =
+        vec!["https://app.example.com".to_owned(), "http://127.0.0.1:8080/".to_owned()];
+    assert!(shared.check("production", Program::Magiclink).is_ok());
+    let origins = shared.forward_auth.origins().expect("parsed");
+    assert_eq!(origins[1].ascii_serialization(), "http://127.0.0.1:8080");
+    shared.session.cookie_domain = "auth.example.com".to_owned();
+    assert!(shared.check("production", Program::Magiclink).is_ok(), "the host itself is allowed");
+}
+
+#[test]
 fn the_secret_never_appears_in_debug_output() {
     let mut settings = production_ready();
     settings.previous_secrets = vec![super::Secret("fedcba9876543210fedcba9876543210".to_owned())];

@@ -21,5 +21,7 @@ pub fn web_settings(base_url: &str, secret: ServerSecret) -> WebSettings {
         limits: RequestLimits::default(),
         trusted_proxies: Vec::new(),
         allow_unicode_local_part: false,
+        session_cookie_domain: None,
+        forward_auth: web::ForwardAuth::default(),
     }
 }
