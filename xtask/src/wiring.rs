@@ -42,8 +42,10 @@ const HANDOVER_CAPACITY: usize = 1024;
 
 /// The application, assembled and ready to serve.
 pub struct Service {
-    /// The HTTP application.
+    /// The HTTP application: magiclink's routes, or an application embedding them.
     pub app: poem::endpoint::BoxEndpoint<'static, Response>,
+    /// magiclink's web state, for an application that embeds its routes ([`web::Magiclink`]).
+    pub magiclink: web::Magiclink,
     /// The database, for migrations and shutdown.
     pub store: Database,
     /// The use cases, for housekeeping.
@@ -322,15 +324,15 @@ pub async fn build(
             host: base_url.host_str().unwrap_or_default().to_owned(),
         },
     ));
-    let app = web::build_app(AppState {
+    let magiclink = web::Magiclink::new(AppState {
         sign_in: Arc::clone(&sign_in),
         health: Arc::clone(&store.health),
         mailbox: mailbox.clone().map(|m| m as Arc<dyn DevMailbox>),
         settings: web_settings,
         pages,
-    })
-    .boxed();
-    Ok(Service { app, store, sign_in, deliverer, handed_over, mailbox, connection_limits })
+    });
+    let app = magiclink.routes().boxed();
+    Ok(Service { app, magiclink, store, sign_in, deliverer, handed_over, mailbox, connection_limits })
 }
 
 /// A bound, not yet running server: tests bind port 0 and read the address back.

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod client;
 pub mod cookies;
 pub mod csrf;
+pub mod embed;
 pub mod errors;
 pub mod forms;
 pub mod forward_auth;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 use ports::{DevMailbox, SignIn, StoreHealth};
 
+pub use embed::{Magiclink, RequireSignIn, SignedIn};
 pub use routes::build_app;
 pub use settings::{CookieNames, ForwardAuth, ForwardAuthMode, PagePaths, RequestLimits, WebSettings};
 

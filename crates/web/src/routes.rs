@@ -89,7 +89,12 @@ fn fresh_request_id() -> String {
 
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
 pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
-    let state = Arc::new(state);
+    build_shared_app(Arc::new(state))
+}
+
+/// As [`build_app`], on state shared with an application that embeds magiclink
+/// ([`crate::embed::Magiclink`]).
+pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let settings = &state.settings;
     let base = settings.auth_base_path.trim_end_matches('/').to_owned();
     let api = OpenApiService::new(AuthApi { state: Arc::clone(&state) }, "magiclink", env!("CARGO_PKG_VERSION"))
