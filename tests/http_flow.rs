@@ -168,6 +168,62 @@ async fn a_person_lists_their_sessions_and_revokes_one_or_all_the_others(app: Te
     assert_eq!(app.get_json("/api/auth/session").await.body, "null");
 }
 
+async fn a_program_signs_in_and_out_with_json_bodies_alone(app: TestApp) {
+    use serde_json::json;
+    let token = app.csrf_token().await;
+    let csrf = [("x-csrf-token", token.as_str())];
+
+    let forged = app.post_json("/api/auth/signin/email", &json!({ "email": "j@example.com" }), &[]).await;
+    let invalid = app.post_json("/api/auth/signin/email", &json!({ "email": "not an address" }), &csrf).await;
+    let sent = app
+        .post_json("/api/auth/signin/email", &json!({ "email": "j@example.com", "callbackUrl": "/dashboard" }), &csrf)
+        .await;
+    let link = url::Url::parse(&format!("http://x{}", app.latest_link("j@example.com").await)).expect("link");
+    let field = |name: &str| link.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned());
+    let by_link = json!({ "token": field("token"), "email": field("email"), "callbackUrl": field("callbackUrl") });
+    let signed_in = app.post_json("/api/auth/callback/email", &by_link, &csrf).await;
+    let session = app.get_json("/api/auth/session").await;
+    let again = app.post_json("/api/auth/callback/email", &by_link, &csrf).await;
+    let signed_out = app.post_json("/api/auth/signout", &json!({ "csrfToken": token }), &[]).await;
+    let after = app.get_json("/api/auth/session").await;
+
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(forged.json()["type"], "urn:magiclink:problem:csrf");
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid.header("content-type"), "application/problem+json");
+    assert_eq!(invalid.json()["type"], "urn:magiclink:problem:invalid-email");
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert_eq!(sent.json()["expiresInMinutes"], 10);
+    assert_eq!(sent.json()["url"], "http://127.0.0.1:3000/check-your-email");
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert_eq!(signed_in.json()["url"], "http://127.0.0.1:3000/dashboard");
+    assert_eq!(session.json()["user"]["email"], "j@example.com");
+    assert_eq!(again.status, StatusCode::GONE);
+    assert_eq!(again.json()["type"], "urn:magiclink:problem:link-used");
+    assert_eq!(signed_out.status, StatusCode::OK);
+    assert_eq!(signed_out.json()["url"], "http://127.0.0.1:3000/");
+    assert_eq!(after.body, "null");
+}
+
+async fn a_program_signs_in_with_the_emailed_code(app: TestApp) {
+    use serde_json::json;
+    let token = app.csrf_token().await;
+    let csrf = [("x-csrf-token", token.as_str())];
+    app.post_json("/api/auth/signin/email", &json!({ "email": "code@example.com" }), &csrf).await;
+    app.deliver().await;
+    let code =
+        app.get_json("/dev/mailbox?to=code@example.com").await.json()[0]["code"].as_str().expect("a code").to_owned();
+    let wrong = if code.starts_with('A') { "BBBBBBBB" } else { "AAAAAAAA" };
+
+    let refused = app.post_json("/api/auth/callback/email", &json!({ "code": wrong }), &csrf).await;
+    let signed_in = app.post_json("/api/auth/callback/email", &json!({ "code": code }), &csrf).await;
+
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.json()["attemptsLeft"], 4);
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert_eq!(app.get_json("/api/auth/session").await.json()["user"]["email"], "code@example.com");
+}
+
 async fn a_signed_out_cookie_no_longer_signs_anyone_in(app: TestApp) {
     app.sign_in("a@example.com", "/").await;
     let stolen = app.cookies.lock().expect("lock").clone();
@@ -603,6 +659,8 @@ macro_rules! every_flow {
             the_whole_flow_from_csrf_to_sign_out,
             a_signed_out_cookie_no_longer_signs_anyone_in,
             a_person_lists_their_sessions_and_revokes_one_or_all_the_others,
+            a_program_signs_in_and_out_with_json_bodies_alone,
+            a_program_signs_in_with_the_emailed_code,
             a_post_without_a_matching_csrf_token_is_refused_with_403,
             an_invalid_address_shows_the_form_again_with_what_was_typed_and_why,
             an_unreadable_body_is_a_clear_400,

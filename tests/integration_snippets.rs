@@ -73,8 +73,10 @@ fn the_page_shows_each_snippet_file_verbatim() {
         let snippet = std::fs::read_to_string(docs().join("integration").join(file)).expect("snippet");
         assert!(page.contains(&snippet), "docs/integration.md does not show docs/integration/{file} as it is");
     }
-    let example = std::fs::read_to_string(docs().join("../examples/protected-app/src/lib.rs")).expect("the example");
-    assert!(page.contains(&example), "docs/integration.md does not show examples/protected-app/src/lib.rs as it is");
+    for example in ["protected-app/src/lib.rs", "json-client/src/lib.rs"] {
+        let code = std::fs::read_to_string(docs().join("../examples").join(example)).expect("the example");
+        assert!(page.contains(&code), "docs/integration.md does not show examples/{example} as it is");
+    }
 }
 
 #[tokio::test]

@@ -256,6 +256,23 @@ impl TestApp {
         self.read(request.send().await).await
     }
 
+    /// `POST path` with a JSON body, asking for JSON, with `headers` added.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value, headers: &[(&str, &str)]) -> Reply {
+        let body = body.to_string();
+        let mut request = self
+            .client
+            .post(path)
+            .header("cookie", self.cookie_header())
+            .header("accept", "application/json")
+            .content_type("application/json")
+            .header("content-length", body.len())
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.read(request.send().await).await
+    }
+
     /// A CSRF token from `GET /api/auth/csrf` (which also sets its cookie).
     pub async fn csrf_token(&self) -> String {
         let reply = self.get_json("/api/auth/csrf").await;

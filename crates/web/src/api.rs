@@ -1,24 +1,32 @@
-//! The JSON endpoints under the auth base path, described with poem-openapi: Auth.js's
+//! The JSON API under the auth base path, described with poem-openapi: Auth.js's
 //! `GET {base}/csrf`, `GET {base}/providers` and `GET {base}/session` (same shapes, so clients
-//! written for it work unchanged), and the signed-in person's sessions: `GET {base}/sessions`,
-//! `DELETE {base}/sessions/{id}`, `POST {base}/sessions/revoke-others`.
+//! written for it work unchanged); the JSON twins of the sign-in forms, `POST
+//! {base}/signin/email`, `POST {base}/callback/email` (a link's token, or the code) and `POST
+//! {base}/signout`, which the route table sends here when the body is JSON (forms go to
+//! [`crate::auth`]); and the signed-in person's sessions: `GET {base}/sessions`, `DELETE
+//! {base}/sessions/{id}`, `POST {base}/sessions/revoke-others`.
 //!
-//! The session endpoints are authenticated by the session cookie, so the two that change
-//! something also need the CSRF token (`X-CSRF-Token`, from `GET {base}/csrf`) and a same-origin
-//! request, as every state-changing form does ([`crate::csrf`]). The OpenAPI document is served
-//! at `{base}/openapi.json`.
+//! Every state change needs the CSRF token (`csrfToken` in the body or the `X-CSRF-Token`
+//! header, from `GET {base}/csrf`) and a same-origin request, as every form does
+//! ([`crate::csrf`]). Every failure is an RFC 9457 problem document made by the one mapping in
+//! [`crate::errors`]; [`Problem`] lists each operation's statuses in the OpenAPI document, which
+//! is served at `{base}/openapi.json`.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::SessionId;
-use poem::Request;
+use poem::{IntoResponse, Request, Response};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type as _;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use ports::ActiveSession;
 
 use crate::errors::{Format, WebError};
+use crate::forms::{CallbackForm, CallbackQuery, SignInForm};
 use crate::{auth, csrf, AppState};
 
 /// The JSON API; it shares the application state with the page handlers.
@@ -117,6 +125,191 @@ pub struct RevokedBody {
     pub revoked: u64,
 }
 
+/// `POST {base}/signin/email` as JSON: ask for a sign-in link.
+#[derive(Debug, Object)]
+pub struct LinkRequestBody {
+    /// The address to send the link to.
+    pub email: String,
+    /// Where to land after signing in: a path here, or a URL on an allowed app origin.
+    #[oai(rename = "callbackUrl")]
+    pub callback_url: Option<String>,
+    /// The CSRF token (or send it in `X-CSRF-Token`).
+    #[oai(rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
+/// A link was sent (or, for an address that may not sign in, nothing was: the answer is the
+/// same). The answer also sets the pending-sign-in cookie, which lets this client sign in with
+/// the emailed code.
+#[derive(Debug, Object)]
+pub struct LinkSentBody {
+    /// The "check your email" page.
+    pub url: String,
+    /// How long the link and code last.
+    #[oai(rename = "expiresInMinutes")]
+    pub expires_in_minutes: i64,
+}
+
+/// `POST {base}/callback/email` as JSON: sign in with a link's `token` and `email`, or with the
+/// `code` from the email (in the client that asked for the link, which holds the
+/// pending-sign-in cookie).
+#[derive(Debug, Object)]
+pub struct RedeemBody {
+    /// The link's `token` parameter.
+    pub token: Option<String>,
+    /// The link's `email` parameter.
+    pub email: Option<String>,
+    /// The link's `callbackUrl` parameter.
+    #[oai(rename = "callbackUrl")]
+    pub callback_url: Option<String>,
+    /// The short code from the email, instead of the link.
+    pub code: Option<String>,
+    /// The CSRF token (or send it in `X-CSRF-Token`).
+    #[oai(rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
+/// `POST {base}/signout` as JSON.
+#[derive(Debug, Object)]
+pub struct SignOutBody {
+    /// The CSRF token (or send it in `X-CSRF-Token`).
+    #[oai(rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
+/// Where to go next, as an absolute URL.
+#[derive(Debug, Object)]
+pub struct UrlBody {
+    /// After signing in, the callback; after signing out, the site's root.
+    pub url: String,
+}
+
+/// An RFC 9457 problem document: how every failure of the API is answered
+/// (`application/problem+json`).
+#[derive(Debug, Object)]
+pub struct ProblemBody {
+    /// What went wrong, as a URN: `urn:magiclink:problem:<kind>` (`csrf`, `invalid-email`,
+    /// `signed-out`, `link-used`, `rate-limited-address`, ...).
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// A short summary.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What to do about it, safe to show anyone.
+    pub detail: String,
+    /// With 429: seconds until the limit admits again (also in `Retry-After`).
+    #[oai(rename = "retryAfter")]
+    pub retry_after: Option<u64>,
+    /// With a wrong code: tries left for this link.
+    #[oai(rename = "attemptsLeft")]
+    pub attempts_left: Option<u32>,
+}
+
+/// The problem statuses one operation can answer, for its OpenAPI description.
+pub trait ProblemStatuses: Send + Sync + 'static {
+    /// Each status with what it means for the operation.
+    const STATUSES: &'static [(u16, &'static str)];
+}
+
+/// A failure of a JSON operation: the problem document [`WebError`]'s one mapping made, described
+/// in the OpenAPI document with the statuses `S` lists.
+pub struct Problem<S> {
+    response: Response,
+    statuses: PhantomData<fn() -> S>,
+}
+
+impl<S> Problem<S> {
+    fn new(req: &Request, state: &AppState, error: WebError) -> Self {
+        Self { response: error.into_response(Format::Json, req, state), statuses: PhantomData }
+    }
+}
+
+impl<S: ProblemStatuses> ApiResponse for Problem<S> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: S::STATUSES
+                .iter()
+                .map(|&(status, description)| MetaResponse {
+                    description,
+                    status: Some(status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/problem+json",
+                        schema: ProblemBody::schema_ref(),
+                    }],
+                    headers: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ProblemBody::register(registry);
+    }
+}
+
+impl<S: Send> IntoResponse for Problem<S> {
+    fn into_response(self) -> Response {
+        self.response
+    }
+}
+
+impl<S> From<Problem<S>> for poem::Error {
+    fn from(problem: Problem<S>) -> Self {
+        poem::Error::from_response(problem.response)
+    }
+}
+
+const INTERNAL: (u16, &str) = (500, "Something failed on the server's side (logged); try again.");
+const SIGNED_OUT: (u16, &str) = (401, "No live session: sign in first.");
+const FORBIDDEN: (u16, &str) = (403, "The CSRF token is missing or wrong, or the request came from another site.");
+const RATE_LIMITED: (u16, &str) = (429, "A rate limit is reached; nothing was done. See Retry-After.");
+
+/// Reading: only the server can fail.
+pub struct ReadProblems;
+impl ProblemStatuses for ReadProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[INTERNAL];
+}
+
+/// Reading what needs a session.
+pub struct SignedInProblems;
+impl ProblemStatuses for SignedInProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[SIGNED_OUT, INTERNAL];
+}
+
+/// A change to the signed-in person's sessions.
+pub struct SessionChangeProblems;
+impl ProblemStatuses for SessionChangeProblems {
+    const STATUSES: &'static [(u16, &'static str)] =
+        &[SIGNED_OUT, FORBIDDEN, (404, "The person has no session with that id."), INTERNAL];
+}
+
+/// Asking for a link.
+pub struct LinkRequestProblems;
+impl ProblemStatuses for LinkRequestProblems {
+    const STATUSES: &'static [(u16, &'static str)] =
+        &[(400, "The address is not one a link can be sent to (`invalid-email`)."), FORBIDDEN, RATE_LIMITED, INTERNAL];
+}
+
+/// Signing in with a link or code.
+pub struct RedeemProblems;
+impl ProblemStatuses for RedeemProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "The link is not valid (`link-invalid`), or the code is malformed, wrong (`attemptsLeft`) or not for this client."),
+        FORBIDDEN,
+        (410, "The link was used already (`link-used`) or has expired (`link-expired`), or the code has."),
+        RATE_LIMITED,
+        INTERNAL,
+    ];
+}
+
+/// Signing out.
+pub struct SignOutProblems;
+impl ProblemStatuses for SignOutProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[FORBIDDEN, INTERNAL];
+}
+
 /// A session was ended.
 #[derive(Debug, ApiResponse)]
 pub enum SessionRevoked {
@@ -131,9 +324,9 @@ fn rfc3339(instant: DateTime<Utc>) -> String {
 
 #[OpenApi]
 impl AuthApi {
-    /// A CSRF token (and its cookie) for the sign-in and sign-out forms.
+    /// A CSRF token (and its cookie) for every state-changing request.
     #[oai(path = "/csrf", method = "get")]
-    async fn csrf(&self, req: &Request) -> poem::Result<Json<CsrfBody>> {
+    async fn csrf(&self, req: &Request) -> Result<Json<CsrfBody>, Problem<ReadProblems>> {
         let token =
             csrf::token_for_form(req.cookie(), &self.state.settings).map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(CsrfBody { csrf_token: token }))
@@ -156,7 +349,7 @@ impl AuthApi {
 
     /// The current session, or `null` when signed out.
     #[oai(path = "/session", method = "get")]
-    async fn session(&self, req: &Request) -> poem::Result<Json<Option<SessionBody>>> {
+    async fn session(&self, req: &Request) -> Result<Json<Option<SessionBody>>, Problem<ReadProblems>> {
         let session = auth::current_session(req, &self.state).await.map_err(|e| self.problem(req, e))?;
         Ok(Json(session.map(|active| SessionBody {
             user: SessionUser {
@@ -169,9 +362,54 @@ impl AuthApi {
         })))
     }
 
-    /// The signed-in person's live sessions, most recently used first. 401 when signed out.
+    /// Emails a sign-in link (and code) to the address. The answer is the same whether or not
+    /// the address may sign in. Also accepts the sign-in form
+    /// (`application/x-www-form-urlencoded`, fields `email`, `callbackUrl`, `csrfToken`).
+    #[oai(path = "/signin/email", method = "post")]
+    async fn request_link(
+        &self,
+        req: &Request,
+        body: Json<LinkRequestBody>,
+    ) -> Result<Json<LinkSentBody>, Problem<LinkRequestProblems>> {
+        let Json(body) = body;
+        auth::check_csrf(req, &self.state, body.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
+        let form = SignInForm { email: body.email, csrf_token: None, callback_url: body.callback_url };
+        let sent = auth::send_link(req, &self.state, &form).await.map_err(|e| self.problem(req, e))?;
+        Ok(Json(sent))
+    }
+
+    /// Signs in with a link (`token`, `email`, `callbackUrl` from its URL) or with the emailed
+    /// `code` (only in the client that asked for the link), setting the session cookie. Also
+    /// accepts the confirm page's and the code page's forms.
+    #[oai(path = "/callback/email", method = "post")]
+    async fn redeem(&self, req: &Request, body: Json<RedeemBody>) -> Result<Json<UrlBody>, Problem<RedeemProblems>> {
+        let Json(body) = body;
+        auth::check_csrf(req, &self.state, body.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
+        let form = CallbackForm {
+            csrf_token: None,
+            link: CallbackQuery { token: body.token, email: body.email, callback_url: body.callback_url },
+            code: body.code,
+        };
+        let destination = auth::redeem(req, &self.state, form).await.map_err(|e| self.problem(req, e))?;
+        Ok(Json(UrlBody { url: self.state.settings.callback_url(&destination) }))
+    }
+
+    /// Ends this session and clears its cookie (signed out already is fine). Also accepts the
+    /// sign-out form.
+    #[oai(path = "/signout", method = "post")]
+    async fn sign_out(
+        &self,
+        req: &Request,
+        body: Json<SignOutBody>,
+    ) -> Result<Json<UrlBody>, Problem<SignOutProblems>> {
+        auth::check_csrf(req, &self.state, body.0.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
+        auth::end_session(req, &self.state).await.map_err(|e| self.problem(req, e))?;
+        Ok(Json(UrlBody { url: self.state.settings.absolute("/") }))
+    }
+
+    /// The signed-in person's live sessions, most recently used first.
     #[oai(path = "/sessions", method = "get")]
-    async fn sessions(&self, req: &Request) -> poem::Result<Json<SessionsBody>> {
+    async fn sessions(&self, req: &Request) -> Result<Json<SessionsBody>, Problem<SignedInProblems>> {
         let active = self.signed_in(req).await?;
         let listed = self.state.sign_in.list_sessions(&active).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(SessionsBody {
@@ -190,9 +428,13 @@ impl AuthApi {
     }
 
     /// Ends one of the signed-in person's sessions (this one included, which signs this client
-    /// out). Needs the `X-CSRF-Token` header. 404 when the person has no session with that id.
+    /// out). Needs the `X-CSRF-Token` header.
     #[oai(path = "/sessions/:id", method = "delete")]
-    async fn revoke_session(&self, req: &Request, id: Path<String>) -> poem::Result<SessionRevoked> {
+    async fn revoke_session(
+        &self,
+        req: &Request,
+        id: Path<String>,
+    ) -> Result<SessionRevoked, Problem<SessionChangeProblems>> {
         let active = self.signed_in_to_change(req).await?;
         // A malformed id names none of the person's sessions, like an unknown one.
         let session_id = SessionId::parse(&id.0).map_err(|_| self.problem(req, WebError::NoSuchSession))?;
@@ -206,7 +448,7 @@ impl AuthApi {
     /// Ends every session of the signed-in person but this one ("sign out everywhere else").
     /// Needs the `X-CSRF-Token` header.
     #[oai(path = "/sessions/revoke-others", method = "post")]
-    async fn revoke_other_sessions(&self, req: &Request) -> poem::Result<Json<RevokedBody>> {
+    async fn revoke_other_sessions(&self, req: &Request) -> Result<Json<RevokedBody>, Problem<SessionChangeProblems>> {
         let active = self.signed_in_to_change(req).await?;
         let revoked =
             self.state.sign_in.revoke_other_sessions(&active).await.map_err(|e| self.problem(req, e.into()))?;
@@ -216,7 +458,7 @@ impl AuthApi {
 
 impl AuthApi {
     /// The session making this request, or a 401 problem.
-    async fn signed_in(&self, req: &Request) -> poem::Result<ActiveSession> {
+    async fn signed_in<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
         match auth::current_session(req, &self.state).await {
             Ok(Some(active)) => Ok(active),
             Ok(None) => Err(self.problem(req, WebError::SignedOut)),
@@ -226,15 +468,13 @@ impl AuthApi {
 
     /// The session making a state-changing request, once its CSRF token and origin check out
     /// (checked first: a forged request learns nothing, not even whether anyone is signed in).
-    async fn signed_in_to_change(&self, req: &Request) -> poem::Result<ActiveSession> {
-        if !csrf::verify(req, &self.state.settings, req.header("x-csrf-token")) {
-            return Err(self.problem(req, WebError::Csrf));
-        }
+    async fn signed_in_to_change<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
+        auth::check_csrf(req, &self.state, None).map_err(|e| self.problem(req, e))?;
         self.signed_in(req).await
     }
 
     /// Routes a failure through the one mapping, as a problem document.
-    fn problem(&self, req: &Request, error: WebError) -> poem::Error {
-        poem::Error::from_response(error.into_response(Format::Json, req, &self.state))
+    fn problem<S>(&self, req: &Request, error: WebError) -> Problem<S> {
+        Problem::new(req, &self.state, error)
     }
 }

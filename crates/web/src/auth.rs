@@ -9,36 +9,47 @@ use std::time::Duration;
 
 use domain::{CallbackPath, EmailAddress, SessionToken, SignInCode};
 use poem::http::{header, StatusCode};
-use poem::web::{Data, Form, Json, Query, Redirect};
+use poem::web::{Data, Form, Query, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
+use poem_openapi::payload::Json;
 use ports::{ActiveSession, LinkState, RedeemCode, RedeemLink, SignedIn};
 
+use crate::api::{LinkSentBody, UrlBody};
 use crate::client::client_ip;
-use crate::errors::{redeem_failure, CodeProblem, Format, WebError};
+use crate::errors::{link_refusal, CodeProblem, Format, WebError};
 use crate::forms::{self, CallbackForm, CallbackQuery, CsrfProtected, SignInForm, SignOutForm};
 use crate::pages::{page, respond};
 use crate::pending::{self, PendingSignIn};
 use crate::{cookies, csrf, AppState};
 
-/// `POST {base}/signin/email`: checks CSRF, parses the address, sends the link, sets the
-/// pending-sign-in cookie, and redirects to "check your email" (or answers JSON). The answer
-/// never depends on whether the address has an account.
+/// `POST {base}/signin/email` with a form: checks CSRF, parses the address, sends the link,
+/// sets the pending-sign-in cookie, and redirects to "check your email" (or answers JSON). The
+/// answer never depends on whether the address has an account. A JSON body goes to the JSON
+/// twin in [`crate::api`] instead.
 #[handler]
 pub async fn sign_in_email(
     req: &Request,
     state: Data<&Arc<AppState>>,
     form: poem::Result<Form<SignInForm>>,
 ) -> Response {
-    let result = request_link(req, &state, form).await;
-    respond(req, &state, result)
+    let result = async {
+        let form = checked_form(req, &state, form)?;
+        let sent = send_link(req, &state, &form).await?;
+        // No address in the URL: the page reads the masked one from the pending cookie.
+        Ok(match Format::of(req) {
+            Format::Json => Json(sent).into_response(),
+            Format::Html => Redirect::see_other(&state.settings.pages.verify_request).into_response(),
+        })
+    };
+    respond(req, &state, result.await)
 }
 
-async fn request_link(
-    req: &Request,
-    state: &AppState,
-    form: poem::Result<Form<SignInForm>>,
-) -> Result<Response, WebError> {
-    let form = checked_form(req, state, form)?;
+/// Requests a link for a CSRF-checked sign-in form (or JSON body) and sets the pending-sign-in
+/// cookie that lets this client sign in at once or with the code.
+///
+/// # Errors
+/// [`WebError::InvalidEmail`], [`WebError::RateLimited`] or [`WebError::Unexpected`].
+pub(crate) async fn send_link(req: &Request, state: &AppState, form: &SignInForm) -> Result<LinkSentBody, WebError> {
     let client = client_ip(req, &state.settings.trusted_proxies);
     let request = form.to_request(&state.settings, client).map_err(|reason| WebError::InvalidEmail {
         typed: form.email.clone(),
@@ -62,15 +73,9 @@ async fn request_link(
         issued_under: 0,
     };
     pending::set(req.cookie(), &state.settings, &pending, state.sign_in.now());
-    // No address in the URL: the page reads the masked one from the pending cookie.
-    let location = state.settings.pages.verify_request.clone();
-    Ok(match Format::of(req) {
-        Format::Json => Json(serde_json::json!({
-            "url": state.settings.absolute(&location),
-            "expiresInMinutes": queued.expires_in_minutes,
-        }))
-        .into_response(),
-        Format::Html => Redirect::see_other(location).into_response(),
+    Ok(LinkSentBody {
+        url: state.settings.absolute(&state.settings.pages.verify_request),
+        expires_in_minutes: queued.expires_in_minutes,
     })
 }
 
@@ -94,24 +99,25 @@ async fn open_link(
     query: poem::Result<Query<CallbackQuery>>,
 ) -> Result<Response, WebError> {
     let Ok(Query(query)) = query else {
-        return redeem_failure(ports::RedeemLinkError::Invalid, state);
+        return Err(link_refusal(ports::RedeemLinkError::Invalid));
     };
     let client = client_ip(req, &state.settings.trusted_proxies);
     let Ok(request) = query.to_request(req.header(header::USER_AGENT), client) else {
-        return redeem_failure(ports::RedeemLinkError::Invalid, state);
+        return Err(link_refusal(ports::RedeemLinkError::Invalid));
     };
     let hashes = state.sign_in.link_hashes(&request.token);
     let asked_here =
         pending::read(req.cookie(), &state.settings, state.sign_in.now()).is_some_and(|p| p.is_for(&hashes));
     if asked_here {
         let destination = state.settings.callback(query.callback_url.as_deref());
-        return sign_in_with_link(req, state, request, destination).await;
+        let signed_in = sign_in_with_link(req, state, request, destination).await?;
+        return Ok(signed_in_response(req, state, signed_in));
     }
     match state.sign_in.link_state(&request.token, &request.email).await? {
         LinkState::Unused => confirm_page(req, state, &request.email, &query).await,
-        LinkState::Used => redeem_failure(ports::RedeemLinkError::AlreadyUsed, state),
-        LinkState::Expired => redeem_failure(ports::RedeemLinkError::Expired { email: request.email }, state),
-        LinkState::Unknown => redeem_failure(ports::RedeemLinkError::Invalid, state),
+        LinkState::Used => Err(link_refusal(ports::RedeemLinkError::AlreadyUsed)),
+        LinkState::Expired => Err(link_refusal(ports::RedeemLinkError::Expired { email: request.email })),
+        LinkState::Unknown => Err(link_refusal(ports::RedeemLinkError::Invalid)),
     }
 }
 
@@ -136,25 +142,29 @@ async fn confirm_page(
     page(state, StatusCode::OK, "confirm.html", context)
 }
 
-/// `POST {base}/callback/email`: signs in with a link confirmed on the confirm page (fields
-/// `token`, `email`, `callbackUrl`), or with the short code from the email typed in the
-/// browser that asked for the link (field `code`). CSRF-checked either way.
+/// `POST {base}/callback/email` with a form: signs in with a link confirmed on the confirm page
+/// (fields `token`, `email`, `callbackUrl`), or with the short code from the email typed in the
+/// browser that asked for the link (field `code`). CSRF-checked either way. A JSON body goes to
+/// the JSON twin in [`crate::api`] instead.
 #[handler]
 pub async fn callback_email_post(
     req: &Request,
     state: Data<&Arc<AppState>>,
     form: poem::Result<Form<CallbackForm>>,
 ) -> Response {
-    let result = confirm_or_code(req, &state, form).await;
-    respond(req, &state, result)
+    let result = async {
+        let form = checked_form(req, &state, form)?;
+        let signed_in = redeem(req, &state, form).await?;
+        Ok(signed_in_response(req, &state, signed_in))
+    };
+    respond(req, &state, result.await)
 }
 
-async fn confirm_or_code(
-    req: &Request,
-    state: &AppState,
-    form: poem::Result<Form<CallbackForm>>,
-) -> Result<Response, WebError> {
-    let form = checked_form(req, state, form)?;
+/// Signs in with a CSRF-checked link confirmation or code, returning where to go next.
+///
+/// # Errors
+/// [`WebError::Link`], [`WebError::Code`], [`WebError::RateLimited`] or [`WebError::Unexpected`].
+pub(crate) async fn redeem(req: &Request, state: &AppState, form: CallbackForm) -> Result<CallbackPath, WebError> {
     let user_agent = req.header(header::USER_AGENT);
     if let Some(code) = form.code.as_deref() {
         return sign_in_with_code(req, state, code, user_agent).await;
@@ -162,7 +172,7 @@ async fn confirm_or_code(
     let query = form.link;
     let client = client_ip(req, &state.settings.trusted_proxies);
     let Ok(request) = query.to_request(user_agent, client) else {
-        return redeem_failure(ports::RedeemLinkError::Invalid, state);
+        return Err(link_refusal(ports::RedeemLinkError::Invalid));
     };
     let destination = state.settings.callback(query.callback_url.as_deref());
     sign_in_with_link(req, state, request, destination).await
@@ -173,11 +183,10 @@ async fn sign_in_with_link(
     state: &AppState,
     request: RedeemLink,
     destination: CallbackPath,
-) -> Result<Response, WebError> {
-    match state.sign_in.redeem_link(request).await {
-        Ok(signed_in) => finish_sign_in(req, state, &signed_in, &destination).await,
-        Err(error) => redeem_failure(error, state),
-    }
+) -> Result<CallbackPath, WebError> {
+    let signed_in = state.sign_in.redeem_link(request).await.map_err(link_refusal)?;
+    finish_sign_in(req, state, &signed_in).await?;
+    Ok(destination)
 }
 
 async fn sign_in_with_code(
@@ -185,7 +194,7 @@ async fn sign_in_with_code(
     state: &AppState,
     typed: &str,
     user_agent: Option<&str>,
-) -> Result<Response, WebError> {
+) -> Result<CallbackPath, WebError> {
     let Some(pending) = pending::read(req.cookie(), &state.settings, state.sign_in.now()) else {
         return Err(WebError::Code(CodeProblem::NotThisBrowser));
     };
@@ -198,51 +207,57 @@ async fn sign_in_with_code(
         client: client_ip(req, &state.settings.trusted_proxies),
     };
     let signed_in = state.sign_in.redeem_code(request).await?;
-    finish_sign_in(req, state, &signed_in, &pending::callback(&pending, &state.settings)).await
+    finish_sign_in(req, state, &signed_in).await?;
+    Ok(pending::callback(&pending, &state.settings))
 }
 
 /// After a link or code was redeemed: ends the browser's previous session, sets the new
-/// session cookie, drops the pending-sign-in cookie, and sends the person on.
-async fn finish_sign_in(
-    req: &Request,
-    state: &AppState,
-    signed_in: &SignedIn,
-    destination: &CallbackPath,
-) -> Result<Response, WebError> {
+/// session cookie and drops the pending-sign-in cookie.
+async fn finish_sign_in(req: &Request, state: &AppState, signed_in: &SignedIn) -> Result<(), WebError> {
     // A browser holds one session: end the one it had, if any, before replacing its cookie.
     if let Some(previous) = session_token(req, state) {
         state.sign_in.sign_out(&previous).await?;
     }
     set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
     pending::clear(req.cookie(), &state.settings);
-    Ok(match Format::of(req) {
-        Format::Json => Json(serde_json::json!({ "url": state.settings.callback_url(destination) })).into_response(),
-        Format::Html => Redirect::see_other(destination.as_str()).into_response(),
-    })
+    Ok(())
 }
 
-/// `POST {base}/signout`: checks CSRF, ends the session in the database, clears the cookie.
+/// Signed in: on to the callback (a redirect for people, `{"url"}` for programs).
+fn signed_in_response(req: &Request, state: &AppState, destination: CallbackPath) -> Response {
+    match Format::of(req) {
+        Format::Json => Json(UrlBody { url: state.settings.callback_url(&destination) }).into_response(),
+        Format::Html => Redirect::see_other(destination.as_str()).into_response(),
+    }
+}
+
+/// `POST {base}/signout` with a form: checks CSRF, ends the session in the database, clears the
+/// cookie, and goes home (or answers `{"url"}`). A JSON body goes to the JSON twin in
+/// [`crate::api`] instead.
 #[handler]
 pub async fn sign_out(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<SignOutForm>>) -> Response {
-    let result = end_session(req, &state, form).await;
-    respond(req, &state, result)
+    let result = async {
+        // Only the check matters: the form carries nothing else.
+        checked_form(req, &state, form)?;
+        end_session(req, &state).await?;
+        Ok(match Format::of(req) {
+            Format::Json => Json(UrlBody { url: state.settings.absolute("/") }).into_response(),
+            Format::Html => Redirect::see_other("/").into_response(),
+        })
+    };
+    respond(req, &state, result.await)
 }
 
-async fn end_session(
-    req: &Request,
-    state: &AppState,
-    form: poem::Result<Form<SignOutForm>>,
-) -> Result<Response, WebError> {
-    // Only the check matters: the form carries nothing else.
-    checked_form(req, state, form)?;
+/// Ends this request's session, if any, and clears its cookie (after the caller's CSRF check).
+///
+/// # Errors
+/// [`WebError::Unexpected`] when the store fails.
+pub(crate) async fn end_session(req: &Request, state: &AppState) -> Result<(), WebError> {
     if let Some(token) = session_token(req, state) {
         state.sign_in.sign_out(&token).await?;
     }
     cookies::clear(req.cookie(), &state.settings, cookies::Kind::Session);
-    Ok(match Format::of(req) {
-        Format::Json => Json(serde_json::json!({ "url": state.settings.absolute("/") })).into_response(),
-        Format::Html => Redirect::see_other("/").into_response(),
-    })
+    Ok(())
 }
 
 /// A form body, accepted only when it could be read and carries this request's CSRF token
@@ -252,8 +267,20 @@ async fn end_session(
 /// [`WebError::BadForm`] or [`WebError::Csrf`].
 fn checked_form<F: CsrfProtected>(req: &Request, state: &AppState, form: poem::Result<Form<F>>) -> Result<F, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-    if csrf::verify(req, &state.settings, form.csrf_token()) {
-        Ok(form)
+    check_csrf(req, state, form.csrf_token())?;
+    Ok(form)
+}
+
+/// The double-submit check for a state change: `token` (a form's or JSON body's `csrfToken`),
+/// else the `X-CSRF-Token` header, must match the CSRF cookie, and the browser must not say the
+/// request comes from another site.
+///
+/// # Errors
+/// [`WebError::Csrf`].
+pub(crate) fn check_csrf(req: &Request, state: &AppState, token: Option<&str>) -> Result<(), WebError> {
+    let token = token.or_else(|| req.header("x-csrf-token"));
+    if csrf::verify(req, &state.settings, token) {
+        Ok(())
     } else {
         Err(WebError::Csrf)
     }

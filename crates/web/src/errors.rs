@@ -94,6 +94,9 @@ pub enum WebError {
         /// The page a person sees it on.
         page: LimitedPage,
     },
+    /// A link signed nobody in.
+    #[error("sign-in link refused: {0:?}")]
+    Link(LinkRefusal),
     /// A code typed on the "check your email" page signed nobody in.
     #[error("sign-in code refused: {0:?}")]
     Code(CodeProblem),
@@ -320,24 +323,42 @@ impl From<SignOutError> for WebError {
     }
 }
 
-/// Where a link that signed nobody in sends the person: the error page, saying which case.
-///
-/// # Errors
-/// [`WebError::Unexpected`] for infrastructure failures, which are not the link's fault.
-pub fn redeem_failure(error: RedeemLinkError, state: &AppState) -> Result<Response, WebError> {
-    let error_page = &state.settings.pages.error;
-    let location = match error {
-        RedeemLinkError::Invalid => format!("{error_page}?error=Verification&reason=invalid"),
-        RedeemLinkError::AlreadyUsed => format!("{error_page}?error=Verification&reason=used"),
+/// A link that signed nobody in, as the error it is: a page redirect for people (to the error
+/// page, saying which case), a problem document for programs.
+pub fn link_refusal(error: RedeemLinkError) -> WebError {
+    match error {
+        RedeemLinkError::Invalid => WebError::Link(LinkRefusal::Invalid),
+        RedeemLinkError::AlreadyUsed => WebError::Link(LinkRefusal::Used),
         // No address in the URL: the page asks for it again rather than carry it in history,
         // logs and Referer.
-        RedeemLinkError::Expired { .. } => format!("{error_page}?error=Verification&reason=expired"),
+        RedeemLinkError::Expired { .. } => WebError::Link(LinkRefusal::Expired),
         RedeemLinkError::RateLimited { retry_after } => {
-            return Err(WebError::RateLimited { limit: Limit::FailedSignIns, retry_after, page: LimitedPage::Error })
+            WebError::RateLimited { limit: Limit::FailedSignIns, retry_after, page: LimitedPage::Error }
         }
-        RedeemLinkError::Unexpected(inner) => return Err(WebError::Unexpected(inner)),
-    };
-    Ok(Redirect::see_other(location).into_response())
+        RedeemLinkError::Unexpected(inner) => WebError::Unexpected(inner),
+    }
+}
+
+/// Why a link signed nobody in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRefusal {
+    /// Not a link this service sent (or tampered with).
+    Invalid,
+    /// Used already.
+    Used,
+    /// Past its expiry.
+    Expired,
+}
+
+impl LinkRefusal {
+    /// The error page's `reason` parameter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LinkRefusal::Invalid => "invalid",
+            LinkRefusal::Used => "used",
+            LinkRefusal::Expired => "expired",
+        }
+    }
 }
 
 impl WebError {
@@ -349,6 +370,8 @@ impl WebError {
             }
             WebError::NotFound | WebError::NoSuchSession => StatusCode::NOT_FOUND,
             WebError::SignedOut => StatusCode::UNAUTHORIZED,
+            WebError::Link(LinkRefusal::Invalid) => StatusCode::BAD_REQUEST,
+            WebError::Link(LinkRefusal::Used | LinkRefusal::Expired) => StatusCode::GONE,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
@@ -396,6 +419,21 @@ impl WebError {
                 "This address exists, but not for this kind of request.".to_owned(),
             ),
             WebError::Code(problem) => (problem.kind(), "The code did not sign you in", problem.sentence()),
+            WebError::Link(LinkRefusal::Invalid) => (
+                "link-invalid",
+                "This sign-in link is not valid",
+                "It may have been copied incompletely or changed. Ask for a new one.".to_owned(),
+            ),
+            WebError::Link(LinkRefusal::Used) => (
+                "link-used",
+                "This sign-in link was used already",
+                "A link signs in once. Ask for a new one.".to_owned(),
+            ),
+            WebError::Link(LinkRefusal::Expired) => (
+                "link-expired",
+                "This sign-in link has expired",
+                "Links last a few minutes. Ask for a new one.".to_owned(),
+            ),
             WebError::RateLimited { limit, retry_after, .. } => {
                 (limit.kind(), "Too many requests", limit.sentence(*retry_after))
             }
@@ -437,6 +475,12 @@ impl WebError {
                 sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
             }
             (Format::Html, WebError::Code(problem)) => check_email_page(req, state, Some(problem.sentence()), status),
+            (Format::Html, WebError::Link(refusal)) => Ok(Redirect::see_other(format!(
+                "{}?error=Verification&reason={}",
+                state.settings.pages.error,
+                refusal.reason()
+            ))
+            .into_response()),
             (
                 Format::Html,
                 WebError::RateLimited { limit, retry_after, page: LimitedPage::SignIn { typed, callback_url } },

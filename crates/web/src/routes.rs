@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use poem::endpoint::BoxEndpoint;
 use poem::middleware::{CookieJarManager, SetHeader};
-use poem::{get, post, Endpoint, EndpointExt, Response, Route};
+use poem::{get, post, Endpoint, EndpointExt, IntoResponse, Response, Route};
 use poem_openapi::OpenApiService;
 use tracing::Instrument as _;
 
@@ -87,6 +88,35 @@ fn fresh_request_id() -> String {
     format!("{prefix}{:012x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A state-changing route that people post forms to and programs post JSON to: a JSON body
+/// goes to the JSON API's twin of the form handler (described in the OpenAPI document), any
+/// other body to the form handler.
+struct FormOrJson<F> {
+    form: F,
+    json: Arc<BoxEndpoint<'static, Response>>,
+}
+
+impl<F> FormOrJson<F> {
+    fn new(form: F, json: &Arc<BoxEndpoint<'static, Response>>) -> Self {
+        Self { form, json: Arc::clone(json) }
+    }
+}
+
+impl<F: Endpoint> Endpoint for FormOrJson<F> {
+    type Output = Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<Response> {
+        let json = req.content_type().is_some_and(|kind| {
+            kind.split(';').next().is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+        });
+        if json {
+            self.json.call(req).await
+        } else {
+            self.form.call(req).await.map(IntoResponse::into_response)
+        }
+    }
+}
+
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
 pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     build_shared_app(Arc::new(state))
@@ -102,21 +132,26 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
     let spec = api.spec_endpoint();
     let docs_path = format!("{base}/docs");
     let docs = api.swagger_ui();
+    // One JSON API, reached under the base path and by the form routes' JSON bodies.
+    let api: Arc<BoxEndpoint<'static, Response>> = Arc::new(Route::new().nest(base.as_str(), api).boxed());
 
     let mut routes = Route::new()
         .at("/", get(pages::home))
         .at(&settings.pages.sign_in, get(pages::sign_in))
         .at(format!("{base}/signin"), get(pages::sign_in))
-        .at(format!("{base}/signout"), get(pages::sign_out_confirm).post(auth::sign_out))
+        .at(format!("{base}/signout"), get(pages::sign_out_confirm).post(FormOrJson::new(auth::sign_out, &api)))
         .at(&settings.pages.verify_request, get(pages::check_email))
         .at(&settings.pages.error, get(pages::auth_error))
         .at("/healthz", get(auth::healthz))
-        .at(format!("{base}/signin/email"), post(auth::sign_in_email))
-        .at(format!("{base}/callback/email"), get(auth::callback_email).post(auth::callback_email_post))
+        .at(format!("{base}/signin/email"), post(FormOrJson::new(auth::sign_in_email, &api)))
+        .at(
+            format!("{base}/callback/email"),
+            get(auth::callback_email).post(FormOrJson::new(auth::callback_email_post, &api)),
+        )
         .at(format!("{base}/forward-auth"), get(forward_auth::forward_auth))
         .at(format!("{base}/openapi.json"), spec)
         .nest(docs_path.as_str(), docs)
-        .nest(base.as_str(), api);
+        .nest_no_strip(base.as_str(), Arc::clone(&api));
     // The development mailbox exists only while the development mailer is configured.
     if state.mailbox.is_some() {
         routes = routes.at("/dev/mailbox", get(pages::mailbox));
