@@ -907,6 +907,7 @@ async fn a_batch_of_sent_emails_is_recorded_at_once_each_with_its_provider_id(st
 
     let counts = db.outbox.counts().await.expect("counts");
     assert_eq!((counts.sent, counts.pending), (2, 1), "only the batch's rows");
+    assert_eq!(counts.oldest_pending, Some(t0()), "when the one still pending was queued");
     for entry in db.outbox.list(Some(DeliveryState::Sent), 10).await.expect("list") {
         assert_eq!(entry.provider_message_id, Some(format!("p-{}", entry.recipient.as_str())));
     }

@@ -75,6 +75,16 @@ pub struct Settings {
     pub log: LogSettings,
     /// Forward auth for reverse proxies.
     pub forward_auth: ForwardAuthSettings,
+    /// Prometheus metrics.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Address and port of the metrics listener (`GET /metrics`); empty: off.
+    pub bind: String,
 }
 
 /// `[server]`.
@@ -515,6 +525,7 @@ impl Default for Settings {
             templates: TemplatesSettings::default(),
             log: LogSettings::default(),
             forward_auth: ForwardAuthSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -838,6 +849,12 @@ impl Settings {
         if let Err(entry) = self.forward_auth.origins() {
             problems.push(format!(
                 "forward_auth.allowed_origins entry `{entry}` is not an origin like https://app.example.com (scheme, host and port only)"
+            ));
+        }
+        if !self.metrics.bind.is_empty() && self.metrics.bind.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "metrics.bind `{}` must be an address and port such as 127.0.0.1:9100 (or empty for no metrics)",
+                self.metrics.bind
             ));
         }
         if let Some(problem) = cookie_domain_problem(&self.session.cookie_domain, base_url.as_ref()) {

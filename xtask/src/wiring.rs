@@ -58,6 +58,8 @@ pub struct Service {
     pub mailbox: Option<Arc<DevMailer>>,
     /// Limits on connections and request heads.
     pub connection_limits: ConnectionLimits,
+    /// The metrics listener's address and the recorder's handle, when `metrics.bind` is set.
+    pub metrics: Option<(String, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 /// What tests may replace; everything else comes from the settings.
@@ -263,6 +265,7 @@ pub async fn build(
                 crate::settings::ForwardAuthModeSetting::Redirect => web::ForwardAuthMode::Redirect,
             },
         },
+        metrics: !settings.metrics.bind.is_empty(),
         trusted_proxies: settings
             .server
             .trusted_proxies
@@ -332,7 +335,11 @@ pub async fn build(
         pages,
     });
     let app = magiclink.routes().boxed();
-    Ok(Service { app, magiclink, store, sign_in, deliverer, handed_over, mailbox, connection_limits })
+    let metrics = match settings.metrics.bind.as_str() {
+        "" => None,
+        bind => Some((bind.to_owned(), crate::metrics::recorder()?)),
+    };
+    Ok(Service { app, magiclink, store, sign_in, deliverer, handed_over, mailbox, connection_limits, metrics })
 }
 
 /// A bound, not yet running server: tests bind port 0 and read the address back.
@@ -369,6 +376,18 @@ pub async fn run(
         let _ = delivery_stopped.await;
     }));
     let housekeeping = tokio::spawn(purge_every_hour(Arc::clone(&service.sign_in), Arc::clone(&service.deliverer)));
+    let metrics = match service.metrics {
+        Some((bind, handle)) => {
+            let listener = tokio::net::TcpListener::bind(&bind)
+                .await
+                .with_context(|| format!("cannot listen for metrics on metrics.bind = {bind}"))?;
+            tracing::info!(address = %bind, "metrics at /metrics");
+            let app = crate::metrics::app(handle, service.store.clone());
+            let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).context("metrics listener")?;
+            Some(tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app)))
+        }
+        None => None,
+    };
     let result =
         web::server::serve(bound.listener, service.app, service.connection_limits, shutdown, SHUTDOWN_GRACE).await;
     // The worker finishes the send in hand and gives back what it had not started; a send cut
@@ -378,6 +397,9 @@ pub async fn run(
         tracing::warn!("the delivery worker did not stop in time; its emails go out after their lease");
     }
     housekeeping.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     service.store.close().await;
     result.context("the server failed")
 }
@@ -428,6 +450,7 @@ pub async fn deliver_forever(
                 let wakes = wakes.clone();
                 tokio::spawn(async move {
                     let report = deliverer.deliver_handed_over(batch).await;
+                    crate::metrics::record_batch(&report);
                     if report.left_pending() {
                         wakes.wake();
                     }
@@ -448,6 +471,7 @@ async fn claim_until_idle(deliverer: &Deliverer) -> Duration {
     loop {
         match deliverer.deliver_due().await {
             Ok(report) if report.claimed > 0 => {
+                crate::metrics::record_batch(&report);
                 tracing::info!(
                     claimed = report.claimed,
                     sent = report.sent,

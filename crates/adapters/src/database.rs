@@ -102,6 +102,11 @@ impl Database {
         self.store.dialect()
     }
 
+    /// The connection pools' usage now.
+    pub fn pool_usage(&self) -> crate::sql::PoolUsage {
+        self.store.pool_usage()
+    }
+
     /// Every migration the backend at `url` would apply, all pending: the status of a database
     /// that does not exist yet.
     ///

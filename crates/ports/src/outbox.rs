@@ -138,6 +138,8 @@ pub struct OutboxCounts {
     pub failed: u64,
     /// Dropped rows.
     pub dropped: u64,
+    /// When the oldest pending row was queued (`None` with none pending).
+    pub oldest_pending: Option<DateTime<Utc>>,
 }
 
 /// Stores the outbox.

@@ -27,7 +27,7 @@ use ports::ActiveSession;
 
 use crate::errors::{Format, WebError};
 use crate::forms::{CallbackForm, CallbackQuery, SignInForm};
-use crate::{auth, csrf, AppState};
+use crate::{auth, csrf, telemetry, AppState};
 
 /// The JSON API; it shares the application state with the page handlers.
 pub struct AuthApi {
@@ -439,6 +439,7 @@ impl AuthApi {
         // A malformed id names none of the person's sessions, like an unknown one.
         let session_id = SessionId::parse(&id.0).map_err(|_| self.problem(req, WebError::NoSuchSession))?;
         self.state.sign_in.revoke_session(&active, &session_id).await.map_err(|e| self.problem(req, e.into()))?;
+        telemetry::sessions_revoked(&self.state.settings, "revoke", 1);
         if session_id == active.session_id {
             crate::cookies::clear(req.cookie(), &self.state.settings, crate::cookies::Kind::Session);
         }
@@ -452,6 +453,7 @@ impl AuthApi {
         let active = self.signed_in_to_change(req).await?;
         let revoked =
             self.state.sign_in.revoke_other_sessions(&active).await.map_err(|e| self.problem(req, e.into()))?;
+        telemetry::sessions_revoked(&self.state.settings, "revoke-others", revoked);
         Ok(Json(RevokedBody { revoked }))
     }
 }

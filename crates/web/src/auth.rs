@@ -20,7 +20,7 @@ use crate::errors::{link_refusal, CodeProblem, Format, WebError};
 use crate::forms::{self, CallbackForm, CallbackQuery, CsrfProtected, SignInForm, SignOutForm};
 use crate::pages::{page, respond};
 use crate::pending::{self, PendingSignIn};
-use crate::{cookies, csrf, AppState};
+use crate::{cookies, csrf, telemetry, AppState};
 
 /// `POST {base}/signin/email` with a form: checks CSRF, parses the address, sends the link,
 /// sets the pending-sign-in cookie, and redirects to "check your email" (or answers JSON). The
@@ -73,6 +73,7 @@ pub(crate) async fn send_link(req: &Request, state: &AppState, form: &SignInForm
         issued_under: 0,
     };
     pending::set(req.cookie(), &state.settings, &pending, state.sign_in.now());
+    telemetry::link_requested(&state.settings);
     Ok(LinkSentBody {
         url: state.settings.absolute(&state.settings.pages.verify_request),
         expires_in_minutes: queued.expires_in_minutes,
@@ -220,6 +221,8 @@ async fn finish_sign_in(req: &Request, state: &AppState, signed_in: &SignedIn) -
     }
     set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
     pending::clear(req.cookie(), &state.settings);
+    telemetry::sign_in(&state.settings, "signed-in");
+    telemetry::session_created(&state.settings);
     Ok(())
 }
 
@@ -255,6 +258,7 @@ pub async fn sign_out(req: &Request, state: Data<&Arc<AppState>>, form: poem::Re
 pub(crate) async fn end_session(req: &Request, state: &AppState) -> Result<(), WebError> {
     if let Some(token) = session_token(req, state) {
         state.sign_in.sign_out(&token).await?;
+        telemetry::sessions_revoked(&state.settings, "sign-out", 1);
     }
     cookies::clear(req.cookie(), &state.settings, cookies::Kind::Session);
     Ok(())

@@ -15,7 +15,7 @@ use ports::{
 use tera::Context;
 
 use crate::pages::{check_email_page, page, sign_in_form};
-use crate::AppState;
+use crate::{telemetry, AppState};
 
 /// Whether the caller wants a page or JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +149,7 @@ impl Limit {
         format!("{what} Try again in {}.", in_words(retry_after))
     }
 
-    fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Limit::LinksToAddress => "rate-limited-address",
             Limit::RequestsFromClient => "rate-limited-client",
@@ -200,7 +200,7 @@ pub enum CodeProblem {
 
 impl CodeProblem {
     /// The `type` suffix of its problem document.
-    fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             CodeProblem::Wrong { .. } => "wrong-code",
             CodeProblem::Exhausted => "code-exhausted",
@@ -351,6 +351,15 @@ pub enum LinkRefusal {
 }
 
 impl LinkRefusal {
+    /// The `type` suffix of its problem document.
+    pub(crate) fn kind(self) -> &'static str {
+        match self {
+            LinkRefusal::Invalid => "link-invalid",
+            LinkRefusal::Used => "link-used",
+            LinkRefusal::Expired => "link-expired",
+        }
+    }
+
     /// The error page's `reason` parameter.
     pub fn reason(self) -> &'static str {
         match self {
@@ -419,18 +428,18 @@ impl WebError {
                 "This address exists, but not for this kind of request.".to_owned(),
             ),
             WebError::Code(problem) => (problem.kind(), "The code did not sign you in", problem.sentence()),
-            WebError::Link(LinkRefusal::Invalid) => (
-                "link-invalid",
+            WebError::Link(refusal @ LinkRefusal::Invalid) => (
+                refusal.kind(),
                 "This sign-in link is not valid",
                 "It may have been copied incompletely or changed. Ask for a new one.".to_owned(),
             ),
-            WebError::Link(LinkRefusal::Used) => (
-                "link-used",
+            WebError::Link(refusal @ LinkRefusal::Used) => (
+                refusal.kind(),
                 "This sign-in link was used already",
                 "A link signs in once. Ask for a new one.".to_owned(),
             ),
-            WebError::Link(LinkRefusal::Expired) => (
-                "link-expired",
+            WebError::Link(refusal @ LinkRefusal::Expired) => (
+                refusal.kind(),
                 "This sign-in link has expired",
                 "Links last a few minutes. Ask for a new one.".to_owned(),
             ),
@@ -461,6 +470,12 @@ impl WebError {
 
     /// The response for this failure, as a page or a problem document.
     pub fn into_response(self, format: Format, req: &Request, state: &AppState) -> Response {
+        match &self {
+            WebError::RateLimited { limit, .. } => telemetry::rate_limited(&state.settings, *limit),
+            WebError::Link(refusal) => telemetry::sign_in(&state.settings, refusal.kind()),
+            WebError::Code(problem) => telemetry::code_refused(&state.settings, *problem),
+            _ => {}
+        }
         let retry_after = match &self {
             WebError::RateLimited { retry_after, .. } => Some(retry_after_seconds(*retry_after)),
             _ => None,

@@ -23,6 +23,7 @@ pub mod pending;
 pub mod routes;
 pub mod server;
 pub mod settings;
+pub mod telemetry;
 
 use std::sync::Arc;
 

@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
-use crate::{auth, forward_auth, pages, AppState};
+use crate::{auth, forward_auth, pages, telemetry, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
@@ -159,10 +159,12 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
 
     let fallback_state = Arc::clone(&state);
     let docs_prefix = format!("{docs_path}/");
+    let route_labels = Arc::new(telemetry::RouteLabels::new(&state.settings));
     routes
         // Inside the header middleware, so the router's own 404 and 405 get the headers too.
         .around(move |endpoint, req| {
             let state = Arc::clone(&fallback_state);
+            let route_labels = Arc::clone(&route_labels);
             let started = Instant::now();
             let id = request_id(&req);
             // Every line the request logs carries its id; the id goes back in the response.
@@ -193,12 +195,21 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
                 if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
                     headers.insert(REQUEST_ID, value);
                 }
+                let seconds = started.elapsed().as_secs_f64();
+                telemetry::request(
+                    &state.settings,
+                    &route_labels,
+                    &path,
+                    method.as_str(),
+                    response.status().as_u16(),
+                    seconds,
+                );
                 // The path only: a query may carry a link's token or an address.
                 tracing::debug!(
                     method = %method,
                     path = %path,
                     status = response.status().as_u16(),
-                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    ms = seconds * 1000.0,
                     "request"
                 );
                 Ok(response)

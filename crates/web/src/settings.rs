@@ -121,6 +121,8 @@ pub struct WebSettings {
     pub session_cookie_domain: Option<String>,
     /// Forward auth for reverse proxies.
     pub forward_auth: ForwardAuth,
+    /// Record Prometheus metrics ([`crate::telemetry`]); off unless `metrics.bind` is set.
+    pub metrics: bool,
 }
 
 impl WebSettings {

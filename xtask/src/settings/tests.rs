@@ -244,7 +244,7 @@ fn malformed_paths_and_urls_are_refused_in_every_profile() {
 }
 
 #[test]
-fn forward_auth_origins_and_the_cookie_domain_are_checked_against_the_base_url() {
+fn forward_auth_origins_the_cookie_domain_and_the_metrics_address_are_checked() {
     let cases: Vec<Breakage> = vec![
         (
             "forward_auth.allowed_origins",
@@ -262,6 +262,7 @@ fn forward_auth_origins_and_the_cookie_domain_are_checked_against_the_base_url()
         ("session.cookie_domain", Box::new(|s| s.session.cookie_domain = ".example.com".to_owned())),
         ("session.cookie_domain", Box::new(|s| s.session.cookie_domain = "com".to_owned())),
         ("session.cookie_domain", Box::new(|s| s.session.cookie_domain = "xample.com".to_owned())),
+        ("metrics.bind", Box::new(|s| s.metrics.bind = "everywhere".to_owned())),
     ];
     assert_each_refused(production_ready, "production", cases);
 

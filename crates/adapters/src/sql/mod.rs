@@ -23,7 +23,7 @@ use sqlx::Executor as _;
 
 pub use dialect::Dialect;
 pub use seed::{seeded_address, seeded_session_token, Seeded};
-pub use store::{SqlStore, MAX_DELIVERY_ERROR, MAX_USER_AGENT};
+pub use store::{PoolUsage, SqlStore, MAX_DELIVERY_ERROR, MAX_USER_AGENT};
 
 use crate::migrations::MigrationState;
 

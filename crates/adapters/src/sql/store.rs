@@ -60,6 +60,27 @@ pub struct SqlStore {
     dialect: Dialect,
 }
 
+/// How many database connections a store holds, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open.
+    pub open: u32,
+    /// Of those, idle.
+    pub idle: u32,
+    /// The most the pools may open.
+    pub max: u32,
+}
+
+impl PoolUsage {
+    fn of(pool: &AnyPool) -> Self {
+        Self {
+            open: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
+}
+
 /// `?, ?, ?`: the placeholders of `n` values bound in turn (an `IN` list, a row of values).
 pub(super) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
@@ -165,6 +186,19 @@ impl SqlStore {
     /// The dialect it speaks.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// The pools' connections now: open, idle, and the most allowed (SQLite's one writer
+    /// counted beside the readers; on the servers reads and writes share one pool).
+    pub fn pool_usage(&self) -> PoolUsage {
+        let mut usage = PoolUsage::of(&self.pool);
+        if self.dialect == Dialect::Sqlite {
+            let writer = PoolUsage::of(&self.writer);
+            usage.open += writer.open;
+            usage.idle += writer.idle;
+            usage.max += writer.max;
+        }
+        usage
     }
 
     /// A statement in this store's dialect.
@@ -956,7 +990,7 @@ impl Outbox for SqlStore {
     }
 
     async fn counts(&self) -> anyhow::Result<OutboxCounts> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY status")
             .fetch_all(&self.pool)
             .await
             .context("cannot count the outbox")?;
@@ -965,7 +999,10 @@ impl Outbox for SqlStore {
             let status: String = row.try_get("status")?;
             let count = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default();
             match DeliveryState::parse(&status) {
-                Some(DeliveryState::Pending) => counts.pending = count,
+                Some(DeliveryState::Pending) => {
+                    counts.pending = count;
+                    counts.oldest_pending = Some(stored_instant(&row, "oldest")?);
+                }
                 Some(DeliveryState::Sent) => counts.sent = count,
                 Some(DeliveryState::Failed) => counts.failed = count,
                 Some(DeliveryState::Dropped) => counts.dropped = count,

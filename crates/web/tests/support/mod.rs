@@ -23,5 +23,6 @@ pub fn web_settings(base_url: &str, secret: ServerSecret) -> WebSettings {
         allow_unicode_local_part: false,
         session_cookie_domain: None,
         forward_auth: web::ForwardAuth::default(),
+        metrics: false,
     }
 }
