@@ -61,12 +61,9 @@ pub struct ProviderBody {
     pub callback_url: String,
 }
 
-/// The providers this service offers, keyed by id.
-#[derive(Debug, Object)]
-pub struct ProvidersBody {
-    /// Magic links by email.
-    pub email: ProviderBody,
-}
+/// The providers this service offers, keyed by id (Auth.js's shape): `email` today; an OAuth
+/// provider would be one more entry.
+pub type ProvidersBody = std::collections::BTreeMap<String, ProviderBody>;
 
 /// The signed-in user as the session endpoint shows it.
 #[derive(Debug, Object)]
@@ -336,15 +333,14 @@ impl AuthApi {
     #[oai(path = "/providers", method = "get")]
     async fn providers(&self) -> Json<ProvidersBody> {
         let settings = &self.state.settings;
-        Json(ProvidersBody {
-            email: ProviderBody {
-                id: "email".to_owned(),
-                name: "Email".to_owned(),
-                kind: "email".to_owned(),
-                signin_url: settings.absolute(&settings.auth_path("/signin/email")),
-                callback_url: settings.absolute(&settings.auth_path("/callback/email")),
-            },
-        })
+        let email = ProviderBody {
+            id: "email".to_owned(),
+            name: "Email".to_owned(),
+            kind: "email".to_owned(),
+            signin_url: settings.absolute(&settings.auth_path("/signin/email")),
+            callback_url: settings.absolute(&settings.auth_path("/callback/email")),
+        };
+        Json(ProvidersBody::from([(email.id.clone(), email)]))
     }
 
     /// The current session, or `null` when signed out.
