@@ -156,6 +156,45 @@ async fn a_person_signs_in_with_a_link_delivered_by_smtp() {
     browser.quit().await.expect("browser closes");
 }
 
+/// The account page in Chromium: reached from the home page, it names this browser, saves a
+/// name, and signs out the session another device holds.
+#[tokio::test]
+async fn a_person_renames_themselves_and_signs_out_another_device_on_the_account_page() {
+    let Some((chromium, chromedriver)) = browser_programs() else { return };
+    let profile = tempfile::tempdir().expect("browser profile folder");
+    let server = RunningServer::start().await;
+    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
+    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
+    let base = &server.base_url;
+    let address = "account@example.com";
+    // Another device, signed in first (over plain HTTP, no User-Agent).
+    server.sign_in_over_http(address).await;
+
+    request_a_link(&browser, base, address, "account").await;
+    let (link, _code) = newest_message(&server, address, 2).await;
+    browser.goto(&link).await.expect("link opened");
+    browser.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("signed in");
+    browser.click(&browser.find("#account-link").await.expect("account link")).await.expect("clicked");
+    browser.wait_for_text("#email", address, WAIT).await.expect("the account page");
+    let rows =
+        "return Array.from(document.querySelectorAll('tr.session td:first-child')).map(td => td.textContent.trim())";
+    let devices = browser.execute(rows, Vec::new()).await.expect("script");
+    browser.screenshot(&screenshots(), "account-1-page").await.expect("screenshot");
+    assert_eq!(devices, serde_json::json!(["Chrome on Linux (this device)", "Unknown browser"]), "most recent first");
+
+    browser.type_into(&browser.find("#name").await.expect("name field"), "Ada Lovelace").await.expect("typed");
+    browser.click(&browser.find("#save-name").await.expect("save")).await.expect("saved");
+    browser.wait_for_text("#done", "Your name was saved.", WAIT).await.expect("saved notice");
+    let name = browser.execute("return document.querySelector('#name').value", Vec::new()).await.expect("script");
+    assert_eq!(name, "Ada Lovelace");
+    browser.click(&browser.find("#revoke-others").await.expect("sign out elsewhere")).await.expect("clicked");
+    browser.wait_for_text("#done", "Every other session was signed out.", WAIT).await.expect("done notice");
+    let devices = browser.execute(rows, Vec::new()).await.expect("script");
+    browser.screenshot(&screenshots(), "account-2-others-signed-out").await.expect("screenshot");
+    assert_eq!(devices, serde_json::json!(["Chrome on Linux (this device)"]));
+    browser.quit().await.expect("browser closes");
+}
+
 /// An app behind the docs' nginx snippet: a visitor is sent to sign in, and the link brings them
 /// back to the page they asked for, signed in; once signed out, nginx sends them to sign in again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -635,6 +635,28 @@ async fn session_at(
         .expect("session")
 }
 
+async fn a_display_name_is_set_changed_and_removed_for_that_user_only(store: &ScratchStore) {
+    let db = &store.database;
+    let alice = db.users.find_or_create_verified(&address("alice@example.com"), t0()).await.expect("user");
+    let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+    let name = |typed: &str| domain::DisplayName::parse(typed).expect("valid").expect("not blank");
+    let unicode = name("Zoë Ångström 🙂");
+
+    db.users.rename(&alice.id, Some(name("Alice"))).await.expect("renamed");
+    db.users.rename(&alice.id, Some(unicode.clone())).await.expect("renamed again");
+    db.users.rename(&alice.id, Some(unicode)).await.expect("the same name again is fine");
+    let renamed = db.users.find(&alice.id).await.expect("read").expect("alice");
+    db.users.rename(&bob.id, Some(name("Bob"))).await.expect("renamed");
+    db.users.rename(&bob.id, None).await.expect("name removed");
+    let unnamed = db.users.find(&bob.id).await.expect("read").expect("bob");
+    let nobody = domain::UserId::parse("018f0000-0000-7000-8000-000000000000").expect("an id");
+    db.users.rename(&nobody, Some(name("Ghost"))).await.expect("no such user: nothing happens");
+
+    assert_eq!(renamed.name.as_deref(), Some("Zoë Ångström 🙂"));
+    assert_eq!(unnamed.name, None);
+    assert_eq!(db.users.list(10).await.expect("list").len(), 2, "renaming creates nobody");
+}
+
 async fn a_user_lists_and_revokes_only_their_own_live_sessions(store: &ScratchStore) {
     let db = &store.database;
     let alice = db.users.find_or_create_verified(&address("alice@example.com"), t0()).await.expect("user");
@@ -1177,6 +1199,7 @@ macro_rules! every_contract {
             adding_listing_and_finding_users_by_unknown_ids_and_addresses,
             sessions_are_stored_by_hash_found_extended_and_deleted,
             a_user_lists_and_revokes_only_their_own_live_sessions,
+            a_display_name_is_set_changed_and_removed_for_that_user_only,
             purging_sessions_removes_only_those_that_expired_before_the_cutoff,
             the_rate_limiter_keeps_its_contract,
             purging_rate_limits_forgets_only_spent_counters,

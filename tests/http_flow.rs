@@ -224,6 +224,43 @@ async fn a_program_signs_in_with_the_emailed_code(app: TestApp) {
     assert_eq!(app.get_json("/api/auth/session").await.json()["user"]["email"], "code@example.com");
 }
 
+async fn the_account_page_lists_sessions_renames_and_signs_out_elsewhere(app: TestApp) {
+    let signed_out = app.get("/account").await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    assert_eq!(signed_out.location(), "/signin?callbackUrl=%2Faccount");
+    let elsewhere = signed_in_browser(&app, "acct@example.com").await;
+    app.sign_in("acct@example.com", "/account").await;
+    let token = app.csrf_token().await;
+
+    let page = app.get("/account").await;
+    let forged = app.post_form("/account/name", &[("name", "Mallory")], None).await;
+    let bad_name = app.post_form("/account/name", &[("csrfToken", &token), ("name", "Ada\u{7}")], None).await;
+    let renamed = app.post_form("/account/name", &[("csrfToken", &token), ("name", "  Ada Lovelace ")], None).await;
+    let named = app.get_json("/api/auth/session").await.json();
+    let others = app.post_form("/account/sessions/revoke-others", &[("csrfToken", &token)], None).await;
+    let after_others = app.get("/account?done=others").await;
+    let mine = app.get_json("/api/auth/sessions").await.json()["sessions"][0]["id"].as_str().expect("id").to_owned();
+    let own = app.post_form("/account/sessions/revoke", &[("csrfToken", &token), ("session", &mine)], None).await;
+
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("acct@example.com"), "{}", page.body);
+    assert_eq!(page.body.matches("class=\"session").count(), 2, "both sessions listed");
+    assert_eq!(page.body.matches("(this device)").count(), 1);
+    assert!(page.body.contains("id=\"revoke-others\""));
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    assert!(bad_name.body.contains("control characters"), "{}", bad_name.body);
+    assert_eq!((renamed.status, renamed.location()), (StatusCode::SEE_OTHER, "/account?done=renamed"));
+    assert_eq!(named["user"]["name"], "Ada Lovelace");
+    assert_eq!(others.location(), "/account?done=others");
+    assert!(!is_signed_in(&app, &elsewhere).await, "the other browser is signed out");
+    assert_eq!(after_others.body.matches("class=\"session").count(), 1);
+    assert!(after_others.body.contains("Every other session was signed out."));
+    assert!(!after_others.body.contains("id=\"revoke-others\""), "nothing else to sign out");
+    assert_eq!((own.status, own.location()), (StatusCode::SEE_OTHER, "/"));
+    assert_eq!(app.get_json("/api/auth/session").await.body, "null");
+}
+
 async fn a_signed_out_cookie_no_longer_signs_anyone_in(app: TestApp) {
     app.sign_in("a@example.com", "/").await;
     let stolen = app.cookies.lock().expect("lock").clone();
@@ -661,6 +698,7 @@ macro_rules! every_flow {
             a_person_lists_their_sessions_and_revokes_one_or_all_the_others,
             a_program_signs_in_and_out_with_json_bodies_alone,
             a_program_signs_in_with_the_emailed_code,
+            the_account_page_lists_sessions_renames_and_signs_out_elsewhere,
             a_post_without_a_matching_csrf_token_is_refused_with_403,
             an_invalid_address_shows_the_form_again_with_what_was_typed_and_why,
             an_unreadable_body_is_a_clear_400,

@@ -228,6 +228,8 @@ pub struct PagesSettings {
     pub verify_request: String,
     /// The error page.
     pub error: String,
+    /// The account page.
+    pub account: String,
 }
 
 /// `[magic_link]`.
@@ -573,6 +575,7 @@ impl Default for PagesSettings {
             sign_in: "/signin".to_owned(),
             verify_request: "/check-your-email".to_owned(),
             error: "/auth-error".to_owned(),
+            account: "/account".to_owned(),
         }
     }
 }
@@ -806,6 +809,7 @@ impl Settings {
             ("pages.sign_in", &self.pages.sign_in),
             ("pages.verify_request", &self.pages.verify_request),
             ("pages.error", &self.pages.error),
+            ("pages.account", &self.pages.account),
         ] {
             if !path.starts_with('/')
                 || path.starts_with("//")

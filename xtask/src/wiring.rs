@@ -250,6 +250,7 @@ pub async fn build(
             sign_in: settings.pages.sign_in.clone(),
             verify_request: settings.pages.verify_request.clone(),
             error: settings.pages.error.clone(),
+            account: settings.pages.account.clone(),
         },
         site_name: settings.site_name.clone(),
         secret: secret.clone(),

@@ -26,4 +26,4 @@ pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};
 pub use rate_limit::Quota;
 pub use secret::{SecretText, ServerSecret};
 pub use session::{Session, SessionPolicy, SessionSummary, SessionToken, SessionTokenHash};
-pub use user::User;
+pub use user::{DisplayName, InvalidDisplayName, User};

@@ -27,7 +27,7 @@ pub use outbox::{
 pub use rate_limit::{Admission, Bucket, RateLimiter};
 pub use sign_in::{
     ActiveSession, LimitScope, LinkQueued, LinkStateError, ListSessionsError, PurgeError, ReadSessionError, RedeemCode,
-    RedeemCodeError, RedeemLink, RedeemLinkError, RequestLink, RequestLinkError, RevokeOtherSessionsError,
+    RedeemCodeError, RedeemLink, RedeemLinkError, RenameError, RequestLink, RequestLinkError, RevokeOtherSessionsError,
     RevokeSessionError, SignIn, SignInLimits, SignInSettings, SignOutError, SignUpPolicy, SignedIn,
 };
 pub use stores::{

@@ -12,8 +12,8 @@ use domain::code::MAX_CODE_ATTEMPTS;
 use domain::rate_limit::client_key;
 use domain::secret::KeyPurpose;
 use domain::{
-    CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, ServerSecret, SessionId, SessionPolicy,
-    SessionSummary, SessionToken, SignInCode, User,
+    CallbackPath, DisplayName, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, ServerSecret, SessionId,
+    SessionPolicy, SessionSummary, SessionToken, SignInCode, User,
 };
 use url::Url;
 
@@ -293,6 +293,14 @@ pub enum RevokeSessionError {
 /// Why the other sessions were not revoked.
 #[derive(Debug, thiserror::Error)]
 pub enum RevokeOtherSessionsError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why the display name was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenameError {
     /// Storage failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -615,6 +623,16 @@ impl SignIn {
         let revoked = self.sessions.delete_others(&active.user.id, &active.session_id).await?;
         tracing::info!(user.id = %active.user.id.as_str(), revoked, "other sessions revoked");
         Ok(revoked)
+    }
+
+    /// Sets the signed-in person's display name (`None` removes it).
+    ///
+    /// # Errors
+    /// Only [`RenameError::Unexpected`].
+    pub async fn rename(&self, active: &ActiveSession, name: Option<DisplayName>) -> Result<(), RenameError> {
+        self.users.rename(&active.user.id, name).await?;
+        tracing::info!(user.id = %active.user.id.as_str(), "display name changed");
+        Ok(())
     }
 
     /// What a link is now (unused, used, expired, unknown), changing nothing: for the

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionSummary, SessionTokenHash, SignInCodeHash, User,
-    UserId,
+    DisplayName, EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionSummary, SessionTokenHash,
+    SignInCodeHash, User, UserId,
 };
 
 use crate::outbox::NewOutboxMessage;
@@ -205,6 +205,13 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// MUST fail only on a storage failure.
     async fn list(&self, limit: u32) -> anyhow::Result<Vec<User>>;
+
+    /// Sets (or, with `None`, removes) the display name of the user with this id; nothing
+    /// happens when there is no such user.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn rename(&self, id: &UserId, name: Option<DisplayName>) -> anyhow::Result<()>;
 
     /// Deletes the user with this address and, with it, their sessions. `false` when there was
     /// no such user.

@@ -9,7 +9,7 @@ use poem::http::{header, StatusCode};
 use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
 use ports::{
-    LimitScope, LinkStateError, ListSessionsError, ReadSessionError, RedeemCodeError, RedeemLinkError,
+    LimitScope, LinkStateError, ListSessionsError, ReadSessionError, RedeemCodeError, RedeemLinkError, RenameError,
     RequestLinkError, RevokeOtherSessionsError, RevokeSessionError, SignOutError,
 };
 use tera::Context;
@@ -303,6 +303,14 @@ impl From<RevokeSessionError> for WebError {
         match error {
             RevokeSessionError::NotFound => WebError::NoSuchSession,
             RevokeSessionError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<RenameError> for WebError {
+    fn from(error: RenameError) -> Self {
+        match error {
+            RenameError::Unexpected(inner) => WebError::Unexpected(inner),
         }
     }
 }

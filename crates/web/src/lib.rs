@@ -9,6 +9,7 @@
 //! the JSON endpoints are described with poem-openapi ([`api`]); the form posts and the link
 //! callback are plain poem handlers ([`auth`]) because they answer with redirects and cookies.
 
+pub mod account;
 pub mod api;
 pub mod auth;
 pub mod client;
@@ -24,6 +25,7 @@ pub mod routes;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod user_agent;
 
 use std::sync::Arc;
 

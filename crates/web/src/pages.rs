@@ -17,7 +17,7 @@ use crate::forms::{AuthErrorQuery, CallbackQuery, MailboxQuery, SignInPageQuery}
 use crate::{auth, csrf, AppState};
 
 /// The built-in page templates, by the name an override file must have.
-const BUILTIN: [(&str, &str); 10] = [
+const BUILTIN: [(&str, &str); 11] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("signin.html", include_str!("../templates/signin.html")),
@@ -28,6 +28,7 @@ const BUILTIN: [(&str, &str); 10] = [
     ("mailbox.html", include_str!("../templates/mailbox.html")),
     ("signout.html", include_str!("../templates/signout.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
+    ("account.html", include_str!("../templates/account.html")),
 ];
 
 /// The page templates an operator may override, by file name under `templates.dir`.
@@ -79,6 +80,7 @@ impl Pages {
         let mut context = Context::new();
         context.insert("site_name", &settings.site_name);
         context.insert("sign_in_page", &settings.pages.sign_in);
+        context.insert("account_page", &settings.pages.account);
         context.insert("signin_action", &settings.auth_path("/signin/email"));
         context.insert("signout_action", &settings.auth_path("/signout"));
         context.insert("callback_action", &settings.auth_path("/callback/email"));

@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
-use crate::{auth, forward_auth, pages, telemetry, AppState};
+use crate::{account, auth, forward_auth, pages, telemetry, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
@@ -143,6 +143,10 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
         .at(&settings.pages.verify_request, get(pages::check_email))
         .at(&settings.pages.error, get(pages::auth_error))
         .at("/healthz", get(auth::healthz))
+        .at(&settings.pages.account, get(account::show))
+        .at(format!("{}/name", settings.pages.account), post(account::rename))
+        .at(format!("{}/sessions/revoke", settings.pages.account), post(account::revoke))
+        .at(format!("{}/sessions/revoke-others", settings.pages.account), post(account::revoke_others))
         .at(format!("{base}/signin/email"), post(FormOrJson::new(auth::sign_in_email, &api)))
         .at(
             format!("{base}/callback/email"),

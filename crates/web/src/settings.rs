@@ -12,6 +12,8 @@ pub struct PagePaths {
     pub verify_request: String,
     /// The sign-in error page (default `/auth-error`).
     pub error: String,
+    /// The signed-in person's account page (default `/account`).
+    pub account: String,
 }
 
 /// The cookies' base names, before the `__Host-` prefix that https adds. Configurable so that

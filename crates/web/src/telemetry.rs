@@ -49,6 +49,7 @@ impl RouteLabels {
             settings.pages.sign_in.as_str(),
             settings.pages.verify_request.as_str(),
             settings.pages.error.as_str(),
+            settings.pages.account.as_str(),
         ]
         .into_iter()
         .map(str::to_owned)
@@ -67,6 +68,9 @@ impl RouteLabels {
             "/openapi.json",
         ] {
             exact.insert(format!("{base}{suffix}"));
+        }
+        for suffix in ["/name", "/sessions/revoke", "/sessions/revoke-others"] {
+            exact.insert(format!("{}{suffix}", settings.pages.account));
         }
         Self {
             exact,

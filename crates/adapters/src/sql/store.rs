@@ -22,8 +22,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::id::{Id, OutboxKind, SessionKind, UserKind};
 use domain::rate_limit::Gcra;
 use domain::{
-    EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionSummary, SessionTokenHash, SignInCodeHash, User,
-    UserId,
+    DisplayName, EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionSummary, SessionTokenHash,
+    SignInCodeHash, User, UserId,
 };
 use ports::{
     Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
@@ -741,6 +741,16 @@ impl UserStore for SqlStore {
             .await
             .context("cannot list the users")?;
         rows.iter().map(user_from_row).collect()
+    }
+
+    async fn rename(&self, id: &UserId, name: Option<DisplayName>) -> anyhow::Result<()> {
+        sqlx::query(&self.sql("UPDATE users SET name = ? WHERE id = ?"))
+            .bind(name.as_ref().map(DisplayName::as_str))
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await
+            .context("cannot rename the user")?;
+        Ok(())
     }
 
     async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool> {

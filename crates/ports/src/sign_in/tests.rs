@@ -396,6 +396,27 @@ async fn a_person_lists_and_revokes_only_their_own_sessions_and_keeps_this_one_w
     assert_eq!(sign_in.revoke_other_sessions(&this_session()).await.expect("revoked"), 3);
 }
 
+#[tokio::test]
+async fn a_rename_changes_only_the_signed_in_persons_name_and_a_store_failure_is_unexpected() {
+    let mut ports = Ports::default();
+    let mut sequence = mockall::Sequence::new();
+    ports
+        .users
+        .expect_rename()
+        .withf(|id, name| *id == user().id && name.as_ref().map(domain::DisplayName::as_str) == Some("Ada"))
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(|_, _| Ok(()));
+    ports.users.expect_rename().times(1).in_sequence(&mut sequence).returning(|_, _| Err(anyhow::anyhow!("disk full")));
+    let sign_in = ports.build();
+    let ada = domain::DisplayName::parse("Ada").expect("valid");
+
+    sign_in.rename(&this_session(), ada).await.expect("renamed");
+    let failed = sign_in.rename(&this_session(), None).await;
+
+    assert!(matches!(failed, Err(super::RenameError::Unexpected(_))), "{failed:?}");
+}
+
 fn limited_ports() -> (Ports, SignInLimits) {
     let hour = TimeDelta::hours(1);
     let limits = SignInLimits {

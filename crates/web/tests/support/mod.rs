@@ -13,6 +13,7 @@ pub fn web_settings(base_url: &str, secret: ServerSecret) -> WebSettings {
             sign_in: "/signin".to_owned(),
             verify_request: "/check-your-email".to_owned(),
             error: "/auth-error".to_owned(),
+            account: "/account".to_owned(),
         },
         site_name: "magiclink".to_owned(),
         secret,
