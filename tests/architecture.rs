@@ -136,3 +136,61 @@ fn every_test_the_threat_table_names_exists() {
         );
     }
 }
+
+/// The `crate::` modules a source file uses in code (comments, doc links included, do not
+/// count): `crate::x` paths and the names in `use crate::{x, y::z}`.
+fn modules_used(source: &str) -> std::collections::BTreeSet<String> {
+    let code: String =
+        source.lines().filter(|line| !line.trim_start().starts_with("//")).map(|line| format!("{line}\n")).collect();
+    let ident =
+        |text: &str| -> String { text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
+    let mut used = std::collections::BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            used.extend(group.split(',').map(|item| ident(item.trim())).filter(|name| !name.is_empty()));
+        } else {
+            used.insert(ident(rest));
+        }
+    }
+    used
+}
+
+/// `web`'s modules use each other without a cycle (the auth, errors and pages modules once
+/// formed one): error mapping and page rendering sit below the handlers that use them.
+#[test]
+fn the_web_crates_modules_use_each_other_without_a_cycle() {
+    let folder = workspace_root().join("crates/web/src");
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(&folder).expect("web's sources") {
+        let path = entry.expect("entry").path();
+        let Some(module) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+        if module == "lib" || path.extension().is_none_or(|ext| ext != "rs") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("readable");
+        let exists = |name: &String| folder.join(format!("{name}.rs")).exists() && *name != module;
+        graph.insert(module.clone(), modules_used(&source).into_iter().filter(exists).collect());
+    }
+    // Depth-first search; a module met again while still on the path closes a cycle.
+    fn visit(module: &str, graph: &BTreeMap<String, Vec<String>>, path: &mut Vec<String>, done: &mut Vec<String>) {
+        if done.iter().any(|m| m == module) {
+            return;
+        }
+        if let Some(start) = path.iter().position(|m| m == module) {
+            panic!("web's modules form a cycle: {} -> {module}", path[start..].join(" -> "));
+        }
+        path.push(module.to_owned());
+        for next in graph.get(module).into_iter().flatten() {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+        done.push(module.to_owned());
+    }
+    let mut done = Vec::new();
+    for module in graph.keys() {
+        visit(module, &graph, &mut Vec::new(), &mut done);
+    }
+    assert!(graph["auth"].contains(&"errors".to_owned()), "the scan sees real uses: {graph:?}");
+}

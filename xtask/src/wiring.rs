@@ -232,12 +232,12 @@ pub async fn build(
     let previous_secrets: Vec<ServerSecret> =
         settings.previous_secrets.iter().map(|s| ServerSecret::new(s.expose().as_bytes())).collect();
     let email_overrides = read_overrides(&settings.templates.dir, &adapters::mail::TEMPLATE_NAMES)?;
-    let page_overrides = read_overrides(&settings.templates.dir, &web::pages::TEMPLATE_NAMES)?;
+    let page_overrides = read_overrides(&settings.templates.dir, &web::render::TEMPLATE_NAMES)?;
     let renderer = Arc::new(
         EmailRenderer::with_overrides(email_overrides)
             .with_context(|| format!("in templates.dir `{}`", settings.templates.dir))?,
     );
-    let pages = web::pages::Pages::with_overrides(page_overrides)
+    let pages = web::render::Pages::with_overrides(page_overrides)
         .with_context(|| format!("in templates.dir `{}`", settings.templates.dir))?;
     let (configured_mailer, mailbox) = build_mailer(settings, renderer, Arc::clone(&clock))?;
     let mailer = parts.mailer.unwrap_or(configured_mailer);

@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use crate::auth::{self, check_csrf};
+use crate::errors::respond;
 use crate::errors::WebError;
-use crate::pages::{page, respond};
+use crate::render::page;
 use crate::{csrf, telemetry, user_agent, AppState};
 
 /// `POST {account}/name`.
@@ -189,7 +190,7 @@ async fn account_page(
     context.insert("revoke_action", &format!("{page_path}/sessions/revoke"));
     context.insert("revoke_others_action", &format!("{page_path}/sessions/revoke-others"));
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
-    page(state, status, "account.html", context)
+    Ok(page(state, status, "account.html", context)?)
 }
 
 /// An instant as the page shows it (UTC, to the minute).

@@ -25,6 +25,7 @@ use poem_openapi::types::Type as _;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use ports::ActiveSession;
 
+use crate::auth::{LinkSentBody, UrlBody};
 use crate::errors::{Format, WebError};
 use crate::forms::{CallbackForm, CallbackQuery, SignInForm};
 use crate::{auth, csrf, telemetry, AppState};
@@ -135,18 +136,6 @@ pub struct LinkRequestBody {
     pub csrf_token: Option<String>,
 }
 
-/// A link was sent (or, for an address that may not sign in, nothing was: the answer is the
-/// same). The answer also sets the pending-sign-in cookie, which lets this client sign in with
-/// the emailed code.
-#[derive(Debug, Object)]
-pub struct LinkSentBody {
-    /// The "check your email" page.
-    pub url: String,
-    /// How long the link and code last.
-    #[oai(rename = "expiresInMinutes")]
-    pub expires_in_minutes: i64,
-}
-
 /// `POST {base}/callback/email` as JSON: sign in with a link's `token` and `email`, or with the
 /// `code` from the email (in the client that asked for the link, which holds the
 /// pending-sign-in cookie).
@@ -172,13 +161,6 @@ pub struct SignOutBody {
     /// The CSRF token (or send it in `X-CSRF-Token`).
     #[oai(rename = "csrfToken")]
     pub csrf_token: Option<String>,
-}
-
-/// Where to go next, as an absolute URL.
-#[derive(Debug, Object)]
-pub struct UrlBody {
-    /// After signing in, the callback; after signing out, the site's root.
-    pub url: String,
 }
 
 /// An RFC 9457 problem document: how every failure of the API is answered

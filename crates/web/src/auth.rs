@@ -12,15 +12,35 @@ use poem::http::{header, StatusCode};
 use poem::web::{Data, Form, Query, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
+use poem_openapi::Object;
 use ports::{ActiveSession, LinkState, RedeemCode, RedeemLink, SignedIn};
 
-use crate::api::{LinkSentBody, UrlBody};
 use crate::client::client_ip;
+use crate::errors::respond;
 use crate::errors::{link_refusal, CodeProblem, Format, WebError};
 use crate::forms::{self, CallbackForm, CallbackQuery, CsrfProtected, SignInForm, SignOutForm};
-use crate::pages::{page, respond};
 use crate::pending::{self, PendingSignIn};
+use crate::render::page;
 use crate::{cookies, csrf, telemetry, AppState};
+
+/// A link was sent (or, for an address that may not sign in, nothing was: the answer is the
+/// same). The answer also sets the pending-sign-in cookie, which lets this client sign in with
+/// the emailed code.
+#[derive(Debug, Object)]
+pub struct LinkSentBody {
+    /// The "check your email" page.
+    pub url: String,
+    /// How long the link and code last.
+    #[oai(rename = "expiresInMinutes")]
+    pub expires_in_minutes: i64,
+}
+
+/// Where to go next, as an absolute URL.
+#[derive(Debug, Object)]
+pub struct UrlBody {
+    /// After signing in, the callback; after signing out, the site's root.
+    pub url: String,
+}
 
 /// `POST {base}/signin/email` with a form: checks CSRF, parses the address, sends the link,
 /// sets the pending-sign-in cookie, and redirects to "check your email" (or answers JSON). The
@@ -140,7 +160,7 @@ async fn confirm_page(
     context.insert("email", email.as_str());
     let callback = state.settings.callback(query.callback_url.as_deref());
     context.insert("callback_url", callback.as_str());
-    page(state, StatusCode::OK, "confirm.html", context)
+    Ok(page(state, StatusCode::OK, "confirm.html", context)?)
 }
 
 /// `POST {base}/callback/email` with a form: signs in with a link confirmed on the confirm page

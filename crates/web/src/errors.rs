@@ -14,7 +14,7 @@ use ports::{
 };
 use tera::Context;
 
-use crate::pages::{check_email_page, page, sign_in_form};
+use crate::render::{check_email_page, page, sign_in_form};
 use crate::{telemetry, AppState};
 
 /// Whether the caller wants a page or JSON.
@@ -479,9 +479,9 @@ impl WebError {
     /// The response for this failure, as a page or a problem document.
     pub fn into_response(self, format: Format, req: &Request, state: &AppState) -> Response {
         match &self {
-            WebError::RateLimited { limit, .. } => telemetry::rate_limited(&state.settings, *limit),
+            WebError::RateLimited { limit, .. } => telemetry::rate_limited(&state.settings, limit.kind()),
             WebError::Link(refusal) => telemetry::sign_in(&state.settings, refusal.kind()),
-            WebError::Code(problem) => telemetry::code_refused(&state.settings, *problem),
+            WebError::Code(problem) => telemetry::sign_in(&state.settings, problem.kind()),
             _ => {}
         }
         let retry_after = match &self {
@@ -513,7 +513,9 @@ impl WebError {
             }
             (format, other) => Ok(other.standalone_response(format, path, state)),
         };
-        let mut response = again.unwrap_or_else(|error| error.standalone_response(format, path, state));
+        // The page itself failed to render: the plain error page (or problem) instead.
+        let mut response =
+            again.unwrap_or_else(|error| WebError::Unexpected(error).standalone_response(format, path, state));
         if let Some(seconds) = retry_after {
             if let Ok(value) = poem::http::HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -565,13 +567,13 @@ impl WebError {
 
     fn page_response(self, status: StatusCode, state: &AppState) -> Result<Response, WebError> {
         if let WebError::Csrf = self {
-            return page(state, status, "csrf_error.html", Context::new());
+            return Ok(page(state, status, "csrf_error.html", Context::new())?);
         }
         let (_, title, detail) = self.problem();
         let mut context = Context::new();
         context.insert("title", title);
         context.insert("detail", &detail.replace("{base}", &state.settings.auth_base_path));
-        page(state, status, "server_error.html", context)
+        Ok(page(state, status, "server_error.html", context)?)
     }
 }
 
@@ -601,4 +603,9 @@ pub fn router_error(error: &poem::Error, format: Format, path: &str, state: &App
         _ => WebError::Unexpected(anyhow::anyhow!("{error}")),
     };
     web_error.standalone_response(format, path, state)
+}
+
+/// Turns a handler's result into a response, mapping errors in the one place that does so.
+pub(crate) fn respond(req: &Request, state: &AppState, result: Result<Response, WebError>) -> Response {
+    result.unwrap_or_else(|error| error.into_response(Format::of(req), req, state))
 }

@@ -21,6 +21,7 @@ pub mod forms;
 pub mod forward_auth;
 pub mod pages;
 pub mod pending;
+pub mod render;
 pub mod routes;
 pub mod server;
 pub mod settings;
@@ -46,5 +47,5 @@ pub struct AppState {
     /// Paths, names and the secret.
     pub settings: WebSettings,
     /// The parsed page templates.
-    pub pages: pages::Pages,
+    pub pages: render::Pages,
 }

@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 
-use crate::errors::{CodeProblem, Limit};
 use crate::settings::WebSettings;
 
 /// Requests answered, by `route`, `method` and `status`.
@@ -111,10 +110,10 @@ pub fn link_requested(settings: &WebSettings) {
     }
 }
 
-/// A rate limit refused a request.
-pub fn rate_limited(settings: &WebSettings, limit: Limit) {
+/// A rate limit (`limit`, its problem type: `rate-limited-address`, ...) refused a request.
+pub fn rate_limited(settings: &WebSettings, limit: &'static str) {
     if settings.metrics {
-        metrics::counter!(RATE_LIMITED, "limit" => limit.kind()).increment(1);
+        metrics::counter!(RATE_LIMITED, "limit" => limit).increment(1);
     }
 }
 
@@ -123,11 +122,6 @@ pub fn sign_in(settings: &WebSettings, outcome: &'static str) {
     if settings.metrics {
         metrics::counter!(SIGN_INS, "outcome" => outcome).increment(1);
     }
-}
-
-/// A code signed nobody in.
-pub fn code_refused(settings: &WebSettings, problem: CodeProblem) {
-    sign_in(settings, problem.kind());
 }
 
 /// A session was created (by a sign-in).

@@ -51,7 +51,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         health: Arc::new(mocks.health),
         mailbox: None,
         settings: support::web_settings("http://127.0.0.1:3000", secret),
-        pages: web::pages::Pages::builtin().expect("templates parse"),
+        pages: web::render::Pages::builtin().expect("templates parse"),
     }))
 }
 

@@ -1,0 +1,139 @@
+//! Rendering the person-facing pages: the Tera templates embedded in the binary (or an
+//! operator's overrides), the values every page shares, and the two forms that are shown again
+//! when what was sent is refused (sign-in, check your email). Depends on no handler and no
+//! error mapping, so that both [`crate::pages`] and [`crate::errors`] can use it.
+
+use anyhow::Context as _;
+use poem::http::StatusCode;
+use poem::web::Html;
+use poem::{IntoResponse, Request, Response};
+use tera::{Context, Tera};
+
+use crate::{csrf, AppState};
+
+/// The built-in page templates, by the name an override file must have.
+const BUILTIN: [(&str, &str); 11] = [
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    ("signin.html", include_str!("../templates/signin.html")),
+    ("check_email.html", include_str!("../templates/check_email.html")),
+    ("auth_error.html", include_str!("../templates/auth_error.html")),
+    ("csrf_error.html", include_str!("../templates/csrf_error.html")),
+    ("server_error.html", include_str!("../templates/server_error.html")),
+    ("mailbox.html", include_str!("../templates/mailbox.html")),
+    ("signout.html", include_str!("../templates/signout.html")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
+    ("account.html", include_str!("../templates/account.html")),
+];
+
+/// The page templates an operator may override, by file name under `templates.dir`.
+pub const TEMPLATE_NAMES: [&str; BUILTIN.len()] = {
+    let mut names = [""; BUILTIN.len()];
+    let mut i = 0;
+    while i < BUILTIN.len() {
+        names[i] = BUILTIN[i].0;
+        i += 1;
+    }
+    names
+};
+
+/// The parsed page templates.
+#[derive(Debug)]
+pub struct Pages {
+    tera: Tera,
+}
+
+impl Pages {
+    /// Parses the built-in templates.
+    ///
+    /// # Errors
+    /// Fails if a template does not parse (caught by the tests).
+    pub fn builtin() -> anyhow::Result<Self> {
+        Self::with_overrides(Vec::new())
+    }
+
+    /// Parses the built-in templates, replacing those named in `overrides` (name, source).
+    ///
+    /// # Errors
+    /// Names the template and, through the error's cause, the line that does not parse.
+    pub fn with_overrides(overrides: Vec<(String, String)>) -> anyhow::Result<Self> {
+        let mut tera = Tera::default();
+        tera.add_raw_templates(BUILTIN).context("built-in page templates do not parse")?;
+        if !overrides.is_empty() {
+            tera.add_raw_templates(overrides).context("a page template override does not parse")?;
+        }
+        tera.autoescape_on(vec![".html"]);
+        Ok(Self { tera })
+    }
+
+    /// Renders a page with the values every page shares plus `extra`.
+    ///
+    /// # Errors
+    /// Fails if the template refers to a missing value.
+    pub fn render(&self, state: &AppState, template: &str, extra: Context) -> anyhow::Result<String> {
+        let settings = &state.settings;
+        let mut context = Context::new();
+        context.insert("site_name", &settings.site_name);
+        context.insert("sign_in_page", &settings.pages.sign_in);
+        context.insert("account_page", &settings.pages.account);
+        context.insert("signin_action", &settings.auth_path("/signin/email"));
+        context.insert("signout_action", &settings.auth_path("/signout"));
+        context.insert("callback_action", &settings.auth_path("/callback/email"));
+        context.insert("link_minutes", &state.sign_in.settings().link_policy.max_age_minutes());
+        context.extend(extra);
+        self.tera.render(template, &context).with_context(|| format!("cannot render {template}"))
+    }
+}
+
+/// Renders a page as a response with `status`.
+pub(crate) fn page(state: &AppState, status: StatusCode, template: &str, extra: Context) -> anyhow::Result<Response> {
+    let html = state.pages.render(state, template, extra)?;
+    Ok(Html(html).with_status(status).into_response())
+}
+
+/// The most of a refused input a page shows again: more than any real address.
+const MAX_ECHOED_CHARS: usize = 320;
+
+/// At most `max` characters of `text`, with an ellipsis when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Renders the sign-in form, optionally with an error under the field.
+pub(crate) fn sign_in_form(
+    req: &Request,
+    state: &AppState,
+    email: &str,
+    callback_url: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> anyhow::Result<Response> {
+    let mut context = Context::new();
+    context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
+    // What was typed comes back to be corrected, but never more than a short excerpt of it.
+    context.insert("email", &excerpt(email, MAX_ECHOED_CHARS));
+    let callback_url = callback_url.filter(|url| url.len() <= domain::callback::MAX_LENGTH);
+    context.insert("callback_url", callback_url.unwrap_or("/"));
+    context.insert("error", &error);
+    context.insert("notice", &None::<String>);
+    page(state, status, "signin.html", context)
+}
+
+/// Renders "check your email", optionally with why a typed code failed.
+pub(crate) fn check_email_page(
+    req: &Request,
+    state: &AppState,
+    code_error: Option<String>,
+    status: StatusCode,
+) -> anyhow::Result<Response> {
+    let pending = crate::pending::read(req.cookie(), &state.settings, state.sign_in.now());
+    let mut context = Context::new();
+    context.insert("to", &pending.as_ref().map(|p| p.masked_email.as_str()));
+    context.insert("pending", &pending.is_some());
+    context.insert("code_error", &code_error);
+    context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
+    page(state, status, "check_email.html", context)
+}
