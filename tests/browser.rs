@@ -16,11 +16,16 @@ use xtask::wiring::Parts;
 /// The longest a page may take to appear after a click.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Chromium and chromedriver, or `None` after saying which is missing.
-fn browser_programs() -> Option<(PathBuf, PathBuf)> {
+/// A fresh headless Chromium with its own profile, driven through chromedriver (keep the
+/// driver and the profile folder alive as long as the browser), or `None` after saying which
+/// program is missing.
+async fn chromium() -> Option<(Browser, Driver, tempfile::TempDir)> {
     let chromium = require(&xtask::tasks::CHROMIUM)?;
     let chromedriver = require(&xtask::tasks::CHROMEDRIVER)?;
-    Some((chromium, chromedriver))
+    let profile = tempfile::tempdir().expect("browser profile folder");
+    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
+    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
+    Some((browser, driver, profile))
 }
 
 fn screenshots() -> PathBuf {
@@ -52,11 +57,8 @@ async fn signed_in_then_out(browser: &Browser, base: &str, address: &str, shot: 
 
 #[tokio::test]
 async fn a_person_signs_in_with_a_link_from_the_development_mailbox() {
-    let Some((chromium, chromedriver)) = browser_programs() else { return };
-    let profile = tempfile::tempdir().expect("browser profile folder");
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
     let server = RunningServer::start().await;
-    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
-    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
     let base = &server.base_url;
 
     request_a_link(&browser, base, "browser@example.com", "dev").await;
@@ -92,11 +94,8 @@ const PHONE_WIDTH: u32 = 390;
 
 #[tokio::test]
 async fn every_page_fits_a_phone_screen_with_room_at_the_edges() {
-    let Some((chromium, chromedriver)) = browser_programs() else { return };
-    let profile = tempfile::tempdir().expect("browser profile folder");
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
     let server = RunningServer::start().await;
-    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
-    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
     browser.set_window_size(PHONE_WIDTH, 844).await.expect("resized");
     let base = &server.base_url;
     // A used link with a long address in the mailbox, the widest thing it shows.
@@ -132,16 +131,13 @@ async fn every_page_fits_a_phone_screen_with_room_at_the_edges() {
 
 #[tokio::test]
 async fn a_person_signs_in_with_a_link_delivered_by_smtp() {
-    let Some((chromium, chromedriver)) = browser_programs() else { return };
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
     let Some(mut smtp) = SmtpServer::start(None) else { return };
-    let profile = tempfile::tempdir().expect("browser profile folder");
     let smtp_port = smtp.port;
     let server =
         RunningServer::start_with(|settings| system_tests::smtp::send_through(settings, smtp_port), Parts::default())
             .await;
     assert!(server.mailbox.is_none(), "no development mailbox with SMTP");
-    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
-    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
     let base = &server.base_url;
 
     request_a_link(&browser, base, "smtp-user@example.com", "smtp").await;
@@ -160,11 +156,8 @@ async fn a_person_signs_in_with_a_link_delivered_by_smtp() {
 /// name, and signs out the session another device holds.
 #[tokio::test]
 async fn a_person_renames_themselves_and_signs_out_another_device_on_the_account_page() {
-    let Some((chromium, chromedriver)) = browser_programs() else { return };
-    let profile = tempfile::tempdir().expect("browser profile folder");
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
     let server = RunningServer::start().await;
-    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
-    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
     let base = &server.base_url;
     let address = "account@example.com";
     // Another device, signed in first (over plain HTTP, no User-Agent).
@@ -199,16 +192,13 @@ async fn a_person_renames_themselves_and_signs_out_another_device_on_the_account
 /// back to the page they asked for, signed in; once signed out, nginx sends them to sign in again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_sends_a_visitor_to_sign_in_and_the_link_brings_them_back_to_the_app() {
-    let Some((chromium, chromedriver)) = browser_programs() else { return };
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
     let port = nginx::free_port();
     let allowed = format!("http://127.0.0.1:{port}");
     let server =
         RunningServer::start_with(move |s| s.forward_auth.allowed_origins = vec![allowed], Parts::default()).await;
     let upstream = nginx::start_upstream().await;
     let Some(proxy) = Nginx::start_forward_auth(port, &server.base_url, upstream) else { return };
-    let profile = tempfile::tempdir().expect("browser profile folder");
-    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
-    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
     let base = &server.base_url;
     let wanted = format!("{}/private/report?year=2026", proxy.origin);
     let address = "proxied@example.com";
@@ -246,13 +236,11 @@ async fn newest_message(server: &RunningServer, to: &str, count: u64) -> (String
 
 #[tokio::test]
 async fn a_scanned_link_opened_on_another_device_asks_first_and_the_code_signs_in_where_it_was_asked() {
-    let Some((chromium, chromedriver)) = browser_programs() else { return };
-    let laptop_profile = tempfile::tempdir().expect("browser profile folder");
+    let Some((laptop, driver, _laptop_profile)) = chromium().await else { return };
+    let Some(chromium_program) = require(&xtask::tasks::CHROMIUM) else { return };
     let phone_profile = tempfile::tempdir().expect("browser profile folder");
     let server = RunningServer::start().await;
-    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
-    let laptop = driver.session(&chromium, laptop_profile.path()).await.expect("browser starts");
-    let phone = driver.session(&chromium, phone_profile.path()).await.expect("browser starts");
+    let phone = driver.session(&chromium_program, phone_profile.path()).await.expect("browser starts");
     let base = &server.base_url;
     let address = "devices@example.com";
 
@@ -286,11 +274,8 @@ async fn a_scanned_link_opened_on_another_device_asks_first_and_the_code_signs_i
 /// Policy (and nothing else on the site may run script): the operations are drawn.
 #[tokio::test]
 async fn the_api_docs_page_draws_every_operation() {
-    let Some((chromium, chromedriver)) = browser_programs() else { return };
-    let profile = tempfile::tempdir().expect("browser profile folder");
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
     let server = RunningServer::start().await;
-    let driver = Driver::start(&chromedriver).expect("chromedriver starts");
-    let browser = driver.session(&chromium, profile.path()).await.expect("browser starts");
 
     browser.goto(&format!("{}/api/auth/docs", server.base_url)).await.expect("docs page");
     let count = "return document.querySelectorAll('.opblock').length";

@@ -18,9 +18,10 @@ use ports::ActiveSession;
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use crate::auth::{self, check_csrf};
+use crate::auth::{self, checked_form};
 use crate::errors::respond;
 use crate::errors::WebError;
+use crate::forms::CsrfProtected;
 use crate::render::page;
 use crate::{csrf, telemetry, user_agent, AppState};
 
@@ -44,6 +45,18 @@ pub struct SessionForm {
     /// The session to end (revoke only).
     #[serde(default)]
     pub session: Option<String>,
+}
+
+impl CsrfProtected for RenameForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+impl CsrfProtected for SessionForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
 }
 
 /// `?done=` after a change: what the page confirms.
@@ -86,9 +99,7 @@ pub async fn show(req: &Request, state: Data<&Arc<AppState>>, query: Query<Accou
 #[handler]
 pub async fn rename(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<RenameForm>>) -> Response {
     let result = async {
-        let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-        check_csrf(req, &state, form.csrf_token.as_deref())?;
-        let Some(active) = auth::current_session(req, &state).await? else {
+        let Some((form, active)) = signed_in_form(req, &state, form).await? else {
             return Ok(sign_in_first(&state));
         };
         match DisplayName::parse(&form.name) {
@@ -109,9 +120,7 @@ pub async fn rename(req: &Request, state: Data<&Arc<AppState>>, form: poem::Resu
 #[handler]
 pub async fn revoke(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<SessionForm>>) -> Response {
     let result = async {
-        let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-        check_csrf(req, &state, form.csrf_token.as_deref())?;
-        let Some(active) = auth::current_session(req, &state).await? else {
+        let Some((form, active)) = signed_in_form(req, &state, form).await? else {
             return Ok(sign_in_first(&state));
         };
         let id = form.session.as_deref().and_then(|id| SessionId::parse(id).ok()).ok_or(WebError::NoSuchSession)?;
@@ -134,9 +143,7 @@ pub async fn revoke_others(
     form: poem::Result<Form<SessionForm>>,
 ) -> Response {
     let result = async {
-        let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
-        check_csrf(req, &state, form.csrf_token.as_deref())?;
-        let Some(active) = auth::current_session(req, &state).await? else {
+        let Some((_form, active)) = signed_in_form(req, &state, form).await? else {
             return Ok(sign_in_first(&state));
         };
         let revoked = state.sign_in.revoke_other_sessions(&active).await?;
@@ -144,6 +151,20 @@ pub async fn revoke_others(
         Ok(back(&state, "others"))
     };
     respond(req, &state, result.await)
+}
+
+/// A change posted from the page: the form once its CSRF token checks out, with the session
+/// of the person posting it; `None` when nobody is signed in (any more).
+///
+/// # Errors
+/// [`WebError::BadForm`], [`WebError::Csrf`] or [`WebError::Unexpected`].
+async fn signed_in_form<F: CsrfProtected>(
+    req: &Request,
+    state: &AppState,
+    form: poem::Result<Form<F>>,
+) -> Result<Option<(F, ActiveSession)>, WebError> {
+    let form = checked_form(req, state, form)?;
+    Ok(auth::current_session(req, state).await?.map(|active| (form, active)))
 }
 
 /// To the sign-in page, and back here afterwards.

@@ -289,7 +289,11 @@ pub(crate) async fn end_session(req: &Request, state: &AppState) -> Result<(), W
 ///
 /// # Errors
 /// [`WebError::BadForm`] or [`WebError::Csrf`].
-fn checked_form<F: CsrfProtected>(req: &Request, state: &AppState, form: poem::Result<Form<F>>) -> Result<F, WebError> {
+pub(crate) fn checked_form<F: CsrfProtected>(
+    req: &Request,
+    state: &AppState,
+    form: poem::Result<Form<F>>,
+) -> Result<F, WebError> {
     let Form(form) = form.map_err(|e| WebError::BadForm(e.to_string()))?;
     check_csrf(req, state, form.csrf_token())?;
     Ok(form)
