@@ -188,6 +188,43 @@ async fn a_person_renames_themselves_and_signs_out_another_device_on_the_account
     browser.quit().await.expect("browser closes");
 }
 
+/// `docs/integration/spa.html` in Chromium, served by nginx on the same origin as magiclink's
+/// routes (as a single-page app is): it asks for a code, signs in with it, and signs out,
+/// through the JSON API alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_single_page_app_snippet_signs_in_with_the_emailed_code_and_out_again() {
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
+    let port = nginx::free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let public = origin.clone();
+    // The public origin is the proxy's, as behind any proxy: links and the origin check use it.
+    let server = RunningServer::start_with(move |s| s.server.base_url = public, Parts::default()).await;
+    let magiclink = server.bound_address.clone();
+    let snippets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/integration");
+    let site = format!(
+        "server {{\n    listen 127.0.0.1:{port};\n    \
+         location = /app/ {{ root {}; try_files /spa.html =404; default_type text/html; }}\n    \
+         location / {{ proxy_pass http://{magiclink}; }}\n}}\n",
+        snippets.canonicalize().expect("the snippets' folder").display()
+    );
+    let Some(_proxy) = Nginx::start(port, &site) else { return };
+    let address = "spa@example.com";
+
+    browser.goto(&format!("{origin}/app/")).await.expect("the app");
+    browser.wait_for_text("#status", "Not signed in.", WAIT).await.expect("signed out at first");
+    browser.type_into(&browser.find("#email").await.expect("email field"), address).await.expect("typed");
+    browser.click(&browser.find("#send").await.expect("send")).await.expect("sent");
+    browser.wait_for_text("#status", &format!("We emailed a code to {address}."), WAIT).await.expect("asked");
+    let (_link, code) = newest_message(&server, address, 1).await;
+    browser.type_into(&browser.find("#code").await.expect("code field"), &code).await.expect("typed");
+    browser.click(&browser.find("#check").await.expect("sign in")).await.expect("clicked");
+    browser.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("signed in");
+    browser.screenshot(&screenshots(), "spa-signed-in").await.expect("screenshot");
+    browser.click(&browser.find("#signout").await.expect("sign out")).await.expect("clicked");
+    browser.wait_for_text("#status", "Not signed in.", WAIT).await.expect("signed out");
+    browser.quit().await.expect("browser closes");
+}
+
 /// An app behind the docs' nginx snippet: a visitor is sent to sign in, and the link brings them
 /// back to the page they asked for, signed in; once signed out, nginx sends them to sign in again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

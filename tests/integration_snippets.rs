@@ -69,7 +69,7 @@ async fn assert_backend_behaves(backend: &Backend, session_cookie: &str, email: 
 #[test]
 fn the_page_shows_each_snippet_file_verbatim() {
     let page = std::fs::read_to_string(docs().join("integration.md")).expect("docs/integration.md");
-    for file in ["check-session.mjs", "check_session.py", "session_check.rs"] {
+    for file in ["check-session.mjs", "check_session.py", "session_check.rs", "spa.html"] {
         let snippet = std::fs::read_to_string(docs().join("integration").join(file)).expect("snippet");
         assert!(page.contains(&snippet), "docs/integration.md does not show docs/integration/{file} as it is");
     }

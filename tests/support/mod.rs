@@ -332,8 +332,10 @@ impl TestApp {
 
 /// The application served on a real loopback port, stopped when dropped.
 pub struct RunningServer {
-    /// `http://127.0.0.1:PORT`.
+    /// The public base URL: `http://127.0.0.1:PORT` unless the test configured another.
     pub base_url: String,
+    /// The address it listens on, `127.0.0.1:PORT`.
+    pub bound_address: String,
     /// The development mailbox, when that mailer is configured.
     pub mailbox: Option<Arc<adapters::mail::DevMailer>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -356,10 +358,11 @@ impl RunningServer {
         let service = build_service(&settings, parts).await;
         let mailbox = service.mailbox.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let bound_address = bound.local_addr.to_string();
         tokio::spawn(wiring::run(service, bound, async move {
             let _ = stopped.await;
         }));
-        RunningServer { base_url: settings.server.base_url, mailbox, stop: Some(stop), _dir: dir }
+        RunningServer { base_url: settings.server.base_url, bound_address, mailbox, stop: Some(stop), _dir: dir }
     }
 }
 

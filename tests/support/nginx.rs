@@ -32,13 +32,20 @@ impl Nginx {
     /// e.g. `http://127.0.0.1:3000`) and at the app on `app_port`. `None` when nginx is not
     /// installed (after [`crate::require`] has said so, or failed the test in CI).
     pub fn start_forward_auth(port: u16, magiclink: &str, app_port: u16) -> Option<Self> {
-        let program = crate::require(&xtask::tasks::NGINX)?;
         let magiclink_address = magiclink.trim_start_matches("http://");
         let server = forward_auth_snippet()
             .replace("127.0.0.1:3000", magiclink_address)
             .replace("127.0.0.1:8000", &format!("127.0.0.1:{app_port}"))
             .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
             .replace("https://auth.example.com", magiclink);
+        Self::start(port, &server)
+    }
+
+    /// Serves `server` (one or more `server { ... }` blocks, and `upstream`s) on `port` of
+    /// loopback. `None` when nginx is not installed (after [`crate::require`] has said so, or
+    /// failed the test in CI).
+    pub fn start(port: u16, server: &str) -> Option<Self> {
+        let program = crate::require(&xtask::tasks::NGINX)?;
         let dir = tempfile::tempdir().expect("nginx folder");
         let conf = format!(
             "pid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\nworker_processes 1;\n\
