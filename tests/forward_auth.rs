@@ -44,11 +44,11 @@ async fn without_a_session_the_check_is_401_or_a_redirect_back_to_where_the_pers
     let bad_mode = app.get("/api/auth/forward-auth?mode=maybe").await;
 
     assert_eq!(status.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(redirect.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(redirect.status, StatusCode::FOUND);
     assert!(redirect.location().starts_with("http://127.0.0.1:3000/signin?"), "{}", redirect.location());
     assert_eq!(callback_of(redirect.location()).as_deref(), Some("https://app.example.test/reports?year=2026&q=a%20b"));
     assert_eq!(callback_of(with_rd.location()).as_deref(), Some("https://app.example.test/x"));
-    assert_eq!(elsewhere.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(elsewhere.status, StatusCode::FOUND);
     assert_eq!(callback_of(elsewhere.location()), None, "a return URL off the list is dropped");
     assert_eq!(bad_mode.status, StatusCode::BAD_REQUEST);
 }
@@ -60,7 +60,7 @@ async fn the_redirect_mode_can_be_the_default() {
     let default = app.get("/api/auth/forward-auth").await;
     let asked_for_status = app.get("/api/auth/forward-auth?mode=status").await;
 
-    assert_eq!(default.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(default.status, StatusCode::FOUND);
     assert_eq!(asked_for_status.status, StatusCode::UNAUTHORIZED);
 }
 

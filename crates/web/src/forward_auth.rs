@@ -14,8 +14,8 @@
 
 use std::sync::Arc;
 
-use poem::http::{HeaderValue, StatusCode};
-use poem::web::{Data, Query, Redirect};
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::web::{Data, Query};
 use poem::{handler, IntoResponse, Request, Response};
 use serde::Deserialize;
 use url::Url;
@@ -80,7 +80,12 @@ async fn check(
     }
     Ok(match mode {
         ForwardAuthMode::Status => "sign-in required".with_status(StatusCode::UNAUTHORIZED).into_response(),
-        ForwardAuthMode::Redirect => Redirect::temporary(sign_in_url(req, state, query.rd.as_deref())).into_response(),
+        // 302 (not 307): whatever the method of the request the proxy checked, the browser
+        // follows it with a GET of the sign-in page.
+        ForwardAuthMode::Redirect => Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, sign_in_url(req, state, query.rd.as_deref()))
+            .finish(),
     })
 }
 
