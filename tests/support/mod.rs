@@ -136,19 +136,19 @@ impl TestApp {
 
     /// The application with settings adjusted by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
-        Self::spawn_embedded(configure, |magiclink| poem::EndpointExt::boxed(magiclink.routes())).await
+        Self::spawn_embedded(configure, wiring::magiclink_alone).await
     }
 
     /// An application that embeds magiclink (as `serve` would run it with `embed`), with settings
     /// adjusted by `configure`.
-    pub async fn spawn_embedded(configure: impl FnOnce(&mut Settings), embed: xtask::cli::Embed) -> Self {
+    pub async fn spawn_embedded(configure: impl FnOnce(&mut Settings), embed: wiring::Embed) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let mut settings = test_settings(&dir);
         configure(&mut settings);
         let clock = Arc::new(ManualClock::starting_at(test_start()));
-        let service = build_service(&settings, Parts { clock: clock.clone(), mailer: None }).await;
+        let service = build_service(&settings, Parts { clock: clock.clone(), mailer: None, embed }).await;
         TestApp {
-            client: TestClient::new(embed(service.magiclink.clone())),
+            client: TestClient::new(service.app),
             clock,
             database: service.store,
             deliverer: service.deliverer,

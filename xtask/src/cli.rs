@@ -140,22 +140,12 @@ impl Program {
 
 /// Runs a parsed command line and turns failures into lines on stderr and exit code 1.
 pub fn main_with(global: GlobalArgs, command: Command, program: Program) -> ExitCode {
-    main_embedding(global, command, program, magiclink_alone)
-}
-
-/// What `serve` serves: an application built around magiclink's routes and state. The shipped
-/// binary serves magiclink alone; an application that embeds it (`examples/protected-app`)
-/// passes its own.
-pub type Embed = fn(web::Magiclink) -> poem::endpoint::BoxEndpoint<'static, poem::Response>;
-
-fn magiclink_alone(magiclink: web::Magiclink) -> poem::endpoint::BoxEndpoint<'static, poem::Response> {
-    use poem::EndpointExt as _;
-    magiclink.routes().boxed()
+    main_embedding(global, command, program, wiring::magiclink_alone)
 }
 
 /// As [`main_with`], with `serve` serving the application `embed` builds around magiclink: the
 /// same configuration, migrations, delivery worker and connection limits.
-pub fn main_embedding(global: GlobalArgs, command: Command, program: Program, embed: Embed) -> ExitCode {
+pub fn main_embedding(global: GlobalArgs, command: Command, program: Program, embed: wiring::Embed) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -172,7 +162,7 @@ pub fn main_embedding(global: GlobalArgs, command: Command, program: Program, em
     }
 }
 
-async fn run(global: GlobalArgs, command: Command, program: Program, embed: Embed) -> anyhow::Result<()> {
+async fn run(global: GlobalArgs, command: Command, program: Program, embed: wiring::Embed) -> anyhow::Result<()> {
     let sources = Sources {
         config_dir: global.config_dir.clone(),
         dotenv: PathBuf::from(".env"),
@@ -371,7 +361,7 @@ async fn seed(
     Ok(())
 }
 
-async fn serve(settings: &Settings, profile: &str, program: Program, embed: Embed) -> anyhow::Result<()> {
+async fn serve(settings: &Settings, profile: &str, program: Program, embed: wiring::Embed) -> anyhow::Result<()> {
     let checked = settings.check(profile, program)?;
     if profile != DEVELOPMENT {
         // Outside development the schema changes only by a deliberate `migrate`: refuse to
@@ -388,8 +378,8 @@ async fn serve(settings: &Settings, profile: &str, program: Program, embed: Embe
     // Bound first, so that a development base URL can name the port actually bound.
     let bound = wiring::bind(&settings.server.bind).await?;
     let base_url = checked.public_base_url(bound.local_addr);
-    let mut service = wiring::build(settings, base_url.clone(), secret, wiring::Parts::default()).await?;
-    service.app = embed(service.magiclink.clone());
+    let parts = wiring::Parts { embed, ..wiring::Parts::default() };
+    let service = wiring::build(settings, base_url.clone(), secret, parts).await?;
     if profile == DEVELOPMENT {
         for migration in service.store.migrate().await? {
             println!("Applied migration {} {}", migration.version, migration.description);

@@ -62,17 +62,30 @@ pub struct Service {
     pub metrics: Option<(String, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
-/// What tests may replace; everything else comes from the settings.
+/// The HTTP application built around magiclink's routes and state: magiclink alone
+/// ([`magiclink_alone`], what the shipped binary serves), or an application that embeds it
+/// (`examples/protected-app`).
+pub type Embed = fn(web::Magiclink) -> poem::endpoint::BoxEndpoint<'static, Response>;
+
+/// magiclink's routes and nothing else.
+pub fn magiclink_alone(magiclink: web::Magiclink) -> poem::endpoint::BoxEndpoint<'static, Response> {
+    magiclink.routes().boxed()
+}
+
+/// What tests (and embedding applications) may replace; everything else comes from the
+/// settings.
 pub struct Parts {
     /// The clock (the system clock in production).
     pub clock: Arc<dyn Clock>,
     /// A mailer to use instead of the configured one.
     pub mailer: Option<Arc<dyn Mailer>>,
+    /// The application served around magiclink.
+    pub embed: Embed,
 }
 
 impl Default for Parts {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), mailer: None }
+        Self { clock: Arc::new(SystemClock), mailer: None, embed: magiclink_alone }
     }
 }
 
@@ -335,7 +348,7 @@ pub async fn build(
         settings: web_settings,
         pages,
     });
-    let app = magiclink.routes().boxed();
+    let app = (parts.embed)(magiclink.clone());
     let metrics = match settings.metrics.bind.as_str() {
         "" => None,
         bind => Some((bind.to_owned(), crate::metrics::recorder()?)),

@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use crate::auth::{self, checked_form};
-use crate::errors::respond;
-use crate::errors::WebError;
+use crate::errors::{respond, WebError};
 use crate::forms::CsrfProtected;
 use crate::render::page;
 use crate::{csrf, telemetry, user_agent, AppState};

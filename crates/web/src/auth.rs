@@ -16,8 +16,7 @@ use poem_openapi::Object;
 use ports::{ActiveSession, LinkState, RedeemCode, RedeemLink, SignedIn};
 
 use crate::client::client_ip;
-use crate::errors::respond;
-use crate::errors::{link_refusal, CodeProblem, Format, WebError};
+use crate::errors::{link_refusal, respond, CodeProblem, Format, WebError};
 use crate::forms::{self, CallbackForm, CallbackQuery, CsrfProtected, SignInForm, SignOutForm};
 use crate::pending::{self, PendingSignIn};
 use crate::render::page;
@@ -130,9 +129,9 @@ async fn open_link(
     let asked_here =
         pending::read(req.cookie(), &state.settings, state.sign_in.now()).is_some_and(|p| p.is_for(&hashes));
     if asked_here {
+        sign_in_with_link(req, state, request).await?;
         let destination = state.settings.callback(query.callback_url.as_deref());
-        let signed_in = sign_in_with_link(req, state, request, destination).await?;
-        return Ok(signed_in_response(req, state, signed_in));
+        return Ok(signed_in_response(req, state, destination));
     }
     match state.sign_in.link_state(&request.token, &request.email).await? {
         LinkState::Unused => confirm_page(req, state, &request.email, &query).await,
@@ -195,19 +194,13 @@ pub(crate) async fn redeem(req: &Request, state: &AppState, form: CallbackForm) 
     let Ok(request) = query.to_request(user_agent, client) else {
         return Err(link_refusal(ports::RedeemLinkError::Invalid));
     };
-    let destination = state.settings.callback(query.callback_url.as_deref());
-    sign_in_with_link(req, state, request, destination).await
+    sign_in_with_link(req, state, request).await?;
+    Ok(state.settings.callback(query.callback_url.as_deref()))
 }
 
-async fn sign_in_with_link(
-    req: &Request,
-    state: &AppState,
-    request: RedeemLink,
-    destination: CallbackPath,
-) -> Result<CallbackPath, WebError> {
+async fn sign_in_with_link(req: &Request, state: &AppState, request: RedeemLink) -> Result<(), WebError> {
     let signed_in = state.sign_in.redeem_link(request).await.map_err(link_refusal)?;
-    finish_sign_in(req, state, &signed_in).await?;
-    Ok(destination)
+    finish_sign_in(req, state, &signed_in).await
 }
 
 async fn sign_in_with_code(

@@ -20,8 +20,7 @@ use poem::{handler, IntoResponse, Request, Response};
 use serde::Deserialize;
 use url::Url;
 
-use crate::errors::respond;
-use crate::errors::WebError;
+use crate::errors::{respond, WebError};
 use crate::settings::ForwardAuthMode;
 use crate::{auth, AppState};
 
