@@ -188,6 +188,46 @@ async fn a_person_renames_themselves_and_signs_out_another_device_on_the_account
     browser.quit().await.expect("browser closes");
 }
 
+/// The account page in German (chosen with `?lang=de`, remembered by its cookie): a person asks
+/// to sign in with another address, opens the confirmation link from the new mailbox, confirms
+/// on the page it opens, and is back on the account page under the new address.
+#[tokio::test]
+async fn a_person_changes_their_address_in_german_by_confirming_the_emailed_link() {
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
+    let server = RunningServer::start().await;
+    let base = &server.base_url;
+    let (old, new) = ("alt@example.com", "neu@example.com");
+    request_a_link(&browser, base, old, "address").await;
+    let (link, _code) = newest_message(&server, old, 1).await;
+    browser.goto(&link).await.expect("link opened");
+    browser.wait_for_text("#status", &format!("Signed in as {old}"), WAIT).await.expect("signed in");
+
+    browser.goto(&format!("{base}/account?lang=de")).await.expect("account page");
+    browser.wait_for_text("h1", "Ihr Konto", WAIT).await.expect("the account page in German");
+    browser.type_into(&browser.find("#new-email").await.expect("new address field"), new).await.expect("typed");
+    browser.click(&browser.find("#change-email").await.expect("change button")).await.expect("clicked");
+    let sent =
+        "Wir haben einen Link an die neue Adresse gesendet. Ihre Anmeldeadresse ändert sich, wenn Sie ihn öffnen.";
+    browser.wait_for_text("#done", sent, WAIT).await.expect("sent");
+    browser.wait_for_text("#email", old, WAIT).await.expect("nothing changed yet");
+    let mut delivered = server.mailbox.as_ref().expect("the dev mailer").subscribe();
+    let mail = server.mail_after(&mut delivered, 1, new).await;
+    assert_eq!(mail[0]["kind"], "confirm_address");
+    assert_eq!(mail[0]["subject"], "Bestätigen Sie Ihre neue Anmeldeadresse für magiclink");
+    browser.goto(mail[0]["link"].as_str().expect("a link")).await.expect("confirmation link opened");
+    browser.wait_for_text("#confirm-title", &format!("Ab jetzt mit {new} anmelden?"), WAIT).await.expect("asked");
+    browser.screenshot(&screenshots(), "address-1-confirm").await.expect("screenshot");
+    browser.click(&browser.find("#confirm-email").await.expect("confirm button")).await.expect("clicked");
+
+    browser.wait_for_text("#done", "Ihre Anmeldeadresse wurde geändert.", WAIT).await.expect("changed");
+    browser.wait_for_text("#email", new, WAIT).await.expect("the new address");
+    browser.screenshot(&screenshots(), "address-2-changed").await.expect("screenshot");
+    let notice = server.mail_after(&mut delivered, 2, old).await;
+    assert_eq!(notice[0]["kind"], "address_changed");
+    assert_eq!(notice[0]["subject"], "Ihre Anmeldeadresse bei magiclink wurde geändert");
+    browser.quit().await.expect("browser closes");
+}
+
 /// `docs/integration/spa.html` in Chromium, served by nginx on the same origin as magiclink's
 /// routes (as a single-page app is): it asks for a code, signs in with it, and signs out,
 /// through the JSON API alone.
@@ -314,19 +354,31 @@ async fn the_api_docs_page_draws_every_operation() {
     let Some((browser, _driver, _profile)) = chromium().await else { return };
     let server = RunningServer::start().await;
 
+    // Every operation of the checked-in document (which a test holds equal to the served one).
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json")).expect("the document"),
+    )
+    .expect("JSON");
+    let operations = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|path| path.as_object().map_or(0, |p| p.len()))
+        .sum::<usize>() as u64;
     browser.goto(&format!("{}/api/auth/docs", server.base_url)).await.expect("docs page");
     let count = "return document.querySelectorAll('.opblock').length";
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut drawn = 0;
-    while drawn < 9 && tokio::time::Instant::now() < deadline {
+    while drawn < operations && tokio::time::Instant::now() < deadline {
         drawn = browser.execute(count, Vec::new()).await.expect("script").as_u64().unwrap_or_default();
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     browser.screenshot(&screenshots(), "api-docs").await.expect("screenshot");
 
     // csrf, providers, session; request a link, redeem it, sign out; list sessions, revoke one,
-    // revoke the others.
-    assert_eq!(drawn, 9, "Swagger UI drew every operation");
+    // revoke the others; change the address, confirm it.
+    assert_eq!(operations, 11);
+    assert_eq!(drawn, operations, "Swagger UI drew every operation");
     let title = browser.execute("return document.querySelector('.info .title').textContent", Vec::new()).await;
     assert!(title.expect("script").as_str().is_some_and(|t| t.starts_with("magiclink")));
 }

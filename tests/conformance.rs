@@ -13,15 +13,17 @@ use std::sync::{Arc, Mutex};
 
 use adapters::clock::ManualClock;
 use adapters::database::{Database, Dialect};
+use adapters::mail::TemplateRenderer;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::{
     CallbackPath, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, ServerSecret, SessionPolicy, SessionToken,
     SignInCode, SignInCodeHash,
 };
 use ports::{
-    CodeRedemption, Deliverer, DeliveryQueue, DeliverySettings, DeliveryState, LinkState, MailError, Mailer, NewLink,
-    NewOutboxMessage, NewSession, Redemption, RequestLink, RetryPolicy, SentReceipt, SessionDraft, SignIn, SignInEmail,
-    SignInSettings, UserAdded,
+    ChangeAddress, ChangeAddressError, CodeRedemption, ConfirmAddress, ConfirmAddressError, Deliverer, DeliveryQueue,
+    DeliverySettings, DeliveryState, EmailContent, EmailKind, LinkState, MailError, Mailer, NewLink, NewOutboxMessage,
+    NewSession, OutgoingEmail, Redemption, RequestLink, RetryPolicy, SentReceipt, SessionDraft, SignIn, SignInSettings,
+    UserAdded,
 };
 use sqlx::Row as _;
 use system_tests::stores::ScratchStore;
@@ -75,10 +77,12 @@ async fn store_link(db: &Database, token_hash: &LinkTokenHash, to: &str, created
         created_at: created,
     };
     let email = NewOutboxMessage {
+        kind: EmailKind::SignIn,
+        lang: "en".to_owned(),
         recipient: address(to),
         link_token_hash: token_hash.clone(),
-        sealed_link: vec![0; 40],
-        link_expires: link.expires,
+        sealed_body: vec![0; 40],
+        expires: link.expires,
         created_at: created,
         leased_until: None,
     };
@@ -739,7 +743,7 @@ async fn purging_rate_limits_forgets_only_spent_counters(store: &ScratchStore) {
 struct ScriptedMailer {
     script: Mutex<VecDeque<Result<(), MailError>>>,
     attempts: Mutex<u32>,
-    delivered: Mutex<Vec<SignInEmail>>,
+    delivered: Mutex<Vec<OutgoingEmail>>,
 }
 
 impl ScriptedMailer {
@@ -748,14 +752,14 @@ impl ScriptedMailer {
         Self { script: Mutex::new(script), ..Self::default() }
     }
 
-    fn delivered(&self) -> Vec<SignInEmail> {
+    fn delivered(&self) -> Vec<OutgoingEmail> {
         self.delivered.lock().expect("lock").clone()
     }
 }
 
 #[async_trait::async_trait]
 impl Mailer for ScriptedMailer {
-    async fn send_sign_in_link(&self, email: &SignInEmail, key: &str) -> Result<SentReceipt, MailError> {
+    async fn send(&self, email: &OutgoingEmail, key: &str) -> Result<SentReceipt, MailError> {
         *self.attempts.lock().expect("lock") += 1;
         if let Some(answer) = self.script.lock().expect("lock").pop_front() {
             answer?;
@@ -797,6 +801,7 @@ fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn 
             link_policy: LinkPolicy::new(600),
             session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: url::Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
+            confirm_address_endpoint: url::Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid"),
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
             sign_up: ports::SignUpPolicy::Open,
@@ -807,6 +812,7 @@ fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn 
 fn deliverer(db: &Database, mailer: Arc<dyn Mailer>, clock: Arc<ManualClock>) -> Deliverer {
     Deliverer::new(
         Arc::clone(&db.outbox),
+        Arc::new(TemplateRenderer::builtin().expect("templates parse")),
         mailer,
         clock,
         DeliverySettings {
@@ -826,7 +832,8 @@ fn deliverer(db: &Database, mailer: Arc<dyn Mailer>, clock: Arc<ManualClock>) ->
 }
 
 async fn queue(db: &Database, clock: &Arc<ManualClock>, to: &str) {
-    let request = RequestLink { email: address(to), callback: CallbackPath::root(), client: None };
+    let request =
+        RequestLink { email: address(to), callback: CallbackPath::root(), client: None, lang: "en".to_owned() };
     sign_in(db, Arc::clone(clock)).request_link(request).await.expect("queued");
 }
 
@@ -956,7 +963,7 @@ async fn a_restart_between_attempts_still_delivers(store: &ScratchStore) {
     let delivered = mailer.delivered();
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].to.as_str(), "restart@example.com");
-    assert!(delivered[0].link.as_str().contains("token="), "the unsealed link is whole");
+    assert!(delivered[0].content.link().expect("a link").as_str().contains("token="), "the unsealed link is whole");
 }
 
 async fn a_message_whose_link_expired_is_dropped_never_sent_and_erased(store: &ScratchStore) {
@@ -1008,7 +1015,7 @@ async fn the_database_never_holds_a_usable_link_in_clear(store: &ScratchStore) {
         .try_get(0)
         .expect("body");
     deliverer(db, mailer.clone(), clock.clone()).deliver_due().await.expect("batch");
-    let link = mailer.delivered()[0].link.to_string();
+    let link = mailer.delivered()[0].content.link().expect("a link").to_string();
     let token = link.split("token=").nth(1).and_then(|t| t.split('&').next()).expect("token").to_owned();
     assert!(body.len() > link.len(), "the whole link is in there, sealed");
     for needle in [link.as_bytes(), token.as_bytes(), b"callback/email".as_slice()] {
@@ -1075,7 +1082,8 @@ async fn a_handed_over_email_is_stored_leased_and_claimed_only_if_its_worker_die
     let (queue, mut inbox) = adapters::handover::handover(16, TimeDelta::minutes(2));
     let requests = sign_in_handing_to(db, Arc::clone(&clock), queue);
     for to in ["sent@example.com", "lost@example.com"] {
-        let request = RequestLink { email: address(to), callback: CallbackPath::root(), client: None };
+        let request =
+            RequestLink { email: address(to), callback: CallbackPath::root(), client: None, lang: "en".to_owned() };
         requests.request_link(request).await.expect("queued");
     }
     let mailer = Arc::new(ScriptedMailer::default());
@@ -1107,7 +1115,12 @@ async fn a_stopping_worker_gives_back_what_it_did_not_send(store: &ScratchStore)
     let db = &store.database;
     let clock = Arc::new(ManualClock::starting_at(t0()));
     let (queue, mut inbox) = adapters::handover::handover(16, TimeDelta::minutes(2));
-    let request = RequestLink { email: address("restart@example.com"), callback: CallbackPath::root(), client: None };
+    let request = RequestLink {
+        email: address("restart@example.com"),
+        callback: CallbackPath::root(),
+        client: None,
+        lang: "en".to_owned(),
+    };
     sign_in_handing_to(db, Arc::clone(&clock), queue).request_link(request).await.expect("queued");
     let mailer = Arc::new(ScriptedMailer::default());
     let worker = deliverer(db, mailer.clone(), clock.clone());
@@ -1153,6 +1166,166 @@ async fn purging_delivery_records_keeps_pending_rows_and_recent_ones(store: &Scr
     assert_eq!(purged, 1, "only the finished row older than the cutoff");
     let counts = db.outbox.counts().await.expect("counts");
     assert_eq!((counts.pending, counts.sent, counts.failed, counts.dropped), (1, 0, 1, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changing the sign-in address (the use case over the real store, delivery included)
+
+/// A signed-in person's session as the use case sees it, for `email` (created if new).
+async fn signed_in_as(db: &Database, email: &str) -> ports::ActiveSession {
+    let user = db.users.find_or_create_verified(&address(email), t0()).await.expect("user");
+    ports::ActiveSession {
+        session_id: domain::SessionId::parse("01900000-0000-7000-8000-0000000000aa").expect("an id"),
+        user,
+        expires: t0() + TimeDelta::days(1),
+        extended: false,
+    }
+}
+
+fn change_to(new_email: &str) -> ChangeAddress {
+    ChangeAddress { new_email: address(new_email), client: None, lang: "de".to_owned() }
+}
+
+/// The token in the newest confirmation link `mailer` sent.
+fn confirmation_token(mailer: &ScriptedMailer) -> LinkToken {
+    let delivered = mailer.delivered();
+    let link = delivered
+        .iter()
+        .rev()
+        .find_map(|email| match &email.content {
+            EmailContent::ConfirmNewAddress { link } => Some(link.clone()),
+            _ => None,
+        })
+        .expect("a confirmation was sent");
+    let token = link.query_pairs().find(|(name, _)| name == "token").expect("a token").1.into_owned();
+    LinkToken::parse(&token).expect("a token")
+}
+
+fn confirm(token: &LinkToken) -> ConfirmAddress {
+    ConfirmAddress { token: LinkToken::parse(&token.encode()).expect("a token"), client: None, lang: "de".to_owned() }
+}
+
+async fn an_address_change_waits_for_its_link_then_changes_once_and_tells_the_old_address(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let core = sign_in(db, Arc::clone(&clock));
+    let active = signed_in_as(db, "old@example.com").await;
+    let mailer = Arc::new(ScriptedMailer::default());
+    let worker = deliverer(db, mailer.clone(), Arc::clone(&clock));
+
+    core.request_address_change(&active, change_to("new@example.com")).await.expect("requested");
+    assert_eq!(worker.deliver_due().await.expect("batch").sent, 1);
+    let token = confirmation_token(&mailer);
+    let sent = mailer.delivered();
+    assert_eq!(sent[0].to.as_str(), "new@example.com");
+    assert!(sent[0].rendered.text.contains("new@example.com"));
+    let unchanged = db.users.find(&active.user.id).await.expect("read").expect("user");
+    assert_eq!(unchanged.email.as_str(), "old@example.com", "nothing changes until the link is used");
+    assert_eq!(core.preview_address_change(&token).await.expect("previewed").new_email.as_str(), "new@example.com");
+    clock.advance(TimeDelta::seconds(1));
+
+    let changed = core.confirm_address_change(confirm(&token)).await.expect("confirmed");
+
+    assert_eq!((changed.id.clone(), changed.email.as_str()), (active.user.id.clone(), "new@example.com"));
+    assert_eq!(changed.email_verified, Some(t0() + TimeDelta::seconds(1)), "verified by its link");
+    assert!(db.users.find_by_email(&address("old@example.com")).await.expect("read").is_none());
+    assert!(matches!(core.confirm_address_change(confirm(&token)).await, Err(ConfirmAddressError::AlreadyUsed)));
+    assert!(matches!(core.preview_address_change(&token).await, Err(ConfirmAddressError::AlreadyUsed)));
+    assert_eq!(worker.deliver_due().await.expect("batch").sent, 1, "the notice is queued with the change");
+    let notice = mailer.delivered().pop().expect("the notice");
+    assert_eq!(notice.to.as_str(), "old@example.com");
+    assert_eq!(notice.content, EmailContent::AddressChanged { new_address: address("new@example.com") });
+    let kinds = raw_texts(store, "SELECT kind FROM outbox ORDER BY created_at").await;
+    assert_eq!(kinds, ["confirm_address", "address_changed"]);
+    let langs = raw_texts(store, "SELECT lang FROM outbox ORDER BY created_at").await;
+    assert_eq!(langs, ["de", "de"], "each email remembers the language it is to be written in");
+}
+
+async fn an_address_that_is_taken_gets_no_email_and_one_taken_meanwhile_changes_nothing(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let core = sign_in(db, Arc::clone(&clock));
+    let active = signed_in_as(db, "mine@example.com").await;
+    signed_in_as(db, "theirs@example.com").await;
+    let mailer = Arc::new(ScriptedMailer::default());
+    let worker = deliverer(db, mailer.clone(), Arc::clone(&clock));
+
+    let answer = core.request_address_change(&active, change_to("theirs@example.com")).await.expect("answered");
+    assert_eq!(answer.new_email.as_str(), "theirs@example.com", "the same answer as for a free address");
+    assert!(raw_texts(store, "SELECT kind FROM outbox").await.is_empty(), "no email to someone else's address");
+    assert!(matches!(
+        core.request_address_change(&active, change_to("mine@example.com")).await,
+        Err(ChangeAddressError::SameAddress)
+    ));
+
+    core.request_address_change(&active, change_to("free@example.com")).await.expect("requested");
+    worker.deliver_due().await.expect("batch");
+    let token = confirmation_token(&mailer);
+    signed_in_as(db, "free@example.com").await;
+    let outcome = core.confirm_address_change(confirm(&token)).await;
+
+    assert!(matches!(outcome, Err(ConfirmAddressError::AddressTaken)), "{outcome:?}");
+    let user = db.users.find(&active.user.id).await.expect("read").expect("user");
+    assert_eq!(user.email.as_str(), "mine@example.com");
+    assert_eq!(raw_texts(store, "SELECT kind FROM outbox").await, ["confirm_address"], "no notice");
+}
+
+async fn a_newer_request_replaces_the_older_link_and_links_expire(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let core = sign_in(db, Arc::clone(&clock));
+    let active = signed_in_as(db, "a@example.com").await;
+    let mailer = Arc::new(ScriptedMailer::default());
+    let worker = deliverer(db, mailer.clone(), Arc::clone(&clock));
+    core.request_address_change(&active, change_to("b@example.com")).await.expect("requested");
+    worker.deliver_due().await.expect("batch");
+    let older = confirmation_token(&mailer);
+
+    core.request_address_change(&active, change_to("c@example.com")).await.expect("requested");
+    worker.deliver_due().await.expect("batch");
+    let newer = confirmation_token(&mailer);
+
+    assert!(matches!(core.confirm_address_change(confirm(&older)).await, Err(ConfirmAddressError::Invalid)));
+    clock.advance(TimeDelta::minutes(10));
+    assert!(matches!(core.preview_address_change(&newer).await, Err(ConfirmAddressError::Expired)));
+    assert!(matches!(core.confirm_address_change(confirm(&newer)).await, Err(ConfirmAddressError::Expired)));
+    let user = db.users.find(&active.user.id).await.expect("read").expect("user");
+    assert_eq!(user.email.as_str(), "a@example.com");
+    let purged = db.links.purge_expired(t0() + TimeDelta::minutes(11)).await.expect("purge");
+    assert_eq!(purged, 1, "the expired change is purged with the links");
+}
+
+async fn concurrent_confirmations_change_the_address_once_and_retire_the_old_addresss_links(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let core = Arc::new(sign_in(db, Arc::clone(&clock)));
+    let active = signed_in_as(db, "before@example.com").await;
+    let old_link = insert_link(db, 9, "before@example.com", t0()).await;
+    let mailer = Arc::new(ScriptedMailer::default());
+    core.request_address_change(&active, change_to("after@example.com")).await.expect("requested");
+    deliverer(db, mailer.clone(), Arc::clone(&clock)).deliver_due().await.expect("batch");
+    let token = confirmation_token(&mailer);
+
+    let attempts: Vec<_> = (0..10)
+        .map(|_| {
+            let core = Arc::clone(&core);
+            let request = confirm(&token);
+            tokio::spawn(async move { core.confirm_address_change(request).await })
+        })
+        .collect();
+    let mut changed = 0;
+    for attempt in attempts {
+        match attempt.await.expect("joined") {
+            Ok(_) => changed += 1,
+            Err(ConfirmAddressError::AlreadyUsed) => {}
+            Err(other) => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    assert_eq!(changed, 1);
+    assert_eq!(raw_texts(store, "SELECT kind FROM outbox WHERE kind = 'address_changed'").await.len(), 1);
+    let state = db.links.state(&old_link, &address("before@example.com"), t0()).await.expect("state");
+    assert_eq!(state, LinkState::Unknown, "a sign-in link to the old address no longer works");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1215,6 +1388,10 @@ macro_rules! every_contract {
             a_handed_over_email_is_stored_leased_and_claimed_only_if_its_worker_dies,
             a_stopping_worker_gives_back_what_it_did_not_send,
             purging_delivery_records_keeps_pending_rows_and_recent_ones,
+            an_address_change_waits_for_its_link_then_changes_once_and_tells_the_old_address,
+            an_address_that_is_taken_gets_no_email_and_one_taken_meanwhile_changes_nothing,
+            a_newer_request_replaces_the_older_link_and_links_expire,
+            concurrent_confirmations_change_the_address_once_and_retire_the_old_addresss_links,
         );
     };
 }

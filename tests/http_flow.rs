@@ -261,6 +261,80 @@ async fn the_account_page_lists_sessions_renames_and_signs_out_elsewhere(app: Te
     assert_eq!(app.get_json("/api/auth/session").await.body, "null");
 }
 
+async fn changing_the_address_waits_for_the_link_and_tells_the_old_address(app: TestApp) {
+    app.sign_in("before@example.com", "/account").await;
+    let csrf = app.csrf_token().await;
+    let change = "/account/email";
+
+    let forged = app.post_form(change, &[("email", "after@example.com")], None).await;
+    let same = app.post_form(change, &[("csrfToken", &csrf), ("email", "before@example.com")], None).await;
+    let malformed = app.post_form(change, &[("csrfToken", &csrf), ("email", "not an address")], None).await;
+    let asked = app.post_form(change, &[("csrfToken", &csrf), ("email", "after@example.com")], None).await;
+    let link = app.latest_link("after@example.com").await;
+    let opened = app.get(&link).await;
+    let after_opening = app.get_json("/api/auth/session").await.json();
+    let token = url::form_urlencoded::parse(link.split_once('?').expect("a query").1.as_bytes())
+        .find(|(name, _)| name == "token")
+        .expect("a token")
+        .1
+        .into_owned();
+    let forged_confirm = app.post_form("/account/email/confirm", &[("token", &token)], None).await;
+    let confirmed = app.post_form("/account/email/confirm", &[("csrfToken", &csrf), ("token", &token)], None).await;
+    let after_confirming = app.get_json("/api/auth/session").await.json();
+    let again = app.post_form("/account/email/confirm", &[("csrfToken", &csrf), ("token", &token)], None).await;
+    app.deliver().await;
+    let notice = app.get_json("/dev/mailbox?to=before@example.com").await.json()[0].clone();
+
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(same.status, StatusCode::BAD_REQUEST);
+    assert!(same.body.contains("already your sign-in address"), "{}", same.body);
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(malformed.body.contains("id=\"email-error\""), "{}", malformed.body);
+    assert_eq!((asked.status, asked.location()), (StatusCode::SEE_OTHER, "/account?done=confirm-sent"));
+    assert!(link.starts_with("/account/email/confirm?token="), "{link}");
+    assert_eq!(opened.status, StatusCode::OK);
+    assert!(opened.body.contains("after@example.com") && opened.body.contains("id=\"confirm-email\""));
+    assert_eq!(after_opening["user"]["email"], "before@example.com", "opening the link changes nothing");
+    assert_eq!(forged_confirm.status, StatusCode::FORBIDDEN);
+    assert_eq!((confirmed.status, confirmed.location()), (StatusCode::SEE_OTHER, "/account?done=email-changed"));
+    assert_eq!(after_confirming["user"]["email"], "after@example.com", "the same session, the new address");
+    assert_eq!(again.status, StatusCode::GONE);
+    assert!(again.body.contains("used already"), "{}", again.body);
+    assert_eq!(notice["kind"], "address_changed");
+    assert_eq!(notice["link"], serde_json::Value::Null, "the notice carries no link");
+    assert!(notice["subject"].as_str().is_some_and(|s| s.contains("changed")), "{notice}");
+}
+
+async fn the_json_api_changes_the_address_with_the_same_rules(app: TestApp) {
+    app.sign_in("json-before@example.com", "/").await;
+    let csrf = app.csrf_token().await;
+    let header = [("x-csrf-token", csrf.as_str())];
+
+    let forged = app.post_json("/api/auth/email", &serde_json::json!({ "email": "json-after@example.com" }), &[]).await;
+    let same =
+        app.post_json("/api/auth/email", &serde_json::json!({ "email": "json-before@example.com" }), &header).await;
+    let asked =
+        app.post_json("/api/auth/email", &serde_json::json!({ "email": "json-after@example.com" }), &header).await;
+    let link = app.latest_link("json-after@example.com").await;
+    let token = link.split("token=").nth(1).expect("a token").to_owned();
+    let bogus = app.post_json("/api/auth/email/confirm", &serde_json::json!({ "token": "nope" }), &header).await;
+    let confirmed = app.post_json("/api/auth/email/confirm", &serde_json::json!({ "token": token }), &header).await;
+    let again = app.post_json("/api/auth/email/confirm", &serde_json::json!({ "token": token }), &header).await;
+
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(same.status, StatusCode::BAD_REQUEST);
+    assert_eq!(same.json()["type"], "urn:magiclink:problem:same-address");
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert_eq!(asked.json()["expiresInMinutes"], 10);
+    assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bogus.json()["type"], "urn:magiclink:problem:address-change-invalid");
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(confirmed.json()["email"], "json-after@example.com");
+    assert_eq!(again.status, StatusCode::GONE);
+    assert_eq!(again.json()["type"], "urn:magiclink:problem:address-change-used");
+    assert_eq!(app.get_json("/api/auth/session").await.json()["user"]["email"], "json-after@example.com");
+}
+
 async fn a_signed_out_cookie_no_longer_signs_anyone_in(app: TestApp) {
     app.sign_in("a@example.com", "/").await;
     let stolen = app.cookies.lock().expect("lock").clone();
@@ -699,6 +773,8 @@ macro_rules! every_flow {
             a_program_signs_in_and_out_with_json_bodies_alone,
             a_program_signs_in_with_the_emailed_code,
             the_account_page_lists_sessions_renames_and_signs_out_elsewhere,
+            changing_the_address_waits_for_the_link_and_tells_the_old_address,
+            the_json_api_changes_the_address_with_the_same_rules,
             a_post_without_a_matching_csrf_token_is_refused_with_403,
             an_invalid_address_shows_the_form_again_with_what_was_typed_and_why,
             an_unreadable_body_is_a_clear_400,

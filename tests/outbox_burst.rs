@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt as _};
-use ports::{MailError, Mailer, SentReceipt, SignInEmail};
+use ports::{MailError, Mailer, OutgoingEmail, SentReceipt};
 use system_tests::RunningServer;
 use tokio::sync::watch;
 use xtask::wiring::Parts;
@@ -30,7 +30,7 @@ struct GatedMailer {
 
 #[async_trait::async_trait]
 impl Mailer for GatedMailer {
-    async fn send_sign_in_link(&self, email: &SignInEmail, _key: &str) -> Result<SentReceipt, MailError> {
+    async fn send(&self, email: &OutgoingEmail, _key: &str) -> Result<SentReceipt, MailError> {
         self.entered.send_modify(|entered| *entered += 1);
         let mut gate = self.gate.clone();
         gate.wait_for(|open| *open).await.map_err(MailError::transient)?;

@@ -1,44 +1,47 @@
 //! The Resend mailer against a local HTTP server (wiremock) standing in for the API.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::mail::{parse_from, EmailRenderer, ResendMailer, ResendSettings};
+use adapters::mail::{parse_from, ResendMailer, ResendSettings, TemplateRenderer};
 use domain::EmailAddress;
-use ports::{MailError, Mailer, SignInEmail};
+use ports::{Email, EmailContent, EmailRenderer as _, MailError, Mailer, OutgoingEmail};
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn email() -> SignInEmail {
-    SignInEmail {
+const LINK: &str = "http://127.0.0.1:3000/api/auth/callback/email?callbackUrl=%2F&token=T0k&email=alice%40example.com";
+
+/// A sign-in email rendered from the built-in templates, as delivery hands it to a mailer.
+fn email() -> OutgoingEmail {
+    let email = Email {
         to: EmailAddress::parse("alice@example.com").expect("valid"),
-        link: url::Url::parse(
-            "http://127.0.0.1:3000/api/auth/callback/email?callbackUrl=%2F&token=T0k&email=alice%40example.com",
-        )
-        .expect("valid"),
-        code: Some("0123-WXYZ".to_owned()),
+        lang: "en".to_owned(),
+        content: EmailContent::SignIn {
+            link: url::Url::parse(LINK).expect("valid"),
+            code: Some("0123-WXYZ".to_owned()),
+        },
         expires_in_minutes: 10,
         site_name: "magiclink".to_owned(),
         host: "127.0.0.1".to_owned(),
-    }
+    };
+    let rendered = TemplateRenderer::builtin().expect("templates parse").render(&email).expect("renders");
+    OutgoingEmail { to: email.to, content: email.content, rendered }
 }
 
 fn mailer(server: &MockServer) -> ResendMailer {
-    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
     let settings = ResendSettings {
         api_key: domain::SecretText::new("re_test_key"),
         base_url: server.uri(),
         timeout: Duration::from_secs(5),
     };
-    ResendMailer::new(&settings, &parse_from("magiclink <no-reply@example.com>").expect("valid"), renderer)
+    ResendMailer::new(&settings, &parse_from("magiclink <no-reply@example.com>").expect("valid"))
         .expect("mailer builds")
 }
 
 #[tokio::test]
 async fn a_sent_email_is_the_exact_request_resend_documents_and_keeps_the_id() {
     let server = MockServer::start().await;
-    let rendered = EmailRenderer::builtin().expect("templates parse").render(&email()).expect("renders");
+    let rendered = email().rendered;
     Mock::given(method("POST"))
         .and(path("/emails"))
         .and(header("authorization", "Bearer re_test_key"))
@@ -56,10 +59,10 @@ async fn a_sent_email_is_the_exact_request_resend_documents_and_keeps_the_id() {
         .mount(&server)
         .await;
 
-    let receipt = mailer(&server).send_sign_in_link(&email(), "0190-row").await.expect("sent");
+    let receipt = mailer(&server).send(&email(), "0190-row").await.expect("sent");
 
     assert_eq!(receipt.provider_message_id.as_deref(), Some("49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"));
-    assert!(rendered.text.contains(email().link.as_str()));
+    assert!(rendered.text.contains(LINK));
 }
 
 #[tokio::test]
@@ -73,7 +76,7 @@ async fn a_validation_error_is_permanent_and_carries_resends_message() {
         .mount(&server)
         .await;
 
-    let result = mailer(&server).send_sign_in_link(&email(), "row").await;
+    let result = mailer(&server).send(&email(), "row").await;
 
     match result {
         Err(MailError::Permanent(error)) => {
@@ -91,7 +94,7 @@ async fn unauthorised_and_forbidden_are_permanent() {
             .respond_with(ResponseTemplate::new(status).set_body_json(json!({ "message": "API key is invalid" })))
             .mount(&server)
             .await;
-        let result = mailer(&server).send_sign_in_link(&email(), "row").await;
+        let result = mailer(&server).send(&email(), "row").await;
         assert!(matches!(result, Err(MailError::Permanent(_))), "{status}: {result:?}");
     }
 }
@@ -108,7 +111,7 @@ async fn rate_limiting_is_transient_and_honours_retry_after() {
         .mount(&server)
         .await;
 
-    let result = mailer(&server).send_sign_in_link(&email(), "row").await;
+    let result = mailer(&server).send(&email(), "row").await;
 
     match result {
         Err(MailError::Transient { retry_after, .. }) => assert_eq!(retry_after, Some(Duration::from_secs(7))),
@@ -121,7 +124,7 @@ async fn a_server_error_is_transient() {
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
 
-    let result = mailer(&server).send_sign_in_link(&email(), "row").await;
+    let result = mailer(&server).send(&email(), "row").await;
 
     assert!(matches!(result, Err(MailError::Transient { retry_after: None, .. })), "{result:?}");
 }
@@ -129,30 +132,26 @@ async fn a_server_error_is_transient() {
 #[tokio::test]
 async fn an_unreachable_api_is_transient() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
-    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
     let settings = ResendSettings {
         api_key: domain::SecretText::new("re_test_key"),
         base_url: format!("http://127.0.0.1:{port}"),
         timeout: Duration::from_secs(5),
     };
-    let mailer =
-        ResendMailer::new(&settings, &parse_from("no-reply@example.com").expect("valid"), renderer).expect("builds");
+    let mailer = ResendMailer::new(&settings, &parse_from("no-reply@example.com").expect("valid")).expect("builds");
 
-    let result = mailer.send_sign_in_link(&email(), "row").await;
+    let result = mailer.send(&email(), "row").await;
 
     assert!(matches!(result, Err(MailError::Transient { .. })), "{result:?}");
 }
 
 #[test]
 fn a_missing_api_key_is_refused_naming_the_setting() {
-    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
     let settings = ResendSettings {
         api_key: domain::SecretText::default(),
         base_url: "https://api.resend.com".to_owned(),
         timeout: Duration::from_secs(5),
     };
-    let error = ResendMailer::new(&settings, &parse_from("no-reply@example.com").expect("valid"), renderer)
-        .err()
-        .expect("refused");
+    let error =
+        ResendMailer::new(&settings, &parse_from("no-reply@example.com").expect("valid")).err().expect("refused");
     assert!(error.to_string().contains("AUTH_RESEND_KEY"), "{error}");
 }

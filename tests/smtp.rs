@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::mail::{parse_from, EmailRenderer, SmtpMailer, SmtpSettings, StartTls};
+use adapters::mail::{parse_from, SmtpMailer, SmtpSettings, StartTls, TemplateRenderer};
 use domain::EmailAddress;
 use lettre::message::Mailbox;
 use mailparse::MailHeaderMap as _;
-use ports::{MailError, Mailer, SignInEmail};
+use ports::{Email, EmailContent, EmailRenderer as _, MailError, Mailer, OutgoingEmail};
 use system_tests::smtp::{ServerTls, SmtpServer, TestCertificates};
 
 fn settings(port: u16, starttls: StartTls, ca: Option<&TestCertificates>) -> SmtpSettings {
@@ -24,27 +24,28 @@ fn settings(port: u16, starttls: StartTls, ca: Option<&TestCertificates>) -> Smt
 }
 
 fn mailer(settings: &SmtpSettings, from: Mailbox) -> SmtpMailer {
-    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
-    SmtpMailer::new(settings, from, renderer).expect("mailer builds")
+    SmtpMailer::new(settings, from).expect("mailer builds")
 }
 
 /// A link long enough that a careless encoder would wrap it, with every character that
 /// quoted-printable treats specially.
-fn email_to(to: &str) -> SignInEmail {
+fn email_to(to: &str) -> OutgoingEmail {
     let callback = format!("/after/{}?a=1&b=2", "x".repeat(120));
     let link = url::Url::parse_with_params(
         "http://127.0.0.1:3000/api/auth/callback/email",
         [("callbackUrl", callback.as_str()), ("token", "AbC-_123=456"), ("email", to)],
     )
     .expect("valid link");
-    SignInEmail {
+    let email = Email {
         to: EmailAddress::parse(to).expect("valid"),
-        link,
-        code: Some("0123-WXYZ".to_owned()),
+        lang: "en".to_owned(),
+        content: EmailContent::SignIn { link, code: Some("0123-WXYZ".to_owned()) },
         expires_in_minutes: 10,
         site_name: "magiclink".to_owned(),
         host: "127.0.0.1".to_owned(),
-    }
+    };
+    let rendered = TemplateRenderer::builtin().expect("templates parse").render(&email).expect("renders");
+    OutgoingEmail { to: email.to, content: email.content, rendered }
 }
 
 /// The decoded text of the part with `mime` type.
@@ -67,7 +68,7 @@ async fn a_sign_in_email_arrives_as_multipart_alternative_with_the_link_intact()
     );
     let email = email_to("alice@example.com");
 
-    let receipt = mailer.send_sign_in_link(&email, "0190-row").await.expect("sent");
+    let receipt = mailer.send(&email, "0190-row").await.expect("sent");
 
     assert_eq!(server.next_delivery().await, "alice@example.com");
     assert_eq!(receipt.provider_message_id.as_deref(), Some("<0190-row@example.com>"));
@@ -82,8 +83,9 @@ async fn a_sign_in_email_arrives_as_multipart_alternative_with_the_link_intact()
     assert_eq!(message.subparts.len(), 2);
     let text = part_body(&message, "text/plain");
     let html = part_body(&message, "text/html");
-    assert!(text.contains(email.link.as_str()), "text part carries the exact link:\n{text}");
-    let html_link = email.link.as_str().replace('&', "&amp;").replace('/', "&#x2F;");
+    let link = email.content.link().expect("a link").as_str();
+    assert!(text.contains(link), "text part carries the exact link:\n{text}");
+    let html_link = link.replace('&', "&amp;").replace('/', "&#x2F;");
     assert!(html.contains(&html_link), "html part carries the link (HTML-escaped):\n{html}");
     assert!(html.contains("expires in 10 minutes"));
 }
@@ -94,9 +96,7 @@ fn a_display_name_with_line_breaks_is_refused_at_start_up_not_sent() {
         Some("Evil\r\nBcc: victim@example.com".to_owned()),
         "no-reply@example.com".parse().expect("address"),
     );
-    let renderer = Arc::new(EmailRenderer::builtin().expect("templates parse"));
-
-    let built = SmtpMailer::new(&settings(2525, StartTls::Off, None), hostile, renderer);
+    let built = SmtpMailer::new(&settings(2525, StartTls::Off, None), hostile);
     let parsed = parse_from("\"Evil\r\nBcc: victim@example.com\" <no-reply@example.com>");
 
     let error = built.err().expect("refused");
@@ -111,7 +111,7 @@ async fn an_awkward_display_name_is_encoded_and_adds_no_header_or_recipient() {
     let awkward = Mailbox::new(Some(name.to_owned()), "no-reply@example.com".parse().expect("address"));
     let mailer = mailer(&settings(server.port, StartTls::Off, None), awkward);
 
-    mailer.send_sign_in_link(&email_to("bob@example.com"), "row").await.expect("sent");
+    mailer.send(&email_to("bob@example.com"), "row").await.expect("sent");
 
     assert_eq!(server.next_delivery().await, "bob@example.com");
     let raw = &server.messages()[0];
@@ -136,7 +136,7 @@ async fn starttls_required_delivers_over_tls_to_a_trusted_certificate() {
     let from = parse_from("no-reply@example.com").expect("valid");
     let mailer = mailer(&settings(server.port, StartTls::Required, Some(&certificates)), from);
 
-    mailer.send_sign_in_link(&email_to("tls@example.com"), "row").await.expect("sent over STARTTLS");
+    mailer.send(&email_to("tls@example.com"), "row").await.expect("sent over STARTTLS");
 
     assert_eq!(server.next_delivery().await, "tls@example.com");
 }
@@ -149,7 +149,7 @@ async fn smtps_delivers_with_tls_from_the_first_byte() {
     smtps.url = domain::SecretText::new(format!("smtps://127.0.0.1:{}", server.port));
     let mailer = mailer(&smtps, parse_from("no-reply@example.com").expect("valid"));
 
-    mailer.send_sign_in_link(&email_to("smtps@example.com"), "row").await.expect("sent over SMTPS");
+    mailer.send(&email_to("smtps@example.com"), "row").await.expect("sent over SMTPS");
 
     assert_eq!(server.next_delivery().await, "smtps@example.com");
 }
@@ -163,7 +163,7 @@ async fn percent_encoded_credentials_in_the_url_log_in() {
     with_credentials.url = domain::SecretText::new(format!("smtp://mailer:p%40ss%20word@127.0.0.1:{}", server.port));
     let mailer = mailer(&with_credentials, parse_from("no-reply@example.com").expect("valid"));
 
-    let sent = mailer.send_sign_in_link(&email_to("auth@example.com"), "r1").await;
+    let sent = mailer.send(&email_to("auth@example.com"), "r1").await;
 
     assert!(sent.is_ok(), "{sent:?}");
     assert_eq!(server.next_delivery().await, "auth@example.com");
@@ -176,7 +176,7 @@ async fn starttls_required_refuses_a_certificate_it_does_not_trust() {
     let from = parse_from("no-reply@example.com").expect("valid");
     let mailer = mailer(&settings(server.port, StartTls::Required, None), from);
 
-    let result = mailer.send_sign_in_link(&email_to("tls@example.com"), "row").await;
+    let result = mailer.send(&email_to("tls@example.com"), "row").await;
 
     assert!(result.is_err(), "sent to an untrusted server");
     assert!(server.messages().is_empty());
@@ -188,8 +188,8 @@ async fn a_refused_recipient_is_permanent_and_a_deferred_one_transient() {
     let mailer =
         mailer(&settings(server.port, StartTls::Off, None), parse_from("no-reply@example.com").expect("valid"));
 
-    let refused = mailer.send_sign_in_link(&email_to("reject@example.com"), "r1").await;
-    let deferred = mailer.send_sign_in_link(&email_to("defer@example.com"), "r2").await;
+    let refused = mailer.send(&email_to("reject@example.com"), "r1").await;
+    let deferred = mailer.send(&email_to("defer@example.com"), "r2").await;
 
     assert!(matches!(refused, Err(MailError::Permanent(_))), "550 is permanent: {refused:?}");
     assert!(matches!(deferred, Err(MailError::Transient { .. })), "451 is transient: {deferred:?}");
@@ -201,7 +201,7 @@ async fn a_port_with_nothing_listening_is_a_transient_failure() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
     let mailer = mailer(&settings(port, StartTls::Off, None), parse_from("no-reply@example.com").expect("valid"));
 
-    let result = mailer.send_sign_in_link(&email_to("a@example.com"), "row").await;
+    let result = mailer.send(&email_to("a@example.com"), "row").await;
 
     assert!(matches!(result, Err(MailError::Transient { .. })), "{result:?}");
 }

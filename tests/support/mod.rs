@@ -208,6 +208,15 @@ impl TestApp {
         self.read(response).await
     }
 
+    /// `GET path` with the jar's cookies and `headers` added (as a browser sends them).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.client.get(path).header("cookie", self.cookie_header());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.read(request.send().await).await
+    }
+
     /// `HEAD path` with the jar's cookies.
     pub async fn head(&self, path: &str) -> Reply {
         let response = self.client.head(path).header("cookie", self.cookie_header()).send().await;

@@ -10,7 +10,7 @@ pub use adapters::database::OpenMode;
 use adapters::database::{masked_url, Database, Dialect};
 use adapters::handover::HandedOver;
 use adapters::mail::{
-    parse_from, DevMailer, EmailRenderer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls,
+    parse_from, DevMailer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls, TemplateRenderer,
 };
 use adapters::redis::RedisRateLimiter;
 use anyhow::Context as _;
@@ -178,6 +178,35 @@ fn read_overrides(dir: &str, names: &[&str]) -> anyhow::Result<Vec<(String, Stri
     Ok(overrides)
 }
 
+/// The translation files under `{templates.dir}/locales/`: `{lang}.ftl` for each language, a
+/// built-in one (its messages replace the built-in ones) or a new one (which adds it).
+///
+/// # Errors
+/// Names a file that cannot be read.
+fn read_translations(dir: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let folder = Path::new(dir).join("locales");
+    if dir.is_empty() || !folder.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(&folder).with_context(|| format!("cannot list {}", folder.display()))?;
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot list {}", folder.display()))?.path();
+        let Some(lang) =
+            path.file_stem().and_then(|stem| stem.to_str()).filter(|_| path.extension() == Some("ftl".as_ref()))
+        else {
+            continue;
+        };
+        let source =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read translations {}", path.display()))?;
+        tracing::info!(file = %path.display(), lang, "using a translation file");
+        files.push((lang.to_owned(), source));
+    }
+    // The same order on every machine, whatever order the folder lists in.
+    files.sort();
+    Ok(files)
+}
+
 /// The mailer to send with, and the development mailbox when that is the mailer.
 type ConfiguredMailer = (Arc<dyn Mailer>, Option<Arc<DevMailer>>);
 
@@ -185,16 +214,12 @@ type ConfiguredMailer = (Arc<dyn Mailer>, Option<Arc<DevMailer>>);
 ///
 /// # Errors
 /// Names the mailer setting that is missing or malformed.
-fn build_mailer(
-    settings: &Settings,
-    renderer: Arc<EmailRenderer>,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<ConfiguredMailer> {
+fn build_mailer(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<ConfiguredMailer> {
     let mailer = &settings.mailer;
     Ok(match mailer.kind {
         MailerKind::Dev => {
             let capacity = usize::try_from(mailer.dev.capacity).unwrap_or(usize::MAX);
-            let dev = Arc::new(DevMailer::new(renderer, clock, capacity));
+            let dev = Arc::new(DevMailer::new(clock, capacity));
             (dev.clone(), Some(dev))
         }
         MailerKind::Smtp => {
@@ -216,7 +241,7 @@ fn build_mailer(
                 pool_size: smtp.pool_size,
                 extra_root_pem,
             };
-            (Arc::new(SmtpMailer::new(&adapter_settings, parse_from(&mailer.from)?, renderer)?), None)
+            (Arc::new(SmtpMailer::new(&adapter_settings, parse_from(&mailer.from)?)?), None)
         }
         MailerKind::Resend => {
             let resend = &mailer.resend;
@@ -225,7 +250,7 @@ fn build_mailer(
                 base_url: resend.base_url.clone(),
                 timeout: Duration::from_secs(u64::from(resend.timeout.max(1))),
             };
-            (Arc::new(ResendMailer::new(&adapter_settings, &parse_from(&mailer.from)?, renderer)?), None)
+            (Arc::new(ResendMailer::new(&adapter_settings, &parse_from(&mailer.from)?)?), None)
         }
     })
 }
@@ -246,13 +271,17 @@ pub async fn build(
         settings.previous_secrets.iter().map(|s| ServerSecret::new(s.expose().as_bytes())).collect();
     let email_overrides = read_overrides(&settings.templates.dir, &adapters::mail::TEMPLATE_NAMES)?;
     let page_overrides = read_overrides(&settings.templates.dir, &web::render::TEMPLATE_NAMES)?;
+    let translations = Arc::new(
+        i18n::Translations::with_overrides(read_translations(&settings.templates.dir)?)
+            .with_context(|| format!("in templates.dir `{}`/locales", settings.templates.dir))?,
+    );
     let renderer = Arc::new(
-        EmailRenderer::with_overrides(email_overrides)
+        TemplateRenderer::with_overrides(email_overrides, &translations)
             .with_context(|| format!("in templates.dir `{}`", settings.templates.dir))?,
     );
-    let pages = web::render::Pages::with_overrides(page_overrides)
+    let pages = web::render::Pages::with_overrides(page_overrides, translations)
         .with_context(|| format!("in templates.dir `{}`", settings.templates.dir))?;
-    let (configured_mailer, mailbox) = build_mailer(settings, renderer, Arc::clone(&clock))?;
+    let (configured_mailer, mailbox) = build_mailer(settings, Arc::clone(&clock))?;
     let mailer = parts.mailer.unwrap_or(configured_mailer);
     let store = open_store(settings, OpenMode::CreateIfMissing).await?.context("the database was not created")?;
 
@@ -302,6 +331,9 @@ pub async fn build(
     let callback_endpoint = base_url
         .join(&web_settings.auth_path("/callback/email"))
         .context("auth.base_path does not make a valid callback URL")?;
+    let confirm_address_endpoint = base_url
+        .join(&format!("{}/email/confirm", settings.pages.account))
+        .context("pages.account does not make a valid URL")?;
     let (handover, handed_over) = adapters::handover::handover(HANDOVER_CAPACITY, DELIVERY_LEASE);
     let limiter = build_rate_limiter(settings, &store).await?;
     let sign_in = Arc::new(SignIn::new(
@@ -317,6 +349,7 @@ pub async fn build(
             link_policy: LinkPolicy::new(settings.magic_link.max_age),
             session_policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
             callback_endpoint,
+            confirm_address_endpoint,
             link_retention: LINK_RETENTION,
             limits: sign_in_limits(&settings.rate_limit),
             sign_up: sign_up_policy(settings)?,
@@ -325,6 +358,7 @@ pub async fn build(
     let outbox = &settings.outbox;
     let deliverer = Arc::new(Deliverer::new(
         Arc::clone(&store.outbox),
+        renderer,
         mailer,
         clock,
         DeliverySettings {

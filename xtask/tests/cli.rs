@@ -232,10 +232,12 @@ async fn outbox_lists_delivery_state_with_masked_addresses() {
     let link =
         ports::NewLink { identifier: to.clone(), token_hash: hash.clone(), code_hash, expires: now, created_at: now };
     let email = ports::NewOutboxMessage {
+        kind: ports::EmailKind::SignIn,
+        lang: "en".to_owned(),
         recipient: to,
         link_token_hash: hash,
-        sealed_link: vec![1; 48],
-        link_expires: now,
+        sealed_body: vec![1; 48],
+        expires: now,
         created_at: now,
         leased_until: None,
     };

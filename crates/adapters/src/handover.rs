@@ -117,8 +117,10 @@ mod tests {
             id: OutboxId::parse("01900000-0000-7000-8000-000000000001").expect("an id"),
             recipient: EmailAddress::parse("a@example.com").expect("valid"),
             link_token_hash: LinkToken::from_random_bytes([1; 32]).hash(&ServerSecret::new(*b"handover")),
-            sealed_link: vec![0; 40],
-            link_expires: now + TimeDelta::minutes(10),
+            kind: ports::EmailKind::SignIn,
+            lang: "en".to_owned(),
+            sealed_body: vec![0; 40],
+            expires: now + TimeDelta::minutes(10),
             attempts: 1,
             leased_until: now + TimeDelta::minutes(2),
         }

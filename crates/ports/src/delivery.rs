@@ -1,5 +1,5 @@
-//! Delivering queued sign-in emails: send what was handed over in memory or claimed from the
-//! outbox, record what happened.
+//! Delivering queued emails: render and send what was handed over in memory or claimed from
+//! the outbox, record what happened.
 //!
 //! Two ways in, one way out. A new email is stored leased to this instance and handed over in
 //! memory ([`crate::DeliveryQueue`]; no claim round-trip while the process is healthy), then
@@ -12,6 +12,9 @@
 //! passed to the mailer as an idempotency key, which Resend honours). Transient failures retry
 //! with exponential backoff and jitter up to a limit; a message whose link expired is dropped,
 //! never sent late; permanent failures are recorded with the provider's reason.
+//!
+//! Every kind of email goes this way. Its sealed [`EmailContent`] is opened here and rendered
+//! here, once per attempt, in the language stored with it; the mailer only sends.
 
 use std::sync::Arc;
 
@@ -19,10 +22,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::link::is_expired;
 use domain::ServerSecret;
 use futures_util::stream::{self, StreamExt as _};
-use url::Url;
 
 use crate::clock::Clock;
-use crate::mailer::{MailError, Mailer, SignInEmail};
+use crate::mailer::{Email, EmailContent, EmailRenderer, MailError, Mailer, OutgoingEmail};
 use crate::outbox::{DeliveryState, Outbox, OutboxMessage, SentMessage};
 use crate::random::os_random;
 
@@ -56,7 +58,7 @@ impl RetryPolicy {
 /// Fixed settings of the delivery worker.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
-    /// Opens the sealed links.
+    /// Opens the sealed bodies.
     pub secret: ServerSecret,
     /// Secrets rotated out, which still open what they sealed.
     pub previous_secrets: Vec<ServerSecret>,
@@ -118,6 +120,7 @@ pub enum DeliveryError {
 /// The delivery use case over the outbox, a mailer and the clock.
 pub struct Deliverer {
     outbox: Arc<dyn Outbox>,
+    renderer: Arc<dyn EmailRenderer>,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     settings: DeliverySettings,
@@ -135,11 +138,12 @@ impl Deliverer {
     /// Assembles the worker's core from its ports.
     pub fn new(
         outbox: Arc<dyn Outbox>,
+        renderer: Arc<dyn EmailRenderer>,
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
         settings: DeliverySettings,
     ) -> Self {
-        Self { outbox, mailer, clock, settings }
+        Self { outbox, renderer, mailer, clock, settings }
     }
 
     /// The fixed settings.
@@ -241,37 +245,49 @@ impl Deliverer {
     async fn deliver_one(&self, message: OutboxMessage) -> anyhow::Result<Outcome> {
         let now = self.clock.now();
         let to = message.recipient.masked();
-        if is_expired(message.link_expires, now) {
-            tracing::warn!(to = %to, id = %message.id, "dropping a sign-in email whose link expired before it could be sent");
+        let kind = message.kind.as_str();
+        if is_expired(message.expires, now) {
+            tracing::warn!(to = %to, id = %message.id, kind, "dropping an email whose link expired before it could be sent");
             self.outbox
                 .mark_final(&message.id, DeliveryState::Dropped, "link expired before it could be sent", now)
                 .await?;
             return Ok(Outcome::Dropped);
         }
-        let Some((link, code)) = self.unseal(&message) else {
-            tracing::error!(to = %to, id = %message.id, "cannot open a queued sign-in email; was the secret changed?");
+        let Some(content) = self.unseal(&message) else {
+            tracing::error!(to = %to, id = %message.id, kind, "cannot open a queued email; was the secret changed?");
             self.outbox
-                .mark_final(&message.id, DeliveryState::Failed, "sealed link does not open (secret changed?)", now)
+                .mark_final(&message.id, DeliveryState::Failed, "sealed body does not open (secret changed?)", now)
                 .await?;
             return Ok(Outcome::Failed);
         };
-        let seconds_left = (message.link_expires - now).num_seconds().max(1);
-        let email = SignInEmail {
+        let seconds_left = (message.expires - now).num_seconds().max(1);
+        let email = Email {
             to: message.recipient.clone(),
-            link,
-            code,
+            lang: message.lang.clone(),
+            content,
             expires_in_minutes: (seconds_left + 59) / 60,
             site_name: self.settings.site_name.clone(),
             host: self.settings.host.clone(),
         };
-        match self.mailer.send_sign_in_link(&email, message.id.as_str()).await {
+        let rendered = match self.renderer.render(&email) {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                // A template that does not render will not render on a retry either.
+                let reason = format!("the email does not render: {error:#}");
+                tracing::error!(to = %to, id = %message.id, kind, reason = %reason, "cannot render an email");
+                self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
+                return Ok(Outcome::Failed);
+            }
+        };
+        let outgoing = OutgoingEmail { to: email.to, content: email.content, rendered };
+        match self.mailer.send(&outgoing, message.id.as_str()).await {
             Ok(receipt) => {
-                tracing::info!(to = %to, id = %message.id, attempts = message.attempts, provider_id = ?receipt.provider_message_id, "sign-in email sent");
+                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, provider_id = ?receipt.provider_message_id, "email sent");
                 Ok(Outcome::Sent(SentMessage { id: message.id, provider_message_id: receipt.provider_message_id }))
             }
             Err(MailError::Permanent(error)) => {
                 let reason = format!("{error:#}");
-                tracing::warn!(to = %to, id = %message.id, reason = %reason, "sign-in email refused for good");
+                tracing::warn!(to = %to, id = %message.id, kind, reason = %reason, "email refused for good");
                 self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, self.clock.now()).await?;
                 Ok(Outcome::Failed)
             }
@@ -279,7 +295,7 @@ impl Deliverer {
                 let reason = format!("{source:#}");
                 let now = self.clock.now();
                 if message.attempts >= self.settings.retry.max_attempts {
-                    tracing::warn!(to = %to, id = %message.id, attempts = message.attempts, reason = %reason, "giving up on a sign-in email");
+                    tracing::warn!(to = %to, id = %message.id, kind, attempts = message.attempts, reason = %reason, "giving up on an email");
                     let reason = format!("gave up after {} attempts: {reason}", message.attempts);
                     self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
                     return Ok(Outcome::Failed);
@@ -289,26 +305,20 @@ impl Deliverer {
                 if let Some(asked) = retry_after.and_then(|d| TimeDelta::from_std(d).ok()) {
                     delay = delay.max(asked);
                 }
-                tracing::info!(to = %to, id = %message.id, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "sign-in email will be retried");
+                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "email will be retried");
                 self.outbox.mark_retry(&message.id, now + delay, &reason, now).await?;
                 Ok(Outcome::Retried)
             }
         }
     }
 
-    /// The link and, on the line after it, the code (absent in messages queued before codes).
-    fn unseal(&self, message: &OutboxMessage) -> Option<(Url, Option<String>)> {
+    /// The row's content, opened with the current secret or one rotated out while it waited.
+    fn unseal(&self, message: &OutboxMessage) -> Option<EmailContent> {
         let associated = message.link_token_hash.to_hex();
-        // Sealed under the current secret, or one rotated out while the email waited.
         let plain = std::iter::once(&self.settings.secret)
             .chain(&self.settings.previous_secrets)
-            .find_map(|secret| domain::sealed::open(secret, associated.as_bytes(), &message.sealed_link).ok())?;
-        let plain = std::str::from_utf8(&plain).ok()?;
-        let (link, code) = match plain.split_once('\n') {
-            Some((link, code)) => (link, Some(code.to_owned())),
-            None => (plain, None),
-        };
-        Some((Url::parse(link).ok()?, code))
+            .find_map(|secret| domain::sealed::open(secret, associated.as_bytes(), &message.sealed_body).ok())?;
+        EmailContent::from_sealed_text(message.kind, std::str::from_utf8(&plain).ok()?)
     }
 }
 

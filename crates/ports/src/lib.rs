@@ -20,17 +20,23 @@ pub mod stores;
 
 pub use clock::Clock;
 pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, RetryPolicy};
-pub use mailer::{DevMailbox, MailError, MailboxMessage, Mailer, SentReceipt, SignInEmail};
+pub use mailer::{
+    DevMailbox, Email, EmailContent, EmailKind, EmailRenderer, MailError, MailboxMessage, Mailer, OutgoingEmail,
+    RenderedEmail, SentReceipt,
+};
 pub use outbox::{
     DeliveryQueue, DeliveryState, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, SentMessage,
 };
 pub use rate_limit::{Admission, Bucket, RateLimiter};
+pub use sign_in::address::{
+    AddressChangePreview, ChangeAddress, ChangeAddressError, ConfirmAddress, ConfirmAddressError, ConfirmationQueued,
+};
 pub use sign_in::{
     ActiveSession, LimitScope, LinkQueued, LinkStateError, ListSessionsError, PurgeError, ReadSessionError, RedeemCode,
     RedeemCodeError, RedeemLink, RedeemLinkError, RenameError, RequestLink, RequestLinkError, RevokeOtherSessionsError,
     RevokeSessionError, SignIn, SignInLimits, SignInSettings, SignOutError, SignUpPolicy, SignedIn,
 };
 pub use stores::{
-    CodeRedemption, LinkState, LinkStore, NewLink, NewSession, Redemption, SessionDraft, SessionStore, SignedInRecord,
-    StoreHealth, UserAdded, UserStore,
+    AddressChangeOutcome, CodeRedemption, LinkState, LinkStore, NewAddressChange, NewLink, NewSession,
+    PendingAddressChange, Redemption, SessionDraft, SessionStore, SignedInRecord, StoreHealth, UserAdded, UserStore,
 };

@@ -1,4 +1,11 @@
-//! The mailer port: how the core sends a sign-in email, and how the development mailbox is read.
+//! The mailer port: the emails the core sends, how they are rendered, how they are sent, and
+//! how the development mailbox is read.
+//!
+//! Every kind of email travels the same way: the use case seals its [`EmailContent`] into an
+//! outbox row; the delivery worker opens it, has the [`EmailRenderer`] turn it into subject,
+//! HTML and text in the recipient's language, once, and hands the result to the [`Mailer`],
+//! which only sends. Adding a kind of email is a variant here and three templates; no mailer
+//! changes.
 
 use std::time::Duration;
 
@@ -6,22 +13,159 @@ use chrono::{DateTime, Utc};
 use domain::EmailAddress;
 use url::Url;
 
-/// Everything a mailer needs to render and send one sign-in email.
+/// What an email is for. Stored in the outbox row's `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailKind {
+    /// A magic link (and its code) that signs the recipient in.
+    SignIn,
+    /// A link that makes the recipient's address the sign-in address of an existing account.
+    ConfirmNewAddress,
+    /// A notice to an account's former address that it no longer signs in with it.
+    AddressChanged,
+}
+
+impl EmailKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EmailKind; 3] = [EmailKind::SignIn, EmailKind::ConfirmNewAddress, EmailKind::AddressChanged];
+
+    /// The stored name, which is also the stem of the kind's template files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailKind::SignIn => "sign_in",
+            EmailKind::ConfirmNewAddress => "confirm_address",
+            EmailKind::AddressChanged => "address_changed",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// What an email says, beyond who it is to: its kind and the values its templates show.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignInEmail {
+pub enum EmailContent {
+    /// The sign-in email.
+    SignIn {
+        /// The magic link. It carries a live token: never log it outside the development mailer.
+        link: Url,
+        /// The short code for signing in on another device (`XXXX-XXXX`), when the link has
+        /// one. As secret as the link.
+        code: Option<String>,
+    },
+    /// "Confirm this is your new sign-in address", to the new address.
+    ConfirmNewAddress {
+        /// The confirmation link; as secret as a sign-in link.
+        link: Url,
+    },
+    /// "Your account now signs in as ...", to the old address.
+    AddressChanged {
+        /// The address the account signs in with now.
+        new_address: EmailAddress,
+    },
+}
+
+impl EmailContent {
+    /// Its kind.
+    pub fn kind(&self) -> EmailKind {
+        match self {
+            EmailContent::SignIn { .. } => EmailKind::SignIn,
+            EmailContent::ConfirmNewAddress { .. } => EmailKind::ConfirmNewAddress,
+            EmailContent::AddressChanged { .. } => EmailKind::AddressChanged,
+        }
+    }
+
+    /// The link the email carries, if any.
+    pub fn link(&self) -> Option<&Url> {
+        match self {
+            EmailContent::SignIn { link, .. } | EmailContent::ConfirmNewAddress { link } => Some(link),
+            EmailContent::AddressChanged { .. } => None,
+        }
+    }
+
+    /// The sign-in code the email carries, if any.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            EmailContent::SignIn { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The values as sealed into the outbox: one per line, in a fixed order per kind. (A
+    /// sign-in row is "link, then code", the format rows had before there were other kinds.)
+    pub fn to_sealed_text(&self) -> String {
+        match self {
+            EmailContent::SignIn { link, code: Some(code) } => format!("{link}\n{code}"),
+            EmailContent::SignIn { link, code: None } | EmailContent::ConfirmNewAddress { link } => link.to_string(),
+            EmailContent::AddressChanged { new_address } => new_address.as_str().to_owned(),
+        }
+    }
+
+    /// Reads what [`EmailContent::to_sealed_text`] wrote for a row of `kind`.
+    pub fn from_sealed_text(kind: EmailKind, text: &str) -> Option<Self> {
+        let mut lines = text.split('\n');
+        let first = lines.next()?;
+        Some(match kind {
+            EmailKind::SignIn => {
+                EmailContent::SignIn { link: Url::parse(first).ok()?, code: lines.next().map(str::to_owned) }
+            }
+            EmailKind::ConfirmNewAddress => EmailContent::ConfirmNewAddress { link: Url::parse(first).ok()? },
+            EmailKind::AddressChanged => EmailContent::AddressChanged { new_address: EmailAddress::parse(first).ok()? },
+        })
+    }
+}
+
+/// Everything the renderer needs for one email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
     /// The recipient.
     pub to: EmailAddress,
-    /// The magic link. It carries a live token: never log it outside the development mailer.
-    pub link: Url,
-    /// The short code for signing in on another device (`XXXX-XXXX`), when the link has one.
-    /// As secret as the link.
-    pub code: Option<String>,
-    /// Whole minutes until the link expires.
+    /// The language tag to write it in (`en`, `de`, ...), that of the request that caused it;
+    /// the renderer falls back to its default for a language it lacks.
+    pub lang: String,
+    /// What it says.
+    pub content: EmailContent,
+    /// Whole minutes until its link expires (meaningless for an email without one).
     pub expires_in_minutes: i64,
     /// The product name shown in the email.
     pub site_name: String,
-    /// The host the link points at, shown so people can check it.
+    /// The host the links point at, shown so people can check it.
     pub host: String,
+}
+
+/// The three parts of a rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    /// One line, no line breaks.
+    pub subject: String,
+    /// The HTML part (values escaped).
+    pub html: String,
+    /// The plain-text part.
+    pub text: String,
+}
+
+/// Turns an [`Email`] into its parts, from templates an operator may override.
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait EmailRenderer: Send + Sync {
+    /// Renders one email.
+    ///
+    /// # Errors
+    /// When a template fails to render (an operator's override that refers to a missing value):
+    /// retrying cannot help.
+    fn render(&self, email: &Email) -> anyhow::Result<RenderedEmail>;
+}
+
+/// A rendered email on its way to the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// The recipient.
+    pub to: EmailAddress,
+    /// What it is, with the values it was rendered from: the development mailbox shows its
+    /// link and code; real mailers ignore it.
+    pub content: EmailContent,
+    /// Subject, HTML and text, ready to send.
+    pub rendered: RenderedEmail,
 }
 
 /// Why an email was not sent.
@@ -56,17 +200,17 @@ pub struct SentReceipt {
     pub provider_message_id: Option<String>,
 }
 
-/// Sends sign-in emails.
+/// Sends rendered emails, of any kind.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync {
-    /// Sends one sign-in email. `idempotency_key` is stable across retries of one message, for
+    /// Sends one email. `idempotency_key` is stable across retries of one message, for
     /// providers that can use it to drop duplicates.
     ///
     /// # Errors
     /// MUST return [`MailError::Permanent`] when retrying cannot help and
     /// [`MailError::Transient`] when it might.
-    async fn send_sign_in_link(&self, email: &SignInEmail, idempotency_key: &str) -> Result<SentReceipt, MailError>;
+    async fn send(&self, email: &OutgoingEmail, idempotency_key: &str) -> Result<SentReceipt, MailError>;
 }
 
 /// A message as kept by the development mailbox.
@@ -80,8 +224,10 @@ pub struct MailboxMessage {
     pub html: String,
     /// The plain-text part.
     pub text: String,
-    /// The sign-in link the message carries.
-    pub link: String,
+    /// What the message is (`sign_in`, `confirm_address`, `address_changed`).
+    pub kind: EmailKind,
+    /// The link the message carries, if any.
+    pub link: Option<String>,
     /// The short code the message carries, if any.
     pub code: Option<String>,
     /// When the message was "sent".

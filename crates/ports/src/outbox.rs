@@ -1,28 +1,37 @@
-//! The outbox port: sign-in emails waiting to be delivered, and their delivery state.
+//! The outbox port: emails of every kind waiting to be delivered, and their delivery state.
 //!
 //! Asking for a link stores the link and its outbox row in one transaction (see
 //! [`crate::LinkStore::insert_with_email`]). While this instance's delivery worker keeps up, the
 //! row is stored already leased to it and handed over in memory ([`DeliveryQueue`]): the email
 //! goes out without a claim round-trip, and the stored row still guarantees delivery if the
 //! process dies first (its lease runs out and any worker claims it). Otherwise the row is stored
-//! due, and a worker claims due rows, sends them and records the outcome. The link inside a
-//! pending row is sealed; once the row is sent, failed or dropped, the sealed body is erased
-//! and only metadata stays.
+//! due, and a worker claims due rows, sends them and records the outcome. The content of a
+//! pending row (its link, code or new address) is sealed; once the row is sent, failed or
+//! dropped, the sealed body is erased and only metadata stays. Other kinds of email (the
+//! address-change confirmation and notice) are stored the same way, with the change they
+//! belong to (see [`crate::UserStore::request_address_change`]).
 
 use chrono::{DateTime, Utc};
 use domain::{EmailAddress, LinkTokenHash, OutboxId};
 
-/// An outbox row about to be stored with its link.
+use crate::mailer::EmailKind;
+
+/// An outbox row about to be stored with what it is about (a link, an address change).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOutboxMessage {
+    /// What kind of email it is.
+    pub kind: EmailKind,
+    /// The language to write it in.
+    pub lang: String,
     /// The recipient.
     pub recipient: EmailAddress,
-    /// The link's token hash: the row's key to its link, and the sealing's associated data.
+    /// The token hash of the link the email carries (random for an email without one): the
+    /// sealing's associated data, which binds the body to this row.
     pub link_token_hash: LinkTokenHash,
-    /// The link URL, sealed (see `domain::sealed`).
-    pub sealed_link: Vec<u8>,
-    /// When the link expires: after that the message is dropped, never sent late.
-    pub link_expires: DateTime<Utc>,
+    /// The [`crate::EmailContent`], sealed (see `domain::sealed`).
+    pub sealed_body: Vec<u8>,
+    /// When its link expires: after that the message is dropped, never sent late.
+    pub expires: DateTime<Utc>,
     /// When the message was queued (and first due, unless leased).
     pub created_at: DateTime<Utc>,
     /// When set, the row is stored claimed by this instance (one attempt begun) until then,
@@ -35,10 +44,12 @@ impl NewOutboxMessage {
     pub fn into_claimed(self, id: OutboxId, leased_until: DateTime<Utc>) -> OutboxMessage {
         OutboxMessage {
             id,
+            kind: self.kind,
+            lang: self.lang,
             recipient: self.recipient,
             link_token_hash: self.link_token_hash,
-            sealed_link: self.sealed_link,
-            link_expires: self.link_expires,
+            sealed_body: self.sealed_body,
+            expires: self.expires,
             attempts: 1,
             leased_until,
         }
@@ -50,14 +61,18 @@ impl NewOutboxMessage {
 pub struct OutboxMessage {
     /// Row id (UUIDv7).
     pub id: OutboxId,
+    /// What kind of email it is.
+    pub kind: EmailKind,
+    /// The language to write it in.
+    pub lang: String,
     /// The recipient.
     pub recipient: EmailAddress,
-    /// The link's token hash (associated data of the seal).
+    /// Associated data of the seal (see [`NewOutboxMessage::link_token_hash`]).
     pub link_token_hash: LinkTokenHash,
-    /// The sealed link URL.
-    pub sealed_link: Vec<u8>,
-    /// When the link expires.
-    pub link_expires: DateTime<Utc>,
+    /// The sealed [`crate::EmailContent`].
+    pub sealed_body: Vec<u8>,
+    /// When its link expires.
+    pub expires: DateTime<Utc>,
     /// Attempts so far, including the one this claim starts.
     pub attempts: u32,
     /// When this claim's lease runs out: after that another worker may claim the row, so this
@@ -111,6 +126,8 @@ impl DeliveryState {
 pub struct OutboxEntry {
     /// Row id.
     pub id: OutboxId,
+    /// What kind of email it is.
+    pub kind: EmailKind,
     /// The recipient.
     pub recipient: EmailAddress,
     /// Where it stands.

@@ -18,6 +18,7 @@ use domain::{
 use url::Url;
 
 use crate::clock::Clock;
+use crate::mailer::EmailContent;
 use crate::outbox::{DeliveryQueue, NewOutboxMessage};
 use crate::random::os_random;
 use crate::rate_limit::{Admission, Bucket, RateLimiter};
@@ -38,6 +39,9 @@ pub struct SignInSettings {
     pub session_policy: SessionPolicy,
     /// The absolute URL of the link callback endpoint (`{base_url}{base_path}/callback/email`).
     pub callback_endpoint: Url,
+    /// The absolute URL of the page that confirms a new sign-in address
+    /// (`{base_url}{pages.account}/email/confirm`); the emailed link adds `?token=`.
+    pub confirm_address_endpoint: Url,
     /// How long used and expired links are kept after expiry, so that opening one still says
     /// "already used" or "expired" rather than "not valid".
     pub link_retention: TimeDelta,
@@ -106,6 +110,8 @@ pub struct RequestLink {
     pub callback: CallbackPath,
     /// The client's address, for the per-client limit (`None` when unknown).
     pub client: Option<IpAddr>,
+    /// The language of the page it was asked from, in which the email is written.
+    pub lang: String,
 }
 
 /// A link stored and its email queued.
@@ -357,7 +363,9 @@ impl SignIn {
     /// stored and nothing will be sent.
     pub async fn request_link(&self, request: RequestLink) -> Result<LinkQueued, RequestLinkError> {
         let now = self.clock.now();
-        self.admit_link_request(&request, now).await?;
+        if let Some((scope, retry_after)) = self.admit_email_to(&request.email, request.client, now).await? {
+            return Err(RequestLinkError::RateLimited { scope, retry_after });
+        }
         let expires = self.settings.link_policy.expires_at(now);
         let expires_in_minutes = self.settings.link_policy.max_age_minutes();
         if !self.may_sign_in(&request.email).await? {
@@ -369,15 +377,7 @@ impl SignIn {
         let token = LinkToken::from_random_bytes(os_random()?);
         let token_hash = token.hash(&self.settings.secret);
         let code = SignInCode::from_random_bytes(os_random()?);
-        let link_url = self.link_url(&token, &request);
-        // The email's secrets, sealed together: the link, then the code on the next line.
-        let plaintext = format!("{link_url}\n{}", code.display());
-        let sealed_link = domain::sealed::seal(
-            &self.settings.secret,
-            token_hash.to_hex().as_bytes(),
-            os_random()?,
-            plaintext.as_bytes(),
-        );
+        let content = EmailContent::SignIn { link: self.link_url(&token, &request), code: Some(code.display()) };
         let link = NewLink {
             identifier: request.email.clone(),
             token_hash: token_hash.clone(),
@@ -385,21 +385,9 @@ impl SignIn {
             expires,
             created_at: now,
         };
-        let leased_until = self.delivery.lease_for_new(now);
-        let email = NewOutboxMessage {
-            recipient: request.email.clone(),
-            link_token_hash: token_hash.clone(),
-            sealed_link,
-            link_expires: expires,
-            created_at: now,
-            leased_until,
-        };
+        let email = self.outgoing(&request.email, &request.lang, token_hash.clone(), &content, expires, now)?;
         let outbox_id = self.links.insert_with_email(&link, &email).await?;
-        // Only after the commit: the stored row is what guarantees the email.
-        match leased_until {
-            Some(until) => self.delivery.hand_over(email.into_claimed(outbox_id, until)),
-            None => self.delivery.wake(),
-        }
+        self.after_commit(email, outbox_id);
         tracing::info!(to = %request.email.masked(), "sign-in link queued");
         Ok(LinkQueued { email: request.email, link: token_hash, expires, expires_in_minutes })
     }
@@ -416,14 +404,20 @@ impl SignIn {
         })
     }
 
-    /// Charges the link-request limits (address, client, everyone) all at once, or none.
-    async fn admit_link_request(&self, request: &RequestLink, now: DateTime<Utc>) -> Result<(), RequestLinkError> {
+    /// Charges the limits on emails with links (to this address, from this client, to anyone)
+    /// all at once, or none: `Some((scope, retry_after))` names the one that refused. Sign-in
+    /// links and address confirmations share them: both send a link to an address someone typed.
+    async fn admit_email_to(
+        &self,
+        email: &EmailAddress,
+        client: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<(LimitScope, TimeDelta)>> {
         let limits = &self.settings.limits;
-        let address = request.email.as_str();
-        let client = request.client.map(client_key);
+        let client = client.map(client_key);
         let candidates = [
-            (LimitScope::Address, limits.address_gap, "link-gap", Some(address)),
-            (LimitScope::Address, limits.address_hourly, "link-address", Some(address)),
+            (LimitScope::Address, limits.address_gap, "link-gap", Some(email.as_str())),
+            (LimitScope::Address, limits.address_hourly, "link-address", Some(email.as_str())),
             (LimitScope::Client, limits.client_hourly, "link-client", client.as_deref()),
             (LimitScope::Everyone, limits.global_hourly, "link-everyone", Some("")),
         ];
@@ -432,15 +426,54 @@ impl SignIn {
             .filter_map(|(scope, quota, name, value)| Some((scope, self.bucket(name, value?, quota?))))
             .unzip();
         if buckets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         match self.limiter.acquire(&buckets, now).await? {
-            Admission::Admitted => Ok(()),
+            Admission::Admitted => Ok(None),
             Admission::Refused { bucket, retry_after } => {
                 let scope = scopes.get(bucket).copied().unwrap_or(LimitScope::Everyone);
-                tracing::warn!(to = %request.email.masked(), scope = ?scope, retry_after_s = retry_after.num_seconds(), "link request rate-limited");
-                Err(RequestLinkError::RateLimited { scope, retry_after })
+                tracing::warn!(to = %email.masked(), scope = ?scope, retry_after_s = retry_after.num_seconds(), "email with a link rate-limited");
+                Ok(Some((scope, retry_after)))
             }
+        }
+    }
+
+    /// The outbox row for an email: `content` sealed under the current secret, bound to
+    /// `seal_id` (the hash of the token the email carries), leased to this instance's worker
+    /// when it keeps up.
+    fn outgoing(
+        &self,
+        to: &EmailAddress,
+        lang: &str,
+        seal_id: LinkTokenHash,
+        content: &EmailContent,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<NewOutboxMessage> {
+        let sealed_body = domain::sealed::seal(
+            &self.settings.secret,
+            seal_id.to_hex().as_bytes(),
+            os_random()?,
+            content.to_sealed_text().as_bytes(),
+        );
+        Ok(NewOutboxMessage {
+            kind: content.kind(),
+            lang: lang.to_owned(),
+            recipient: to.clone(),
+            link_token_hash: seal_id,
+            sealed_body,
+            expires,
+            created_at: now,
+            leased_until: self.delivery.lease_for_new(now),
+        })
+    }
+
+    /// Hands a stored email to the worker, or wakes it to claim the row. Only after the
+    /// commit: the stored row is what guarantees the email.
+    fn after_commit(&self, email: NewOutboxMessage, outbox_id: domain::OutboxId) {
+        match email.leased_until {
+            Some(until) => self.delivery.hand_over(email.into_claimed(outbox_id, until)),
+            None => self.delivery.wake(),
         }
     }
 
@@ -672,6 +705,8 @@ impl SignIn {
         link
     }
 }
+
+pub mod address;
 
 #[cfg(test)]
 mod tests;

@@ -63,6 +63,55 @@ pub enum Redemption {
     Unknown,
 }
 
+/// A requested change of an account's sign-in address, about to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAddressChange {
+    /// The keyed hash of the token in the confirmation link; the plain token is never stored.
+    pub token_hash: LinkTokenHash,
+    /// Whose address changes.
+    pub user_id: UserId,
+    /// The address it becomes once confirmed.
+    pub new_email: EmailAddress,
+    /// When the confirmation link stops working.
+    pub expires: DateTime<Utc>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored address change, as a confirmation link finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAddressChange {
+    /// Whose address it changes.
+    pub user_id: UserId,
+    /// The address it becomes.
+    pub new_email: EmailAddress,
+    /// When the link stops working.
+    pub expires: DateTime<Utc>,
+    /// Whether it was confirmed already.
+    pub used: bool,
+}
+
+/// What became of an attempt to confirm an address change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressChangeOutcome {
+    /// The account signs in with the new address now; the notice to the old one is queued.
+    Changed {
+        /// The user, with the new address.
+        user: User,
+        /// The notice's outbox row.
+        notice: OutboxId,
+    },
+    /// The link was used before.
+    AlreadyUsed,
+    /// The link's time is up.
+    Expired,
+    /// The new address belongs to another account by now; nothing changed.
+    AddressTaken,
+    /// No change has this hash, or the account's address is no longer the one it was
+    /// requested from (another change was confirmed first).
+    Unknown,
+}
+
 /// What became of an attempt to redeem a link by its short code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
@@ -162,7 +211,8 @@ pub trait LinkStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> anyhow::Result<LinkState>;
 
-    /// Deletes links that expired before `cutoff`, returning how many.
+    /// Deletes links (sign-in links and address-change confirmations) that expired before
+    /// `cutoff`, returning how many.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
@@ -212,6 +262,42 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// MUST fail only on a storage failure.
     async fn rename(&self, id: &UserId, name: Option<DisplayName>) -> anyhow::Result<()>;
+
+    /// Stores a requested change of `change.user_id`'s sign-in address and the email that asks
+    /// the new address to confirm it, in one transaction; the account's earlier unconfirmed
+    /// changes are deleted with it, so only the newest link works. Returns the email's row id.
+    /// Nothing about the account changes until [`UserStore::confirm_address_change`].
+    ///
+    /// # Errors
+    /// MUST fail if they could not be stored durably.
+    async fn request_address_change(
+        &self,
+        change: &NewAddressChange,
+        email: &NewOutboxMessage,
+    ) -> anyhow::Result<OutboxId>;
+
+    /// The change a confirmation link names, as stored, changing nothing.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure; an unknown hash is `Ok(None)`.
+    async fn find_address_change(&self, token_hash: &LinkTokenHash) -> anyhow::Result<Option<PendingAddressChange>>;
+
+    /// Confirms the change `token_hash` names, atomically: of concurrent calls, at most one
+    /// sees [`AddressChangeOutcome::Changed`]. In one transaction it marks the change used,
+    /// sets the user's address to the new one (verified at `now`) provided it is still
+    /// `old_email`, retires the unused sign-in links of the old address, and stores `notice`
+    /// (the email telling the old address). If the new address belongs to another user by
+    /// now, nothing changes.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure (then nothing changed).
+    async fn confirm_address_change(
+        &self,
+        token_hash: &LinkTokenHash,
+        old_email: &EmailAddress,
+        notice: &NewOutboxMessage,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<AddressChangeOutcome>;
 
     /// Deletes the user with this address and, with it, their sessions. `false` when there was
     /// no such user.

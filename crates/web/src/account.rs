@@ -1,8 +1,13 @@
-//! The account page (`pages.account`, default `/account`): the signed-in person's address, a
-//! display name to edit, and their sessions (browser and system, created, last used, "this
-//! device"), each revocable, with "sign out everywhere else". Every change is a CSRF-checked
-//! form post that comes back to the page. Signed out, the page sends the person to sign in and
-//! back.
+//! The account page (`pages.account`, default `/account`): the signed-in person's address (and
+//! a form to change it), a display name to edit, and their sessions (browser and system,
+//! created, last used, "this device"), each revocable, with "sign out everywhere else". Every
+//! change is a CSRF-checked form post that comes back to the page. Signed out, the page sends
+//! the person to sign in and back.
+//!
+//! Changing the address emails a link to the new one; the link opens
+//! `{account}/email/confirm`, which shows what would change and a button (a scanner opening the
+//! link changes nothing), and the button's post makes the change. That page needs no session:
+//! the link is the proof, as strong as a sign-in link.
 //!
 //! The JSON API's twins of the session changes are in [`crate::api`]; both call the same use
 //! cases.
@@ -10,18 +15,20 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::{DisplayName, SessionId};
+use domain::{DisplayName, EmailAddress, InvalidDisplayName, LinkToken, SessionId};
+use i18n::Sentence;
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Query, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
-use ports::ActiveSession;
+use ports::{ActiveSession, ChangeAddress, ChangeAddressError, ConfirmAddress};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use crate::auth::{self, checked_form};
-use crate::errors::{respond, WebError};
+use crate::client::client_ip;
+use crate::errors::{invalid_email_sentence, respond, WebError};
 use crate::forms::CsrfProtected;
-use crate::render::page;
+use crate::render::{page, say};
 use crate::{csrf, telemetry, user_agent, AppState};
 
 /// `POST {account}/name`.
@@ -46,6 +53,40 @@ pub struct SessionForm {
     pub session: Option<String>,
 }
 
+/// `POST {account}/email`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ChangeEmailForm {
+    /// The double-submit CSRF token.
+    #[serde(default, rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+    /// The new address typed.
+    #[serde(default)]
+    pub email: String,
+}
+
+/// `GET` and `POST {account}/email/confirm`: the token from the confirmation link.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfirmEmailForm {
+    /// The double-submit CSRF token (post only).
+    #[serde(default, rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+    /// The link's token.
+    #[serde(default)]
+    pub token: String,
+}
+
+impl CsrfProtected for ChangeEmailForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+impl CsrfProtected for ConfirmEmailForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 impl CsrfProtected for RenameForm {
     fn csrf_token(&self) -> Option<&str> {
         self.csrf_token.as_deref()
@@ -61,7 +102,7 @@ impl CsrfProtected for SessionForm {
 /// `?done=` after a change: what the page confirms.
 #[derive(Debug, Default, Deserialize)]
 pub struct AccountQuery {
-    /// `renamed`, `revoked` or `others`.
+    /// `renamed`, `revoked`, `others`, `confirm-sent` or `email-changed`.
     #[serde(default)]
     pub done: Option<String>,
 }
@@ -84,12 +125,15 @@ pub async fn show(req: &Request, state: Data<&Arc<AppState>>, query: Query<Accou
             return Ok(sign_in_first(&state));
         };
         let done = match query.done.as_deref() {
-            Some("renamed") => Some("Your name was saved."),
-            Some("revoked") => Some("That session was signed out."),
-            Some("others") => Some("Every other session was signed out."),
+            // Message ids: the template says them in the page's language.
+            Some("renamed") => Some("account-done-renamed"),
+            Some("revoked") => Some("account-done-revoked"),
+            Some("others") => Some("account-done-others"),
+            Some("confirm-sent") => Some("account-done-confirm-sent"),
+            Some("email-changed") => Some("account-done-email-changed"),
             _ => None,
         };
-        account_page(req, &state, &active, StatusCode::OK, done, None).await
+        account_page(req, &state, &active, StatusCode::OK, done, FieldError::None).await
     };
     respond(req, &state, result.await)
 }
@@ -107,10 +151,113 @@ pub async fn rename(req: &Request, state: Data<&Arc<AppState>>, form: poem::Resu
                 Ok(back(&state, "renamed"))
             }
             Err(reason) => {
-                let message = reason.to_string();
-                account_page(req, &state, &active, StatusCode::BAD_REQUEST, None, Some(&message)).await
+                let sentence = match reason {
+                    InvalidDisplayName::TooLong => {
+                        Sentence::new("name-too-long").arg("max", domain::user::MAX_DISPLAY_NAME as u64)
+                    }
+                    InvalidDisplayName::ControlCharacter => Sentence::new("name-control-character"),
+                };
+                account_page(req, &state, &active, StatusCode::BAD_REQUEST, None, FieldError::Name(sentence)).await
             }
         }
+    };
+    respond(req, &state, result.await)
+}
+
+/// `POST {account}/email`: emails a confirmation link to the new address. Nothing changes until
+/// it is opened.
+#[handler]
+pub async fn change_email(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    form: poem::Result<Form<ChangeEmailForm>>,
+) -> Response {
+    let result = async {
+        let Some((form, active)) = signed_in_form(req, &state, form).await? else {
+            return Ok(sign_in_first(&state));
+        };
+        let refused = |status, sentence: Sentence| {
+            let state = &state;
+            let active = &active;
+            async move { account_page(req, state, active, status, None, FieldError::Email(sentence)).await }
+        };
+        let new_email = match parse_address(&state, &form.email) {
+            Ok(email) => email,
+            Err(reason) => return refused(StatusCode::BAD_REQUEST, invalid_email_sentence(&reason)).await,
+        };
+        let request = ChangeAddress {
+            new_email,
+            client: client_ip(req, &state.settings.trusted_proxies),
+            lang: crate::lang::of(req),
+        };
+        match state.sign_in.request_address_change(&active, request).await {
+            Ok(_) => Ok(back(&state, "confirm-sent")),
+            Err(ChangeAddressError::SameAddress) => {
+                refused(StatusCode::BAD_REQUEST, Sentence::new("account-same-address")).await
+            }
+            Err(error) => {
+                // Rate limits answer with the page and the sentence the sign-in form uses.
+                let error = WebError::from(error);
+                if let WebError::RateLimited { limit, retry_after, .. } = &error {
+                    let mut response = refused(StatusCode::TOO_MANY_REQUESTS, limit.sentence(*retry_after)).await?;
+                    crate::errors::set_retry_after(&mut response, *retry_after);
+                    return Ok(response);
+                }
+                Err(error)
+            }
+        }
+    };
+    respond(req, &state, result.await)
+}
+
+/// The typed address as the sign-in form would accept it, or why not.
+pub(crate) fn parse_address(state: &AppState, typed: &str) -> Result<EmailAddress, domain::InvalidEmail> {
+    let email = EmailAddress::parse(typed)?;
+    if !state.settings.allow_unicode_local_part && !email.has_ascii_local_part() {
+        return Err(domain::InvalidEmail::NonAsciiLocalPart);
+    }
+    Ok(email)
+}
+
+/// `GET {account}/email/confirm?token=`: what the link would change, and a button to do it.
+/// Opening the link changes nothing.
+#[handler]
+pub async fn confirm_email_page(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    query: Query<ConfirmEmailForm>,
+) -> Response {
+    let result = async {
+        let token = LinkToken::parse(&query.token).map_err(|_| WebError::from(ports::ConfirmAddressError::Invalid))?;
+        let preview = state.sign_in.preview_address_change(&token).await?;
+        let mut context = Context::new();
+        context.insert("new_email", preview.new_email.as_str());
+        context.insert("token", &query.token);
+        context.insert("confirm_action", &format!("{}/email/confirm", state.settings.pages.account));
+        context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
+        Ok(page(req, &state, StatusCode::OK, "confirm_email.html", context)?)
+    };
+    respond(req, &state, result.await)
+}
+
+/// `POST {account}/email/confirm`: makes the change, tells the old address, and goes to the
+/// account page.
+#[handler]
+pub async fn confirm_email(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    form: poem::Result<Form<ConfirmEmailForm>>,
+) -> Response {
+    let result = async {
+        let form = checked_form(req, &state, form)?;
+        let token = LinkToken::parse(&form.token).map_err(|_| WebError::from(ports::ConfirmAddressError::Invalid))?;
+        let request = ConfirmAddress {
+            token,
+            client: client_ip(req, &state.settings.trusted_proxies),
+            lang: crate::lang::of(req),
+        };
+        state.sign_in.confirm_address_change(request).await?;
+        Ok(back(&state, "email-changed"))
     };
     respond(req, &state, result.await)
 }
@@ -178,14 +325,28 @@ fn back(state: &AppState, done: &str) -> Response {
     Redirect::see_other(format!("{}?done={done}", state.settings.pages.account)).into_response()
 }
 
+/// A field of the page refused, with the sentence shown under it.
+#[derive(Debug, Clone)]
+enum FieldError {
+    None,
+    Name(Sentence),
+    Email(Sentence),
+}
+
 async fn account_page(
     req: &Request,
     state: &AppState,
     active: &ActiveSession,
     status: StatusCode,
     done: Option<&str>,
-    name_error: Option<&str>,
+    error: FieldError,
 ) -> Result<Response, WebError> {
+    let said = |sentence: Sentence| Some(say(req, state, &sentence));
+    let (name_error, email_error) = match error {
+        FieldError::None => (None, None),
+        FieldError::Name(sentence) => (said(sentence), None),
+        FieldError::Email(sentence) => (None, said(sentence)),
+    };
     let sessions = state.sign_in.list_sessions(active).await?;
     let rows: Vec<SessionRow> = sessions
         .into_iter()
@@ -205,12 +366,14 @@ async fn account_page(
     context.insert("others", &rows.iter().any(|row| !row.current));
     context.insert("done", &done);
     context.insert("name_error", &name_error);
+    context.insert("email_error", &email_error);
+    context.insert("change_email_action", &format!("{page_path}/email"));
     context.insert("max_name", &domain::user::MAX_DISPLAY_NAME);
     context.insert("rename_action", &format!("{page_path}/name"));
     context.insert("revoke_action", &format!("{page_path}/sessions/revoke"));
     context.insert("revoke_others_action", &format!("{page_path}/sessions/revoke-others"));
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
-    Ok(page(state, status, "account.html", context)?)
+    Ok(page(req, state, status, "account.html", context)?)
 }
 
 /// An instant as the page shows it (UTC, to the minute).

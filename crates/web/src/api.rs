@@ -4,7 +4,9 @@
 //! {base}/signin/email`, `POST {base}/callback/email` (a link's token, or the code) and `POST
 //! {base}/signout`, which the route table sends here when the body is JSON (forms go to
 //! [`crate::auth`]); and the signed-in person's sessions: `GET {base}/sessions`, `DELETE
-//! {base}/sessions/{id}`, `POST {base}/sessions/revoke-others`.
+//! {base}/sessions/{id}`, `POST {base}/sessions/revoke-others`; and changing the sign-in
+//! address, `POST {base}/email` (signed in) and `POST {base}/email/confirm` (with the emailed
+//! link's token), the twins of the account page's forms.
 //!
 //! Every state change needs the CSRF token (`csrfToken` in the body or the `X-CSRF-Token`
 //! header, from `GET {base}/csrf`) and a same-origin request, as every form does
@@ -163,6 +165,42 @@ pub struct SignOutBody {
     pub csrf_token: Option<String>,
 }
 
+/// `POST {base}/email`: the address to sign in with from now on.
+#[derive(Debug, Object)]
+pub struct ChangeEmailBody {
+    /// The new address; a confirmation link is emailed to it.
+    pub email: String,
+    /// The CSRF token (or send it in `X-CSRF-Token`).
+    #[oai(rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
+/// A confirmation link is on its way (or, for an address that belongs to another account, the
+/// same answer and no email).
+#[derive(Debug, Object)]
+pub struct ConfirmationSentBody {
+    /// Whole minutes until the link expires.
+    #[oai(rename = "expiresInMinutes")]
+    pub expires_in_minutes: i64,
+}
+
+/// `POST {base}/email/confirm`: the token from the confirmation link (`?token=`).
+#[derive(Debug, Object)]
+pub struct ConfirmEmailBody {
+    /// The token.
+    pub token: String,
+    /// The CSRF token (or send it in `X-CSRF-Token`).
+    #[oai(rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
+/// The account's sign-in address after the change.
+#[derive(Debug, Object)]
+pub struct EmailChangedBody {
+    /// The address the account signs in with now.
+    pub email: String,
+}
+
 /// An RFC 9457 problem document: how every failure of the API is answered
 /// (`application/problem+json`).
 #[derive(Debug, Object)]
@@ -287,6 +325,31 @@ impl ProblemStatuses for RedeemProblems {
 pub struct SignOutProblems;
 impl ProblemStatuses for SignOutProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[FORBIDDEN, INTERNAL];
+}
+
+/// Asking to change the sign-in address.
+pub struct ChangeEmailProblems;
+impl ProblemStatuses for ChangeEmailProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "The address is not acceptable (`invalid-email`) or is the current one (`same-address`)."),
+        SIGNED_OUT,
+        FORBIDDEN,
+        RATE_LIMITED,
+        INTERNAL,
+    ];
+}
+
+/// Confirming a change of sign-in address.
+pub struct ConfirmEmailProblems;
+impl ProblemStatuses for ConfirmEmailProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "The link is not valid, or was replaced by a newer request (`address-change-invalid`)."),
+        FORBIDDEN,
+        (409, "The new address belongs to another account by now (`address-taken`); nothing changed."),
+        (410, "The link was used already (`address-change-used`) or has expired (`address-change-expired`)."),
+        RATE_LIMITED,
+        INTERNAL,
+    ];
 }
 
 /// A session was ended.
@@ -424,6 +487,38 @@ impl AuthApi {
         Ok(SessionRevoked::Revoked)
     }
 
+    /// Emails a confirmation link to a new sign-in address; the address changes only when the
+    /// link's token is posted to `{base}/email/confirm`. An address that belongs to another
+    /// account gets the same answer and no email.
+    #[oai(path = "/email", method = "post")]
+    async fn change_email(
+        &self,
+        req: &Request,
+        body: Json<ChangeEmailBody>,
+    ) -> Result<Json<ConfirmationSentBody>, Problem<ChangeEmailProblems>> {
+        Ok(Json(self.change_email_op(req, body.0).await?))
+    }
+
+    /// Confirms a change of sign-in address with the token from the emailed link (no session
+    /// needed: the link is the proof). The old address is told.
+    #[oai(path = "/email/confirm", method = "post")]
+    async fn confirm_email(
+        &self,
+        req: &Request,
+        body: Json<ConfirmEmailBody>,
+    ) -> Result<Json<EmailChangedBody>, Problem<ConfirmEmailProblems>> {
+        auth::check_csrf(req, &self.state, body.0.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
+        let token = domain::LinkToken::parse(&body.0.token)
+            .map_err(|_| self.problem(req, ports::ConfirmAddressError::Invalid.into()))?;
+        let request = ports::ConfirmAddress {
+            token,
+            client: crate::client::client_ip(req, &self.state.settings.trusted_proxies),
+            lang: crate::lang::of(req),
+        };
+        let user = self.state.sign_in.confirm_address_change(request).await.map_err(|e| self.problem(req, e.into()))?;
+        Ok(Json(EmailChangedBody { email: user.email.as_str().to_owned() }))
+    }
+
     /// Ends every session of the signed-in person but this one ("sign out everywhere else").
     /// Needs the `X-CSRF-Token` header.
     #[oai(path = "/sessions/revoke-others", method = "post")]
@@ -437,6 +532,32 @@ impl AuthApi {
 }
 
 impl AuthApi {
+    /// Emails a confirmation link to a new sign-in address; nothing changes until it is used.
+    /// The account page's form does the same.
+    async fn change_email_op(
+        &self,
+        req: &Request,
+        body: ChangeEmailBody,
+    ) -> Result<ConfirmationSentBody, Problem<ChangeEmailProblems>> {
+        auth::check_csrf(req, &self.state, body.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
+        let active = self.signed_in(req).await?;
+        let new_email = crate::account::parse_address(&self.state, &body.email).map_err(|reason| {
+            self.problem(req, WebError::InvalidEmail { typed: body.email.clone(), callback_url: None, reason })
+        })?;
+        let request = ports::ChangeAddress {
+            new_email,
+            client: crate::client::client_ip(req, &self.state.settings.trusted_proxies),
+            lang: crate::lang::of(req),
+        };
+        let queued = self
+            .state
+            .sign_in
+            .request_address_change(&active, request)
+            .await
+            .map_err(|e| self.problem(req, e.into()))?;
+        Ok(ConfirmationSentBody { expires_in_minutes: queued.expires_in_minutes })
+    }
+
     /// The session making this request, or a 401 problem.
     async fn signed_in<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
         match auth::current_session(req, &self.state).await {

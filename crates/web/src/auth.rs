@@ -70,10 +70,8 @@ pub async fn sign_in_email(
 /// [`WebError::InvalidEmail`], [`WebError::RateLimited`] or [`WebError::Unexpected`].
 pub(crate) async fn send_link(req: &Request, state: &AppState, form: &SignInForm) -> Result<LinkSentBody, WebError> {
     let client = client_ip(req, &state.settings.trusted_proxies);
-    let request = form.to_request(&state.settings, client).map_err(|reason| WebError::InvalidEmail {
-        typed: form.email.clone(),
-        callback_url: form.callback_url.clone(),
-        reason,
+    let request = form.to_request(&state.settings, client, &crate::lang::of(req)).map_err(|reason| {
+        WebError::InvalidEmail { typed: form.email.clone(), callback_url: form.callback_url.clone(), reason }
     })?;
     let callback = request.callback.as_str().to_owned();
     // The link is stored and its email queued; delivery happens in the background, so the
@@ -159,7 +157,7 @@ async fn confirm_page(
     context.insert("email", email.as_str());
     let callback = state.settings.callback(query.callback_url.as_deref());
     context.insert("callback_url", callback.as_str());
-    Ok(page(state, StatusCode::OK, "confirm.html", context)?)
+    Ok(page(req, state, StatusCode::OK, "confirm.html", context)?)
 }
 
 /// `POST {base}/callback/email` with a form: signs in with a link confirmed on the confirm page

@@ -24,6 +24,8 @@ pub enum Kind {
     Csrf,
     /// The link this browser asked for (see [`crate::pending`]).
     PendingSignIn,
+    /// The language chosen with `?lang=` (see [`crate::lang`]).
+    Lang,
 }
 
 /// The cookie name as sent: the configured base name, with `__Host-` over https.
@@ -32,6 +34,7 @@ pub fn name(settings: &WebSettings, kind: Kind) -> String {
         Kind::Session => &settings.cookie_names.session,
         Kind::Csrf => &settings.cookie_names.csrf,
         Kind::PendingSignIn => &settings.cookie_names.pending,
+        Kind::Lang => &settings.cookie_names.lang,
     };
     match (settings.is_https(), domain_of(settings, kind)) {
         (true, None) => format!("__Host-{base}"),
@@ -44,7 +47,7 @@ pub fn name(settings: &WebSettings, kind: Kind) -> String {
 fn domain_of(settings: &WebSettings, kind: Kind) -> Option<&str> {
     match kind {
         Kind::Session => settings.session_cookie_domain.as_deref(),
-        Kind::Csrf | Kind::PendingSignIn => None,
+        Kind::Csrf | Kind::PendingSignIn | Kind::Lang => None,
     }
 }
 

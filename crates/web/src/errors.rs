@@ -5,16 +5,18 @@
 //! and show a fixed message; nothing internal reaches the response.
 
 use domain::InvalidEmail;
+use i18n::Sentence;
 use poem::http::{header, StatusCode};
 use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
 use ports::{
-    LimitScope, LinkStateError, ListSessionsError, ReadSessionError, RedeemCodeError, RedeemLinkError, RenameError,
-    RequestLinkError, RevokeOtherSessionsError, RevokeSessionError, SignOutError,
+    ChangeAddressError, ConfirmAddressError, LimitScope, LinkStateError, ListSessionsError, ReadSessionError,
+    RedeemCodeError, RedeemLinkError, RenameError, RequestLinkError, RevokeOtherSessionsError, RevokeSessionError,
+    SignOutError,
 };
 use tera::Context;
 
-use crate::render::{check_email_page, page, sign_in_form};
+use crate::render::{check_email_page, page_in, sign_in_form};
 use crate::{telemetry, AppState};
 
 /// Whether the caller wants a page or JSON.
@@ -100,6 +102,12 @@ pub enum WebError {
     /// A code typed on the "check your email" page signed nobody in.
     #[error("sign-in code refused: {0:?}")]
     Code(CodeProblem),
+    /// An address-change confirmation link changed nothing.
+    #[error("address change refused: {0:?}")]
+    AddressChange(AddressChangeRefusal),
+    /// The new sign-in address asked for is the one the account has.
+    #[error("that is already the sign-in address")]
+    SameAddress,
     /// The router or an extractor refused the request before a handler ran.
     #[error("request refused with status {0}")]
     Refused(StatusCode),
@@ -139,14 +147,24 @@ pub enum LimitedPage {
 
 impl Limit {
     /// What the person is told, with the wait in words: "... Try again in 4 minutes."
-    pub fn sentence(self, retry_after: chrono::TimeDelta) -> String {
+    pub fn sentence(self, retry_after: chrono::TimeDelta) -> Sentence {
         let what = match self {
-            Limit::LinksToAddress => "Too many sign-in emails for this address.",
-            Limit::RequestsFromClient => "Too many sign-in requests from your network.",
-            Limit::LinksToEveryone => "We are sending too many sign-in emails right now.",
-            Limit::FailedSignIns => "Too many failed sign-in attempts from your network.",
+            Limit::LinksToAddress => "limit-links-to-address",
+            Limit::RequestsFromClient => "limit-requests-from-client",
+            Limit::LinksToEveryone => "limit-links-to-everyone",
+            Limit::FailedSignIns => "limit-failed-sign-ins",
         };
-        format!("{what} Try again in {}.", in_words(retry_after))
+        let (count, unit) = in_units(retry_after);
+        Sentence::new(what).then("limit-try-again").arg("count", count).arg("unit", unit)
+    }
+
+    /// The limit on emails with links that a use case named.
+    pub(crate) fn of_scope(scope: LimitScope) -> Self {
+        match scope {
+            LimitScope::Address => Limit::LinksToAddress,
+            LimitScope::Client => Limit::RequestsFromClient,
+            LimitScope::Everyone => Limit::LinksToEveryone,
+        }
     }
 
     pub(crate) fn kind(self) -> &'static str {
@@ -159,15 +177,15 @@ impl Limit {
     }
 }
 
-/// A wait as people say it, rounded up: "45 seconds", "1 minute", "4 minutes", "2 hours".
-pub fn in_words(wait: chrono::TimeDelta) -> String {
+/// A wait as people say it, rounded up, as a count and a unit: (45, "second"), (1, "minute"),
+/// (4, "minute"), (2, "hour"). The translations put it in words.
+pub fn in_units(wait: chrono::TimeDelta) -> (u64, &'static str) {
     let seconds = retry_after_seconds(wait);
-    let (count, unit) = match seconds {
+    match seconds {
         0..=59 => (seconds, "second"),
         60..=5399 => (seconds.div_ceil(60), "minute"),
         _ => (seconds.div_ceil(3600), "hour"),
-    };
-    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+    }
 }
 
 /// Whole seconds to wait, rounded up (at least 1), for `Retry-After`.
@@ -213,25 +231,16 @@ impl CodeProblem {
     }
 
     /// What the person is told, as a sentence.
-    pub fn sentence(self) -> String {
+    pub fn sentence(self) -> Sentence {
         match self {
-            CodeProblem::Wrong { attempts_left: 0 } => {
-                "That code is not right, and it was the last try: this code no longer works. Open the link in the email, or ask for a new one.".to_owned()
-            }
-            CodeProblem::Wrong { attempts_left } => format!(
-                "That code is not right. You can try {attempts_left} more time{}.",
-                if attempts_left == 1 { "" } else { "s" }
-            ),
-            CodeProblem::Exhausted => {
-                "Too many wrong codes: this code no longer works. Open the link in the email, or ask for a new one.".to_owned()
-            }
-            CodeProblem::Expired => "This code has expired. Ask for a new link.".to_owned(),
-            CodeProblem::AlreadyUsed => "This code was already used. Ask for a new link to sign in again.".to_owned(),
-            CodeProblem::Invalid => {
-                "This code no longer works: a newer sign-in replaced it. Use the most recent email.".to_owned()
-            }
-            CodeProblem::Malformed => "A code has eight letters and digits, like ABCD-1234.".to_owned(),
-            CodeProblem::NotThisBrowser => "A code works only in the browser where you asked for the link. Open the link in the email instead, or ask for a new one here.".to_owned(),
+            CodeProblem::Wrong { attempts_left: 0 } => Sentence::new("code-wrong-last"),
+            CodeProblem::Wrong { attempts_left } => Sentence::new("code-wrong").arg("attempts", attempts_left),
+            CodeProblem::Exhausted => Sentence::new("code-exhausted"),
+            CodeProblem::Expired => Sentence::new("code-expired"),
+            CodeProblem::AlreadyUsed => Sentence::new("code-used"),
+            CodeProblem::Invalid => Sentence::new("code-invalid"),
+            CodeProblem::Malformed => Sentence::new("code-malformed"),
+            CodeProblem::NotThisBrowser => Sentence::new("code-not-this-browser"),
         }
     }
 }
@@ -277,11 +286,7 @@ impl WebError {
     pub fn from_link_request(error: RequestLinkError, typed: &str, callback_url: Option<&str>) -> Self {
         match error {
             RequestLinkError::RateLimited { scope, retry_after } => WebError::RateLimited {
-                limit: match scope {
-                    LimitScope::Address => Limit::LinksToAddress,
-                    LimitScope::Client => Limit::RequestsFromClient,
-                    LimitScope::Everyone => Limit::LinksToEveryone,
-                },
+                limit: Limit::of_scope(scope),
                 retry_after,
                 page: LimitedPage::SignIn { typed: typed.to_owned(), callback_url: callback_url.map(str::to_owned) },
             },
@@ -347,6 +352,46 @@ pub fn link_refusal(error: RedeemLinkError) -> WebError {
     }
 }
 
+/// Why an address-change confirmation link changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressChangeRefusal {
+    /// Not a link this service sent, or replaced by a newer request.
+    Invalid,
+    /// Used already.
+    Used,
+    /// Past its expiry.
+    Expired,
+    /// The new address belongs to another account by now.
+    Taken,
+}
+
+impl From<ConfirmAddressError> for WebError {
+    fn from(error: ConfirmAddressError) -> Self {
+        WebError::AddressChange(match error {
+            ConfirmAddressError::Invalid => AddressChangeRefusal::Invalid,
+            ConfirmAddressError::AlreadyUsed => AddressChangeRefusal::Used,
+            ConfirmAddressError::Expired => AddressChangeRefusal::Expired,
+            ConfirmAddressError::AddressTaken => AddressChangeRefusal::Taken,
+            ConfirmAddressError::RateLimited { retry_after } => {
+                return WebError::RateLimited { limit: Limit::FailedSignIns, retry_after, page: LimitedPage::Error }
+            }
+            ConfirmAddressError::Unexpected(inner) => return WebError::Unexpected(inner),
+        })
+    }
+}
+
+impl From<ChangeAddressError> for WebError {
+    fn from(error: ChangeAddressError) -> Self {
+        match error {
+            ChangeAddressError::SameAddress => WebError::SameAddress,
+            ChangeAddressError::RateLimited { scope, retry_after } => {
+                WebError::RateLimited { limit: Limit::of_scope(scope), retry_after, page: LimitedPage::Error }
+            }
+            ChangeAddressError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
 /// Why a link signed nobody in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkRefusal {
@@ -389,6 +434,9 @@ impl WebError {
             WebError::SignedOut => StatusCode::UNAUTHORIZED,
             WebError::Link(LinkRefusal::Invalid) => StatusCode::BAD_REQUEST,
             WebError::Link(LinkRefusal::Used | LinkRefusal::Expired) => StatusCode::GONE,
+            WebError::AddressChange(AddressChangeRefusal::Invalid) | WebError::SameAddress => StatusCode::BAD_REQUEST,
+            WebError::AddressChange(AddressChangeRefusal::Used | AddressChangeRefusal::Expired) => StatusCode::GONE,
+            WebError::AddressChange(AddressChangeRefusal::Taken) => StatusCode::CONFLICT,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
@@ -400,79 +448,75 @@ impl WebError {
     }
 
     /// `(type, title, detail)` of the problem document; the detail is safe to show anyone.
-    fn problem(&self) -> (&'static str, &'static str, String) {
+    /// Title and detail are sentences of the translations: English in problem documents, the
+    /// request's language on error pages.
+    fn problem(&self) -> (&'static str, Sentence, Sentence) {
+        let titled = |kind, title, detail| (kind, Sentence::new(title), Sentence::new(detail));
         match self {
-            WebError::Csrf => (
-                "csrf",
-                "CSRF token missing or invalid",
-                "Fetch a token from GET {base}/csrf and send it back with its cookie: as csrfToken in a form or \
-                 JSON body, or in the X-CSRF-Token header."
-                    .to_owned(),
-            ),
+            WebError::Csrf => titled("csrf", "problem-csrf-title", "problem-csrf-detail"),
             // The parser's own words stay in the log: they are terse and may quote the body.
-            WebError::BadForm(_) => (
+            WebError::BadForm(_) => titled("bad-request", "problem-bad-form-title", "problem-bad-form-detail"),
+            WebError::BadQuery(detail) => (
                 "bad-request",
-                "The request body is not a readable form",
-                "Send the fields as an application/x-www-form-urlencoded body.".to_owned(),
+                Sentence::new("problem-bad-query-title"),
+                Sentence::new("problem-as-is").arg("text", detail.as_str()),
             ),
-            WebError::BadQuery(detail) => ("bad-request", "A query parameter is not acceptable", detail.clone()),
             WebError::InvalidEmail { reason, .. } => {
-                ("invalid-email", "Invalid email address", invalid_email_sentence(reason).to_owned())
+                ("invalid-email", Sentence::new("problem-invalid-email-title"), invalid_email_sentence(reason))
             }
-            WebError::NotFound => ("not-found", "Page not found", "There is nothing at this address.".to_owned()),
-            WebError::SignedOut => (
-                "signed-out",
-                "Not signed in",
-                "Sign in first: this needs the session cookie of a live session.".to_owned(),
+            WebError::NotFound => titled("not-found", "problem-not-found-title", "problem-not-found-detail"),
+            WebError::SignedOut => titled("signed-out", "problem-signed-out-title", "problem-signed-out-detail"),
+            WebError::NoSuchSession => {
+                titled("no-such-session", "problem-no-such-session-title", "problem-no-such-session-detail")
+            }
+            WebError::MethodNotAllowed => {
+                titled("method-not-allowed", "problem-method-not-allowed-title", "problem-method-not-allowed-detail")
+            }
+            WebError::Code(problem) => (problem.kind(), Sentence::new("problem-code-title"), problem.sentence()),
+            WebError::Link(refusal @ LinkRefusal::Invalid) => {
+                titled(refusal.kind(), "problem-link-invalid-title", "problem-link-invalid-detail")
+            }
+            WebError::Link(refusal @ LinkRefusal::Used) => {
+                titled(refusal.kind(), "problem-link-used-title", "problem-link-used-detail")
+            }
+            WebError::Link(refusal @ LinkRefusal::Expired) => {
+                titled(refusal.kind(), "problem-link-expired-title", "problem-link-expired-detail")
+            }
+            WebError::AddressChange(AddressChangeRefusal::Invalid) => titled(
+                "address-change-invalid",
+                "problem-address-change-invalid-title",
+                "problem-address-change-invalid-detail",
             ),
-            WebError::NoSuchSession => (
-                "no-such-session",
-                "No such session",
-                "You have no session with this id: it may have ended already.".to_owned(),
+            WebError::AddressChange(AddressChangeRefusal::Used) => {
+                titled("address-change-used", "problem-address-change-used-title", "problem-address-change-used-detail")
+            }
+            WebError::AddressChange(AddressChangeRefusal::Expired) => titled(
+                "address-change-expired",
+                "problem-address-change-expired-title",
+                "problem-address-change-expired-detail",
             ),
-            WebError::MethodNotAllowed => (
-                "method-not-allowed",
-                "Method not allowed",
-                "This address exists, but not for this kind of request.".to_owned(),
-            ),
-            WebError::Code(problem) => (problem.kind(), "The code did not sign you in", problem.sentence()),
-            WebError::Link(refusal @ LinkRefusal::Invalid) => (
-                refusal.kind(),
-                "This sign-in link is not valid",
-                "It may have been copied incompletely or changed. Ask for a new one.".to_owned(),
-            ),
-            WebError::Link(refusal @ LinkRefusal::Used) => (
-                refusal.kind(),
-                "This sign-in link was used already",
-                "A link signs in once. Ask for a new one.".to_owned(),
-            ),
-            WebError::Link(refusal @ LinkRefusal::Expired) => (
-                refusal.kind(),
-                "This sign-in link has expired",
-                "Links last a few minutes. Ask for a new one.".to_owned(),
-            ),
+            WebError::AddressChange(AddressChangeRefusal::Taken) => {
+                titled("address-taken", "problem-address-taken-title", "problem-address-taken-detail")
+            }
+            WebError::SameAddress => {
+                titled("same-address", "problem-same-address-title", "problem-same-address-detail")
+            }
             WebError::RateLimited { limit, retry_after, .. } => {
-                (limit.kind(), "Too many requests", limit.sentence(*retry_after))
+                (limit.kind(), Sentence::new("problem-rate-limited-title"), limit.sentence(*retry_after))
             }
             WebError::PayloadTooLarge { limit } => (
                 "payload-too-large",
-                "Request too large",
-                format!("A request body may hold at most {limit} bytes; a sign-in form needs a few hundred."),
+                Sentence::new("problem-payload-too-large-title"),
+                Sentence::new("problem-payload-too-large-detail").arg("limit", *limit),
             ),
             WebError::LengthRequired => {
-                ("length-required", "Length required", "Send the body with a Content-Length header.".to_owned())
+                titled("length-required", "problem-length-required-title", "problem-length-required-detail")
             }
             WebError::RequestTimeout => {
-                ("request-timeout", "Request timed out", "The request took too long to arrive. Try again.".to_owned())
+                titled("request-timeout", "problem-request-timeout-title", "problem-request-timeout-detail")
             }
-            WebError::Refused(_) => {
-                ("bad-request", "The request could not be read", "Check the request and try again.".to_owned())
-            }
-            WebError::Unexpected(_) => (
-                "internal",
-                "Something went wrong on our side",
-                "The error was logged; try again in a moment.".to_owned(),
-            ),
+            WebError::Refused(_) => titled("bad-request", "problem-refused-title", "problem-refused-detail"),
+            WebError::Unexpected(_) => titled("internal", "problem-internal-title", "problem-internal-detail"),
         }
     }
 
@@ -485,16 +529,17 @@ impl WebError {
             _ => {}
         }
         let retry_after = match &self {
-            WebError::RateLimited { retry_after, .. } => Some(retry_after_seconds(*retry_after)),
+            WebError::RateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         // People get the page they were on again, saying what went wrong; anything else is a
         // page or problem that needs nothing from the request.
         let status = self.status();
         let path = req.uri().path();
+        let lang = crate::lang::of(req);
         let again = match (format, self) {
             (Format::Html, WebError::InvalidEmail { typed, callback_url, reason }) => {
-                let message = Some(invalid_email_sentence(&reason).to_owned());
+                let message = Some(invalid_email_sentence(&reason));
                 sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
             }
             (Format::Html, WebError::Code(problem)) => check_email_page(req, state, Some(problem.sentence()), status),
@@ -511,22 +556,20 @@ impl WebError {
             (Format::Html, WebError::RateLimited { limit, retry_after, page: LimitedPage::CheckEmail }) => {
                 check_email_page(req, state, Some(limit.sentence(retry_after)), status)
             }
-            (format, other) => Ok(other.standalone_response(format, path, state)),
+            (format, other) => Ok(other.standalone_response(format, path, &lang, state)),
         };
         // The page itself failed to render: the plain error page (or problem) instead.
         let mut response =
-            again.unwrap_or_else(|error| WebError::Unexpected(error).standalone_response(format, path, state));
-        if let Some(seconds) = retry_after {
-            if let Ok(value) = poem::http::HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+            again.unwrap_or_else(|error| WebError::Unexpected(error).standalone_response(format, path, &lang, state));
+        if let Some(wait) = retry_after {
+            set_retry_after(&mut response, wait);
         }
         response
     }
 
     /// The response for this failure when no request is at hand any more (the router's own
     /// 404 and 405): a page that needs nothing from the request, or a problem document.
-    pub fn standalone_response(self, format: Format, path: &str, state: &AppState) -> Response {
+    pub fn standalone_response(self, format: Format, path: &str, lang: &str, state: &AppState) -> Response {
         let status = self.status();
         if let WebError::Unexpected(error) = &self {
             tracing::error!(path = %path, error = ?error, "request failed");
@@ -536,7 +579,7 @@ impl WebError {
             matches!(self, WebError::PayloadTooLarge { .. } | WebError::LengthRequired | WebError::RequestTimeout);
         let mut response = match format {
             Format::Json => self.problem_response(status, state),
-            Format::Html => self.page_response(status, state).unwrap_or_else(|error| {
+            Format::Html => self.page_response(status, lang, state).unwrap_or_else(|error| {
                 // The error page itself failed: fall back to plain text rather than recurse.
                 tracing::error!(error = ?error, "error page failed");
                 "Something went wrong on our side.".with_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
@@ -550,11 +593,12 @@ impl WebError {
 
     fn problem_response(&self, status: StatusCode, state: &AppState) -> Response {
         let (kind, title, detail) = self.problem();
+        let say = |sentence: &Sentence| state.pages.translations().say(i18n::DEFAULT, sentence);
         let mut body = serde_json::json!({
             "type": format!("urn:magiclink:problem:{kind}"),
-            "title": title,
+            "title": say(&title),
             "status": status.as_u16(),
-            "detail": detail.replace("{base}", &state.settings.auth_base_path),
+            "detail": say(&detail).replace("{base}", &state.settings.auth_base_path),
         });
         if let WebError::Code(CodeProblem::Wrong { attempts_left }) = self {
             body["attemptsLeft"] = serde_json::json!(attempts_left);
@@ -565,44 +609,52 @@ impl WebError {
         Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
     }
 
-    fn page_response(self, status: StatusCode, state: &AppState) -> Result<Response, WebError> {
+    fn page_response(self, status: StatusCode, lang: &str, state: &AppState) -> Result<Response, WebError> {
         if let WebError::Csrf = self {
-            return Ok(page(state, status, "csrf_error.html", Context::new())?);
+            return Ok(page_in(lang, state, status, "csrf_error.html", Context::new())?);
         }
         let (_, title, detail) = self.problem();
+        let say = |sentence: &Sentence| state.pages.translations().say(lang, sentence);
         let mut context = Context::new();
-        context.insert("title", title);
-        context.insert("detail", &detail.replace("{base}", &state.settings.auth_base_path));
-        Ok(page(state, status, "server_error.html", context)?)
+        context.insert("title", &say(&title));
+        context.insert("detail", &say(&detail).replace("{base}", &state.settings.auth_base_path));
+        Ok(page_in(lang, state, status, "server_error.html", context)?)
     }
 }
 
 /// What a person reads when the address they typed is refused: a sentence, in the site's voice.
 /// (The domain's own messages are terse diagnostics for logs and errors.)
-pub fn invalid_email_sentence(reason: &InvalidEmail) -> &'static str {
-    match reason {
-        InvalidEmail::Empty => "Enter your email address.",
-        InvalidEmail::TooLong => "That address is too long.",
-        InvalidEmail::ForbiddenCharacter => "An email address cannot contain spaces or control characters.",
-        InvalidEmail::NotOneAddress => "Enter a single address, like name@example.com.",
-        InvalidEmail::InvalidLocalPart => "The part before the @ is not valid.",
-        InvalidEmail::InvalidDomain => "The part after the @ must be a domain, like example.com.",
-        InvalidEmail::EncodedWord => "That is an encoded address (=?...?=); type the address itself.",
-        InvalidEmail::NonAsciiLocalPart => "The part before the @ may use only plain letters, digits and . _ + - here.",
-    }
+pub fn invalid_email_sentence(reason: &InvalidEmail) -> Sentence {
+    Sentence::new(match reason {
+        InvalidEmail::Empty => "invalid-email-empty",
+        InvalidEmail::TooLong => "invalid-email-too-long",
+        InvalidEmail::ForbiddenCharacter => "invalid-email-forbidden-character",
+        InvalidEmail::NotOneAddress => "invalid-email-not-one-address",
+        InvalidEmail::InvalidLocalPart => "invalid-email-local-part",
+        InvalidEmail::InvalidDomain => "invalid-email-domain",
+        InvalidEmail::EncodedWord => "invalid-email-encoded-word",
+        InvalidEmail::NonAsciiLocalPart => "invalid-email-non-ascii-local-part",
+    })
 }
 
 /// Turns what the router or an extractor refused (an unknown path, a wrong method, a query
 /// that does not parse) into the site's own error page or problem document, so that every
 /// answer looks like the service and carries its headers.
-pub fn router_error(error: &poem::Error, format: Format, path: &str, state: &AppState) -> Response {
+pub fn router_error(error: &poem::Error, format: Format, path: &str, lang: &str, state: &AppState) -> Response {
     let web_error = match error.status() {
         StatusCode::NOT_FOUND => WebError::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => WebError::MethodNotAllowed,
         status if status.is_client_error() => WebError::Refused(status),
         _ => WebError::Unexpected(anyhow::anyhow!("{error}")),
     };
-    web_error.standalone_response(format, path, state)
+    web_error.standalone_response(format, path, lang, state)
+}
+
+/// Says in `Retry-After` how long a rate-limited client should wait.
+pub(crate) fn set_retry_after(response: &mut Response, wait: chrono::TimeDelta) {
+    if let Ok(value) = poem::http::HeaderValue::from_str(&retry_after_seconds(wait).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
 }
 
 /// Turns a handler's result into a response, mapping errors in the one place that does so.

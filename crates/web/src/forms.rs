@@ -58,12 +58,22 @@ impl SignInForm {
     ///
     /// # Errors
     /// The address's [`InvalidEmail`] reason.
-    pub fn to_request(&self, settings: &WebSettings, client: Option<IpAddr>) -> Result<RequestLink, InvalidEmail> {
+    pub fn to_request(
+        &self,
+        settings: &WebSettings,
+        client: Option<IpAddr>,
+        lang: &str,
+    ) -> Result<RequestLink, InvalidEmail> {
         let email = EmailAddress::parse(&self.email)?;
         if !settings.allow_unicode_local_part && !email.has_ascii_local_part() {
             return Err(InvalidEmail::NonAsciiLocalPart);
         }
-        Ok(RequestLink { email, callback: settings.callback(self.callback_url.as_deref()), client })
+        Ok(RequestLink {
+            email,
+            callback: settings.callback(self.callback_url.as_deref()),
+            client,
+            lang: lang.to_owned(),
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use domain::EmailAddress;
 use poem::http::StatusCode;
 use poem::web::{Data, Json, Query};
 use poem::{handler, IntoResponse, Request, Response};
-use ports::LinkState;
+use ports::{EmailKind, LinkState};
 use serde::Serialize;
 use tera::Context;
 
@@ -24,7 +24,7 @@ pub async fn home(req: &Request, state: Data<&Arc<AppState>>) -> Response {
 
 async fn home_page(req: &Request, state: &AppState) -> Result<Response, WebError> {
     let context = signed_in_context(req, state).await?;
-    Ok(page(state, StatusCode::OK, "home.html", context)?)
+    Ok(page(req, state, StatusCode::OK, "home.html", context)?)
 }
 
 /// `GET {base}/signout`: Auth.js's confirm page, whose button posts the sign-out form.
@@ -32,7 +32,7 @@ async fn home_page(req: &Request, state: &AppState) -> Result<Response, WebError
 pub async fn sign_out_confirm(req: &Request, state: Data<&Arc<AppState>>) -> Response {
     let result = async {
         let context = signed_in_context(req, &state).await?;
-        Ok(page(&state, StatusCode::OK, "signout.html", context)?)
+        Ok(page(req, &state, StatusCode::OK, "signout.html", context)?)
     }
     .await;
     respond(req, &state, result)
@@ -78,7 +78,7 @@ pub async fn auth_error(req: &Request, state: Data<&Arc<AppState>>, query: Query
         context.insert("error", &query.error.as_deref().unwrap_or("Default"));
         context.insert("reason", &query.reason.as_deref().unwrap_or_default());
         context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
-        Ok(page(&state, StatusCode::OK, "auth_error.html", context)?)
+        Ok(page(req, &state, StatusCode::OK, "auth_error.html", context)?)
     })();
     respond(req, &state, result)
 }
@@ -89,11 +89,15 @@ struct MailboxEntry {
     to: String,
     subject: String,
     time: String,
-    link: String,
+    /// `sign_in`, `confirm_address` or `address_changed`.
+    kind: &'static str,
+    /// The link the email carries (none in a notice).
+    link: Option<String>,
     /// The short code the email carries.
     code: Option<String>,
-    /// What the link is now: `unused`, `used`, `expired` or `unknown` (retired or purged).
-    state: &'static str,
+    /// What a sign-in link is now: `unused`, `used`, `expired` or `unknown` (retired or
+    /// purged); `null` for other kinds of email.
+    state: Option<&'static str>,
     #[serde(skip_serializing)]
     html: String,
 }
@@ -120,7 +124,8 @@ async fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery)
     };
     let to = match query.to.as_deref().filter(|to| !to.is_empty()) {
         Some(raw) => Some(EmailAddress::parse(raw).map_err(|reason| {
-            WebError::BadQuery(format!("`to` is not an address. {}", invalid_email_sentence(&reason)))
+            let why = state.pages.translations().say(i18n::DEFAULT, &invalid_email_sentence(&reason));
+            WebError::BadQuery(format!("`to` is not an address. {why}"))
         })?),
         None => None,
     };
@@ -128,7 +133,11 @@ async fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery)
     let mut entries = Vec::new();
     for message in dev_mailbox.list(to.as_ref(), limit) {
         entries.push(MailboxEntry {
-            state: link_state(state, &message.link).await?,
+            state: match (&message.link, message.kind) {
+                (Some(link), EmailKind::SignIn) => Some(link_state(state, link).await?),
+                _ => None,
+            },
+            kind: message.kind.as_str(),
             to: message.to.as_str().to_owned(),
             subject: message.subject,
             time: message.sent_at.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -145,7 +154,7 @@ async fn mailbox_response(req: &Request, state: &AppState, query: &MailboxQuery)
     let mut context = Context::new();
     context.insert("messages", &view);
     context.insert("to", &to.as_ref().map(EmailAddress::as_str));
-    Ok(page(state, StatusCode::OK, "mailbox.html", context)?)
+    Ok(page(req, state, StatusCode::OK, "mailbox.html", context)?)
 }
 
 /// What a mailbox message's link is now, read from the store without changing it.

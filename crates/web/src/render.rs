@@ -3,7 +3,10 @@
 //! when what was sent is refused (sign-in, check your email). Depends on no handler and no
 //! error mapping, so that both [`crate::pages`] and [`crate::errors`] can use it.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use i18n::{Localized, Sentence, Translations};
 use poem::http::StatusCode;
 use poem::web::Html;
 use poem::{IntoResponse, Request, Response};
@@ -12,7 +15,7 @@ use tera::{Context, Tera};
 use crate::{csrf, AppState};
 
 /// The built-in page templates, by the name an override file must have.
-const BUILTIN: [(&str, &str); 11] = [
+const BUILTIN: [(&str, &str); 12] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("signin.html", include_str!("../templates/signin.html")),
@@ -24,6 +27,7 @@ const BUILTIN: [(&str, &str); 11] = [
     ("signout.html", include_str!("../templates/signout.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("account.html", include_str!("../templates/account.html")),
+    ("confirm_email.html", include_str!("../templates/confirm_email.html")),
 ];
 
 /// The page templates an operator may override, by file name under `templates.dir`.
@@ -37,40 +41,47 @@ pub const TEMPLATE_NAMES: [&str; BUILTIN.len()] = {
     names
 };
 
-/// The parsed page templates.
+/// The parsed page templates, in every language on offer.
 #[derive(Debug)]
 pub struct Pages {
-    tera: Tera,
+    templates: Localized,
+    translations: Arc<Translations>,
 }
 
 impl Pages {
-    /// Parses the built-in templates.
+    /// Parses the built-in templates, with the built-in translations.
     ///
     /// # Errors
     /// Fails if a template does not parse (caught by the tests).
     pub fn builtin() -> anyhow::Result<Self> {
-        Self::with_overrides(Vec::new())
+        Self::with_overrides(Vec::new(), Arc::new(Translations::builtin()?))
     }
 
-    /// Parses the built-in templates, replacing those named in `overrides` (name, source).
+    /// Parses the built-in templates, replacing those named in `overrides` (name, source), in
+    /// every language `translations` offers.
     ///
     /// # Errors
     /// Names the template and, through the error's cause, the line that does not parse.
-    pub fn with_overrides(overrides: Vec<(String, String)>) -> anyhow::Result<Self> {
+    pub fn with_overrides(overrides: Vec<(String, String)>, translations: Arc<Translations>) -> anyhow::Result<Self> {
         let mut tera = Tera::default();
         tera.add_raw_templates(BUILTIN).context("built-in page templates do not parse")?;
         if !overrides.is_empty() {
             tera.add_raw_templates(overrides).context("a page template override does not parse")?;
         }
         tera.autoescape_on(vec![".html"]);
-        Ok(Self { tera })
+        Ok(Self { templates: translations.localize(&tera), translations })
     }
 
-    /// Renders a page with the values every page shares plus `extra`.
+    /// The languages on offer and their messages.
+    pub fn translations(&self) -> &Translations {
+        &self.translations
+    }
+
+    /// Renders a page in `lang` with the values every page shares plus `extra`.
     ///
     /// # Errors
     /// Fails if the template refers to a missing value.
-    pub fn render(&self, state: &AppState, template: &str, extra: Context) -> anyhow::Result<String> {
+    pub fn render(&self, state: &AppState, lang: &str, template: &str, extra: Context) -> anyhow::Result<String> {
         let settings = &state.settings;
         let mut context = Context::new();
         context.insert("site_name", &settings.site_name);
@@ -81,14 +92,40 @@ impl Pages {
         context.insert("callback_action", &settings.auth_path("/callback/email"));
         context.insert("link_minutes", &state.sign_in.settings().link_policy.max_age_minutes());
         context.extend(extra);
-        self.tera.render(template, &context).with_context(|| format!("cannot render {template}"))
+        self.templates.render(lang, template, &mut context).with_context(|| format!("cannot render {template}"))
     }
 }
 
-/// Renders a page as a response with `status`.
-pub(crate) fn page(state: &AppState, status: StatusCode, template: &str, extra: Context) -> anyhow::Result<Response> {
-    let html = state.pages.render(state, template, extra)?;
-    Ok(Html(html).with_status(status).into_response())
+/// `sentence` in the request's language.
+pub(crate) fn say(req: &Request, state: &AppState, sentence: &Sentence) -> String {
+    state.pages.translations().say(&crate::lang::of(req), sentence)
+}
+
+/// Renders a page in the request's language as a response with `status`.
+pub(crate) fn page(
+    req: &Request,
+    state: &AppState,
+    status: StatusCode,
+    template: &str,
+    extra: Context,
+) -> anyhow::Result<Response> {
+    page_in(&crate::lang::of(req), state, status, template, extra)
+}
+
+/// Renders a page in `lang` as a response with `status`.
+pub(crate) fn page_in(
+    lang: &str,
+    state: &AppState,
+    status: StatusCode,
+    template: &str,
+    extra: Context,
+) -> anyhow::Result<Response> {
+    let html = state.pages.render(state, lang, template, extra)?;
+    let mut response = Html(html).with_status(status).into_response();
+    if let Ok(value) = poem::http::HeaderValue::from_str(lang) {
+        response.headers_mut().insert(poem::http::header::CONTENT_LANGUAGE, value);
+    }
+    Ok(response)
 }
 
 /// The most of a refused input a page shows again: more than any real address.
@@ -108,7 +145,7 @@ pub(crate) fn sign_in_form(
     state: &AppState,
     email: &str,
     callback_url: Option<&str>,
-    error: Option<String>,
+    error: Option<Sentence>,
     status: StatusCode,
 ) -> anyhow::Result<Response> {
     let mut context = Context::new();
@@ -117,23 +154,23 @@ pub(crate) fn sign_in_form(
     context.insert("email", &excerpt(email, MAX_ECHOED_CHARS));
     let callback_url = callback_url.filter(|url| url.len() <= domain::callback::MAX_LENGTH);
     context.insert("callback_url", callback_url.unwrap_or("/"));
-    context.insert("error", &error);
+    context.insert("error", &error.map(|error| say(req, state, &error)));
     context.insert("notice", &None::<String>);
-    page(state, status, "signin.html", context)
+    page(req, state, status, "signin.html", context)
 }
 
 /// Renders "check your email", optionally with why a typed code failed.
 pub(crate) fn check_email_page(
     req: &Request,
     state: &AppState,
-    code_error: Option<String>,
+    code_error: Option<Sentence>,
     status: StatusCode,
 ) -> anyhow::Result<Response> {
     let pending = crate::pending::read(req.cookie(), &state.settings, state.sign_in.now());
     let mut context = Context::new();
     context.insert("to", &pending.as_ref().map(|p| p.masked_email.as_str()));
     context.insert("pending", &pending.is_some());
-    context.insert("code_error", &code_error);
+    context.insert("code_error", &code_error.map(|error| say(req, state, &error)));
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
-    page(state, status, "check_email.html", context)
+    page(req, state, status, "check_email.html", context)
 }

@@ -145,6 +145,11 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
         .at("/healthz", get(auth::healthz))
         .at(&settings.pages.account, get(account::show))
         .at(format!("{}/name", settings.pages.account), post(account::rename))
+        .at(format!("{}/email", settings.pages.account), post(account::change_email))
+        .at(
+            format!("{}/email/confirm", settings.pages.account),
+            get(account::confirm_email_page).post(account::confirm_email),
+        )
         .at(format!("{}/sessions/revoke", settings.pages.account), post(account::revoke))
         .at(format!("{}/sessions/revoke-others", settings.pages.account), post(account::revoke_others))
         .at(format!("{base}/signin/email"), post(FormOrJson::new(auth::sign_in_email, &api)))
@@ -166,7 +171,7 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
     let route_labels = Arc::new(telemetry::RouteLabels::new(&state.settings));
     routes
         // Inside the header middleware, so the router's own 404 and 405 get the headers too.
-        .around(move |endpoint, req| {
+        .around(move |endpoint, mut req| {
             let state = Arc::clone(&fallback_state);
             let route_labels = Arc::clone(&route_labels);
             let started = Instant::now();
@@ -180,18 +185,19 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
             } else {
                 CONTENT_SECURITY_POLICY
             };
+            let lang = crate::lang::choose(&mut req, &state);
             async move {
                 let format = Format::of(&req);
                 let limits = state.settings.limits;
                 let mut response = if let Err(refusal) = check_body_size(&req, limits.max_body_bytes) {
-                    refusal.standalone_response(format, &path, &state)
+                    refusal.standalone_response(format, &path, &lang, &state)
                 } else {
                     match tokio::time::timeout(limits.request_timeout, endpoint.call(req)).await {
-                        Err(_elapsed) => WebError::RequestTimeout.standalone_response(format, &path, &state),
+                        Err(_elapsed) => WebError::RequestTimeout.standalone_response(format, &path, &lang, &state),
                         Ok(Ok(response)) => response,
                         // Our own handlers' errors are finished responses already.
                         Ok(Err(error)) if error.is_from_response() => error.into_response(),
-                        Ok(Err(error)) => router_error(&error, format, &path, &state),
+                        Ok(Err(error)) => router_error(&error, format, &path, &lang, &state),
                     }
                 };
                 let headers = response.headers_mut();

@@ -26,13 +26,20 @@ pub struct CookieNames {
     pub csrf: String,
     /// The pending-sign-in cookie (the session cookie's name with `.pending`).
     pub pending: String,
+    /// The chosen-language cookie (the session cookie's name with `.lang`).
+    pub lang: String,
 }
 
 impl CookieNames {
     /// The names for a session and a CSRF cookie name; the pending-sign-in cookie's name is
     /// the session cookie's with `.pending` added, so environments kept apart stay apart.
     pub fn new(session: &str, csrf: &str) -> Self {
-        Self { session: session.to_owned(), csrf: csrf.to_owned(), pending: format!("{session}.pending") }
+        Self {
+            session: session.to_owned(),
+            csrf: csrf.to_owned(),
+            pending: format!("{session}.pending"),
+            lang: format!("{session}.lang"),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ proptest! {
     #[test]
     fn sign_in_forms_parse_or_refuse_without_panicking(email in ".{0,300}", callback in proptest::option::of(".{0,300}")) {
         let form = SignInForm { email, csrf_token: None, callback_url: callback };
-        if let Ok(request) = form.to_request(&settings(), None) {
+        if let Ok(request) = form.to_request(&settings(), None, "en") {
             prop_assert!(request.email.has_ascii_local_part());
             prop_assert!(request.callback.as_str().starts_with('/'));
         }

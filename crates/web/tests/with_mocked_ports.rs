@@ -41,6 +41,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             link_policy: LinkPolicy::new(600),
             session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
+            confirm_address_endpoint: Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid"),
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
             sign_up: ports::SignUpPolicy::Open,

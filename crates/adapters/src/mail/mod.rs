@@ -1,4 +1,5 @@
-//! Mailers: rendering the sign-in email and the development mailbox.
+//! Email: rendering every kind from templates, and the mailers that send what was rendered
+//! (SMTP, Resend, the development mailbox).
 
 pub mod dev;
 pub mod render;
@@ -6,6 +7,6 @@ pub mod resend;
 pub mod smtp;
 
 pub use dev::DevMailer;
-pub use render::{EmailRenderer, RenderedEmail, TEMPLATE_NAMES};
+pub use render::{TemplateRenderer, TEMPLATE_NAMES};
 pub use resend::{ResendMailer, ResendSettings};
 pub use smtp::{parse_from, SmtpMailer, SmtpSettings, StartTls};

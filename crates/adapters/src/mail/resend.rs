@@ -5,17 +5,14 @@
 //! id goes in `Idempotency-Key`, so a retry after a crash is not sent twice.
 
 use domain::SecretText;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use lettre::message::Mailbox;
-use ports::{MailError, Mailer, SentReceipt, SignInEmail};
+use ports::{MailError, Mailer, OutgoingEmail, SentReceipt};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::json;
-
-use super::render::EmailRenderer;
 
 /// What the Resend mailer needs.
 #[derive(Debug, Clone)]
@@ -28,13 +25,12 @@ pub struct ResendSettings {
     pub timeout: Duration,
 }
 
-/// Sends sign-in emails through Resend's HTTP API.
+/// Sends rendered emails through Resend's HTTP API.
 pub struct ResendMailer {
     http: reqwest::Client,
     endpoint: String,
     api_key: SecretText,
     from: String,
-    renderer: Arc<EmailRenderer>,
 }
 
 impl ResendMailer {
@@ -42,7 +38,7 @@ impl ResendMailer {
     ///
     /// # Errors
     /// Names the setting that is missing or malformed.
-    pub fn new(settings: &ResendSettings, from: &Mailbox, renderer: Arc<EmailRenderer>) -> anyhow::Result<Self> {
+    pub fn new(settings: &ResendSettings, from: &Mailbox) -> anyhow::Result<Self> {
         super::smtp::check_sender(from)?;
         anyhow::ensure!(!settings.api_key.is_empty(), "mailer.resend.api_key (AUTH_RESEND_KEY) is not set");
         let base = url::Url::parse(&settings.base_url)
@@ -57,15 +53,14 @@ impl ResendMailer {
             endpoint: format!("{}/emails", base.as_str().trim_end_matches('/')),
             api_key: settings.api_key.clone(),
             from: from.to_string(),
-            renderer,
         })
     }
 }
 
 #[async_trait::async_trait]
 impl Mailer for ResendMailer {
-    async fn send_sign_in_link(&self, email: &SignInEmail, idempotency_key: &str) -> Result<SentReceipt, MailError> {
-        let rendered = self.renderer.render(email).map_err(MailError::Permanent)?;
+    async fn send(&self, email: &OutgoingEmail, idempotency_key: &str) -> Result<SentReceipt, MailError> {
+        let rendered = &email.rendered;
         let response = self
             .http
             .post(&self.endpoint)

@@ -6,7 +6,6 @@
 //! 4xx answers, timeouts and connection errors are transient.
 
 use domain::SecretText;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,9 +14,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
-use ports::{MailError, Mailer, SentReceipt, SignInEmail};
-
-use super::render::EmailRenderer;
+use ports::{MailError, Mailer, OutgoingEmail, SentReceipt};
 
 /// How STARTTLS is used on an `smtp://` URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +46,11 @@ pub struct SmtpSettings {
     pub extra_root_pem: Option<Vec<u8>>,
 }
 
-/// Sends sign-in emails over SMTP.
+/// Sends rendered emails over SMTP.
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     message_id_domain: String,
-    renderer: Arc<EmailRenderer>,
 }
 
 /// Parses `mailer.from`: `name <address>` or a bare address.
@@ -87,7 +83,7 @@ impl SmtpMailer {
     ///
     /// # Errors
     /// Names the setting that is malformed.
-    pub fn new(settings: &SmtpSettings, from: Mailbox, renderer: Arc<EmailRenderer>) -> anyhow::Result<Self> {
+    pub fn new(settings: &SmtpSettings, from: Mailbox) -> anyhow::Result<Self> {
         check_sender(&from)?;
         let url = url::Url::parse(settings.url.expose())
             .map_err(|e| anyhow::anyhow!("mailer.smtp.url is not a URL like smtp://host:587 ({e})"))?;
@@ -123,7 +119,7 @@ impl SmtpMailer {
             _ => anyhow::bail!("mailer.smtp needs both a user name and a password, or neither"),
         }
         let message_id_domain = from.email.domain().to_owned();
-        Ok(Self { transport: builder.build(), from, message_id_domain, renderer })
+        Ok(Self { transport: builder.build(), from, message_id_domain })
     }
 }
 
@@ -136,8 +132,8 @@ fn percent_decode(text: &str) -> String {
 
 #[async_trait::async_trait]
 impl Mailer for SmtpMailer {
-    async fn send_sign_in_link(&self, email: &SignInEmail, idempotency_key: &str) -> Result<SentReceipt, MailError> {
-        let rendered = self.renderer.render(email).map_err(MailError::Permanent)?;
+    async fn send(&self, email: &OutgoingEmail, idempotency_key: &str) -> Result<SentReceipt, MailError> {
+        let rendered = email.rendered.clone();
         let to = email.to.as_str().parse().map_err(|e| MailError::Permanent(anyhow::anyhow!("bad recipient: {e}")))?;
         // A stable Message-ID per outbox row lets a receiving system spot a duplicate after a
         // crash between sending and recording.

@@ -26,9 +26,10 @@ use domain::{
     SignInCodeHash, User, UserId,
 };
 use ports::{
-    Admission, Bucket, CodeRedemption, DeliveryState, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession,
-    Outbox, OutboxCounts, OutboxEntry, OutboxMessage, RateLimiter, Redemption, SentMessage, SessionDraft, SessionStore,
-    SignedInRecord, StoreHealth, UserAdded, UserStore,
+    AddressChangeOutcome, Admission, Bucket, CodeRedemption, DeliveryState, EmailKind, LinkState, LinkStore,
+    NewAddressChange, NewLink, NewOutboxMessage, NewSession, Outbox, OutboxCounts, OutboxEntry, OutboxMessage,
+    PendingAddressChange, RateLimiter, Redemption, SentMessage, SessionDraft, SessionStore, SignedInRecord,
+    StoreHealth, UserAdded, UserStore,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row as _, Transaction};
@@ -221,6 +222,117 @@ impl SqlStore {
             .await
             .with_context(|| format!("cannot purge {what}"))?;
         Ok(done.rows_affected())
+    }
+
+    /// Queues an email inside a transaction that stores what it is about (a link, an address
+    /// change), so both are stored or neither is.
+    async fn insert_outbox_within(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        email: &NewOutboxMessage,
+    ) -> anyhow::Result<OutboxId> {
+        let outbox_id = new_id::<OutboxKind>()?;
+        // A row leased to this instance's worker starts as claimed: one attempt begun, due
+        // again only when the lease runs out.
+        let (attempts, next_attempt_at) = match email.leased_until {
+            Some(until) => (1_i64, until),
+            None => (0, email.created_at),
+        };
+        sqlx::query(&self.sql(
+            "INSERT INTO outbox (id, kind, lang, recipient, link_token_hash, sealed_body, link_expires, attempts, \
+             next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(outbox_id.as_str())
+        .bind(email.kind.as_str())
+        .bind(email.lang.as_str())
+        .bind(email.recipient.as_str())
+        .bind(email.link_token_hash.to_hex())
+        .bind(email.sealed_body.as_slice())
+        .bind(to_millis(email.expires))
+        .bind(attempts)
+        .bind(to_millis(next_attempt_at))
+        .bind(to_millis(email.created_at))
+        .bind(to_millis(email.created_at))
+        .execute(&mut **tx)
+        .await
+        .with_context(|| format!("cannot queue the {} email", email.kind.as_str()))?;
+        Ok(outbox_id)
+    }
+
+    /// Confirms an address change inside its transaction; see
+    /// [`UserStore::confirm_address_change`]. The caller commits only on `Changed`.
+    async fn confirm_address_change_within(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        token_hash: &LinkTokenHash,
+        old_email: &EmailAddress,
+        notice: &NewOutboxMessage,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<AddressChangeOutcome> {
+        let used = sqlx::query(
+            &self
+                .sql("UPDATE address_changes SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires > ?"),
+        )
+        .bind(to_millis(now))
+        .bind(token_hash.to_hex())
+        .bind(to_millis(now))
+        .execute(&mut **tx)
+        .await
+        .context("cannot mark the address change used")?;
+        if used.rows_affected() == 0 {
+            return Ok(match self.address_change_in(&mut **tx, token_hash).await? {
+                Some(pending) if pending.used => AddressChangeOutcome::AlreadyUsed,
+                Some(_) => AddressChangeOutcome::Expired,
+                None => AddressChangeOutcome::Unknown,
+            });
+        }
+        let pending = self.address_change_in(&mut **tx, token_hash).await?.context("the address change vanished")?;
+        if self.user_by_email(&mut **tx, &pending.new_email).await?.is_some() {
+            return Ok(AddressChangeOutcome::AddressTaken);
+        }
+        let changed = sqlx::query(
+            &self.sql("UPDATE users SET email = ?, email_verified = ?, updated_at = ? WHERE id = ? AND email = ?"),
+        )
+        .bind(pending.new_email.as_str())
+        .bind(to_millis(now))
+        .bind(to_millis(now))
+        .bind(pending.user_id.as_str())
+        .bind(old_email.as_str())
+        .execute(&mut **tx)
+        .await
+        .context("cannot change the address")?;
+        if changed.rows_affected() == 0 {
+            return Ok(AddressChangeOutcome::Unknown);
+        }
+        // A sign-in link mailed to the old address must not sign anyone in as a new user of it.
+        self.retire_other_links(tx, old_email.as_str()).await?;
+        let notice = self.insert_outbox_within(tx, notice).await?;
+        let user = self.user_by_email(&mut **tx, &pending.new_email).await?.context("the changed user vanished")?;
+        Ok(AddressChangeOutcome::Changed { user, notice })
+    }
+
+    /// An address change by its token hash, through `executor`.
+    async fn address_change_in(
+        &self,
+        executor: impl sqlx::Executor<'_, Database = Any>,
+        token_hash: &LinkTokenHash,
+    ) -> anyhow::Result<Option<PendingAddressChange>> {
+        let row = sqlx::query(
+            &self.sql("SELECT user_id, new_email, expires, used_at FROM address_changes WHERE token_hash = ?"),
+        )
+        .bind(token_hash.to_hex())
+        .fetch_optional(executor)
+        .await
+        .context("cannot read the address change")?;
+        row.map(|row| {
+            Ok(PendingAddressChange {
+                user_id: stored_id(&row, "user_id")?,
+                new_email: stored_address(&row, "new_email")?,
+                expires: stored_instant(&row, "expires")?,
+                used: row.try_get::<Option<i64>, _>("used_at")?.is_some(),
+            })
+        })
+        .transpose()
     }
 
     /// Retires the address's other unused links once one was used: one sign-in per batch of
@@ -568,7 +680,7 @@ impl SqlStore {
         // their next attempt to the end of the lease: a worker that dies mid-send gives its
         // rows back when the lease runs out.
         let select = format!(
-            "SELECT id, recipient, link_token_hash, sealed_body, link_expires, attempts FROM outbox \
+            "SELECT id, kind, lang, recipient, link_token_hash, sealed_body, link_expires, attempts FROM outbox \
              WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{}",
             self.dialect.for_update_skip_locked()
         );
@@ -593,10 +705,12 @@ impl SqlStore {
             let hash: String = row.try_get("link_token_hash")?;
             let message = OutboxMessage {
                 id: stored_id(row, "id")?,
+                kind: stored_kind(row)?,
+                lang: row.try_get("lang")?,
                 recipient: stored_address(row, "recipient")?,
                 link_token_hash: LinkTokenHash::from_hex(&hash).context("stored token hash is not valid")?,
-                sealed_link: row.try_get::<Option<Vec<u8>>, _>("sealed_body")?.context("a pending row has no body")?,
-                link_expires: stored_instant(row, "link_expires")?,
+                sealed_body: row.try_get::<Option<Vec<u8>>, _>("sealed_body")?.context("a pending row has no body")?,
+                expires: stored_instant(row, "link_expires")?,
                 attempts: stored_count(row, "attempts")?.saturating_add(1),
                 leased_until: lease_until,
             };
@@ -612,13 +726,6 @@ impl SqlStore {
 #[async_trait::async_trait]
 impl LinkStore for SqlStore {
     async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<OutboxId> {
-        let outbox_id = new_id::<OutboxKind>()?;
-        // A row leased to this instance's worker starts as claimed: one attempt begun, due
-        // again only when the lease runs out.
-        let (attempts, next_attempt_at) = match email.leased_until {
-            Some(until) => (1_i64, until),
-            None => (0, email.created_at),
-        };
         let mut tx = self.begin_write().await?;
         sqlx::query(&self.sql(
             "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -631,22 +738,7 @@ impl LinkStore for SqlStore {
         .execute(&mut *tx)
         .await
         .context("cannot store the link")?;
-        sqlx::query(&self.sql(
-            "INSERT INTO outbox (id, recipient, link_token_hash, sealed_body, link_expires, attempts, next_attempt_at, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(outbox_id.as_str())
-        .bind(email.recipient.as_str())
-        .bind(email.link_token_hash.to_hex())
-        .bind(email.sealed_link.as_slice())
-        .bind(to_millis(email.link_expires))
-        .bind(attempts)
-        .bind(to_millis(next_attempt_at))
-        .bind(to_millis(email.created_at))
-        .bind(to_millis(email.created_at))
-        .execute(&mut *tx)
-        .await
-        .context("cannot queue the sign-in email")?;
+        let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
         tx.commit().await.context("cannot commit the link and its email")?;
         Ok(outbox_id)
     }
@@ -682,7 +774,10 @@ impl LinkStore for SqlStore {
     }
 
     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
-        self.delete_before("DELETE FROM verification_tokens WHERE expires < ?", cutoff, "expired links").await
+        let links = self.delete_before("DELETE FROM verification_tokens WHERE expires < ?", cutoff, "expired links");
+        // Address-change links are links too, and go with them.
+        let changes = self.delete_before("DELETE FROM address_changes WHERE expires < ?", cutoff, "address changes");
+        Ok(links.await? + changes.await?)
     }
 }
 
@@ -751,6 +846,57 @@ impl UserStore for SqlStore {
             .await
             .context("cannot rename the user")?;
         Ok(())
+    }
+
+    async fn request_address_change(
+        &self,
+        change: &NewAddressChange,
+        email: &NewOutboxMessage,
+    ) -> anyhow::Result<OutboxId> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&self.sql("DELETE FROM address_changes WHERE user_id = ? AND used_at IS NULL"))
+            .bind(change.user_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("cannot retire the earlier address changes")?;
+        sqlx::query(&self.sql(
+            "INSERT INTO address_changes (token_hash, user_id, new_email, expires, created_at) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(change.token_hash.to_hex())
+        .bind(change.user_id.as_str())
+        .bind(change.new_email.as_str())
+        .bind(to_millis(change.expires))
+        .bind(to_millis(change.created_at))
+        .execute(&mut *tx)
+        .await
+        .context("cannot store the address change")?;
+        let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
+        tx.commit().await.context("cannot commit the address change and its email")?;
+        Ok(outbox_id)
+    }
+
+    async fn find_address_change(&self, token_hash: &LinkTokenHash) -> anyhow::Result<Option<PendingAddressChange>> {
+        self.address_change_in(&self.pool, token_hash).await
+    }
+
+    async fn confirm_address_change(
+        &self,
+        token_hash: &LinkTokenHash,
+        old_email: &EmailAddress,
+        notice: &NewOutboxMessage,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<AddressChangeOutcome> {
+        retrying(|| async {
+            let mut tx = self.begin_write().await?;
+            let outcome = self.confirm_address_change_within(&mut tx, token_hash, old_email, notice, now).await?;
+            if matches!(outcome, AddressChangeOutcome::Changed { .. }) {
+                tx.commit().await.context("cannot commit the address change")?;
+            } else {
+                tx.rollback().await.context("cannot roll back the address change")?;
+            }
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool> {
@@ -864,10 +1010,17 @@ impl StoreHealth for SqlStore {
     }
 }
 
+/// An outbox row's kind of email.
+fn stored_kind(row: &AnyRow) -> anyhow::Result<EmailKind> {
+    let kind: String = row.try_get("kind")?;
+    EmailKind::parse(&kind).with_context(|| format!("unknown kind of email `{kind}`"))
+}
+
 fn outbox_entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
     let status: String = row.try_get("status")?;
     Ok(OutboxEntry {
         id: stored_id(row, "id")?,
+        kind: stored_kind(row)?,
         recipient: stored_address(row, "recipient")?,
         state: DeliveryState::parse(&status).with_context(|| format!("unknown outbox status `{status}`"))?,
         attempts: stored_count(row, "attempts")?,
@@ -987,7 +1140,8 @@ impl Outbox for SqlStore {
     }
 
     async fn list(&self, state: Option<DeliveryState>, limit: u32) -> anyhow::Result<Vec<OutboxEntry>> {
-        let columns = "id, recipient, status, attempts, created_at, next_attempt_at, provider_message_id, last_error";
+        let columns =
+            "id, kind, recipient, status, attempts, created_at, next_attempt_at, provider_message_id, last_error";
         let filter = if state.is_some() { "WHERE status = ? " } else { "" };
         let statement = format!("SELECT {columns} FROM outbox {filter}ORDER BY created_at DESC LIMIT ?");
         let statement = self.sql(&statement);

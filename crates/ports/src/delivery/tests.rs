@@ -8,7 +8,7 @@ use domain::{EmailAddress, LinkToken, ServerSecret};
 
 use super::{Deliverer, DeliverySettings, RetryPolicy};
 use crate::clock::MockClock;
-use crate::mailer::{MailError, MockMailer, SentReceipt};
+use crate::mailer::{EmailContent, EmailKind, MailError, MockEmailRenderer, MockMailer, RenderedEmail, SentReceipt};
 use crate::outbox::{DeliveryState, MockOutbox, OutboxMessage};
 
 /// The id of the one outbox row these tests deliver.
@@ -31,20 +31,46 @@ fn message(expires: DateTime<Utc>, attempts: u32) -> OutboxMessage {
     let token_hash = LinkToken::from_random_bytes([1; 32]).hash(&secret());
     OutboxMessage {
         id: row_id(),
+        kind: EmailKind::SignIn,
+        lang: "de".to_owned(),
         recipient: EmailAddress::parse("a@example.com").expect("valid"),
-        sealed_link: domain::sealed::seal(&secret(), token_hash.to_hex().as_bytes(), [9; 24], LINK.as_bytes()),
+        sealed_body: domain::sealed::seal(&secret(), token_hash.to_hex().as_bytes(), [9; 24], LINK.as_bytes()),
         link_token_hash: token_hash,
-        link_expires: expires,
+        expires,
         attempts,
         leased_until: now() + TimeDelta::minutes(2),
     }
 }
 
+/// A renderer that writes down what it was given: kind and language in the subject; link, code
+/// and minutes left in the text.
+fn renderer() -> MockEmailRenderer {
+    let mut renderer = MockEmailRenderer::new();
+    renderer.expect_render().returning(|email| {
+        Ok(RenderedEmail {
+            subject: format!("{} in {}", email.content.kind().as_str(), email.lang),
+            html: String::new(),
+            text: format!(
+                "{} {} {}",
+                email.content.link().map(url::Url::as_str).unwrap_or("-"),
+                email.content.code().unwrap_or("-"),
+                email.expires_in_minutes
+            ),
+        })
+    });
+    renderer
+}
+
 fn deliverer(outbox: MockOutbox, mailer: MockMailer) -> Deliverer {
+    deliverer_rendering_with(outbox, renderer(), mailer)
+}
+
+fn deliverer_rendering_with(outbox: MockOutbox, renderer: MockEmailRenderer, mailer: MockMailer) -> Deliverer {
     let mut clock = MockClock::new();
     clock.expect_now().returning(now);
     Deliverer::new(
         Arc::new(outbox),
+        Arc::new(renderer),
         Arc::new(mailer),
         Arc::new(clock),
         DeliverySettings {
@@ -98,10 +124,11 @@ async fn a_sent_message_is_recorded_with_the_provider_id() {
         .returning(|_, _| Ok(()));
     let mut mailer = MockMailer::new();
     mailer
-        .expect_send_sign_in_link()
+        .expect_send()
         .withf(|email, key| {
-            email.link.as_str() == LINK
-                && email.expires_in_minutes == 4
+            email.rendered.text == format!("{LINK} - 4")
+                && email.rendered.subject == "sign_in in de"
+                && email.content.link().map(url::Url::as_str) == Some(LINK)
                 && email.to.as_str() == "a@example.com"
                 && key == row_id().as_str()
         })
@@ -122,7 +149,7 @@ async fn a_message_whose_link_expired_is_dropped_and_never_sent() {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     let mut mailer = MockMailer::new();
-    mailer.expect_send_sign_in_link().never();
+    mailer.expect_send().never();
 
     let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
 
@@ -138,9 +165,7 @@ async fn a_permanent_failure_is_recorded_with_the_providers_reason() {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     let mut mailer = MockMailer::new();
-    mailer
-        .expect_send_sign_in_link()
-        .returning(|_, _| Err(MailError::Permanent(anyhow::anyhow!("550 mailbox unavailable"))));
+    mailer.expect_send().returning(|_, _| Err(MailError::Permanent(anyhow::anyhow!("550 mailbox unavailable"))));
 
     let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
 
@@ -156,7 +181,7 @@ async fn a_transient_failure_is_retried_no_sooner_than_the_provider_asked() {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     let mut mailer = MockMailer::new();
-    mailer.expect_send_sign_in_link().returning(|_, _| {
+    mailer.expect_send().returning(|_, _| {
         Err(MailError::Transient {
             source: anyhow::anyhow!("rate limited"),
             retry_after: Some(Duration::from_secs(30)),
@@ -177,9 +202,7 @@ async fn a_transient_failure_on_the_last_attempt_gives_up() {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     let mut mailer = MockMailer::new();
-    mailer
-        .expect_send_sign_in_link()
-        .returning(|_, _| Err(MailError::transient(anyhow::anyhow!("connection refused"))));
+    mailer.expect_send().returning(|_, _| Err(MailError::transient(anyhow::anyhow!("connection refused"))));
 
     let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
 
@@ -189,7 +212,7 @@ async fn a_transient_failure_on_the_last_attempt_gives_up() {
 #[tokio::test]
 async fn a_message_sealed_under_another_secret_fails_without_being_sent() {
     let mut claimed = message(now() + TimeDelta::minutes(9), 1);
-    claimed.sealed_link[30] ^= 1;
+    claimed.sealed_body[30] ^= 1;
     let mut outbox = outbox_claiming(claimed);
     outbox
         .expect_mark_final()
@@ -197,7 +220,7 @@ async fn a_message_sealed_under_another_secret_fails_without_being_sent() {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     let mut mailer = MockMailer::new();
-    mailer.expect_send_sign_in_link().never();
+    mailer.expect_send().never();
 
     let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
 
@@ -214,7 +237,7 @@ async fn a_handed_over_email_is_sent_and_recorded_without_a_claim() {
         .times(1)
         .returning(|_, _| Ok(()));
     let mut mailer = MockMailer::new();
-    mailer.expect_send_sign_in_link().times(1).returning(|_, _| Ok(SentReceipt { provider_message_id: None }));
+    mailer.expect_send().times(1).returning(|_, _| Ok(SentReceipt { provider_message_id: None }));
 
     let report = deliverer(outbox, mailer).deliver_handed_over(vec![message(now() + TimeDelta::minutes(5), 1)]).await;
 
@@ -229,10 +252,73 @@ async fn a_handed_over_email_whose_lease_ran_out_is_left_to_a_claim_and_not_sent
     outbox.expect_mark_sent().never();
     let mut mailer = MockMailer::new();
     // Another worker may have claimed it since: sending it here could send it twice.
-    mailer.expect_send_sign_in_link().never();
+    mailer.expect_send().never();
 
     let report = deliverer(outbox, mailer).deliver_handed_over(vec![lapsed]).await;
 
     assert_eq!((report.sent, report.lapsed), (0, 1));
     assert!(report.left_pending(), "the worker looks at the outbox again");
+}
+
+#[tokio::test]
+async fn an_email_that_does_not_render_fails_for_good_without_being_sent() {
+    let mut outbox = outbox_claiming(message(now() + TimeDelta::minutes(9), 1));
+    outbox
+        .expect_mark_final()
+        .withf(|_, state, reason, _| *state == DeliveryState::Failed && reason.contains("does not render"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut renderer = MockEmailRenderer::new();
+    renderer.expect_render().times(1).returning(|_| Err(anyhow::anyhow!("Variable `nope` not found")));
+    let mut mailer = MockMailer::new();
+    mailer.expect_send().never();
+
+    let report = deliverer_rendering_with(outbox, renderer, mailer).deliver_due().await.expect("batch runs");
+
+    assert_eq!(report.failed, 1);
+}
+
+#[tokio::test]
+async fn a_notice_without_a_link_is_opened_rendered_and_sent_like_any_other_email() {
+    let mut claimed = message(now() + TimeDelta::days(1), 1);
+    claimed.kind = EmailKind::AddressChanged;
+    claimed.sealed_body =
+        domain::sealed::seal(&secret(), claimed.link_token_hash.to_hex().as_bytes(), [7; 24], b"new@example.com");
+    let mut outbox = outbox_claiming(claimed);
+    outbox.expect_mark_sent().times(1).returning(|_, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer
+        .expect_send()
+        .withf(|email, _| {
+            email.rendered.subject == "address_changed in de"
+                && email.content
+                    == EmailContent::AddressChanged {
+                        new_address: EmailAddress::parse("new@example.com").expect("valid"),
+                    }
+        })
+        .times(1)
+        .returning(|_, _| Ok(SentReceipt::default()));
+
+    let report = deliverer(outbox, mailer).deliver_due().await.expect("batch runs");
+
+    assert_eq!(report.sent, 1);
+}
+
+#[test]
+fn every_kind_of_content_survives_its_sealed_text() {
+    let link = url::Url::parse(LINK).expect("a URL");
+    let contents = [
+        EmailContent::SignIn { link: link.clone(), code: Some("ABCD-EFGH".to_owned()) },
+        EmailContent::SignIn { link: link.clone(), code: None },
+        EmailContent::ConfirmNewAddress { link },
+        EmailContent::AddressChanged { new_address: EmailAddress::parse("b@example.org").expect("valid") },
+    ];
+    for content in contents {
+        let text = content.to_sealed_text();
+        assert_eq!(EmailContent::from_sealed_text(content.kind(), &text), Some(content), "{text}");
+    }
+    assert_eq!(EmailContent::from_sealed_text(EmailKind::SignIn, "not a url"), None);
+    for kind in EmailKind::ALL {
+        assert_eq!(EmailKind::parse(kind.as_str()), Some(kind));
+    }
 }

@@ -72,6 +72,7 @@ impl Ports {
                 link_policy: LinkPolicy::new(600),
                 session_policy: SessionPolicy::new(30 * 86_400, 86_400),
                 callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
+                confirm_address_endpoint: Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid URL"),
                 link_retention: TimeDelta::days(1),
                 limits,
                 sign_up: super::SignUpPolicy::Open,
@@ -81,7 +82,12 @@ impl Ports {
 }
 
 fn request() -> RequestLink {
-    RequestLink { email: email(), callback: CallbackPath::resolve(Some("/dashboard"), &site()), client: None }
+    RequestLink {
+        email: email(),
+        callback: CallbackPath::resolve(Some("/dashboard"), &site()),
+        client: None,
+        lang: "de".to_owned(),
+    }
 }
 
 fn site() -> Url {
@@ -113,10 +119,11 @@ async fn requesting_a_link_stores_the_hash_and_a_sealed_email_together_and_wakes
     assert_eq!(link.identifier, email());
     assert_eq!(link.expires, now() + TimeDelta::minutes(10));
     assert_eq!(queued_email.recipient, email());
-    assert_eq!(queued_email.link_expires, link.expires);
+    assert_eq!((queued_email.kind, queued_email.lang.as_str()), (crate::EmailKind::SignIn, "de"));
+    assert_eq!(queued_email.expires, link.expires);
     assert_eq!(queued_email.link_token_hash, link.token_hash);
     // The queued email opens, with the secret, to a link whose token hashes to the stored hash.
-    let opened = domain::sealed::open(&secret(), link.token_hash.to_hex().as_bytes(), &queued_email.sealed_link)
+    let opened = domain::sealed::open(&secret(), link.token_hash.to_hex().as_bytes(), &queued_email.sealed_body)
         .expect("sealed with the secret, bound to the token hash");
     let (url, code) = std::str::from_utf8(&opened).expect("utf-8").split_once('\n').expect("the link, then the code");
     let url = Url::parse(url).expect("a URL");
@@ -126,7 +133,7 @@ async fn requesting_a_link_stores_the_hash_and_a_sealed_email_together_and_wakes
     let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     let token = LinkToken::parse(&query["token"]).expect("link carries a well-formed token");
     assert!(token.hash(&secret()).matches(&link.token_hash), "stored hash is the token's HMAC");
-    assert!(!queued_email.sealed_link.windows(query["token"].len()).any(|w| w == query["token"].as_bytes()));
+    assert!(!queued_email.sealed_body.windows(query["token"].len()).any(|w| w == query["token"].as_bytes()));
     assert_eq!(query["email"], "a@example.com");
     assert_eq!(query["callbackUrl"], "/dashboard");
     assert_eq!(url.path(), "/api/auth/callback/email");
@@ -167,7 +174,7 @@ async fn a_new_email_is_stored_leased_and_handed_to_the_worker_only_after_it_is_
     assert_eq!(handed[0].id, outbox_id(), "the message names the stored row");
     assert_eq!(handed[0].leased_until, lease);
     assert_eq!(handed[0].attempts, 1, "storing it began its first attempt");
-    assert_eq!(handed[0].sealed_link, row.sealed_link);
+    assert_eq!(handed[0].sealed_body, row.sealed_body);
 }
 
 #[tokio::test]
@@ -484,4 +491,138 @@ async fn an_unknown_link_counts_as_a_failure_of_its_client() {
     let result = ports.build_with(limits).redeem_link(request).await;
 
     assert!(matches!(result, Err(RedeemLinkError::Invalid)), "{result:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changing the sign-in address
+
+fn active() -> super::ActiveSession {
+    super::ActiveSession {
+        session_id: session_id(1),
+        user: user(),
+        expires: now() + TimeDelta::days(1),
+        extended: false,
+    }
+}
+
+fn new_email() -> EmailAddress {
+    EmailAddress::parse("b@example.org").expect("valid address")
+}
+
+fn change() -> super::address::ChangeAddress {
+    super::address::ChangeAddress { new_email: new_email(), client: None, lang: "de".to_owned() }
+}
+
+#[tokio::test]
+async fn asking_to_change_to_the_same_address_is_refused_and_stores_nothing() {
+    let mut ports = Ports::default();
+    ports.users.expect_request_address_change().never();
+    let same = super::address::ChangeAddress { new_email: email(), ..change() };
+
+    let result = ports.build().request_address_change(&active(), same).await;
+
+    assert!(matches!(result, Err(super::address::ChangeAddressError::SameAddress)), "{result:?}");
+}
+
+#[tokio::test]
+async fn asking_for_someone_elses_address_answers_as_usual_and_sends_nothing() {
+    let mut ports = Ports::default();
+    ports.users.expect_find_by_email().times(1).returning(|_| Ok(Some(user())));
+    ports.users.expect_request_address_change().never();
+    ports.delivery.expect_hand_over().never();
+
+    let queued = ports.build().request_address_change(&active(), change()).await.expect("the usual answer");
+
+    assert_eq!((queued.new_email, queued.expires_in_minutes), (new_email(), 10));
+}
+
+#[tokio::test]
+async fn asking_for_a_free_address_stores_the_change_and_a_sealed_confirmation_to_it() {
+    let stored: Arc<Mutex<Option<(crate::stores::NewAddressChange, NewOutboxMessage)>>> = Arc::default();
+    let mut ports = Ports::default();
+    ports.users.expect_find_by_email().times(1).returning(|_| Ok(None));
+    let stored_by_store = Arc::clone(&stored);
+    ports.users.expect_request_address_change().times(1).returning(move |change, email| {
+        *stored_by_store.lock().expect("lock") = Some((change.clone(), email.clone()));
+        Ok(outbox_id())
+    });
+    ports.delivery.expect_lease_for_new().times(1).return_const(Some(now() + TimeDelta::minutes(2)));
+    ports.delivery.expect_hand_over().times(1).withf(|message| message.id == outbox_id()).return_const(());
+
+    ports.build().request_address_change(&active(), change()).await.expect("queued");
+
+    let (change, email) = stored.lock().expect("lock").clone().expect("stored");
+    assert_eq!((change.user_id, change.new_email.clone()), (user().id, new_email()));
+    assert_eq!(change.expires, now() + TimeDelta::minutes(10));
+    assert_eq!(
+        (email.kind, email.recipient, email.lang.as_str()),
+        (crate::EmailKind::ConfirmNewAddress, new_email(), "de")
+    );
+    let opened = domain::sealed::open(&secret(), change.token_hash.to_hex().as_bytes(), &email.sealed_body)
+        .expect("sealed, bound to the change's token hash");
+    let url = Url::parse(std::str::from_utf8(&opened).expect("utf-8")).expect("the confirmation link");
+    assert_eq!(url.path(), "/account/email/confirm");
+    let token = url.query_pairs().find(|(name, _)| name == "token").expect("a token").1.into_owned();
+    assert!(LinkToken::parse(&token).expect("a token").hash(&secret()).matches(&change.token_hash));
+}
+
+#[tokio::test]
+async fn confirming_stores_the_change_with_a_notice_to_the_old_address_and_hands_it_over() {
+    let token = LinkToken::from_random_bytes([5; 32]);
+    let hash = token.hash(&secret());
+    let mut ports = Ports::default();
+    ports.users.expect_find_address_change().times(1).returning(|_| {
+        Ok(Some(crate::stores::PendingAddressChange {
+            user_id: user().id,
+            new_email: new_email(),
+            expires: now() + TimeDelta::minutes(5),
+            used: false,
+        }))
+    });
+    ports.users.expect_find().times(1).returning(|_| Ok(Some(user())));
+    ports
+        .users
+        .expect_confirm_address_change()
+        .times(1)
+        .withf(move |token_hash, old, notice, at| {
+            *token_hash == hash
+                && *old == email()
+                && notice.recipient == email()
+                && notice.kind == crate::EmailKind::AddressChanged
+                && notice.expires > now() + TimeDelta::days(1)
+                && *at == now()
+        })
+        .returning(|_, _, _, _| {
+            Ok(crate::stores::AddressChangeOutcome::Changed {
+                user: User { email: new_email(), ..user() },
+                notice: outbox_id(),
+            })
+        });
+    ports.delivery.expect_lease_for_new().times(1).return_const(Some(now() + TimeDelta::minutes(2)));
+    ports.delivery.expect_hand_over().times(1).withf(|message| message.id == outbox_id()).return_const(());
+    let request = super::address::ConfirmAddress { token, client: None, lang: "de".to_owned() };
+
+    let changed = ports.build().confirm_address_change(request).await.expect("changed");
+
+    assert_eq!(changed.email, new_email());
+}
+
+#[tokio::test]
+async fn an_unknown_confirmation_link_changes_nothing_and_counts_as_a_failure() {
+    let mut ports = Ports::default();
+    ports.users.expect_find_address_change().times(1).returning(|_| Ok(None));
+    ports.users.expect_confirm_address_change().never();
+    ports.limiter.expect_wait().times(1).returning(|_, _| Ok(None));
+    ports.limiter.expect_acquire().times(1).returning(|_, _| Ok(crate::rate_limit::Admission::Admitted));
+    let limits =
+        SignInLimits { failed_redemptions: domain::Quota::per(10, TimeDelta::hours(1)), ..SignInLimits::default() };
+    let request = super::address::ConfirmAddress {
+        token: LinkToken::from_random_bytes([6; 32]),
+        client: Some("192.0.2.1".parse().expect("an IP")),
+        lang: "en".to_owned(),
+    };
+
+    let result = ports.build_with(limits).confirm_address_change(request).await;
+
+    assert!(matches!(result, Err(super::address::ConfirmAddressError::Invalid)), "{result:?}");
 }

@@ -1,0 +1,245 @@
+# magiclinks Seiten und E-Mails auf Deutsch. Fehlt hier eine Meldung, gilt die englische
+# (en.ftl). Eine Meldung ändern: sie (Id und neuer Text) in {templates.dir}/locales/de.ftl legen.
+
+## Gemeinsam
+
+link-expiry-minutes = { $minutes ->
+    [one] { $minutes } Minute
+   *[other] { $minutes } Minuten
+}
+email-label = E-Mail-Adresse
+sign-out-button = Abmelden
+sign-in-with-email-link = Mit Ihrer E-Mail-Adresse anmelden
+not-signed-in = Sie sind nicht angemeldet.
+home-link = Startseite
+sign-in-link = Anmelden
+
+## Startseite
+
+home-signed-in-as = Angemeldet als
+home-account-link = Ihr Konto
+
+## Anmeldeseite
+
+sign-in-title = Anmelden
+sign-in-heading = Bei { $site } anmelden
+sign-in-button = Anmeldelink per E-Mail senden
+sign-in-explainer = Kein Passwort nötig: Wir senden Ihnen einen Link, der Sie anmeldet. Er funktioniert einmal und läuft in { $minutes ->
+    [one] { $minutes } Minute
+   *[other] { $minutes } Minuten
+} ab.
+
+## „Prüfen Sie Ihre E-Mails“
+
+check-email-title = Prüfen Sie Ihre E-Mails
+check-email-sent-before = Wir haben einen Anmeldelink an
+check-email-your-address = Ihre Adresse
+check-email-sent-after = { " " }gesendet.
+check-email-expires = Er läuft in { $minutes ->
+    [one] { $minutes } Minute
+   *[other] { $minutes } Minuten
+} ab.
+check-email-help-before = Öffnen Sie den Link auf diesem Gerät, um sich hier anzumelden. Nichts angekommen? Sehen Sie im Spam-Ordner nach, oder
+check-email-help-link = fordern Sie einen neuen Link an
+check-email-code-label = Lesen Sie die E-Mail auf einem anderen Gerät? Geben Sie den Code daraus ein:
+check-email-code-button = Mit dem Code anmelden
+
+## Abmeldeseite
+
+sign-out-title = Abmelden
+sign-out-signed-in-as = Sie sind angemeldet als
+sign-out-question = In diesem Browser von { $site } abmelden?
+
+## „Auf diesem Gerät anmelden?“ (Link in einem anderen Browser geöffnet)
+
+confirm-title = Anmelden?
+confirm-heading = Auf diesem Gerät als { $masked } anmelden?
+confirm-other-account-before = Dieser Browser ist angemeldet als
+confirm-other-account-after = . Wenn Sie fortfahren, werden Sie von diesem Konto abgemeldet und angemeldet als
+confirm-same-account = Dieser Browser ist bereits angemeldet als
+confirm-explainer = Dieser Link wurde in einem anderen Browser geöffnet als dem, der ihn angefordert hat. Deshalb geschieht nichts, bis Sie auf die Schaltfläche drücken. (Auch Mail-Scanner öffnen Links; so verbrauchen sie Ihren nicht.)
+confirm-button = Auf diesem Gerät anmelden
+confirm-not-me = Keine Anmeldung angefordert? Schließen Sie diese Seite: Es hat sich nichts geändert.
+
+## Anmeldeprobleme (Fehlerseite)
+
+auth-error-title = Problem bei der Anmeldung
+auth-error-used-heading = Dieser Link wurde bereits verwendet
+auth-error-used-text = Jeder Anmeldelink funktioniert einmal. Wenn Sie das waren, sind Sie in jenem Browser angemeldet.
+auth-error-used-new-link = Fordern Sie einen neuen Link an,
+auth-error-used-new-link-after = um sich hier anzumelden.
+auth-error-expired-heading = Dieser Link ist abgelaufen
+auth-error-expired-text = Anmeldelinks gelten { $minutes ->
+    [one] { $minutes } Minute
+   *[other] { $minutes } Minuten
+}. Fordern Sie einen neuen an:
+auth-error-expired-button = Neuen Link per E-Mail senden
+auth-error-invalid-heading = Dieser Link ist ungültig
+auth-error-invalid-text = Vielleicht wurde er unvollständig kopiert oder durch einen neueren Link an dieselbe Adresse ersetzt. Verwenden Sie die neueste E-Mail, oder
+auth-error-invalid-link = fordern Sie einen neuen Link an
+auth-error-other-text = Bei der Anmeldung ist etwas schiefgegangen.
+auth-error-try-again = Erneut versuchen
+
+## „Dieses Formular ist abgelaufen“ (CSRF)
+
+csrf-error-title = Bitte neu laden
+csrf-error-heading = Dieses Formular ist abgelaufen
+csrf-error-text = Zu Ihrer Sicherheit wurde das Formular nicht angenommen: Es wurde in einer anderen Sitzung geöffnet oder ist veraltet. Laden Sie die Seite neu und versuchen Sie es noch einmal.
+csrf-error-back = Zurück zur Anmeldung
+
+## Kontoseite
+
+account-title = Ihr Konto
+account-signs-in-as = Sie melden sich an als
+account-change-email-label = Anmeldeadresse ändern
+account-change-email-button = Bestätigungslink senden
+account-name-label = Ihr Name
+account-name-button = Speichern
+account-sessions-heading = Wo Sie angemeldet sind
+account-sessions-device = Gerät
+account-sessions-created = Angemeldet
+account-sessions-last-used = Zuletzt verwendet
+account-sessions-this-device = (dieses Gerät)
+account-sessions-last-used-note = „Zuletzt verwendet“ wird höchstens einmal am Tag aktualisiert.
+account-revoke-others = Überall sonst abmelden
+account-done-renamed = Ihr Name wurde gespeichert.
+account-done-revoked = Diese Sitzung wurde abgemeldet.
+account-done-others = Alle anderen Sitzungen wurden abgemeldet.
+account-done-confirm-sent = Wir haben einen Link an die neue Adresse gesendet. Ihre Anmeldeadresse ändert sich, wenn Sie ihn öffnen.
+account-done-email-changed = Ihre Anmeldeadresse wurde geändert.
+account-same-address = Das ist bereits Ihre Anmeldeadresse.
+
+## Neue Anmeldeadresse bestätigen
+
+confirm-email-title = Anmeldeadresse ändern?
+confirm-email-heading = Ab jetzt mit { $email } anmelden?
+confirm-email-text = Sie haben angefragt, die Adresse zu ändern, mit der sich Ihr Konto anmeldet. Nichts ändert sich, bis Sie auf die Schaltfläche drücken; Ihre alte Adresse wird benachrichtigt.
+confirm-email-button = { $email } verwenden
+confirm-email-not-me = Nicht angefragt? Schließen Sie diese Seite: Es hat sich nichts geändert.
+
+## E-Mail: der Anmeldelink
+
+email-sign-in-subject = Bei { $site } anmelden
+email-sign-in-heading = Bei { $site } anmelden
+email-sign-in-intro = Öffnen Sie diesen Link, um sich anzumelden als { $to }
+email-sign-in-button = Anmelden
+email-paste-link = Oder fügen Sie diesen Link in Ihren Browser ein:
+email-sign-in-code = Lesen Sie dies auf einem anderen Gerät? Geben Sie auf dem Gerät, auf dem Sie den Link angefordert haben, diesen Code ein:
+email-link-once = Der Link funktioniert einmal und läuft in { $minutes ->
+    [one] { $minutes } Minute
+   *[other] { $minutes } Minuten
+} ab. Er führt zu { $host }.
+email-sign-in-ignore = Wenn Sie keine Anmeldung angefordert haben, können Sie diese E-Mail ignorieren: Ohne den Link kann sich niemand anmelden.
+
+## E-Mail: neue Anmeldeadresse bestätigen (an die neue Adresse)
+
+email-confirm-subject = Bestätigen Sie Ihre neue Anmeldeadresse für { $site }
+email-confirm-heading = Bestätigen Sie Ihre neue Anmeldeadresse
+email-confirm-intro = Jemand, der bei { $site } angemeldet ist, möchte sich ab jetzt mit { $to } anmelden. Öffnen Sie diesen Link zur Bestätigung
+email-confirm-button = Bestätigen
+email-confirm-ignore = Wenn Sie das nicht angefragt haben, ignorieren Sie diese E-Mail: Ohne den Link ändert sich nichts.
+
+## E-Mail: die Anmeldeadresse wurde geändert (an die alte Adresse)
+
+email-changed-subject = Ihre Anmeldeadresse bei { $site } wurde geändert
+email-changed-heading = Ihre Anmeldeadresse wurde geändert
+email-changed-text = Ihr Konto bei { $site } meldet sich nicht mehr mit { $to } an, sondern ab jetzt mit { $new_address }.
+email-changed-not-me = Wenn Sie das nicht waren, wenden Sie sich sofort an die Betreiber von { $site }.
+
+## Probleme: Titel und Details der Fehlerseiten (die Problemdokumente der JSON-API sind immer
+## englisch).
+
+problem-csrf-title = CSRF-Token fehlt oder ist ungültig
+problem-csrf-detail = Holen Sie ein Token von GET { "{base}" }/csrf und senden Sie es mit seinem Cookie zurück: als csrfToken im Formular oder JSON-Körper, oder im Header X-CSRF-Token.
+problem-bad-form-title = Der Inhalt der Anfrage ist kein lesbares Formular
+problem-bad-form-detail = Senden Sie die Felder als application/x-www-form-urlencoded.
+problem-bad-query-title = Ein Abfrageparameter ist nicht annehmbar
+problem-as-is = { $text }
+problem-invalid-email-title = Ungültige E-Mail-Adresse
+problem-not-found-title = Seite nicht gefunden
+problem-not-found-detail = Unter dieser Adresse gibt es nichts.
+problem-signed-out-title = Nicht angemeldet
+problem-signed-out-detail = Melden Sie sich zuerst an: Dafür ist das Sitzungscookie einer gültigen Sitzung nötig.
+problem-no-such-session-title = Keine solche Sitzung
+problem-no-such-session-detail = Sie haben keine Sitzung mit dieser Id; vielleicht ist sie schon beendet.
+problem-method-not-allowed-title = Methode nicht erlaubt
+problem-method-not-allowed-detail = Diese Adresse gibt es, aber nicht für diese Art Anfrage.
+problem-code-title = Der Code hat Sie nicht angemeldet
+problem-link-invalid-title = Dieser Anmeldelink ist ungültig
+problem-link-invalid-detail = Vielleicht wurde er unvollständig kopiert oder verändert. Fordern Sie einen neuen an.
+problem-link-used-title = Dieser Anmeldelink wurde bereits verwendet
+problem-link-used-detail = Ein Link meldet einmal an. Fordern Sie einen neuen an.
+problem-link-expired-title = Dieser Anmeldelink ist abgelaufen
+problem-link-expired-detail = Links gelten nur wenige Minuten. Fordern Sie einen neuen an.
+problem-address-change-invalid-title = Dieser Bestätigungslink ist ungültig
+problem-address-change-invalid-detail = Vielleicht wurde er unvollständig kopiert oder durch eine neuere Anfrage ersetzt. Verwenden Sie die neueste E-Mail.
+problem-address-change-used-title = Dieser Bestätigungslink wurde bereits verwendet
+problem-address-change-used-detail = Ein Bestätigungslink funktioniert einmal; wenn Sie das waren, ist die Adresse geändert.
+problem-address-change-expired-title = Dieser Bestätigungslink ist abgelaufen
+problem-address-change-expired-detail = Fordern Sie die Änderung auf Ihrer Kontoseite erneut an.
+problem-address-taken-title = Diese Adresse gehört zu einem anderen Konto
+problem-address-taken-detail = Ein anderes Konto meldet sich inzwischen mit dieser Adresse an; es hat sich nichts geändert.
+problem-same-address-title = Das ist bereits Ihre Anmeldeadresse
+problem-same-address-detail = Geben Sie die neue Adresse ein, mit der Sie sich anmelden möchten.
+problem-rate-limited-title = Zu viele Anfragen
+problem-payload-too-large-title = Anfrage zu groß
+problem-payload-too-large-detail = Der Inhalt einer Anfrage darf höchstens { $limit } Bytes haben; ein Anmeldeformular braucht ein paar hundert.
+problem-length-required-title = Länge erforderlich
+problem-length-required-detail = Senden Sie den Inhalt mit einem Content-Length-Header.
+problem-request-timeout-title = Zeitüberschreitung
+problem-request-timeout-detail = Die Anfrage kam zu langsam an. Versuchen Sie es noch einmal.
+problem-refused-title = Die Anfrage konnte nicht gelesen werden
+problem-refused-detail = Prüfen Sie die Anfrage und versuchen Sie es noch einmal.
+problem-internal-title = Bei uns ist etwas schiefgegangen
+problem-internal-detail = Der Fehler wurde protokolliert; versuchen Sie es gleich noch einmal.
+
+## Eine eingegebene Adresse wird abgelehnt
+
+invalid-email-empty = Geben Sie Ihre E-Mail-Adresse ein.
+invalid-email-too-long = Diese Adresse ist zu lang.
+invalid-email-forbidden-character = Eine E-Mail-Adresse darf keine Leer- oder Steuerzeichen enthalten.
+invalid-email-not-one-address = Geben Sie eine einzelne Adresse ein, etwa name@example.com.
+invalid-email-local-part = Der Teil vor dem @ ist ungültig.
+invalid-email-domain = Der Teil nach dem @ muss eine Domain sein, etwa example.com.
+invalid-email-encoded-word = Das ist eine codierte Adresse (=?...?=); geben Sie die Adresse selbst ein.
+invalid-email-non-ascii-local-part = Der Teil vor dem @ darf hier nur einfache Buchstaben, Ziffern und . _ + - enthalten.
+
+## Ein eingegebener Code meldet niemanden an
+
+code-wrong-last = Dieser Code stimmt nicht, und das war der letzte Versuch: Dieser Code funktioniert nicht mehr. Öffnen Sie den Link in der E-Mail, oder fordern Sie einen neuen an.
+code-wrong = Dieser Code stimmt nicht. Sie können es noch { $attempts ->
+    [one] { $attempts } Mal
+   *[other] { $attempts } Mal
+} versuchen.
+code-exhausted = Zu viele falsche Codes: Dieser Code funktioniert nicht mehr. Öffnen Sie den Link in der E-Mail, oder fordern Sie einen neuen an.
+code-expired = Dieser Code ist abgelaufen. Fordern Sie einen neuen Link an.
+code-used = Dieser Code wurde bereits verwendet. Fordern Sie einen neuen Link an, um sich erneut anzumelden.
+code-invalid = Dieser Code funktioniert nicht mehr: Eine neuere Anmeldung hat ihn ersetzt. Verwenden Sie die neueste E-Mail.
+code-malformed = Ein Code hat acht Buchstaben und Ziffern, etwa ABCD-1234.
+code-not-this-browser = Ein Code funktioniert nur in dem Browser, in dem Sie den Link angefordert haben. Öffnen Sie stattdessen den Link in der E-Mail, oder fordern Sie hier einen neuen an.
+
+## Ratenbegrenzung
+
+limit-links-to-address = Zu viele Anmelde-E-Mails an diese Adresse.
+limit-requests-from-client = Zu viele Anmeldeanfragen aus Ihrem Netzwerk.
+limit-links-to-everyone = Wir senden gerade zu viele Anmelde-E-Mails.
+limit-failed-sign-ins = Zu viele fehlgeschlagene Anmeldeversuche aus Ihrem Netzwerk.
+limit-try-again = Versuchen Sie es in { $unit ->
+    [second] { $count ->
+        [one] { $count } Sekunde
+       *[other] { $count } Sekunden
+    }
+    [minute] { $count ->
+        [one] { $count } Minute
+       *[other] { $count } Minuten
+    }
+   *[hour] { $count ->
+        [one] { $count } Stunde
+       *[other] { $count } Stunden
+    }
+} erneut.
+
+## Anzeigenamen
+
+name-too-long = Ein Anzeigename hat höchstens { $max } Zeichen.
+name-control-character = Ein Anzeigename darf keine Zeilenumbrüche oder anderen Steuerzeichen enthalten.

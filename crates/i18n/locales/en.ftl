@@ -1,0 +1,246 @@
+# magiclink's pages and emails in English: the default language, and the fallback for any
+# message another language lacks. Ids are grouped by page or email; `$site` is the site name.
+# To change a sentence, put the message (id and new text) in {templates.dir}/locales/en.ftl.
+
+## Shared
+
+link-expiry-minutes = { $minutes ->
+    [one] { $minutes } minute
+   *[other] { $minutes } minutes
+}
+email-label = Email address
+sign-out-button = Sign out
+sign-in-with-email-link = Sign in with your email
+not-signed-in = You are not signed in.
+home-link = Home
+sign-in-link = Sign in
+
+## Home page
+
+home-signed-in-as = Signed in as
+home-account-link = Your account
+
+## Sign-in page
+
+sign-in-title = Sign in
+sign-in-heading = Sign in to { $site }
+sign-in-button = Email me a sign-in link
+sign-in-explainer = No password needed: we email you a link that signs you in. It works once and expires in { $minutes ->
+    [one] { $minutes } minute
+   *[other] { $minutes } minutes
+}.
+
+## "Check your email"
+
+check-email-title = Check your email
+check-email-sent-before = We sent a sign-in link to
+check-email-your-address = your address
+check-email-sent-after = .
+check-email-expires = It expires in { $minutes ->
+    [one] { $minutes } minute
+   *[other] { $minutes } minutes
+}.
+check-email-help-before = Open the link on this device to sign in here. Didn't get it? Check your spam folder, or
+check-email-help-link = ask for a new link
+check-email-code-label = Reading the email on another device? Enter the code from it:
+check-email-code-button = Sign in with the code
+
+## Sign-out page
+
+sign-out-title = Sign out
+sign-out-signed-in-as = You are signed in as
+sign-out-question = Sign out of { $site } in this browser?
+
+## "Sign in on this device?" (a link opened in another browser)
+
+confirm-title = Sign in?
+confirm-heading = Sign in as { $masked } on this device?
+confirm-other-account-before = This browser is signed in as
+confirm-other-account-after = . Continuing signs you out of that account and in as
+confirm-same-account = This browser is already signed in as
+confirm-explainer = This link was opened in a browser other than the one that asked for it, so nothing happens until you press the button. (Mail scanners open links too; this keeps them from using yours up.)
+confirm-button = Sign in on this device
+confirm-not-me = Didn't ask to sign in? Close this page: nothing has changed.
+
+## Sign-in problems (the error page)
+
+auth-error-title = Sign-in problem
+auth-error-used-heading = This link was already used
+auth-error-used-text = Each sign-in link works once. If that was you, you are signed in in that browser.
+auth-error-used-new-link = Get a new link
+auth-error-used-new-link-after = to sign in here.
+auth-error-expired-heading = This link has expired
+auth-error-expired-text = Sign-in links work for { $minutes ->
+    [one] { $minutes } minute
+   *[other] { $minutes } minutes
+}. Request a new one:
+auth-error-expired-button = Email me a new link
+auth-error-invalid-heading = This link is not valid
+auth-error-invalid-text = It may have been copied incompletely, or replaced by a newer link sent to the same address. Use the most recent email, or
+auth-error-invalid-link = request a new link
+auth-error-other-text = Something went wrong while signing you in.
+auth-error-try-again = Try again
+
+## "This form has expired" (CSRF)
+
+csrf-error-title = Please reload
+csrf-error-heading = This form has expired
+csrf-error-text = For your security the form could not be accepted: it was opened in another session or has gone stale. Reload the page and try again.
+csrf-error-back = Back to sign in
+
+## Account page
+
+account-title = Your account
+account-signs-in-as = You sign in as
+account-change-email-label = Change your sign-in address
+account-change-email-button = Email a confirmation link
+account-name-label = Your name
+account-name-button = Save
+account-sessions-heading = Where you are signed in
+account-sessions-device = Device
+account-sessions-created = Signed in
+account-sessions-last-used = Last used
+account-sessions-this-device = (this device)
+account-sessions-last-used-note = "Last used" is updated at most once a day.
+account-revoke-others = Sign out everywhere else
+account-done-renamed = Your name was saved.
+account-done-revoked = That session was signed out.
+account-done-others = Every other session was signed out.
+account-done-confirm-sent = We emailed a link to the new address. Your sign-in address changes when you open it.
+account-done-email-changed = Your sign-in address was changed.
+account-same-address = That is already your sign-in address.
+
+## Confirming a new sign-in address
+
+confirm-email-title = Change your sign-in address?
+confirm-email-heading = Sign in with { $email } from now on?
+confirm-email-text = You asked to change the address your account signs in with. Nothing changes until you press the button; your old address will be told.
+confirm-email-button = Use { $email }
+confirm-email-not-me = Didn't ask for this? Close this page: nothing has changed.
+
+## Email: the sign-in link
+
+email-sign-in-subject = Sign in to { $site }
+email-sign-in-heading = Sign in to { $site }
+email-sign-in-intro = Open this link to sign in as { $to }
+email-sign-in-button = Sign in
+email-paste-link = Or paste this link into your browser:
+email-sign-in-code = Reading this on another device? On the device where you asked for the link, enter this code:
+email-link-once = The link works once and expires in { $minutes ->
+    [one] { $minutes } minute
+   *[other] { $minutes } minutes
+}. It points at { $host }.
+email-sign-in-ignore = If you did not ask to sign in, you can ignore this email: nobody can sign in without the link.
+
+## Email: confirm a new sign-in address (to the new address)
+
+email-confirm-subject = Confirm your new sign-in address for { $site }
+email-confirm-heading = Confirm your new sign-in address
+email-confirm-intro = Someone signed in to { $site } asked to sign in with { $to } from now on. Open this link to confirm
+email-confirm-button = Confirm
+email-confirm-ignore = If you did not ask for this, ignore this email: nothing changes without the link.
+
+## Email: the sign-in address was changed (to the old address)
+
+email-changed-subject = Your { $site } sign-in address was changed
+email-changed-heading = Your sign-in address was changed
+email-changed-text = Your { $site } account no longer signs in with { $to }. It signs in with { $new_address } now.
+email-changed-not-me = If you did not make this change, contact the people who run { $site } at once.
+
+## Problems: the titles and details of error pages and of the JSON API's problem documents
+## (which are always in English).
+
+problem-csrf-title = CSRF token missing or invalid
+problem-csrf-detail = Fetch a token from GET { "{base}" }/csrf and send it back with its cookie: as csrfToken in a form or JSON body, or in the X-CSRF-Token header.
+problem-bad-form-title = The request body is not a readable form
+problem-bad-form-detail = Send the fields as an application/x-www-form-urlencoded body.
+problem-bad-query-title = A query parameter is not acceptable
+problem-as-is = { $text }
+problem-invalid-email-title = Invalid email address
+problem-not-found-title = Page not found
+problem-not-found-detail = There is nothing at this address.
+problem-signed-out-title = Not signed in
+problem-signed-out-detail = Sign in first: this needs the session cookie of a live session.
+problem-no-such-session-title = No such session
+problem-no-such-session-detail = You have no session with this id: it may have ended already.
+problem-method-not-allowed-title = Method not allowed
+problem-method-not-allowed-detail = This address exists, but not for this kind of request.
+problem-code-title = The code did not sign you in
+problem-link-invalid-title = This sign-in link is not valid
+problem-link-invalid-detail = It may have been copied incompletely or changed. Ask for a new one.
+problem-link-used-title = This sign-in link was used already
+problem-link-used-detail = A link signs in once. Ask for a new one.
+problem-link-expired-title = This sign-in link has expired
+problem-link-expired-detail = Links last a few minutes. Ask for a new one.
+problem-address-change-invalid-title = This confirmation link is not valid
+problem-address-change-invalid-detail = It may have been copied incompletely, or replaced by a newer request. Use the most recent email.
+problem-address-change-used-title = This confirmation link was used already
+problem-address-change-used-detail = A confirmation link works once; if it was you, the address has changed.
+problem-address-change-expired-title = This confirmation link has expired
+problem-address-change-expired-detail = Ask for the change again on your account page.
+problem-address-taken-title = That address belongs to another account
+problem-address-taken-detail = Another account signs in with this address now, so nothing changed.
+problem-same-address-title = That is already your sign-in address
+problem-same-address-detail = Type the new address you want to sign in with.
+problem-rate-limited-title = Too many requests
+problem-payload-too-large-title = Request too large
+problem-payload-too-large-detail = A request body may hold at most { $limit } bytes; a sign-in form needs a few hundred.
+problem-length-required-title = Length required
+problem-length-required-detail = Send the body with a Content-Length header.
+problem-request-timeout-title = Request timed out
+problem-request-timeout-detail = The request took too long to arrive. Try again.
+problem-refused-title = The request could not be read
+problem-refused-detail = Check the request and try again.
+problem-internal-title = Something went wrong on our side
+problem-internal-detail = The error was logged; try again in a moment.
+
+## A typed address that is refused
+
+invalid-email-empty = Enter your email address.
+invalid-email-too-long = That address is too long.
+invalid-email-forbidden-character = An email address cannot contain spaces or control characters.
+invalid-email-not-one-address = Enter a single address, like name@example.com.
+invalid-email-local-part = The part before the @ is not valid.
+invalid-email-domain = The part after the @ must be a domain, like example.com.
+invalid-email-encoded-word = That is an encoded address (=?...?=); type the address itself.
+invalid-email-non-ascii-local-part = The part before the @ may use only plain letters, digits and . _ + - here.
+
+## A typed code that signs nobody in
+
+code-wrong-last = That code is not right, and it was the last try: this code no longer works. Open the link in the email, or ask for a new one.
+code-wrong = That code is not right. You can try { $attempts } more { $attempts ->
+    [one] time
+   *[other] times
+}.
+code-exhausted = Too many wrong codes: this code no longer works. Open the link in the email, or ask for a new one.
+code-expired = This code has expired. Ask for a new link.
+code-used = This code was already used. Ask for a new link to sign in again.
+code-invalid = This code no longer works: a newer sign-in replaced it. Use the most recent email.
+code-malformed = A code has eight letters and digits, like ABCD-1234.
+code-not-this-browser = A code works only in the browser where you asked for the link. Open the link in the email instead, or ask for a new one here.
+
+## Rate limits
+
+limit-links-to-address = Too many sign-in emails for this address.
+limit-requests-from-client = Too many sign-in requests from your network.
+limit-links-to-everyone = We are sending too many sign-in emails right now.
+limit-failed-sign-ins = Too many failed sign-in attempts from your network.
+limit-try-again = Try again in { $unit ->
+    [second] { $count ->
+        [one] { $count } second
+       *[other] { $count } seconds
+    }
+    [minute] { $count ->
+        [one] { $count } minute
+       *[other] { $count } minutes
+    }
+   *[hour] { $count ->
+        [one] { $count } hour
+       *[other] { $count } hours
+    }
+}.
+
+## Display names
+
+name-too-long = A display name has at most { $max } characters.
+name-control-character = A display name cannot hold line breaks or other control characters.
