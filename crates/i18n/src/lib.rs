@@ -246,6 +246,18 @@ impl Translations {
     }
 }
 
+/// The names of a set of built-in templates, `(name, source)` pairs, in order: the file names
+/// an operator's overrides must have (pages and emails list theirs this way).
+pub const fn template_names<const N: usize>(builtin: &[(&'static str, &'static str); N]) -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut i = 0;
+    while i < N {
+        names[i] = builtin[i].0;
+        i += 1;
+    }
+    names
+}
+
 /// Templates ready to render in each language on offer.
 #[derive(Debug)]
 pub struct Localized {

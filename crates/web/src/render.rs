@@ -31,15 +31,7 @@ const BUILTIN: [(&str, &str); 12] = [
 ];
 
 /// The page templates an operator may override, by file name under `templates.dir`.
-pub const TEMPLATE_NAMES: [&str; BUILTIN.len()] = {
-    let mut names = [""; BUILTIN.len()];
-    let mut i = 0;
-    while i < BUILTIN.len() {
-        names[i] = BUILTIN[i].0;
-        i += 1;
-    }
-    names
-};
+pub const TEMPLATE_NAMES: [&str; BUILTIN.len()] = i18n::template_names(&BUILTIN);
 
 /// The parsed page templates, in every language on offer.
 #[derive(Debug)]

@@ -12,7 +12,8 @@ use ports::{Email, EmailContent, RenderedEmail};
 use tera::{Context, Tera};
 
 /// The built-in email templates, by the name an override file must have.
-const BUILTIN: [(&str, &str); 9] = [
+const BUILTIN: [(&str, &str); 10] = [
+    ("email/layout.html", include_str!("../../templates/email/layout.html")),
     ("email/sign_in.subject.txt", include_str!("../../templates/email/sign_in.subject.txt")),
     ("email/sign_in.html", include_str!("../../templates/email/sign_in.html")),
     ("email/sign_in.txt", include_str!("../../templates/email/sign_in.txt")),
@@ -25,15 +26,7 @@ const BUILTIN: [(&str, &str); 9] = [
 ];
 
 /// The email templates an operator may override, by file name under `templates.dir`.
-pub const TEMPLATE_NAMES: [&str; BUILTIN.len()] = {
-    let mut names = [""; BUILTIN.len()];
-    let mut i = 0;
-    while i < BUILTIN.len() {
-        names[i] = BUILTIN[i].0;
-        i += 1;
-    }
-    names
-};
+pub const TEMPLATE_NAMES: [&str; BUILTIN.len()] = i18n::template_names(&BUILTIN);
 
 /// The parsed email templates in every language, built once at start-up.
 #[derive(Debug)]
