@@ -101,7 +101,11 @@ impl Translations {
         if let Some((tag, _)) = chosen.and_then(|chosen| self.bundles.get_key_value(chosen)) {
             return tag;
         }
-        let requested = accept_language.map(fluent_langneg::accepted_languages::parse).unwrap_or_default();
+        // Most requests (programs: the session check, forward auth) name no language at all.
+        let Some(accept_language) = accept_language else {
+            return DEFAULT;
+        };
+        let requested = fluent_langneg::accepted_languages::parse(accept_language);
         let default: LanguageIdentifier = DEFAULT.parse().unwrap_or_default();
         let best = negotiate_languages(&requested, &self.available, Some(&default), NegotiationStrategy::Lookup);
         best.first()

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::{DisplayName, EmailAddress, InvalidDisplayName, LinkToken, SessionId};
+use domain::{DisplayName, InvalidDisplayName, LinkToken, SessionId};
 use i18n::Sentence;
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Query, Redirect};
@@ -181,7 +181,7 @@ pub async fn change_email(
             let active = &active;
             async move { account_page(req, state, active, status, None, FieldError::Email(sentence)).await }
         };
-        let new_email = match parse_address(&state, &form.email) {
+        let new_email = match crate::forms::typed_address(&state.settings, &form.email) {
             Ok(email) => email,
             Err(reason) => return refused(StatusCode::BAD_REQUEST, invalid_email_sentence(&reason)).await,
         };
@@ -208,15 +208,6 @@ pub async fn change_email(
         }
     };
     respond(req, &state, result.await)
-}
-
-/// The typed address as the sign-in form would accept it, or why not.
-pub(crate) fn parse_address(state: &AppState, typed: &str) -> Result<EmailAddress, domain::InvalidEmail> {
-    let email = EmailAddress::parse(typed)?;
-    if !state.settings.allow_unicode_local_part && !email.has_ascii_local_part() {
-        return Err(domain::InvalidEmail::NonAsciiLocalPart);
-    }
-    Ok(email)
 }
 
 /// `GET {account}/email/confirm?token=`: what the link would change, and a button to do it.

@@ -541,7 +541,7 @@ impl AuthApi {
     ) -> Result<ConfirmationSentBody, Problem<ChangeEmailProblems>> {
         auth::check_csrf(req, &self.state, body.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
         let active = self.signed_in(req).await?;
-        let new_email = crate::account::parse_address(&self.state, &body.email).map_err(|reason| {
+        let new_email = crate::forms::typed_address(&self.state.settings, &body.email).map_err(|reason| {
             self.problem(req, WebError::InvalidEmail { typed: body.email.clone(), callback_url: None, reason })
         })?;
         let request = ports::ChangeAddress {

@@ -64,10 +64,7 @@ impl SignInForm {
         client: Option<IpAddr>,
         lang: &str,
     ) -> Result<RequestLink, InvalidEmail> {
-        let email = EmailAddress::parse(&self.email)?;
-        if !settings.allow_unicode_local_part && !email.has_ascii_local_part() {
-            return Err(InvalidEmail::NonAsciiLocalPart);
-        }
+        let email = typed_address(settings, &self.email)?;
         Ok(RequestLink {
             email,
             callback: settings.callback(self.callback_url.as_deref()),
@@ -75,6 +72,19 @@ impl SignInForm {
             lang: lang.to_owned(),
         })
     }
+}
+
+/// A typed address as this site accepts it: parsed, and with a non-ASCII local part refused
+/// unless the settings allow it. The sign-in form and the account page's new address use it.
+///
+/// # Errors
+/// The address's [`InvalidEmail`] reason.
+pub fn typed_address(settings: &WebSettings, typed: &str) -> Result<EmailAddress, InvalidEmail> {
+    let email = EmailAddress::parse(typed)?;
+    if !settings.allow_unicode_local_part && !email.has_ascii_local_part() {
+        return Err(InvalidEmail::NonAsciiLocalPart);
+    }
+    Ok(email)
 }
 
 /// `GET {base}/callback/email`.

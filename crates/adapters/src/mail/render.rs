@@ -76,11 +76,10 @@ impl ports::EmailRenderer for TemplateRenderer {
             EmailContent::AddressChanged { new_address } => context.insert("new_address", new_address.as_str()),
         }
         let kind = email.content.kind().as_str();
-        let part = |suffix: &str| -> anyhow::Result<String> {
+        // One context for the three parts; rendering only adds `lang` to it.
+        let mut part = |suffix: &str| -> anyhow::Result<String> {
             let name = format!("email/{kind}.{suffix}");
-            self.templates
-                .render(&email.lang, &name, &mut context.clone())
-                .with_context(|| format!("cannot render {name}"))
+            self.templates.render(&email.lang, &name, &mut context).with_context(|| format!("cannot render {name}"))
         };
         let subject = part("subject.txt")?;
         Ok(RenderedEmail {
