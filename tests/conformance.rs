@@ -805,6 +805,7 @@ fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn 
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
             sign_up: ports::SignUpPolicy::Open,
+            recent_sign_in: TimeDelta::minutes(10),
         },
     )
 }
@@ -1178,6 +1179,7 @@ async fn signed_in_as(db: &Database, email: &str) -> ports::ActiveSession {
         session_id: domain::SessionId::parse("01900000-0000-7000-8000-0000000000aa").expect("an id"),
         user,
         expires: t0() + TimeDelta::days(1),
+        signed_in_at: t0(),
         extended: false,
     }
 }

@@ -77,6 +77,8 @@ pub struct Settings {
     pub forward_auth: ForwardAuthSettings,
     /// Prometheus metrics.
     pub metrics: MetricsSettings,
+    /// `[password]`: the optional password sign-in.
+    pub password: PasswordSettings,
 }
 
 /// `[metrics]`.
@@ -253,6 +255,46 @@ pub struct SessionSettings {
     /// The session cookie's `Domain` (e.g. `example.com`) so apps on sibling subdomains see
     /// it; empty keeps it host-only (`__Host-`; with a domain, `__Secure-`).
     pub cookie_domain: String,
+    /// Seconds after a sign-in during which sensitive changes (the sign-in address, a password)
+    /// are allowed without confirming again ("sudo mode").
+    pub recent_sign_in: u32,
+}
+
+/// `[password]`: passwords as an optional second way in, beside magic links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    /// Whether people may set a password and sign in with it.
+    pub enabled: bool,
+    /// The fewest characters a new password may have (at least 8).
+    pub min_length: u32,
+    /// argon2id memory per hash, KiB.
+    pub memory_kib: u32,
+    /// argon2id passes.
+    pub iterations: u32,
+    /// argon2id lanes.
+    pub parallelism: u32,
+    /// Hashes computed at once; more wait.
+    pub max_concurrent_hashes: u32,
+    /// Failed password sign-ins for one address per hour; 0 is off.
+    pub failed_per_address_per_hour: u32,
+    /// Failed password sign-ins from one client per hour; 0 is off.
+    pub failed_per_client_per_hour: u32,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            min_length: 15,
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent_hashes: 2,
+            failed_per_address_per_hour: 10,
+            failed_per_client_per_hour: 30,
+        }
+    }
 }
 
 /// `[forward_auth]`: `{base}/forward-auth` for reverse proxies.
@@ -528,6 +570,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             forward_auth: ForwardAuthSettings::default(),
             metrics: MetricsSettings::default(),
+            password: PasswordSettings::default(),
         }
     }
 }
@@ -593,6 +636,7 @@ impl Default for SessionSettings {
             update_age: SessionPolicy::DEFAULT_UPDATE_AGE_SECONDS,
             cookie_name: "magiclink.session-token".to_owned(),
             cookie_domain: String::new(),
+            recent_sign_in: 600,
         }
     }
 }
@@ -837,6 +881,10 @@ impl Settings {
         if self.session.max_age == 0 || self.session.update_age > self.session.max_age {
             problems.push("session.max_age must be positive and at least session.update_age".to_owned());
         }
+        if self.session.recent_sign_in == 0 || self.session.recent_sign_in > 24 * 3600 {
+            problems.push("session.recent_sign_in must be between 1 and 86400 seconds".to_owned());
+        }
+        self.check_password(&mut problems);
         for (key, name) in
             [("session.cookie_name", &self.session.cookie_name), ("csrf.cookie_name", &self.csrf.cookie_name)]
         {
@@ -908,6 +956,33 @@ impl Settings {
             return Err(Refusal { profile: profile.to_owned(), problems });
         }
         Ok(Checked { base_url, needs_ephemeral_secret: !production_rules && self.secret.expose().is_empty() })
+    }
+
+    /// The `[password]` problems, checked whether or not passwords are enabled, so turning them
+    /// on later never meets a surprise.
+    fn check_password(&self, problems: &mut Vec<String>) {
+        let password = &self.password;
+        if let Err(error) = domain::PasswordRules::new(password.min_length as usize) {
+            problems.push(error.to_string());
+        }
+        let cost = adapters::password::Argon2Cost {
+            memory_kib: password.memory_kib,
+            iterations: password.iterations,
+            parallelism: password.parallelism,
+        };
+        if !cost.meets_owasp() || password.parallelism > 16 {
+            problems.push(format!(
+                "password.memory_kib = {}, iterations = {}, parallelism = {} is below OWASP's argon2id recommendation: \
+                 use memory_kib and iterations of at least one of {:?}, and 1 to 16 lanes",
+                password.memory_kib,
+                password.iterations,
+                password.parallelism,
+                adapters::password::OWASP_MINIMUMS
+            ));
+        }
+        if password.max_concurrent_hashes == 0 {
+            problems.push("password.max_concurrent_hashes must be positive".to_owned());
+        }
     }
 
     /// The configured base URL, if set and well formed; problems otherwise.

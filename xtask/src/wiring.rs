@@ -12,14 +12,15 @@ use adapters::handover::HandedOver;
 use adapters::mail::{
     parse_from, DevMailer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls, TemplateRenderer,
 };
+use adapters::password::{Argon2Cost, Argon2Hasher, ZxcvbnList};
 use adapters::redis::RedisRateLimiter;
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
-use domain::{LinkPolicy, Quota, SecretText, ServerSecret, SessionPolicy};
+use domain::{LinkPolicy, PasswordRules, Quota, SecretText, ServerSecret, SessionPolicy};
 use poem::{EndpointExt, Response};
 use ports::{
-    Clock, Deliverer, DeliverySettings, DevMailbox, Mailer, RateLimiter, RetryPolicy, SignIn, SignInLimits,
-    SignInSettings, SignUpPolicy,
+    Clock, Deliverer, DeliverySettings, DevMailbox, Mailer, PasswordLimits, PasswordSupport, RateLimiter, RetryPolicy,
+    SignIn, SignInLimits, SignInSettings, SignUpPolicy,
 };
 use web::server::ConnectionLimits;
 use web::{AppState, CookieNames, PagePaths, RequestLimits, WebSettings};
@@ -138,6 +139,36 @@ fn sign_in_limits(limits: &RateLimitSettings) -> SignInLimits {
         global_hourly: Quota::per(limits.global_per_hour, hour),
         failed_redemptions: Quota::per(limits.failed_redemptions_per_hour, hour),
     }
+}
+
+/// The password flow's parts when `password.enabled` is on: argon2id with the configured cost
+/// and cap, zxcvbn's lists, the rules and the limits on failures.
+///
+/// # Errors
+/// When the argon2 parameters are refused or the OS gives no randomness.
+fn password_support(settings: &Settings, store: &Database) -> anyhow::Result<Option<PasswordSupport>> {
+    let password = &settings.password;
+    if !password.enabled {
+        return Ok(None);
+    }
+    let cost = Argon2Cost {
+        memory_kib: password.memory_kib,
+        iterations: password.iterations,
+        parallelism: password.parallelism,
+    };
+    let max_concurrent = usize::try_from(password.max_concurrent_hashes).unwrap_or(1);
+    let hour = TimeDelta::hours(1);
+    Ok(Some(PasswordSupport {
+        store: Arc::clone(&store.passwords),
+        hasher: Arc::new(Argon2Hasher::new(cost, max_concurrent)?),
+        common: Arc::new(ZxcvbnList),
+        rules: PasswordRules::new(password.min_length as usize)?,
+        limits: PasswordLimits {
+            per_address: Quota::per(password.failed_per_address_per_hour, hour),
+            per_client: Quota::per(password.failed_per_client_per_hour, hour),
+        },
+        site_name: settings.site_name.clone(),
+    }))
 }
 
 /// The rate-limit counters: in the database unless `rate_limit.store` names a Redis.
@@ -336,7 +367,7 @@ pub async fn build(
         .context("pages.account does not make a valid URL")?;
     let (handover, handed_over) = adapters::handover::handover(HANDOVER_CAPACITY, DELIVERY_LEASE);
     let limiter = build_rate_limiter(settings, &store).await?;
-    let sign_in = Arc::new(SignIn::new(
+    let sign_in = SignIn::new(
         Arc::clone(&store.links),
         Arc::clone(&store.users),
         Arc::clone(&store.sessions),
@@ -353,8 +384,13 @@ pub async fn build(
             link_retention: LINK_RETENTION,
             limits: sign_in_limits(&settings.rate_limit),
             sign_up: sign_up_policy(settings)?,
+            recent_sign_in: TimeDelta::seconds(i64::from(settings.session.recent_sign_in)),
         },
-    ));
+    );
+    let sign_in = Arc::new(match password_support(settings, &store)? {
+        Some(support) => sign_in.with_passwords(support),
+        None => sign_in,
+    });
     let outbox = &settings.outbox;
     let deliverer = Arc::new(Deliverer::new(
         Arc::clone(&store.outbox),

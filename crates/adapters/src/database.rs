@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use domain::SecretText;
-use ports::{LinkStore, Outbox, RateLimiter, SessionStore, StoreHealth, UserStore};
+use ports::{LinkStore, Outbox, PasswordStore, RateLimiter, SessionStore, StoreHealth, UserStore};
 
 use crate::migrations::MigrationState;
 use crate::sql::{known_migrations, SqlStore};
@@ -22,6 +22,8 @@ pub struct Database {
     pub users: Arc<dyn UserStore>,
     /// Sessions.
     pub sessions: Arc<dyn SessionStore>,
+    /// The optional passwords.
+    pub passwords: Arc<dyn PasswordStore>,
     /// The email outbox.
     pub outbox: Arc<dyn Outbox>,
     /// Whether it answers.
@@ -90,6 +92,7 @@ impl Database {
             links: shared.clone(),
             users: shared.clone(),
             sessions: shared.clone(),
+            passwords: shared.clone(),
             outbox: shared.clone(),
             health: shared.clone(),
             rate_limits: shared,

@@ -16,6 +16,7 @@ pub mod database;
 pub mod handover;
 pub mod mail;
 pub mod migrations;
+pub mod password;
 pub mod redis;
 pub mod scratch;
 pub mod sql;

@@ -101,6 +101,11 @@ impl EmailAddress {
         self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
     }
 
+    /// The part before `@`, as stored.
+    pub fn local_part(&self) -> &str {
+        self.0.rsplit_once('@').map_or(self.0.as_str(), |(local, _)| local)
+    }
+
     /// Whether the part before `@` is plain ASCII: what every mail server accepts. Others need
     /// SMTPUTF8 end to end, so deployments accept them only when configured to.
     pub fn has_ascii_local_part(&self) -> bool {

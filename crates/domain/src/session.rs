@@ -88,6 +88,9 @@ pub struct Session {
     pub user_id: UserId,
     /// The instant from which the session no longer signs anyone in.
     pub expires: DateTime<Utc>,
+    /// When the person signed in (by link, code or password) and the session began: what
+    /// "signed in recently" means for sensitive changes.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A session as its owner sees it in a list of their sessions: never its token.

@@ -243,3 +243,43 @@ limit-try-again = Versuchen Sie es in { $unit ->
 
 name-too-long = Ein Anzeigename hat höchstens { $max } Zeichen.
 name-control-character = Ein Anzeigename darf keine Zeilenumbrüche oder anderen Steuerzeichen enthalten.
+
+## Passwörter (password.enabled)
+
+password-sign-in-heading = Oder mit Ihrem Passwort anmelden
+password-label = Passwort
+password-sign-in-button = Mit Passwort anmelden
+password-forgot = Passwort vergessen? Fordern Sie oben einen Anmeldelink an; danach können Sie auf Ihrer Kontoseite ein neues festlegen.
+password-rejected = E-Mail-Adresse oder Passwort falsch.
+password-too-short = Ein Passwort braucht mindestens { $min } Zeichen. Mehrere unzusammenhängende Wörter ergeben ein langes, das man sich leicht merkt.
+password-too-long = Ein Passwort hat höchstens { $max } Zeichen.
+password-control-character = Ein Passwort darf keine Zeilenumbrüche, Tabulatoren oder andere Steuerzeichen enthalten.
+password-contains-address = Ein Passwort darf Ihre E-Mail-Adresse nicht enthalten.
+password-common = Dieses Passwort ist zu verbreitet: Angreifer probieren es als eines der ersten. Wählen Sie etwas weniger Vorhersehbares, etwa mehrere unzusammenhängende Wörter.
+account-password-heading = Passwort
+account-password-none = Sie haben kein Passwort: Sie melden sich mit Links per E-Mail an. Sie können eines hinzufügen.
+account-password-set = Sie haben ein Passwort. Links per E-Mail funktionieren ebenfalls.
+account-password-new-label = Neues Passwort
+account-password-hint = Mindestens { $min } Zeichen. Beliebige Zeichen, auch Leerzeichen; mehrere unzusammenhängende Wörter ergeben ein starkes.
+account-password-sign-out-others = Mich überall sonst abmelden
+account-password-button = Passwort speichern
+account-done-password = Ihr Passwort wurde gespeichert.
+account-done-password-others = Ihr Passwort wurde gespeichert, und Sie wurden überall sonst abgemeldet.
+account-done-confirmed = Danke. Sie können jetzt Ihre Anmeldeadresse oder Ihr Passwort ändern.
+account-reauth-heading = Bestätigen Sie, dass Sie es sind
+account-reauth-explainer = Um Ihre Anmeldeadresse oder Ihr Passwort zu ändern, müssen Sie sich in den letzten { $minutes } Minuten angemeldet haben. Bestätigen Sie zuerst, dass Sie es sind.
+account-reauth-password-label = Ihr aktuelles Passwort
+account-reauth-password-button = Mit Passwort bestätigen
+account-reauth-link-button = Anmeldelink per E-Mail senden
+account-reauth-wrong = Dieses Passwort stimmt nicht.
+account-address-not-allowed = Adressen dieser Domain können sich hier nicht anmelden.
+limit-failed-passwords = Zu viele fehlgeschlagene Anmeldungen mit Passwort. Mit einem Link per E-Mail können Sie sich weiterhin anmelden.
+problem-password-rejected-title = E-Mail-Adresse oder Passwort falsch
+problem-password-rejected-detail = Prüfen Sie beides und versuchen Sie es erneut, oder melden Sie sich mit einem Link per E-Mail an.
+problem-passwords-disabled-title = Passwörter sind nicht aktiviert
+problem-passwords-disabled-detail = Dieser Dienst meldet Personen nur mit Links per E-Mail an.
+problem-password-refused-title = Dieses Passwort ist nicht möglich
+problem-reauthentication-required-title = Bestätigen Sie zuerst, dass Sie es sind
+problem-reauthentication-required-detail = Diese Änderung braucht eine kürzliche Anmeldung. Bestätigen Sie mit Ihrem Passwort (POST {base}/reauthenticate) oder melden Sie sich erneut mit einem Link an, dann versuchen Sie es noch einmal.
+problem-address-not-allowed-title = Diese Adresse kann sich hier nicht anmelden
+problem-address-not-allowed-detail = Nur Adressen der Domains, die dieser Dienst erlaubt, sind möglich.

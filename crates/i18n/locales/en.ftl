@@ -244,3 +244,43 @@ limit-try-again = Try again in { $unit ->
 
 name-too-long = A display name has at most { $max } characters.
 name-control-character = A display name cannot hold line breaks or other control characters.
+
+## Passwords (password.enabled)
+
+password-sign-in-heading = Or sign in with your password
+password-label = Password
+password-sign-in-button = Sign in with password
+password-forgot = Forgot your password? Ask for a sign-in link above; once signed in, you can set a new one on your account page.
+password-rejected = Wrong email address or password.
+password-too-short = A password needs at least { $min } characters. Several unrelated words make a long one that is easy to remember.
+password-too-long = A password has at most { $max } characters.
+password-control-character = A password cannot hold line breaks, tabs or other control characters.
+password-contains-address = A password cannot contain your email address.
+password-common = That password is too common: it is among the first an attacker would try. Pick something less predictable, such as several unrelated words.
+account-password-heading = Password
+account-password-none = You have no password: you sign in with emailed links. You can add one.
+account-password-set = You have a password. Emailed links work too.
+account-password-new-label = New password
+account-password-hint = At least { $min } characters. Any characters, spaces too; several unrelated words make a strong one.
+account-password-sign-out-others = Sign me out everywhere else
+account-password-button = Save password
+account-done-password = Your password was saved.
+account-done-password-others = Your password was saved, and you were signed out everywhere else.
+account-done-confirmed = Thank you. You can change your sign-in address or password now.
+account-reauth-heading = Confirm it is you
+account-reauth-explainer = Changing your sign-in address or password needs a sign-in within the last { $minutes } minutes. Confirm it is you first.
+account-reauth-password-label = Your current password
+account-reauth-password-button = Confirm with password
+account-reauth-link-button = Email me a sign-in link
+account-reauth-wrong = That password is not right.
+account-address-not-allowed = Addresses at that domain cannot sign in here.
+limit-failed-passwords = Too many failed password sign-ins. You can still sign in with an emailed link.
+problem-password-rejected-title = Wrong email address or password
+problem-password-rejected-detail = Check both and try again, or sign in with an emailed link.
+problem-passwords-disabled-title = Passwords are not enabled
+problem-passwords-disabled-detail = This service signs people in with emailed links only.
+problem-password-refused-title = That password cannot be used
+problem-reauthentication-required-title = Confirm it is you first
+problem-reauthentication-required-detail = This change needs a recent sign-in. Confirm with your password (POST {base}/reauthenticate) or sign in again with a link, then try again.
+problem-address-not-allowed-title = That address cannot sign in here
+problem-address-not-allowed-detail = Only addresses at the domains this service allows can be used.

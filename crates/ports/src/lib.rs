@@ -13,6 +13,7 @@ pub mod clock;
 pub mod delivery;
 pub mod mailer;
 pub mod outbox;
+pub mod password;
 pub mod random;
 pub mod rate_limit;
 pub mod sign_in;
@@ -27,9 +28,13 @@ pub use mailer::{
 pub use outbox::{
     DeliveryQueue, DeliveryState, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, SentMessage,
 };
+pub use password::{CommonPasswords, PasswordCheck, PasswordHasher};
 pub use rate_limit::{Admission, Bucket, RateLimiter};
 pub use sign_in::address::{
     AddressChangePreview, ChangeAddress, ChangeAddressError, ConfirmAddress, ConfirmAddressError, ConfirmationQueued,
+};
+pub use sign_in::password::{
+    PasswordLimits, PasswordSet, PasswordSignIn, PasswordSignInError, PasswordSupport, SetPassword, SetPasswordError,
 };
 pub use sign_in::{
     ActiveSession, LimitScope, LinkQueued, LinkStateError, ListSessionsError, PurgeError, ReadSessionError, RedeemCode,
@@ -37,6 +42,6 @@ pub use sign_in::{
     RevokeSessionError, SignIn, SignInLimits, SignInSettings, SignOutError, SignUpPolicy, SignedIn,
 };
 pub use stores::{
-    AddressChangeOutcome, CodeRedemption, LinkState, LinkStore, NewAddressChange, NewLink, NewSession,
+    AddressChangeOutcome, CodeRedemption, LinkState, LinkStore, NewAddressChange, NewLink, NewSession, PasswordStore,
     PendingAddressChange, Redemption, SessionDraft, SessionStore, SignedInRecord, StoreHealth, UserAdded, UserStore,
 };

@@ -49,6 +49,9 @@ pub struct SignInSettings {
     pub limits: SignInLimits,
     /// Who may get a link.
     pub sign_up: SignUpPolicy,
+    /// How recent a sign-in must be for a sensitive change (a password, the sign-in address):
+    /// "sudo mode". Older sessions confirm it is them first, with a fresh link or their password.
+    pub recent_sign_in: TimeDelta,
 }
 
 /// Who may get a sign-in link. A refused address gets exactly the answer an allowed one gets,
@@ -99,6 +102,7 @@ pub struct SignIn {
     limiter: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
     settings: SignInSettings,
+    passwords: Option<password::PasswordSupport>,
 }
 
 /// A request for a sign-in link, already parsed at the edge.
@@ -257,6 +261,8 @@ pub struct ActiveSession {
     pub user: User,
     /// When the session expires (after any extension just made).
     pub expires: DateTime<Utc>,
+    /// When the person signed in, opening this session: sensitive changes need it to be recent.
+    pub signed_in_at: DateTime<Utc>,
     /// Whether this read extended the session, so the cookie should be re-issued.
     pub extended: bool,
 }
@@ -339,7 +345,7 @@ impl SignIn {
         clock: Arc<dyn Clock>,
         settings: SignInSettings,
     ) -> Self {
-        Self { links, users, sessions, delivery, limiter, clock, settings }
+        Self { links, users, sessions, delivery, limiter, clock, settings, passwords: None }
     }
 
     /// The fixed settings.
@@ -606,9 +612,21 @@ impl SignIn {
         match policy.extension(session.expires, now) {
             Some(expires) => {
                 self.sessions.extend(&session.id, expires, now).await?;
-                Ok(Some(ActiveSession { session_id: session.id, user, expires, extended: true }))
+                Ok(Some(ActiveSession {
+                    session_id: session.id,
+                    user,
+                    expires,
+                    signed_in_at: session.created_at,
+                    extended: true,
+                }))
             }
-            None => Ok(Some(ActiveSession { session_id: session.id, user, expires: session.expires, extended: false })),
+            None => Ok(Some(ActiveSession {
+                session_id: session.id,
+                user,
+                expires: session.expires,
+                signed_in_at: session.created_at,
+                extended: false,
+            })),
         }
     }
 
@@ -707,6 +725,7 @@ impl SignIn {
 }
 
 pub mod address;
+pub mod password;
 
 #[cfg(test)]
 mod tests;

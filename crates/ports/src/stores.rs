@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    DisplayName, EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionSummary, SessionTokenHash,
-    SignInCodeHash, User, UserId,
+    DisplayName, EmailAddress, LinkTokenHash, OutboxId, PasswordHash, Session, SessionId, SessionSummary,
+    SessionTokenHash, SignInCodeHash, User, UserId,
 };
 
 use crate::outbox::NewOutboxMessage;
@@ -305,6 +305,45 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// MUST fail only on a storage failure.
     async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool>;
+}
+
+/// Stores the optional passwords (one per user at most, as an argon2id PHC string).
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait PasswordStore: Send + Sync {
+    /// The user with this address and their password hash, if they have one: what a password
+    /// sign-in checks. `None` when no user has the address.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure, never to say "not found".
+    async fn find_with_password(&self, email: &EmailAddress) -> anyhow::Result<Option<(User, Option<PasswordHash>)>>;
+
+    /// The password hash of the user with this id, if they have one.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn password_of(&self, user_id: &UserId) -> anyhow::Result<Option<PasswordHash>>;
+
+    /// Sets the user's password hash, replacing any earlier one. Concurrent calls for one user
+    /// leave exactly one of their hashes.
+    ///
+    /// # Errors
+    /// MUST fail if the hash could not be stored durably.
+    async fn set_password(&self, user_id: &UserId, hash: &PasswordHash, now: DateTime<Utc>) -> anyhow::Result<()>;
+
+    /// Replaces the user's hash with `new` only if it is still `old`: a re-hash with stronger
+    /// parameters after a sign-in, which must not undo a password changed meanwhile. `false`
+    /// when the stored hash was no longer `old`.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn replace_password_hash(
+        &self,
+        user_id: &UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
 }
 
 /// What [`UserStore::add`] did.

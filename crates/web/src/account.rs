@@ -102,7 +102,8 @@ impl CsrfProtected for SessionForm {
 /// `?done=` after a change: what the page confirms.
 #[derive(Debug, Default, Deserialize)]
 pub struct AccountQuery {
-    /// `renamed`, `revoked`, `others`, `confirm-sent` or `email-changed`.
+    /// `renamed`, `revoked`, `others`, `confirm-sent`, `email-changed`, `password`,
+    /// `password-others` or `confirmed`.
     #[serde(default)]
     pub done: Option<String>,
 }
@@ -131,6 +132,9 @@ pub async fn show(req: &Request, state: Data<&Arc<AppState>>, query: Query<Accou
             Some("others") => Some("account-done-others"),
             Some("confirm-sent") => Some("account-done-confirm-sent"),
             Some("email-changed") => Some("account-done-email-changed"),
+            Some("password") => Some("account-done-password"),
+            Some("password-others") => Some("account-done-password-others"),
+            Some("confirmed") => Some("account-done-confirmed"),
             _ => None,
         };
         account_page(req, &state, &active, StatusCode::OK, done, FieldError::None).await
@@ -194,6 +198,13 @@ pub async fn change_email(
             Ok(_) => Ok(back(&state, "confirm-sent")),
             Err(ChangeAddressError::SameAddress) => {
                 refused(StatusCode::BAD_REQUEST, Sentence::new("account-same-address")).await
+            }
+            Err(ChangeAddressError::NotAllowed) => {
+                refused(StatusCode::BAD_REQUEST, Sentence::new("account-address-not-allowed")).await
+            }
+            Err(ChangeAddressError::ReauthenticationRequired) => {
+                // The page shows the "confirm it is you" forms in place of the address form.
+                account_page(req, &state, &active, StatusCode::FORBIDDEN, None, FieldError::None).await
             }
             Err(error) => {
                 // Rate limits answer with the page and the sentence the sign-in form uses.
@@ -305,26 +316,34 @@ async fn signed_in_form<F: CsrfProtected>(
 }
 
 /// To the sign-in page, and back here afterwards.
-fn sign_in_first(state: &AppState) -> Response {
+pub(crate) fn sign_in_first(state: &AppState) -> Response {
     let settings = &state.settings;
     let back = url::form_urlencoded::byte_serialize(settings.pages.account.as_bytes()).collect::<String>();
     Redirect::see_other(format!("{}?callbackUrl={back}", settings.pages.sign_in)).into_response()
 }
 
 /// Back to the page after a change, saying what was done.
-fn back(state: &AppState, done: &str) -> Response {
+pub(crate) fn back(state: &AppState, done: &str) -> Response {
     Redirect::see_other(format!("{}?done={done}", state.settings.pages.account)).into_response()
 }
 
 /// A field of the page refused, with the sentence shown under it.
 #[derive(Debug, Clone)]
-enum FieldError {
+pub(crate) enum FieldError {
+    /// Nothing refused.
     None,
+    /// The display name.
     Name(Sentence),
+    /// The new sign-in address.
     Email(Sentence),
+    /// The new password.
+    Password(Sentence),
+    /// The current password, confirming it is the person.
+    Reauthenticate(Sentence),
 }
 
-async fn account_page(
+/// The account page, with `done` confirmed at the top and `error` under its field.
+pub(crate) async fn account_page(
     req: &Request,
     state: &AppState,
     active: &ActiveSession,
@@ -333,11 +352,15 @@ async fn account_page(
     error: FieldError,
 ) -> Result<Response, WebError> {
     let said = |sentence: Sentence| Some(say(req, state, &sentence));
-    let (name_error, email_error) = match error {
-        FieldError::None => (None, None),
-        FieldError::Name(sentence) => (said(sentence), None),
-        FieldError::Email(sentence) => (None, said(sentence)),
-    };
+    let (mut name_error, mut email_error, mut password_error, mut reauth_error) = (None, None, None, None);
+    match error {
+        FieldError::None => {}
+        FieldError::Name(sentence) => name_error = said(sentence),
+        FieldError::Email(sentence) => email_error = said(sentence),
+        FieldError::Password(sentence) => password_error = said(sentence),
+        FieldError::Reauthenticate(sentence) => reauth_error = said(sentence),
+    }
+    let recent_minutes = state.sign_in.settings().recent_sign_in.num_minutes();
     let sessions = state.sign_in.list_sessions(active).await?;
     let rows: Vec<SessionRow> = sessions
         .into_iter()
@@ -358,6 +381,18 @@ async fn account_page(
     context.insert("done", &done);
     context.insert("name_error", &name_error);
     context.insert("email_error", &email_error);
+    context.insert("password_error", &password_error);
+    context.insert("reauth_error", &reauth_error);
+    // Sensitive changes (address, password) need a recent sign-in; otherwise the page offers
+    // to confirm it is the person first.
+    context.insert("recent", &state.sign_in.is_recent(active));
+    context.insert("recent_minutes", &recent_minutes);
+    context.insert("password_enabled", &state.sign_in.passwords_enabled());
+    context.insert("has_password", &state.sign_in.has_password(active).await?);
+    context.insert("min_password_length", &state.sign_in.password_rules().map_or(0, |rules| rules.min_length()));
+    context.insert("set_password_action", &format!("{page_path}/password"));
+    context.insert("reauth_action", &format!("{page_path}/reauthenticate"));
+    context.insert("reauth_link_action", &format!("{page_path}/reauthenticate/link"));
     context.insert("change_email_action", &format!("{page_path}/email"));
     context.insert("max_name", &domain::user::MAX_DISPLAY_NAME);
     context.insert("rename_action", &format!("{page_path}/name"));

@@ -6,7 +6,10 @@
 //! [`crate::auth`]); and the signed-in person's sessions: `GET {base}/sessions`, `DELETE
 //! {base}/sessions/{id}`, `POST {base}/sessions/revoke-others`; and changing the sign-in
 //! address, `POST {base}/email` (signed in) and `POST {base}/email/confirm` (with the emailed
-//! link's token), the twins of the account page's forms.
+//! link's token), the twins of the account page's forms; and, when `password.enabled` is on,
+//! `POST {base}/callback/password` (sign in with address and password), `POST {base}/password`
+//! (set or change it) and `POST {base}/reauthenticate` (confirm it is you before a sensitive
+//! change).
 //!
 //! Every state change needs the CSRF token (`csrfToken` in the body or the `X-CSRF-Token`
 //! header, from `GET {base}/csrf`) and a same-origin request, as every form does
@@ -201,6 +204,56 @@ pub struct EmailChangedBody {
     pub email: String,
 }
 
+/// `POST {base}/callback/password` as JSON: sign in with address and password.
+#[derive(Debug, Object)]
+pub struct PasswordSignInBody {
+    /// The address.
+    pub email: String,
+    /// The password.
+    #[oai(write_only)]
+    pub password: String,
+    /// Where to land after signing in: a path here, or a URL on an allowed app origin.
+    #[oai(rename = "callbackUrl")]
+    pub callback_url: Option<String>,
+    /// The CSRF token (or send it in `X-CSRF-Token`).
+    #[oai(rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
+/// `POST {base}/password`: the signed-in person's new password.
+#[derive(Debug, Object)]
+pub struct SetPasswordBody {
+    /// The new password: at least `password.min_length` characters (15 by default), at most
+    /// 256, any Unicode, not a common one, not the address.
+    #[oai(write_only)]
+    pub password: String,
+    /// End the person's other sessions (default `true`).
+    #[oai(rename = "signOutOtherSessions")]
+    pub sign_out_other_sessions: Option<bool>,
+    /// The CSRF token (or send it in `X-CSRF-Token`).
+    #[oai(rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
+/// The password was set.
+#[derive(Debug, Object)]
+pub struct PasswordSetBody {
+    /// How many other sessions were ended.
+    #[oai(rename = "otherSessionsEnded")]
+    pub other_sessions_ended: u64,
+}
+
+/// `POST {base}/reauthenticate`: the current password, confirming it is the person.
+#[derive(Debug, Object)]
+pub struct ReauthenticateBody {
+    /// The current password.
+    #[oai(write_only)]
+    pub password: String,
+    /// The CSRF token (or send it in `X-CSRF-Token`).
+    #[oai(rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+}
+
 /// An RFC 9457 problem document: how every failure of the API is answered
 /// (`application/problem+json`).
 #[derive(Debug, Object)]
@@ -282,6 +335,7 @@ const INTERNAL: (u16, &str) = (500, "Something failed on the server's side (logg
 const SIGNED_OUT: (u16, &str) = (401, "No live session: sign in first.");
 const FORBIDDEN: (u16, &str) = (403, "The CSRF token is missing or wrong, or the request came from another site.");
 const RATE_LIMITED: (u16, &str) = (429, "A rate limit is reached; nothing was done. See Retry-After.");
+const PASSWORDS_DISABLED: (u16, &str) = (404, "Passwords are not enabled here (`passwords-disabled`).");
 
 /// Reading: only the server can fail.
 pub struct ReadProblems;
@@ -331,12 +385,65 @@ impl ProblemStatuses for SignOutProblems {
 pub struct ChangeEmailProblems;
 impl ProblemStatuses for ChangeEmailProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
-        (400, "The address is not acceptable (`invalid-email`) or is the current one (`same-address`)."),
+        (
+            400,
+            "The address is not acceptable (`invalid-email`), is the current one (`same-address`), or is outside \
+             the allowed domains (`address-not-allowed`).",
+        ),
         SIGNED_OUT,
-        FORBIDDEN,
+        (
+            403,
+            "The CSRF token is missing or wrong, or the request came from another site; or the sign-in is not \
+             recent enough (`reauthentication-required`): confirm with `{base}/reauthenticate` or a fresh link.",
+        ),
         RATE_LIMITED,
         INTERNAL,
     ];
+}
+
+/// Signing in with address and password.
+pub struct PasswordSignInProblems;
+impl ProblemStatuses for PasswordSignInProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (401, "The address has no account, the account no password, or the password is wrong (`password-rejected`): one answer for all."),
+        FORBIDDEN,
+        PASSWORDS_DISABLED,
+        (429, "Too many failed password sign-ins for this address or from this client (`rate-limited-passwords`); links still work. See Retry-After."),
+        INTERNAL,
+    ];
+}
+
+/// Setting a password.
+pub struct SetPasswordProblems;
+impl ProblemStatuses for SetPasswordProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "The password breaks a rule (`password-too-short`, `password-too-long`, `password-common`, `password-contains-address`, `password-control-character`)."),
+        SIGNED_OUT,
+        (403, "The CSRF token is missing or wrong, or the request came from another site; or the sign-in is not recent enough (`reauthentication-required`)."),
+        PASSWORDS_DISABLED,
+        INTERNAL,
+    ];
+}
+
+/// Confirming it is the person with their password.
+pub struct ReauthenticateProblems;
+impl ProblemStatuses for ReauthenticateProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (401, "No live session (`signed-out`), or the password is wrong (`password-rejected`)."),
+        FORBIDDEN,
+        PASSWORDS_DISABLED,
+        (429, "Too many failed password attempts (`rate-limited-passwords`). See Retry-After."),
+        INTERNAL,
+    ];
+}
+
+/// A fresh session replaced the one that asked.
+#[derive(Debug, ApiResponse)]
+pub enum Reauthenticated {
+    /// Confirmed: the new session's cookie is set; sensitive changes are allowed for
+    /// `session.recent_sign_in` minutes.
+    #[oai(status = 204)]
+    Confirmed,
 }
 
 /// Confirming a change of sign-in address.
@@ -385,7 +492,19 @@ impl AuthApi {
             signin_url: settings.absolute(&settings.auth_path("/signin/email")),
             callback_url: settings.absolute(&settings.auth_path("/callback/email")),
         };
-        Json(ProvidersBody::from([(email.id.clone(), email)]))
+        let mut providers = ProvidersBody::from([(email.id.clone(), email)]);
+        if self.state.sign_in.passwords_enabled() {
+            let password_url = settings.absolute(&settings.auth_path("/callback/password"));
+            let password = ProviderBody {
+                id: "password".to_owned(),
+                name: "Password".to_owned(),
+                kind: "credentials".to_owned(),
+                signin_url: password_url.clone(),
+                callback_url: password_url,
+            };
+            providers.insert(password.id.clone(), password);
+        }
+        Json(providers)
     }
 
     /// The current session, or `null` when signed out.
@@ -517,6 +636,65 @@ impl AuthApi {
         };
         let user = self.state.sign_in.confirm_address_change(request).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(EmailChangedBody { email: user.email.as_str().to_owned() }))
+    }
+
+    /// Signs in with address and password (when `password.enabled` is on), setting the session
+    /// cookie. A wrong password and an unknown address get the same answer. Also accepts the
+    /// sign-in page's password form.
+    #[oai(path = "/callback/password", method = "post")]
+    async fn sign_in_with_password(
+        &self,
+        req: &Request,
+        body: Json<PasswordSignInBody>,
+    ) -> Result<Json<UrlBody>, Problem<PasswordSignInProblems>> {
+        let Json(body) = body;
+        auth::check_csrf(req, &self.state, body.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
+        let form = crate::password::PasswordSignInForm {
+            csrf_token: None,
+            email: body.email,
+            password: body.password,
+            callback_url: body.callback_url,
+        };
+        let destination =
+            crate::password::sign_in_with_password(req, &self.state, &form).await.map_err(|e| self.problem(req, e))?;
+        Ok(Json(UrlBody { url: self.state.settings.callback_url(&destination) }))
+    }
+
+    /// Sets or changes the signed-in person's password. Needs a recent sign-in (else 403
+    /// `reauthentication-required`); ends the person's other sessions unless
+    /// `signOutOtherSessions` is `false`.
+    #[oai(path = "/password", method = "post")]
+    async fn set_password(
+        &self,
+        req: &Request,
+        body: Json<SetPasswordBody>,
+    ) -> Result<Json<PasswordSetBody>, Problem<SetPasswordProblems>> {
+        let Json(body) = body;
+        auth::check_csrf(req, &self.state, body.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
+        let active = self.signed_in(req).await?;
+        let sign_out_others = body.sign_out_other_sessions.unwrap_or(true);
+        let ended = crate::password::set_password(&self.state, &active, &body.password, sign_out_others)
+            .await
+            .map_err(|e| self.problem(req, e))?;
+        Ok(Json(PasswordSetBody { other_sessions_ended: ended }))
+    }
+
+    /// Confirms it is the signed-in person with their current password, before a sensitive
+    /// change: a fresh session replaces this one (a new cookie). Without a password, sign in
+    /// again with a link instead.
+    #[oai(path = "/reauthenticate", method = "post")]
+    async fn reauthenticate(
+        &self,
+        req: &Request,
+        body: Json<ReauthenticateBody>,
+    ) -> Result<Reauthenticated, Problem<ReauthenticateProblems>> {
+        let Json(body) = body;
+        auth::check_csrf(req, &self.state, body.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
+        let active = self.signed_in(req).await?;
+        crate::password::confirm_with_password(req, &self.state, &active, &body.password)
+            .await
+            .map_err(|e| self.problem(req, e))?;
+        Ok(Reauthenticated::Confirmed)
     }
 
     /// Ends every session of the signed-in person but this one ("sign out everywhere else").

@@ -225,7 +225,7 @@ async fn sign_in_with_code(
 
 /// After a link or code was redeemed: ends the browser's previous session, sets the new
 /// session cookie and drops the pending-sign-in cookie.
-async fn finish_sign_in(req: &Request, state: &AppState, signed_in: &SignedIn) -> Result<(), WebError> {
+pub(crate) async fn finish_sign_in(req: &Request, state: &AppState, signed_in: &SignedIn) -> Result<(), WebError> {
     // A browser holds one session: end the one it had, if any, before replacing its cookie.
     if let Some(previous) = session_token(req, state) {
         state.sign_in.sign_out(&previous).await?;
@@ -238,7 +238,7 @@ async fn finish_sign_in(req: &Request, state: &AppState, signed_in: &SignedIn) -
 }
 
 /// Signed in: on to the callback (a redirect for people, `{"url"}` for programs).
-fn signed_in_response(req: &Request, state: &AppState, destination: CallbackPath) -> Response {
+pub(crate) fn signed_in_response(req: &Request, state: &AppState, destination: CallbackPath) -> Response {
     match Format::of(req) {
         Format::Json => Json(UrlBody { url: state.settings.callback_url(&destination) }).into_response(),
         Format::Html => Redirect::see_other(destination.as_str()).into_response(),
@@ -323,12 +323,17 @@ pub async fn current_session(req: &Request, state: &AppState) -> Result<Option<A
     Ok(session)
 }
 
-fn session_token(req: &Request, state: &AppState) -> Option<SessionToken> {
+pub(crate) fn session_token(req: &Request, state: &AppState) -> Option<SessionToken> {
     let value = cookies::read(req.cookie(), &state.settings, cookies::Kind::Session)?;
     SessionToken::parse(&value).ok()
 }
 
-fn set_session_cookie(req: &Request, state: &AppState, token: &SessionToken, expires: chrono::DateTime<chrono::Utc>) {
+pub(crate) fn set_session_cookie(
+    req: &Request,
+    state: &AppState,
+    token: &SessionToken,
+    expires: chrono::DateTime<chrono::Utc>,
+) {
     // Rounded up, so a session created a millisecond ago still gets its full Max-Age.
     let seconds = ((expires - state.sign_in.now()).num_milliseconds().max(0) + 999) / 1000;
     let max_age = Duration::from_secs(u64::try_from(seconds).unwrap_or_default());

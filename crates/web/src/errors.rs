@@ -4,19 +4,19 @@
 //! problem document for programs (chosen by `Accept`). Server errors log their whole cause chain
 //! and show a fixed message; nothing internal reaches the response.
 
-use domain::InvalidEmail;
+use domain::{InvalidEmail, PasswordRefusal};
 use i18n::Sentence;
 use poem::http::{header, StatusCode};
 use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
 use ports::{
-    ChangeAddressError, ConfirmAddressError, LimitScope, LinkStateError, ListSessionsError, ReadSessionError,
-    RedeemCodeError, RedeemLinkError, RenameError, RequestLinkError, RevokeOtherSessionsError, RevokeSessionError,
-    SignOutError,
+    ChangeAddressError, ConfirmAddressError, LimitScope, LinkStateError, ListSessionsError, PasswordSignInError,
+    ReadSessionError, RedeemCodeError, RedeemLinkError, RenameError, RequestLinkError, RevokeOtherSessionsError,
+    RevokeSessionError, SetPasswordError, SignOutError,
 };
 use tera::Context;
 
-use crate::render::{check_email_page, page_in, sign_in_form};
+use crate::render::{check_email_page, page_in, sign_in_form, FormError};
 use crate::{telemetry, AppState};
 
 /// Whether the caller wants a page or JSON.
@@ -108,6 +108,26 @@ pub enum WebError {
     /// The new sign-in address asked for is the one the account has.
     #[error("that is already the sign-in address")]
     SameAddress,
+    /// The sign-up policy is an allowlist and the new sign-in address is outside it.
+    #[error("that address cannot sign in here")]
+    AddressNotAllowed,
+    /// Passwords are not enabled on this deployment.
+    #[error("passwords are not enabled")]
+    PasswordsDisabled,
+    /// An address and password signed nobody in; which of the two was wrong is not said.
+    #[error("wrong email address or password")]
+    PasswordRejected {
+        /// The typed address, to show again (never the password).
+        typed: String,
+        /// Where to land after sign-in, kept for the second attempt.
+        callback_url: Option<String>,
+    },
+    /// A new password broke a rule.
+    #[error("password refused: {0}")]
+    PasswordRefused(PasswordRefusal),
+    /// A sensitive change needs a recent sign-in first ("sudo mode").
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
     /// The router or an extractor refused the request before a handler ran.
     #[error("request refused with status {0}")]
     Refused(StatusCode),
@@ -127,6 +147,8 @@ pub enum Limit {
     LinksToEveryone,
     /// Failed link or code sign-ins from one client.
     FailedSignIns,
+    /// Failed password sign-ins for one address or from one client.
+    FailedPasswords,
 }
 
 /// Where a person meets a rate limit: the form they sent, again, with the message.
@@ -143,6 +165,13 @@ pub enum LimitedPage {
     CheckEmail,
     /// The plain error page (a link opened too often after failures).
     Error,
+    /// The sign-in page's password form, with the typed address.
+    PasswordSignIn {
+        /// The typed address.
+        typed: String,
+        /// The callback URL, kept for the next attempt.
+        callback_url: Option<String>,
+    },
 }
 
 impl Limit {
@@ -153,6 +182,7 @@ impl Limit {
             Limit::RequestsFromClient => "limit-requests-from-client",
             Limit::LinksToEveryone => "limit-links-to-everyone",
             Limit::FailedSignIns => "limit-failed-sign-ins",
+            Limit::FailedPasswords => "limit-failed-passwords",
         };
         let (count, unit) = in_units(retry_after);
         Sentence::new(what).then("limit-try-again").arg("count", count).arg("unit", unit)
@@ -173,6 +203,7 @@ impl Limit {
             Limit::RequestsFromClient => "rate-limited-client",
             Limit::LinksToEveryone => "rate-limited-everyone",
             Limit::FailedSignIns => "rate-limited-failures",
+            Limit::FailedPasswords => "rate-limited-passwords",
         }
     }
 }
@@ -384,11 +415,68 @@ impl From<ChangeAddressError> for WebError {
     fn from(error: ChangeAddressError) -> Self {
         match error {
             ChangeAddressError::SameAddress => WebError::SameAddress,
+            ChangeAddressError::NotAllowed => WebError::AddressNotAllowed,
+            ChangeAddressError::ReauthenticationRequired => WebError::ReauthenticationRequired,
             ChangeAddressError::RateLimited { scope, retry_after } => {
                 WebError::RateLimited { limit: Limit::of_scope(scope), retry_after, page: LimitedPage::Error }
             }
             ChangeAddressError::Unexpected(inner) => WebError::Unexpected(inner),
         }
+    }
+}
+
+impl WebError {
+    /// A failed password sign-in, answered on the sign-in page's password form with the typed
+    /// address.
+    pub fn from_password_sign_in(error: PasswordSignInError, typed: &str, callback_url: Option<&str>) -> Self {
+        match error {
+            PasswordSignInError::Disabled => WebError::PasswordsDisabled,
+            PasswordSignInError::Rejected => {
+                WebError::PasswordRejected { typed: typed.to_owned(), callback_url: callback_url.map(str::to_owned) }
+            }
+            PasswordSignInError::RateLimited { retry_after } => WebError::RateLimited {
+                limit: Limit::FailedPasswords,
+                retry_after,
+                page: LimitedPage::PasswordSignIn {
+                    typed: typed.to_owned(),
+                    callback_url: callback_url.map(str::to_owned),
+                },
+            },
+            PasswordSignInError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<SetPasswordError> for WebError {
+    fn from(error: SetPasswordError) -> Self {
+        match error {
+            SetPasswordError::Disabled => WebError::PasswordsDisabled,
+            SetPasswordError::ReauthenticationRequired => WebError::ReauthenticationRequired,
+            SetPasswordError::Refused(refusal) => WebError::PasswordRefused(refusal),
+            SetPasswordError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+/// What a person reads when a new password is refused.
+pub fn password_refusal_sentence(refusal: PasswordRefusal) -> Sentence {
+    match refusal {
+        PasswordRefusal::TooShort { min } => Sentence::new("password-too-short").arg("min", min as u64),
+        PasswordRefusal::TooLong => Sentence::new("password-too-long").arg("max", domain::password::MAX_LENGTH as u64),
+        PasswordRefusal::ControlCharacter => Sentence::new("password-control-character"),
+        PasswordRefusal::ContainsAddress => Sentence::new("password-contains-address"),
+        PasswordRefusal::Common => Sentence::new("password-common"),
+    }
+}
+
+/// The `type` suffix of a refused password's problem document.
+fn password_refusal_kind(refusal: PasswordRefusal) -> &'static str {
+    match refusal {
+        PasswordRefusal::TooShort { .. } => "password-too-short",
+        PasswordRefusal::TooLong => "password-too-long",
+        PasswordRefusal::ControlCharacter => "password-control-character",
+        PasswordRefusal::ContainsAddress => "password-contains-address",
+        PasswordRefusal::Common => "password-common",
     }
 }
 
@@ -434,7 +522,13 @@ impl WebError {
             WebError::SignedOut => StatusCode::UNAUTHORIZED,
             WebError::Link(LinkRefusal::Invalid) => StatusCode::BAD_REQUEST,
             WebError::Link(LinkRefusal::Used | LinkRefusal::Expired) => StatusCode::GONE,
-            WebError::AddressChange(AddressChangeRefusal::Invalid) | WebError::SameAddress => StatusCode::BAD_REQUEST,
+            WebError::AddressChange(AddressChangeRefusal::Invalid)
+            | WebError::SameAddress
+            | WebError::AddressNotAllowed
+            | WebError::PasswordRefused(_) => StatusCode::BAD_REQUEST,
+            WebError::PasswordsDisabled => StatusCode::NOT_FOUND,
+            WebError::PasswordRejected { .. } => StatusCode::UNAUTHORIZED,
+            WebError::ReauthenticationRequired => StatusCode::FORBIDDEN,
             WebError::AddressChange(AddressChangeRefusal::Used | AddressChangeRefusal::Expired) => StatusCode::GONE,
             WebError::AddressChange(AddressChangeRefusal::Taken) => StatusCode::CONFLICT,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -501,6 +595,25 @@ impl WebError {
             WebError::SameAddress => {
                 titled("same-address", "problem-same-address-title", "problem-same-address-detail")
             }
+            WebError::AddressNotAllowed => {
+                titled("address-not-allowed", "problem-address-not-allowed-title", "problem-address-not-allowed-detail")
+            }
+            WebError::PasswordsDisabled => {
+                titled("passwords-disabled", "problem-passwords-disabled-title", "problem-passwords-disabled-detail")
+            }
+            WebError::PasswordRejected { .. } => {
+                titled("password-rejected", "problem-password-rejected-title", "problem-password-rejected-detail")
+            }
+            WebError::PasswordRefused(refusal) => (
+                password_refusal_kind(*refusal),
+                Sentence::new("problem-password-refused-title"),
+                password_refusal_sentence(*refusal),
+            ),
+            WebError::ReauthenticationRequired => titled(
+                "reauthentication-required",
+                "problem-reauthentication-required-title",
+                "problem-reauthentication-required-detail",
+            ),
             WebError::RateLimited { limit, retry_after, .. } => {
                 (limit.kind(), Sentence::new("problem-rate-limited-title"), limit.sentence(*retry_after))
             }
@@ -526,6 +639,7 @@ impl WebError {
             WebError::RateLimited { limit, .. } => telemetry::rate_limited(&state.settings, limit.kind()),
             WebError::Link(refusal) => telemetry::sign_in(&state.settings, refusal.kind()),
             WebError::Code(problem) => telemetry::sign_in(&state.settings, problem.kind()),
+            WebError::PasswordRejected { .. } => telemetry::sign_in(&state.settings, "password-rejected"),
             _ => {}
         }
         let retry_after = match &self {
@@ -539,7 +653,11 @@ impl WebError {
         let lang = crate::lang::of(req);
         let again = match (format, self) {
             (Format::Html, WebError::InvalidEmail { typed, callback_url, reason }) => {
-                let message = Some(invalid_email_sentence(&reason));
+                let message = FormError::Link(invalid_email_sentence(&reason));
+                sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
+            }
+            (Format::Html, WebError::PasswordRejected { typed, callback_url }) => {
+                let message = FormError::Password(Sentence::new("password-rejected"));
                 sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
             }
             (Format::Html, WebError::Code(problem)) => check_email_page(req, state, Some(problem.sentence()), status),
@@ -552,7 +670,17 @@ impl WebError {
             (
                 Format::Html,
                 WebError::RateLimited { limit, retry_after, page: LimitedPage::SignIn { typed, callback_url } },
-            ) => sign_in_form(req, state, &typed, callback_url.as_deref(), Some(limit.sentence(retry_after)), status),
+            ) => {
+                let message = FormError::Link(limit.sentence(retry_after));
+                sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
+            }
+            (
+                Format::Html,
+                WebError::RateLimited { limit, retry_after, page: LimitedPage::PasswordSignIn { typed, callback_url } },
+            ) => {
+                let message = FormError::Password(limit.sentence(retry_after));
+                sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
+            }
             (Format::Html, WebError::RateLimited { limit, retry_after, page: LimitedPage::CheckEmail }) => {
                 check_email_page(req, state, Some(limit.sentence(retry_after)), status)
             }

@@ -21,6 +21,7 @@ pub mod forms;
 pub mod forward_auth;
 pub mod lang;
 pub mod pages;
+pub mod password;
 pub mod pending;
 pub mod render;
 pub mod routes;

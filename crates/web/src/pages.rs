@@ -57,7 +57,7 @@ pub async fn sign_in(req: &Request, state: Data<&Arc<AppState>>, query: Query<Si
         &state,
         query.email.as_deref().unwrap_or_default(),
         query.callback_url.as_deref(),
-        None,
+        crate::render::FormError::None,
         StatusCode::OK,
     );
     respond(req, &state, result.map_err(WebError::from))

@@ -83,6 +83,8 @@ impl Pages {
         context.insert("signout_action", &settings.auth_path("/signout"));
         context.insert("callback_action", &settings.auth_path("/callback/email"));
         context.insert("link_minutes", &state.sign_in.settings().link_policy.max_age_minutes());
+        context.insert("password_enabled", &state.sign_in.passwords_enabled());
+        context.insert("password_action", &settings.auth_path("/callback/password"));
         context.extend(extra);
         self.templates.render(lang, template, &mut context).with_context(|| format!("cannot render {template}"))
     }
@@ -131,15 +133,31 @@ fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
-/// Renders the sign-in form, optionally with an error under the field.
+/// Which of the sign-in page's forms a message belongs under.
+#[derive(Debug, Clone)]
+pub(crate) enum FormError {
+    /// None: the page as first shown.
+    None,
+    /// The "email me a link" form.
+    Link(Sentence),
+    /// The "email and password" form.
+    Password(Sentence),
+}
+
+/// Renders the sign-in page, optionally with an error under one of its forms.
 pub(crate) fn sign_in_form(
     req: &Request,
     state: &AppState,
     email: &str,
     callback_url: Option<&str>,
-    error: Option<Sentence>,
+    error: FormError,
     status: StatusCode,
 ) -> anyhow::Result<Response> {
+    let (error, password_error) = match error {
+        FormError::None => (None, None),
+        FormError::Link(sentence) => (Some(sentence), None),
+        FormError::Password(sentence) => (None, Some(sentence)),
+    };
     let mut context = Context::new();
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
     // What was typed comes back to be corrected, but never more than a short excerpt of it.
@@ -147,6 +165,7 @@ pub(crate) fn sign_in_form(
     let callback_url = callback_url.filter(|url| url.len() <= domain::callback::MAX_LENGTH);
     context.insert("callback_url", callback_url.unwrap_or("/"));
     context.insert("error", &error.map(|error| say(req, state, &error)));
+    context.insert("password_error", &password_error.map(|error| say(req, state, &error)));
     context.insert("notice", &None::<String>);
     page(req, state, status, "signin.html", context)
 }

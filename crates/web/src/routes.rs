@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
-use crate::{account, auth, forward_auth, pages, telemetry, AppState};
+use crate::{account, auth, forward_auth, pages, password, telemetry, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
@@ -150,6 +150,10 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
             format!("{}/email/confirm", settings.pages.account),
             get(account::confirm_email_page).post(account::confirm_email),
         )
+        .at(format!("{}/password", settings.pages.account), post(password::set))
+        .at(format!("{}/reauthenticate", settings.pages.account), post(password::reauthenticate))
+        .at(format!("{}/reauthenticate/link", settings.pages.account), post(password::reauthenticate_with_link))
+        .at(format!("{base}/callback/password"), post(FormOrJson::new(password::sign_in, &api)))
         .at(format!("{}/sessions/revoke", settings.pages.account), post(account::revoke))
         .at(format!("{}/sessions/revoke-others", settings.pages.account), post(account::revoke_others))
         .at(format!("{base}/signin/email"), post(FormOrJson::new(auth::sign_in_email, &api)))

@@ -45,6 +45,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
             sign_up: ports::SignUpPolicy::Open,
+            recent_sign_in: TimeDelta::minutes(10),
         },
     );
     TestClient::new(web::build_app(AppState {

@@ -22,14 +22,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::id::{Id, OutboxKind, SessionKind, UserKind};
 use domain::rate_limit::Gcra;
 use domain::{
-    DisplayName, EmailAddress, LinkTokenHash, OutboxId, Session, SessionId, SessionSummary, SessionTokenHash,
-    SignInCodeHash, User, UserId,
+    DisplayName, EmailAddress, LinkTokenHash, OutboxId, PasswordHash, Session, SessionId, SessionSummary,
+    SessionTokenHash, SignInCodeHash, User, UserId,
 };
 use ports::{
     AddressChangeOutcome, Admission, Bucket, CodeRedemption, DeliveryState, EmailKind, LinkState, LinkStore,
     NewAddressChange, NewLink, NewOutboxMessage, NewSession, Outbox, OutboxCounts, OutboxEntry, OutboxMessage,
-    PendingAddressChange, RateLimiter, Redemption, SentMessage, SessionDraft, SessionStore, SignedInRecord,
-    StoreHealth, UserAdded, UserStore,
+    PasswordStore, PendingAddressChange, RateLimiter, Redemption, SentMessage, SessionDraft, SessionStore,
+    SignedInRecord, StoreHealth, UserAdded, UserStore,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row as _, Transaction};
@@ -592,7 +592,7 @@ impl SqlStore {
         .execute(executor)
         .await
         .context("cannot store the session")?;
-        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires })
+        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires, created_at: session.created_at })
     }
 
     async fn user_by_email(
@@ -910,6 +910,77 @@ impl UserStore for SqlStore {
 }
 
 #[async_trait::async_trait]
+impl PasswordStore for SqlStore {
+    async fn find_with_password(&self, email: &EmailAddress) -> anyhow::Result<Option<(User, Option<PasswordHash>)>> {
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT {USER_COLUMNS}, p.hash FROM users u LEFT JOIN passwords p ON p.user_id = u.id WHERE u.email = ?"
+        )))
+        .bind(email.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context("cannot read the user and their password")?;
+        let Some(row) = row else { return Ok(None) };
+        let hash: Option<String> = row.try_get("hash").context("cannot read the stored password hash")?;
+        Ok(Some((user_from_row(&row)?, hash.map(PasswordHash::from_phc))))
+    }
+
+    async fn password_of(&self, user_id: &UserId) -> anyhow::Result<Option<PasswordHash>> {
+        let hash: Option<String> = sqlx::query_scalar(&self.sql("SELECT hash FROM passwords WHERE user_id = ?"))
+            .bind(user_id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context("cannot read the password hash")?;
+        Ok(hash.map(PasswordHash::from_phc))
+    }
+
+    async fn set_password(&self, user_id: &UserId, hash: &PasswordHash, now: DateTime<Utc>) -> anyhow::Result<()> {
+        // Insert-or-nothing, then update, in one transaction: an upsert in the SQL every backend
+        // speaks, with no unique-key failure when two requests set a first password at once.
+        let mut tx = self.begin_write().await?;
+        let insert = format!(
+            "INSERT INTO passwords (user_id, hash, created_at, updated_at) VALUES (?, ?, ?, ?){}",
+            self.dialect.on_duplicate_do_nothing("user_id")
+        );
+        sqlx::query(&self.sql(&insert))
+            .bind(user_id.as_str())
+            .bind(hash.as_phc())
+            .bind(to_millis(now))
+            .bind(to_millis(now))
+            .execute(&mut *tx)
+            .await
+            .context("cannot store the password hash")?;
+        sqlx::query(&self.sql("UPDATE passwords SET hash = ?, updated_at = ? WHERE user_id = ?"))
+            .bind(hash.as_phc())
+            .bind(to_millis(now))
+            .bind(user_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("cannot store the password hash")?;
+        tx.commit().await.context("cannot store the password hash")?;
+        Ok(())
+    }
+
+    async fn replace_password_hash(
+        &self,
+        user_id: &UserId,
+        old: &PasswordHash,
+        new: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let done =
+            sqlx::query(&self.sql("UPDATE passwords SET hash = ?, updated_at = ? WHERE user_id = ? AND hash = ?"))
+                .bind(new.as_phc())
+                .bind(to_millis(now))
+                .bind(user_id.as_str())
+                .bind(old.as_phc())
+                .execute(&self.writer)
+                .await
+                .context("cannot replace the password hash")?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait::async_trait]
 impl SessionStore for SqlStore {
     async fn create(&self, session: &NewSession) -> anyhow::Result<Session> {
         self.insert_session(&self.writer, session).await
@@ -917,7 +988,7 @@ impl SessionStore for SqlStore {
 
     async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
         let row = sqlx::query(&self.sql(&format!(
-            "SELECT s.id AS session_id, s.expires, {USER_COLUMNS} \
+            "SELECT s.id AS session_id, s.expires, s.created_at AS session_created_at, {USER_COLUMNS} \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.session_token = ?"
         )))
         .bind(token_hash.to_hex())
@@ -930,6 +1001,7 @@ impl SessionStore for SqlStore {
             id: stored_id(&row, "session_id")?,
             user_id: user.id.clone(),
             expires: stored_instant(&row, "expires")?,
+            created_at: stored_instant(&row, "session_created_at")?,
         };
         Ok(Some((session, user)))
     }

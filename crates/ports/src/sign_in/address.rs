@@ -18,7 +18,7 @@ use chrono::TimeDelta;
 use domain::{EmailAddress, LinkToken, LinkTokenHash, User};
 use url::Url;
 
-use super::{ActiveSession, LimitScope, SignIn};
+use super::{ActiveSession, LimitScope, SignIn, SignUpPolicy};
 use crate::mailer::EmailContent;
 use crate::random::os_random;
 use crate::stores::{AddressChangeOutcome, NewAddressChange};
@@ -53,6 +53,14 @@ pub enum ChangeAddressError {
     /// The new address is the one the account has.
     #[error("that is already the sign-in address")]
     SameAddress,
+    /// The sign-up policy is an allowlist of domains, and the new address is not at one of
+    /// them. (This depends on the domain alone, so it says nothing about accounts.)
+    #[error("addresses at that domain cannot sign in here")]
+    NotAllowed,
+    /// The sign-in is not recent enough: confirm it is you (a fresh link, or the password)
+    /// first.
+    #[error("confirm it is you first")]
+    ReauthenticationRequired,
     /// A rate limit is reached; nothing was stored or queued.
     #[error("rate limited ({scope:?}) for {retry_after}")]
     RateLimited {
@@ -116,8 +124,9 @@ impl SignIn {
     /// sign-in address once opened. Nothing about the account changes yet.
     ///
     /// # Errors
-    /// [`ChangeAddressError::SameAddress`], [`ChangeAddressError::RateLimited`], or
-    /// [`ChangeAddressError::Unexpected`] (then nothing was stored).
+    /// [`ChangeAddressError::SameAddress`], [`ChangeAddressError::NotAllowed`],
+    /// [`ChangeAddressError::ReauthenticationRequired`], [`ChangeAddressError::RateLimited`],
+    /// or [`ChangeAddressError::Unexpected`] (then nothing was stored).
     pub async fn request_address_change(
         &self,
         active: &ActiveSession,
@@ -125,6 +134,14 @@ impl SignIn {
     ) -> Result<ConfirmationQueued, ChangeAddressError> {
         if request.new_email == active.user.email {
             return Err(ChangeAddressError::SameAddress);
+        }
+        if !self.is_recent(active) {
+            return Err(ChangeAddressError::ReauthenticationRequired);
+        }
+        if let SignUpPolicy::Allowlist(domains) = &self.settings.sign_up {
+            if !domains.iter().any(|domain| domain == request.new_email.domain()) {
+                return Err(ChangeAddressError::NotAllowed);
+            }
         }
         let now = self.clock.now();
         if let Some((scope, retry_after)) = self.admit_email_to(&request.new_email, request.client, now).await? {

@@ -76,6 +76,7 @@ impl Ports {
                 link_retention: TimeDelta::days(1),
                 limits,
                 sign_up: super::SignUpPolicy::Open,
+                recent_sign_in: TimeDelta::minutes(10),
             },
         )
     }
@@ -248,7 +249,10 @@ async fn an_unknown_token_is_invalid_and_is_looked_up_by_its_hash() {
 
 /// What a store answers for a redemption that signed `draft`'s session in for [`user`].
 fn record_for(draft: &SessionDraft) -> SignedInRecord {
-    SignedInRecord { user: user(), session: Session { id: session_id(1), user_id: user().id, expires: draft.expires } }
+    SignedInRecord {
+        user: user(),
+        session: Session { id: session_id(1), user_id: user().id, expires: draft.expires, created_at: now() },
+    }
 }
 
 fn code_request(code: &str) -> RedeemCode {
@@ -308,7 +312,7 @@ async fn a_code_that_signs_nobody_in_says_why_and_opens_no_session() {
 }
 
 fn stored_session(expires: DateTime<Utc>) -> Option<(Session, User)> {
-    Some((Session { id: session_id(1), user_id: user().id, expires }, user()))
+    Some((Session { id: session_id(1), user_id: user().id, expires, created_at: now() - TimeDelta::hours(1) }, user()))
 }
 
 #[tokio::test]
@@ -366,7 +370,13 @@ async fn signing_out_deletes_the_session_by_its_hash() {
 
 /// The session of [`user`] that is reading, as `read_session` answers it.
 fn this_session() -> super::ActiveSession {
-    super::ActiveSession { session_id: session_id(1), user: user(), expires: now(), extended: false }
+    super::ActiveSession {
+        session_id: session_id(1),
+        user: user(),
+        expires: now(),
+        signed_in_at: now() - TimeDelta::minutes(1),
+        extended: false,
+    }
 }
 
 #[tokio::test]
@@ -501,6 +511,7 @@ fn active() -> super::ActiveSession {
         session_id: session_id(1),
         user: user(),
         expires: now() + TimeDelta::days(1),
+        signed_in_at: now() - TimeDelta::minutes(1),
         extended: false,
     }
 }
@@ -625,4 +636,277 @@ async fn an_unknown_confirmation_link_changes_nothing_and_counts_as_a_failure() 
     let result = ports.build_with(limits).confirm_address_change(request).await;
 
     assert!(matches!(result, Err(super::address::ConfirmAddressError::Invalid)), "{result:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changing the address needs a recent sign-in, and an allowed domain
+
+#[tokio::test]
+async fn changing_the_address_after_the_recent_window_asks_to_confirm_first_and_stores_nothing() {
+    let mut ports = Ports::default();
+    ports.users.expect_request_address_change().never();
+    let stale = super::ActiveSession { signed_in_at: now() - TimeDelta::minutes(11), ..active() };
+
+    let result = ports.build().request_address_change(&stale, change()).await;
+
+    assert!(matches!(result, Err(super::address::ChangeAddressError::ReauthenticationRequired)), "{result:?}");
+}
+
+#[tokio::test]
+async fn with_an_allowlist_a_new_address_outside_it_is_refused_before_any_lookup() {
+    let mut ports = Ports::default();
+    ports.users.expect_find_by_email().never();
+    ports.users.expect_request_address_change().never();
+    let mut sign_in = ports.build();
+    sign_in.settings.sign_up = super::SignUpPolicy::Allowlist(vec!["example.com".to_owned()]);
+
+    let result = sign_in.request_address_change(&active(), change()).await;
+
+    assert!(matches!(result, Err(super::address::ChangeAddressError::NotAllowed)), "{result:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords
+
+use super::password::{
+    PasswordLimits, PasswordSignIn, PasswordSignInError, PasswordSupport, SetPassword, SetPasswordError,
+};
+use crate::password::{MockCommonPasswords, MockPasswordHasher, PasswordCheck};
+use crate::stores::MockPasswordStore;
+
+/// The password ports a test sets expectations on.
+#[derive(Default)]
+struct PasswordPorts {
+    store: MockPasswordStore,
+    hasher: MockPasswordHasher,
+    common: MockCommonPasswords,
+}
+
+impl PasswordPorts {
+    fn on(self, ports: Ports, limits: PasswordLimits) -> SignIn {
+        ports.build().with_passwords(PasswordSupport {
+            store: Arc::new(self.store),
+            hasher: Arc::new(self.hasher),
+            common: Arc::new(self.common),
+            rules: domain::PasswordRules::default(),
+            limits,
+            site_name: "magiclink".to_owned(),
+        })
+    }
+}
+
+fn stored_hash() -> domain::PasswordHash {
+    domain::PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+}
+
+fn password_sign_in(password: &str) -> PasswordSignIn {
+    PasswordSignIn {
+        email: email(),
+        password: domain::Password::typed(password).expect("not too long"),
+        user_agent: None,
+        client: Some("198.51.100.7".parse().expect("an IP")),
+    }
+}
+
+fn limits() -> PasswordLimits {
+    PasswordLimits {
+        per_address: domain::Quota::per(10, TimeDelta::hours(1)),
+        per_client: domain::Quota::per(30, TimeDelta::hours(1)),
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_address_is_checked_against_the_dummy_hash_and_answers_as_a_wrong_password() {
+    let mut ports = Ports::default();
+    ports.limiter.expect_wait().times(2).returning(|_, _| Ok(None));
+    // Both counters charged, as for a wrong password.
+    ports
+        .limiter
+        .expect_acquire()
+        .times(1)
+        .withf(|buckets, _| buckets.len() == 2)
+        .returning(|_, _| Ok(crate::rate_limit::Admission::Admitted));
+    ports.sessions.expect_create().never();
+    let mut passwords = PasswordPorts::default();
+    passwords.store.expect_find_with_password().times(1).returning(|_| Ok(None));
+    passwords
+        .hasher
+        .expect_check()
+        .times(1)
+        .withf(|_, stored| stored.is_none())
+        .returning(|_, _| Ok(PasswordCheck::Mismatch));
+
+    let result = passwords.on(ports, limits()).sign_in_with_password(password_sign_in("any password at all")).await;
+
+    assert!(matches!(result, Err(PasswordSignInError::Rejected)), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_account_without_a_password_is_checked_against_the_dummy_hash_too() {
+    let mut ports = Ports::default();
+    ports.limiter.expect_wait().returning(|_, _| Ok(None));
+    ports.limiter.expect_acquire().times(1).returning(|_, _| Ok(crate::rate_limit::Admission::Admitted));
+    let mut passwords = PasswordPorts::default();
+    passwords.store.expect_find_with_password().times(1).returning(|_| Ok(Some((user(), None))));
+    passwords
+        .hasher
+        .expect_check()
+        .times(1)
+        .withf(|_, stored| stored.is_none())
+        .returning(|_, _| Ok(PasswordCheck::Mismatch));
+
+    let result = passwords.on(ports, limits()).sign_in_with_password(password_sign_in("any password at all")).await;
+
+    assert!(matches!(result, Err(PasswordSignInError::Rejected)), "{result:?}");
+}
+
+#[tokio::test]
+async fn the_right_password_opens_a_session_and_counts_nothing() {
+    let mut ports = Ports::default();
+    ports.limiter.expect_wait().times(2).returning(|_, _| Ok(None));
+    ports.limiter.expect_acquire().never();
+    ports.sessions.expect_create().times(1).withf(|new| new.user_id == user().id && new.created_at == now()).returning(
+        |new| Ok(Session { id: session_id(2), user_id: new.user_id.clone(), expires: new.expires, created_at: now() }),
+    );
+    let mut passwords = PasswordPorts::default();
+    passwords.store.expect_find_with_password().returning(|_| Ok(Some((user(), Some(stored_hash())))));
+    passwords
+        .hasher
+        .expect_check()
+        .withf(|_, stored| stored.as_ref() == Some(&stored_hash()))
+        .returning(|_, _| Ok(PasswordCheck::Matches { outdated: false }));
+    passwords.hasher.expect_hash().never();
+
+    let signed_in = passwords
+        .on(ports, limits())
+        .sign_in_with_password(password_sign_in("the right password"))
+        .await
+        .expect("signed in");
+
+    assert_eq!((signed_in.user, signed_in.expires), (user(), now() + TimeDelta::days(30)));
+}
+
+#[tokio::test]
+async fn an_outdated_hash_is_replaced_only_if_it_is_still_the_stored_one() {
+    let mut ports = Ports::default();
+    ports.limiter.expect_wait().returning(|_, _| Ok(None));
+    ports.sessions.expect_create().returning(|new| {
+        Ok(Session { id: session_id(2), user_id: new.user_id.clone(), expires: new.expires, created_at: now() })
+    });
+    let mut passwords = PasswordPorts::default();
+    passwords.store.expect_find_with_password().returning(|_| Ok(Some((user(), Some(stored_hash())))));
+    passwords.hasher.expect_check().returning(|_, _| Ok(PasswordCheck::Matches { outdated: true }));
+    let fresh = domain::PasswordHash::from_phc("$argon2id$v=19$m=47104,t=1,p=1$bmV3$bmV3");
+    let returned = fresh.clone();
+    passwords.hasher.expect_hash().times(1).returning(move |_| Ok(returned.clone()));
+    passwords
+        .store
+        .expect_replace_password_hash()
+        .times(1)
+        .withf(move |id, old, new, _| *id == user().id && *old == stored_hash() && *new == fresh)
+        .returning(|_, _, _, _| Ok(true));
+
+    passwords.on(ports, limits()).sign_in_with_password(password_sign_in("the right password")).await.expect("in");
+}
+
+#[tokio::test]
+async fn over_a_password_limit_nothing_is_checked_and_no_link_counter_is_touched() {
+    let mut ports = Ports::default();
+    ports
+        .limiter
+        .expect_wait()
+        .times(1)
+        .withf(|bucket, _| bucket.key.starts_with("password-address:"))
+        .returning(|_, _| Ok(Some(TimeDelta::minutes(4))));
+    let mut passwords = PasswordPorts::default();
+    passwords.store.expect_find_with_password().never();
+    passwords.hasher.expect_check().never();
+
+    let result = passwords.on(ports, limits()).sign_in_with_password(password_sign_in("guess number eleven")).await;
+
+    assert!(
+        matches!(result, Err(PasswordSignInError::RateLimited { retry_after }) if retry_after == TimeDelta::minutes(4)),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_password_support_every_password_use_case_says_disabled() {
+    let sign_in = Ports::default().build();
+    assert!(matches!(
+        sign_in.sign_in_with_password(password_sign_in("whatever it is")).await,
+        Err(PasswordSignInError::Disabled)
+    ));
+    let set = SetPassword { password: domain::Password::typed("x").expect("short"), sign_out_other_sessions: true };
+    assert!(matches!(sign_in.set_password(&active(), set).await, Err(SetPasswordError::Disabled)));
+}
+
+fn new_password(password: &str, sign_out_other_sessions: bool) -> SetPassword {
+    SetPassword { password: domain::Password::typed(password).expect("not too long"), sign_out_other_sessions }
+}
+
+#[tokio::test]
+async fn setting_a_password_needs_a_recent_sign_in() {
+    let mut passwords = PasswordPorts::default();
+    passwords.hasher.expect_hash().never();
+    passwords.store.expect_set_password().never();
+    let stale =
+        super::ActiveSession { signed_in_at: now() - TimeDelta::minutes(10) - TimeDelta::seconds(1), ..active() };
+
+    let result = passwords
+        .on(Ports::default(), limits())
+        .set_password(&stale, new_password("violet kestrel tin roof", true))
+        .await;
+
+    assert!(matches!(result, Err(SetPasswordError::ReauthenticationRequired)), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_short_or_common_password_is_refused_before_hashing() {
+    let mut passwords = PasswordPorts::default();
+    passwords.common.expect_is_common().times(1).returning(|_, context| {
+        assert!(context.iter().any(|word| word == "a@example.com") && context.iter().any(|word| word == "magiclink"));
+        true
+    });
+    passwords.hasher.expect_hash().never();
+    let sign_in = passwords.on(Ports::default(), limits());
+
+    let short = sign_in.set_password(&active(), new_password("fourteen chars", true)).await;
+    let common = sign_in.set_password(&active(), new_password("password1234567", true)).await;
+
+    assert!(
+        matches!(short, Err(SetPasswordError::Refused(domain::PasswordRefusal::TooShort { min: 15 }))),
+        "{short:?}"
+    );
+    assert!(matches!(common, Err(SetPasswordError::Refused(domain::PasswordRefusal::Common))), "{common:?}");
+}
+
+#[tokio::test]
+async fn setting_a_password_stores_its_hash_and_signs_out_the_other_sessions_when_asked() {
+    for sign_out_others in [true, false] {
+        let mut ports = Ports::default();
+        ports
+            .sessions
+            .expect_delete_others()
+            .times(usize::from(sign_out_others))
+            .withf(|user_id, keep| *user_id == user().id && *keep == session_id(1))
+            .returning(|_, _| Ok(3));
+        let mut passwords = PasswordPorts::default();
+        passwords.common.expect_is_common().returning(|_, _| false);
+        passwords.hasher.expect_hash().times(1).returning(|_| Ok(stored_hash()));
+        passwords
+            .store
+            .expect_set_password()
+            .times(1)
+            .withf(|id, hash, at| *id == user().id && *hash == stored_hash() && *at == now())
+            .returning(|_, _, _| Ok(()));
+
+        let done = passwords
+            .on(ports, limits())
+            .set_password(&active(), new_password("violet kestrel under a tin roof", sign_out_others))
+            .await
+            .expect("set");
+
+        assert_eq!(done.other_sessions_ended, if sign_out_others { 3 } else { 0 });
+    }
 }
