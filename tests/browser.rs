@@ -228,6 +228,67 @@ async fn a_person_changes_their_address_in_german_by_confirming_the_emailed_link
     browser.quit().await.expect("browser closes");
 }
 
+/// Passwords in Chromium: after a link sign-in a person sets a password on the account page (a
+/// common one is refused first, saying why), signs out, and signs back in with the sign-in
+/// page's "email and password" form; a wrong password shows the same form again saying so.
+#[tokio::test]
+async fn a_person_sets_a_password_and_signs_in_with_it_next_time() {
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
+    let server = RunningServer::start_with(
+        |settings| {
+            settings.password.enabled = true;
+            settings.password.memory_kib = 7_168;
+            settings.password.iterations = 5;
+        },
+        Parts::default(),
+    )
+    .await;
+    let base = &server.base_url;
+    let address = "pass@example.com";
+    request_a_link(&browser, base, address, "password").await;
+    let (link, _code) = newest_message(&server, address, 1).await;
+    browser.goto(&link).await.expect("link opened");
+    browser.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("signed in");
+
+    browser.goto(&format!("{base}/account")).await.expect("account page");
+    let ticked = "return document.querySelector('#sign-out-others').checked";
+    assert_eq!(browser.execute(ticked, Vec::new()).await.expect("script"), true, "ticked unless unticked");
+    let field = browser.find("#new-password").await.expect("new password field");
+    browser.type_into(&field, "password12345678").await.expect("typed");
+    browser.click(&browser.find("#save-password").await.expect("save")).await.expect("clicked");
+    browser.wait_for_text(
+        "#password-error",
+        "That password is too common: it is among the first an attacker would try. Pick something less predictable, such as several unrelated words.",
+        WAIT,
+    ).await.expect("refused");
+    browser.screenshot(&screenshots(), "password-1-too-common").await.expect("screenshot");
+    let field = browser.find("#new-password").await.expect("new password field");
+    browser.type_into(&field, "violet kestrel under a tin roof").await.expect("typed");
+    browser.click(&browser.find("#save-password").await.expect("save")).await.expect("clicked");
+    browser.wait_for_text("#done", "Your password was saved.", WAIT).await.expect("saved");
+
+    browser.goto(&format!("{base}/")).await.expect("home");
+    browser.click(&browser.find("#signout").await.expect("sign-out button")).await.expect("signed out");
+    browser.wait_for_text("#status", "You are not signed in.", WAIT).await.expect("signed out");
+    browser.goto(&format!("{base}/signin")).await.expect("sign-in page");
+    browser.type_into(&browser.find("#password-email").await.expect("email"), address).await.expect("typed");
+    browser
+        .type_into(&browser.find("#password").await.expect("password"), "violet kestrel under a tin")
+        .await
+        .expect("typed");
+    browser.click(&browser.find("#password-submit").await.expect("submit")).await.expect("clicked");
+    browser.wait_for_text("#password-error", "Wrong email address or password.", WAIT).await.expect("refused");
+    browser.screenshot(&screenshots(), "password-2-wrong").await.expect("screenshot");
+    browser
+        .type_into(&browser.find("#password").await.expect("password"), "violet kestrel under a tin roof")
+        .await
+        .expect("typed");
+    browser.click(&browser.find("#password-submit").await.expect("submit")).await.expect("clicked");
+    browser.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("signed in with it");
+    browser.screenshot(&screenshots(), "password-3-signed-in").await.expect("screenshot");
+    browser.quit().await.expect("browser closes");
+}
+
 /// `docs/integration/spa.html` in Chromium, served by nginx on the same origin as magiclink's
 /// routes (as a single-page app is): it asks for a code, signs in with it, and signs out,
 /// through the JSON API alone.
@@ -376,8 +437,9 @@ async fn the_api_docs_page_draws_every_operation() {
     browser.screenshot(&screenshots(), "api-docs").await.expect("screenshot");
 
     // csrf, providers, session; request a link, redeem it, sign out; list sessions, revoke one,
-    // revoke the others; change the address, confirm it.
-    assert_eq!(operations, 11);
+    // revoke the others; change the address, confirm it; sign in with a password, set one,
+    // confirm it is you.
+    assert_eq!(operations, 14);
     assert_eq!(drawn, operations, "Swagger UI drew every operation");
     let title = browser.execute("return document.querySelector('.info .title').textContent", Vec::new()).await;
     assert!(title.expect("script").as_str().is_some_and(|t| t.starts_with("magiclink")));

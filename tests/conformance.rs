@@ -1331,6 +1331,95 @@ async fn concurrent_confirmations_change_the_address_once_and_retire_the_old_add
 }
 
 // ---------------------------------------------------------------------------------------------
+// Passwords
+
+fn phc(tag: &str) -> domain::PasswordHash {
+    domain::PasswordHash::from_phc(format!("$argon2id$v=19$m=19456,t=2,p=1${tag}$aGFzaA"))
+}
+
+async fn a_password_is_found_with_its_user_by_address_only_and_replaced_whole(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+
+    assert!(db.passwords.find_with_password(&address("nobody@example.com")).await.expect("read").is_none());
+    let (found, hash) = db.passwords.find_with_password(&address("ada@example.com")).await.expect("read").expect("ada");
+    assert_eq!((found, hash), (ada.clone(), None), "a user without a password");
+
+    db.passwords.set_password(&ada.id, &phc("first"), t0()).await.expect("set");
+    db.passwords.set_password(&ada.id, &phc("second"), t0() + TimeDelta::minutes(1)).await.expect("changed");
+
+    let (_, hash) = db.passwords.find_with_password(&address("ADA@example.com")).await.expect("read").expect("ada");
+    assert_eq!(hash, Some(phc("second")), "found whatever the case of the address, the newest hash only");
+    assert_eq!(db.passwords.password_of(&ada.id).await.expect("read"), Some(phc("second")));
+    let (_, bobs) = db.passwords.find_with_password(&address("bob@example.com")).await.expect("read").expect("bob");
+    assert_eq!(bobs, None, "another user's password is never returned");
+    let rows = raw_texts(store, "SELECT hash FROM passwords").await;
+    assert_eq!(rows, vec![phc("second").as_phc().to_owned()], "one row per user");
+
+    assert!(db.users.remove(&address("ada@example.com")).await.expect("removed"));
+    assert!(raw_texts(store, "SELECT hash FROM passwords").await.is_empty(), "removing a user removes the hash");
+}
+
+async fn a_rehash_replaces_only_the_hash_it_was_made_from(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    db.passwords.set_password(&ada.id, &phc("old"), t0()).await.expect("set");
+
+    assert!(db.passwords.replace_password_hash(&ada.id, &phc("old"), &phc("rehashed"), t0()).await.expect("ran"));
+    // The person changed their password meanwhile: a late re-hash of the old one must not undo it.
+    db.passwords.set_password(&ada.id, &phc("changed"), t0()).await.expect("set");
+    assert!(!db.passwords.replace_password_hash(&ada.id, &phc("rehashed"), &phc("late"), t0()).await.expect("ran"));
+
+    assert_eq!(db.passwords.password_of(&ada.id).await.expect("read"), Some(phc("changed")));
+}
+
+async fn concurrent_first_passwords_for_one_user_leave_exactly_one(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let attempts = (0..12).map(|n| {
+        let passwords = Arc::clone(&db.passwords);
+        let id = ada.id.clone();
+        tokio::spawn(async move { passwords.set_password(&id, &phc(&format!("p{n}")), t0()).await })
+    });
+    for attempt in attempts {
+        attempt.await.expect("joined").expect("every concurrent set succeeds");
+    }
+
+    let rows = raw_texts(store, "SELECT hash FROM passwords").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!((0..12).any(|n| rows[0] == phc(&format!("p{n}")).as_phc()), "one of the hashes set: {rows:?}");
+}
+
+async fn a_session_remembers_when_its_sign_in_happened(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let draft = a_session();
+    let signed_in_at = t0() + TimeDelta::milliseconds(1_234);
+    db.sessions
+        .create(&NewSession {
+            token_hash: draft.token_hash.clone(),
+            user_id: ada.id.clone(),
+            expires: t0() + TimeDelta::days(1),
+            user_agent: None,
+            created_at: signed_in_at,
+        })
+        .await
+        .expect("stored");
+    db.sessions
+        .extend(
+            &db.sessions.find(&draft.token_hash).await.expect("read").expect("found").0.id,
+            t0() + TimeDelta::days(2),
+            t0() + TimeDelta::hours(5),
+        )
+        .await
+        .expect("extended");
+
+    let (session, _) = db.sessions.find(&draft.token_hash).await.expect("read").expect("found");
+    assert_eq!(session.created_at, signed_in_at, "extending a session does not make its sign-in recent");
+}
+
+// ---------------------------------------------------------------------------------------------
 // The suite, once per backend.
 
 /// Runs each contract on a fresh scratch database of the backend, then drops it.
@@ -1394,6 +1483,10 @@ macro_rules! every_contract {
             an_address_that_is_taken_gets_no_email_and_one_taken_meanwhile_changes_nothing,
             a_newer_request_replaces_the_older_link_and_links_expire,
             concurrent_confirmations_change_the_address_once_and_retire_the_old_addresss_links,
+            a_password_is_found_with_its_user_by_address_only_and_replaced_whole,
+            a_rehash_replaces_only_the_hash_it_was_made_from,
+            concurrent_first_passwords_for_one_user_leave_exactly_one,
+            a_session_remembers_when_its_sign_in_happened,
         );
     };
 }

@@ -124,12 +124,24 @@ impl TestApp {
     /// The application on a scratch database of `dialect` (SQLite: a temporary file), or `None`
     /// after [`skip_or_fail`] when that server is not reachable.
     pub async fn spawn_on(dialect: adapters::database::Dialect) -> Option<Self> {
+        Self::spawn_on_with(dialect, |_| {}).await
+    }
+
+    /// As [`TestApp::spawn_on`], with settings adjusted by `configure`.
+    pub async fn spawn_on_with(
+        dialect: adapters::database::Dialect,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<Self> {
         if dialect == adapters::database::Dialect::Sqlite {
-            return Some(Self::spawn().await);
+            return Some(Self::spawn_with(configure).await);
         }
         let scratch = stores::scratch_database(dialect).await?;
         let url = scratch.url_text().to_owned();
-        let mut app = Self::spawn_with(|settings| settings.database.url = url.into()).await;
+        let mut app = Self::spawn_with(|settings| {
+            configure(settings);
+            settings.database.url = url.into();
+        })
+        .await;
         app._scratch = Some(scratch);
         Some(app)
     }
