@@ -788,10 +788,15 @@ fn sign_in(db: &Database, clock: Arc<ManualClock>) -> SignIn {
 
 /// The request use case on `db`, handing new emails to `delivery`.
 fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn DeliveryQueue>) -> SignIn {
+    let sessions = Arc::new(ports::Sessions::new(
+        Arc::clone(&db.sessions),
+        clock.clone(),
+        ports::SessionSettings { policy: SessionPolicy::new(86_400, 3_600), recent_sign_in: TimeDelta::minutes(10) },
+    ));
     SignIn::new(
         Arc::clone(&db.links),
         Arc::clone(&db.users),
-        Arc::clone(&db.sessions),
+        sessions,
         delivery,
         Arc::clone(&db.rate_limits),
         clock,
@@ -799,13 +804,11 @@ fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn 
             secret: secret(),
             previous_secrets: Vec::new(),
             link_policy: LinkPolicy::new(600),
-            session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: url::Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             confirm_address_endpoint: url::Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid"),
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
             sign_up: ports::SignUpPolicy::Open,
-            recent_sign_in: TimeDelta::minutes(10),
         },
     )
 }

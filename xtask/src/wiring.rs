@@ -19,8 +19,8 @@ use chrono::{TimeDelta, Utc};
 use domain::{LinkPolicy, PasswordRules, Quota, SecretText, ServerSecret, SessionPolicy};
 use poem::{EndpointExt, Response};
 use ports::{
-    Clock, Deliverer, DeliverySettings, DevMailbox, Mailer, PasswordLimits, PasswordSupport, RateLimiter, RetryPolicy,
-    SignIn, SignInLimits, SignInSettings, SignUpPolicy,
+    Clock, Deliverer, DeliverySettings, DevMailbox, Mailer, PasswordLimits, PasswordSupport, Passwords, RateLimiter,
+    RetryPolicy, SessionSettings, Sessions, SignIn, SignInLimits, SignInSettings, SignUpPolicy,
 };
 use web::server::ConnectionLimits;
 use web::{AppState, CookieNames, PagePaths, RequestLimits, WebSettings};
@@ -146,7 +146,11 @@ fn sign_in_limits(limits: &RateLimitSettings) -> SignInLimits {
 ///
 /// # Errors
 /// When the argon2 parameters are refused or the OS gives no randomness.
-fn password_support(settings: &Settings, store: &Database) -> anyhow::Result<Option<PasswordSupport>> {
+fn password_support(
+    settings: &Settings,
+    store: &Database,
+    secret: &ServerSecret,
+) -> anyhow::Result<Option<PasswordSupport>> {
     let password = &settings.password;
     if !password.enabled {
         return Ok(None);
@@ -168,6 +172,7 @@ fn password_support(settings: &Settings, store: &Database) -> anyhow::Result<Opt
             per_client: Quota::per(password.failed_per_client_per_hour, hour),
         },
         site_name: settings.site_name.clone(),
+        secret: secret.clone(),
     }))
 }
 
@@ -367,10 +372,22 @@ pub async fn build(
         .context("pages.account does not make a valid URL")?;
     let (handover, handed_over) = adapters::handover::handover(HANDOVER_CAPACITY, DELIVERY_LEASE);
     let limiter = build_rate_limiter(settings, &store).await?;
-    let sign_in = SignIn::new(
+    // Sessions first: both providers (links, passwords) open sessions through the service.
+    let sessions = Arc::new(Sessions::new(
+        Arc::clone(&store.sessions),
+        Arc::clone(&clock),
+        SessionSettings {
+            policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
+            recent_sign_in: TimeDelta::seconds(i64::from(settings.session.recent_sign_in)),
+        },
+    ));
+    let passwords = password_support(settings, &store, &secret)?.map(|support| {
+        Arc::new(Passwords::new(support, Arc::clone(&sessions), Arc::clone(&limiter), Arc::clone(&clock)))
+    });
+    let sign_in = Arc::new(SignIn::new(
         Arc::clone(&store.links),
         Arc::clone(&store.users),
-        Arc::clone(&store.sessions),
+        Arc::clone(&sessions),
         handover,
         limiter,
         Arc::clone(&clock),
@@ -378,19 +395,13 @@ pub async fn build(
             secret: secret.clone(),
             previous_secrets: previous_secrets.clone(),
             link_policy: LinkPolicy::new(settings.magic_link.max_age),
-            session_policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
             callback_endpoint,
             confirm_address_endpoint,
             link_retention: LINK_RETENTION,
             limits: sign_in_limits(&settings.rate_limit),
             sign_up: sign_up_policy(settings)?,
-            recent_sign_in: TimeDelta::seconds(i64::from(settings.session.recent_sign_in)),
         },
-    );
-    let sign_in = Arc::new(match password_support(settings, &store)? {
-        Some(support) => sign_in.with_passwords(support),
-        None => sign_in,
-    });
+    ));
     let outbox = &settings.outbox;
     let deliverer = Arc::new(Deliverer::new(
         Arc::clone(&store.outbox),
@@ -413,6 +424,8 @@ pub async fn build(
     ));
     let magiclink = web::Magiclink::new(AppState {
         sign_in: Arc::clone(&sign_in),
+        sessions,
+        passwords,
         health: Arc::clone(&store.health),
         mailbox: mailbox.clone().map(|m| m as Arc<dyn DevMailbox>),
         settings: web_settings,

@@ -14,8 +14,10 @@ pub mod delivery;
 pub mod mailer;
 pub mod outbox;
 pub mod password;
+pub mod passwords;
 pub mod random;
 pub mod rate_limit;
+pub mod sessions;
 pub mod sign_in;
 pub mod stores;
 
@@ -29,17 +31,21 @@ pub use outbox::{
     DeliveryQueue, DeliveryState, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, SentMessage,
 };
 pub use password::{CommonPasswords, PasswordCheck, PasswordHasher};
+pub use passwords::{
+    PasswordLimits, PasswordSet, PasswordSignIn, PasswordSignInError, PasswordSupport, Passwords, SetPassword,
+    SetPasswordError,
+};
 pub use rate_limit::{Admission, Bucket, RateLimiter};
+pub use sessions::{
+    ActiveSession, ListSessionsError, OpenSessionError, ReadSessionError, RevokeOtherSessionsError, RevokeSessionError,
+    SessionSettings, Sessions, SignOutError, SignedIn,
+};
 pub use sign_in::address::{
     AddressChangePreview, ChangeAddress, ChangeAddressError, ConfirmAddress, ConfirmAddressError, ConfirmationQueued,
 };
-pub use sign_in::password::{
-    PasswordLimits, PasswordSet, PasswordSignIn, PasswordSignInError, PasswordSupport, SetPassword, SetPasswordError,
-};
 pub use sign_in::{
-    ActiveSession, LimitScope, LinkQueued, LinkStateError, ListSessionsError, PurgeError, ReadSessionError, RedeemCode,
-    RedeemCodeError, RedeemLink, RedeemLinkError, RenameError, RequestLink, RequestLinkError, RevokeOtherSessionsError,
-    RevokeSessionError, SignIn, SignInLimits, SignInSettings, SignOutError, SignUpPolicy, SignedIn,
+    LimitScope, LinkQueued, LinkStateError, PurgeError, RedeemCode, RedeemCodeError, RedeemLink, RedeemLinkError,
+    RenameError, RequestLink, RequestLinkError, SignIn, SignInLimits, SignInSettings, SignUpPolicy,
 };
 pub use stores::{
     AddressChangeOutcome, CodeRedemption, LinkState, LinkStore, NewAddressChange, NewLink, NewSession, PasswordStore,

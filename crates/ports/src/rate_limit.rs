@@ -5,7 +5,8 @@
 //! holds an address or an IP address in the clear.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::Quota;
+use domain::secret::KeyPurpose;
+use domain::{Quota, ServerSecret};
 
 /// One counter to charge: an opaque key and its quota.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,15 @@ pub struct Bucket {
     pub key: String,
     /// How many per how long.
     pub quota: Quota,
+}
+
+impl Bucket {
+    /// The counter `name` of `value` (an address, a client key), named by a keyed hash of
+    /// both, so the store never sees addresses or IP addresses.
+    pub fn keyed(secret: &ServerSecret, name: &str, value: &str, quota: Quota) -> Self {
+        let mac = secret.mac(KeyPurpose::RateLimit, format!("{name}\0{value}").as_bytes());
+        Bucket { key: format!("{name}:{}", domain::hex::encode(&mac[..16])), quota }
+    }
 }
 
 /// What a limiter decided for a set of buckets.

@@ -1,4 +1,7 @@
-//! The sign-in use cases: request a link, redeem it, read a session, sign out.
+//! The magic-link provider: request a link, redeem it (or its code), and the account changes
+//! that go through links (the sign-in address in [`address`], the display name). Sessions are
+//! the [`Sessions`] service's, which this provider and the password provider
+//! ([`crate::passwords`]) both open sessions through.
 //!
 //! Written once against the ports, so the same rules hold whichever database and mailer a
 //! deployment picks. Each use case has its own error enum: the cases a caller acts on, plus
@@ -10,10 +13,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::code::MAX_CODE_ATTEMPTS;
 use domain::rate_limit::client_key;
-use domain::secret::KeyPurpose;
 use domain::{
-    CallbackPath, DisplayName, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, ServerSecret, SessionId,
-    SessionPolicy, SessionSummary, SessionToken, SignInCode, User,
+    CallbackPath, DisplayName, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, ServerSecret, SignInCode,
 };
 use url::Url;
 
@@ -22,9 +23,9 @@ use crate::mailer::EmailContent;
 use crate::outbox::{DeliveryQueue, NewOutboxMessage};
 use crate::random::os_random;
 use crate::rate_limit::{Admission, Bucket, RateLimiter};
-use crate::stores::{
-    CodeRedemption, LinkState, LinkStore, NewLink, Redemption, SessionDraft, SessionStore, SignedInRecord, UserStore,
-};
+use crate::sessions::{ActiveSession, SignedIn};
+use crate::stores::{CodeRedemption, LinkState, LinkStore, NewLink, Redemption, UserStore};
+use crate::Sessions;
 
 /// Fixed settings of the sign-in flow.
 #[derive(Debug, Clone)]
@@ -35,8 +36,6 @@ pub struct SignInSettings {
     pub previous_secrets: Vec<ServerSecret>,
     /// How long links live.
     pub link_policy: LinkPolicy,
-    /// How long sessions live and slide.
-    pub session_policy: SessionPolicy,
     /// The absolute URL of the link callback endpoint (`{base_url}{base_path}/callback/email`).
     pub callback_endpoint: Url,
     /// The absolute URL of the page that confirms a new sign-in address
@@ -49,9 +48,6 @@ pub struct SignInSettings {
     pub limits: SignInLimits,
     /// Who may get a link.
     pub sign_up: SignUpPolicy,
-    /// How recent a sign-in must be for a sensitive change (a password, the sign-in address):
-    /// "sudo mode". Older sessions confirm it is them first, with a fresh link or their password.
-    pub recent_sign_in: TimeDelta,
 }
 
 /// Who may get a sign-in link. A refused address gets exactly the answer an allowed one gets,
@@ -93,16 +89,17 @@ pub enum LimitScope {
     Everyone,
 }
 
-/// The sign-in core: the four use cases over the ports.
+/// The magic-link provider (request a link, redeem it or its code) and the account changes
+/// that go through links (the sign-in address, the display name), over the ports. Sessions
+/// are [`Sessions`]'s.
 pub struct SignIn {
     links: Arc<dyn LinkStore>,
     users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
+    sessions: Arc<Sessions>,
     delivery: Arc<dyn DeliveryQueue>,
     limiter: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
     settings: SignInSettings,
-    passwords: Option<password::PasswordSupport>,
 }
 
 /// A request for a sign-in link, already parsed at the edge.
@@ -159,24 +156,6 @@ pub struct RedeemLink {
     pub user_agent: Option<String>,
     /// The client's address, for the limit on failed redemptions.
     pub client: Option<IpAddr>,
-}
-
-/// A person who just signed in.
-#[derive(Debug)]
-pub struct SignedIn {
-    /// The new session's token, for the cookie only.
-    pub session_token: SessionToken,
-    /// When the session expires.
-    pub expires: DateTime<Utc>,
-    /// Who signed in.
-    pub user: User,
-}
-
-impl SignedIn {
-    /// The person a redemption signed in, holding the token of the session it stored.
-    fn new(session_token: SessionToken, record: SignedInRecord) -> Self {
-        Self { session_token, expires: record.session.expires, user: record.user }
-    }
 }
 
 /// Why a link signed nobody in. None of these says whether the address has an account.
@@ -252,64 +231,6 @@ pub enum RedeemCodeError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// A live session and its user.
-#[derive(Debug, Clone)]
-pub struct ActiveSession {
-    /// Which session it is (never its token), to tell it apart in the person's list.
-    pub session_id: SessionId,
-    /// Who is signed in.
-    pub user: User,
-    /// When the session expires (after any extension just made).
-    pub expires: DateTime<Utc>,
-    /// When the person signed in, opening this session: sensitive changes need it to be recent.
-    pub signed_in_at: DateTime<Utc>,
-    /// Whether this read extended the session, so the cookie should be re-issued.
-    pub extended: bool,
-}
-
-/// Why a session could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadSessionError {
-    /// Storage failed.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-/// Why signing out failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SignOutError {
-    /// Storage failed.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-/// Why a person's sessions could not be listed.
-#[derive(Debug, thiserror::Error)]
-pub enum ListSessionsError {
-    /// Storage failed.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-/// Why a session was not revoked.
-#[derive(Debug, thiserror::Error)]
-pub enum RevokeSessionError {
-    /// The signed-in person has no session with that id (it ended, or it is someone else's).
-    #[error("no such session")]
-    NotFound,
-    /// Storage failed.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-/// Why the other sessions were not revoked.
-#[derive(Debug, thiserror::Error)]
-pub enum RevokeOtherSessionsError {
-    /// Storage failed.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
 /// Why the display name was not changed.
 #[derive(Debug, thiserror::Error)]
 pub enum RenameError {
@@ -339,13 +260,13 @@ impl SignIn {
     pub fn new(
         links: Arc<dyn LinkStore>,
         users: Arc<dyn UserStore>,
-        sessions: Arc<dyn SessionStore>,
+        sessions: Arc<Sessions>,
         delivery: Arc<dyn DeliveryQueue>,
         limiter: Arc<dyn RateLimiter>,
         clock: Arc<dyn Clock>,
         settings: SignInSettings,
     ) -> Self {
-        Self { links, users, sessions, delivery, limiter, clock, settings, passwords: None }
+        Self { links, users, sessions, delivery, limiter, clock, settings }
     }
 
     /// The fixed settings.
@@ -508,8 +429,7 @@ impl SignIn {
     /// A counter named by a keyed hash of what it counts, so the store never sees addresses
     /// or IP addresses.
     fn bucket(&self, name: &str, value: &str, quota: Quota) -> Bucket {
-        let mac = self.settings.secret.mac(KeyPurpose::RateLimit, format!("{name}\0{value}").as_bytes());
-        Bucket { key: format!("{name}:{}", domain::hex::encode(&mac[..16])), quota }
+        Bucket::keyed(&self.settings.secret, name, value, quota)
     }
 
     /// The current secret, then the previous ones: what was signed may be under any of them.
@@ -534,8 +454,7 @@ impl SignIn {
         if let Some(retry_after) = self.failure_wait(request.client, now).await? {
             return Err(RedeemLinkError::RateLimited { retry_after });
         }
-        let session_token = SessionToken::from_random_bytes(os_random()?);
-        let session = self.session_draft(&session_token, request.user_agent, now);
+        let (session_token, session) = self.sessions.draft(request.user_agent)?;
         // A link issued before the secret was rotated is stored under an older secret's hash.
         let mut redemption = Redemption::Unknown;
         for secret in self.secrets() {
@@ -573,8 +492,7 @@ impl SignIn {
         // signed with), so a wrong code counts once, not once per secret.
         let secret = self.secrets().nth(request.issued_under).unwrap_or(&self.settings.secret);
         let code_hash = request.code.hash(secret, &request.link);
-        let session_token = SessionToken::from_random_bytes(os_random()?);
-        let session = self.session_draft(&session_token, request.user_agent, now);
+        let (session_token, session) = self.sessions.draft(request.user_agent)?;
         let record = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, &session, now).await? {
             CodeRedemption::Redeemed(record) => record,
             CodeRedemption::Wrong { attempts_left } => {
@@ -589,91 +507,6 @@ impl SignIn {
         };
         tracing::info!(user.id = %record.user.id.as_str(), "signed in with a code");
         Ok(SignedIn::new(session_token, record))
-    }
-
-    /// The session a successful redemption opens, stored in the redemption's transaction.
-    fn session_draft(&self, token: &SessionToken, user_agent: Option<String>, now: DateTime<Utc>) -> SessionDraft {
-        SessionDraft { token_hash: token.hash(), expires: self.settings.session_policy.expires_at(now), user_agent }
-    }
-
-    /// The live session behind a cookie token, extending it when due.
-    ///
-    /// # Errors
-    /// Only [`ReadSessionError::Unexpected`]: an unknown or expired token is `Ok(None)`.
-    pub async fn read_session(&self, token: &SessionToken) -> Result<Option<ActiveSession>, ReadSessionError> {
-        let now = self.clock.now();
-        let Some((session, user)) = self.sessions.find(&token.hash()).await? else {
-            return Ok(None);
-        };
-        let policy = self.settings.session_policy;
-        if !policy.is_live(session.expires, now) {
-            return Ok(None);
-        }
-        match policy.extension(session.expires, now) {
-            Some(expires) => {
-                self.sessions.extend(&session.id, expires, now).await?;
-                Ok(Some(ActiveSession {
-                    session_id: session.id,
-                    user,
-                    expires,
-                    signed_in_at: session.created_at,
-                    extended: true,
-                }))
-            }
-            None => Ok(Some(ActiveSession {
-                session_id: session.id,
-                user,
-                expires: session.expires,
-                signed_in_at: session.created_at,
-                extended: false,
-            })),
-        }
-    }
-
-    /// Ends the session behind a cookie token. Ending an unknown session succeeds.
-    ///
-    /// # Errors
-    /// Only [`SignOutError::Unexpected`].
-    pub async fn sign_out(&self, token: &SessionToken) -> Result<(), SignOutError> {
-        self.sessions.delete(&token.hash()).await?;
-        Ok(())
-    }
-
-    /// The signed-in person's live sessions, most recently used first.
-    ///
-    /// # Errors
-    /// Only [`ListSessionsError::Unexpected`].
-    pub async fn list_sessions(&self, active: &ActiveSession) -> Result<Vec<SessionSummary>, ListSessionsError> {
-        Ok(self.sessions.list_for_user(&active.user.id, self.clock.now()).await?)
-    }
-
-    /// Ends one of the signed-in person's sessions, this one included (which signs this
-    /// browser out). Only their own: an id of someone else's session is [`RevokeSessionError::NotFound`],
-    /// exactly as an unknown one, so ids of others' sessions cannot be probed.
-    ///
-    /// # Errors
-    /// [`RevokeSessionError::NotFound`] when the person has no session with that id.
-    pub async fn revoke_session(
-        &self,
-        active: &ActiveSession,
-        session_id: &SessionId,
-    ) -> Result<(), RevokeSessionError> {
-        if !self.sessions.delete_for_user(&active.user.id, session_id).await? {
-            return Err(RevokeSessionError::NotFound);
-        }
-        tracing::info!(user.id = %active.user.id.as_str(), session.id = %session_id.as_str(), "session revoked");
-        Ok(())
-    }
-
-    /// Ends every session of the signed-in person except this one ("sign out everywhere
-    /// else"), returning how many ended.
-    ///
-    /// # Errors
-    /// Only [`RevokeOtherSessionsError::Unexpected`].
-    pub async fn revoke_other_sessions(&self, active: &ActiveSession) -> Result<u64, RevokeOtherSessionsError> {
-        let revoked = self.sessions.delete_others(&active.user.id, &active.session_id).await?;
-        tracing::info!(user.id = %active.user.id.as_str(), revoked, "other sessions revoked");
-        Ok(revoked)
     }
 
     /// Sets the signed-in person's display name (`None` removes it).
@@ -702,14 +535,15 @@ impl SignIn {
         Ok(LinkState::Unknown)
     }
 
-    /// Deletes links and sessions that expired longer ago than the link retention.
+    /// Deletes links that expired longer ago than the link retention, sessions that expired,
+    /// and spent rate-limit counters; returns how many links and sessions.
     ///
     /// # Errors
     /// Only [`PurgeError::Unexpected`].
     pub async fn purge_expired(&self) -> Result<(u64, u64), PurgeError> {
         let cutoff = self.clock.now() - self.settings.link_retention;
         let links = self.links.purge_expired(cutoff).await?;
-        let sessions = self.sessions.purge_expired(self.clock.now()).await?;
+        let sessions = self.sessions.purge_expired().await?;
         self.limiter.purge(self.clock.now()).await?;
         Ok((links, sessions))
     }
@@ -725,7 +559,6 @@ impl SignIn {
 }
 
 pub mod address;
-pub mod password;
 
 #[cfg(test)]
 mod tests;

@@ -272,7 +272,7 @@ pub async fn revoke(req: &Request, state: Data<&Arc<AppState>>, form: poem::Resu
             return Ok(sign_in_first(&state));
         };
         let id = form.session.as_deref().and_then(|id| SessionId::parse(id).ok()).ok_or(WebError::NoSuchSession)?;
-        state.sign_in.revoke_session(&active, &id).await?;
+        state.sessions.revoke(&active, &id).await?;
         telemetry::sessions_revoked(&state.settings, "revoke", 1);
         if id == active.session_id {
             crate::cookies::clear(req.cookie(), &state.settings, crate::cookies::Kind::Session);
@@ -294,7 +294,7 @@ pub async fn revoke_others(
         let Some((_form, active)) = signed_in_form(req, &state, form).await? else {
             return Ok(sign_in_first(&state));
         };
-        let revoked = state.sign_in.revoke_other_sessions(&active).await?;
+        let revoked = state.sessions.revoke_others(&active).await?;
         telemetry::sessions_revoked(&state.settings, "revoke-others", revoked);
         Ok(back(&state, "others"))
     };
@@ -360,8 +360,8 @@ pub(crate) async fn account_page(
         FieldError::Password(sentence) => password_error = said(sentence),
         FieldError::Reauthenticate(sentence) => reauth_error = said(sentence),
     }
-    let recent_minutes = state.sign_in.settings().recent_sign_in.num_minutes();
-    let sessions = state.sign_in.list_sessions(active).await?;
+    let recent_minutes = state.sessions.settings().recent_sign_in.num_minutes();
+    let sessions = state.sessions.list(active).await?;
     let rows: Vec<SessionRow> = sessions
         .into_iter()
         .map(|session| SessionRow {
@@ -385,11 +385,16 @@ pub(crate) async fn account_page(
     context.insert("reauth_error", &reauth_error);
     // Sensitive changes (address, password) need a recent sign-in; otherwise the page offers
     // to confirm it is the person first.
-    context.insert("recent", &state.sign_in.is_recent(active));
+    context.insert("recent", &state.sessions.is_recent(active));
     context.insert("recent_minutes", &recent_minutes);
-    context.insert("password_enabled", &state.sign_in.passwords_enabled());
-    context.insert("has_password", &state.sign_in.has_password(active).await?);
-    context.insert("min_password_length", &state.sign_in.password_rules().map_or(0, |rules| rules.min_length()));
+    context.insert("password_enabled", &state.passwords.is_some());
+    let has_password = match &state.passwords {
+        Some(passwords) => passwords.has_password(active).await?,
+        None => false,
+    };
+    context.insert("has_password", &has_password);
+    let min_length = state.passwords.as_ref().map_or(0, |passwords| passwords.rules().min_length());
+    context.insert("min_password_length", &min_length);
     context.insert("set_password_action", &format!("{page_path}/password"));
     context.insert("reauth_action", &format!("{page_path}/reauthenticate"));
     context.insert("reauth_link_action", &format!("{page_path}/reauthenticate/link"));

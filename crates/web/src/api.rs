@@ -493,7 +493,7 @@ impl AuthApi {
             callback_url: settings.absolute(&settings.auth_path("/callback/email")),
         };
         let mut providers = ProvidersBody::from([(email.id.clone(), email)]);
-        if self.state.sign_in.passwords_enabled() {
+        if self.state.passwords.is_some() {
             let password_url = settings.absolute(&settings.auth_path("/callback/password"));
             let password = ProviderBody {
                 id: "password".to_owned(),
@@ -571,7 +571,7 @@ impl AuthApi {
     #[oai(path = "/sessions", method = "get")]
     async fn sessions(&self, req: &Request) -> Result<Json<SessionsBody>, Problem<SignedInProblems>> {
         let active = self.signed_in(req).await?;
-        let listed = self.state.sign_in.list_sessions(&active).await.map_err(|e| self.problem(req, e.into()))?;
+        let listed = self.state.sessions.list(&active).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(SessionsBody {
             sessions: listed
                 .into_iter()
@@ -598,7 +598,7 @@ impl AuthApi {
         let active = self.signed_in_to_change(req).await?;
         // A malformed id names none of the person's sessions, like an unknown one.
         let session_id = SessionId::parse(&id.0).map_err(|_| self.problem(req, WebError::NoSuchSession))?;
-        self.state.sign_in.revoke_session(&active, &session_id).await.map_err(|e| self.problem(req, e.into()))?;
+        self.state.sessions.revoke(&active, &session_id).await.map_err(|e| self.problem(req, e.into()))?;
         telemetry::sessions_revoked(&self.state.settings, "revoke", 1);
         if session_id == active.session_id {
             crate::cookies::clear(req.cookie(), &self.state.settings, crate::cookies::Kind::Session);
@@ -702,8 +702,7 @@ impl AuthApi {
     #[oai(path = "/sessions/revoke-others", method = "post")]
     async fn revoke_other_sessions(&self, req: &Request) -> Result<Json<RevokedBody>, Problem<SessionChangeProblems>> {
         let active = self.signed_in_to_change(req).await?;
-        let revoked =
-            self.state.sign_in.revoke_other_sessions(&active).await.map_err(|e| self.problem(req, e.into()))?;
+        let revoked = self.state.sessions.revoke_others(&active).await.map_err(|e| self.problem(req, e.into()))?;
         telemetry::sessions_revoked(&self.state.settings, "revoke-others", revoked);
         Ok(Json(RevokedBody { revoked }))
     }

@@ -228,7 +228,7 @@ async fn sign_in_with_code(
 pub(crate) async fn finish_sign_in(req: &Request, state: &AppState, signed_in: &SignedIn) -> Result<(), WebError> {
     // A browser holds one session: end the one it had, if any, before replacing its cookie.
     if let Some(previous) = session_token(req, state) {
-        state.sign_in.sign_out(&previous).await?;
+        state.sessions.end(&previous).await?;
     }
     set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
     pending::clear(req.cookie(), &state.settings);
@@ -268,7 +268,7 @@ pub async fn sign_out(req: &Request, state: Data<&Arc<AppState>>, form: poem::Re
 /// [`WebError::Unexpected`] when the store fails.
 pub(crate) async fn end_session(req: &Request, state: &AppState) -> Result<(), WebError> {
     if let Some(token) = session_token(req, state) {
-        state.sign_in.sign_out(&token).await?;
+        state.sessions.end(&token).await?;
         telemetry::sessions_revoked(&state.settings, "sign-out", 1);
     }
     cookies::clear(req.cookie(), &state.settings, cookies::Kind::Session);
@@ -314,7 +314,7 @@ pub async fn current_session(req: &Request, state: &AppState) -> Result<Option<A
     let Some(token) = session_token(req, state) else {
         return Ok(None);
     };
-    let session = state.sign_in.read_session(&token).await?;
+    let session = state.sessions.read(&token).await?;
     match &session {
         Some(active) if active.extended => set_session_cookie(req, state, &token, active.expires),
         Some(_) => {}

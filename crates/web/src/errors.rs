@@ -430,7 +430,6 @@ impl WebError {
     /// address.
     pub fn from_password_sign_in(error: PasswordSignInError, typed: &str, callback_url: Option<&str>) -> Self {
         match error {
-            PasswordSignInError::Disabled => WebError::PasswordsDisabled,
             PasswordSignInError::Rejected => {
                 WebError::PasswordRejected { typed: typed.to_owned(), callback_url: callback_url.map(str::to_owned) }
             }
@@ -450,7 +449,6 @@ impl WebError {
 impl From<SetPasswordError> for WebError {
     fn from(error: SetPasswordError) -> Self {
         match error {
-            SetPasswordError::Disabled => WebError::PasswordsDisabled,
             SetPasswordError::ReauthenticationRequired => WebError::ReauthenticationRequired,
             SetPasswordError::Refused(refusal) => WebError::PasswordRefused(refusal),
             SetPasswordError::Unexpected(inner) => WebError::Unexpected(inner),

@@ -32,7 +32,7 @@ pub mod user_agent;
 
 use std::sync::Arc;
 
-use ports::{DevMailbox, SignIn, StoreHealth};
+use ports::{DevMailbox, Passwords, Sessions, SignIn, StoreHealth};
 
 pub use embed::{Magiclink, RequireSignIn, SignedIn};
 pub use routes::build_app;
@@ -40,8 +40,12 @@ pub use settings::{CookieNames, ForwardAuth, ForwardAuthMode, PagePaths, Request
 
 /// Everything the handlers need, built by the composition root.
 pub struct AppState {
-    /// The sign-in use cases.
+    /// The magic-link provider and the account changes that go through links.
     pub sign_in: Arc<SignIn>,
+    /// Sessions: reading, listing and ending them, whichever provider opened them.
+    pub sessions: Arc<Sessions>,
+    /// The password provider, when `password.enabled` is on.
+    pub passwords: Option<Arc<Passwords>>,
     /// The database health check behind `/healthz`.
     pub health: Arc<dyn StoreHealth>,
     /// The development mailbox, present only while the development mailer is configured.

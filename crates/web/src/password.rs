@@ -12,7 +12,7 @@ use domain::{CallbackPath, Password};
 use poem::http::{header, StatusCode};
 use poem::web::{Data, Form, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
-use ports::{ActiveSession, PasswordSignIn, SetPassword};
+use ports::{ActiveSession, PasswordSignIn, Passwords, SetPassword};
 use serde::Deserialize;
 
 use crate::auth::{self, checked_form};
@@ -111,9 +111,7 @@ pub(crate) async fn sign_in_with_password(
     form: &PasswordSignInForm,
 ) -> Result<CallbackPath, WebError> {
     let map = |error| WebError::from_password_sign_in(error, &form.email, form.callback_url.as_deref());
-    if !state.sign_in.passwords_enabled() {
-        return Err(WebError::PasswordsDisabled);
-    }
+    let passwords = enabled(state)?;
     let (Ok(email), Ok(password)) =
         (forms::typed_address(&state.settings, &form.email), Password::typed(&form.password))
     else {
@@ -125,7 +123,7 @@ pub(crate) async fn sign_in_with_password(
         user_agent: req.header(header::USER_AGENT).map(forms::user_agent),
         client: client_ip(req, &state.settings.trusted_proxies),
     };
-    let signed_in = state.sign_in.sign_in_with_password(request).await.map_err(map)?;
+    let signed_in = passwords.sign_in_with_password(request).await.map_err(map)?;
     auth::finish_sign_in(req, state, &signed_in).await?;
     Ok(state.settings.callback(form.callback_url.as_deref()))
 }
@@ -170,8 +168,9 @@ pub(crate) async fn set_password(
     typed: &str,
     sign_out_other_sessions: bool,
 ) -> Result<u64, WebError> {
+    let passwords = enabled(state)?;
     let password = Password::typed(typed).map_err(WebError::PasswordRefused)?;
-    let done = state.sign_in.set_password(active, SetPassword { password, sign_out_other_sessions }).await?;
+    let done = passwords.set_password(active, SetPassword { password, sign_out_other_sessions }).await?;
     crate::telemetry::sessions_revoked(&state.settings, "password-set", done.other_sessions_ended);
     Ok(done.other_sessions_ended)
 }
@@ -220,6 +219,7 @@ pub(crate) async fn confirm_with_password(
     active: &ActiveSession,
     typed: &str,
 ) -> Result<(), WebError> {
+    let passwords = enabled(state)?;
     let email = active.user.email.as_str();
     let map = |error| WebError::from_password_sign_in(error, email, None);
     let Ok(password) = Password::typed(typed) else {
@@ -231,7 +231,7 @@ pub(crate) async fn confirm_with_password(
     let user_agent = req.header(header::USER_AGENT).map(forms::user_agent);
     let client = client_ip(req, &state.settings.trusted_proxies);
     let signed_in =
-        state.sign_in.confirm_with_password(active, &current, password, user_agent, client).await.map_err(map)?;
+        passwords.confirm_with_password(active, &current, password, user_agent, client).await.map_err(map)?;
     auth::set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
     Ok(())
 }
@@ -258,4 +258,12 @@ pub async fn reauthenticate_with_link(
         Ok(Redirect::see_other(&state.settings.pages.verify_request).into_response())
     };
     respond(req, &state, result.await)
+}
+
+/// The password provider, or [`WebError::PasswordsDisabled`] when `password.enabled` is off.
+///
+/// # Errors
+/// [`WebError::PasswordsDisabled`].
+fn enabled(state: &AppState) -> Result<&Passwords, WebError> {
+    state.passwords.as_deref().ok_or(WebError::PasswordsDisabled)
 }

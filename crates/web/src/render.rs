@@ -83,7 +83,7 @@ impl Pages {
         context.insert("signout_action", &settings.auth_path("/signout"));
         context.insert("callback_action", &settings.auth_path("/callback/email"));
         context.insert("link_minutes", &state.sign_in.settings().link_policy.max_age_minutes());
-        context.insert("password_enabled", &state.sign_in.passwords_enabled());
+        context.insert("password_enabled", &state.passwords.is_some());
         context.insert("password_action", &settings.auth_path("/callback/password"));
         context.extend(extra);
         self.templates.render(lang, template, &mut context).with_context(|| format!("cannot render {template}"))

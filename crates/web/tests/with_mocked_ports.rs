@@ -28,28 +28,34 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
     let secret = ServerSecret::new(*b"web-test-secret-web-test-secret!");
     let mut clock = MockClock::new();
     clock.expect_now().returning(Utc::now);
+    let clock: Arc<dyn ports::Clock> = Arc::new(clock);
+    let sessions = Arc::new(ports::Sessions::new(
+        Arc::new(mocks.sessions),
+        Arc::clone(&clock),
+        ports::SessionSettings { policy: SessionPolicy::new(86_400, 3_600), recent_sign_in: TimeDelta::minutes(10) },
+    ));
     let sign_in = SignIn::new(
         Arc::new(mocks.links),
         Arc::new(MockUserStore::new()),
-        Arc::new(mocks.sessions),
+        Arc::clone(&sessions),
         Arc::new(mocks.delivery),
         Arc::new(ports::rate_limit::MockRateLimiter::new()),
-        Arc::new(clock),
+        clock,
         SignInSettings {
             secret: secret.clone(),
             previous_secrets: Vec::new(),
             link_policy: LinkPolicy::new(600),
-            session_policy: SessionPolicy::new(86_400, 3_600),
             callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             confirm_address_endpoint: Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid"),
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
             sign_up: ports::SignUpPolicy::Open,
-            recent_sign_in: TimeDelta::minutes(10),
         },
     );
     TestClient::new(web::build_app(AppState {
         sign_in: Arc::new(sign_in),
+        sessions,
+        passwords: None,
         health: Arc::new(mocks.health),
         mailbox: None,
         settings: support::web_settings("http://127.0.0.1:3000", secret),

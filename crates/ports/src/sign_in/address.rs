@@ -18,9 +18,10 @@ use chrono::TimeDelta;
 use domain::{EmailAddress, LinkToken, LinkTokenHash, User};
 use url::Url;
 
-use super::{ActiveSession, LimitScope, SignIn, SignUpPolicy};
+use super::{LimitScope, SignIn, SignUpPolicy};
 use crate::mailer::EmailContent;
 use crate::random::os_random;
+use crate::sessions::ActiveSession;
 use crate::stores::{AddressChangeOutcome, NewAddressChange};
 
 /// How long the notice to the old address may wait for delivery before it is dropped: long
@@ -135,7 +136,7 @@ impl SignIn {
         if request.new_email == active.user.email {
             return Err(ChangeAddressError::SameAddress);
         }
-        if !self.is_recent(active) {
+        if !self.sessions.is_recent(active) {
             return Err(ChangeAddressError::ReauthenticationRequired);
         }
         if let SignUpPolicy::Allowlist(domains) = &self.settings.sign_up {

@@ -16,6 +16,7 @@ use super::{
 use crate::clock::MockClock;
 use crate::outbox::{MockDeliveryQueue, NewOutboxMessage, OutboxMessage};
 use crate::rate_limit::MockRateLimiter;
+use crate::sessions::{SessionSettings, Sessions};
 use crate::stores::{
     CodeRedemption, MockLinkStore, MockSessionStore, MockUserStore, NewLink, Redemption, SessionDraft, SignedInRecord,
 };
@@ -51,32 +52,49 @@ struct Ports {
     limiter: MockRateLimiter,
 }
 
+/// The clock every test reads: always [`now`].
+fn clock() -> Arc<dyn crate::Clock> {
+    let mut clock = MockClock::new();
+    clock.expect_now().returning(now);
+    Arc::new(clock)
+}
+
+/// The session service over `store`, as every provider shares it.
+fn sessions_over(store: MockSessionStore) -> Arc<Sessions> {
+    Arc::new(Sessions::new(
+        Arc::new(store),
+        clock(),
+        SessionSettings { policy: SessionPolicy::new(30 * 86_400, 86_400), recent_sign_in: TimeDelta::minutes(10) },
+    ))
+}
+
 impl Ports {
     fn build(self) -> SignIn {
         self.build_with(SignInLimits::default())
     }
 
+    /// The session service over these ports' session store.
+    fn sessions(self) -> Arc<Sessions> {
+        sessions_over(self.sessions)
+    }
+
     fn build_with(self, limits: SignInLimits) -> SignIn {
-        let mut clock = MockClock::new();
-        clock.expect_now().returning(now);
         SignIn::new(
             Arc::new(self.links),
             Arc::new(self.users),
-            Arc::new(self.sessions),
+            sessions_over(self.sessions),
             Arc::new(self.delivery),
             Arc::new(self.limiter),
-            Arc::new(clock),
+            clock(),
             SignInSettings {
                 secret: secret(),
                 previous_secrets: Vec::new(),
                 link_policy: LinkPolicy::new(600),
-                session_policy: SessionPolicy::new(30 * 86_400, 86_400),
                 callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
                 confirm_address_endpoint: Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid URL"),
                 link_retention: TimeDelta::days(1),
                 limits,
                 sign_up: super::SignUpPolicy::Open,
-                recent_sign_in: TimeDelta::minutes(10),
             },
         )
     }
@@ -329,7 +347,7 @@ async fn reading_a_session_extends_it_only_when_update_age_has_passed() {
         .withf(|id, expires, at| *id == session_id(1) && *expires == now() + TimeDelta::days(30) && *at == now())
         .returning(|_, _, _| Ok(()));
 
-    let active = ports.build().read_session(&token).await.expect("read").expect("live session");
+    let active = ports.sessions().read(&token).await.expect("read").expect("live session");
 
     assert!(active.extended);
     assert_eq!(active.expires, now() + TimeDelta::days(30));
@@ -339,7 +357,7 @@ async fn reading_a_session_extends_it_only_when_update_age_has_passed() {
     let mut ports = Ports::default();
     ports.sessions.expect_find().returning(move |_| Ok(stored_session(fresh)));
     ports.sessions.expect_extend().never();
-    let active = ports.build().read_session(&token).await.expect("read").expect("live session");
+    let active = ports.sessions().read(&token).await.expect("read").expect("live session");
     assert!(!active.extended);
     assert_eq!(active.expires, fresh);
 }
@@ -352,10 +370,10 @@ async fn an_expired_or_unknown_session_reads_as_signed_out() {
     ports.sessions.expect_find().times(1).in_sequence(&mut sequence).returning(|_| Ok(stored_session(now())));
     ports.sessions.expect_find().times(1).in_sequence(&mut sequence).returning(|_| Ok(None));
     ports.sessions.expect_extend().never();
-    let sign_in = ports.build();
+    let sessions = ports.sessions();
 
-    assert!(sign_in.read_session(&token).await.expect("read").is_none());
-    assert!(sign_in.read_session(&token).await.expect("read").is_none());
+    assert!(sessions.read(&token).await.expect("read").is_none());
+    assert!(sessions.read(&token).await.expect("read").is_none());
 }
 
 #[tokio::test]
@@ -365,12 +383,12 @@ async fn signing_out_deletes_the_session_by_its_hash() {
     let mut ports = Ports::default();
     ports.sessions.expect_delete().times(1).withf(move |hash| *hash == expected).returning(|_| Ok(()));
 
-    ports.build().sign_out(&token).await.expect("signed out");
+    ports.sessions().end(&token).await.expect("signed out");
 }
 
 /// The session of [`user`] that is reading, as `read_session` answers it.
-fn this_session() -> super::ActiveSession {
-    super::ActiveSession {
+fn this_session() -> crate::ActiveSession {
+    crate::ActiveSession {
         session_id: session_id(1),
         user: user(),
         expires: now(),
@@ -404,13 +422,13 @@ async fn a_person_lists_and_revokes_only_their_own_sessions_and_keeps_this_one_w
         .withf(|user_id, keep| *user_id == user().id && *keep == session_id(1))
         .times(1)
         .returning(|_, _| Ok(3));
-    let sign_in = ports.build();
+    let sessions = ports.sessions();
 
-    assert!(sign_in.list_sessions(&this_session()).await.expect("listed").is_empty());
-    sign_in.revoke_session(&this_session(), &session_id(2)).await.expect("revoked");
-    let missing = sign_in.revoke_session(&this_session(), &session_id(3)).await;
-    assert!(matches!(missing, Err(super::RevokeSessionError::NotFound)), "{missing:?}");
-    assert_eq!(sign_in.revoke_other_sessions(&this_session()).await.expect("revoked"), 3);
+    assert!(sessions.list(&this_session()).await.expect("listed").is_empty());
+    sessions.revoke(&this_session(), &session_id(2)).await.expect("revoked");
+    let missing = sessions.revoke(&this_session(), &session_id(3)).await;
+    assert!(matches!(missing, Err(crate::RevokeSessionError::NotFound)), "{missing:?}");
+    assert_eq!(sessions.revoke_others(&this_session()).await.expect("revoked"), 3);
 }
 
 #[tokio::test]
@@ -506,8 +524,8 @@ async fn an_unknown_link_counts_as_a_failure_of_its_client() {
 // ---------------------------------------------------------------------------------------------
 // Changing the sign-in address
 
-fn active() -> super::ActiveSession {
-    super::ActiveSession {
+fn active() -> crate::ActiveSession {
+    crate::ActiveSession {
         session_id: session_id(1),
         user: user(),
         expires: now() + TimeDelta::days(1),
@@ -645,7 +663,7 @@ async fn an_unknown_confirmation_link_changes_nothing_and_counts_as_a_failure() 
 async fn changing_the_address_after_the_recent_window_asks_to_confirm_first_and_stores_nothing() {
     let mut ports = Ports::default();
     ports.users.expect_request_address_change().never();
-    let stale = super::ActiveSession { signed_in_at: now() - TimeDelta::minutes(11), ..active() };
+    let stale = crate::ActiveSession { signed_in_at: now() - TimeDelta::minutes(11), ..active() };
 
     let result = ports.build().request_address_change(&stale, change()).await;
 
@@ -668,10 +686,10 @@ async fn with_an_allowlist_a_new_address_outside_it_is_refused_before_any_lookup
 // ---------------------------------------------------------------------------------------------
 // Passwords
 
-use super::password::{
-    PasswordLimits, PasswordSignIn, PasswordSignInError, PasswordSupport, SetPassword, SetPasswordError,
-};
 use crate::password::{MockCommonPasswords, MockPasswordHasher, PasswordCheck};
+use crate::passwords::{
+    PasswordLimits, PasswordSignIn, PasswordSignInError, PasswordSupport, Passwords, SetPassword, SetPasswordError,
+};
 use crate::stores::MockPasswordStore;
 
 /// The password ports a test sets expectations on.
@@ -683,15 +701,18 @@ struct PasswordPorts {
 }
 
 impl PasswordPorts {
-    fn on(self, ports: Ports, limits: PasswordLimits) -> SignIn {
-        ports.build().with_passwords(PasswordSupport {
+    /// The password provider over these ports and `ports`' session store and limiter.
+    fn on(self, ports: Ports, limits: PasswordLimits) -> Passwords {
+        let support = PasswordSupport {
             store: Arc::new(self.store),
             hasher: Arc::new(self.hasher),
             common: Arc::new(self.common),
             rules: domain::PasswordRules::default(),
             limits,
             site_name: "magiclink".to_owned(),
-        })
+            secret: secret(),
+        };
+        Passwords::new(support, sessions_over(ports.sessions), Arc::new(ports.limiter), clock())
     }
 }
 
@@ -830,17 +851,6 @@ async fn over_a_password_limit_nothing_is_checked_and_no_link_counter_is_touched
     );
 }
 
-#[tokio::test]
-async fn without_password_support_every_password_use_case_says_disabled() {
-    let sign_in = Ports::default().build();
-    assert!(matches!(
-        sign_in.sign_in_with_password(password_sign_in("whatever it is")).await,
-        Err(PasswordSignInError::Disabled)
-    ));
-    let set = SetPassword { password: domain::Password::typed("x").expect("short"), sign_out_other_sessions: true };
-    assert!(matches!(sign_in.set_password(&active(), set).await, Err(SetPasswordError::Disabled)));
-}
-
 fn new_password(password: &str, sign_out_other_sessions: bool) -> SetPassword {
     SetPassword { password: domain::Password::typed(password).expect("not too long"), sign_out_other_sessions }
 }
@@ -851,7 +861,7 @@ async fn setting_a_password_needs_a_recent_sign_in() {
     passwords.hasher.expect_hash().never();
     passwords.store.expect_set_password().never();
     let stale =
-        super::ActiveSession { signed_in_at: now() - TimeDelta::minutes(10) - TimeDelta::seconds(1), ..active() };
+        crate::ActiveSession { signed_in_at: now() - TimeDelta::minutes(10) - TimeDelta::seconds(1), ..active() };
 
     let result = passwords
         .on(Ports::default(), limits())

@@ -1,7 +1,8 @@
-//! Passwords, the optional second way in (`password.enabled`): sign in with email and
-//! password, set or change a password, and confirm it is you with your password before a
-//! sensitive change. The magic link stays the default and the fallback ("forgot your password"
-//! is a link sign-in).
+//! The password provider, the optional second way in (`password.enabled`): sign in with email
+//! and password, set or change a password, and confirm it is you with your password before a
+//! sensitive change. It opens sessions through [`Sessions`], as the link provider
+//! ([`crate::sign_in`]) does. The magic link stays the default and the fallback ("forgot your
+//! password" is a link sign-in).
 //!
 //! The rules, and why:
 //! - A wrong password and an unknown address (or an account without a password) get the same
@@ -10,7 +11,7 @@
 //! - Failures are limited per address and per client with their own counters, which the link
 //!   flow never reads: someone guessing a person's password can lock out password sign-in for
 //!   that address for a while, never their magic links.
-//! - Setting a password needs a recent sign-in (see [`SignIn::is_recent`]), and signs out the
+//! - Setting a password needs a recent sign-in (see [`Sessions::is_recent`]), and signs out the
 //!   person's other sessions unless they ask not to: whoever knew the old password, or held a
 //!   stolen session, is out.
 //! - A hash made with weaker parameters than configured is replaced after the next successful
@@ -21,16 +22,18 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::rate_limit::client_key;
-use domain::{EmailAddress, Password, PasswordHash, PasswordRefusal, PasswordRules, Quota, SessionToken, User};
+use domain::{
+    EmailAddress, Password, PasswordHash, PasswordRefusal, PasswordRules, Quota, ServerSecret, SessionToken, User,
+};
 
-use super::{ActiveSession, SignIn, SignedIn};
+use crate::clock::Clock;
 use crate::password::{CommonPasswords, PasswordCheck, PasswordHasher};
-use crate::random::os_random;
-use crate::rate_limit::{Admission, Bucket};
-use crate::stores::{NewSession, PasswordStore};
+use crate::rate_limit::{Admission, Bucket, RateLimiter};
+use crate::sessions::{ActiveSession, OpenSessionError, SignedIn};
+use crate::stores::PasswordStore;
+use crate::Sessions;
 
-/// What the password flow needs, given to [`SignIn::with_passwords`] when
-/// `password.enabled` is on. Without it every password use case answers `Disabled`.
+/// What the password provider needs besides sessions, limiter and clock.
 pub struct PasswordSupport {
     /// Where the hashes are.
     pub store: Arc<dyn PasswordStore>,
@@ -44,6 +47,17 @@ pub struct PasswordSupport {
     pub limits: PasswordLimits,
     /// The product's name, which a password should not be built from either.
     pub site_name: String,
+    /// Keys the names of the rate-limit counters.
+    pub secret: ServerSecret,
+}
+
+/// The password provider. Built only when `password.enabled` is on; `web` answers
+/// "passwords are not enabled" when it has none.
+pub struct Passwords {
+    support: PasswordSupport,
+    sessions: Arc<Sessions>,
+    limiter: Arc<dyn RateLimiter>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The limits on failed password sign-ins; `None` turns one off.
@@ -72,9 +86,6 @@ pub struct PasswordSignIn {
 /// wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordSignInError {
-    /// Passwords are not enabled on this deployment.
-    #[error("password sign-in is not enabled")]
-    Disabled,
     /// The address has no account, the account no password, or the password is wrong.
     #[error("wrong email address or password")]
     Rejected,
@@ -109,9 +120,6 @@ pub struct PasswordSet {
 /// Why no password was set.
 #[derive(Debug, thiserror::Error)]
 pub enum SetPasswordError {
-    /// Passwords are not enabled on this deployment.
-    #[error("passwords are not enabled")]
-    Disabled,
     /// The sign-in is not recent enough: confirm it is you (a fresh link, or the current
     /// password) first.
     #[error("confirm it is you first")]
@@ -124,39 +132,28 @@ pub enum SetPasswordError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl SignIn {
-    /// Turns on the password flow.
-    #[must_use]
-    pub fn with_passwords(mut self, support: PasswordSupport) -> Self {
-        self.passwords = Some(support);
-        self
+impl Passwords {
+    /// The provider over its ports.
+    pub fn new(
+        support: PasswordSupport,
+        sessions: Arc<Sessions>,
+        limiter: Arc<dyn RateLimiter>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { support, sessions, limiter, clock }
     }
 
-    /// Whether passwords are enabled.
-    pub fn passwords_enabled(&self) -> bool {
-        self.passwords.is_some()
+    /// The rules a new password must meet.
+    pub fn rules(&self) -> PasswordRules {
+        self.support.rules
     }
 
-    /// The rules a new password must meet, when passwords are enabled.
-    pub fn password_rules(&self) -> Option<PasswordRules> {
-        self.passwords.as_ref().map(|support| support.rules)
-    }
-
-    /// Whether the person signed in recently enough for a sensitive change (setting a password,
-    /// changing the sign-in address): within `recent_sign_in` of now.
-    pub fn is_recent(&self, active: &ActiveSession) -> bool {
-        self.clock.now() - active.signed_in_at <= self.settings.recent_sign_in
-    }
-
-    /// Whether the signed-in person has a password (`false` when passwords are off).
+    /// Whether the signed-in person has a password.
     ///
     /// # Errors
     /// Only when storage fails.
     pub async fn has_password(&self, active: &ActiveSession) -> anyhow::Result<bool> {
-        match &self.passwords {
-            Some(support) => Ok(support.store.password_of(&active.user.id).await?.is_some()),
-            None => Ok(false),
-        }
+        Ok(self.support.store.password_of(&active.user.id).await?.is_some())
     }
 
     /// Signs in with an address and password, opening a new session.
@@ -164,22 +161,13 @@ impl SignIn {
     /// # Errors
     /// A [`PasswordSignInError`]; `Rejected` for every wrong combination alike.
     pub async fn sign_in_with_password(&self, request: PasswordSignIn) -> Result<SignedIn, PasswordSignInError> {
-        let support = self.passwords.as_ref().ok_or(PasswordSignInError::Disabled)?;
         let now = self.clock.now();
-        let user = self.check_password(support, &request.email, &request.password, request.client, now).await?;
-        let session_token = SessionToken::from_random_bytes(os_random()?);
-        let session = self
-            .sessions
-            .create(&NewSession {
-                token_hash: session_token.hash(),
-                user_id: user.id.clone(),
-                expires: self.settings.session_policy.expires_at(now),
-                user_agent: request.user_agent,
-                created_at: now,
-            })
-            .await?;
-        tracing::info!(user.id = %user.id.as_str(), "signed in with a password");
-        Ok(SignedIn { session_token, expires: session.expires, user })
+        let user = self.check_password(&request.email, &request.password, request.client, now).await?;
+        let signed_in = self.sessions.open(user, request.user_agent).await.map_err(|error| match error {
+            OpenSessionError::Unexpected(inner) => PasswordSignInError::Unexpected(inner),
+        })?;
+        tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a password");
+        Ok(signed_in)
     }
 
     /// Confirms that the signed-in person is who they say, with their password, before a
@@ -198,7 +186,9 @@ impl SignIn {
     ) -> Result<SignedIn, PasswordSignInError> {
         let request = PasswordSignIn { email: active.user.email.clone(), password, user_agent, client };
         let signed_in = self.sign_in_with_password(request).await?;
-        self.sessions.delete(&current.hash()).await?;
+        self.sessions.end(current).await.map_err(|error| match error {
+            crate::sessions::SignOutError::Unexpected(inner) => PasswordSignInError::Unexpected(inner),
+        })?;
         Ok(signed_in)
     }
 
@@ -211,8 +201,8 @@ impl SignIn {
         active: &ActiveSession,
         request: SetPassword,
     ) -> Result<PasswordSet, SetPasswordError> {
-        let support = self.passwords.as_ref().ok_or(SetPasswordError::Disabled)?;
-        if !self.is_recent(active) {
+        let support = &self.support;
+        if !self.sessions.is_recent(active) {
             return Err(SetPasswordError::ReauthenticationRequired);
         }
         let email = &active.user.email;
@@ -224,7 +214,7 @@ impl SignIn {
         let hash = support.hasher.hash(&request.password).await?;
         support.store.set_password(&active.user.id, &hash, self.clock.now()).await?;
         let other_sessions_ended = if request.sign_out_other_sessions {
-            self.sessions.delete_others(&active.user.id, &active.session_id).await?
+            self.sessions.end_others_of(&active.user.id, &active.session_id).await?
         } else {
             0
         };
@@ -235,13 +225,13 @@ impl SignIn {
     /// The user whose password `password` is, charging a failure to the limits otherwise.
     async fn check_password(
         &self,
-        support: &PasswordSupport,
         email: &EmailAddress,
         password: &Password,
         client: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<User, PasswordSignInError> {
-        let buckets = self.password_buckets(support, email, client);
+        let support = &self.support;
+        let buckets = self.password_buckets(email, client);
         for bucket in &buckets {
             if let Some(retry_after) = self.limiter.wait(bucket, now).await? {
                 tracing::warn!(to = %email.masked(), retry_after_s = retry_after.num_seconds(), "password sign-in rate-limited");
@@ -258,7 +248,7 @@ impl SignIn {
         match (check, user, stored) {
             (PasswordCheck::Matches { outdated }, Some(user), Some(stored)) => {
                 if outdated {
-                    self.rehash(support, &user, password, &stored, now).await;
+                    self.rehash(&user, password, &stored, now).await;
                 }
                 Ok(user)
             }
@@ -277,14 +267,8 @@ impl SignIn {
 
     /// Replaces a hash made with weaker parameters. Best effort: the sign-in succeeds either
     /// way, and the next one tries again.
-    async fn rehash(
-        &self,
-        support: &PasswordSupport,
-        user: &User,
-        password: &Password,
-        old: &PasswordHash,
-        now: DateTime<Utc>,
-    ) {
+    async fn rehash(&self, user: &User, password: &Password, old: &PasswordHash, now: DateTime<Utc>) {
+        let support = &self.support;
         let replaced = match support.hasher.hash(password).await {
             Ok(new) => support.store.replace_password_hash(&user.id, old, &new, now).await,
             Err(error) => Err(error),
@@ -298,14 +282,15 @@ impl SignIn {
 
     /// The counters of failed password sign-ins for `email` and from `client`: separate from
     /// every link counter, so they never hold up a magic link.
-    fn password_buckets(&self, support: &PasswordSupport, email: &EmailAddress, client: Option<IpAddr>) -> Vec<Bucket> {
+    fn password_buckets(&self, email: &EmailAddress, client: Option<IpAddr>) -> Vec<Bucket> {
+        let support = &self.support;
         let client = client.map(client_key);
         [
             ("password-address", support.limits.per_address, Some(email.as_str())),
             ("password-client", support.limits.per_client, client.as_deref()),
         ]
         .into_iter()
-        .filter_map(|(name, quota, value)| Some(self.bucket(name, value?, quota?)))
+        .filter_map(|(name, quota, value)| Some(Bucket::keyed(&support.secret, name, value?, quota?)))
         .collect()
     }
 }

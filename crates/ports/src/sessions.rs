@@ -1,0 +1,268 @@
+//! Sessions, the service every way of signing in shares: a provider (the magic link, the
+//! password) proves who someone is, then asks this service for a session; from then on reading,
+//! extending, listing and ending it is the same whichever provider opened it. An OAuth provider
+//! would be one more caller of [`Sessions::open`] (or of [`Sessions::draft`], when it stores the
+//! session in its own transaction, as a link redemption does).
+//!
+//! A session stores only the SHA-256 of its cookie token, and when it began: a sign-in counts
+//! as recent ("sudo mode") for [`SessionSettings::recent_sign_in`], which sensitive changes
+//! check with [`Sessions::is_recent`].
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{SessionId, SessionPolicy, SessionSummary, SessionToken, User, UserId};
+
+use crate::clock::Clock;
+use crate::random::os_random;
+use crate::stores::{NewSession, SessionDraft, SessionStore, SignedInRecord};
+
+/// How sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// How long sessions live and slide.
+    pub policy: SessionPolicy,
+    /// How recent a sign-in must be for a sensitive change (a password, the sign-in address):
+    /// "sudo mode". Older sessions confirm it is them first, with a fresh link or their password.
+    pub recent_sign_in: TimeDelta,
+}
+
+/// The session service.
+pub struct Sessions {
+    store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+    settings: SessionSettings,
+}
+
+/// A person who just signed in.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The new session's token, for the cookie only.
+    pub session_token: SessionToken,
+    /// When the session expires.
+    pub expires: DateTime<Utc>,
+    /// Who signed in.
+    pub user: User,
+}
+
+impl SignedIn {
+    /// The person a redemption signed in, holding the token of the session it stored.
+    pub(crate) fn new(session_token: SessionToken, record: SignedInRecord) -> Self {
+        Self { session_token, expires: record.session.expires, user: record.user }
+    }
+}
+
+/// A live session and its user.
+#[derive(Debug, Clone)]
+pub struct ActiveSession {
+    /// Which session it is (never its token), to tell it apart in the person's list.
+    pub session_id: SessionId,
+    /// Who is signed in.
+    pub user: User,
+    /// When the session expires (after any extension just made).
+    pub expires: DateTime<Utc>,
+    /// When the person signed in, opening this session: sensitive changes need it to be recent.
+    pub signed_in_at: DateTime<Utc>,
+    /// Whether this read extended the session, so the cookie should be re-issued.
+    pub extended: bool,
+}
+
+/// Why a session could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadSessionError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why signing out failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignOutError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a person's sessions could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListSessionsError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a session was not revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeSessionError {
+    /// The signed-in person has no session with that id (it ended, or it is someone else's).
+    #[error("no such session")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why the other sessions were not revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeOtherSessionsError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why no session was opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenSessionError {
+    /// Storage or randomness failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl Sessions {
+    /// The service over its store.
+    pub fn new(store: Arc<dyn SessionStore>, clock: Arc<dyn Clock>, settings: SessionSettings) -> Self {
+        Self { store, clock, settings }
+    }
+
+    /// How sessions live.
+    pub fn settings(&self) -> SessionSettings {
+        self.settings
+    }
+
+    /// The current time, as the service sees it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// A new session's token and the row to store for it, for a provider that stores the
+    /// session in its own transaction (a link redemption: the link is used exactly when its
+    /// session exists).
+    ///
+    /// # Errors
+    /// Only when the OS gives no randomness.
+    pub fn draft(&self, user_agent: Option<String>) -> anyhow::Result<(SessionToken, SessionDraft)> {
+        let token = SessionToken::from_random_bytes(os_random()?);
+        let expires = self.settings.policy.expires_at(self.clock.now());
+        let draft = SessionDraft { token_hash: token.hash(), expires, user_agent };
+        Ok((token, draft))
+    }
+
+    /// Opens a session for `user`, whom a provider has just proven.
+    ///
+    /// # Errors
+    /// [`OpenSessionError::Unexpected`] when storage or randomness fails.
+    pub async fn open(&self, user: User, user_agent: Option<String>) -> Result<SignedIn, OpenSessionError> {
+        let now = self.clock.now();
+        let (session_token, draft) = self.draft(user_agent)?;
+        let session = self
+            .store
+            .create(&NewSession {
+                token_hash: draft.token_hash,
+                user_id: user.id.clone(),
+                expires: draft.expires,
+                user_agent: draft.user_agent,
+                created_at: now,
+            })
+            .await?;
+        Ok(SignedIn::new(session_token, SignedInRecord { user, session }))
+    }
+
+    /// Whether the person signed in recently enough for a sensitive change: within
+    /// [`SessionSettings::recent_sign_in`] of now.
+    pub fn is_recent(&self, active: &ActiveSession) -> bool {
+        self.clock.now() - active.signed_in_at <= self.settings.recent_sign_in
+    }
+
+    /// The live session behind a cookie token, extending it when due.
+    ///
+    /// # Errors
+    /// Only [`ReadSessionError::Unexpected`]: an unknown or expired token is `Ok(None)`.
+    pub async fn read(&self, token: &SessionToken) -> Result<Option<ActiveSession>, ReadSessionError> {
+        let now = self.clock.now();
+        let Some((session, user)) = self.store.find(&token.hash()).await? else {
+            return Ok(None);
+        };
+        let policy = self.settings.policy;
+        if !policy.is_live(session.expires, now) {
+            return Ok(None);
+        }
+        match policy.extension(session.expires, now) {
+            Some(expires) => {
+                self.store.extend(&session.id, expires, now).await?;
+                Ok(Some(ActiveSession {
+                    session_id: session.id,
+                    user,
+                    expires,
+                    signed_in_at: session.created_at,
+                    extended: true,
+                }))
+            }
+            None => Ok(Some(ActiveSession {
+                session_id: session.id,
+                user,
+                expires: session.expires,
+                signed_in_at: session.created_at,
+                extended: false,
+            })),
+        }
+    }
+
+    /// Ends the session behind a cookie token. Ending an unknown session succeeds.
+    ///
+    /// # Errors
+    /// Only [`SignOutError::Unexpected`].
+    pub async fn end(&self, token: &SessionToken) -> Result<(), SignOutError> {
+        self.store.delete(&token.hash()).await?;
+        Ok(())
+    }
+
+    /// The signed-in person's live sessions, most recently used first.
+    ///
+    /// # Errors
+    /// Only [`ListSessionsError::Unexpected`].
+    pub async fn list(&self, active: &ActiveSession) -> Result<Vec<SessionSummary>, ListSessionsError> {
+        Ok(self.store.list_for_user(&active.user.id, self.clock.now()).await?)
+    }
+
+    /// Ends one of the signed-in person's sessions, this one included (which signs this
+    /// browser out). Only their own: an id of someone else's session is [`RevokeSessionError::NotFound`],
+    /// exactly as an unknown one, so ids of others' sessions cannot be probed.
+    ///
+    /// # Errors
+    /// [`RevokeSessionError::NotFound`] when the person has no session with that id.
+    pub async fn revoke(&self, active: &ActiveSession, session_id: &SessionId) -> Result<(), RevokeSessionError> {
+        if !self.store.delete_for_user(&active.user.id, session_id).await? {
+            return Err(RevokeSessionError::NotFound);
+        }
+        tracing::info!(user.id = %active.user.id.as_str(), session.id = %session_id.as_str(), "session revoked");
+        Ok(())
+    }
+
+    /// Ends every session of the signed-in person except this one ("sign out everywhere
+    /// else"), returning how many ended.
+    ///
+    /// # Errors
+    /// Only [`RevokeOtherSessionsError::Unexpected`].
+    pub async fn revoke_others(&self, active: &ActiveSession) -> Result<u64, RevokeOtherSessionsError> {
+        let revoked = self.store.delete_others(&active.user.id, &active.session_id).await?;
+        tracing::info!(user.id = %active.user.id.as_str(), revoked, "other sessions revoked");
+        Ok(revoked)
+    }
+
+    /// Ends every session of `user_id` except `keep`, returning how many ended: after a
+    /// password change, say.
+    ///
+    /// # Errors
+    /// Only when storage fails.
+    pub async fn end_others_of(&self, user_id: &UserId, keep: &SessionId) -> anyhow::Result<u64> {
+        self.store.delete_others(user_id, keep).await
+    }
+
+    /// Deletes sessions that have expired, returning how many.
+    ///
+    /// # Errors
+    /// Only when storage fails.
+    pub async fn purge_expired(&self) -> anyhow::Result<u64> {
+        self.store.purge_expired(self.clock.now()).await
+    }
+}
