@@ -19,9 +19,18 @@ fn the_quick_benchmark_runs_every_phase_and_every_answer_passes_its_check() {
     let stderr = String::from_utf8_lossy(&output.stderr);
 
     assert!(output.status.success(), "loadgen failed:\n{stdout}\n{stderr}");
-    for phase in ["baseline read", "session check", "sign-in, 1 client", "sign-in, 16 clients", "5 session"] {
+    for phase in [
+        "baseline read",
+        "session check",
+        "session check, password burst",
+        "password guesses (the burst)",
+        "sign-in, 1 client",
+        "sign-in, 16 clients",
+        "5 session",
+    ] {
         assert!(stdout.contains(phase), "no {phase:?} in:\n{stdout}");
     }
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(stdout.contains("session check / baseline read:"), "{stdout}");
+    assert!(stdout.contains("session check during a password burst / without:"), "{stdout}");
 }

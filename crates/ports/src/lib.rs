@@ -5,9 +5,10 @@
 //! hold them as `Arc<dyn Port>`, because the backend is chosen at run time from configuration.
 //! With the `mock` feature, every port gets a mockall mock for the use-case unit tests.
 //!
-//! The four sign-in use cases (request a link, redeem it, read a session, sign out) live in
-//! [`sign_in`], written once against these traits; the delivery of queued sign-in emails lives
-//! in [`delivery`].
+//! The use cases are written once against these traits, in three services: [`sessions`] (the
+//! sessions every way of signing in shares), and two providers beside it, the magic link
+//! ([`sign_in`]: request a link, redeem it or its code, change the sign-in address) and the
+//! optional password ([`passwords`]). The delivery of queued emails lives in [`delivery`].
 
 pub mod clock;
 pub mod delivery;

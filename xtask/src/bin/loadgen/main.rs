@@ -4,7 +4,9 @@
 //! users and sessions, starts the baseline server (poem and one indexed read of the same
 //! database, [`baseline`]), and drives both over loopback with closed-loop HTTP/1.1 clients
 //! written here: session checks and baseline reads at 64 connections, whole sign-ins (CSRF
-//! token, sign-in POST, link from the mailbox, link opened, session read) at 1 and 16 clients.
+//! token, sign-in POST, link from the mailbox, link opened, session read) at 1 and 16 clients,
+//! and session checks again while 16 clients guess passwords as fast as they are answered (each
+//! guess an argon2id verification), to show hashing never starves the other endpoints.
 //! Every answer is checked. It prints requests per second, latency percentiles per step, the
 //! server's CPU and memory, and each figure's ratio to the baseline measured in the same run.
 //!
@@ -110,6 +112,10 @@ fn main() -> ExitCode {
 /// Connections of the session-check and baseline phases, and clients of the sign-in phase.
 const READERS: usize = 64;
 const SIGNERS: usize = 16;
+/// Clients guessing passwords during the burst phase.
+const GUESSERS: usize = 16;
+/// The burst phase's name in the report.
+const BURST_PHASE: &str = "session check, password burst";
 /// Users and sessions seeded before the session checks.
 const SEEDED: u64 = 1000;
 /// Sessions seeded due for extension, per connection of the extension phase, which reads one
@@ -174,6 +180,10 @@ fn magiclink(args: &RunArgs, database_url: &str, subcommand: &[&str]) -> Command
         .env("AUTH_SECRET", "bench-secret-bench-secret-bench-secret-0123")
         .env("MAGICLINK_RATE_LIMIT__CLIENT_PER_HOUR", "1000000000")
         .env("MAGICLINK_RATE_LIMIT__GLOBAL_PER_HOUR", "1000000000")
+        // Passwords on at the default cost, their limits off: every guess is hashed.
+        .env("MAGICLINK_PASSWORD__ENABLED", "true")
+        .env("MAGICLINK_PASSWORD__FAILED_PER_ADDRESS_PER_HOUR", "0")
+        .env("MAGICLINK_PASSWORD__FAILED_PER_CLIENT_PER_HOUR", "0")
         .env("NO_COLOR", "1")
         .env_remove("AUTH_URL")
         .env_remove("RUST_LOG");
@@ -360,6 +370,32 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
         })
         .await?,
     );
+    // Session checks again, while password guesses keep the hasher busy.
+    let guessing = routes.clone();
+    let guesses = tokio::spawn(closed_loop(GUESSERS, duration, move |i, deadline| {
+        workload::password_guesses(guessing.clone(), i, deadline)
+    }));
+    let mut burst_requests = Vec::new();
+    for connection in 0..READERS {
+        burst_requests
+            .push(session_requests(share(0, SEEDED, connection), &routes.session_cookie, &routes.auth_base).0);
+    }
+    phases.push(
+        phase(BURST_PHASE, &service, READERS, duration, |i, deadline| {
+            workload::reads(address, burst_requests[i].clone(), deadline)
+        })
+        .await?,
+    );
+    let (recorded, elapsed) = guesses.await.context("the guessers panicked")??;
+    phases.push(Phase {
+        name: "password guesses (the burst)",
+        clients: GUESSERS,
+        recorded,
+        elapsed,
+        server_cores: 0.0,
+        driver_cores: 0.0,
+        p99: 0.0,
+    });
     let one = routes.clone();
     phases.push(
         phase("sign-in, 1 client", &service, 1, duration, move |i, deadline| {
@@ -461,6 +497,13 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
             "session check with 1 in 10 extending / without: {:.2}; p99 ratio {:.2} (target: extensions stall nothing)",
             extending.per_second() / checks.per_second(),
             extending.p99 / checks.p99
+        );
+    }
+    if let (Some(burst), Some(checks)) = (find(BURST_PHASE), find("session check")) {
+        println!(
+            "session check during a password burst / without: {:.2}; p99 ratio {:.2} (target: hashing starves nothing)",
+            burst.per_second() / checks.per_second(),
+            burst.p99 / checks.p99
         );
     }
     if let (Some(large), Some(small)) = (find("session check, 1M sessions"), find("session check")) {

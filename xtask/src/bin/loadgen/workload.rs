@@ -254,3 +254,55 @@ async fn sign_in(
     recorded.record("5 session", step.elapsed());
     Ok(())
 }
+
+/// One simulated attacker guessing passwords until `deadline`: a CSRF token once, then wrong
+/// passwords for seeded addresses as fast as the answers come (each answer must be the 401
+/// `password-rejected` problem). Each attempt makes the service verify an argon2id hash.
+pub async fn password_guesses(routes: Routes, client: usize, deadline: Instant) -> anyhow::Result<Recorded> {
+    let mut recorded = Recorded::default();
+    let mut connection = Connection::open(routes.server).await?;
+    let base = &routes.auth_base;
+    let origin = format!("http://{}", routes.server);
+    let json = ("accept", "application/json");
+    let mut jar = CookieJar::default();
+    let answer = connection.send(Method::GET, &format!("{base}/csrf"), &[json], None).await?;
+    anyhow::ensure!(answer.status == 200, "csrf: {} {}", answer.status, answer.text());
+    jar.absorb(&answer.headers);
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).context("csrf: not JSON")?;
+    let csrf = body["csrfToken"].as_str().context("csrf: no csrfToken")?.to_owned();
+    let cookies = jar.header();
+    let headers =
+        [json, ("content-type", "application/json"), ("origin", origin.as_str()), ("cookie", cookies.as_str())];
+    let path = format!("{base}/callback/password");
+    let mut guess = 0_u64;
+    while Instant::now() < deadline {
+        guess += 1;
+        let body = serde_json::json!({
+            "email": format!("seed-{}@seed.example.com", (client as u64 * 7919 + guess) % 1000),
+            "password": format!("guess number {guess} from client {client}"),
+            "csrfToken": csrf,
+        })
+        .to_string();
+        let started = Instant::now();
+        let outcome = connection.send(Method::POST, &path, &headers, Some(body)).await.and_then(|answer| {
+            anyhow::ensure!(
+                answer.status == 401 && answer.text().contains("password-rejected"),
+                "POST {path}: {} {}",
+                answer.status,
+                answer.text()
+            );
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {
+                recorded.record("request", started.elapsed());
+                recorded.completed += 1;
+            }
+            Err(error) => {
+                recorded.fail(&error);
+                connection = Connection::open(routes.server).await?;
+            }
+        }
+    }
+    Ok(recorded)
+}
