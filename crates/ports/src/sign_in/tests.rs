@@ -737,48 +737,31 @@ fn limits() -> PasswordLimits {
 }
 
 #[tokio::test]
-async fn an_unknown_address_is_checked_against_the_dummy_hash_and_answers_as_a_wrong_password() {
-    let mut ports = Ports::default();
-    ports.limiter.expect_wait().times(2).returning(|_, _| Ok(None));
-    // Both counters charged, as for a wrong password.
-    ports
-        .limiter
-        .expect_acquire()
-        .times(1)
-        .withf(|buckets, _| buckets.len() == 2)
-        .returning(|_, _| Ok(crate::rate_limit::Admission::Admitted));
-    ports.sessions.expect_create().never();
-    let mut passwords = PasswordPorts::default();
-    passwords.store.expect_find_with_password().times(1).returning(|_| Ok(None));
-    passwords
-        .hasher
-        .expect_check()
-        .times(1)
-        .withf(|_, stored| stored.is_none())
-        .returning(|_, _| Ok(PasswordCheck::Mismatch));
+async fn an_unknown_address_or_an_account_without_a_password_is_checked_against_the_dummy_hash() {
+    for found in [None, Some((user(), None))] {
+        let mut ports = Ports::default();
+        ports.limiter.expect_wait().times(2).returning(|_, _| Ok(None));
+        // Both counters charged, as for a wrong password.
+        ports
+            .limiter
+            .expect_acquire()
+            .times(1)
+            .withf(|buckets, _| buckets.len() == 2)
+            .returning(|_, _| Ok(crate::rate_limit::Admission::Admitted));
+        ports.sessions.expect_create().never();
+        let mut passwords = PasswordPorts::default();
+        passwords.store.expect_find_with_password().times(1).returning(move |_| Ok(found.clone()));
+        passwords
+            .hasher
+            .expect_check()
+            .times(1)
+            .withf(|_, stored| stored.is_none())
+            .returning(|_, _| Ok(PasswordCheck::Mismatch));
 
-    let result = passwords.on(ports, limits()).sign_in_with_password(password_sign_in("any password at all")).await;
+        let result = passwords.on(ports, limits()).sign_in_with_password(password_sign_in("any password at all")).await;
 
-    assert!(matches!(result, Err(PasswordSignInError::Rejected)), "{result:?}");
-}
-
-#[tokio::test]
-async fn an_account_without_a_password_is_checked_against_the_dummy_hash_too() {
-    let mut ports = Ports::default();
-    ports.limiter.expect_wait().returning(|_, _| Ok(None));
-    ports.limiter.expect_acquire().times(1).returning(|_, _| Ok(crate::rate_limit::Admission::Admitted));
-    let mut passwords = PasswordPorts::default();
-    passwords.store.expect_find_with_password().times(1).returning(|_| Ok(Some((user(), None))));
-    passwords
-        .hasher
-        .expect_check()
-        .times(1)
-        .withf(|_, stored| stored.is_none())
-        .returning(|_, _| Ok(PasswordCheck::Mismatch));
-
-    let result = passwords.on(ports, limits()).sign_in_with_password(password_sign_in("any password at all")).await;
-
-    assert!(matches!(result, Err(PasswordSignInError::Rejected)), "{result:?}");
+        assert!(matches!(result, Err(PasswordSignInError::Rejected)), "{result:?}");
+    }
 }
 
 #[tokio::test]
