@@ -25,8 +25,9 @@ async fn scrape(port: u16) -> String {
     response.text().await.expect("text")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scrape_counts_requests_sign_ins_limits_sessions_and_emails() {
+/// A server with its metrics listener on a port of its own, the address limit's one-minute gap
+/// on, and a client that does not follow redirects.
+async fn server_with_metrics() -> (RunningServer, u16, reqwest::Client) {
     let port = free_port();
     let server = RunningServer::start_with(
         |s| {
@@ -36,15 +37,27 @@ async fn a_scrape_counts_requests_sign_ins_limits_sessions_and_emails() {
         Parts::default(),
     )
     .await;
-    let base = &server.base_url;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    (server, port, http)
+}
 
-    let session = server.sign_in_over_http("counted@example.com").await;
-    // A second link to the same address within the minute: refused by the address limit.
+/// A CSRF token and the cookie jar that holds its cookie.
+async fn csrf(http: &reqwest::Client, base: &str) -> (BTreeMap<String, String>, String) {
     let mut jar = BTreeMap::new();
     let csrf = http.get(format!("{base}/api/auth/csrf")).send().await.expect("csrf");
     keep_cookies(&mut jar, csrf.headers());
     let token = csrf.json::<serde_json::Value>().await.expect("JSON")["csrfToken"].as_str().expect("token").to_owned();
+    (jar, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_counts_requests_sign_ins_limits_sessions_and_emails() {
+    let (server, port, http) = server_with_metrics().await;
+    let base = &server.base_url;
+
+    let session = server.sign_in_over_http("counted@example.com").await;
+    // A second link to the same address within the minute: refused by the address limit.
+    let (jar, token) = csrf(&http, base).await;
     let limited = http
         .post(format!("{base}/api/auth/signin/email"))
         .header("cookie", cookie_header(&jar))
@@ -105,4 +118,61 @@ async fn a_scrape_counts_requests_sign_ins_limits_sessions_and_emails() {
     assert_eq!(count("magiclink_outbox_oldest_pending_age_seconds", &[]), 0.0);
     assert!(count("magiclink_db_connections_max", &[]) >= 1.0);
     assert!(!text.contains("counted@example.com"), "no address in any label");
+
+    // The account page answers a rate-limited change of address itself (the form again, with
+    // the message), not through the error mapping: it is counted all the same. (In this test,
+    // not one of its own: the recorder, and so every count, is shared by the whole process.)
+    let mover = server.sign_in_over_http("mover@example.com").await;
+    let change = || {
+        http.post(format!("{base}/account/email"))
+            .header("cookie", format!("{}; {mover}", cookie_header(&jar)))
+            .form(&[("email", "moved@example.com"), ("csrfToken", token.as_str())])
+            .send()
+    };
+    let first = change().await.expect("answers");
+    let second = change().await.expect("answers");
+    // The JSON API's routes, reached by their own paths and by a form route's JSON body, are
+    // labelled by their patterns too.
+    let read = http.get(format!("{base}/api/auth/session")).header("cookie", mover.as_str()).send().await;
+    assert_eq!(read.expect("answers").status(), reqwest::StatusCode::OK);
+    let revoke_unknown = http
+        .delete(format!("{base}/api/auth/sessions/no-such-session"))
+        .header("cookie", format!("{}; {mover}", cookie_header(&jar)))
+        .header("x-csrf-token", token.as_str())
+        .send()
+        .await;
+    assert_eq!(revoke_unknown.expect("answers").status(), reqwest::StatusCode::NOT_FOUND);
+    let by_json = http
+        .post(format!("{base}/api/auth/signin/email"))
+        .header("cookie", cookie_header(&jar))
+        .header("x-csrf-token", token.as_str())
+        .json(&serde_json::json!({ "email": "json@example.com" }))
+        .send()
+        .await;
+    assert_eq!(by_json.expect("answers").status(), reqwest::StatusCode::OK);
+    let text = scrape(port).await;
+
+    assert_eq!(first.status(), reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(second.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        sample(&text, "magiclink_rate_limited_total", &[("limit", "rate-limited-address")]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "magiclink_http_requests_total", &[("route", "/account/email"), ("status", "429")]),
+        Some(1.0),
+        "{text}"
+    );
+    for (route, method, status) in [
+        ("/api/auth/session", "GET", "200"),
+        ("/api/auth/sessions/:param0", "DELETE", "404"),
+        ("/api/auth/signin/email", "POST", "200"),
+    ] {
+        assert_eq!(
+            sample(&text, "magiclink_http_requests_total", &[("route", route), ("method", method), ("status", status)]),
+            Some(1.0),
+            "{route} {method} {status} in:\n{text}"
+        );
+    }
 }

@@ -210,6 +210,8 @@ pub async fn change_email(
                 // Rate limits answer with the page and the sentence the sign-in form uses.
                 let error = WebError::from(error);
                 if let WebError::RateLimited { limit, retry_after, .. } = &error {
+                    // Answered here rather than by the error mapping, so counted here.
+                    telemetry::rate_limited(&state.settings, limit.kind());
                     let mut response = refused(StatusCode::TOO_MANY_REQUESTS, limit.sentence(*retry_after)).await?;
                     crate::errors::set_retry_after(&mut response, *retry_after);
                     return Ok(response);

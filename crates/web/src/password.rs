@@ -195,6 +195,8 @@ pub async fn reauthenticate(
                 crate::account::account_page(req, &state, &active, StatusCode::UNAUTHORIZED, None, error).await
             }
             Err(WebError::RateLimited { limit, retry_after, .. }) if Format::of(req) == Format::Html => {
+                // Answered here rather than by the error mapping, so counted here.
+                crate::telemetry::rate_limited(&state.settings, limit.kind());
                 let error = crate::account::FieldError::Reauthenticate(limit.sentence(retry_after));
                 let mut response =
                     crate::account::account_page(req, &state, &active, StatusCode::TOO_MANY_REQUESTS, None, error)

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use poem::endpoint::BoxEndpoint;
 use poem::middleware::{CookieJarManager, SetHeader};
-use poem::{get, post, Endpoint, EndpointExt, IntoResponse, Response, Route};
+use poem::{get, post, Endpoint, EndpointExt, IntoResponse, PathPattern, Response, Route};
 use poem_openapi::OpenApiService;
 use tracing::Instrument as _;
 
@@ -105,11 +105,14 @@ impl<F> FormOrJson<F> {
 impl<F: Endpoint> Endpoint for FormOrJson<F> {
     type Output = Response;
 
-    async fn call(&self, req: poem::Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: poem::Request) -> poem::Result<Response> {
         let json = req.content_type().is_some_and(|kind| {
             kind.split(';').next().is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
         });
         if json {
+            // The JSON API is a router of its own, which labels the request with its own full
+            // pattern; this route's pattern would be prefixed to it.
+            req.extensions_mut().remove::<PathPattern>();
             self.json.call(req).await
         } else {
             self.form.call(req).await.map(IntoResponse::into_response)
@@ -172,12 +175,10 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
 
     let fallback_state = Arc::clone(&state);
     let docs_prefix = format!("{docs_path}/");
-    let route_labels = Arc::new(telemetry::RouteLabels::new(&state.settings));
     routes
         // Inside the header middleware, so the router's own 404 and 405 get the headers too.
         .around(move |endpoint, mut req| {
             let state = Arc::clone(&fallback_state);
-            let route_labels = Arc::clone(&route_labels);
             let started = Instant::now();
             let id = request_id(&req);
             // Every line the request logs carries its id; the id goes back in the response.
@@ -201,7 +202,14 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
                         Ok(Ok(response)) => response,
                         // Our own handlers' errors are finished responses already.
                         Ok(Err(error)) if error.is_from_response() => error.into_response(),
-                        Ok(Err(error)) => router_error(&error, format, &path, &lang, &state),
+                        Ok(Err(error)) => {
+                            let mut response = router_error(&error, format, &path, &lang, &state);
+                            // A 405 came from a route: keep its pattern for the metrics.
+                            if let Some(pattern) = error.data::<PathPattern>() {
+                                response.set_data(pattern.clone());
+                            }
+                            response
+                        }
                     }
                 };
                 let headers = response.headers_mut();
@@ -212,8 +220,7 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
                 let seconds = started.elapsed().as_secs_f64();
                 telemetry::request(
                     &state.settings,
-                    &route_labels,
-                    &path,
+                    response.data::<PathPattern>().map(|pattern| &*pattern.0),
                     method.as_str(),
                     response.status().as_u16(),
                     seconds,

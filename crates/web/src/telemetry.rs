@@ -4,11 +4,9 @@
 //! records is here. With metrics off nothing is recorded at all (not even a label built), so
 //! the session check pays nothing for them.
 //!
-//! Routes are labelled by their pattern (`/api/auth/sessions/{id}`), never by the raw path,
-//! which would let anyone grow the label set without bound; paths that are no route are
+//! Routes are labelled by their pattern (`/api/auth/sessions/:param0`), never by the raw path,
+//! which would let anyone grow the label set without bound; requests no route answered are
 //! `unmatched`.
-
-use std::collections::HashSet;
 
 use crate::settings::WebSettings;
 
@@ -28,75 +26,15 @@ pub const SESSIONS_CREATED: &str = "magiclink_sessions_created_total";
 /// Sessions ended before their time, by `how` (`sign-out`, `revoke`, `revoke-others`).
 pub const SESSIONS_REVOKED: &str = "magiclink_sessions_revoked_total";
 
-/// The route patterns requests are labelled with, built once from the settings.
-#[derive(Debug, Clone)]
-pub struct RouteLabels {
-    exact: HashSet<String>,
-    sessions_prefix: String,
-    session_pattern: String,
-    docs: String,
-}
+/// The `route` label of a request that no route answered: a path that is no route, or a request
+/// refused before it reached one (a body over the limit, a timeout).
+pub const UNMATCHED: &str = "unmatched";
 
-impl RouteLabels {
-    /// The labels of this deployment's routes.
-    pub fn new(settings: &WebSettings) -> Self {
-        let base = settings.auth_path("");
-        let mut exact: HashSet<String> = [
-            "/",
-            "/healthz",
-            "/dev/mailbox",
-            settings.pages.sign_in.as_str(),
-            settings.pages.verify_request.as_str(),
-            settings.pages.error.as_str(),
-            settings.pages.account.as_str(),
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-        for suffix in [
-            "/signin",
-            "/signout",
-            "/signin/email",
-            "/callback/email",
-            "/csrf",
-            "/providers",
-            "/session",
-            "/sessions",
-            "/sessions/revoke-others",
-            "/forward-auth",
-            "/openapi.json",
-        ] {
-            exact.insert(format!("{base}{suffix}"));
-        }
-        for suffix in ["/name", "/sessions/revoke", "/sessions/revoke-others"] {
-            exact.insert(format!("{}{suffix}", settings.pages.account));
-        }
-        Self {
-            exact,
-            sessions_prefix: format!("{base}/sessions/"),
-            session_pattern: format!("{base}/sessions/{{id}}"),
-            docs: format!("{base}/docs"),
-        }
-    }
-
-    /// The label for a request to `path`.
-    pub fn of(&self, path: &str) -> String {
-        if self.exact.contains(path) {
-            path.to_owned()
-        } else if path.starts_with(&self.sessions_prefix) {
-            self.session_pattern.clone()
-        } else if path.starts_with(&self.docs) {
-            self.docs.clone()
-        } else {
-            "unmatched".to_owned()
-        }
-    }
-}
-
-/// One request to `path` answered.
-pub fn request(settings: &WebSettings, routes: &RouteLabels, path: &str, method: &str, status: u16, seconds: f64) {
+/// One request answered; `route` is the pattern of the route that answered it (poem's
+/// [`poem::PathPattern`], so every route is labelled without a list to keep in step), if any.
+pub fn request(settings: &WebSettings, route: Option<&str>, method: &str, status: u16, seconds: f64) {
     if settings.metrics {
-        let route = routes.of(path);
+        let route = route.unwrap_or(UNMATCHED).to_owned();
         metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.to_owned(), "status" => status.to_string())
             .increment(1);
         metrics::histogram!(HTTP_DURATION, "route" => route).record(seconds);
