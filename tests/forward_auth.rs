@@ -1,10 +1,11 @@
 //! Forward auth for reverse proxies: `{base}/forward-auth` in process (both modes, the return
-//! URL rules, the shared cookie domain), and the docs' nginx snippet in front of a tiny app with
-//! a real nginx.
+//! URL rules, the shared cookie domain), and the docs' nginx and Caddy snippets in front of a
+//! tiny app with a real nginx and a real Caddy.
 
 use std::collections::BTreeMap;
 
 use poem::http::StatusCode;
+use system_tests::caddy::{self, Caddy};
 use system_tests::nginx::{self, Nginx};
 use system_tests::{cookie_header, keep_cookies, RunningServer, TestApp};
 use xtask::wiring::Parts;
@@ -124,36 +125,65 @@ async fn a_cookie_domain_shares_the_session_cookie_with_sibling_subdomains() {
 }
 
 #[test]
-fn the_deployment_guide_shows_the_tested_nginx_snippet_verbatim() {
+fn the_deployment_guide_shows_the_tested_nginx_and_caddy_snippets_verbatim() {
     let guide = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deployment.md"))
         .expect("docs/deployment.md");
     assert!(
         guide.contains(&nginx::forward_auth_snippet()),
         "docs/deployment.md must show docs/integration/nginx-forward-auth.conf as it is"
     );
+    assert!(
+        guide.contains(&caddy::forward_auth_snippet()),
+        "docs/deployment.md must show docs/integration/Caddyfile as it is"
+    );
 }
 
-/// The docs' nginx snippet, with a real nginx in front of a tiny app: a visitor without a
-/// session ends on the sign-in page, signs in with the emailed link, lands back where they were
-/// going and the app sees their address (never a forged one); after sign-out nginx refuses
-/// them again.
+/// The docs' nginx snippet, with a real nginx in front of a tiny app: see
+/// [`a_proxy_protects_the_app_until_sign_out`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_with_the_documented_snippet_protects_an_app_until_sign_out() {
     let port = nginx::free_port();
-    let app_origin = format!("http://127.0.0.1:{port}");
-    let allowed = app_origin.clone();
-    let magiclink =
-        RunningServer::start_with(move |s| s.forward_auth.allowed_origins = vec![allowed], Parts::default()).await;
+    let magiclink = magiclink_for_proxy_on(port).await;
     let upstream = nginx::start_upstream().await;
     let Some(proxy) = Nginx::start_forward_auth(port, &magiclink.base_url, upstream) else { return };
+    a_proxy_protects_the_app_until_sign_out(&proxy.origin, &magiclink).await;
+}
+
+/// The docs' Caddyfile, with a real Caddy in front of the same tiny app: see
+/// [`a_proxy_protects_the_app_until_sign_out`]. Caddy asks in redirect mode and passes the
+/// 302 on itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_with_the_documented_snippet_protects_an_app_until_sign_out() {
+    let port = nginx::free_port();
+    let magiclink = magiclink_for_proxy_on(port).await;
+    let upstream = nginx::start_upstream().await;
+    let Some(proxy) = Caddy::start_forward_auth(port, &magiclink.base_url, upstream).await else { return };
+    a_proxy_protects_the_app_until_sign_out(&proxy.origin, &magiclink).await;
+}
+
+/// magiclink, accepting return URLs to a proxy on `port` of loopback.
+async fn magiclink_for_proxy_on(port: u16) -> RunningServer {
+    let allowed = format!("http://127.0.0.1:{port}");
+    RunningServer::start_with(move |s| s.forward_auth.allowed_origins = vec![allowed], Parts::default()).await
+}
+
+/// A proxy at `proxy_origin` in front of the tiny app, asking `magiclink`: a visitor without a
+/// session ends on the sign-in page, signs in with the emailed link, lands back where they were
+/// going and the app sees their address (never a forged one); after sign-out the proxy refuses
+/// them again.
+async fn a_proxy_protects_the_app_until_sign_out(proxy_origin: &str, magiclink: &RunningServer) {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     // One jar for both: browsers send a host's cookies to every port of it.
     let mut jar = BTreeMap::new();
-    let wanted = format!("{}/private/report?year=2026", proxy.origin);
+    let wanted = format!("{proxy_origin}/private/report?year=2026");
 
     // Not signed in (a forged identity header changes nothing): to the sign-in page.
-    let refused =
-        http.get(&wanted).header("x-auth-request-email", "mallory@example.com").send().await.expect("nginx answers");
+    let refused = http
+        .get(&wanted)
+        .header("x-auth-request-email", "mallory@example.com")
+        .send()
+        .await
+        .expect("the proxy answers");
     assert_eq!(refused.status(), reqwest::StatusCode::FOUND);
     let sign_in = refused.headers()["location"].to_str().expect("ASCII").to_owned();
     assert!(sign_in.starts_with(&format!("{}/signin?", magiclink.base_url)), "{sign_in}");
@@ -191,18 +221,18 @@ async fn nginx_with_the_documented_snippet_protects_an_app_until_sign_out() {
     keep_cookies(&mut jar, opened.headers());
     assert_eq!(opened.headers()["location"].to_str().expect("ASCII"), wanted, "back where they were going");
 
-    // Signed in: nginx passes the request on, naming them (the forged header is replaced).
+    // Signed in: the proxy passes the request on, naming them (the forged header is replaced).
     let passed = http
         .get(&wanted)
         .header("cookie", cookie_header(&jar))
         .header("x-auth-request-email", "mallory@example.com")
         .send()
         .await
-        .expect("nginx answers");
+        .expect("the proxy answers");
     assert_eq!(passed.status(), reqwest::StatusCode::OK);
     assert_eq!(passed.text().await.expect("body"), "hello proxied@example.com");
 
-    // Signed out at magiclink: nginx refuses the same cookie again.
+    // Signed out at magiclink: the proxy refuses the same cookie again.
     let old_cookies = cookie_header(&jar);
     let csrf = http
         .get(format!("{}/api/auth/csrf", magiclink.base_url))
@@ -219,6 +249,6 @@ async fn nginx_with_the_documented_snippet_protects_an_app_until_sign_out() {
         .await
         .expect("signed out");
     assert_eq!(signed_out.status(), reqwest::StatusCode::SEE_OTHER);
-    let again = http.get(&wanted).header("cookie", &old_cookies).send().await.expect("nginx answers");
+    let again = http.get(&wanted).header("cookie", &old_cookies).send().await.expect("the proxy answers");
     assert_eq!(again.status(), reqwest::StatusCode::FOUND);
 }

@@ -19,6 +19,7 @@ use xtask::cli::Program;
 use xtask::settings::Settings;
 use xtask::wiring::{self, Parts, Service};
 
+pub mod caddy;
 pub mod limiter_contract;
 pub mod nginx;
 pub mod smtp;

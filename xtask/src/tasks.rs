@@ -85,6 +85,13 @@ pub const NGINX: Prerequisite = Prerequisite {
     used_by: "the forward-auth tests behind a real nginx",
     probe: Probe::Program(&["/usr/sbin/nginx", "nginx"]),
 };
+/// Caddy, the other reverse proxy in front of the forward-auth tests.
+pub const CADDY: Prerequisite = Prerequisite {
+    what: "caddy",
+    package: "caddy",
+    used_by: "the forward-auth test behind a real Caddy",
+    probe: Probe::Program(&["/usr/bin/caddy", "caddy"]),
+};
 
 /// Redis on its standard loopback port, for the Redis rate-limiter tests.
 pub const REDIS: Prerequisite = Prerequisite {
@@ -111,8 +118,8 @@ pub const MARIADB: Prerequisite = Prerequisite {
 };
 
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 10] =
-    [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON, NGINX, REDIS, POSTGRES, MARIADB];
+pub const PREREQUISITES: [Prerequisite; 11] =
+    [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON, NGINX, CADDY, REDIS, POSTGRES, MARIADB];
 
 impl Prerequisite {
     /// The program to run (for a Python module, the Python that has it; for a server, an empty
