@@ -750,64 +750,32 @@ async fn a_template_that_does_not_parse_stops_start_up_naming_the_file_and_line(
     assert!(error.contains("2:") || error.contains("3:"), "a line number: {error}");
 }
 
-/// Runs each flow above on a fresh app over the backend's scratch database.
-macro_rules! on_backend {
-    ($dialect:expr; $($flow:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $flow() {
-                let Some(app) = TestApp::spawn_on($dialect).await else { return };
-                super::$flow(app).await;
-            }
-        )+
-    };
-}
-
-/// Every flow above, for one backend.
-macro_rules! every_flow {
-    ($dialect:expr) => {
-        on_backend!($dialect;
-            the_whole_flow_from_csrf_to_sign_out,
-            a_signed_out_cookie_no_longer_signs_anyone_in,
-            a_person_lists_their_sessions_and_revokes_one_or_all_the_others,
-            a_program_signs_in_and_out_with_json_bodies_alone,
-            a_program_signs_in_with_the_emailed_code,
-            the_account_page_lists_sessions_renames_and_signs_out_elsewhere,
-            changing_the_address_waits_for_the_link_and_tells_the_old_address,
-            the_json_api_changes_the_address_with_the_same_rules,
-            a_post_without_a_matching_csrf_token_is_refused_with_403,
-            an_invalid_address_shows_the_form_again_with_what_was_typed_and_why,
-            an_unreadable_body_is_a_clear_400,
-            a_json_client_gets_json_instead_of_a_redirect,
-            the_answer_is_the_same_whether_or_not_the_address_has_an_account,
-            a_reused_link_leads_to_the_already_used_page,
-            an_expired_link_leads_to_a_page_that_offers_a_new_one,
-            a_link_opened_just_before_expiry_still_works,
-            tampered_links_lead_to_the_not_valid_page,
-            a_newer_link_retires_the_older_one_once_used,
-            a_session_in_use_is_extended_at_most_once_per_update_age,
-            an_expired_session_reads_as_signed_out_and_its_cookie_is_cleared,
-            pages_send_the_security_headers,
-            the_sign_in_page_has_the_form_and_prefills_what_it_is_given,
-            the_check_email_page_never_echoes_arbitrary_text,
-            healthz_reports_whether_the_database_answers,
-            the_mailbox_filters_by_recipient_and_refuses_a_malformed_one,
-            the_providers_and_openapi_documents_describe_the_api,
-        );
-    };
-}
-
-mod sqlite {
-    use super::*;
-    every_flow!(adapters::database::Dialect::Sqlite);
-}
-
-mod postgres {
-    use super::*;
-    every_flow!(adapters::database::Dialect::Postgres);
-}
-
-mod mysql {
-    use super::*;
-    every_flow!(adapters::database::Dialect::MySql);
-}
+// Each flow above, a test on each backend over its scratch database.
+system_tests::flows_on_every_backend!(|_| {};
+    the_whole_flow_from_csrf_to_sign_out,
+    a_signed_out_cookie_no_longer_signs_anyone_in,
+    a_person_lists_their_sessions_and_revokes_one_or_all_the_others,
+    a_program_signs_in_and_out_with_json_bodies_alone,
+    a_program_signs_in_with_the_emailed_code,
+    the_account_page_lists_sessions_renames_and_signs_out_elsewhere,
+    changing_the_address_waits_for_the_link_and_tells_the_old_address,
+    the_json_api_changes_the_address_with_the_same_rules,
+    a_post_without_a_matching_csrf_token_is_refused_with_403,
+    an_invalid_address_shows_the_form_again_with_what_was_typed_and_why,
+    an_unreadable_body_is_a_clear_400,
+    a_json_client_gets_json_instead_of_a_redirect,
+    the_answer_is_the_same_whether_or_not_the_address_has_an_account,
+    a_reused_link_leads_to_the_already_used_page,
+    an_expired_link_leads_to_a_page_that_offers_a_new_one,
+    a_link_opened_just_before_expiry_still_works,
+    tampered_links_lead_to_the_not_valid_page,
+    a_newer_link_retires_the_older_one_once_used,
+    a_session_in_use_is_extended_at_most_once_per_update_age,
+    an_expired_session_reads_as_signed_out_and_its_cookie_is_cleared,
+    pages_send_the_security_headers,
+    the_sign_in_page_has_the_form_and_prefills_what_it_is_given,
+    the_check_email_page_never_echoes_arbitrary_text,
+    healthz_reports_whether_the_database_answers,
+    the_mailbox_filters_by_recipient_and_refuses_a_malformed_one,
+    the_providers_and_openapi_documents_describe_the_api,
+);

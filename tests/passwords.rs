@@ -384,40 +384,9 @@ async fn an_unknown_address_and_a_wrong_password_take_the_same_time() {
     assert!(z_wrong.abs() < 4.5 && z_no_password.abs() < 4.5, "the timings tell the cases apart");
 }
 
-/// Runs each flow above on a fresh app with passwords on, over the backend's scratch database.
-macro_rules! on_backend {
-    ($dialect:expr; $($flow:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $flow() {
-                let Some(app) = TestApp::spawn_on_with($dialect, super::with_passwords).await else { return };
-                super::$flow(app).await;
-            }
-        )+
-    };
-}
-
-macro_rules! every_flow {
-    ($dialect:expr) => {
-        on_backend!($dialect;
-            a_person_sets_a_password_after_a_link_and_signs_in_with_it,
-            sensitive_changes_need_a_recent_sign_in_confirmed_by_password_or_link,
-            a_program_uses_passwords_through_the_json_api,
-        );
-    };
-}
-
-mod sqlite {
-    use super::*;
-    every_flow!(adapters::database::Dialect::Sqlite);
-}
-
-mod postgres {
-    use super::*;
-    every_flow!(adapters::database::Dialect::Postgres);
-}
-
-mod mysql {
-    use super::*;
-    every_flow!(adapters::database::Dialect::MySql);
-}
+// Each flow above, a test on each backend over its scratch database, passwords on.
+system_tests::flows_on_every_backend!(super::with_passwords;
+    a_person_sets_a_password_after_a_link_and_signs_in_with_it,
+    sensitive_changes_need_a_recent_sign_in_confirmed_by_password_or_link,
+    a_program_uses_passwords_through_the_json_api,
+);

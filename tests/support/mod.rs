@@ -478,3 +478,27 @@ impl Drop for RunningServer {
 }
 
 pub use xtask::tasks::{require, skip_or_fail};
+
+/// Runs each flow (an `async fn(TestApp)` beside the call) as a test on every backend: modules
+/// `sqlite`, `postgres` and `mysql` with one test per flow, each on a fresh app whose settings
+/// `configure` (a path or closure, seen from inside those modules) adjusts.
+#[macro_export]
+macro_rules! flows_on_every_backend {
+    ($configure:expr; $($flow:ident),+ $(,)?) => {
+        $crate::flows_on_every_backend!(@on sqlite, Sqlite, $configure; $($flow),+);
+        $crate::flows_on_every_backend!(@on postgres, Postgres, $configure; $($flow),+);
+        $crate::flows_on_every_backend!(@on mysql, MySql, $configure; $($flow),+);
+    };
+    (@on $module:ident, $dialect:ident, $configure:expr; $($flow:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $flow() {
+                    let dialect = adapters::database::Dialect::$dialect;
+                    let Some(app) = $crate::TestApp::spawn_on_with(dialect, $configure).await else { return };
+                    super::$flow(app).await;
+                }
+            )+
+        }
+    };
+}
