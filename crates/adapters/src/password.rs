@@ -2,11 +2,11 @@
 //! a concurrency cap) and [`ZxcvbnList`] (the common-password check, from zxcvbn's shipped
 //! frequency lists of breached passwords, words and names).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use argon2::password_hash::{PasswordHash as Phc, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash as Phc, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use domain::{Password, PasswordHash};
 use ports::{CommonPasswords, PasswordCheck, PasswordHasher};
 use tokio::sync::Semaphore;
@@ -50,6 +50,7 @@ impl Argon2Cost {
 pub struct Argon2Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    memory: Arc<WorkingMemory>,
     /// A hash of a random password with the configured cost, checked when there is no hash to
     /// check against, so that "no such account" costs what "wrong password" costs.
     dummy: Arc<str>,
@@ -58,6 +59,32 @@ pub struct Argon2Hasher {
 impl std::fmt::Debug for Argon2Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Argon2Hasher").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+/// argon2id's working memory (`memory_kib` per hash), one buffer per permit, kept and reused.
+///
+/// Why not let each hash allocate its own: the allocator keeps what a hash frees in the arena
+/// of the thread that freed it, and the blocking pool's threads each have one, so a burst of
+/// guesses left the process at 680 MiB (measured with the end-to-end benchmark) where the cap
+/// promises `max_concurrent × memory_kib`. With this pool that product is all there is.
+struct WorkingMemory {
+    /// Buffers not in use; never more than the permits, since a buffer is taken only under one.
+    free: Mutex<Vec<Vec<Block>>>,
+    /// Blocks per buffer: the configured cost's.
+    blocks: usize,
+}
+
+impl WorkingMemory {
+    fn take(&self) -> Vec<Block> {
+        let reused = self.free.lock().map(|mut free| free.pop()).unwrap_or_default();
+        reused.unwrap_or_else(|| vec![Block::default(); self.blocks])
+    }
+
+    fn give_back(&self, buffer: Vec<Block>) {
+        if let Ok(mut free) = self.free.lock() {
+            free.push(buffer);
+        }
     }
 }
 
@@ -78,14 +105,33 @@ impl Argon2Hasher {
         let params = cost.params()?;
         let mut random = [0_u8; 32];
         getrandom::fill(&mut random).map_err(|error| anyhow::anyhow!("no randomness from the OS: {error}"))?;
-        let dummy = hash_with(&params, &domain::hex::encode(&random))?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(max_concurrent.max(1))), dummy: dummy.into() })
+        let memory = WorkingMemory { free: Mutex::new(Vec::new()), blocks: params.block_count() };
+        let mut buffer = memory.take();
+        let dummy = hash_with(&params, &domain::hex::encode(&random), &mut buffer)?;
+        memory.give_back(buffer);
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            memory: Arc::new(memory),
+            dummy: dummy.into(),
+        })
     }
 
-    /// Runs `work` on the blocking pool once a permit is free.
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    /// Runs `work` on the blocking pool with a working-memory buffer, once a permit is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
         let _permit = self.permits.acquire().await.context("the password hasher was closed")?;
-        tokio::task::spawn_blocking(work).await.context("a password hash did not finish")
+        let memory = Arc::clone(&self.memory);
+        tokio::task::spawn_blocking(move || {
+            let mut buffer = memory.take();
+            let result = work(&mut buffer);
+            memory.give_back(buffer);
+            result
+        })
+        .await
+        .context("a password hash did not finish")
     }
 }
 
@@ -93,31 +139,85 @@ fn argon2id(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
-fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
+/// A PHC string of argon2id with `params` over `password` and a fresh salt, computed in `memory`.
+fn hash_with(params: &Params, password: &str, memory: &mut [Block]) -> anyhow::Result<String> {
     let mut salt = [0_u8; 16];
     getrandom::fill(&mut salt).map_err(|error| anyhow::anyhow!("no randomness from the OS: {error}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("cannot encode a salt: {error}"))?;
-    let hash = argon2id(params)
-        .hash_password(password.as_bytes(), &salt)
+    let mut output = [0_u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2id(params)
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut output, memory)
         .map_err(|error| anyhow::anyhow!("cannot hash a password: {error}"))?;
-    Ok(hash.to_string())
+    let salt = SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("cannot encode a salt: {error}"))?;
+    let phc = Phc {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|error| anyhow::anyhow!("argon2 parameters: {error}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&output).map_err(|error| anyhow::anyhow!("argon2 output: {error}"))?),
+    };
+    Ok(phc.to_string())
 }
 
-/// Checks `password` against the PHC string `stored` (whatever parameters it names).
-fn check_with(params: &Params, password: &str, stored: &str) -> PasswordCheck {
-    let Ok(parsed) = Phc::new(stored) else {
-        tracing::error!("a stored password hash is not a PHC string; treated as a wrong password");
+/// The most memory a stored hash may ask a check for, in KiB (1 GiB, fifty times OWASP's
+/// settings): a stored string names its own cost, and a corrupted one must not make a check
+/// allocate without bound.
+const MAX_STORED_MEMORY_KIB: u32 = 1 << 20;
+
+/// Checks `password` against the PHC string `stored` (whatever argon2 variant and parameters it
+/// names), computing in `memory`, which grows for a hash made with more memory than it has.
+fn check_with(params: &Params, password: &str, stored: &str, memory: &mut Vec<Block>) -> PasswordCheck {
+    let Some(stored) = StoredHash::parse(stored) else {
+        tracing::error!("a stored password hash is not an argon2 PHC string; treated as a wrong password");
         return PasswordCheck::Mismatch;
     };
-    if argon2id(params).verify_password(password.as_bytes(), &parsed).is_err() {
+    if stored.params.m_cost() > MAX_STORED_MEMORY_KIB {
+        tracing::error!("a stored password hash asks for more than 1 GiB; treated as a wrong password");
         return PasswordCheck::Mismatch;
     }
-    let outdated = parsed.algorithm.as_str() != "argon2id"
-        || parsed.version != Some(Version::V0x13.into())
-        || Params::try_from(&parsed).map_or(true, |old| {
-            old.m_cost() < params.m_cost() || old.t_cost() < params.t_cost() || old.p_cost() < params.p_cost()
-        });
+    if memory.len() < stored.params.block_count() {
+        memory.resize(stored.params.block_count(), Block::default());
+    }
+    let argon2 = Argon2::new(stored.algorithm, stored.version, stored.params.clone());
+    let mut salt = [0_u8; 64];
+    let mut computed = [0_u8; Output::MAX_LENGTH];
+    let computed = &mut computed[..stored.output.len()];
+    let matches = stored.salt.decode_b64(&mut salt).is_ok_and(|salt| {
+        argon2.hash_password_into_with_memory(password.as_bytes(), salt, computed, &mut memory[..]).is_ok()
+            // `Output`'s equality is constant-time.
+            && Output::new(computed).is_ok_and(|computed| computed == stored.output)
+    });
+    if !matches {
+        return PasswordCheck::Mismatch;
+    }
+    let outdated = stored.algorithm != Algorithm::Argon2id
+        || stored.version != Version::V0x13
+        || stored.params.m_cost() < params.m_cost()
+        || stored.params.t_cost() < params.t_cost()
+        || stored.params.p_cost() < params.p_cost();
     PasswordCheck::Matches { outdated }
+}
+
+/// What a stored PHC string names: the argon2 variant, version and cost, the salt and the
+/// output to compare with.
+struct StoredHash {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    salt: SaltString,
+    output: Output,
+}
+
+impl StoredHash {
+    fn parse(stored: &str) -> Option<Self> {
+        let parsed = Phc::new(stored).ok()?;
+        Some(Self {
+            algorithm: Algorithm::try_from(parsed.algorithm).ok()?,
+            version: parsed.version.map_or(Ok(Version::default()), Version::try_from).ok()?,
+            params: Params::try_from(&parsed).ok()?,
+            salt: SaltString::from_b64(parsed.salt?.as_str()).ok()?,
+            output: parsed.hash?,
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -125,18 +225,18 @@ impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash> {
         let params = self.params.clone();
         let password = password.expose().to_owned();
-        Ok(PasswordHash::from_phc(self.run(move || hash_with(&params, &password)).await??))
+        Ok(PasswordHash::from_phc(self.run(move |memory| hash_with(&params, &password, memory)).await??))
     }
 
     async fn check(&self, password: &Password, stored: Option<PasswordHash>) -> anyhow::Result<PasswordCheck> {
         let params = self.params.clone();
         let password = password.expose().to_owned();
         let dummy = Arc::clone(&self.dummy);
-        self.run(move || match stored {
-            Some(stored) => check_with(&params, &password, stored.as_phc()),
+        self.run(move |memory| match stored {
+            Some(stored) => check_with(&params, &password, stored.as_phc(), memory),
             None => {
                 // The same verification as a real one, its answer thrown away.
-                let _ = check_with(&params, &password, &dummy);
+                let _ = check_with(&params, &password, &dummy, memory);
                 PasswordCheck::Mismatch
             }
         })
@@ -201,6 +301,64 @@ mod tests {
         let hash = old.hash(&typed("correct horse battery staple")).await.expect("hashed");
         let check = stronger.check(&typed("correct horse battery staple"), Some(hash)).await.expect("ran");
         assert_eq!(check, PasswordCheck::Matches { outdated: true });
+    }
+
+    #[tokio::test]
+    async fn hashes_are_standard_phc_strings_both_ways() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = Argon2Hasher::new(CHEAP, 1).expect("valid cost");
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, CHEAP.params().expect("valid"));
+
+        let ours = hasher.hash(&typed("correct horse battery staple")).await.expect("hashed");
+        let parsed = Phc::new(ours.as_phc()).expect("a PHC string");
+        assert!(argon2.verify_password(b"correct horse battery staple", &parsed).is_ok());
+        assert!(argon2.verify_password(b"correct horse battery stapler", &parsed).is_err());
+
+        let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
+        let theirs = argon2.hash_password(b"correct horse battery staple", &salt).expect("hashed").to_string();
+        let check = hasher.check(&typed("correct horse battery staple"), Some(PasswordHash::from_phc(theirs))).await;
+        assert_eq!(check.expect("ran"), PasswordCheck::Matches { outdated: false });
+    }
+
+    #[tokio::test]
+    async fn another_argon2_variant_checks_and_is_outdated() {
+        use argon2::password_hash::PasswordHasher as _;
+        let hasher = Argon2Hasher::new(CHEAP, 1).expect("valid cost");
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, CHEAP.params().expect("valid"));
+        let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
+        let stored = argon2i.hash_password(b"correct horse battery staple", &salt).expect("hashed").to_string();
+        let check = hasher.check(&typed("correct horse battery staple"), Some(PasswordHash::from_phc(stored))).await;
+        assert_eq!(check.expect("ran"), PasswordCheck::Matches { outdated: true });
+    }
+
+    #[tokio::test]
+    async fn a_stored_hash_asking_for_more_than_a_gibibyte_is_refused_unchecked() {
+        let hasher = Argon2Hasher::new(CHEAP, 1).expect("valid cost");
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c2l4dGVlbiBieXRlIHNsdA$\
+                    7yYU8wbqyTFh5cbhh+gDbD0XXD5FeNrPk40WyHsjzLA";
+        let check = hasher.check(&typed("anything at all"), Some(PasswordHash::from_phc(huge))).await;
+        assert_eq!(check.expect("ran"), PasswordCheck::Mismatch);
+        let kept = hasher.memory.free.lock().expect("not poisoned");
+        assert!(kept.iter().all(|buffer| buffer.len() == CHEAP.params().expect("valid").block_count()));
+    }
+
+    /// However many checks arrive at once, the working memory is one buffer per permit, reused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn working_memory_is_one_buffer_per_permit() {
+        let hasher = Argon2Hasher::new(CHEAP, 2).expect("valid cost");
+        let stored = hasher.hash(&typed("correct horse battery staple")).await.expect("hashed");
+        let checks: Vec<_> = (0..8)
+            .map(|i| {
+                let hasher = hasher.clone();
+                let stored = stored.clone();
+                tokio::spawn(async move { hasher.check(&typed(&format!("guess number {i}")), Some(stored)).await })
+            })
+            .collect();
+        for check in checks {
+            assert_eq!(check.await.expect("joined").expect("ran"), PasswordCheck::Mismatch);
+        }
+        let kept = hasher.memory.free.lock().expect("not poisoned").len();
+        assert!((1..=2).contains(&kept), "{kept} buffers kept for 2 permits");
     }
 
     #[test]
