@@ -106,9 +106,8 @@ impl Argon2Hasher {
         let mut random = [0_u8; 32];
         getrandom::fill(&mut random).map_err(|error| anyhow::anyhow!("no randomness from the OS: {error}"))?;
         let memory = WorkingMemory { free: Mutex::new(Vec::new()), blocks: params.block_count() };
-        let mut buffer = memory.take();
-        let dummy = hash_with(&params, &domain::hex::encode(&random), &mut buffer)?;
-        memory.give_back(buffer);
+        // Not from the pool: an instance that never sees a password keeps no buffer.
+        let dummy = hash_with(&params, &domain::hex::encode(&random), &mut memory.take())?;
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
