@@ -106,8 +106,10 @@ impl Argon2Hasher {
         let mut random = [0_u8; 32];
         getrandom::fill(&mut random).map_err(|error| anyhow::anyhow!("no randomness from the OS: {error}"))?;
         let memory = WorkingMemory { free: Mutex::new(Vec::new()), blocks: params.block_count() };
-        // Not from the pool: an instance that never sees a password keeps no buffer.
-        let dummy = hash_with(&params, &domain::hex::encode(&random), &mut memory.take())?;
+        // A buffer of its own, dropped here, not the pool's: an instance that never sees a
+        // password keeps no working memory.
+        let mut scratch = vec![Block::default(); memory.blocks];
+        let dummy = hash_with(&params, &domain::hex::encode(&random), &mut scratch)?;
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
@@ -302,9 +304,17 @@ mod tests {
         assert_eq!(check, PasswordCheck::Matches { outdated: true });
     }
 
+    /// `password` hashed by the argon2 crate's own PHC hasher (not ours), at the cheap cost.
+    fn hashed_by_the_argon2_crate(algorithm: Algorithm, password: &str) -> PasswordHash {
+        use argon2::password_hash::PasswordHasher as _;
+        let argon2 = Argon2::new(algorithm, Version::V0x13, CHEAP.params().expect("valid"));
+        let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
+        PasswordHash::from_phc(argon2.hash_password(password.as_bytes(), &salt).expect("hashed").to_string())
+    }
+
     #[tokio::test]
     async fn hashes_are_standard_phc_strings_both_ways() {
-        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        use argon2::password_hash::PasswordVerifier as _;
         let hasher = Argon2Hasher::new(CHEAP, 1).expect("valid cost");
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, CHEAP.params().expect("valid"));
 
@@ -313,20 +323,16 @@ mod tests {
         assert!(argon2.verify_password(b"correct horse battery staple", &parsed).is_ok());
         assert!(argon2.verify_password(b"correct horse battery stapler", &parsed).is_err());
 
-        let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
-        let theirs = argon2.hash_password(b"correct horse battery staple", &salt).expect("hashed").to_string();
-        let check = hasher.check(&typed("correct horse battery staple"), Some(PasswordHash::from_phc(theirs))).await;
+        let theirs = hashed_by_the_argon2_crate(Algorithm::Argon2id, "correct horse battery staple");
+        let check = hasher.check(&typed("correct horse battery staple"), Some(theirs)).await;
         assert_eq!(check.expect("ran"), PasswordCheck::Matches { outdated: false });
     }
 
     #[tokio::test]
     async fn another_argon2_variant_checks_and_is_outdated() {
-        use argon2::password_hash::PasswordHasher as _;
         let hasher = Argon2Hasher::new(CHEAP, 1).expect("valid cost");
-        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, CHEAP.params().expect("valid"));
-        let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
-        let stored = argon2i.hash_password(b"correct horse battery staple", &salt).expect("hashed").to_string();
-        let check = hasher.check(&typed("correct horse battery staple"), Some(PasswordHash::from_phc(stored))).await;
+        let stored = hashed_by_the_argon2_crate(Algorithm::Argon2i, "correct horse battery staple");
+        let check = hasher.check(&typed("correct horse battery staple"), Some(stored)).await;
         assert_eq!(check.expect("ran"), PasswordCheck::Matches { outdated: true });
     }
 
