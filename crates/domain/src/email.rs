@@ -117,6 +117,18 @@ impl EmailAddress {
         &self.0
     }
 
+    /// The mailbox this address delivers to, as far as rate limits need to know: lowercase,
+    /// a `+tag` dropped, and dots dropped at [`DOTS_IGNORED_AT`]. `ada+1@example.com` and
+    /// `a.d.a@gmail.com` then share one limit with `ada@...`. For counting only: the address
+    /// a link is sent to, and the user it signs in, stay exactly as typed.
+    pub fn canonical_mailbox(&self) -> String {
+        let domain = self.domain().to_lowercase();
+        let local = self.local_part().to_lowercase();
+        let local = local.split_once('+').map_or(local.as_str(), |(mailbox, _tag)| mailbox);
+        let local = if DOTS_IGNORED_AT.contains(&domain.as_str()) { local.replace('.', "") } else { local.to_owned() };
+        format!("{local}@{domain}")
+    }
+
     /// The address with most of the local part hidden (`a***@example.com`), for logs.
     pub fn masked(&self) -> String {
         let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
@@ -124,6 +136,10 @@ impl EmailAddress {
         format!("{first}***@{domain}")
     }
 }
+
+/// Mail providers known to ignore dots in the local part (`a.d.a@gmail.com` is `ada@gmail.com`),
+/// for [`EmailAddress::canonical_mailbox`]. Listed in `docs/security.md`.
+pub const DOTS_IGNORED_AT: &[&str] = &["gmail.com", "googlemail.com"];
 
 impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -167,6 +183,17 @@ fn is_valid_domain(domain: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{EmailAddress, InvalidEmail};
+
+    #[test]
+    fn tagged_and_dotted_variants_of_one_mailbox_share_its_canonical_form() {
+        let canonical = |raw: &str| EmailAddress::parse(raw).expect("valid").canonical_mailbox();
+        assert_eq!(canonical("Ada+news@Example.com"), "ada@example.com");
+        assert_eq!(canonical("ada+a+b@example.com"), "ada@example.com");
+        assert_eq!(canonical("A.D.A+x@gmail.com"), "ada@gmail.com");
+        assert_eq!(canonical("a.da@googlemail.com"), "ada@googlemail.com");
+        assert_eq!(canonical("a.da@example.com"), "a.da@example.com", "dots count elsewhere");
+        assert_eq!(EmailAddress::parse("ada+news@example.com").expect("valid").as_str(), "ada+news@example.com");
+    }
 
     #[test]
     fn accepts_and_normalises_ordinary_addresses() {

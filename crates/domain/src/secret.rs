@@ -12,6 +12,34 @@ use sha2::Sha256;
 /// The shortest secret the production profile accepts, in bytes.
 pub const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
 
+/// The least entropy, in bits, that [`estimated_entropy_bits`] must find in a production secret.
+/// A random secret of 32 or more characters from any alphabet `cargo xtask secret` or
+/// `openssl rand` prints clears it easily; a repeated character or a short repeated pattern
+/// padded to length does not.
+pub const MIN_PRODUCTION_SECRET_BITS: f64 = 100.0;
+
+/// The entropy of `text` estimated from its own characters: its length times the Shannon
+/// entropy of how often each character occurs. It cannot tell a random string from a
+/// well-mixed chosen one, but it catches what length alone lets through: `aaaa...`,
+/// `abcabc...`, a word repeated.
+pub fn estimated_entropy_bits(text: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    let mut length = 0_u32;
+    for character in text.chars() {
+        *counts.entry(character).or_insert(0_u32) += 1;
+        length += 1;
+    }
+    let length = f64::from(length);
+    let per_character: f64 = counts
+        .values()
+        .map(|&count| {
+            let p = f64::from(count) / length;
+            -p * p.log2()
+        })
+        .sum();
+    per_character * length
+}
+
 /// What a derived key is for. Each purpose yields an unrelated key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyPurpose {
@@ -115,7 +143,21 @@ impl fmt::Debug for ServerSecret {
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyPurpose, SecretText, ServerSecret};
+    use super::{estimated_entropy_bits, KeyPurpose, SecretText, ServerSecret, MIN_PRODUCTION_SECRET_BITS};
+
+    #[test]
+    fn repeated_characters_and_patterns_have_too_little_entropy_and_random_secrets_enough() {
+        for weak in ["a".repeat(40), "ab".repeat(20), "password".repeat(5), "0123456789".repeat(4)] {
+            assert!(estimated_entropy_bits(&weak) < MIN_PRODUCTION_SECRET_BITS, "{weak}");
+        }
+        // What `cargo xtask secret` prints (base64 of 32 random bytes), and 32 random bytes in hex.
+        for strong in [
+            "q3V9c1mZ0rYb8LxT2kFhN6sWdP4eJuGa7oQyRiXv5Ek",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        ] {
+            assert!(estimated_entropy_bits(strong) >= MIN_PRODUCTION_SECRET_BITS, "{strong}");
+        }
+    }
 
     #[test]
     fn secret_text_never_shows_in_debug() {

@@ -36,9 +36,21 @@ pub enum InvalidDisplayName {
     /// Longer than [`MAX_DISPLAY_NAME`] characters.
     #[error("a display name has at most {MAX_DISPLAY_NAME} characters")]
     TooLong,
-    /// Holds a control character (a line break, a tab, ...).
-    #[error("a display name cannot hold line breaks or other control characters")]
+    /// Holds a control character (a line break, a tab, ...), a line or paragraph separator,
+    /// or a bidirectional control, which would let a name reorder the text shown around it.
+    #[error("a display name cannot hold line breaks, control characters or text-direction controls")]
     ControlCharacter,
+}
+
+/// Characters a display name may not hold besides Unicode's control characters: the line and
+/// paragraph separators (a line break by another name), and the bidirectional embeddings,
+/// overrides, isolates and marks, which can make a name shown in a page or an email read
+/// backwards or swallow the text after it ("Trojan Source").
+fn is_layout_control(character: char) -> bool {
+    matches!(
+        character,
+        '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 impl DisplayName {
@@ -48,7 +60,7 @@ impl DisplayName {
     /// [`InvalidDisplayName`] when it is too long or holds a control character.
     pub fn parse(typed: &str) -> Result<Option<Self>, InvalidDisplayName> {
         let trimmed = typed.trim();
-        if trimmed.chars().any(char::is_control) {
+        if trimmed.chars().any(|c| c.is_control() || is_layout_control(c)) {
             return Err(InvalidDisplayName::ControlCharacter);
         }
         if trimmed.chars().count() > MAX_DISPLAY_NAME {
@@ -66,6 +78,16 @@ impl DisplayName {
 #[cfg(test)]
 mod tests {
     use super::{DisplayName, InvalidDisplayName, MAX_DISPLAY_NAME};
+
+    #[test]
+    fn separators_and_text_direction_controls_are_refused() {
+        for name in
+            ["Ada\u{2028}Admin", "Ada\u{2029}", "\u{202e}nimdA", "Ada \u{2066}x\u{2069}", "a\u{200f}b", "a\u{061c}b"]
+        {
+            assert_eq!(DisplayName::parse(name), Err(InvalidDisplayName::ControlCharacter), "{name:?}");
+        }
+        assert!(DisplayName::parse("عائشة").expect("right-to-left letters are fine").is_some());
+    }
 
     #[test]
     fn a_display_name_is_trimmed_and_blank_removes_it() {

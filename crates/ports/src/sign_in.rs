@@ -342,9 +342,11 @@ impl SignIn {
     ) -> anyhow::Result<Option<(LimitScope, TimeDelta)>> {
         let limits = &self.settings.limits;
         let client = client.map(client_key);
+        // Tagged and dotted variants of one mailbox count as that mailbox.
+        let mailbox = email.canonical_mailbox();
         let candidates = [
-            (LimitScope::Address, limits.address_gap, "link-gap", Some(email.as_str())),
-            (LimitScope::Address, limits.address_hourly, "link-address", Some(email.as_str())),
+            (LimitScope::Address, limits.address_gap, "link-gap", Some(mailbox.as_str())),
+            (LimitScope::Address, limits.address_hourly, "link-address", Some(mailbox.as_str())),
             (LimitScope::Client, limits.client_hourly, "link-client", client.as_deref()),
             (LimitScope::Everyone, limits.global_hourly, "link-everyone", Some("")),
         ];

@@ -150,10 +150,13 @@ fn production_refuses_each_unsafe_setting_naming_it() {
     let cases: Vec<Breakage> = vec![
         ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret::default())),
         ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("too-short".to_owned()))),
+        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("a".repeat(40)))),
+        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("secret".repeat(8)))),
         ("server.base_url", Box::new(|s| s.server.base_url = "http://auth.example.com".to_owned())),
         ("server.base_url", Box::new(|s| s.server.base_url = String::new())),
         ("mailer.kind", Box::new(|s| s.mailer.kind = MailerKind::Dev)),
         ("previous_secrets", Box::new(|s| s.previous_secrets = vec![super::Secret("short".to_owned())])),
+        ("previous_secrets", Box::new(|s| s.previous_secrets = vec![super::Secret("x".repeat(64))])),
     ];
     assert_each_refused(production_ready, "production", cases);
 }
