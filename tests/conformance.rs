@@ -1138,6 +1138,62 @@ async fn a_stopping_worker_gives_back_what_it_did_not_send(store: &ScratchStore)
     assert_eq!(db.outbox.release(&[next_id(store).await], t0()).await.expect("release"), 0, "a sent row stays sent");
 }
 
+async fn a_worker_whose_lease_ran_out_never_overwrites_what_the_next_worker_recorded(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let lease = TimeDelta::minutes(2);
+    for round in 0..6_i64 {
+        queue(db, &clock, &format!("late{round}@example.com")).await;
+        let start = t0() + TimeDelta::minutes(10 * round);
+        // Worker A claims the row and stalls past its lease; worker B claims it again.
+        let stale = db.outbox.claim_due(start, start + lease, 1).await.expect("claim");
+        let later = start + lease + TimeDelta::seconds(1);
+        let fresh = db.outbox.claim_due(later, later + lease, 1).await.expect("claim");
+        assert_eq!(stale.len(), 1);
+        assert_eq!(fresh.iter().map(|m| &m.id).collect::<Vec<_>>(), [&stale[0].id], "the same row, leased again");
+        let id = stale[0].id.clone();
+        let sent = [ports::SentMessage { id: id.clone(), provider_message_id: Some(format!("by-b-{round}")) }];
+
+        // B records it sent while A, waking, records a failure and asks for a retry: in either
+        // order, or at once, the row ends sent with B's provider id.
+        let (outbox_a, outbox_b) = (Arc::clone(&db.outbox), Arc::clone(&db.outbox));
+        let id_a = id.clone();
+        let a = async move {
+            if round % 2 == 0 {
+                outbox_a.mark_final(&id_a, DeliveryState::Failed, "550 from a stale worker", later).await?;
+                outbox_a.mark_retry(&id_a, later + lease, "timeout", later).await
+            } else {
+                outbox_a.mark_retry(&id_a, later + lease, "timeout", later).await?;
+                outbox_a.mark_final(&id_a, DeliveryState::Dropped, "expired for a stale worker", later).await
+            }
+        };
+        let b = async move { outbox_b.mark_sent(&sent, later).await };
+        let (a, b) = if round < 2 {
+            (a.await, b.await)
+        } else if round < 4 {
+            let b = b.await;
+            (a.await, b)
+        } else {
+            tokio::join!(a, b)
+        };
+        a.expect("A's writes are refused by their guard, not failed");
+        b.expect("B's record");
+
+        let row = sqlx::query(&format!(
+            "SELECT status, provider_message_id, sealed_body FROM outbox WHERE id = '{}'",
+            id.as_str()
+        ))
+        .fetch_one(&store.raw)
+        .await
+        .expect("the row");
+        assert_eq!(row.try_get::<String, _>("status").expect("status"), "sent", "round {round}");
+        assert_eq!(row.try_get::<Option<String>, _>("provider_message_id").expect("id"), Some(format!("by-b-{round}")));
+        assert!(row.try_get::<Option<Vec<u8>>, _>("sealed_body").expect("body").is_none(), "the body is erased");
+        let due = db.outbox.next_due().await.expect("read");
+        assert_eq!(due, None, "round {round}: no finished row is due again");
+    }
+}
+
 /// The id of the (first) outbox row.
 async fn next_id(store: &ScratchStore) -> domain::OutboxId {
     let id: String =
@@ -1333,6 +1389,51 @@ async fn concurrent_confirmations_change_the_address_once_and_retire_the_old_add
     assert_eq!(state, LinkState::Unknown, "a sign-in link to the old address no longer works");
 }
 
+async fn an_address_change_racing_first_sign_ins_of_that_address_is_taken_or_done_never_a_failure(
+    store: &ScratchStore,
+) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let core = Arc::new(sign_in(db, Arc::clone(&clock)));
+    let mailer = Arc::new(ScriptedMailer::default());
+    let worker = deliverer(db, mailer.clone(), Arc::clone(&clock));
+    let (mut changed, mut taken) = (0, 0);
+    for round in 0..12 {
+        let contested = format!("contested{round}@example.com");
+        let active = signed_in_as(db, &format!("mover{round}@example.com")).await;
+        core.request_address_change(&active, change_to(&contested)).await.expect("requested");
+        worker.deliver_due().await.expect("batch");
+        let token = confirmation_token(&mailer);
+
+        // The confirmation and first sign-ins of the same address, at once: the unique address
+        // decides which wins, and the loser hears an outcome, never a storage failure.
+        let confirming = {
+            let (core, request) = (Arc::clone(&core), confirm(&token));
+            tokio::spawn(async move { core.confirm_address_change(request).await })
+        };
+        let signing_in: Vec<_> = (0..3)
+            .map(|_| {
+                let (users, email) = (Arc::clone(&db.users), address(&contested));
+                tokio::spawn(async move { users.find_or_create_verified(&email, t0()).await })
+            })
+            .collect();
+        match confirming.await.expect("joined") {
+            Ok(_) => changed += 1,
+            Err(ConfirmAddressError::AddressTaken) => taken += 1,
+            Err(other) => panic!("round {round}: the change failed with {other:?}"),
+        }
+        let mut holders = Vec::new();
+        for attempt in signing_in {
+            holders.push(attempt.await.expect("joined").expect("a sign-in never fails on the race").id);
+        }
+        holders.dedup();
+        assert_eq!(holders.len(), 1, "round {round}: every sign-in found the one holder of the address");
+        let holder = db.users.find_by_email(&address(&contested)).await.expect("read").expect("a holder");
+        assert_eq!(holders[0], holder.id);
+    }
+    assert_eq!(changed + taken, 12);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Passwords
 
@@ -1481,11 +1582,13 @@ macro_rules! every_contract {
             a_row_claimed_by_a_worker_that_died_is_retried_after_its_lease,
             a_handed_over_email_is_stored_leased_and_claimed_only_if_its_worker_dies,
             a_stopping_worker_gives_back_what_it_did_not_send,
+            a_worker_whose_lease_ran_out_never_overwrites_what_the_next_worker_recorded,
             purging_delivery_records_keeps_pending_rows_and_recent_ones,
             an_address_change_waits_for_its_link_then_changes_once_and_tells_the_old_address,
             an_address_that_is_taken_gets_no_email_and_one_taken_meanwhile_changes_nothing,
             a_newer_request_replaces_the_older_link_and_links_expire,
             concurrent_confirmations_change_the_address_once_and_retire_the_old_addresss_links,
+            an_address_change_racing_first_sign_ins_of_that_address_is_taken_or_done_never_a_failure,
             a_password_is_found_with_its_user_by_address_only_and_replaced_whole,
             a_rehash_replaces_only_the_hash_it_was_made_from,
             concurrent_first_passwords_for_one_user_leave_exactly_one,

@@ -16,9 +16,13 @@ async fn the_redis_limiter_keeps_the_contract() {
     if require(&xtask::tasks::REDIS).is_none() {
         return;
     }
-    let redis = adapters::redis::RedisRateLimiter::connect("redis://127.0.0.1:6379", "redis://127.0.0.1:6379")
-        .await
-        .expect("Redis answers");
+    let redis = adapters::redis::RedisRateLimiter::connect(
+        "redis://127.0.0.1:6379",
+        "redis://127.0.0.1:6379",
+        adapters::redis::OnStoreError::Refuse,
+    )
+    .await
+    .expect("Redis answers");
 
     system_tests::limiter_contract::check_limiter(Arc::new(redis)).await;
 }
@@ -51,6 +55,28 @@ async fn over_a_limit_people_see_the_form_with_the_wait_and_programs_a_problem()
     assert_eq!(json.json()["type"], "urn:magiclink:problem:rate-limited-address");
     assert_eq!(json.json()["retryAfter"], 60);
     assert_eq!(app.deliver().await.claimed, 1, "only the first link was queued");
+}
+
+#[tokio::test]
+async fn tagged_and_dotted_variants_of_one_mailbox_share_its_limit() {
+    let app = TestApp::spawn_with(default_limits).await;
+    let token = app.csrf_token().await;
+    let ask = |email: &'static str| {
+        let token = token.clone();
+        let app = &app;
+        async move { app.post_form("/api/auth/signin/email", &[("email", email), ("csrfToken", &token)], None).await }
+    };
+
+    let first = ask("ada.lovelace+1@gmail.com").await;
+    let tagged = ask("adalovelace+2@gmail.com").await;
+    let dotted = ask("a.da.lovelace@gmail.com").await;
+    let other = ask("grace@gmail.com").await;
+
+    assert_eq!(first.status, poem::http::StatusCode::SEE_OTHER);
+    assert_eq!(tagged.status, poem::http::StatusCode::TOO_MANY_REQUESTS, "one mailbox, one gap between links");
+    assert_eq!(dotted.status, poem::http::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(other.status, poem::http::StatusCode::SEE_OTHER);
+    assert_eq!(app.deliver().await.claimed, 2);
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use xtask::cli::Program;
 use xtask::settings::Settings;
 use xtask::wiring::{self, Parts, Service};
 
+pub mod cable;
 pub mod caddy;
 pub mod limiter_contract;
 pub mod nginx;
@@ -136,8 +137,19 @@ impl TestApp {
         if dialect == adapters::database::Dialect::Sqlite {
             return Some(Self::spawn_with(configure).await);
         }
+        Self::spawn_on_server_via(dialect, |url| url.to_owned(), configure).await
+    }
+
+    /// The application on a scratch database of a server `dialect` (PostgreSQL or MariaDB),
+    /// reached at the URL `via` makes of the scratch database's (through a [`cable::Cable`],
+    /// say), or `None` after [`skip_or_fail`].
+    pub async fn spawn_on_server_via(
+        dialect: adapters::database::Dialect,
+        via: impl FnOnce(&str) -> String,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Option<Self> {
         let scratch = stores::scratch_database(dialect).await?;
-        let url = scratch.url_text().to_owned();
+        let url = via(scratch.url_text());
         let mut app = Self::spawn_with(|settings| {
             configure(settings);
             settings.database.url = url.into();

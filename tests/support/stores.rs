@@ -1,7 +1,7 @@
 //! Scratch stores for the conformance suite and the per-backend flow tests: a migrated, empty
 //! database per test on SQLite, PostgreSQL or MariaDB, dropped when the test is done.
 
-use adapters::database::{Database, Dialect, OpenMode};
+use adapters::database::{Database, Dialect, OpenMode, PoolSettings};
 use adapters::scratch::ScratchDatabase;
 
 use crate::skip_or_fail;
@@ -30,7 +30,7 @@ pub fn server_name(dialect: Dialect) -> &'static str {
 /// server is not reachable (which fails the test in CI).
 pub async fn scratch_store(dialect: Dialect, max_connections: u32) -> Option<ScratchStore> {
     let scratch = scratch_database(dialect).await?;
-    let database = Database::open(&scratch.url(), max_connections, OpenMode::CreateIfMissing)
+    let database = Database::open(&scratch.url(), PoolSettings::new(max_connections), OpenMode::CreateIfMissing)
         .await
         .expect("the scratch database opens")
         .expect("and exists");
@@ -61,7 +61,7 @@ pub async fn scratch_database(dialect: Dialect) -> Option<ScratchDatabase> {
 impl ScratchStore {
     /// Opens the same database again, as a new process would.
     pub async fn reopen(&self, max_connections: u32) -> Database {
-        Database::open(&self.scratch.url(), max_connections, OpenMode::MustExist)
+        Database::open(&self.scratch.url(), PoolSettings::new(max_connections), OpenMode::MustExist)
             .await
             .expect("reopens")
             .expect("still exists")

@@ -186,6 +186,18 @@ pub struct RateLimitSettings {
     pub global_per_hour: u32,
     /// Failed link or code redemptions from one client per hour.
     pub failed_redemptions_per_hour: u32,
+    /// What a request meets when the Redis store cannot be asked.
+    pub on_store_error: OnStoreError,
+}
+
+/// `rate_limit.on_store_error`: what a request meets when the Redis store cannot be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStoreError {
+    /// 503 with `Retry-After`; `/healthz` reports the store.
+    Refuse,
+    /// Through, uncounted, with a warning in the log.
+    Allow,
 }
 
 impl Default for RateLimitSettings {
@@ -197,6 +209,7 @@ impl Default for RateLimitSettings {
             client_per_hour: 30,
             global_per_hour: 1000,
             failed_redemptions_per_hour: 30,
+            on_store_error: OnStoreError::Refuse,
         }
     }
 }
@@ -210,6 +223,10 @@ pub struct DatabaseSettings {
     pub url: Secret,
     /// Pool size.
     pub max_connections: u32,
+    /// Seconds a request waits for a database connection before it is answered 503.
+    pub acquire_timeout: u32,
+    /// Seconds the first connection at start-up may take.
+    pub connect_timeout: u32,
 }
 
 /// `[auth]`.
@@ -598,11 +615,25 @@ impl DatabaseSettings {
     pub fn secret_url(&self) -> domain::SecretText {
         domain::SecretText::new(self.url.expose())
     }
+
+    /// The pool's size and timeouts, as the adapters take them.
+    pub fn pool(&self) -> adapters::database::PoolSettings {
+        adapters::database::PoolSettings {
+            max_connections: self.max_connections,
+            acquire_timeout: std::time::Duration::from_secs(self.acquire_timeout.into()),
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout.into()),
+        }
+    }
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: Secret::from("sqlite://data/magiclink.sqlite".to_owned()), max_connections: 8 }
+        Self {
+            url: Secret::from("sqlite://data/magiclink.sqlite".to_owned()),
+            max_connections: 8,
+            acquire_timeout: 3,
+            connect_timeout: 5,
+        }
     }
 }
 
@@ -864,6 +895,11 @@ impl Settings {
             }
         }
         let server = &self.server;
+        if !(1..=60).contains(&self.database.acquire_timeout) || !(1..=60).contains(&self.database.connect_timeout) {
+            problems.push(
+                "database.acquire_timeout and database.connect_timeout must be between 1 and 60 seconds".to_owned(),
+            );
+        }
         if server.max_connections == 0
             || server.header_read_timeout == 0
             || server.request_timeout == 0
@@ -936,15 +972,24 @@ impl Settings {
             problems.push("outbox.max_attempts and outbox.concurrency must be positive, and outbox.base_delay at most outbox.max_delay".to_owned());
         }
         if production_rules {
-            if self.secret.expose().len() < domain::secret::MIN_PRODUCTION_SECRET_BYTES {
+            // Length alone lets `aaaa...` through: a secret must also look random.
+            let weak = |secret: &Secret| {
+                secret.expose().len() < domain::secret::MIN_PRODUCTION_SECRET_BYTES
+                    || domain::secret::estimated_entropy_bits(secret.expose())
+                        < domain::secret::MIN_PRODUCTION_SECRET_BITS
+            };
+            if weak(&self.secret) {
                 problems.push(format!(
-                    "secret (AUTH_SECRET) must be at least 32 bytes; generate one with `{}`",
+                    "secret (AUTH_SECRET) must be at least 32 bytes of random text (not a repeated character or \
+                     pattern); generate one with `{}`",
                     program.command("secret")
                 ));
             }
-            if self.previous_secrets.iter().any(|s| s.expose().len() < domain::secret::MIN_PRODUCTION_SECRET_BYTES) {
-                problems
-                    .push("previous_secrets (MAGICLINK_PREVIOUS_SECRETS) must each be at least 32 bytes".to_owned());
+            if self.previous_secrets.iter().any(weak) {
+                problems.push(
+                    "previous_secrets (MAGICLINK_PREVIOUS_SECRETS) must each be at least 32 bytes of random text"
+                        .to_owned(),
+                );
             }
             if self.mailer.kind == MailerKind::Dev {
                 problems.push(

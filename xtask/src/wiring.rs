@@ -13,14 +13,14 @@ use adapters::mail::{
     parse_from, DevMailer, ResendMailer, ResendSettings, SmtpMailer, SmtpSettings, StartTls, TemplateRenderer,
 };
 use adapters::password::{Argon2Cost, Argon2Hasher, ZxcvbnList};
-use adapters::redis::RedisRateLimiter;
+use adapters::redis::{OnStoreError, RedisRateLimiter};
 use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
 use domain::{LinkPolicy, PasswordRules, Quota, SecretText, ServerSecret, SessionPolicy};
 use poem::{EndpointExt, Response};
 use ports::{
     Clock, Deliverer, DeliverySettings, DevMailbox, Mailer, PasswordLimits, PasswordSupport, Passwords, RateLimiter,
-    RetryPolicy, SessionSettings, Sessions, SignIn, SignInLimits, SignInSettings, SignUpPolicy,
+    RetryPolicy, SessionSettings, Sessions, SignIn, SignInLimits, SignInSettings, SignUpPolicy, StoreHealth,
 };
 use web::server::ConnectionLimits;
 use web::{AppState, CookieNames, PagePaths, RequestLimits, WebSettings};
@@ -96,7 +96,7 @@ impl Default for Parts {
 /// # Errors
 /// Names the (masked) URL when it is not one this build supports or cannot be opened.
 pub async fn open_store(settings: &Settings, mode: OpenMode) -> anyhow::Result<Option<Database>> {
-    Database::open(&settings.database.secret_url(), settings.database.max_connections, mode).await
+    Database::open(&settings.database.secret_url(), settings.database.pool(), mode).await
 }
 
 /// How `migrate` (and `serve` in development) may open the database: a SQLite file is created
@@ -180,15 +180,29 @@ fn password_support(
 ///
 /// # Errors
 /// Names the (masked) Redis URL when it cannot be reached.
-async fn build_rate_limiter(settings: &Settings, database: &Database) -> anyhow::Result<Arc<dyn RateLimiter>> {
+async fn build_rate_limiter(
+    settings: &Settings,
+    database: &Database,
+) -> anyhow::Result<(Arc<dyn RateLimiter>, Option<web::Dependency>)> {
     let url = settings.rate_limit.store.expose();
     if url.is_empty() {
-        return Ok(Arc::clone(&database.rate_limits));
+        return Ok((Arc::clone(&database.rate_limits), None));
     }
     let shown = masked_url(url);
-    let limiter =
-        RedisRateLimiter::connect(url, &shown).await.context("rate_limit.store (MAGICLINK_RATE_LIMIT__STORE)")?;
-    Ok(Arc::new(limiter))
+    let on_error = match settings.rate_limit.on_store_error {
+        crate::settings::OnStoreError::Refuse => OnStoreError::Refuse,
+        crate::settings::OnStoreError::Allow => OnStoreError::Allow,
+    };
+    let limiter = Arc::new(
+        RedisRateLimiter::connect(url, &shown, on_error)
+            .await
+            .context("rate_limit.store (MAGICLINK_RATE_LIMIT__STORE)")?,
+    );
+    // A Redis whose failures let requests through is no reason to take the instance out of a
+    // load balancer; one whose failures refuse them is.
+    let health = (on_error == OnStoreError::Refuse)
+        .then(|| web::Dependency { name: "rate_limit_store", probe: Arc::clone(&limiter) as Arc<dyn StoreHealth> });
+    Ok((limiter, health))
 }
 
 /// Reads the template overrides in `templates.dir` for the given names.
@@ -371,7 +385,7 @@ pub async fn build(
         .join(&format!("{}/email/confirm", settings.pages.account))
         .context("pages.account does not make a valid URL")?;
     let (handover, handed_over) = adapters::handover::handover(HANDOVER_CAPACITY, DELIVERY_LEASE);
-    let limiter = build_rate_limiter(settings, &store).await?;
+    let (limiter, limiter_health) = build_rate_limiter(settings, &store).await?;
     // Sessions first: both providers (links, passwords) open sessions through the service.
     let sessions = Arc::new(Sessions::new(
         Arc::clone(&store.sessions),
@@ -426,7 +440,9 @@ pub async fn build(
         sign_in: Arc::clone(&sign_in),
         sessions,
         passwords,
-        health: Arc::clone(&store.health),
+        health: std::iter::once(web::Dependency { name: "database", probe: Arc::clone(&store.health) })
+            .chain(limiter_health)
+            .collect(),
         mailbox: mailbox.clone().map(|m| m as Arc<dyn DevMailbox>),
         settings: web_settings,
         pages,
@@ -548,6 +564,9 @@ pub async fn deliver_forever(
                 tokio::spawn(async move {
                     let report = deliverer.deliver_handed_over(batch).await;
                     crate::metrics::record_batch(&report);
+                    if report.unrecorded > 0 {
+                        keep_recording(&deliverer).await;
+                    }
                     if report.left_pending() {
                         wakes.wake();
                     }
@@ -563,12 +582,30 @@ pub async fn deliver_forever(
     }
 }
 
+/// Records sent emails whose record failed, trying again after growing pauses until it works
+/// or their lease runs out ([`Deliverer::record_again`]): a database that is briefly away (a
+/// full disk, a failover) must not make the next worker send them a second time.
+async fn keep_recording(deliverer: &Deliverer) {
+    let mut pause = Duration::from_millis(250);
+    loop {
+        tokio::time::sleep(pause).await;
+        match deliverer.record_again().await {
+            Ok(_) => return,
+            Err(error) => tracing::warn!(error = %format!("{error:#}"), "recording sent emails failed again"),
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Claims and delivers due rows until none is left, then says how long until the next is due.
 async fn claim_until_idle(deliverer: &Deliverer) -> Duration {
     loop {
         match deliverer.deliver_due().await {
             Ok(report) if report.claimed > 0 => {
                 crate::metrics::record_batch(&report);
+                if report.unrecorded > 0 {
+                    keep_recording(deliverer).await;
+                }
                 tracing::info!(
                     claimed = report.claimed,
                     sent = report.sent,

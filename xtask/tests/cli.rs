@@ -20,10 +20,14 @@ fn magiclink(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Outp
 /// The database at `url`, as the service opens it (created when missing).
 async fn open_database(url: &str) -> adapters::database::Database {
     let url = domain::SecretText::new(url);
-    adapters::database::Database::open(&url, 1, adapters::database::OpenMode::CreateIfMissing)
-        .await
-        .expect("opens")
-        .expect("exists or was created")
+    adapters::database::Database::open(
+        &url,
+        adapters::database::PoolSettings::new(1),
+        adapters::database::OpenMode::CreateIfMissing,
+    )
+    .await
+    .expect("opens")
+    .expect("exists or was created")
 }
 
 fn stdout(output: &Output) -> String {

@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use adapters::database::{Database, Dialect, OpenMode};
+use adapters::database::{Database, Dialect, OpenMode, PoolSettings};
 use futures_util::StreamExt as _;
 use support::Serving;
 use system_tests::smtp::SmtpServer;
@@ -152,7 +152,10 @@ async fn two_instances_share_one_database(dialect: Dialect) {
     assert_eq!(delivered, addresses.iter().cloned().collect::<BTreeSet<_>>());
 
     // Every row is recorded as sent: nothing is left that either instance could send again.
-    let database = Database::open(&scratch.url(), 2, OpenMode::MustExist).await.expect("opens").expect("exists");
+    let database = Database::open(&scratch.url(), PoolSettings::new(2), OpenMode::MustExist)
+        .await
+        .expect("opens")
+        .expect("exists");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let counts = database.outbox.counts().await.expect("counts");

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use adapters::database::{Database, Dialect, OpenMode};
+use adapters::database::{Database, Dialect, OpenMode, PoolSettings};
 use adapters::scratch::ScratchDatabase;
 use adapters::sql::seeded_session_token;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -23,7 +23,7 @@ fn seeded(runtime: &tokio::runtime::Runtime, dialect: Dialect, rows: u64) -> Opt
                 return None;
             }
         };
-        let database = Database::open(&scratch.url(), 4, OpenMode::CreateIfMissing).await.ok()??;
+        let database = Database::open(&scratch.url(), PoolSettings::new(4), OpenMode::CreateIfMissing).await.ok()??;
         database.migrate().await.ok()?;
         database.seed(rows, rows, chrono::Utc::now(), chrono::TimeDelta::days(30)).await.ok()?;
         Some((scratch, database))

@@ -11,7 +11,7 @@ use ports::{LinkStore, Outbox, PasswordStore, RateLimiter, SessionStore, StoreHe
 
 use crate::migrations::MigrationState;
 use crate::sql::{known_migrations, SqlStore};
-pub use crate::sql::{Dialect, OpenMode};
+pub use crate::sql::{Dialect, OpenMode, PoolSettings};
 
 /// Every storage port of one database, and its migrations.
 #[derive(Clone)]
@@ -39,16 +39,48 @@ impl std::fmt::Debug for Database {
     }
 }
 
-/// The URL with any password replaced by `***`, for messages and logs.
+/// Query parameters whose values are shown as they are: none of them can carry a credential.
+/// Every other parameter's value is masked, since drivers accept passwords (`password=`,
+/// `sslpassword=`) and keys in the query too, and a name this list does not know may be one.
+const HARMLESS_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "application_name",
+    "mode",
+    "cache",
+    "charset",
+    "timezone",
+    "statement-cache-capacity",
+    "connect_timeout",
+    "options",
+];
+
+/// The URL with every credential replaced by `***`, for messages and logs: the user-info's
+/// password and the value of any query parameter not known to be harmless. Works for every
+/// URL the service takes (database, Redis, SMTP).
 pub fn masked_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "(a malformed URL)".to_owned(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(a malformed URL)".to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    if parsed.query().is_some() {
+        let masked: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let shown = if HARMLESS_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    value.into_owned()
+                } else {
+                    "***".to_owned()
+                };
+                (name.into_owned(), shown)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(masked);
+    }
+    // The query is re-encoded above; `***` shows as `%2A%2A%2A` there, which reads worse.
+    parsed.to_string().replace("%2A%2A%2A", "***")
 }
 
 /// The setting every database error names, so an operator knows what to change.
@@ -77,10 +109,10 @@ impl Database {
     /// # Errors
     /// One line naming the setting and the (masked) URL when the scheme is not supported, the
     /// server cannot be reached or refuses the credentials.
-    pub async fn open(url: &SecretText, max_connections: u32, mode: OpenMode) -> anyhow::Result<Option<Self>> {
+    pub async fn open(url: &SecretText, pool: PoolSettings, mode: OpenMode) -> anyhow::Result<Option<Self>> {
         let dialect = dialect_of(url)?;
         let shown = masked_url(url.expose());
-        let store = SqlStore::open(url, &shown, dialect, max_connections, mode)
+        let store = SqlStore::open(url, &shown, dialect, pool, mode)
             .await
             .map_err(|error| anyhow::anyhow!("{SETTING}: {error:#}"))?;
         Ok(store.map(Self::over))
@@ -170,5 +202,22 @@ mod tests {
         assert_eq!(masked_url("redis://:s3cret@127.0.0.1:6379"), "redis://:***@127.0.0.1:6379");
         assert_eq!(masked_url("sqlite://data/x.sqlite"), "sqlite://data/x.sqlite");
         assert!(!masked_url("not a url with hunter2").contains("hunter2"));
+    }
+
+    #[test]
+    fn credentials_in_the_query_are_masked_and_harmless_parameters_kept() {
+        assert_eq!(
+            masked_url("postgres://app@db/auth?password=hunter2&sslmode=require"),
+            "postgres://app@db/auth?password=***&sslmode=require"
+        );
+        assert_eq!(
+            masked_url("mysql://root@db/auth?ssl-mode=REQUIRED&sslpassword=pw&unknown=x"),
+            "mysql://root@db/auth?ssl-mode=REQUIRED&sslpassword=***&unknown=***"
+        );
+        assert_eq!(
+            masked_url("smtp://user:pw@mail.example.com:587?tls=required&auth_token=abc"),
+            "smtp://user:***@mail.example.com:587?tls=***&auth_token=***"
+        );
+        assert_eq!(masked_url("sqlite://data/x.sqlite?mode=rwc"), "sqlite://data/x.sqlite?mode=rwc");
     }
 }

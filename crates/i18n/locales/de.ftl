@@ -192,6 +192,8 @@ problem-refused-title = Die Anfrage konnte nicht gelesen werden
 problem-refused-detail = Prüfen Sie die Anfrage und versuchen Sie es noch einmal.
 problem-internal-title = Bei uns ist etwas schiefgegangen
 problem-internal-detail = Der Fehler wurde protokolliert; versuchen Sie es gleich noch einmal.
+problem-unavailable-title = Vorübergehend nicht erreichbar
+problem-unavailable-detail = Der Dienst erreicht seinen Speicher gerade nicht. Es wurde nichts geändert; versuchen Sie es in ein paar Sekunden noch einmal.
 
 ## Eine eingegebene Adresse wird abgelehnt
 

@@ -193,6 +193,8 @@ problem-refused-title = The request could not be read
 problem-refused-detail = Check the request and try again.
 problem-internal-title = Something went wrong on our side
 problem-internal-detail = The error was logged; try again in a moment.
+problem-unavailable-title = Temporarily unavailable
+problem-unavailable-detail = The service cannot reach its storage right now. Nothing was changed; try again in a few seconds.
 
 ## A typed address that is refused
 

@@ -89,6 +89,9 @@ pub struct BatchReport {
     pub dropped: u32,
     /// Handed over too late to send: their lease ran out first, so they are left to a claim.
     pub lapsed: u32,
+    /// Sent, but recording it failed: kept to record again ([`Deliverer::record_again`])
+    /// until their lease runs out.
+    pub unrecorded: u32,
 }
 
 impl BatchReport {
@@ -100,6 +103,7 @@ impl BatchReport {
         self.failed += other.failed;
         self.dropped += other.dropped;
         self.lapsed += other.lapsed;
+        self.unrecorded += other.unrecorded;
     }
 
     /// Whether some rows were left pending (to retry, or to claim after a lapsed lease), so the
@@ -124,11 +128,14 @@ pub struct Deliverer {
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     settings: DeliverySettings,
+    /// Messages the provider accepted whose record failed, with when their lease runs out:
+    /// recorded again until then, since after it another worker would send them a second time.
+    unrecorded: std::sync::Mutex<Vec<(SentMessage, DateTime<Utc>)>>,
 }
 
 enum Outcome {
-    /// Accepted by the provider; recorded with the rest of its batch.
-    Sent(SentMessage),
+    /// Accepted by the provider; recorded with the rest of its batch. With its lease's end.
+    Sent(SentMessage, DateTime<Utc>),
     Retried,
     Failed,
     Dropped,
@@ -143,7 +150,7 @@ impl Deliverer {
         clock: Arc<dyn Clock>,
         settings: DeliverySettings,
     ) -> Self {
-        Self { outbox, renderer, mailer, clock, settings }
+        Self { outbox, renderer, mailer, clock, settings, unrecorded: std::sync::Mutex::default() }
     }
 
     /// The fixed settings.
@@ -191,7 +198,7 @@ impl Deliverer {
         let mut sent = Vec::new();
         for outcome in outcomes {
             match outcome {
-                Ok(Outcome::Sent(message)) => sent.push(message),
+                Ok(Outcome::Sent(message, lease_ends)) => sent.push((message, lease_ends)),
                 Ok(Outcome::Retried) => report.retried += 1,
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::Dropped) => report.dropped += 1,
@@ -201,16 +208,55 @@ impl Deliverer {
             }
         }
         if !sent.is_empty() {
-            // One write for the whole batch. If it fails, the rows are sent again after their
-            // lease: delivery is at least once, and the row id is the idempotency key.
-            match self.outbox.mark_sent(&sent, self.clock.now()).await {
+            // One write for the whole batch. If it fails, the messages are kept to record again
+            // while their lease holds; only past it would another worker send them again.
+            let records: Vec<SentMessage> = sent.iter().map(|(message, _)| message.clone()).collect();
+            match self.outbox.mark_sent(&records, self.clock.now()).await {
                 Ok(()) => report.sent = u32::try_from(sent.len()).unwrap_or(u32::MAX),
                 Err(error) => {
-                    tracing::error!(error = ?error, "recording sent emails failed; they will be retried after their lease")
+                    tracing::error!(error = ?error, "recording sent emails failed; trying again while their lease holds");
+                    report.unrecorded = u32::try_from(sent.len()).unwrap_or(u32::MAX);
+                    self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(sent);
                 }
             }
         }
         report
+    }
+
+    /// Tries again to record the messages whose record failed. Those whose lease ran out are
+    /// given up (another worker may send them again; `docs/email.md` says when). Returns how
+    /// many are still kept, for the caller to try again after a pause, or the failure.
+    ///
+    /// # Errors
+    /// [`DeliveryError::Unexpected`] when recording fails again; the messages stay kept.
+    pub async fn record_again(&self) -> Result<usize, DeliveryError> {
+        let now = self.clock.now();
+        let kept: Vec<(SentMessage, DateTime<Utc>)> = {
+            let mut kept = self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (live, lapsed): (Vec<_>, Vec<_>) = kept.drain(..).partition(|(_, lease_ends)| *lease_ends > now);
+            if !lapsed.is_empty() {
+                tracing::error!(
+                    emails = lapsed.len(),
+                    "gave up recording sent emails: their lease ran out, so they may be sent a second time"
+                );
+            }
+            live
+        };
+        if kept.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<SentMessage> = kept.iter().map(|(message, _)| message.clone()).collect();
+        match self.outbox.mark_sent(&records, now).await {
+            Ok(()) => {
+                tracing::info!(emails = records.len(), "recorded sent emails at a later try");
+                Ok(0)
+            }
+            Err(error) => {
+                let count = kept.len();
+                self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(kept);
+                Err(DeliveryError::Unexpected(error.context(format!("{count} sent emails still unrecorded"))))
+            }
+        }
     }
 
     /// Gives back handed-over messages this instance will not send (it is stopping), so that
@@ -283,7 +329,8 @@ impl Deliverer {
         match self.mailer.send(&outgoing, message.id.as_str()).await {
             Ok(receipt) => {
                 tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, provider_id = ?receipt.provider_message_id, "email sent");
-                Ok(Outcome::Sent(SentMessage { id: message.id, provider_message_id: receipt.provider_message_id }))
+                let record = SentMessage { id: message.id, provider_message_id: receipt.provider_message_id };
+                Ok(Outcome::Sent(record, message.leased_until))
             }
             Err(MailError::Permanent(error)) => {
                 let reason = format!("{error:#}");

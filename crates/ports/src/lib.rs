@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod sessions;
 pub mod sign_in;
 pub mod stores;
+pub mod unavailable;
 
 pub use clock::Clock;
 pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, RetryPolicy};
@@ -52,3 +53,4 @@ pub use stores::{
     AddressChangeOutcome, CodeRedemption, LinkState, LinkStore, NewAddressChange, NewLink, NewSession, PasswordStore,
     PendingAddressChange, Redemption, SessionDraft, SessionStore, SignedInRecord, StoreHealth, UserAdded, UserStore,
 };
+pub use unavailable::Unavailable;

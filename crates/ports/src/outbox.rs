@@ -177,13 +177,16 @@ pub trait Outbox: Send + Sync {
     ) -> anyhow::Result<Vec<OutboxMessage>>;
 
     /// Records sent messages and erases their bodies, all in one write: a worker records a
-    /// whole batch at once.
+    /// whole batch at once. A row already recorded sent keeps its first record; a row that a
+    /// worker whose lease ran out recorded failed or dropped meanwhile is recorded sent, since
+    /// it was.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
     async fn mark_sent(&self, sent: &[SentMessage], now: DateTime<Utc>) -> anyhow::Result<()>;
 
-    /// Records a transient failure; the row is due again at `next_attempt_at`.
+    /// Records a transient failure; the row is due again at `next_attempt_at`. Only a pending
+    /// row changes: a worker whose lease ran out never reopens a finished one.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
@@ -196,6 +199,8 @@ pub trait Outbox: Send + Sync {
     ) -> anyhow::Result<()>;
 
     /// Records a message that will never be sent (`Failed` or `Dropped`) and erases its body.
+    /// Only a pending row changes: a worker whose lease ran out never overwrites another
+    /// worker's `sent`.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.

@@ -332,6 +332,8 @@ impl<S> From<Problem<S>> for poem::Error {
 }
 
 const INTERNAL: (u16, &str) = (500, "Something failed on the server's side (logged); try again.");
+const UNAVAILABLE: (u16, &str) =
+    (503, "The database or the rate-limit store cannot be reached (`unavailable`); nothing was done. See Retry-After.");
 const SIGNED_OUT: (u16, &str) = (401, "No live session: sign in first.");
 const FORBIDDEN: (u16, &str) = (403, "The CSRF token is missing or wrong, or the request came from another site.");
 const RATE_LIMITED: (u16, &str) = (429, "A rate limit is reached; nothing was done. See Retry-After.");
@@ -340,27 +342,32 @@ const PASSWORDS_DISABLED: (u16, &str) = (404, "Passwords are not enabled here (`
 /// Reading: only the server can fail.
 pub struct ReadProblems;
 impl ProblemStatuses for ReadProblems {
-    const STATUSES: &'static [(u16, &'static str)] = &[INTERNAL];
+    const STATUSES: &'static [(u16, &'static str)] = &[INTERNAL, UNAVAILABLE];
 }
 
 /// Reading what needs a session.
 pub struct SignedInProblems;
 impl ProblemStatuses for SignedInProblems {
-    const STATUSES: &'static [(u16, &'static str)] = &[SIGNED_OUT, INTERNAL];
+    const STATUSES: &'static [(u16, &'static str)] = &[SIGNED_OUT, INTERNAL, UNAVAILABLE];
 }
 
 /// A change to the signed-in person's sessions.
 pub struct SessionChangeProblems;
 impl ProblemStatuses for SessionChangeProblems {
     const STATUSES: &'static [(u16, &'static str)] =
-        &[SIGNED_OUT, FORBIDDEN, (404, "The person has no session with that id."), INTERNAL];
+        &[SIGNED_OUT, FORBIDDEN, (404, "The person has no session with that id."), INTERNAL, UNAVAILABLE];
 }
 
 /// Asking for a link.
 pub struct LinkRequestProblems;
 impl ProblemStatuses for LinkRequestProblems {
-    const STATUSES: &'static [(u16, &'static str)] =
-        &[(400, "The address is not one a link can be sent to (`invalid-email`)."), FORBIDDEN, RATE_LIMITED, INTERNAL];
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "The address is not one a link can be sent to (`invalid-email`)."),
+        FORBIDDEN,
+        RATE_LIMITED,
+        INTERNAL,
+        UNAVAILABLE,
+    ];
 }
 
 /// Signing in with a link or code.
@@ -372,13 +379,14 @@ impl ProblemStatuses for RedeemProblems {
         (410, "The link was used already (`link-used`) or has expired (`link-expired`), or the code has."),
         RATE_LIMITED,
         INTERNAL,
+        UNAVAILABLE,
     ];
 }
 
 /// Signing out.
 pub struct SignOutProblems;
 impl ProblemStatuses for SignOutProblems {
-    const STATUSES: &'static [(u16, &'static str)] = &[FORBIDDEN, INTERNAL];
+    const STATUSES: &'static [(u16, &'static str)] = &[FORBIDDEN, INTERNAL, UNAVAILABLE];
 }
 
 /// Asking to change the sign-in address.
@@ -398,6 +406,7 @@ impl ProblemStatuses for ChangeEmailProblems {
         ),
         RATE_LIMITED,
         INTERNAL,
+        UNAVAILABLE,
     ];
 }
 
@@ -410,6 +419,7 @@ impl ProblemStatuses for PasswordSignInProblems {
         PASSWORDS_DISABLED,
         (429, "Too many failed password sign-ins for this address or from this client (`rate-limited-passwords`); links still work. See Retry-After."),
         INTERNAL,
+        UNAVAILABLE,
     ];
 }
 
@@ -422,6 +432,7 @@ impl ProblemStatuses for SetPasswordProblems {
         (403, "The CSRF token is missing or wrong, or the request came from another site; or the sign-in is not recent enough (`reauthentication-required`)."),
         PASSWORDS_DISABLED,
         INTERNAL,
+        UNAVAILABLE,
     ];
 }
 
@@ -434,6 +445,7 @@ impl ProblemStatuses for ReauthenticateProblems {
         PASSWORDS_DISABLED,
         (429, "Too many failed password attempts (`rate-limited-passwords`). See Retry-After."),
         INTERNAL,
+        UNAVAILABLE,
     ];
 }
 
@@ -456,6 +468,7 @@ impl ProblemStatuses for ConfirmEmailProblems {
         (410, "The link was used already (`address-change-used`) or has expired (`address-change-expired`)."),
         RATE_LIMITED,
         INTERNAL,
+        UNAVAILABLE,
     ];
 }
 

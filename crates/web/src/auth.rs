@@ -340,14 +340,44 @@ pub(crate) fn set_session_cookie(
     cookies::set(req.cookie(), &state.settings, cookies::Kind::Session, &token.encode(), Some(max_age));
 }
 
-/// `GET /healthz`: 200 when the database answers, 503 otherwise.
+/// How long `/healthz` waits for each dependency: a load balancer's probe must get its answer
+/// well within two seconds, whatever state the network is in.
+const HEALTH_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// `GET /healthz`: 200 when every dependency answers within [`HEALTH_DEADLINE`], 503 (with
+/// `Retry-After`) naming those that do not. The dependencies are asked at once, so the answer
+/// takes at most the deadline. The body is one `name: ok` or `name: unavailable` line each.
 #[handler]
 pub async fn healthz(state: Data<&Arc<AppState>>) -> Response {
-    match state.health.ping().await {
-        Ok(()) => "ok".into_response(),
-        Err(error) => {
-            tracing::error!(error = ?error, "health check failed");
-            "database unavailable".with_status(StatusCode::SERVICE_UNAVAILABLE).into_response()
-        }
+    let probes = state.health.iter().map(|dependency| async move {
+        let answer = tokio::time::timeout(HEALTH_DEADLINE, dependency.probe.ping()).await;
+        let healthy = match answer {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::warn!(dependency = dependency.name, error = %format!("{error:#}"), "health check failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    dependency = dependency.name,
+                    deadline_ms = HEALTH_DEADLINE.as_millis() as u64,
+                    "health check failed: no answer in time"
+                );
+                false
+            }
+        };
+        (dependency.name, healthy)
+    });
+    let answers = futures_util::future::join_all(probes).await;
+    let body: String = answers
+        .iter()
+        .map(|(name, healthy)| format!("{name}: {}\n", if *healthy { "ok" } else { "unavailable" }))
+        .collect();
+    if answers.iter().all(|(_, healthy)| *healthy) {
+        body.into_response()
+    } else {
+        let mut response = body.with_status(StatusCode::SERVICE_UNAVAILABLE).into_response();
+        crate::errors::set_retry_after(&mut response, crate::errors::RETRY_AFTER_OUTAGE);
+        response
     }
 }

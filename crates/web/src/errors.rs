@@ -12,12 +12,16 @@ use poem::{IntoResponse, Request, Response};
 use ports::{
     ChangeAddressError, ConfirmAddressError, LimitScope, LinkStateError, ListSessionsError, PasswordSignInError,
     ReadSessionError, RedeemCodeError, RedeemLinkError, RenameError, RequestLinkError, RevokeOtherSessionsError,
-    RevokeSessionError, SetPasswordError, SignOutError,
+    RevokeSessionError, SetPasswordError, SignOutError, Unavailable,
 };
 use tera::Context;
 
 use crate::render::{check_email_page, page_in, sign_in_form, FormError};
 use crate::{telemetry, AppState};
+
+/// How long a client is asked to wait while a dependency is unavailable: about what a
+/// database failover or a Redis restart takes.
+pub(crate) const RETRY_AFTER_OUTAGE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// Whether the caller wants a page or JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -535,7 +539,18 @@ impl WebError {
             WebError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             WebError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Refused(status) => *status,
+            WebError::Unexpected(error) if Unavailable::in_chain(error).is_some() => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// How long a client should wait before trying again, when the answer says so: a rate
+    /// limit's own wait, or a few seconds while a dependency is away.
+    fn retry_after(&self) -> Option<chrono::TimeDelta> {
+        match self {
+            WebError::RateLimited { retry_after, .. } => Some(*retry_after),
+            WebError::Unexpected(error) if Unavailable::in_chain(error).is_some() => Some(RETRY_AFTER_OUTAGE),
+            _ => None,
         }
     }
 
@@ -627,6 +642,9 @@ impl WebError {
                 titled("request-timeout", "problem-request-timeout-title", "problem-request-timeout-detail")
             }
             WebError::Refused(_) => titled("bad-request", "problem-refused-title", "problem-refused-detail"),
+            WebError::Unexpected(error) if Unavailable::in_chain(error).is_some() => {
+                titled("unavailable", "problem-unavailable-title", "problem-unavailable-detail")
+            }
             WebError::Unexpected(_) => titled("internal", "problem-internal-title", "problem-internal-detail"),
         }
     }
@@ -640,10 +658,7 @@ impl WebError {
             WebError::PasswordRejected { .. } => telemetry::sign_in(&state.settings, "password-rejected"),
             _ => {}
         }
-        let retry_after = match &self {
-            WebError::RateLimited { retry_after, .. } => Some(*retry_after),
-            _ => None,
-        };
+        let retry_after = self.retry_after();
         // People get the page they were on again, saying what went wrong; anything else is a
         // page or problem that needs nothing from the request.
         let status = self.status();
@@ -697,12 +712,19 @@ impl WebError {
     /// 404 and 405): a page that needs nothing from the request, or a problem document.
     pub fn standalone_response(self, format: Format, path: &str, lang: &str, state: &AppState) -> Response {
         let status = self.status();
-        if let WebError::Unexpected(error) = &self {
-            tracing::error!(path = %path, error = ?error, "request failed");
+        match &self {
+            // An outage is the operator's to fix, not a bug: one warning per refused request,
+            // with the cause, and the health check says which dependency is away.
+            WebError::Unexpected(error) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(path = %path, error = %format!("{error:#}"), "request refused: a dependency is unavailable");
+            }
+            WebError::Unexpected(error) => tracing::error!(path = %path, error = ?error, "request failed"),
+            _ => {}
         }
         // A body left unread (too large, too slow) must not be taken for the next request.
         let close =
             matches!(self, WebError::PayloadTooLarge { .. } | WebError::LengthRequired | WebError::RequestTimeout);
+        let retry_after = self.retry_after();
         let mut response = match format {
             Format::Json => self.problem_response(status, state),
             Format::Html => self.page_response(status, lang, state).unwrap_or_else(|error| {
@@ -713,6 +735,9 @@ impl WebError {
         };
         if close {
             response.headers_mut().insert(header::CONNECTION, poem::http::HeaderValue::from_static("close"));
+        }
+        if let Some(wait) = retry_after {
+            set_retry_after(&mut response, wait);
         }
         response
     }
@@ -729,8 +754,8 @@ impl WebError {
         if let WebError::Code(CodeProblem::Wrong { attempts_left }) = self {
             body["attemptsLeft"] = serde_json::json!(attempts_left);
         }
-        if let WebError::RateLimited { retry_after, .. } = self {
-            body["retryAfter"] = serde_json::json!(retry_after_seconds(*retry_after));
+        if let Some(retry_after) = self.retry_after() {
+            body["retryAfter"] = serde_json::json!(retry_after_seconds(retry_after));
         }
         Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
     }

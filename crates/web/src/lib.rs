@@ -38,6 +38,14 @@ pub use embed::{Magiclink, RequireSignIn, SignedIn};
 pub use routes::build_app;
 pub use settings::{CookieNames, ForwardAuth, ForwardAuthMode, PagePaths, RequestLimits, WebSettings};
 
+/// One dependency the service needs to answer, as `/healthz` reports it.
+pub struct Dependency {
+    /// Its name in the report: `database`, `rate_limit_store`.
+    pub name: &'static str,
+    /// Asks it whether it answers.
+    pub probe: Arc<dyn StoreHealth>,
+}
+
 /// Everything the handlers need, built by the composition root.
 pub struct AppState {
     /// The magic-link provider and the account changes that go through links.
@@ -46,8 +54,9 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// The password provider, when `password.enabled` is on.
     pub passwords: Option<Arc<Passwords>>,
-    /// The database health check behind `/healthz`.
-    pub health: Arc<dyn StoreHealth>,
+    /// What `/healthz` asks: the database, and the rate-limit store when it is not the
+    /// database.
+    pub health: Vec<Dependency>,
     /// The development mailbox, present only while the development mailer is configured.
     pub mailbox: Option<Arc<dyn DevMailbox>>,
     /// Paths, names and the secret.

@@ -96,12 +96,14 @@ impl Dialect {
         }
     }
 
-    /// The suffix of an `INSERT` that makes it do nothing when a row with the same unique key
-    /// (here `key_column`) exists. MySQL's `INSERT IGNORE` would also swallow other errors, so
-    /// it gets an update that changes nothing instead.
+    /// The suffix of an `INSERT` that makes it do nothing when a row with the same value of
+    /// the unique `key_column` exists. SQLite and PostgreSQL name the key, so a conflict on any
+    /// other unique index still fails loudly. MySQL cannot name it (`ON DUPLICATE KEY` covers
+    /// every unique index) and its `INSERT IGNORE` would also swallow other errors, so it gets
+    /// an update of the key to itself, which changes nothing.
     pub(crate) fn on_duplicate_do_nothing(self, key_column: &str) -> String {
         match self {
-            Dialect::Sqlite | Dialect::Postgres => " ON CONFLICT DO NOTHING".to_owned(),
+            Dialect::Sqlite | Dialect::Postgres => format!(" ON CONFLICT ({key_column}) DO NOTHING"),
             Dialect::MySql => format!(" ON DUPLICATE KEY UPDATE {key_column} = {key_column}"),
         }
     }

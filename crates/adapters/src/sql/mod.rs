@@ -32,6 +32,48 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 }
 
+/// A driver's failure as the store reports it: what was being done, and, when the database
+/// could not be asked at all, [`ports::Unavailable::Database`] in the cause chain, so that the
+/// web layer answers 503 with `Retry-After` instead of 500 (and never "signed out").
+pub(crate) trait Doing<T> {
+    /// The failure, saying it happened while doing `what`.
+    fn doing(self, what: &'static str) -> anyhow::Result<T>;
+    /// The same, with the words built only on failure.
+    fn doing_with(self, what: impl FnOnce() -> String) -> anyhow::Result<T>;
+}
+
+impl<T> Doing<T> for Result<T, sqlx::Error> {
+    fn doing(self, what: &'static str) -> anyhow::Result<T> {
+        self.map_err(|error| store_failure(error, what.to_owned()))
+    }
+
+    fn doing_with(self, what: impl FnOnce() -> String) -> anyhow::Result<T> {
+        self.map_err(|error| store_failure(error, what()))
+    }
+}
+
+/// `error`, in the words of `what`, marked unavailable when no answer could be had: no pooled
+/// connection within the acquire timeout, the server unreachable, refusing, or gone mid-query
+/// (a connection cut during its handshake or a reply surfaces as an I/O, TLS or protocol
+/// error). An answer the server gave (a constraint, a full disk) is not an outage.
+fn store_failure(error: sqlx::Error, what: String) -> anyhow::Error {
+    let unreachable = matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    );
+    let failure = anyhow::Error::new(error).context(what);
+    if unreachable {
+        failure.context(ports::Unavailable::Database)
+    } else {
+        failure
+    }
+}
+
 /// Whether opening a database may create it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -86,21 +128,42 @@ fn connect_error(doing: &str, shown: &str, error: &sqlx::Error) -> anyhow::Error
     anyhow::anyhow!("cannot {doing} the database {shown}: {said}")
 }
 
-/// How long the first connection to a database server may take.
-const FIRST_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How a store's connection pools are sized and how long they wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections in the pool (on SQLite the readers; writes have one more of their own).
+    pub max_connections: u32,
+    /// How long a request waits for a connection, opening one included, before it fails as
+    /// [`ports::Unavailable::Database`]: short, so that an outage answers 503 at once instead
+    /// of holding every request.
+    pub acquire_timeout: std::time::Duration,
+    /// How long the first connection at start-up may take before "no answer".
+    pub connect_timeout: std::time::Duration,
+}
+
+impl PoolSettings {
+    /// `max_connections` connections, with the default timeouts (`config/default.toml`).
+    pub fn new(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            acquire_timeout: std::time::Duration::from_secs(3),
+            connect_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
 
 /// Why the first connection to a database server failed.
 enum FirstConnection {
     /// The server or the network answered with an error.
     Failed(sqlx::Error),
-    /// Nothing answered within [`FIRST_CONNECTION_TIMEOUT`].
+    /// Nothing answered within the connect timeout.
     NoAnswer,
 }
 
-/// Opens and closes one connection to the server at `url`.
-async fn first_connection(url: &str) -> Result<(), FirstConnection> {
+/// Opens and closes one connection to the server at `url`, within `timeout`.
+async fn first_connection(url: &str, timeout: std::time::Duration) -> Result<(), FirstConnection> {
     use sqlx::Connection as _;
-    let connection = tokio::time::timeout(FIRST_CONNECTION_TIMEOUT, AnyConnection::connect(url))
+    let connection = tokio::time::timeout(timeout, AnyConnection::connect(url))
         .await
         .map_err(|_| FirstConnection::NoAnswer)?
         .map_err(FirstConnection::Failed)?;
@@ -133,7 +196,7 @@ impl SqlStore {
         url: &SecretText,
         shown: &str,
         dialect: Dialect,
-        max_connections: u32,
+        pool: PoolSettings,
         mode: OpenMode,
     ) -> anyhow::Result<Option<Self>> {
         sqlx::any::install_default_drivers();
@@ -145,13 +208,15 @@ impl SqlStore {
             Dialect::Postgres | Dialect::MySql => url.expose().to_owned(),
         };
         let options = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .after_connect(move |conn, _| Box::pin(async move { configure_connection(conn, dialect).await }));
+            .max_connections(pool.max_connections.max(1))
+            .acquire_timeout(pool.acquire_timeout)
+            .after_connect(move |conn, _| Box::pin(async move { configure_connection(conn, dialect).await }))
+            .after_release(|conn, _| Box::pin(async move { outside_any_transaction(conn).await }));
         // One connection first, outside the pool: the pool retries a refused connection until
         // its acquire timeout and then reports only the timeout, where an operator needs
         // "connection refused" at once. It also tells a missing database from the rest.
         if dialect != Dialect::Sqlite {
-            match first_connection(&url).await {
+            match first_connection(&url, pool.connect_timeout).await {
                 Ok(()) => {}
                 Err(FirstConnection::Failed(error)) if is_missing_database(&error) => {
                     if mode == OpenMode::MustExist {
@@ -165,11 +230,11 @@ impl SqlStore {
                 Err(FirstConnection::Failed(error)) => return Err(connect_error("open", shown, &error)),
                 Err(FirstConnection::NoAnswer) => anyhow::bail!(
                     "cannot open the database {shown}: cannot reach the server: no answer within {} s",
-                    FIRST_CONNECTION_TIMEOUT.as_secs()
+                    pool.connect_timeout.as_secs_f64()
                 ),
             }
         }
-        let pool = options.clone().connect(&url).await.map_err(|error| connect_error("open", shown, &error))?;
+        let readers = options.clone().connect(&url).await.map_err(|error| connect_error("open", shown, &error))?;
         // SQLite writes through one connection of its own (see `SqlStore`); the servers lock
         // rows, not the database, so their writes share the pool.
         let writer = match dialect {
@@ -179,12 +244,12 @@ impl SqlStore {
                     .connect(&url)
                     .await
                     .map_err(|error| connect_error("open", shown, &error))?;
-                checkpoint_in_the_background(pool.clone());
+                checkpoint_in_the_background(readers.clone());
                 writer
             }
-            Dialect::Postgres | Dialect::MySql => pool.clone(),
+            Dialect::Postgres | Dialect::MySql => readers.clone(),
         };
-        Ok(Some(Self::new(pool, writer, dialect)))
+        Ok(Some(Self::new(readers, writer, dialect)))
     }
 
     /// Applies pending migrations and returns those it applied, oldest first. Safe to run from
@@ -284,6 +349,21 @@ fn checkpoint_in_the_background(pool: sqlx::AnyPool) {
             }
         }
     });
+}
+
+/// Whether a connection handed back to the pool may be used again: only outside any
+/// transaction. A transaction dropped without commit queues its rollback; a ping runs it. But
+/// when a `COMMIT` fails (SQLite on a full disk), SQLite may already have rolled the
+/// transaction back itself, the queued `ROLLBACK` then fails, and sqlx still counts the
+/// connection as inside a transaction: every later `BEGIN` on it would be refused until a
+/// restart. Such a connection is closed instead, and the pool opens a fresh one.
+async fn outside_any_transaction(conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }
 
 /// Per-connection settings that the URL cannot carry.

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::SessionToken;
 
 use super::store::placeholders;
-use super::SqlStore;
+use super::{Doing as _, SqlStore};
 use crate::time::to_millis;
 
 /// Rows per `INSERT`: well under every backend's limit on bound parameters (7 per row).
@@ -99,7 +99,7 @@ impl SqlStore {
         .await
         .context("cannot seed sessions")?;
         for statement in self.dialect().analyze() {
-            sqlx::query(statement).execute(self.writer()).await.context("cannot refresh the planner's statistics")?;
+            sqlx::query(statement).execute(self.writer()).await.doing("cannot refresh the planner's statistics")?;
         }
         Ok(Seeded { users, sessions })
     }
@@ -110,7 +110,7 @@ impl SqlStore {
             .bind("seed-%@seed.example.com")
             .fetch_one(self.pool())
             .await
-            .context("cannot count what was seeded before")?;
+            .doing("cannot count what was seeded before")?;
         Ok(u64::try_from(counted).unwrap_or_default())
     }
 

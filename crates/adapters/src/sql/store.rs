@@ -36,6 +36,7 @@ use sqlx::{Any, AnyPool, Row as _, Transaction};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
+use super::Doing as _;
 use crate::time::{from_millis, to_millis};
 
 /// The longest `User-Agent` kept with a session, in characters (the web layer keeps as many).
@@ -112,7 +113,8 @@ fn stored_id<K>(row: &AnyRow, column: &str) -> anyhow::Result<Id<K>> {
 /// An address read back from a row, checked.
 fn stored_address(row: &AnyRow, column: &str) -> anyhow::Result<EmailAddress> {
     let text: String = row.try_get(column)?;
-    EmailAddress::parse(&text).with_context(|| format!("stored {column} is not a valid address: {text}"))
+    // The text stays out of the message: a 500's cause chain is logged, and addresses are not.
+    EmailAddress::parse(&text).with_context(|| format!("stored {column} is not a valid address"))
 }
 
 /// An instant read back from a row.
@@ -136,6 +138,13 @@ fn user_from_row(row: &AnyRow) -> anyhow::Result<User> {
         image: row.try_get("image")?,
         email_verified: row.try_get::<Option<i64>, _>("email_verified")?.map(from_millis).transpose()?,
     })
+}
+
+/// Whether a write was refused by a unique index (SQLite 2067 and 1555, PostgreSQL 23505,
+/// MySQL and MariaDB 1062): an outcome the caller acts on ("that address is taken"), never a
+/// failure of the store.
+pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
 }
 
 /// Whether the server aborted the transaction to break a deadlock or a serialization conflict
@@ -209,7 +218,7 @@ impl SqlStore {
 
     /// Starts a transaction that will write (see [`Dialect::begin_write`]).
     async fn begin_write(&self) -> anyhow::Result<Transaction<'static, Any>> {
-        self.writer.begin_with(self.dialect.begin_write()).await.context("cannot start a transaction")
+        self.writer.begin_with(self.dialect.begin_write()).await.doing("cannot start a transaction")
     }
 
     /// Runs one housekeeping `DELETE` whose only parameter is a cutoff instant. Safe on every
@@ -220,7 +229,7 @@ impl SqlStore {
             .bind(to_millis(cutoff))
             .execute(&self.writer)
             .await
-            .with_context(|| format!("cannot purge {what}"))?;
+            .doing_with(|| format!("cannot purge {what}"))?;
         Ok(done.rows_affected())
     }
 
@@ -255,7 +264,7 @@ impl SqlStore {
         .bind(to_millis(email.created_at))
         .execute(&mut **tx)
         .await
-        .with_context(|| format!("cannot queue the {} email", email.kind.as_str()))?;
+        .doing_with(|| format!("cannot queue the {} email", email.kind.as_str()))?;
         Ok(outbox_id)
     }
 
@@ -278,7 +287,7 @@ impl SqlStore {
         .bind(to_millis(now))
         .execute(&mut **tx)
         .await
-        .context("cannot mark the address change used")?;
+        .doing("cannot mark the address change used")?;
         if used.rows_affected() == 0 {
             return Ok(match self.address_change_in(&mut **tx, token_hash).await? {
                 Some(pending) if pending.used => AddressChangeOutcome::AlreadyUsed,
@@ -287,9 +296,8 @@ impl SqlStore {
             });
         }
         let pending = self.address_change_in(&mut **tx, token_hash).await?.context("the address change vanished")?;
-        if self.user_by_email(&mut **tx, &pending.new_email).await?.is_some() {
-            return Ok(AddressChangeOutcome::AddressTaken);
-        }
+        // The unique address decides, not a look beforehand: a first sign-in of the new
+        // address may commit between any check and this write. The caller rolls back.
         let changed = sqlx::query(
             &self.sql("UPDATE users SET email = ?, email_verified = ?, updated_at = ? WHERE id = ? AND email = ?"),
         )
@@ -299,8 +307,11 @@ impl SqlStore {
         .bind(pending.user_id.as_str())
         .bind(old_email.as_str())
         .execute(&mut **tx)
-        .await
-        .context("cannot change the address")?;
+        .await;
+        let changed = match changed {
+            Err(error) if is_unique_violation(&error) => return Ok(AddressChangeOutcome::AddressTaken),
+            other => other.doing("cannot change the address")?,
+        };
         if changed.rows_affected() == 0 {
             return Ok(AddressChangeOutcome::Unknown);
         }
@@ -323,7 +334,7 @@ impl SqlStore {
         .bind(token_hash.to_hex())
         .fetch_optional(executor)
         .await
-        .context("cannot read the address change")?;
+        .doing("cannot read the address change")?;
         row.map(|row| {
             Ok(PendingAddressChange {
                 user_id: stored_id(&row, "user_id")?,
@@ -342,7 +353,7 @@ impl SqlStore {
             .bind(identifier)
             .execute(&mut **tx)
             .await
-            .context("cannot retire the other links")?;
+            .doing("cannot retire the other links")?;
         Ok(())
     }
 
@@ -365,7 +376,7 @@ impl SqlStore {
         if let Some(identifier) = identifier {
             query = query.bind(identifier.as_str());
         }
-        let row = query.fetch_optional(executor).await.context("cannot look the link up")?;
+        let row = query.fetch_optional(executor).await.doing("cannot look the link up")?;
         let Some(row) = row else { return Ok((LinkState::Unknown, 0)) };
         let used_at: Option<i64> = row.try_get("used_at")?;
         let expires: i64 = row.try_get("expires")?;
@@ -397,7 +408,7 @@ impl SqlStore {
         .bind(to_millis(now))
         .execute(&mut *tx)
         .await
-        .context("cannot redeem the link")?
+        .doing("cannot redeem the link")?
         .rows_affected()
             == 1;
         if won {
@@ -408,11 +419,11 @@ impl SqlStore {
             .bind(identifier.as_str())
             .fetch_one(&mut *tx)
             .await
-            .context("cannot read the redeemed link")?;
+            .doing("cannot read the redeemed link")?;
             // The final decision is a constant-time comparison, whatever the index did.
             anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
             let record = self.sign_in_within(&mut tx, identifier, session, now).await?;
-            tx.commit().await.context("cannot commit the redemption")?;
+            tx.commit().await.doing("cannot commit the redemption")?;
             return Ok(Redemption::Redeemed(record));
         }
         let (state, _) = self.link_state_in(&mut *tx, token_hash, Some(identifier), now).await?;
@@ -448,7 +459,7 @@ impl SqlStore {
         .bind(code_hash.to_hex())
         .execute(&mut *tx)
         .await
-        .context("cannot redeem the code")?
+        .doing("cannot redeem the code")?
         .rows_affected()
             == 1;
         if won {
@@ -456,12 +467,12 @@ impl SqlStore {
                 .bind(token_hash.to_hex())
                 .fetch_one(&mut *tx)
                 .await
-                .context("cannot read the redeemed code")?;
+                .doing("cannot read the redeemed code")?;
             let stored: String = row.try_get("code_hash")?;
             anyhow::ensure!(SignInCodeHash::from_hex(&stored)?.matches(code_hash), "index returned another code");
             let identifier = stored_address(&row, "identifier")?;
             let record = self.sign_in_within(&mut tx, &identifier, session, now).await?;
-            tx.commit().await.context("cannot commit the redemption")?;
+            tx.commit().await.doing("cannot commit the redemption")?;
             return Ok(CodeRedemption::Redeemed(record));
         }
         let counted = sqlx::query(&self.sql(
@@ -473,12 +484,12 @@ impl SqlStore {
         .bind(i64::from(max_attempts))
         .execute(&mut *tx)
         .await
-        .context("cannot count a wrong code")?
+        .doing("cannot count a wrong code")?
         .rows_affected()
             == 1;
         let (state, attempts) = self.link_state_in(&mut *tx, token_hash, None, now).await?;
         if counted {
-            tx.commit().await.context("cannot commit a wrong code")?;
+            tx.commit().await.doing("cannot commit a wrong code")?;
             return Ok(CodeRedemption::Wrong { attempts_left: max_attempts.saturating_sub(attempts) });
         }
         tx.rollback().await?;
@@ -523,7 +534,7 @@ impl SqlStore {
     ) -> anyhow::Result<UserAdded> {
         let mut tx = self.begin_write().await?;
         let added = self.insert_user_within(&mut tx, email, verified_at, now).await?;
-        tx.commit().await.context("cannot commit the user")?;
+        tx.commit().await.doing("cannot commit the user")?;
         Ok(added)
     }
 
@@ -540,7 +551,7 @@ impl SqlStore {
         let id = new_id::<UserKind>()?;
         let insert = format!(
             "INSERT INTO users (id, email, email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?){}",
-            self.dialect.on_duplicate_do_nothing("id")
+            self.dialect.on_duplicate_do_nothing("email")
         );
         sqlx::query(&self.sql(&insert))
             .bind(id.as_str())
@@ -550,7 +561,7 @@ impl SqlStore {
             .bind(to_millis(now))
             .execute(&mut **tx)
             .await
-            .context("cannot add the user")?;
+            .doing("cannot add the user")?;
         let mut user = self.user_by_email(&mut **tx, email).await?.context("the user vanished while being added")?;
         // Only an existing user signing in for the first time needs marking: a new one was
         // inserted verified, and an address verified once stays so.
@@ -565,7 +576,7 @@ impl SqlStore {
             .bind(email.as_str())
             .execute(&mut **tx)
             .await
-            .context("cannot mark the address verified")?;
+            .doing("cannot mark the address verified")?;
             user.email_verified = Some(verified_at);
         }
         Ok(if user.id == id { UserAdded::Created(user) } else { UserAdded::Existed(user) })
@@ -591,7 +602,7 @@ impl SqlStore {
         .bind(to_millis(session.created_at))
         .execute(executor)
         .await
-        .context("cannot store the session")?;
+        .doing("cannot store the session")?;
         Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires, created_at: session.created_at })
     }
 
@@ -604,7 +615,7 @@ impl SqlStore {
             .bind(email.as_str())
             .fetch_optional(executor)
             .await
-            .context("cannot read the user")?;
+            .doing("cannot read the user")?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -630,7 +641,7 @@ impl SqlStore {
         for key in &keys {
             query = query.bind(*key);
         }
-        query.execute(&mut *tx).await.context("cannot create a rate limit")?;
+        query.execute(&mut *tx).await.doing("cannot create a rate limit")?;
         let select = format!(
             "SELECT bucket, tat FROM rate_limits WHERE bucket IN ({list}) ORDER BY bucket{}",
             self.dialect.for_update()
@@ -641,7 +652,7 @@ impl SqlStore {
             query = query.bind(*key);
         }
         let mut counters: HashMap<String, DateTime<Utc>> = HashMap::new();
-        for (key, tat) in query.fetch_all(&mut *tx).await.context("cannot read a rate limit")? {
+        for (key, tat) in query.fetch_all(&mut *tx).await.doing("cannot read a rate limit")? {
             counters.insert(key, from_millis(tat)?);
         }
         // Charged in the caller's order, so a refusal names the first bucket without room.
@@ -664,8 +675,8 @@ impl SqlStore {
         for key in &keys {
             query = query.bind(*key);
         }
-        query.execute(&mut *tx).await.context("cannot charge a rate limit")?;
-        tx.commit().await.context("cannot commit the rate limits")?;
+        query.execute(&mut *tx).await.doing("cannot charge a rate limit")?;
+        tx.commit().await.doing("cannot commit the rate limits")?;
         Ok(Admission::Admitted)
     }
 
@@ -689,7 +700,7 @@ impl SqlStore {
             .bind(i64::from(limit))
             .fetch_all(&mut *tx)
             .await
-            .context("cannot read due outbox rows")?;
+            .doing("cannot read due outbox rows")?;
         if rows.is_empty() {
             tx.rollback().await?;
             return Ok(Vec::new());
@@ -717,8 +728,8 @@ impl SqlStore {
             query = query.bind(message.id.as_str().to_owned());
             claimed.push(message);
         }
-        query.execute(&mut *tx).await.context("cannot lease due outbox rows")?;
-        tx.commit().await.context("cannot commit the outbox claim")?;
+        query.execute(&mut *tx).await.doing("cannot lease due outbox rows")?;
+        tx.commit().await.doing("cannot commit the outbox claim")?;
         Ok(claimed)
     }
 }
@@ -737,9 +748,9 @@ impl LinkStore for SqlStore {
         .bind(to_millis(link.created_at))
         .execute(&mut *tx)
         .await
-        .context("cannot store the link")?;
+        .doing("cannot store the link")?;
         let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
-        tx.commit().await.context("cannot commit the link and its email")?;
+        tx.commit().await.doing("cannot commit the link and its email")?;
         Ok(outbox_id)
     }
 
@@ -792,7 +803,7 @@ impl RateLimiter for SqlStore {
             .bind(&bucket.key)
             .fetch_optional(&self.pool)
             .await
-            .context("cannot read a rate limit")?;
+            .doing("cannot read a rate limit")?;
         Ok(match bucket.quota.check(tat.map(from_millis).transpose()?, now) {
             Gcra::Admitted { .. } => None,
             Gcra::Refused { retry_after } => Some(retry_after),
@@ -817,7 +828,7 @@ impl UserStore for SqlStore {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
-            .context("cannot read the user")?;
+            .doing("cannot read the user")?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -834,7 +845,7 @@ impl UserStore for SqlStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
-            .context("cannot list the users")?;
+            .doing("cannot list the users")?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -844,7 +855,7 @@ impl UserStore for SqlStore {
             .bind(id.as_str())
             .execute(&self.writer)
             .await
-            .context("cannot rename the user")?;
+            .doing("cannot rename the user")?;
         Ok(())
     }
 
@@ -858,7 +869,7 @@ impl UserStore for SqlStore {
             .bind(change.user_id.as_str())
             .execute(&mut *tx)
             .await
-            .context("cannot retire the earlier address changes")?;
+            .doing("cannot retire the earlier address changes")?;
         sqlx::query(&self.sql(
             "INSERT INTO address_changes (token_hash, user_id, new_email, expires, created_at) VALUES (?, ?, ?, ?, ?)",
         ))
@@ -869,9 +880,9 @@ impl UserStore for SqlStore {
         .bind(to_millis(change.created_at))
         .execute(&mut *tx)
         .await
-        .context("cannot store the address change")?;
+        .doing("cannot store the address change")?;
         let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
-        tx.commit().await.context("cannot commit the address change and its email")?;
+        tx.commit().await.doing("cannot commit the address change and its email")?;
         Ok(outbox_id)
     }
 
@@ -890,9 +901,9 @@ impl UserStore for SqlStore {
             let mut tx = self.begin_write().await?;
             let outcome = self.confirm_address_change_within(&mut tx, token_hash, old_email, notice, now).await?;
             if matches!(outcome, AddressChangeOutcome::Changed { .. }) {
-                tx.commit().await.context("cannot commit the address change")?;
+                tx.commit().await.doing("cannot commit the address change")?;
             } else {
-                tx.rollback().await.context("cannot roll back the address change")?;
+                tx.rollback().await.doing("cannot roll back the address change")?;
             }
             Ok(outcome)
         })
@@ -904,7 +915,7 @@ impl UserStore for SqlStore {
             .bind(email.as_str())
             .execute(&self.writer)
             .await
-            .context("cannot remove the user")?;
+            .doing("cannot remove the user")?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -918,7 +929,7 @@ impl PasswordStore for SqlStore {
         .bind(email.as_str())
         .fetch_optional(&self.pool)
         .await
-        .context("cannot read the user and their password")?;
+        .doing("cannot read the user and their password")?;
         let Some(row) = row else { return Ok(None) };
         let hash: Option<String> = row.try_get("hash").context("cannot read the stored password hash")?;
         Ok(Some((user_from_row(&row)?, hash.map(PasswordHash::from_phc))))
@@ -929,7 +940,7 @@ impl PasswordStore for SqlStore {
             .bind(user_id.as_str())
             .fetch_optional(&self.pool)
             .await
-            .context("cannot read the password hash")?;
+            .doing("cannot read the password hash")?;
         Ok(hash.map(PasswordHash::from_phc))
     }
 
@@ -948,15 +959,15 @@ impl PasswordStore for SqlStore {
             .bind(to_millis(now))
             .execute(&mut *tx)
             .await
-            .context("cannot store the password hash")?;
+            .doing("cannot store the password hash")?;
         sqlx::query(&self.sql("UPDATE passwords SET hash = ?, updated_at = ? WHERE user_id = ?"))
             .bind(hash.as_phc())
             .bind(to_millis(now))
             .bind(user_id.as_str())
             .execute(&mut *tx)
             .await
-            .context("cannot store the password hash")?;
-        tx.commit().await.context("cannot store the password hash")?;
+            .doing("cannot store the password hash")?;
+        tx.commit().await.doing("cannot store the password hash")?;
         Ok(())
     }
 
@@ -975,7 +986,7 @@ impl PasswordStore for SqlStore {
                 .bind(old.as_phc())
                 .execute(&self.writer)
                 .await
-                .context("cannot replace the password hash")?;
+                .doing("cannot replace the password hash")?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -994,7 +1005,7 @@ impl SessionStore for SqlStore {
         .bind(token_hash.to_hex())
         .fetch_optional(&self.pool)
         .await
-        .context("cannot read the session")?;
+        .doing("cannot read the session")?;
         let Some(row) = row else { return Ok(None) };
         let user = user_from_row(&row)?;
         let session = Session {
@@ -1013,7 +1024,7 @@ impl SessionStore for SqlStore {
             .bind(session_id.as_str())
             .execute(&self.writer)
             .await
-            .context("cannot extend the session")?;
+            .doing("cannot extend the session")?;
         Ok(())
     }
 
@@ -1026,7 +1037,7 @@ impl SessionStore for SqlStore {
         .bind(to_millis(now))
         .fetch_all(&self.pool)
         .await
-        .context("cannot list the sessions")?;
+        .doing("cannot list the sessions")?;
         rows.iter()
             .map(|row| {
                 Ok(SessionSummary {
@@ -1046,7 +1057,7 @@ impl SessionStore for SqlStore {
             .bind(user_id.as_str())
             .execute(&self.writer)
             .await
-            .context("cannot revoke the session")?;
+            .doing("cannot revoke the session")?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -1056,7 +1067,7 @@ impl SessionStore for SqlStore {
             .bind(keep.as_str())
             .execute(&self.writer)
             .await
-            .context("cannot revoke the other sessions")?;
+            .doing("cannot revoke the other sessions")?;
         Ok(done.rows_affected())
     }
 
@@ -1065,7 +1076,7 @@ impl SessionStore for SqlStore {
             .bind(token_hash.to_hex())
             .execute(&self.writer)
             .await
-            .context("cannot delete the session")?;
+            .doing("cannot delete the session")?;
         Ok(())
     }
 
@@ -1077,7 +1088,7 @@ impl SessionStore for SqlStore {
 #[async_trait::async_trait]
 impl StoreHealth for SqlStore {
     async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.context("the database does not answer")?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.doing("the database does not answer")?;
         Ok(())
     }
 }
@@ -1121,7 +1132,7 @@ impl Outbox for SqlStore {
         // One statement for the batch; each row's provider id picked by its id.
         let statement = format!(
             "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = {}, \
-             last_error = NULL, next_attempt_at = ?, updated_at = ? WHERE id IN ({})",
+             last_error = NULL, next_attempt_at = ?, updated_at = ? WHERE status <> 'sent' AND id IN ({})",
             case_by("id", sent.len()),
             placeholders(sent.len())
         );
@@ -1135,7 +1146,7 @@ impl Outbox for SqlStore {
         for message in sent {
             query = query.bind(message.id.as_str());
         }
-        query.execute(&self.writer).await.context("cannot record sent emails")?;
+        query.execute(&self.writer).await.doing("cannot record sent emails")?;
         Ok(())
     }
 
@@ -1155,7 +1166,7 @@ impl Outbox for SqlStore {
         .bind(id.as_str())
         .execute(&self.writer)
         .await
-        .context("cannot schedule a retry")?;
+        .doing("cannot schedule a retry")?;
         Ok(())
     }
 
@@ -1172,7 +1183,7 @@ impl Outbox for SqlStore {
         );
         sqlx::query(&self.sql(
             "UPDATE outbox SET status = ?, sealed_body = NULL, last_error = ?, next_attempt_at = ?, updated_at = ? \
-             WHERE id = ?",
+             WHERE id = ? AND status = 'pending'",
         ))
         .bind(state.as_str())
         .bind(truncated(reason, MAX_DELIVERY_ERROR))
@@ -1181,7 +1192,7 @@ impl Outbox for SqlStore {
         .bind(id.as_str())
         .execute(&self.writer)
         .await
-        .context("cannot record a failed email")?;
+        .doing("cannot record a failed email")?;
         Ok(())
     }
 
@@ -1199,7 +1210,7 @@ impl Outbox for SqlStore {
         for id in ids {
             query = query.bind(id.as_str());
         }
-        let done = query.execute(&self.writer).await.context("cannot give back leased emails")?;
+        let done = query.execute(&self.writer).await.doing("cannot give back leased emails")?;
         Ok(done.rows_affected())
     }
 
@@ -1207,7 +1218,7 @@ impl Outbox for SqlStore {
         let next: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
             .fetch_one(&self.pool)
             .await
-            .context("cannot read the outbox")?;
+            .doing("cannot read the outbox")?;
         next.map(from_millis).transpose()
     }
 
@@ -1221,7 +1232,7 @@ impl Outbox for SqlStore {
         if let Some(state) = state {
             query = query.bind(state.as_str());
         }
-        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await.context("cannot list the outbox")?;
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await.doing("cannot list the outbox")?;
         rows.iter().map(outbox_entry_from_row).collect()
     }
 
@@ -1229,7 +1240,7 @@ impl Outbox for SqlStore {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox GROUP BY status")
             .fetch_all(&self.pool)
             .await
-            .context("cannot count the outbox")?;
+            .doing("cannot count the outbox")?;
         let mut counts = OutboxCounts::default();
         for row in rows {
             let status: String = row.try_get("status")?;

@@ -322,3 +322,53 @@ fn every_kind_of_content_survives_its_sealed_text() {
         assert_eq!(EmailKind::parse(kind.as_str()), Some(kind));
     }
 }
+
+/// A mailer that accepts everything.
+fn accepting_mailer() -> MockMailer {
+    let mut mailer = MockMailer::new();
+    mailer.expect_send().times(1).returning(|_, _| Ok(SentReceipt { provider_message_id: Some("p-1".to_owned()) }));
+    mailer
+}
+
+#[tokio::test]
+async fn a_send_whose_record_failed_is_recorded_again_while_its_lease_holds() {
+    let mut outbox = outbox_claiming(message(now() + TimeDelta::minutes(4), 1));
+    let mut records = mockall::Sequence::new();
+    outbox
+        .expect_mark_sent()
+        .times(2)
+        .in_sequence(&mut records)
+        .returning(|_, _| Err(anyhow::anyhow!("database or disk is full")));
+    outbox
+        .expect_mark_sent()
+        .withf(|sent, _| {
+            sent.len() == 1 && sent[0].id == row_id() && sent[0].provider_message_id.as_deref() == Some("p-1")
+        })
+        .times(1)
+        .in_sequence(&mut records)
+        .returning(|_, _| Ok(()));
+    let deliverer = deliverer(outbox, accepting_mailer());
+
+    let report = deliverer.deliver_due().await.expect("batch");
+    let again = deliverer.record_again().await;
+    let finally = deliverer.record_again().await.expect("recorded");
+
+    assert_eq!((report.sent, report.unrecorded), (0, 1));
+    assert!(again.is_err(), "the second failure is reported, the message kept");
+    assert_eq!(finally, 0);
+    assert_eq!(deliverer.record_again().await.expect("nothing left"), 0, "recorded once, then forgotten");
+}
+
+#[tokio::test]
+async fn a_send_whose_lease_ran_out_before_it_could_be_recorded_is_given_up() {
+    let mut claimed = message(now() + TimeDelta::minutes(4), 1);
+    claimed.leased_until = now();
+    let mut outbox = outbox_claiming(claimed);
+    outbox.expect_mark_sent().times(1).returning(|_, _| Err(anyhow::anyhow!("database or disk is full")));
+    let deliverer = deliverer(outbox, accepting_mailer());
+
+    let report = deliverer.deliver_due().await.expect("batch");
+
+    assert_eq!(report.unrecorded, 1);
+    assert_eq!(deliverer.record_again().await.expect("nothing to record"), 0, "no write once the lease is over");
+}
