@@ -209,7 +209,7 @@ impl Drop for SmallDisk {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_on_a_full_disk_writes_again_once_space_is_freed() {
     let Some(disk) = SmallDisk::mount("4m") else { return };
-    let url = domain::SecretText::new(&format!("sqlite://{}", disk.dir.path().join("magiclink.sqlite").display()));
+    let url = domain::SecretText::new(format!("sqlite://{}", disk.dir.path().join("magiclink.sqlite").display()));
     let database = adapters::database::Database::open(
         &url,
         adapters::database::PoolSettings::new(2),
