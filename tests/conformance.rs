@@ -1231,16 +1231,22 @@ async fn purging_delivery_records_keeps_pending_rows_and_recent_ones(store: &Scr
 // ---------------------------------------------------------------------------------------------
 // Changing the sign-in address (the use case over the real store, delivery included)
 
-/// A signed-in person's session as the use case sees it, for `email` (created if new).
+/// A signed-in person's session as the use case sees it, for `email` (created if new): a
+/// session stored for them now.
 async fn signed_in_as(db: &Database, email: &str) -> ports::ActiveSession {
     let user = db.users.find_or_create_verified(&address(email), t0()).await.expect("user");
-    ports::ActiveSession {
-        session_id: domain::SessionId::parse("01900000-0000-7000-8000-0000000000aa").expect("an id"),
-        user,
-        expires: t0() + TimeDelta::days(1),
-        signed_in_at: t0(),
-        extended: false,
-    }
+    let session = db
+        .sessions
+        .create(&NewSession {
+            token_hash: a_session().token_hash,
+            user_id: user.id.clone(),
+            expires: t0() + TimeDelta::days(1),
+            user_agent: None,
+            created_at: t0(),
+        })
+        .await
+        .expect("a session");
+    ports::ActiveSession { session_id: session.id, user, expires: session.expires, signed_in_at: t0(), extended: false }
 }
 
 fn change_to(new_email: &str) -> ChangeAddress {
@@ -1262,8 +1268,14 @@ fn confirmation_token(mailer: &ScriptedMailer) -> LinkToken {
     LinkToken::parse(&token).expect("a token")
 }
 
-fn confirm(token: &LinkToken) -> ConfirmAddress {
-    ConfirmAddress { token: LinkToken::parse(&token.encode()).expect("a token"), client: None, lang: "de".to_owned() }
+/// Confirming with `token` in a browser signed in as `active`.
+fn confirm(token: &LinkToken, active: &ports::ActiveSession) -> ConfirmAddress {
+    ConfirmAddress {
+        token: LinkToken::parse(&token.encode()).expect("a token"),
+        client: None,
+        lang: "de".to_owned(),
+        signed_in: Some(active.clone()),
+    }
 }
 
 async fn an_address_change_waits_for_its_link_then_changes_once_and_tells_the_old_address(store: &ScratchStore) {
@@ -1282,16 +1294,22 @@ async fn an_address_change_waits_for_its_link_then_changes_once_and_tells_the_ol
     assert!(sent[0].rendered.text.contains("new@example.com"));
     let unchanged = db.users.find(&active.user.id).await.expect("read").expect("user");
     assert_eq!(unchanged.email.as_str(), "old@example.com", "nothing changes until the link is used");
-    assert_eq!(core.preview_address_change(&token).await.expect("previewed").new_email.as_str(), "new@example.com");
+    assert_eq!(
+        core.preview_address_change(&token, Some(&active)).await.expect("previewed").new_email.as_str(),
+        "new@example.com"
+    );
     clock.advance(TimeDelta::seconds(1));
 
-    let changed = core.confirm_address_change(confirm(&token)).await.expect("confirmed");
+    let changed = core.confirm_address_change(confirm(&token, &active)).await.expect("confirmed");
 
     assert_eq!((changed.id.clone(), changed.email.as_str()), (active.user.id.clone(), "new@example.com"));
     assert_eq!(changed.email_verified, Some(t0() + TimeDelta::seconds(1)), "verified by its link");
     assert!(db.users.find_by_email(&address("old@example.com")).await.expect("read").is_none());
-    assert!(matches!(core.confirm_address_change(confirm(&token)).await, Err(ConfirmAddressError::AlreadyUsed)));
-    assert!(matches!(core.preview_address_change(&token).await, Err(ConfirmAddressError::AlreadyUsed)));
+    assert!(matches!(
+        core.confirm_address_change(confirm(&token, &active)).await,
+        Err(ConfirmAddressError::AlreadyUsed)
+    ));
+    assert!(matches!(core.preview_address_change(&token, Some(&active)).await, Err(ConfirmAddressError::AlreadyUsed)));
     assert_eq!(worker.deliver_due().await.expect("batch").sent, 1, "the notice is queued with the change");
     let notice = mailer.delivered().pop().expect("the notice");
     assert_eq!(notice.to.as_str(), "old@example.com");
@@ -1323,12 +1341,45 @@ async fn an_address_that_is_taken_gets_no_email_and_one_taken_meanwhile_changes_
     worker.deliver_due().await.expect("batch");
     let token = confirmation_token(&mailer);
     signed_in_as(db, "free@example.com").await;
-    let outcome = core.confirm_address_change(confirm(&token)).await;
+    let outcome = core.confirm_address_change(confirm(&token, &active)).await;
 
     assert!(matches!(outcome, Err(ConfirmAddressError::AddressTaken)), "{outcome:?}");
     let user = db.users.find(&active.user.id).await.expect("read").expect("user");
     assert_eq!(user.email.as_str(), "mine@example.com");
     assert_eq!(raw_texts(store, "SELECT kind FROM outbox").await, ["confirm_address"], "no notice");
+}
+
+async fn only_the_account_that_asked_confirms_and_its_other_sessions_end(store: &ScratchStore) {
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let core = sign_in(db, Arc::clone(&clock));
+    let active = signed_in_as(db, "attacker@example.com").await;
+    let elsewhere = signed_in_as(db, "attacker@example.com").await;
+    let victim = signed_in_as(db, "someone-else@example.com").await;
+    let mailer = Arc::new(ScriptedMailer::default());
+    core.request_address_change(&active, change_to("victim@example.com")).await.expect("requested");
+    deliverer(db, mailer.clone(), Arc::clone(&clock)).deliver_due().await.expect("batch");
+    let token = confirmation_token(&mailer);
+
+    // The owner of the new address presses the button: signed out, or signed in to their own
+    // account. Nothing changes, and nothing is used up.
+    let signed_out = ConfirmAddress { signed_in: None, ..confirm(&token, &active) };
+    let as_someone_else = confirm(&token, &victim);
+    assert!(matches!(core.preview_address_change(&token, None).await, Err(ConfirmAddressError::NotTheRequester)));
+    assert!(matches!(core.confirm_address_change(signed_out).await, Err(ConfirmAddressError::NotTheRequester)));
+    assert!(matches!(core.confirm_address_change(as_someone_else).await, Err(ConfirmAddressError::NotTheRequester)));
+    let unchanged = db.users.find(&active.user.id).await.expect("read").expect("user");
+    assert_eq!(unchanged.email.as_str(), "attacker@example.com");
+
+    let changed = core.confirm_address_change(confirm(&token, &active)).await.expect("the account that asked");
+
+    assert_eq!(changed.email.as_str(), "victim@example.com");
+    let sessions = db.sessions.list_for_user(&active.user.id, t0()).await.expect("sessions");
+    let ids: Vec<_> = sessions.iter().map(|session| session.id.clone()).collect();
+    assert_eq!(ids, [active.session_id.clone()], "only the confirming browser stays signed in");
+    assert!(!ids.contains(&elsewhere.session_id));
+    let untouched = db.sessions.list_for_user(&victim.user.id, t0()).await.expect("sessions");
+    assert_eq!(untouched.len(), 1, "another account's sessions are left alone");
 }
 
 async fn a_newer_request_replaces_the_older_link_and_links_expire(store: &ScratchStore) {
@@ -1346,10 +1397,10 @@ async fn a_newer_request_replaces_the_older_link_and_links_expire(store: &Scratc
     worker.deliver_due().await.expect("batch");
     let newer = confirmation_token(&mailer);
 
-    assert!(matches!(core.confirm_address_change(confirm(&older)).await, Err(ConfirmAddressError::Invalid)));
+    assert!(matches!(core.confirm_address_change(confirm(&older, &active)).await, Err(ConfirmAddressError::Invalid)));
     clock.advance(TimeDelta::minutes(10));
-    assert!(matches!(core.preview_address_change(&newer).await, Err(ConfirmAddressError::Expired)));
-    assert!(matches!(core.confirm_address_change(confirm(&newer)).await, Err(ConfirmAddressError::Expired)));
+    assert!(matches!(core.preview_address_change(&newer, Some(&active)).await, Err(ConfirmAddressError::Expired)));
+    assert!(matches!(core.confirm_address_change(confirm(&newer, &active)).await, Err(ConfirmAddressError::Expired)));
     let user = db.users.find(&active.user.id).await.expect("read").expect("user");
     assert_eq!(user.email.as_str(), "a@example.com");
     let purged = db.links.purge_expired(t0() + TimeDelta::minutes(11)).await.expect("purge");
@@ -1370,7 +1421,7 @@ async fn concurrent_confirmations_change_the_address_once_and_retire_the_old_add
     let attempts: Vec<_> = (0..10)
         .map(|_| {
             let core = Arc::clone(&core);
-            let request = confirm(&token);
+            let request = confirm(&token, &active);
             tokio::spawn(async move { core.confirm_address_change(request).await })
         })
         .collect();
@@ -1408,7 +1459,7 @@ async fn an_address_change_racing_first_sign_ins_of_that_address_is_taken_or_don
         // The confirmation and first sign-ins of the same address, at once: the unique address
         // decides which wins, and the loser hears an outcome, never a storage failure.
         let confirming = {
-            let (core, request) = (Arc::clone(&core), confirm(&token));
+            let (core, request) = (Arc::clone(&core), confirm(&token, &active));
             tokio::spawn(async move { core.confirm_address_change(request).await })
         };
         let signing_in: Vec<_> = (0..3)
@@ -1587,6 +1638,7 @@ macro_rules! every_contract {
             an_address_change_waits_for_its_link_then_changes_once_and_tells_the_old_address,
             an_address_that_is_taken_gets_no_email_and_one_taken_meanwhile_changes_nothing,
             a_newer_request_replaces_the_older_link_and_links_expire,
+            only_the_account_that_asked_confirms_and_its_other_sessions_end,
             concurrent_confirmations_change_the_address_once_and_retire_the_old_addresss_links,
             an_address_change_racing_first_sign_ins_of_that_address_is_taken_or_done_never_a_failure,
             a_password_is_found_with_its_user_by_address_only_and_replaced_whole,

@@ -204,3 +204,22 @@ async fn existing_mode_sends_links_only_to_users_that_exist() {
     assert_eq!(app.get(&link).await.status, StatusCode::SEE_OTHER);
     assert_eq!(app.get_json("/api/auth/session").await.json()["user"]["email"], "member@example.com");
 }
+
+#[tokio::test]
+async fn a_json_body_naming_a_key_twice_is_refused_and_queues_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.csrf_token().await;
+    let body = format!(
+        r#"{{"email":"first@example.com","email":"second@example.com","csrfToken":"{token}","callbackUrl":"/"}}"#
+    );
+
+    for path in ["/api/auth/signin/email", "/api/auth/session"] {
+        let reply = app.post_json_text(path, body.clone(), &[]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}: {}", reply.body);
+        assert_eq!(reply.header("content-type"), "application/problem+json");
+        assert_eq!(reply.json()["type"], "urn:magiclink:problem:bad-request");
+    }
+    let once = format!(r#"{{"email":"first@example.com","csrfToken":"{token}"}}"#);
+    assert_eq!(app.post_json_text("/api/auth/signin/email", once, &[]).await.status, StatusCode::OK);
+    assert_eq!(app.deliver().await.claimed, 1, "only the body without a repeated key asked for a link");
+}

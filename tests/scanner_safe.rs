@@ -57,6 +57,36 @@ async fn a_scanner_fetching_the_link_changes_nothing_and_the_browser_that_asked_
 }
 
 #[tokio::test]
+async fn the_browser_that_asked_uses_the_link_only_when_it_really_opens_it() {
+    let app = TestApp::spawn().await;
+    app.request_link("prefetched@example.com", "/inbox").await;
+    let link = app.latest_link("prefetched@example.com").await;
+
+    // The browser that asked (its pending-sign-in cookie sent) looks ahead on its own: a HEAD,
+    // a speculative prefetch, an older prefetch header, a prerender.
+    let head = app.head(&link).await;
+    let speculative = [
+        ("sec-purpose", "prefetch"),
+        ("sec-purpose", "prefetch;prerender"),
+        ("purpose", "prefetch"),
+        ("x-purpose", "preview"),
+    ];
+    for (name, value) in speculative {
+        let looked = app.get_with(&link, &[(name, value)]).await;
+        assert_eq!(looked.status, StatusCode::OK, "{name}: {value} gets the page with the button");
+        assert!(looked.set_cookie("magiclink.session-token").is_empty(), "{name}: {value} signs nobody in");
+    }
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.set_cookie("magiclink.session-token").is_empty());
+    assert_eq!(newest_mail(&app, "prefetched@example.com").await.0, "unused");
+
+    let opened = app.get(&link).await;
+
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "the real navigation signs in");
+    assert_eq!(app.get_json("/api/auth/session").await.json()["user"]["email"], "prefetched@example.com");
+}
+
+#[tokio::test]
 async fn another_browser_signs_in_only_after_pressing_the_button() {
     let app = TestApp::spawn().await;
     app.request_link("laptop@example.com", "/after").await;

@@ -292,7 +292,11 @@ impl TestApp {
 
     /// `POST path` with a JSON body, asking for JSON, with `headers` added.
     pub async fn post_json(&self, path: &str, body: &serde_json::Value, headers: &[(&str, &str)]) -> Reply {
-        let body = body.to_string();
+        self.post_json_text(path, body.to_string(), headers).await
+    }
+
+    /// `POST path` with `body` sent as it is, as JSON (for bodies a `Value` cannot hold).
+    pub async fn post_json_text(&self, path: &str, body: String, headers: &[(&str, &str)]) -> Reply {
         let mut request = self
             .client
             .post(path)

@@ -267,6 +267,8 @@ pub struct SessionSettings {
     pub max_age: u32,
     /// Seconds between extensions of a session in use.
     pub update_age: u32,
+    /// Seconds after its sign-in when a session ends however much it is used.
+    pub absolute_max_age: u32,
     /// The session cookie's name (`__Host-` is prepended over https).
     pub cookie_name: String,
     /// The session cookie's `Domain` (e.g. `example.com`) so apps on sibling subdomains see
@@ -665,6 +667,7 @@ impl Default for SessionSettings {
         Self {
             max_age: SessionPolicy::DEFAULT_MAX_AGE_SECONDS,
             update_age: SessionPolicy::DEFAULT_UPDATE_AGE_SECONDS,
+            absolute_max_age: SessionPolicy::DEFAULT_ABSOLUTE_MAX_AGE_SECONDS,
             cookie_name: "magiclink.session-token".to_owned(),
             cookie_domain: String::new(),
             recent_sign_in: 600,
@@ -916,6 +919,9 @@ impl Settings {
         }
         if self.session.max_age == 0 || self.session.update_age > self.session.max_age {
             problems.push("session.max_age must be positive and at least session.update_age".to_owned());
+        }
+        if self.session.absolute_max_age < self.session.update_age {
+            problems.push("session.absolute_max_age must be at least session.update_age".to_owned());
         }
         if self.session.recent_sign_in == 0 || self.session.recent_sign_in > 24 * 3600 {
             problems.push("session.recent_sign_in must be between 1 and 86400 seconds".to_owned());

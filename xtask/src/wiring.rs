@@ -391,7 +391,8 @@ pub async fn build(
         Arc::clone(&store.sessions),
         Arc::clone(&clock),
         SessionSettings {
-            policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age),
+            policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age)
+                .with_absolute_max_age(settings.session.absolute_max_age),
             recent_sign_in: TimeDelta::seconds(i64::from(settings.session.recent_sign_in)),
         },
     ));

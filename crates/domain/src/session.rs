@@ -109,11 +109,12 @@ pub struct SessionSummary {
     pub user_agent: Option<String>,
 }
 
-/// How long sessions live and how often their expiry slides forward.
+/// How long sessions live and how often their expiry slides forward, up to an absolute end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {
     max_age: TimeDelta,
     update_age: TimeDelta,
+    absolute_max_age: TimeDelta,
 }
 
 impl SessionPolicy {
@@ -121,18 +122,42 @@ impl SessionPolicy {
     pub const DEFAULT_MAX_AGE_SECONDS: u32 = 30 * 24 * 60 * 60;
     /// 24 hours, as in Auth.js.
     pub const DEFAULT_UPDATE_AGE_SECONDS: u32 = 24 * 60 * 60;
+    /// 90 days: a session in daily use still ends, and its person signs in again (by link, so
+    /// proving they still read the address), at least once a quarter. OWASP ASVS 7.3.2 asks for
+    /// an absolute lifetime; NIST SP 800-63B allows 30 days for the lowest assurance level
+    /// without reauthentication, and a passwordless service whose sign-in is one click can ask
+    /// a little more often than a password service without losing anyone.
+    pub const DEFAULT_ABSOLUTE_MAX_AGE_SECONDS: u32 = 90 * 24 * 60 * 60;
 
-    /// A policy with the given lifetimes, in seconds.
+    /// A policy with the given lifetimes, in seconds, and the default absolute lifetime.
     pub fn new(max_age_seconds: u32, update_age_seconds: u32) -> Self {
         Self {
             max_age: TimeDelta::seconds(i64::from(max_age_seconds)),
             update_age: TimeDelta::seconds(i64::from(update_age_seconds)),
+            absolute_max_age: TimeDelta::seconds(i64::from(Self::DEFAULT_ABSOLUTE_MAX_AGE_SECONDS)),
         }
     }
 
-    /// The expiry of a session created, or extended, at `now`.
+    /// The same policy, with sessions ending `seconds` after their sign-in however much they
+    /// are used.
+    #[must_use]
+    pub fn with_absolute_max_age(self, seconds: u32) -> Self {
+        Self { absolute_max_age: TimeDelta::seconds(i64::from(seconds)), ..self }
+    }
+
+    /// The expiry of a session signed in at `now`.
     pub fn expires_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + self.max_age
+        now + self.max_age.min(self.absolute_max_age)
+    }
+
+    /// The absolute lifetime in whole days, for people.
+    pub fn absolute_max_age_days(&self) -> i64 {
+        self.absolute_max_age.num_days()
+    }
+
+    /// When a session signed in at `signed_in_at` ends, however much it is used.
+    pub fn absolute_end(&self, signed_in_at: DateTime<Utc>) -> DateTime<Utc> {
+        signed_in_at + self.absolute_max_age
     }
 
     /// The session's full lifetime, for the cookie's `Max-Age`.
@@ -140,19 +165,31 @@ impl SessionPolicy {
         self.max_age.num_seconds()
     }
 
-    /// Whether a session that expires at `expires` still signs someone in at `now`.
-    pub fn is_live(&self, expires: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        now < expires
+    /// Whether a session signed in at `signed_in_at` that expires at `expires` still signs
+    /// someone in at `now`: before its expiry, and before its absolute end (which a session
+    /// stored before the absolute lifetime existed, or under a longer one, may not respect in
+    /// its stored expiry; this is what enforces it on every backend).
+    pub fn is_live(&self, signed_in_at: DateTime<Utc>, expires: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        now < expires && now < self.absolute_end(signed_in_at)
     }
 
-    /// The new expiry if a live session used at `now` is due for extension, else `None`.
+    /// The new expiry if a live session used at `now` is due for extension, else `None`. Never
+    /// past the session's absolute end.
     ///
     /// A session is extended at most once per `update_age`: it was last set to
     /// `expires - max_age`, and is extended only once `update_age` has passed since then. This
-    /// keeps a busy session from writing to the database on every request.
-    pub fn extension(&self, expires: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// keeps a busy session from writing to the database on every request. A session whose
+    /// expiry already reached its absolute end is not extended again.
+    pub fn extension(
+        &self,
+        signed_in_at: DateTime<Utc>,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let last_set = expires - self.max_age;
-        (self.is_live(expires, now) && now >= last_set + self.update_age).then(|| self.expires_at(now))
+        let extended = (now + self.max_age).min(self.absolute_end(signed_in_at));
+        (self.is_live(signed_in_at, expires, now) && now >= last_set + self.update_age && extended > expires)
+            .then_some(extended)
     }
 }
 
@@ -188,7 +225,7 @@ mod tests {
             (expires + TimeDelta::days(1), None),
         ];
         for (now, expected) in cases {
-            assert_eq!(policy.extension(expires, now), expected, "at {now}");
+            assert_eq!(policy.extension(created, expires, now), expected, "at {now}");
         }
     }
 
@@ -196,7 +233,32 @@ mod tests {
     fn a_session_is_live_strictly_before_its_expiry() {
         let policy = SessionPolicy::new(60, 10);
         let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().expect("valid date");
-        assert!(policy.is_live(now + TimeDelta::seconds(1), now));
-        assert!(!policy.is_live(now, now));
+        assert!(policy.is_live(now, now + TimeDelta::seconds(1), now));
+        assert!(!policy.is_live(now, now, now));
+    }
+
+    #[test]
+    fn a_session_in_daily_use_still_ends_at_its_absolute_lifetime() {
+        let policy = SessionPolicy::new(30 * 86_400, 86_400).with_absolute_max_age(90 * 86_400);
+        let signed_in = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().expect("valid date");
+        let end = signed_in + TimeDelta::days(90);
+        // Used every day: each extension slides 30 days, but never past day 90.
+        let mut expires = policy.expires_at(signed_in);
+        for day in 1..=89 {
+            let now = signed_in + TimeDelta::days(day);
+            assert!(policy.is_live(signed_in, expires, now), "day {day}");
+            if let Some(extended) = policy.extension(signed_in, expires, now) {
+                assert!(extended <= end, "day {day}: extended to {extended}");
+                expires = extended;
+            }
+        }
+        assert_eq!(expires, end, "the expiry reached the absolute end and stopped there");
+        assert!(!policy.is_live(signed_in, expires, end));
+        assert_eq!(policy.extension(signed_in, expires, end - TimeDelta::seconds(1)), None);
+        // A session stored with a later expiry (a longer lifetime before) ends all the same.
+        assert!(!policy.is_live(signed_in, end + TimeDelta::days(30), end));
+        // An absolute lifetime shorter than max_age shortens new sessions too.
+        let short = SessionPolicy::new(30 * 86_400, 86_400).with_absolute_max_age(86_400);
+        assert_eq!(short.expires_at(signed_in), signed_in + TimeDelta::days(1));
     }
 }

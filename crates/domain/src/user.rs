@@ -81,9 +81,14 @@ mod tests {
 
     #[test]
     fn separators_and_text_direction_controls_are_refused() {
-        for name in
-            ["Ada\u{2028}Admin", "Ada\u{2029}", "\u{202e}nimdA", "Ada \u{2066}x\u{2069}", "a\u{200f}b", "a\u{061c}b"]
-        {
+        for name in [
+            "Ada\u{2028}Admin",
+            "Ada\u{2029}Admin",
+            "\u{202e}nimdA",
+            "Ada \u{2066}x\u{2069}",
+            "a\u{200f}b",
+            "a\u{061c}b",
+        ] {
             assert_eq!(DisplayName::parse(name), Err(InvalidDisplayName::ControlCharacter), "{name:?}");
         }
         assert!(DisplayName::parse("عائشة").expect("right-to-left letters are fine").is_some());

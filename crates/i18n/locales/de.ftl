@@ -97,10 +97,11 @@ account-name-label = Ihr Name
 account-name-button = Speichern
 account-sessions-heading = Wo Sie angemeldet sind
 account-sessions-device = Gerät
-account-sessions-created = Angemeldet
+account-sessions-created = Angemeldet seit
 account-sessions-last-used = Zuletzt verwendet
 account-sessions-this-device = (dieses Gerät)
 account-sessions-last-used-note = „Zuletzt verwendet“ wird höchstens einmal am Tag aktualisiert.
+account-sessions-absolute-note = Eine Sitzung endet { $days } Tage nach der Anmeldung, wie oft sie auch verwendet wird; dann melden Sie sich erneut mit einem Link an.
 account-revoke-others = Überall sonst abmelden
 account-done-renamed = Ihr Name wurde gespeichert.
 account-done-revoked = Diese Sitzung wurde abgemeldet.
@@ -135,9 +136,9 @@ email-sign-in-ignore = Wenn Sie keine Anmeldung angefordert haben, können Sie d
 
 email-confirm-subject = Bestätigen Sie Ihre neue Anmeldeadresse für { $site }
 email-confirm-heading = Bestätigen Sie Ihre neue Anmeldeadresse
-email-confirm-intro = Jemand, der bei { $site } angemeldet ist, möchte sich ab jetzt mit { $to } anmelden. Öffnen Sie diesen Link zur Bestätigung
+email-confirm-intro = Jemand, der bei einem bestehenden Konto von { $site } angemeldet ist, möchte { $to } diesem Konto als Anmeldeadresse hinzufügen. Wenn Sie das waren, öffnen Sie diesen Link in dem Browser, in dem Sie bei diesem Konto angemeldet sind, um es zu bestätigen
 email-confirm-button = Bestätigen
-email-confirm-ignore = Wenn Sie das nicht angefragt haben, ignorieren Sie diese E-Mail: Ohne den Link ändert sich nichts.
+email-confirm-ignore = Wenn Sie das nicht angefragt haben, öffnen Sie den Link nicht: Eine Bestätigung würde dem anderen Konto erlauben, sich mit Ihrer Adresse anzumelden. Ignorieren Sie diese E-Mail; ohne den Link ändert sich nichts.
 
 ## E-Mail: die Anmeldeadresse wurde geändert (an die alte Adresse)
 
@@ -153,6 +154,8 @@ problem-csrf-title = CSRF-Token fehlt oder ist ungültig
 problem-csrf-detail = Holen Sie ein Token von GET { "{base}" }/csrf und senden Sie es mit seinem Cookie zurück: als csrfToken im Formular oder JSON-Körper, oder im Header X-CSRF-Token.
 problem-bad-form-title = Der Inhalt der Anfrage ist kein lesbares Formular
 problem-bad-form-detail = Senden Sie die Felder als application/x-www-form-urlencoded.
+problem-bad-json-title = Der Inhalt der Anfrage ist kein zulässiges JSON
+problem-bad-json-detail = Senden Sie ein JSON-Objekt, in dem jeder Schlüssel einmal vorkommt.
 problem-bad-query-title = Ein Abfrageparameter ist nicht annehmbar
 problem-as-is = { $text }
 problem-invalid-email-title = Ungültige E-Mail-Adresse
@@ -179,6 +182,8 @@ problem-address-change-expired-title = Dieser Bestätigungslink ist abgelaufen
 problem-address-change-expired-detail = Fordern Sie die Änderung auf Ihrer Kontoseite erneut an.
 problem-address-taken-title = Diese Adresse gehört zu einem anderen Konto
 problem-address-taken-detail = Ein anderes Konto meldet sich inzwischen mit dieser Adresse an; es hat sich nichts geändert.
+problem-address-change-not-requester-title = Melden Sie sich bei dem Konto an, das diese Änderung angefordert hat
+problem-address-change-not-requester-detail = Nur das Konto, das diese Adresse verwenden möchte, kann sie bestätigen, in einem Browser, in dem Sie bei ihm angemeldet sind. Wenn Sie das nicht angefordert haben, bestätigen Sie nichts: Schließen Sie diese Seite und ignorieren Sie die E-Mail. Es hat sich nichts geändert.
 problem-same-address-title = Das ist bereits Ihre Anmeldeadresse
 problem-same-address-detail = Geben Sie die neue Adresse ein, mit der Sie sich anmelden möchten.
 problem-rate-limited-title = Zu viele Anfragen

@@ -98,10 +98,11 @@ account-name-label = Your name
 account-name-button = Save
 account-sessions-heading = Where you are signed in
 account-sessions-device = Device
-account-sessions-created = Signed in
+account-sessions-created = Signed in since
 account-sessions-last-used = Last used
 account-sessions-this-device = (this device)
 account-sessions-last-used-note = "Last used" is updated at most once a day.
+account-sessions-absolute-note = A session ends { $days } days after its sign-in however much it is used; then sign in again with a link.
 account-revoke-others = Sign out everywhere else
 account-done-renamed = Your name was saved.
 account-done-revoked = That session was signed out.
@@ -136,9 +137,9 @@ email-sign-in-ignore = If you did not ask to sign in, you can ignore this email:
 
 email-confirm-subject = Confirm your new sign-in address for { $site }
 email-confirm-heading = Confirm your new sign-in address
-email-confirm-intro = Someone signed in to { $site } asked to sign in with { $to } from now on. Open this link to confirm
+email-confirm-intro = Someone signed in to an existing { $site } account asked to add { $to } to that account as its sign-in address. If that was you, open this link in the browser where you are signed in to that account to confirm
 email-confirm-button = Confirm
-email-confirm-ignore = If you did not ask for this, ignore this email: nothing changes without the link.
+email-confirm-ignore = If you did not ask for this, do not open the link: confirming would let that other account sign in with your address. Ignore this email; nothing changes without it.
 
 ## Email: the sign-in address was changed (to the old address)
 
@@ -154,6 +155,8 @@ problem-csrf-title = CSRF token missing or invalid
 problem-csrf-detail = Fetch a token from GET { "{base}" }/csrf and send it back with its cookie: as csrfToken in a form or JSON body, or in the X-CSRF-Token header.
 problem-bad-form-title = The request body is not a readable form
 problem-bad-form-detail = Send the fields as an application/x-www-form-urlencoded body.
+problem-bad-json-title = The request body is not acceptable JSON
+problem-bad-json-detail = Send one JSON object in which each key appears once.
 problem-bad-query-title = A query parameter is not acceptable
 problem-as-is = { $text }
 problem-invalid-email-title = Invalid email address
@@ -180,6 +183,8 @@ problem-address-change-expired-title = This confirmation link has expired
 problem-address-change-expired-detail = Ask for the change again on your account page.
 problem-address-taken-title = That address belongs to another account
 problem-address-taken-detail = Another account signs in with this address now, so nothing changed.
+problem-address-change-not-requester-title = Sign in to the account that asked for this change
+problem-address-change-not-requester-detail = Only the account that asked to use this address can confirm it, in a browser where you are signed in to it. If you did not ask for this, do not confirm: close this page and ignore the email. Nothing has changed.
 problem-same-address-title = That is already your sign-in address
 problem-same-address-detail = Type the new address you want to sign in with.
 problem-rate-limited-title = Too many requests

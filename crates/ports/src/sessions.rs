@@ -183,10 +183,10 @@ impl Sessions {
             return Ok(None);
         };
         let policy = self.settings.policy;
-        if !policy.is_live(session.expires, now) {
+        if !policy.is_live(session.created_at, session.expires, now) {
             return Ok(None);
         }
-        match policy.extension(session.expires, now) {
+        match policy.extension(session.created_at, session.expires, now) {
             Some(expires) => {
                 self.store.extend(&session.id, expires, now).await?;
                 Ok(Some(ActiveSession {

@@ -285,9 +285,10 @@ pub trait UserStore: Send + Sync {
     /// Confirms the change `token_hash` names, atomically: of concurrent calls, at most one
     /// sees [`AddressChangeOutcome::Changed`]. In one transaction it marks the change used,
     /// sets the user's address to the new one (verified at `now`) provided it is still
-    /// `old_email`, retires the unused sign-in links of the old address, and stores `notice`
-    /// (the email telling the old address). If the new address belongs to another user by
-    /// now, nothing changes.
+    /// `old_email`, deletes the user's sessions other than `keep_session`, retires the unused
+    /// sign-in links of the old address, and stores `notice` (the email telling the old
+    /// address). If the new address belongs to another user by now (the unique address
+    /// decides, however the two race), nothing changes: [`AddressChangeOutcome::AddressTaken`].
     ///
     /// # Errors
     /// MUST fail only on a storage failure (then nothing changed).
@@ -295,6 +296,7 @@ pub trait UserStore: Send + Sync {
         &self,
         token_hash: &LinkTokenHash,
         old_email: &EmailAddress,
+        keep_session: &SessionId,
         notice: &NewOutboxMessage,
         now: DateTime<Utc>,
     ) -> anyhow::Result<AddressChangeOutcome>;

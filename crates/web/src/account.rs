@@ -233,7 +233,8 @@ pub async fn confirm_email_page(
 ) -> Response {
     let result = async {
         let token = LinkToken::parse(&query.token).map_err(|_| WebError::from(ports::ConfirmAddressError::Invalid))?;
-        let preview = state.sign_in.preview_address_change(&token).await?;
+        let signed_in = auth::current_session(req, &state).await?;
+        let preview = state.sign_in.preview_address_change(&token, signed_in.as_ref()).await?;
         let mut context = Context::new();
         context.insert("new_email", preview.new_email.as_str());
         context.insert("token", &query.token);
@@ -259,6 +260,7 @@ pub async fn confirm_email(
             token,
             client: client_ip(req, &state.settings.trusted_proxies),
             lang: crate::lang::of(req),
+            signed_in: auth::current_session(req, &state).await?,
         };
         state.sign_in.confirm_address_change(request).await?;
         Ok(back(&state, "email-changed"))
@@ -379,6 +381,7 @@ pub(crate) async fn account_page(
     context.insert("email", active.user.email.as_str());
     context.insert("name", active.user.name.as_deref().unwrap_or_default());
     context.insert("sessions", &rows);
+    context.insert("absolute_days", &state.sessions.settings().policy.absolute_max_age_days());
     context.insert("others", &rows.iter().any(|row| !row.current));
     context.insert("done", &done);
     context.insert("name_error", &name_error);

@@ -463,7 +463,11 @@ pub struct ConfirmEmailProblems;
 impl ProblemStatuses for ConfirmEmailProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (400, "The link is not valid, or was replaced by a newer request (`address-change-invalid`)."),
-        FORBIDDEN,
+        (
+            403,
+            "The CSRF token is missing or wrong, or the request came from another site; or the request is not \
+             signed in to the account that asked for the change (`address-change-not-requester`): nothing was used up.",
+        ),
         (409, "The new address belongs to another account by now (`address-taken`); nothing changed."),
         (410, "The link was used already (`address-change-used`) or has expired (`address-change-expired`)."),
         RATE_LIMITED,
@@ -631,8 +635,10 @@ impl AuthApi {
         Ok(Json(self.change_email_op(req, body.0).await?))
     }
 
-    /// Confirms a change of sign-in address with the token from the emailed link (no session
-    /// needed: the link is the proof). The old address is told.
+    /// Confirms a change of sign-in address with the token from the emailed link, signed in to
+    /// the account that asked for it (the link alone is not enough: it would let anyone who
+    /// asked to move their account to your address take it over when you press the button).
+    /// The account's other sessions end; the old address is told.
     #[oai(path = "/email/confirm", method = "post")]
     async fn confirm_email(
         &self,
@@ -642,10 +648,12 @@ impl AuthApi {
         auth::check_csrf(req, &self.state, body.0.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
         let token = domain::LinkToken::parse(&body.0.token)
             .map_err(|_| self.problem(req, ports::ConfirmAddressError::Invalid.into()))?;
+        let signed_in = auth::current_session(req, &self.state).await.map_err(|e| self.problem(req, e))?;
         let request = ports::ConfirmAddress {
             token,
             client: crate::client::client_ip(req, &self.state.settings.trusted_proxies),
             lang: crate::lang::of(req),
+            signed_in,
         };
         let user = self.state.sign_in.confirm_address_change(request).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(EmailChangedBody { email: user.email.as_str().to_owned() }))

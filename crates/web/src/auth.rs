@@ -126,7 +126,9 @@ async fn open_link(
     let hashes = state.sign_in.link_hashes(&request.token);
     let asked_here =
         pending::read(req.cookie(), &state.settings, state.sign_in.now()).is_some_and(|p| p.is_for(&hashes));
-    if asked_here {
+    // Only a real navigation uses the link up: a `HEAD`, or a prefetch the browser or mail app
+    // makes on its own, gets the page with the button, which changes nothing.
+    if asked_here && !is_speculative(req) {
         sign_in_with_link(req, state, request).await?;
         let destination = state.settings.callback(query.callback_url.as_deref());
         return Ok(signed_in_response(req, state, destination));
@@ -137,6 +139,22 @@ async fn open_link(
         LinkState::Expired => Err(link_refusal(ports::RedeemLinkError::Expired { email: request.email })),
         LinkState::Unknown => Err(link_refusal(ports::RedeemLinkError::Invalid)),
     }
+}
+
+/// Whether the request is one a browser or a mail app makes without the person asking for the
+/// page: a `HEAD`, or a prefetch or prerender (`Sec-Purpose: prefetch...`, the older
+/// `Purpose: prefetch`, Chrome's `X-Moz`/`X-Purpose` spellings).
+fn is_speculative(req: &Request) -> bool {
+    let says_prefetch = |name: &str| {
+        req.headers().get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|value| {
+                let value = value.to_ascii_lowercase();
+                value.contains("prefetch") || value.contains("prerender") || value.contains("preview")
+            })
+        })
+    };
+    req.method() == poem::http::Method::HEAD
+        || ["sec-purpose", "purpose", "x-purpose", "x-moz"].into_iter().any(says_prefetch)
 }
 
 /// "Sign in as a***@example.com on this device?", with a button that posts the link back.

@@ -53,6 +53,10 @@ pub enum WebError {
     /// The body could not be read as a form (the parser's reason, for the log).
     #[error("unreadable form: {0}")]
     BadForm(String),
+    /// A JSON body names a key twice (which one wins would be the parser's choice, not the
+    /// sender's); the reason, for the log.
+    #[error("unacceptable json: {0}")]
+    BadJson(String),
     /// A query parameter is not acceptable; the text is a sentence shown to the caller.
     #[error("bad query: {0}")]
     BadQuery(String),
@@ -398,6 +402,8 @@ pub enum AddressChangeRefusal {
     Expired,
     /// The new address belongs to another account by now.
     Taken,
+    /// The browser is not signed in to the account that asked for the change.
+    NotTheRequester,
 }
 
 impl From<ConfirmAddressError> for WebError {
@@ -407,6 +413,7 @@ impl From<ConfirmAddressError> for WebError {
             ConfirmAddressError::AlreadyUsed => AddressChangeRefusal::Used,
             ConfirmAddressError::Expired => AddressChangeRefusal::Expired,
             ConfirmAddressError::AddressTaken => AddressChangeRefusal::Taken,
+            ConfirmAddressError::NotTheRequester => AddressChangeRefusal::NotTheRequester,
             ConfirmAddressError::RateLimited { retry_after } => {
                 return WebError::RateLimited { limit: Limit::FailedSignIns, retry_after, page: LimitedPage::Error }
             }
@@ -517,9 +524,11 @@ impl WebError {
     fn status(&self) -> StatusCode {
         match self {
             WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::BadForm(_) | WebError::BadQuery(_) | WebError::InvalidEmail { .. } | WebError::Code(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            WebError::BadForm(_)
+            | WebError::BadJson(_)
+            | WebError::BadQuery(_)
+            | WebError::InvalidEmail { .. }
+            | WebError::Code(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound | WebError::NoSuchSession => StatusCode::NOT_FOUND,
             WebError::SignedOut => StatusCode::UNAUTHORIZED,
             WebError::Link(LinkRefusal::Invalid) => StatusCode::BAD_REQUEST,
@@ -533,6 +542,7 @@ impl WebError {
             WebError::ReauthenticationRequired => StatusCode::FORBIDDEN,
             WebError::AddressChange(AddressChangeRefusal::Used | AddressChangeRefusal::Expired) => StatusCode::GONE,
             WebError::AddressChange(AddressChangeRefusal::Taken) => StatusCode::CONFLICT,
+            WebError::AddressChange(AddressChangeRefusal::NotTheRequester) => StatusCode::FORBIDDEN,
             WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
@@ -563,6 +573,7 @@ impl WebError {
             WebError::Csrf => titled("csrf", "problem-csrf-title", "problem-csrf-detail"),
             // The parser's own words stay in the log: they are terse and may quote the body.
             WebError::BadForm(_) => titled("bad-request", "problem-bad-form-title", "problem-bad-form-detail"),
+            WebError::BadJson(_) => titled("bad-request", "problem-bad-json-title", "problem-bad-json-detail"),
             WebError::BadQuery(detail) => (
                 "bad-request",
                 Sentence::new("problem-bad-query-title"),
@@ -605,6 +616,11 @@ impl WebError {
             WebError::AddressChange(AddressChangeRefusal::Taken) => {
                 titled("address-taken", "problem-address-taken-title", "problem-address-taken-detail")
             }
+            WebError::AddressChange(AddressChangeRefusal::NotTheRequester) => titled(
+                "address-change-not-requester",
+                "problem-address-change-not-requester-title",
+                "problem-address-change-not-requester-detail",
+            ),
             WebError::SameAddress => {
                 titled("same-address", "problem-same-address-title", "problem-same-address-detail")
             }

@@ -19,6 +19,7 @@ pub mod embed;
 pub mod errors;
 pub mod forms;
 pub mod forward_auth;
+pub mod json;
 pub mod lang;
 pub mod pages;
 pub mod password;

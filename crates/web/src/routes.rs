@@ -120,6 +120,28 @@ impl<F: Endpoint> Endpoint for FormOrJson<F> {
     }
 }
 
+/// Refuses a JSON body that names a key twice, at any depth, with a 400 problem: serde (and so
+/// poem-openapi) would silently keep the last, letting a proxy that reads the first and the
+/// service disagree about what was asked. Form bodies are already refused for it. The body
+/// has passed the size limit, so reading it whole is bounded.
+async fn refuse_duplicate_keys<E: Endpoint>(
+    endpoint: Arc<E>,
+    mut req: poem::Request,
+    state: Arc<AppState>,
+) -> poem::Result<Response> {
+    let is_json = req.content_type().is_some_and(|kind| kind.to_ascii_lowercase().contains("json"));
+    if !is_json {
+        return endpoint.call(req).await.map(IntoResponse::into_response);
+    }
+    let body = req.take_body().into_bytes().await?;
+    if let Err(reason) = crate::json::without_duplicate_keys(&body) {
+        let path = req.uri().path().to_owned();
+        return Ok(WebError::BadJson(reason).standalone_response(Format::Json, &path, i18n::DEFAULT, &state));
+    }
+    req.set_body(body);
+    endpoint.call(req).await.map(IntoResponse::into_response)
+}
+
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
 pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     build_shared_app(Arc::new(state))
@@ -136,7 +158,13 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
     let docs_path = format!("{base}/docs");
     let docs = api.swagger_ui();
     // One JSON API, reached under the base path and by the form routes' JSON bodies.
-    let api: Arc<BoxEndpoint<'static, Response>> = Arc::new(Route::new().nest(base.as_str(), api).boxed());
+    let json_state = Arc::clone(&state);
+    let api: Arc<BoxEndpoint<'static, Response>> = Arc::new(
+        Route::new()
+            .nest(base.as_str(), api)
+            .around(move |endpoint, req| refuse_duplicate_keys(endpoint, req, Arc::clone(&json_state)))
+            .boxed(),
+    );
 
     let mut routes = Route::new()
         .at("/", get(pages::home))
@@ -162,7 +190,9 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
         .at(format!("{base}/signin/email"), post(FormOrJson::new(auth::sign_in_email, &api)))
         .at(
             format!("{base}/callback/email"),
-            get(auth::callback_email).post(FormOrJson::new(auth::callback_email_post, &api)),
+            // HEAD routed to the same handler as itself, not turned into a GET by the router:
+            // the handler must know a HEAD never uses the link up.
+            get(auth::callback_email).head(auth::callback_email).post(FormOrJson::new(auth::callback_email_post, &api)),
         )
         .at(format!("{base}/forward-auth"), get(forward_auth::forward_auth))
         .at(format!("{base}/openapi.json"), spec)

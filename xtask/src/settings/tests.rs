@@ -135,7 +135,7 @@ fn assert_each_refused(start: fn() -> Settings, profile: &str, cases: Vec<Breaka
 /// Settings the production profile accepts.
 fn production_ready() -> Settings {
     let mut settings = Settings {
-        secret: super::Secret("0123456789abcdef0123456789abcdef".to_owned()),
+        secret: super::Secret("q3V9c1mZ0rYb8LxT2kFhN6sWdP4eJuGa7oQyRiXv5Ek".to_owned()),
         server: super::ServerSettings { base_url: "https://auth.example.com".to_owned(), ..Default::default() },
         ..Settings::default()
     };

@@ -275,6 +275,7 @@ impl SqlStore {
         tx: &mut Transaction<'static, Any>,
         token_hash: &LinkTokenHash,
         old_email: &EmailAddress,
+        keep_session: &SessionId,
         notice: &NewOutboxMessage,
         now: DateTime<Utc>,
     ) -> anyhow::Result<AddressChangeOutcome> {
@@ -315,6 +316,14 @@ impl SqlStore {
         if changed.rows_affected() == 0 {
             return Ok(AddressChangeOutcome::Unknown);
         }
+        // Whoever was signed in elsewhere signed in as the old address: only the confirming
+        // browser keeps its session.
+        sqlx::query(&self.sql("DELETE FROM sessions WHERE user_id = ? AND id <> ?"))
+            .bind(pending.user_id.as_str())
+            .bind(keep_session.as_str())
+            .execute(&mut **tx)
+            .await
+            .doing("cannot end the account's other sessions")?;
         // A sign-in link mailed to the old address must not sign anyone in as a new user of it.
         self.retire_other_links(tx, old_email.as_str()).await?;
         let notice = self.insert_outbox_within(tx, notice).await?;
@@ -894,12 +903,14 @@ impl UserStore for SqlStore {
         &self,
         token_hash: &LinkTokenHash,
         old_email: &EmailAddress,
+        keep_session: &SessionId,
         notice: &NewOutboxMessage,
         now: DateTime<Utc>,
     ) -> anyhow::Result<AddressChangeOutcome> {
         retrying(|| async {
             let mut tx = self.begin_write().await?;
-            let outcome = self.confirm_address_change_within(&mut tx, token_hash, old_email, notice, now).await?;
+            let outcome =
+                self.confirm_address_change_within(&mut tx, token_hash, old_email, keep_session, notice, now).await?;
             if matches!(outcome, AddressChangeOutcome::Changed { .. }) {
                 tx.commit().await.doing("cannot commit the address change")?;
             } else {

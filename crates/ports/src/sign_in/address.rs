@@ -9,8 +9,12 @@
 //! - The confirmation link is as strong as a sign-in link (256 random bits, only a keyed hash
 //!   stored, the same lifetime) and opening it only shows a page; the change is a CSRF-checked
 //!   post from that page, so a mail scanner that opens links changes nothing.
-//! - Confirming marks the change used, changes the address, retires unused sign-in links of the
-//!   old address and queues the notice, in one transaction.
+//! - Confirming needs the account that asked, signed in in the confirming browser (as Phoenix
+//!   does): otherwise an attacker could ask to move their own account to a victim's address,
+//!   and a victim pressing the button in an email they did not ask for would hand the attacker
+//!   an account that signs in with the victim's address. The email says so plainly.
+//! - Confirming marks the change used, changes the address, ends the account's other sessions,
+//!   retires unused sign-in links of the old address and queues the notice, in one transaction.
 
 use std::net::IpAddr;
 
@@ -84,6 +88,9 @@ pub struct ConfirmAddress {
     pub client: Option<IpAddr>,
     /// The language of the page, in which the notice to the old address is written.
     pub lang: String,
+    /// The session of the confirming browser, if any: it must be the account that asked, and
+    /// it is the one session of that account that outlives the change.
+    pub signed_in: Option<ActiveSession>,
 }
 
 /// The change a confirmation link would make, for the page that asks to confirm it.
@@ -109,6 +116,10 @@ pub enum ConfirmAddressError {
     /// they read that address's mail, so saying so tells them nothing new.)
     #[error("the new address belongs to another account")]
     AddressTaken,
+    /// The confirming browser is not signed in to the account that asked for the change;
+    /// nothing was used up.
+    #[error("sign in to the account that asked for the change first")]
+    NotTheRequester,
     /// Too many failed redemptions from this client; nothing was tried.
     #[error("too many failed attempts from this client")]
     RateLimited {
@@ -179,7 +190,11 @@ impl SignIn {
     ///
     /// # Errors
     /// As [`SignIn::confirm_address_change`] would fail, except that nothing is counted.
-    pub async fn preview_address_change(&self, token: &LinkToken) -> Result<AddressChangePreview, ConfirmAddressError> {
+    pub async fn preview_address_change(
+        &self,
+        token: &LinkToken,
+        signed_in: Option<&ActiveSession>,
+    ) -> Result<AddressChangePreview, ConfirmAddressError> {
         let (_, pending) = self.find_address_change(token).await?.ok_or(ConfirmAddressError::Invalid)?;
         if pending.used {
             return Err(ConfirmAddressError::AlreadyUsed);
@@ -187,11 +202,15 @@ impl SignIn {
         if domain::link::is_expired(pending.expires, self.clock.now()) {
             return Err(ConfirmAddressError::Expired);
         }
+        if signed_in.is_none_or(|active| active.user.id != pending.user_id) {
+            return Err(ConfirmAddressError::NotTheRequester);
+        }
         Ok(AddressChangePreview { new_email: pending.new_email })
     }
 
-    /// Confirms an address change: the account signs in with the new address from now on, and
-    /// its old address is told.
+    /// Confirms an address change: the account signs in with the new address from now on, its
+    /// other sessions end (the confirming one stays), and its old address is told. Only the
+    /// account that asked, signed in in the confirming browser, can confirm.
     ///
     /// # Errors
     /// A [`ConfirmAddressError`] saying why nothing changed.
@@ -204,6 +223,12 @@ impl SignIn {
             self.count_failure(request.client, now).await?;
             return Err(ConfirmAddressError::Invalid);
         };
+        // Checked before anything is used up: a person who opens a link they did not ask for
+        // (or is signed in to another account) changes nothing and can try again signed in.
+        let Some(confirming) = request.signed_in.filter(|active| active.user.id == pending.user_id) else {
+            tracing::info!(user.id = %pending.user_id.as_str(), "address change not confirmed: the browser is not signed in to the account that asked");
+            return Err(ConfirmAddressError::NotTheRequester);
+        };
         let Some(user) = self.users.find(&pending.user_id).await? else {
             return Err(ConfirmAddressError::Invalid);
         };
@@ -212,7 +237,7 @@ impl SignIn {
         let content = EmailContent::AddressChanged { new_address: pending.new_email.clone() };
         let seal_id = LinkTokenHash::from_bytes(os_random()?);
         let notice = self.outgoing(&user.email, &request.lang, seal_id, &content, now + NOTICE_LIFETIME, now)?;
-        match self.users.confirm_address_change(&token_hash, &user.email, &notice, now).await? {
+        match self.users.confirm_address_change(&token_hash, &user.email, &confirming.session_id, &notice, now).await? {
             AddressChangeOutcome::Changed { user: changed, notice: notice_id } => {
                 self.after_commit(notice, notice_id);
                 tracing::info!(user.id = %changed.id.as_str(), from = %user.email.masked(), to = %changed.email.masked(), "sign-in address changed");

@@ -377,6 +377,25 @@ async fn an_expired_or_unknown_session_reads_as_signed_out() {
 }
 
 #[tokio::test]
+async fn a_session_past_its_absolute_lifetime_reads_as_signed_out_however_recently_extended() {
+    let token = SessionToken::from_random_bytes([7; 32]);
+    let mut ports = Ports::default();
+    // Signed in 90 days ago (the default absolute lifetime), extended yesterday to 30 days on.
+    ports.sessions.expect_find().times(1).returning(|_| {
+        let session = Session {
+            id: session_id(1),
+            user_id: user().id,
+            expires: now() + TimeDelta::days(29),
+            created_at: now() - TimeDelta::days(90),
+        };
+        Ok(Some((session, user())))
+    });
+    ports.sessions.expect_extend().never();
+
+    assert!(ports.sessions().read(&token).await.expect("read").is_none());
+}
+
+#[tokio::test]
 async fn signing_out_deletes_the_session_by_its_hash() {
     let token = SessionToken::from_random_bytes([6; 32]);
     let expected = token.hash();
@@ -613,15 +632,16 @@ async fn confirming_stores_the_change_with_a_notice_to_the_old_address_and_hands
         .users
         .expect_confirm_address_change()
         .times(1)
-        .withf(move |token_hash, old, notice, at| {
+        .withf(move |token_hash, old, keep, notice, at| {
             *token_hash == hash
                 && *old == email()
+                && *keep == active().session_id
                 && notice.recipient == email()
                 && notice.kind == crate::EmailKind::AddressChanged
                 && notice.expires > now() + TimeDelta::days(1)
                 && *at == now()
         })
-        .returning(|_, _, _, _| {
+        .returning(|_, _, _, _, _| {
             Ok(crate::stores::AddressChangeOutcome::Changed {
                 user: User { email: new_email(), ..user() },
                 notice: outbox_id(),
@@ -629,7 +649,8 @@ async fn confirming_stores_the_change_with_a_notice_to_the_old_address_and_hands
         });
     ports.delivery.expect_lease_for_new().times(1).return_const(Some(now() + TimeDelta::minutes(2)));
     ports.delivery.expect_hand_over().times(1).withf(|message| message.id == outbox_id()).return_const(());
-    let request = super::address::ConfirmAddress { token, client: None, lang: "de".to_owned() };
+    let request =
+        super::address::ConfirmAddress { token, client: None, lang: "de".to_owned(), signed_in: Some(active()) };
 
     let changed = ports.build().confirm_address_change(request).await.expect("changed");
 
@@ -649,6 +670,7 @@ async fn an_unknown_confirmation_link_changes_nothing_and_counts_as_a_failure() 
         token: LinkToken::from_random_bytes([6; 32]),
         client: Some("192.0.2.1".parse().expect("an IP")),
         lang: "en".to_owned(),
+        signed_in: Some(active()),
     };
 
     let result = ports.build_with(limits).confirm_address_change(request).await;
