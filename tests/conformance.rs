@@ -1376,7 +1376,7 @@ async fn only_the_account_that_asked_confirms_and_its_other_sessions_end(store: 
     assert_eq!(changed.email.as_str(), "victim@example.com");
     let sessions = db.sessions.list_for_user(&active.user.id, t0()).await.expect("sessions");
     let ids: Vec<_> = sessions.iter().map(|session| session.id.clone()).collect();
-    assert_eq!(ids, [active.session_id.clone()], "only the confirming browser stays signed in");
+    assert_eq!(ids, std::slice::from_ref(&active.session_id), "only the confirming browser stays signed in");
     assert!(!ids.contains(&elsewhere.session_id));
     let untouched = db.sessions.list_for_user(&victim.user.id, t0()).await.expect("sessions");
     assert_eq!(untouched.len(), 1, "another account's sessions are left alone");

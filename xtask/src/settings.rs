@@ -624,6 +624,7 @@ impl DatabaseSettings {
             max_connections: self.max_connections,
             acquire_timeout: std::time::Duration::from_secs(self.acquire_timeout.into()),
             connect_timeout: std::time::Duration::from_secs(self.connect_timeout.into()),
+            ..adapters::database::PoolSettings::new(self.max_connections)
         }
     }
 }

@@ -181,3 +181,65 @@ async fn two_instances_on_one_postgres_database_behave_as_one_service() {
 async fn two_instances_on_one_mariadb_database_behave_as_one_service() {
     two_instances_share_one_database(Dialect::MySql).await;
 }
+
+/// Two `magiclink migrate` processes started at the same moment on a database that does not
+/// exist yet, as two instances deployed at once would: both succeed, and each migration is
+/// reported as applied by exactly one of them. Several rounds, since the race is timing's.
+async fn two_instances_creating_and_migrating_at_once_both_succeed(dialect: Dialect) {
+    for round in 0..4 {
+        let Some(scratch) = system_tests::stores::scratch_database(dialect).await else { return };
+        // The scratch database is made to be dropped with `scratch`; drop it now, so that the
+        // instances find it missing and create it.
+        drop_database_now(dialect, scratch.url_text()).await;
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let start = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_magiclink"))
+                .arg("migrate")
+                .current_dir(dir.path())
+                .env("MAGICLINK_CONFIG_DIR", dir.path().join("no-config"))
+                .env("DATABASE_URL", scratch.url_text())
+                .env_remove("MAGICLINK_PROFILE")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("magiclink starts")
+        };
+        let (first, second) = (start(), start());
+        let outputs = [first.wait_with_output().expect("ran"), second.wait_with_output().expect("ran")];
+
+        for output in &outputs {
+            assert!(
+                output.status.success(),
+                "round {round}: an instance failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let applied: Vec<String> = outputs
+            .iter()
+            .flat_map(|output| String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|line| line.starts_with("Applied "))
+            .collect();
+        let known = Database::known_migrations(&scratch.url()).expect("known").len();
+        assert_eq!(applied.len(), known, "round {round}: each migration reported once: {applied:?}");
+    }
+}
+
+/// Drops the database a scratch URL names, through the server's default database.
+async fn drop_database_now(dialect: Dialect, url: &str) {
+    use sqlx::Connection as _;
+    let name = url::Url::parse(url).expect("a URL").path().trim_start_matches('/').to_owned();
+    let server = adapters::scratch::server_url(dialect).expect("a server");
+    let mut admin = sqlx::AnyConnection::connect(&server).await.expect("the server answers");
+    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name}").as_str()).await.expect("dropped");
+    admin.close().await.expect("closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_creating_one_postgres_database_at_once_both_succeed() {
+    two_instances_creating_and_migrating_at_once_both_succeed(Dialect::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_creating_one_mariadb_database_at_once_both_succeed() {
+    two_instances_creating_and_migrating_at_once_both_succeed(Dialect::MySql).await;
+}

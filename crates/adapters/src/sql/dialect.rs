@@ -108,18 +108,24 @@ impl Dialect {
         }
     }
 
-    /// Statements that take and release a lock held while migrations run, when sqlx's own is
-    /// not enough. sqlx locks MySQL with `GET_LOCK(name, -1)`, which MySQL reads as "wait
-    /// forever" and MariaDB refuses (it answers NULL and locks nothing), so two instances
-    /// starting at once would both apply a migration. A year-long timeout means the same on
-    /// both. PostgreSQL's advisory lock works as is; SQLite serves one machine.
+    /// Statements that take (answering 1) and release a lock held while migrations are read,
+    /// run and read again, so that of instances starting at once exactly one applies, and
+    /// reports, each migration. sqlx's own lock covers only the run, and on MySQL it is
+    /// `GET_LOCK(name, -1)`, which MySQL reads as "wait forever" and MariaDB refuses (it answers
+    /// NULL and locks nothing); a year-long timeout means the same on both. SQLite serves one
+    /// machine.
     pub(crate) fn migration_lock(self) -> Option<(&'static str, &'static str)> {
         match self {
             Dialect::MySql => Some((
                 "SELECT GET_LOCK('magiclink_migrations', 31536000)",
                 "SELECT RELEASE_LOCK('magiclink_migrations')",
             )),
-            Dialect::Sqlite | Dialect::Postgres => None,
+            // A key of our own (the advisory lock sqlx takes inside the run uses another).
+            Dialect::Postgres => Some((
+                "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_lock(7318563214009315)) AS taken",
+                "SELECT pg_advisory_unlock(7318563214009315)",
+            )),
+            Dialect::Sqlite => None,
         }
     }
 

@@ -139,6 +139,9 @@ pub struct PoolSettings {
     pub acquire_timeout: std::time::Duration,
     /// How long the first connection at start-up may take before "no answer".
     pub connect_timeout: std::time::Duration,
+    /// SQLite only: past this size the background checkpoint waits for readers and empties
+    /// the WAL (see [`checkpoint_in_the_background`]).
+    pub sqlite_wal_limit_bytes: u64,
 }
 
 impl PoolSettings {
@@ -148,6 +151,7 @@ impl PoolSettings {
             max_connections,
             acquire_timeout: std::time::Duration::from_secs(3),
             connect_timeout: std::time::Duration::from_secs(5),
+            sqlite_wal_limit_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -170,6 +174,17 @@ async fn first_connection(url: &str, timeout: std::time::Duration) -> Result<(),
     // A failure to say goodbye politely changes nothing: the connection is gone either way.
     let _ = connection.close().await;
     Ok(())
+}
+
+/// Whether creating a database failed only because it exists by now: PostgreSQL's
+/// `duplicate_database` (42P04), or the unique violation on `pg_database` that two concurrent
+/// `CREATE DATABASE`s meet instead (23505); MySQL's and MariaDB's `ER_DB_CREATE_EXISTS` (1007).
+fn is_already_existing_database(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(database) = error else { return false };
+    if matches!(database.code().as_deref(), Some("42P04" | "23505")) {
+        return true;
+    }
+    database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|mysql| mysql.number() == 1007)
 }
 
 /// Whether connecting failed only because the database itself does not exist on the server.
@@ -222,10 +237,12 @@ impl SqlStore {
                     if mode == OpenMode::MustExist {
                         return Ok(None);
                     }
-                    <sqlx::Any as sqlx::migrate::MigrateDatabase>::create_database(&url)
-                        .await
-                        .map_err(|error| connect_error("create", shown, &error))?;
-                    tracing::info!(database = shown, "created the database");
+                    match <sqlx::Any as sqlx::migrate::MigrateDatabase>::create_database(&url).await {
+                        Ok(()) => tracing::info!(database = shown, "created the database"),
+                        // Another instance starting at the same moment created it first.
+                        Err(error) if is_already_existing_database(&error) => {}
+                        Err(error) => return Err(connect_error("create", shown, &error)),
+                    }
                 }
                 Err(FirstConnection::Failed(error)) => return Err(connect_error("open", shown, &error)),
                 Err(FirstConnection::NoAnswer) => anyhow::bail!(
@@ -244,7 +261,7 @@ impl SqlStore {
                     .connect(&url)
                     .await
                     .map_err(|error| connect_error("open", shown, &error))?;
-                checkpoint_in_the_background(readers.clone());
+                checkpoint_in_the_background(readers.clone(), pool.sqlite_wal_limit_bytes);
                 writer
             }
             Dialect::Postgres | Dialect::MySql => readers.clone(),
@@ -259,17 +276,8 @@ impl SqlStore {
     /// # Errors
     /// Fails if a migration fails or an applied one was edited since (checksum mismatch).
     pub async fn migrate(&self) -> anyhow::Result<Vec<MigrationState>> {
-        let pending: Vec<MigrationState> =
-            self.migration_status().await?.into_iter().filter(|m| m.applied_at.is_none()).collect();
-        self.run_migrations().await?;
-        let now = self.migration_status().await?;
-        Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
-    }
-
-    /// Runs the migrator on one connection of the pool, under [`Dialect::migration_lock`] where
-    /// the backend needs it; the connection goes back to the pool when this returns (a pool of
-    /// one connection must have it back for the status read that follows).
-    async fn run_migrations(&self) -> anyhow::Result<()> {
+        // What was pending is read under the same lock as the run: of instances starting at
+        // once, the one that applies a migration is the one that reports it.
         let mut connection = self.pool().acquire().await.context("cannot connect to migrate")?;
         let lock = self.dialect().migration_lock();
         if let Some((take, _)) = lock {
@@ -277,11 +285,21 @@ impl SqlStore {
                 sqlx::query_scalar(take).fetch_one(&mut *connection).await.context("cannot lock the migrations")?;
             anyhow::ensure!(taken == Some(1), "cannot lock the migrations: the server answered {taken:?}");
         }
-        let outcome = migrator(self.dialect()).run(&mut *connection).await;
+        let outcome = self.migrate_locked(&mut connection).await;
         if let Some((_, release)) = lock {
             sqlx::query(release).execute(&mut *connection).await.context("cannot unlock the migrations")?;
         }
-        outcome.context("migration failed")
+        outcome
+    }
+
+    /// Reads what is pending, runs the migrator and reads again, all on `connection`, which
+    /// holds the migration lock.
+    async fn migrate_locked(&self, connection: &mut AnyConnection) -> anyhow::Result<Vec<MigrationState>> {
+        let pending: Vec<MigrationState> =
+            self.status_on(&mut *connection).await?.into_iter().filter(|m| m.applied_at.is_none()).collect();
+        migrator(self.dialect()).run(&mut *connection).await.context("migration failed")?;
+        let now = self.status_on(&mut *connection).await?;
+        Ok(now.into_iter().filter(|m| pending.iter().any(|p| p.version == m.version)).collect())
     }
 
     /// Every known migration, applied or pending, oldest first. Reads only: a database that was
@@ -290,15 +308,21 @@ impl SqlStore {
     /// # Errors
     /// Fails if the bookkeeping table cannot be read.
     pub async fn migration_status(&self) -> anyhow::Result<Vec<MigrationState>> {
+        let mut connection = self.pool().acquire().await.context("cannot connect to read the migrations")?;
+        self.status_on(&mut connection).await
+    }
+
+    /// [`SqlStore::migration_status`], on one connection.
+    async fn status_on(&self, connection: &mut AnyConnection) -> anyhow::Result<Vec<MigrationState>> {
         let dialect = self.dialect();
         let tables: i64 = sqlx::query_scalar(&dialect.sql(dialect.count_tables_named()))
             .bind("_sqlx_migrations")
-            .fetch_one(self.pool())
+            .fetch_one(&mut *connection)
             .await
             .context("cannot read the migration bookkeeping")?;
         let applied: Vec<(i64, i64)> = if tables > 0 {
             sqlx::query_as(dialect.applied_migrations())
-                .fetch_all(self.pool())
+                .fetch_all(&mut *connection)
                 .await
                 .context("cannot read the applied migrations")?
         } else {
@@ -332,7 +356,14 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 /// fills the WAL, on the one writer, and every write queued behind it would wait for that
 /// copy and its fsync (the one-client sign-in's p99 in `docs/benchmarks.md`). A passive
 /// checkpoint never blocks the writer or readers.
-fn checkpoint_in_the_background(pool: sqlx::AnyPool) {
+///
+/// But a passive checkpoint never lets the WAL start over while some reader still reads from
+/// it, and under steady load some reader always does: the file then grows without end (1 GB
+/// in 150 s was seen). So once the WAL holds more than `wal_limit_bytes`, a `TRUNCATE`
+/// checkpoint waits (up to the busy timeout) for the readers of the moment to finish, holds
+/// new writes back meanwhile, and empties the file. `journal_size_limit` keeps any WAL that
+/// is reset without it to the same size.
+fn checkpoint_in_the_background(pool: sqlx::AnyPool, wal_limit_bytes: u64) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(CHECKPOINT_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -341,7 +372,7 @@ fn checkpoint_in_the_background(pool: sqlx::AnyPool) {
             if pool.is_closed() {
                 return;
             }
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if let Err(error) = checkpoint(&pool, wal_limit_bytes).await {
                 if pool.is_closed() {
                     return;
                 }
@@ -349,6 +380,24 @@ fn checkpoint_in_the_background(pool: sqlx::AnyPool) {
             }
         }
     });
+}
+
+/// One round of [`checkpoint_in_the_background`].
+async fn checkpoint(pool: &sqlx::AnyPool, wal_limit_bytes: u64) -> Result<(), sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    // (busy, frames in the WAL, frames copied back)
+    let (_, frames, _): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *connection).await?;
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut *connection).await?;
+    let wal_bytes = u64::try_from(frames.saturating_mul(page_size)).unwrap_or(0);
+    if wal_bytes > wal_limit_bytes {
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *connection).await?;
+        if busy != 0 {
+            tracing::debug!(wal_bytes, "the WAL could not be emptied yet (readers busy); trying again next round");
+        }
+    }
+    Ok(())
 }
 
 /// Whether a connection handed back to the pool may be used again: only outside any
@@ -373,7 +422,9 @@ async fn configure_connection(conn: &mut AnyConnection, dialect: Dialect) -> Res
         // No checkpoint on commit: `checkpoint_in_the_background` does it off the write path.
         Dialect::Sqlite => {
             conn.execute("PRAGMA synchronous = NORMAL").await?;
-            conn.execute("PRAGMA wal_autocheckpoint = 0").await.map(drop)
+            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+            // A WAL that starts over is cut back to this size (64 MiB) rather than kept whole.
+            conn.execute("PRAGMA journal_size_limit = 67108864").await.map(drop)
         }
         // PostgreSQL's default isolation, so that the store's statements mean the same on both
         // servers; it also spares InnoDB the gap locks that REPEATABLE READ takes.
