@@ -369,6 +369,7 @@ async fn serve(settings: &Settings, profile: &str, program: Program, embed: wiri
         open_migrated(settings, program).await?.close().await;
     }
     init_logging(&settings.log);
+    wiring::raise_open_file_limit(settings.server.max_connections);
     let secret = if checked.needs_ephemeral_secret {
         tracing::warn!("no AUTH_SECRET set: using an ephemeral secret, so links and forms stop working on restart");
         ServerSecret::new(ports::random::os_random::<32>()?)

@@ -103,6 +103,8 @@ pub struct ServerSettings {
     pub allow_http: bool,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: u32,
+    /// Connections one client may hold at once (0: no cap of its own); trusted proxies exempt.
+    pub max_connections_per_client: u32,
     /// Seconds allowed for a request's head to arrive (and for an idle keep-alive connection
     /// to start its next request).
     pub header_read_timeout: u32,
@@ -601,6 +603,7 @@ impl Default for ServerSettings {
             base_url: String::new(),
             allow_http: false,
             max_connections: 1024,
+            max_connections_per_client: 64,
             header_read_timeout: 10,
             request_timeout: 30,
             max_body_bytes: 16 * 1024,

@@ -59,6 +59,8 @@ pub struct Service {
     pub mailbox: Option<Arc<DevMailer>>,
     /// Limits on connections and request heads.
     pub connection_limits: ConnectionLimits,
+    /// Proxies whose connections carry many clients: exempt from the per-client cap.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The metrics listener's address and the recorder's handle, when `metrics.bind` is set.
     pub metrics: Option<(String, metrics_exporter_prometheus::PrometheusHandle)>,
 }
@@ -377,7 +379,9 @@ pub async fn build(
         header_read_timeout: Duration::from_secs(u64::from(server.header_read_timeout)),
         max_header_bytes: usize::try_from(server.max_header_bytes).unwrap_or(usize::MAX),
         max_headers: usize::try_from(server.max_headers).unwrap_or(usize::MAX),
+        max_connections_per_client: usize::try_from(server.max_connections_per_client).unwrap_or(usize::MAX),
     };
+    let trusted_proxies = web_settings.trusted_proxies.clone();
     let callback_endpoint = base_url
         .join(&web_settings.auth_path("/callback/email"))
         .context("auth.base_path does not make a valid callback URL")?;
@@ -453,7 +457,18 @@ pub async fn build(
         "" => None,
         bind => Some((bind.to_owned(), crate::metrics::recorder()?)),
     };
-    Ok(Service { app, magiclink, store, sign_in, deliverer, handed_over, mailbox, connection_limits, metrics })
+    Ok(Service {
+        app,
+        magiclink,
+        store,
+        sign_in,
+        deliverer,
+        handed_over,
+        mailbox,
+        connection_limits,
+        trusted_proxies,
+        metrics,
+    })
 }
 
 /// A bound, not yet running server: tests bind port 0 and read the address back.
@@ -461,6 +476,34 @@ pub struct Bound {
     listener: tokio::net::TcpListener,
     /// The address actually bound.
     pub local_addr: SocketAddr,
+}
+
+/// File descriptors the service needs beside its client connections: database and SMTP
+/// pools, the metrics listener, logs, the SQLite files.
+const FILES_BESIDE_CONNECTIONS: u64 = 64;
+
+/// Raises the soft open-file limit to the hard one (a shell's default soft limit, often 1024,
+/// is below `server.max_connections` plus what the service needs beside them), and warns when
+/// `max_connections` still does not fit under it: past the limit `accept` fails and new
+/// connections wait. Returns the soft limit now in force.
+pub fn raise_open_file_limit(max_connections: u32) -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => {
+            if u64::from(max_connections) + FILES_BESIDE_CONNECTIONS > soft {
+                tracing::warn!(
+                    open_file_limit = soft,
+                    max_connections,
+                    "server.max_connections does not fit under the open-file limit: lower it, or raise the limit \
+                     (LimitNOFILE= in the systemd unit, ulimit -n)"
+                );
+            }
+            Some(soft)
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot read or raise the open-file limit");
+            None
+        }
+    }
 }
 
 /// Binds `addr`.
@@ -502,8 +545,15 @@ pub async fn run(
         }
         None => None,
     };
-    let result =
-        web::server::serve(bound.listener, service.app, service.connection_limits, shutdown, SHUTDOWN_GRACE).await;
+    let result = web::server::serve(
+        bound.listener,
+        service.app,
+        service.connection_limits,
+        service.trusted_proxies,
+        shutdown,
+        SHUTDOWN_GRACE,
+    )
+    .await;
     // The worker finishes the send in hand and gives back what it had not started; a send cut
     // short by the grace period is retried after its lease by the next run.
     let _ = stop_delivery.send(());

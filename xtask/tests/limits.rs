@@ -180,8 +180,13 @@ fn oversized_heads_are_refused_with_431() {
 fn a_thousand_idle_connections_do_not_stop_healthz() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("idle.sqlite").display());
-    // The default head timeout (10 s) keeps the idle connections open while /healthz is asked.
-    let server = Serving::start(dir.path(), &["--bind", "127.0.0.1:0", "--database-url", &url], &[]);
+    // The default head timeout (10 s) keeps the idle connections open while /healthz is asked;
+    // they all come from one address here, so that address's own cap is off.
+    let server = Serving::start(
+        dir.path(),
+        &["--bind", "127.0.0.1:0", "--database-url", &url],
+        &[("MAGICLINK_SERVER__MAX_CONNECTIONS_PER_CLIENT", "4")],
+    );
     let origin = server.origin();
     let before = memory_kib(server.pid(), "VmRSS");
 
@@ -192,4 +197,57 @@ fn a_thousand_idle_connections_do_not_stop_healthz() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     println!("RSS {before} KiB before, {with_idle} KiB with {} idle connections", idle.len());
     drop(idle);
+}
+
+/// A connection from `from` (another loopback address than the test's own 127.0.0.1: another
+/// client, as the server counts them).
+async fn connect_from(from: &str, origin: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind(format!("{from}:0").parse().expect("an address")).expect("bound to the other loopback address");
+    let to = origin.trim_start_matches("http://").parse().expect("the server's address");
+    socket.connect(to).await.expect("connects")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holding_connections_open_cannot_keep_everyone_else_out() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("hog.sqlite").display());
+    // Room for 16 connections in all and 4 per client; idle ones are kept for the default 10 s.
+    let server = Serving::start(
+        dir.path(),
+        &["--bind", "127.0.0.1:0", "--database-url", &url],
+        &[("MAGICLINK_SERVER__MAX_CONNECTIONS", "16"), ("MAGICLINK_SERVER__MAX_CONNECTIONS_PER_CLIENT", "4")],
+    );
+    let origin = server.origin();
+
+    // One client opens 40 connections and sends nothing on them.
+    let mut hog = Vec::new();
+    for _ in 0..40 {
+        hog.push(connect_from("127.0.0.2", &origin).await);
+    }
+    // Another client asks for /healthz, with a bound on its wait far below the 10 s the idle
+    // connections would otherwise hold every place for.
+    let health = tokio::time::timeout(Duration::from_secs(5), {
+        let origin = origin.clone();
+        tokio::task::spawn_blocking(move || http_get(&origin, "/healthz"))
+    })
+    .await
+    .expect("/healthz answered while one client held its connections open")
+    .expect("joined");
+    // Which of the client's connections the server kept: closed ones read end-of-stream at
+    // once; kept ones stay silent (bounded wait of two seconds each, all at once).
+    let kept = futures_util::future::join_all(hog.iter_mut().map(|stream| async move {
+        let mut byte = [0_u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(stream, &mut byte)).await,
+            Err(_still_open)
+        )
+    }))
+    .await
+    .into_iter()
+    .filter(|kept| *kept)
+    .count();
+
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert_eq!(kept, 4, "the client keeps its share of four connections, no more");
 }

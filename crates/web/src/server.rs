@@ -4,6 +4,11 @@
 //! - **A cap on open connections.** Each connection holds a semaphore permit; at the cap the
 //!   loop stops accepting and new connections wait in the kernel's backlog, so a flood of idle
 //!   connections can neither exhaust file descriptors nor starve a later `/healthz`.
+//! - **A cap per client, below it.** One client (an IPv4 address, an IPv6 /64) holding many
+//!   connections open would otherwise take the whole cap and keep everyone else, `/healthz`
+//!   included, waiting. Connections past the client's share are closed as soon as they are
+//!   accepted. Trusted proxies are exempt: every client behind them shares their address, so
+//!   the proxy in front must cap connections per client itself (`docs/deployment.md`).
 //! - **A header-read timeout.** A client must send a request's whole head within it, or the
 //!   connection is closed (slowloris). Hyper also runs it while a keep-alive connection waits
 //!   for its next request, which makes it the idle timeout too.
@@ -32,6 +37,8 @@ use tokio::sync::{watch, Semaphore};
 pub struct ConnectionLimits {
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Connections one client may hold at once (0: no cap of its own); more are closed.
+    pub max_connections_per_client: usize,
     /// Time allowed for a request's head to arrive, and for an idle keep-alive connection to
     /// start its next request.
     pub header_read_timeout: Duration,
@@ -54,9 +61,11 @@ pub async fn serve(
     listener: TcpListener,
     app: impl Endpoint<Output = Response> + 'static,
     limits: ConnectionLimits,
+    trusted_proxies: Vec<ipnet::IpNet>,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> std::io::Result<()> {
+    let per_client = Arc::new(PerClient::new(limits.max_connections_per_client, trusted_proxies));
     let local_addr = LocalAddr(Addr::from(listener.local_addr()?));
     let app: Arc<dyn poem::endpoint::DynEndpoint<Output = Response>> =
         Arc::new(poem::endpoint::ToDynEndpoint(app.map_to_response()));
@@ -86,13 +95,19 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(share) = per_client.admit(peer.ip()) else {
+            // Over this client's share: closed at once, and the permit is free again.
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
         let local_addr = local_addr.clone();
         let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            // Held for the connection's life: dropping it lets the loop accept another.
+            // Held for the connection's life: dropping them lets the loop accept another, and
+            // this client one more.
             let _permit = permit;
+            let _share = share;
             serve_connection(stream, peer, local_addr, app, limits, &mut stopping).await;
         });
     }
@@ -102,6 +117,55 @@ pub async fn serve(
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(grace, permits.acquire_many(all)).await;
     Ok(())
+}
+
+/// The connections each client holds, for [`ConnectionLimits::max_connections_per_client`].
+struct PerClient {
+    cap: usize,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One client's connection, counted until dropped.
+struct Share {
+    clients: Arc<PerClient>,
+    key: String,
+}
+
+impl PerClient {
+    fn new(cap: usize, trusted_proxies: Vec<ipnet::IpNet>) -> Self {
+        Self { cap, trusted_proxies, open: std::sync::Mutex::default() }
+    }
+
+    /// Counts a connection from `peer`, or `None` when that client already holds its share.
+    /// No cap, or a trusted proxy: always admitted, and not counted.
+    #[allow(clippy::option_option)] // None: refused; Some(None): admitted uncounted.
+    fn admit(self: &Arc<Self>, peer: std::net::IpAddr) -> Option<Option<Share>> {
+        if self.cap == 0 || self.trusted_proxies.iter().any(|proxy| proxy.contains(&peer)) {
+            return Some(None);
+        }
+        // The same "one client" as the rate limits: an IPv4 address, an IPv6 /64.
+        let key = domain::rate_limit::client_key(peer);
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = open.entry(key.clone()).or_insert(0);
+        if *held >= self.cap {
+            return None;
+        }
+        *held += 1;
+        Some(Some(Share { clients: Arc::clone(self), key }))
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut open = self.clients.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = open.get_mut(&self.key) {
+            *held -= 1;
+            if *held == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 async fn serve_connection(

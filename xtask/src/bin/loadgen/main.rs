@@ -178,6 +178,8 @@ fn magiclink(args: &RunArgs, database_url: &str, subcommand: &[&str]) -> Command
         .env("DATABASE_URL", database_url)
         .env("MAGICLINK_DATABASE__MAX_CONNECTIONS", POOL.to_string())
         .env("AUTH_SECRET", "bench-secret-bench-secret-bench-secret-0123")
+        // Every load-generating client comes from one loopback address.
+        .env("MAGICLINK_SERVER__MAX_CONNECTIONS_PER_CLIENT", "0")
         .env("MAGICLINK_RATE_LIMIT__CLIENT_PER_HOUR", "1000000000")
         .env("MAGICLINK_RATE_LIMIT__GLOBAL_PER_HOUR", "1000000000")
         // Passwords on at the default cost, their limits off: every guess is hashed.
