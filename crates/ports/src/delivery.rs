@@ -333,13 +333,13 @@ impl Deliverer {
                 Ok(Outcome::Sent(record, message.leased_until))
             }
             Err(MailError::Permanent(error)) => {
-                let reason = format!("{error:#}");
+                let reason = crate::mailer::provider_text(&format!("{error:#}"));
                 tracing::warn!(to = %to, id = %message.id, kind, reason = %reason, "email refused for good");
                 self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, self.clock.now()).await?;
                 Ok(Outcome::Failed)
             }
             Err(MailError::Transient { source, retry_after }) => {
-                let reason = format!("{source:#}");
+                let reason = crate::mailer::provider_text(&format!("{source:#}"));
                 let now = self.clock.now();
                 if message.attempts >= self.settings.retry.max_attempts {
                     tracing::warn!(to = %to, id = %message.id, kind, attempts = message.attempts, reason = %reason, "giving up on an email");

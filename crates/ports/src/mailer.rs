@@ -7,6 +7,7 @@
 //! which only sends. Adding a kind of email is a variant here and three templates; no mailer
 //! changes.
 
+use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -43,8 +44,9 @@ impl EmailKind {
     }
 }
 
-/// What an email says, beyond who it is to: its kind and the values its templates show.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an email says, beyond who it is to: its kind and the values its templates show. Its
+/// `Debug` shows the kind only: links and codes are live secrets, the new address is personal.
+#[derive(Clone, PartialEq, Eq)]
 pub enum EmailContent {
     /// The sign-in email.
     SignIn {
@@ -64,6 +66,12 @@ pub enum EmailContent {
         /// The address the account signs in with now.
         new_address: EmailAddress,
     },
+}
+
+impl fmt::Debug for EmailContent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EmailContent::{:?}(***)", self.kind())
+    }
 }
 
 impl EmailContent {
@@ -116,8 +124,8 @@ impl EmailContent {
     }
 }
 
-/// Everything the renderer needs for one email.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the renderer needs for one email. `Debug` masks the address and hides the content.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Email {
     /// The recipient.
     pub to: EmailAddress,
@@ -134,8 +142,20 @@ pub struct Email {
     pub host: String,
 }
 
-/// The three parts of a rendered email.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Email")
+            .field("to", &self.to.masked())
+            .field("lang", &self.lang)
+            .field("content", &self.content)
+            .field("expires_in_minutes", &self.expires_in_minutes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The three parts of a rendered email. `Debug` shows their lengths only: the HTML and text
+/// carry the link and code.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RenderedEmail {
     /// One line, no line breaks.
     pub subject: String,
@@ -143,6 +163,16 @@ pub struct RenderedEmail {
     pub html: String,
     /// The plain-text part.
     pub text: String,
+}
+
+impl fmt::Debug for RenderedEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedEmail")
+            .field("subject_chars", &self.subject.chars().count())
+            .field("html_bytes", &self.html.len())
+            .field("text_bytes", &self.text.len())
+            .finish()
+    }
 }
 
 /// Turns an [`Email`] into its parts, from templates an operator may override.
@@ -156,8 +186,8 @@ pub trait EmailRenderer: Send + Sync {
     fn render(&self, email: &Email) -> anyhow::Result<RenderedEmail>;
 }
 
-/// A rendered email on its way to the provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A rendered email on its way to the provider. `Debug` masks the address and hides the rest.
+#[derive(Clone, PartialEq, Eq)]
 pub struct OutgoingEmail {
     /// The recipient.
     pub to: EmailAddress,
@@ -166,6 +196,16 @@ pub struct OutgoingEmail {
     pub content: EmailContent,
     /// Subject, HTML and text, ready to send.
     pub rendered: RenderedEmail,
+}
+
+impl fmt::Debug for OutgoingEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutgoingEmail")
+            .field("to", &self.to.masked())
+            .field("content", &self.content)
+            .field("rendered", &self.rendered)
+            .finish()
+    }
 }
 
 /// Why an email was not sent.
@@ -184,6 +224,33 @@ pub enum MailError {
         /// How long the provider asked us to wait (`Retry-After`), if it said.
         retry_after: Option<Duration>,
     },
+}
+
+/// A provider's words about a failure, fit to log and to store on the outbox row: addresses
+/// masked (`a***@example.com`) and links replaced, since SMTP replies and API errors often
+/// quote the recipient ("550 <ada@example.com>: no such user") and could quote a message.
+pub fn provider_text(said: &str) -> String {
+    said.split_inclusive(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')'))
+        .map(|piece| {
+            let (word, tail) = piece.split_at(
+                piece
+                    .trim_end_matches(|c: char| {
+                        c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')')
+                    })
+                    .len(),
+            );
+            let shown = if word.contains("://") {
+                "<link>".to_owned()
+            } else if let Some((local, domain)) =
+                word.split_once('@').filter(|(local, domain)| !local.is_empty() && domain.contains('.'))
+            {
+                format!("{}***@{domain}", local.chars().next().map(String::from).unwrap_or_default())
+            } else {
+                word.to_owned()
+            };
+            shown + tail
+        })
+        .collect()
 }
 
 impl MailError {
@@ -213,8 +280,8 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, email: &OutgoingEmail, idempotency_key: &str) -> Result<SentReceipt, MailError>;
 }
 
-/// A message as kept by the development mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message as kept by the development mailbox. `Debug` hides what it carries, as the rest do.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MailboxMessage {
     /// The recipient.
     pub to: EmailAddress,
@@ -234,9 +301,67 @@ pub struct MailboxMessage {
     pub sent_at: DateTime<Utc>,
 }
 
+impl fmt::Debug for MailboxMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailboxMessage")
+            .field("to", &self.to.masked())
+            .field("kind", &self.kind)
+            .field("sent_at", &self.sent_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Read access to the development mailbox, present only while the development mailer is
 /// configured. (Not mocked: it has one implementation, read directly in tests.)
 pub trait DevMailbox: Send + Sync {
     /// Messages newest first, only those to `to` when given, at most `limit` of them.
     fn list(&self, to: Option<&EmailAddress>, limit: usize) -> Vec<MailboxMessage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{provider_text, Email, EmailContent, OutgoingEmail, RenderedEmail};
+
+    #[test]
+    fn no_email_value_shows_its_link_code_text_or_full_address_in_debug() {
+        let link = url::Url::parse("https://auth.example.com/api/auth/callback/email?token=live-token").expect("a URL");
+        let content = EmailContent::SignIn { link: link.clone(), code: Some("ABCD-EFGH".to_owned()) };
+        let to = domain::EmailAddress::parse("ada@example.com").expect("valid");
+        let email = Email {
+            to: to.clone(),
+            lang: "en".to_owned(),
+            content: content.clone(),
+            expires_in_minutes: 10,
+            site_name: "magiclink".to_owned(),
+            host: "auth.example.com".to_owned(),
+        };
+        let rendered = RenderedEmail {
+            subject: "Sign in".to_owned(),
+            html: format!("<a href=\"{link}\">ABCD-EFGH</a>"),
+            text: format!("{link} ABCD-EFGH"),
+        };
+        let outgoing = OutgoingEmail { to, content, rendered };
+
+        let shown = format!("{email:?} {outgoing:?}");
+
+        for secret in ["live-token", "ABCD-EFGH", "ada@example.com", "callback"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("a***@example.com") && shown.contains("SignIn"), "{shown}");
+    }
+
+    #[test]
+    fn a_providers_words_keep_their_meaning_without_addresses_or_links() {
+        assert_eq!(
+            provider_text("550 5.1.1 <Ada.Lovelace@example.com>: Recipient address rejected"),
+            "550 5.1.1 <A***@example.com>: Recipient address rejected"
+        );
+        assert_eq!(
+            provider_text(
+                "invalid 'to': ada@example.com, see https://auth.example.com/api/auth/callback/email?token=abc"
+            ),
+            "invalid 'to': a***@example.com, see <link>"
+        );
+        assert_eq!(provider_text("421 4.7.0 try again later"), "421 4.7.0 try again later");
+    }
 }

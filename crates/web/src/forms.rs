@@ -11,6 +11,20 @@ use serde::Deserialize;
 
 use crate::settings::WebSettings;
 
+/// `Debug` for a request body that holds a password (and, with it, usually an address): only
+/// the fields named are shown, and `..` says the rest was left out, so that logging a form by
+/// accident logs no secret.
+macro_rules! debug_showing_only {
+    ($type:ident { $($shown:ident),* }) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($type))$(.field(stringify!($shown), &self.$shown))*.finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(crate) use debug_showing_only;
+
 /// Longest `User-Agent` kept with a session; the rest is dropped.
 const MAX_USER_AGENT: usize = 512;
 

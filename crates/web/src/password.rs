@@ -22,7 +22,7 @@ use crate::forms::{self, CsrfProtected, SignInForm};
 use crate::AppState;
 
 /// `POST {base}/callback/password`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct PasswordSignInForm {
     /// The double-submit CSRF token.
     #[serde(default, rename = "csrfToken")]
@@ -39,7 +39,7 @@ pub struct PasswordSignInForm {
 }
 
 /// `POST {account}/password`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct SetPasswordForm {
     /// The double-submit CSRF token.
     #[serde(default, rename = "csrfToken")]
@@ -53,7 +53,7 @@ pub struct SetPasswordForm {
 }
 
 /// `POST {account}/reauthenticate` (with `password`) and `POST {account}/reauthenticate/link`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct ReauthenticateForm {
     /// The double-submit CSRF token.
     #[serde(default, rename = "csrfToken")]
@@ -62,6 +62,10 @@ pub struct ReauthenticateForm {
     #[serde(default)]
     pub password: String,
 }
+
+crate::forms::debug_showing_only!(PasswordSignInForm { callback_url });
+crate::forms::debug_showing_only!(SetPasswordForm { sign_out_other_sessions });
+crate::forms::debug_showing_only!(ReauthenticateForm {});
 
 impl CsrfProtected for PasswordSignInForm {
     fn csrf_token(&self) -> Option<&str> {
@@ -268,4 +272,33 @@ pub async fn reauthenticate_with_link(
 /// [`WebError::PasswordsDisabled`].
 fn enabled(state: &AppState) -> Result<&Passwords, WebError> {
     state.passwords.as_deref().ok_or(WebError::PasswordsDisabled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PasswordSignInForm, ReauthenticateForm, SetPasswordForm};
+
+    #[test]
+    fn password_forms_never_show_the_password_address_or_token_in_debug() {
+        let sign_in = PasswordSignInForm {
+            csrf_token: Some("csrf-secret".to_owned()),
+            email: "ada@example.com".to_owned(),
+            password: "correct horse battery staple".to_owned(),
+            callback_url: Some("/reports".to_owned()),
+        };
+        let set = SetPasswordForm {
+            csrf_token: Some("csrf-secret".to_owned()),
+            password: "correct horse battery staple".to_owned(),
+            sign_out_other_sessions: None,
+        };
+        let confirm =
+            ReauthenticateForm { csrf_token: Some("csrf-secret".to_owned()), password: "correct horse".to_owned() };
+
+        let shown = format!("{sign_in:?} {set:?} {confirm:?}");
+
+        for secret in ["correct horse", "ada@example.com", "csrf-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("/reports") && shown.contains(".."), "{shown}");
+    }
 }
