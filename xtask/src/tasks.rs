@@ -29,7 +29,8 @@ enum Probe {
 pub struct Prerequisite {
     /// What it is, for people.
     pub what: &'static str,
-    /// The Debian package that provides it.
+    /// The Debian package that provides it (for a PyPI package, its pinned requirement,
+    /// `name==version`).
     pub package: &'static str,
     /// Which tests need it.
     pub used_by: &'static str,
@@ -117,9 +118,30 @@ pub const MARIADB: Prerequisite = Prerequisite {
     probe: Probe::Listening("127.0.0.1:3306"),
 };
 
+/// schemathesis, the OpenAPI fuzzer that checks the served document against the server. From
+/// PyPI (pinned), installed by `.ci/run` into a virtual environment of its own.
+pub const SCHEMATHESIS: Prerequisite = Prerequisite {
+    what: "schemathesis",
+    package: "schemathesis==4.32.5",
+    used_by: "the OpenAPI contract test",
+    probe: Probe::Program(&["/opt/magiclink-ci/schemathesis/bin/schemathesis", "schemathesis"]),
+};
+
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 11] =
-    [CHROMIUM, CHROMEDRIVER, AIOSMTPD, SYSTEMD_ANALYZE, NODE, PYTHON, NGINX, CADDY, REDIS, POSTGRES, MARIADB];
+pub const PREREQUISITES: [Prerequisite; 12] = [
+    CHROMIUM,
+    CHROMEDRIVER,
+    AIOSMTPD,
+    SYSTEMD_ANALYZE,
+    NODE,
+    PYTHON,
+    NGINX,
+    CADDY,
+    REDIS,
+    POSTGRES,
+    MARIADB,
+    SCHEMATHESIS,
+];
 
 impl Prerequisite {
     /// The program to run (for a Python module, the Python that has it; for a server, an empty
@@ -146,10 +168,16 @@ impl Prerequisite {
         }
     }
 
+    /// Whether it comes from PyPI rather than Debian (its package is pinned with `==`).
+    fn comes_from_pypi(&self) -> bool {
+        self.package.contains("==")
+    }
+
     /// One sentence for a skipped test: what is missing and how to get it.
     pub fn missing_reason(&self) -> String {
         match self.probe {
             Probe::Listening(_) => format!("{} is not running (Debian package `{}`)", self.what, self.package),
+            _ if self.comes_from_pypi() => format!("{} is not installed (PyPI package `{}`)", self.what, self.package),
             _ => format!("{} is not installed (Debian package `{}`)", self.what, self.package),
         }
     }
@@ -181,9 +209,16 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
         for prerequisite in &missing {
             println!("  - {} (for {})", prerequisite.what, prerequisite.used_by);
         }
-        let mut packages: Vec<&str> = missing.iter().map(|p| p.package).collect();
+        let (pypi, debian): (Vec<&Prerequisite>, Vec<&Prerequisite>) =
+            missing.iter().partition(|p| p.comes_from_pypi());
+        let mut packages: Vec<&str> = debian.iter().map(|p| p.package).collect();
         packages.dedup();
-        println!("  Install them on Debian or Ubuntu with: apt-get install {}", packages.join(" "));
+        if !packages.is_empty() {
+            println!("  Install them on Debian or Ubuntu with: apt-get install {}", packages.join(" "));
+        }
+        for prerequisite in pypi {
+            println!("  and from PyPI with: pip install {}", prerequisite.package);
+        }
         if in_ci() {
             eprintln!("error: CI=true and prerequisites are missing: .ci/run must install them");
             return ExitCode::FAILURE;
@@ -397,7 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn every_prerequisite_says_which_debian_package_brings_it() {
+    fn every_prerequisite_says_which_package_brings_it() {
         for prerequisite in PREREQUISITES {
             let reason = prerequisite.missing_reason();
             assert!(reason.contains(&format!("`{}`", prerequisite.package)), "{reason}");

@@ -78,10 +78,53 @@ pub struct SessionUser {
     pub id: String,
     /// The address the user signs in with.
     pub email: String,
-    /// Display name, if known.
+    /// Display name, or `null` when none is set.
+    #[oai(nullable)]
     pub name: Option<String>,
-    /// Avatar URL, if known.
+    /// Avatar URL, or `null` when none is known.
+    #[oai(nullable)]
     pub image: Option<String>,
+}
+
+/// A JSON body that is a `T` or `null`, and says so in the OpenAPI document (poem-openapi
+/// describes a top-level `Option<T>` as `T` alone, which a `null` then breaks).
+pub struct OrNull<T>(pub Option<T>);
+
+impl<T: poem_openapi::types::Type> poem_openapi::types::Type for OrNull<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("nullable_{}", T::name()).into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        // OpenAPI 3.0 ignores a `nullable` beside a `$ref`: wrap the reference in `allOf`.
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(poem_openapi::registry::MetaSchema {
+            nullable: true,
+            all_of: vec![T::schema_ref()],
+            ..poem_openapi::registry::MetaSchema::ANY
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl<T: poem_openapi::types::ToJSON> poem_openapi::types::ToJSON for OrNull<T> {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(self.0.as_ref().and_then(poem_openapi::types::ToJSON::to_json).unwrap_or(serde_json::Value::Null))
+    }
 }
 
 /// A live session.
@@ -108,7 +151,7 @@ pub struct SessionItem {
     /// When it ends unless used again, RFC 3339.
     pub expires: String,
     /// The browser's `User-Agent` at sign-in, if it sent one.
-    #[oai(rename = "userAgent")]
+    #[oai(rename = "userAgent", nullable)]
     pub user_agent: Option<String>,
     /// Whether it is the session making this request.
     pub current: bool,
@@ -134,10 +177,10 @@ pub struct LinkRequestBody {
     /// The address to send the link to.
     pub email: String,
     /// Where to land after signing in: a path here, or a URL on an allowed app origin.
-    #[oai(rename = "callbackUrl")]
+    #[oai(rename = "callbackUrl", nullable)]
     pub callback_url: Option<String>,
     /// The CSRF token (or send it in `X-CSRF-Token`).
-    #[oai(rename = "csrfToken")]
+    #[oai(rename = "csrfToken", nullable)]
     pub csrf_token: Option<String>,
 }
 
@@ -147,16 +190,19 @@ pub struct LinkRequestBody {
 #[derive(Debug, Object)]
 pub struct RedeemBody {
     /// The link's `token` parameter.
+    #[oai(nullable)]
     pub token: Option<String>,
     /// The link's `email` parameter.
+    #[oai(nullable)]
     pub email: Option<String>,
     /// The link's `callbackUrl` parameter.
-    #[oai(rename = "callbackUrl")]
+    #[oai(rename = "callbackUrl", nullable)]
     pub callback_url: Option<String>,
     /// The short code from the email, instead of the link.
+    #[oai(nullable)]
     pub code: Option<String>,
     /// The CSRF token (or send it in `X-CSRF-Token`).
-    #[oai(rename = "csrfToken")]
+    #[oai(rename = "csrfToken", nullable)]
     pub csrf_token: Option<String>,
 }
 
@@ -164,7 +210,7 @@ pub struct RedeemBody {
 #[derive(Debug, Object)]
 pub struct SignOutBody {
     /// The CSRF token (or send it in `X-CSRF-Token`).
-    #[oai(rename = "csrfToken")]
+    #[oai(rename = "csrfToken", nullable)]
     pub csrf_token: Option<String>,
 }
 
@@ -174,7 +220,7 @@ pub struct ChangeEmailBody {
     /// The new address; a confirmation link is emailed to it.
     pub email: String,
     /// The CSRF token (or send it in `X-CSRF-Token`).
-    #[oai(rename = "csrfToken")]
+    #[oai(rename = "csrfToken", nullable)]
     pub csrf_token: Option<String>,
 }
 
@@ -193,7 +239,7 @@ pub struct ConfirmEmailBody {
     /// The token.
     pub token: String,
     /// The CSRF token (or send it in `X-CSRF-Token`).
-    #[oai(rename = "csrfToken")]
+    #[oai(rename = "csrfToken", nullable)]
     pub csrf_token: Option<String>,
 }
 
@@ -205,7 +251,7 @@ pub struct EmailChangedBody {
 }
 
 /// `POST {base}/callback/password` as JSON: sign in with address and password.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct PasswordSignInBody {
     /// The address.
     pub email: String,
@@ -213,27 +259,31 @@ pub struct PasswordSignInBody {
     #[oai(write_only)]
     pub password: String,
     /// Where to land after signing in: a path here, or a URL on an allowed app origin.
-    #[oai(rename = "callbackUrl")]
+    #[oai(rename = "callbackUrl", nullable)]
     pub callback_url: Option<String>,
     /// The CSRF token (or send it in `X-CSRF-Token`).
-    #[oai(rename = "csrfToken")]
+    #[oai(rename = "csrfToken", nullable)]
     pub csrf_token: Option<String>,
 }
 
 /// `POST {base}/password`: the signed-in person's new password.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct SetPasswordBody {
     /// The new password: at least `password.min_length` characters (15 by default), at most
     /// 256, any Unicode, not a common one, not the address.
     #[oai(write_only)]
     pub password: String,
     /// End the person's other sessions (default `true`).
-    #[oai(rename = "signOutOtherSessions")]
+    #[oai(rename = "signOutOtherSessions", nullable)]
     pub sign_out_other_sessions: Option<bool>,
     /// The CSRF token (or send it in `X-CSRF-Token`).
-    #[oai(rename = "csrfToken")]
+    #[oai(rename = "csrfToken", nullable)]
     pub csrf_token: Option<String>,
 }
+
+crate::forms::debug_showing_only!(PasswordSignInBody { callback_url });
+crate::forms::debug_showing_only!(SetPasswordBody { sign_out_other_sessions });
+crate::forms::debug_showing_only!(ReauthenticateBody {});
 
 /// The password was set.
 #[derive(Debug, Object)]
@@ -244,13 +294,13 @@ pub struct PasswordSetBody {
 }
 
 /// `POST {base}/reauthenticate`: the current password, confirming it is the person.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct ReauthenticateBody {
     /// The current password.
     #[oai(write_only)]
     pub password: String,
     /// The CSRF token (or send it in `X-CSRF-Token`).
-    #[oai(rename = "csrfToken")]
+    #[oai(rename = "csrfToken", nullable)]
     pub csrf_token: Option<String>,
 }
 
@@ -338,6 +388,21 @@ const SIGNED_OUT: (u16, &str) = (401, "No live session: sign in first.");
 const FORBIDDEN: (u16, &str) = (403, "The CSRF token is missing or wrong, or the request came from another site.");
 const RATE_LIMITED: (u16, &str) = (429, "A rate limit is reached; nothing was done. See Retry-After.");
 const PASSWORDS_DISABLED: (u16, &str) = (404, "Passwords are not enabled here (`passwords-disabled`).");
+/// Every operation that reads a JSON body: one it cannot read.
+const UNREADABLE: (u16, &str) =
+    (400, "The body is not JSON this operation reads, or names a key twice (`bad-request`); nothing was done.");
+/// Every operation that reads a JSON body: a body of another kind.
+const NOT_JSON: (u16, &str) = (
+    415,
+    "The body is not `application/json` (nor, where the path also takes the form, \
+     `application/x-www-form-urlencoded`) (`bad-request`); nothing was done.",
+);
+/// Added to an operation's own 400: the body could not be read at all.
+macro_rules! or_unreadable {
+    ($own:literal) => {
+        concat!($own, " Or the body is not JSON this operation reads, or names a key twice (`bad-request`).")
+    };
+}
 
 /// Reading: only the server can fail.
 pub struct ReadProblems;
@@ -362,11 +427,12 @@ impl ProblemStatuses for SessionChangeProblems {
 pub struct LinkRequestProblems;
 impl ProblemStatuses for LinkRequestProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
-        (400, "The address is not one a link can be sent to (`invalid-email`)."),
+        (400, or_unreadable!("The address is not one a link can be sent to (`invalid-email`).")),
         FORBIDDEN,
         RATE_LIMITED,
         INTERNAL,
         UNAVAILABLE,
+        NOT_JSON,
     ];
 }
 
@@ -374,19 +440,20 @@ impl ProblemStatuses for LinkRequestProblems {
 pub struct RedeemProblems;
 impl ProblemStatuses for RedeemProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
-        (400, "The link is not valid (`link-invalid`), or the code is malformed, wrong (`attemptsLeft`) or not for this client."),
+        (400, or_unreadable!("The link is not valid (`link-invalid`), or the code is malformed, wrong (`attemptsLeft`) or not for this client.")),
         FORBIDDEN,
         (410, "The link was used already (`link-used`) or has expired (`link-expired`), or the code has."),
         RATE_LIMITED,
         INTERNAL,
         UNAVAILABLE,
+        NOT_JSON,
     ];
 }
 
 /// Signing out.
 pub struct SignOutProblems;
 impl ProblemStatuses for SignOutProblems {
-    const STATUSES: &'static [(u16, &'static str)] = &[FORBIDDEN, INTERNAL, UNAVAILABLE];
+    const STATUSES: &'static [(u16, &'static str)] = &[UNREADABLE, FORBIDDEN, INTERNAL, UNAVAILABLE, NOT_JSON];
 }
 
 /// Asking to change the sign-in address.
@@ -395,8 +462,10 @@ impl ProblemStatuses for ChangeEmailProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "The address is not acceptable (`invalid-email`), is the current one (`same-address`), or is outside \
-             the allowed domains (`address-not-allowed`).",
+            or_unreadable!(
+                "The address is not acceptable (`invalid-email`), is the current one (`same-address`), or is \
+                 outside the allowed domains (`address-not-allowed`)."
+            ),
         ),
         SIGNED_OUT,
         (
@@ -407,6 +476,7 @@ impl ProblemStatuses for ChangeEmailProblems {
         RATE_LIMITED,
         INTERNAL,
         UNAVAILABLE,
+        NOT_JSON,
     ];
 }
 
@@ -414,12 +484,14 @@ impl ProblemStatuses for ChangeEmailProblems {
 pub struct PasswordSignInProblems;
 impl ProblemStatuses for PasswordSignInProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
+        UNREADABLE,
         (401, "The address has no account, the account no password, or the password is wrong (`password-rejected`): one answer for all."),
         FORBIDDEN,
         PASSWORDS_DISABLED,
         (429, "Too many failed password sign-ins for this address or from this client (`rate-limited-passwords`); links still work. See Retry-After."),
         INTERNAL,
         UNAVAILABLE,
+        NOT_JSON,
     ];
 }
 
@@ -427,12 +499,13 @@ impl ProblemStatuses for PasswordSignInProblems {
 pub struct SetPasswordProblems;
 impl ProblemStatuses for SetPasswordProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
-        (400, "The password breaks a rule (`password-too-short`, `password-too-long`, `password-common`, `password-contains-address`, `password-control-character`)."),
+        (400, or_unreadable!("The password breaks a rule (`password-too-short`, `password-too-long`, `password-common`, `password-contains-address`, `password-control-character`).")),
         SIGNED_OUT,
         (403, "The CSRF token is missing or wrong, or the request came from another site; or the sign-in is not recent enough (`reauthentication-required`)."),
         PASSWORDS_DISABLED,
         INTERNAL,
         UNAVAILABLE,
+        NOT_JSON,
     ];
 }
 
@@ -440,12 +513,14 @@ impl ProblemStatuses for SetPasswordProblems {
 pub struct ReauthenticateProblems;
 impl ProblemStatuses for ReauthenticateProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
+        UNREADABLE,
         (401, "No live session (`signed-out`), or the password is wrong (`password-rejected`)."),
         FORBIDDEN,
         PASSWORDS_DISABLED,
         (429, "Too many failed password attempts (`rate-limited-passwords`). See Retry-After."),
         INTERNAL,
         UNAVAILABLE,
+        NOT_JSON,
     ];
 }
 
@@ -462,7 +537,7 @@ pub enum Reauthenticated {
 pub struct ConfirmEmailProblems;
 impl ProblemStatuses for ConfirmEmailProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
-        (400, "The link is not valid, or was replaced by a newer request (`address-change-invalid`)."),
+        (400, or_unreadable!("The link is not valid, or was replaced by a newer request (`address-change-invalid`).")),
         (
             403,
             "The CSRF token is missing or wrong, or the request came from another site; or the request is not \
@@ -473,6 +548,7 @@ impl ProblemStatuses for ConfirmEmailProblems {
         RATE_LIMITED,
         INTERNAL,
         UNAVAILABLE,
+        NOT_JSON,
     ];
 }
 
@@ -526,9 +602,9 @@ impl AuthApi {
 
     /// The current session, or `null` when signed out.
     #[oai(path = "/session", method = "get")]
-    async fn session(&self, req: &Request) -> Result<Json<Option<SessionBody>>, Problem<ReadProblems>> {
+    async fn session(&self, req: &Request) -> Result<Json<OrNull<SessionBody>>, Problem<ReadProblems>> {
         let session = auth::current_session(req, &self.state).await.map_err(|e| self.problem(req, e))?;
-        Ok(Json(session.map(|active| SessionBody {
+        Ok(Json(OrNull(session.map(|active| SessionBody {
             user: SessionUser {
                 id: active.user.id.as_str().to_owned(),
                 email: active.user.email.as_str().to_owned(),
@@ -536,7 +612,7 @@ impl AuthApi {
                 image: active.user.image,
             },
             expires: rfc3339(active.expires),
-        })))
+        }))))
     }
 
     /// Emails a sign-in link (and code) to the address. The answer is the same whether or not

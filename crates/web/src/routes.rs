@@ -88,9 +88,10 @@ fn fresh_request_id() -> String {
     format!("{prefix}{:012x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A state-changing route that people post forms to and programs post JSON to: a JSON body
-/// goes to the JSON API's twin of the form handler (described in the OpenAPI document), any
-/// other body to the form handler.
+/// A state-changing route that people post forms to and programs post JSON to: a form body
+/// (`application/x-www-form-urlencoded`, what every browser form sends) goes to the form
+/// handler, anything else to the JSON API's twin of it (described in the OpenAPI document),
+/// which answers a body it cannot take with a problem document.
 struct FormOrJson<F> {
     form: F,
     json: Arc<BoxEndpoint<'static, Response>>,
@@ -106,10 +107,12 @@ impl<F: Endpoint> Endpoint for FormOrJson<F> {
     type Output = Response;
 
     async fn call(&self, mut req: poem::Request) -> poem::Result<Response> {
-        let json = req.content_type().is_some_and(|kind| {
-            kind.split(';').next().is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+        let form = req.content_type().is_some_and(|kind| {
+            kind.split(';')
+                .next()
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
         });
-        if json {
+        if !form {
             // The JSON API is a router of its own, which labels the request with its own full
             // pattern; this route's pattern would be prefixed to it.
             req.extensions_mut().remove::<PathPattern>();
@@ -120,26 +123,96 @@ impl<F: Endpoint> Endpoint for FormOrJson<F> {
     }
 }
 
-/// Refuses a JSON body that names a key twice, at any depth, with a 400 problem: serde (and so
-/// poem-openapi) would silently keep the last, letting a proxy that reads the first and the
-/// service disagree about what was asked. Form bodies are already refused for it. The body
-/// has passed the size limit, so reading it whole is bounded.
-async fn refuse_duplicate_keys<E: Endpoint>(
+/// The JSON API's own front door. Every answer is JSON: what the API itself refuses (a body it
+/// cannot read, a `Content-Type` it does not take, a method or path it does not have) becomes a
+/// problem document, whatever `Accept` said, and a 405 names the methods that would do
+/// (`Allow`). A body that names a key twice, at any depth, is refused with a 400 problem:
+/// serde (and so poem-openapi) would silently keep the last, letting a proxy that reads the
+/// first and the service disagree about what was asked; form bodies are already refused for
+/// it. The body has passed the size limit, so reading it whole is bounded.
+async fn json_api<E: Endpoint>(
     endpoint: Arc<E>,
     mut req: poem::Request,
     state: Arc<AppState>,
+    allowed: Arc<AllowedMethods>,
 ) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
     let is_json = req.content_type().is_some_and(|kind| kind.to_ascii_lowercase().contains("json"));
-    if !is_json {
-        return endpoint.call(req).await.map(IntoResponse::into_response);
+    if is_json {
+        let body = req.take_body().into_bytes().await?;
+        if let Err(reason) = crate::json::without_duplicate_keys(&body) {
+            return Ok(WebError::BadJson(reason).standalone_response(Format::Json, &path, i18n::DEFAULT, &state));
+        }
+        req.set_body(body);
     }
-    let body = req.take_body().into_bytes().await?;
-    if let Err(reason) = crate::json::without_duplicate_keys(&body) {
-        let path = req.uri().path().to_owned();
-        return Ok(WebError::BadJson(reason).standalone_response(Format::Json, &path, i18n::DEFAULT, &state));
+    match endpoint.call(req).await {
+        Ok(response) => Ok(response.into_response()),
+        Err(error) if error.is_from_response() => Ok(error.into_response()),
+        Err(error) => {
+            let mut response = router_error(&error, Format::Json, &path, i18n::DEFAULT, &state);
+            allowed.tell(&mut response, &path);
+            if let Some(pattern) = error.data::<PathPattern>() {
+                response.set_data(pattern.clone());
+            }
+            Ok(response)
+        }
     }
-    req.set_body(body);
-    endpoint.call(req).await.map(IntoResponse::into_response)
+}
+
+/// The methods each path takes, for the `Allow` header a 405 must carry (RFC 9110).
+#[derive(Debug, Default)]
+struct AllowedMethods {
+    /// Paths split into segments (`None` for a `{parameter}`), with their methods.
+    paths: Vec<(Vec<Option<String>>, String)>,
+}
+
+impl AllowedMethods {
+    /// The JSON API's paths and methods, read from its OpenAPI document, under `base`.
+    fn from_spec(base: &str, spec: &str) -> Self {
+        let mut allowed = Self::default();
+        let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        if let Some(paths) = document["paths"].as_object() {
+            for (path, operations) in paths {
+                let mut methods: Vec<String> = operations
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(method, _)| method.to_ascii_uppercase())
+                    .collect();
+                if methods.iter().any(|method| method == "GET") {
+                    methods.push("HEAD".to_owned());
+                }
+                allowed.add(&format!("{base}{path}"), &methods.join(", "));
+            }
+        }
+        allowed
+    }
+
+    fn add(&mut self, path: &str, methods: &str) {
+        let segments = path
+            .split('/')
+            .map(|segment| (!(segment.starts_with('{') && segment.ends_with('}'))).then(|| segment.to_owned()))
+            .collect();
+        self.paths.push((segments, methods.to_owned()));
+    }
+
+    /// Sets `Allow` on a 405 for `path`, when the path is known.
+    fn tell(&self, response: &mut Response, path: &str) {
+        if response.status() != poem::http::StatusCode::METHOD_NOT_ALLOWED {
+            return;
+        }
+        let asked: Vec<&str> = path.split('/').collect();
+        let found = self.paths.iter().find(|(segments, _)| {
+            segments.len() == asked.len()
+                && segments
+                    .iter()
+                    .zip(&asked)
+                    .all(|(known, asked)| known.as_deref().is_none_or(|known| known == *asked))
+        });
+        if let Some(value) = found.and_then(|(_, methods)| poem::http::HeaderValue::from_str(methods).ok()) {
+            response.headers_mut().insert(poem::http::header::ALLOW, value);
+        }
+    }
 }
 
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
@@ -155,14 +228,41 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
     let api = OpenApiService::new(AuthApi { state: Arc::clone(&state) }, "magiclink", env!("CARGO_PKG_VERSION"))
         .server(settings.absolute(&base));
     let spec = api.spec_endpoint();
+    let mut allowed = AllowedMethods::from_spec(&base, &api.spec());
     let docs_path = format!("{base}/docs");
     let docs = api.swagger_ui();
+    // The page routes' methods, for `Allow` on a 405 (the JSON API's come from its document).
+    for (path, methods) in [
+        ("/".to_owned(), "GET, HEAD"),
+        (settings.pages.sign_in.clone(), "GET, HEAD"),
+        (format!("{base}/signin"), "GET, HEAD"),
+        (format!("{base}/signout"), "GET, HEAD, POST"),
+        (settings.pages.verify_request.clone(), "GET, HEAD"),
+        (settings.pages.error.clone(), "GET, HEAD"),
+        ("/healthz".to_owned(), "GET, HEAD"),
+        (settings.pages.account.clone(), "GET, HEAD"),
+        (format!("{}/name", settings.pages.account), "POST"),
+        (format!("{}/email", settings.pages.account), "POST"),
+        (format!("{}/email/confirm", settings.pages.account), "GET, HEAD, POST"),
+        (format!("{}/password", settings.pages.account), "POST"),
+        (format!("{}/reauthenticate", settings.pages.account), "POST"),
+        (format!("{}/reauthenticate/link", settings.pages.account), "POST"),
+        (format!("{}/sessions/revoke", settings.pages.account), "POST"),
+        (format!("{}/sessions/revoke-others", settings.pages.account), "POST"),
+        (format!("{base}/callback/email"), "GET, HEAD, POST"),
+        (format!("{base}/forward-auth"), "GET, HEAD"),
+        ("/dev/mailbox".to_owned(), "GET, HEAD"),
+    ] {
+        allowed.add(&path, methods);
+    }
+    let allowed = Arc::new(allowed);
     // One JSON API, reached under the base path and by the form routes' JSON bodies.
     let json_state = Arc::clone(&state);
+    let api_allowed = Arc::clone(&allowed);
     let api: Arc<BoxEndpoint<'static, Response>> = Arc::new(
         Route::new()
             .nest(base.as_str(), api)
-            .around(move |endpoint, req| refuse_duplicate_keys(endpoint, req, Arc::clone(&json_state)))
+            .around(move |endpoint, req| json_api(endpoint, req, Arc::clone(&json_state), Arc::clone(&api_allowed)))
             .boxed(),
     );
 
@@ -204,11 +304,13 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
     }
 
     let fallback_state = Arc::clone(&state);
+    let allowed = Arc::clone(&allowed);
     let docs_prefix = format!("{docs_path}/");
     routes
         // Inside the header middleware, so the router's own 404 and 405 get the headers too.
         .around(move |endpoint, mut req| {
             let state = Arc::clone(&fallback_state);
+            let allowed = Arc::clone(&allowed);
             let started = Instant::now();
             let id = request_id(&req);
             // Every line the request logs carries its id; the id goes back in the response.
@@ -234,6 +336,7 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
                         Ok(Err(error)) if error.is_from_response() => error.into_response(),
                         Ok(Err(error)) => {
                             let mut response = router_error(&error, format, &path, &lang, &state);
+                            allowed.tell(&mut response, &path);
                             // A 405 came from a route: keep its pattern for the metrics.
                             if let Some(pattern) = error.data::<PathPattern>() {
                                 response.set_data(pattern.clone());
