@@ -295,7 +295,8 @@ async fn a_person_sets_a_password_and_signs_in_with_it_next_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_single_page_app_snippet_signs_in_with_the_emailed_code_and_out_again() {
     let Some((browser, _driver, _profile)) = chromium().await else { return };
-    let port = nginx::free_port();
+    let reserved = nginx::reserve_port();
+    let port = reserved.port;
     let origin = format!("http://127.0.0.1:{port}");
     let public = origin.clone();
     // The public origin is the proxy's, as behind any proxy: links and the origin check use it.
@@ -303,7 +304,7 @@ async fn the_single_page_app_snippet_signs_in_with_the_emailed_code_and_out_agai
     let magiclink = server.bound_address.clone();
     let snippets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/integration");
     let site = format!(
-        "server {{\n    listen 127.0.0.1:{port};\n    \
+        "server {{\n    listen 127.0.0.1:{port} reuseport;\n    \
          location = /app/ {{ root {}; try_files /spa.html =404; default_type text/html; }}\n    \
          location / {{ proxy_pass http://{magiclink}; }}\n}}\n",
         snippets.canonicalize().expect("the snippets' folder").display()
@@ -331,7 +332,8 @@ async fn the_single_page_app_snippet_signs_in_with_the_emailed_code_and_out_agai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_sends_a_visitor_to_sign_in_and_the_link_brings_them_back_to_the_app() {
     let Some((browser, _driver, _profile)) = chromium().await else { return };
-    let port = nginx::free_port();
+    let reserved = nginx::reserve_port();
+    let port = reserved.port;
     let allowed = format!("http://127.0.0.1:{port}");
     let server =
         RunningServer::start_with(move |s| s.forward_auth.allowed_origins = vec![allowed], Parts::default()).await;

@@ -142,7 +142,8 @@ fn the_deployment_guide_shows_the_tested_nginx_and_caddy_snippets_verbatim() {
 /// [`a_proxy_protects_the_app_until_sign_out`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_with_the_documented_snippet_protects_an_app_until_sign_out() {
-    let port = nginx::free_port();
+    let reserved = nginx::reserve_port();
+    let port = reserved.port;
     let magiclink = magiclink_for_proxy_on(port).await;
     let upstream = nginx::start_upstream().await;
     let Some(proxy) = Nginx::start_forward_auth(port, &magiclink.base_url, upstream) else { return };
@@ -154,7 +155,8 @@ async fn nginx_with_the_documented_snippet_protects_an_app_until_sign_out() {
 /// 302 on itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_with_the_documented_snippet_protects_an_app_until_sign_out() {
-    let port = nginx::free_port();
+    let reserved = nginx::reserve_port();
+    let port = reserved.port;
     let magiclink = magiclink_for_proxy_on(port).await;
     let upstream = nginx::start_upstream().await;
     let Some(proxy) = Caddy::start_forward_auth(port, &magiclink.base_url, upstream).await else { return };

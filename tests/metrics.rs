@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use system_tests::nginx::free_port;
 use system_tests::{cookie_header, keep_cookies, RunningServer};
 use xtask::wiring::Parts;
 
@@ -28,15 +27,16 @@ async fn scrape(port: u16) -> String {
 /// A server with its metrics listener on a port of its own, the address limit's one-minute gap
 /// on, and a client that does not follow redirects.
 async fn server_with_metrics() -> (RunningServer, u16, reqwest::Client) {
-    let port = free_port();
     let server = RunningServer::start_with(
         |s| {
-            s.metrics.bind = format!("127.0.0.1:{port}");
+            // Port 0: the listener picks a free one, read back below.
+            s.metrics.bind = "127.0.0.1:0".to_owned();
             s.rate_limit.address_min_gap = 60;
         },
         Parts::default(),
     )
     .await;
+    let port = server.metrics_address.expect("the metrics listener is bound").port();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     (server, port, http)
 }

@@ -245,10 +245,13 @@ impl std::io::Write for CapturedLog {
     }
 }
 
-/// A whole sign-in, through the real server and a real SMTP server, with the process's own
-/// JSON log subscriber: every line is JSON, the requests' ids (echoed in `X-Request-Id`) are in
-/// their lines, and no line holds the link's token, the code, the session cookie or the address.
-/// (A current-thread test: the subscriber set here sees the server's tasks too.)
+/// A whole run through the real server and a real SMTP server, with the process's own JSON log
+/// subscriber at debug level for the web layer: a link sign-in, setting a password and signing
+/// in with it, changing the sign-in address by its emailed link, and an email the SMTP server
+/// refuses. Every line is JSON, the requests' ids (echoed in `X-Request-Id`) are in their
+/// lines, and no line holds a link's token, the code, a session cookie, the CSRF token, the
+/// password, or any address (masked `a***@example.com` is how they appear). (A
+/// current-thread test: the subscriber set here sees the server's tasks too.)
 #[tokio::test]
 async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address() {
     use system_tests::{cookie_header, keep_cookies, RunningServer};
@@ -261,7 +264,10 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
     let _logging = tracing::subscriber::set_default(xtask::cli::log_subscriber(&log, false, move || writer.clone()));
     let smtp_port = smtp.port;
     let server = RunningServer::start_with(
-        |settings| system_tests::smtp::send_through(settings, smtp_port),
+        |settings| {
+            system_tests::smtp::send_through(settings, smtp_port);
+            settings.password.enabled = true;
+        },
         xtask::wiring::Parts::default(),
     )
     .await;
@@ -308,20 +314,75 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
     assert!(opened_id.len() == 24 && opened_id.bytes().all(|b| b.is_ascii_hexdigit()), "a malformed id is replaced");
     ids.push(opened_id);
     let session = jar.iter().find(|(name, _)| name.contains("session-token")).expect("signed in").1.clone();
-    let out = http
-        .post(format!("{base}/api/auth/signout"))
-        .header("cookie", cookie_header(&jar))
-        .form(&[("csrfToken", token.as_str())])
-        .send()
+    let post = |path: &str, fields: Vec<(&str, String)>, jar: &std::collections::BTreeMap<String, String>| {
+        http.post(format!("{base}{path}")).header("cookie", cookie_header(jar)).form(&fields).send()
+    };
+
+    // A password, set within the recent sign-in, then used to sign in again.
+    let password = "logged correct horse battery staple";
+    let set = post("/account/password", vec![("password", password.to_owned()), ("csrfToken", token.clone())], &jar)
         .await
-        .expect("sign-out");
+        .expect("set password");
+    assert_eq!(set.status(), reqwest::StatusCode::SEE_OTHER);
+    keep_cookies(&mut jar, set.headers());
+    let out = post("/api/auth/signout", vec![("csrfToken", token.clone())], &jar).await.expect("sign-out");
     assert_eq!(out.status(), reqwest::StatusCode::SEE_OTHER);
+    keep_cookies(&mut jar, out.headers());
+    let with_password = post(
+        "/api/auth/callback/password",
+        vec![("email", address.to_owned()), ("password", password.to_owned()), ("csrfToken", token.clone())],
+        &jar,
+    )
+    .await
+    .expect("password sign-in");
+    assert_eq!(with_password.status(), reqwest::StatusCode::SEE_OTHER, "signed in with the password");
+    keep_cookies(&mut jar, with_password.headers());
+    let second_session = jar.iter().find(|(name, _)| name.contains("session-token")).expect("signed in").1.clone();
+
+    // The sign-in address changed by the link emailed to the new address.
+    let new_address = "Moved.Person@Example.org";
+    let asked = post("/account/email", vec![("email", new_address.to_owned()), ("csrfToken", token.clone())], &jar)
+        .await
+        .expect("address change");
+    assert_eq!(asked.status(), reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(smtp.next_delivery().await, "moved.person@example.org");
+    let confirmation = system_tests::smtp::text_part(&smtp.messages().pop().expect("the confirmation"));
+    let confirm_link =
+        confirmation.lines().find(|line| line.contains("/account/email/confirm")).expect("the link").trim().to_owned();
+    let confirm_token = url::Url::parse(&confirm_link)
+        .expect("a URL")
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .expect("token")
+        .1
+        .into_owned();
+    let confirmed =
+        post("/account/email/confirm", vec![("token", confirm_token.clone()), ("csrfToken", token.clone())], &jar)
+            .await
+            .expect("confirmation");
+    assert_eq!(confirmed.status(), reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(smtp.next_delivery().await, "logged.person@example.com", "the old address is told");
+
+    // An email the SMTP server refuses for good (550): its failure is logged and recorded.
+    let refused_address = "reject.me@example.net";
+    let refused =
+        post("/api/auth/signin/email", vec![("email", refused_address.to_owned()), ("csrfToken", token.clone())], &jar)
+            .await
+            .expect("a link request");
+    assert_eq!(refused.status(), reqwest::StatusCode::SEE_OTHER);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&captured.0.lock().expect("log")).contains("email refused for good") {
+        assert!(std::time::Instant::now() < deadline, "the refusal was never logged");
+        // Waiting for the delivery worker to meet the refusal; the log is the only sign of it.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     drop(server);
 
     let output = String::from_utf8(captured.0.lock().expect("log").clone()).expect("UTF-8 log");
     let lines: Vec<serde_json::Value> =
         output.lines().map(|line| serde_json::from_str(line).expect("every line is one JSON object")).collect();
     assert!(lines.len() >= 5, "the run logged: {output}");
+    assert!(output.contains("r***@example.net"), "the refusal names its recipient masked: {output}");
     for id in &ids {
         assert!(
             lines.iter().any(|line| line.to_string().contains(&format!("\"request_id\":\"{id}\""))),
@@ -332,9 +393,14 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
         ("the link's token", link_token.as_str()),
         ("the code", code.as_str()),
         ("the session cookie", session.as_str()),
+        ("the password sign-in's session cookie", second_session.as_str()),
         ("the CSRF token", token.as_str()),
+        ("the password", password),
+        ("the confirmation link's token", confirm_token.as_str()),
         ("the address", "logged.person@example.com"),
         ("the address as typed", address),
+        ("the new address", "moved.person@example.org"),
+        ("the refused address", refused_address),
     ] {
         assert!(!output.to_lowercase().contains(&secret.to_lowercase()), "{what} is in the log: {output}");
     }

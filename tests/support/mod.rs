@@ -376,6 +376,8 @@ pub struct RunningServer {
     pub bound_address: String,
     /// The development mailbox, when that mailer is configured.
     pub mailbox: Option<Arc<adapters::mail::DevMailer>>,
+    /// Where the metrics listener listens, when `metrics.bind` is set (port 0 chooses one).
+    pub metrics_address: Option<std::net::SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -395,12 +397,20 @@ impl RunningServer {
         configure(&mut settings);
         let service = build_service(&settings, parts).await;
         let mailbox = service.mailbox.clone();
+        let metrics_address = service.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let bound_address = bound.local_addr.to_string();
         tokio::spawn(wiring::run(service, bound, async move {
             let _ = stopped.await;
         }));
-        RunningServer { base_url: settings.server.base_url, bound_address, mailbox, stop: Some(stop), _dir: dir }
+        RunningServer {
+            base_url: settings.server.base_url,
+            bound_address,
+            mailbox,
+            metrics_address,
+            stop: Some(stop),
+            _dir: dir,
+        }
     }
 }
 

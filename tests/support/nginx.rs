@@ -13,10 +13,25 @@ pub fn forward_auth_snippet() -> String {
     std::fs::read_to_string(path).expect("docs/integration/nginx-forward-auth.conf")
 }
 
-/// A free port on loopback: bound, read, released. nginx cannot report a port it chose itself.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-    listener.local_addr().expect("address").port()
+/// A loopback port held for a server another program binds (nginx, Caddy), which cannot report
+/// a port it chose itself. The socket is bound with `SO_REUSEPORT` and never listens: no other
+/// socket can take the port meanwhile (a bind without `SO_REUSEPORT` conflicts with it, so
+/// parallel tests cannot race for it), the program can (nginx with `reuseport` on its
+/// `listen`, Caddy by default on Linux), and since it never listens it is sent no connection.
+/// Hold it for the test's whole life.
+pub struct ReservedPort {
+    /// The port.
+    pub port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+/// Reserves a loopback port (see [`ReservedPort`]).
+pub fn reserve_port() -> ReservedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseport(true).expect("SO_REUSEPORT");
+    socket.bind("127.0.0.1:0".parse().expect("an address")).expect("a loopback port");
+    let port = socket.local_addr().expect("bound").port();
+    ReservedPort { port, _socket: socket }
 }
 
 /// A running nginx, stopped when dropped.
@@ -36,7 +51,7 @@ impl Nginx {
         let server = forward_auth_snippet()
             .replace("127.0.0.1:3000", magiclink_address)
             .replace("127.0.0.1:8000", &format!("127.0.0.1:{app_port}"))
-            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+            .replace("listen 80;", &format!("listen 127.0.0.1:{port} reuseport;"))
             .replace("https://auth.example.com", magiclink);
         Self::start(port, &server)
     }

@@ -61,8 +61,8 @@ pub struct Service {
     pub connection_limits: ConnectionLimits,
     /// Proxies whose connections carry many clients: exempt from the per-client cap.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// The metrics listener's address and the recorder's handle, when `metrics.bind` is set.
-    pub metrics: Option<(String, metrics_exporter_prometheus::PrometheusHandle)>,
+    /// The metrics listener, bound, and the recorder's handle, when `metrics.bind` is set.
+    pub metrics: Option<(tokio::net::TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 /// The HTTP application built around magiclink's routes and state: magiclink alone
@@ -453,9 +453,15 @@ pub async fn build(
         pages,
     });
     let app = (parts.embed)(magiclink.clone());
+    // Bound here, so that a port 0 is chosen before anything runs and can be read back.
     let metrics = match settings.metrics.bind.as_str() {
         "" => None,
-        bind => Some((bind.to_owned(), crate::metrics::recorder()?)),
+        bind => {
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen for metrics on metrics.bind = {bind}"))?;
+            Some((listener, crate::metrics::recorder()?))
+        }
     };
     Ok(Service {
         app,
@@ -534,11 +540,9 @@ pub async fn run(
     }));
     let housekeeping = tokio::spawn(purge_every_hour(Arc::clone(&service.sign_in), Arc::clone(&service.deliverer)));
     let metrics = match service.metrics {
-        Some((bind, handle)) => {
-            let listener = tokio::net::TcpListener::bind(&bind)
-                .await
-                .with_context(|| format!("cannot listen for metrics on metrics.bind = {bind}"))?;
-            tracing::info!(address = %bind, "metrics at /metrics");
+        Some((listener, handle)) => {
+            let address = listener.local_addr().context("the metrics listener has no address")?;
+            tracing::info!(address = %address, "metrics at /metrics");
             let app = crate::metrics::app(handle, service.store.clone());
             let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).context("metrics listener")?;
             Some(tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app)))

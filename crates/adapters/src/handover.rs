@@ -150,7 +150,10 @@ mod tests {
 
         queue.wake();
 
-        // Resolves at once: the wake was remembered.
-        inbox.wakes().woken().await;
+        // Resolves at once: the wake was remembered. (Bounded, so that a regression fails
+        // the test instead of hanging the suite.)
+        tokio::time::timeout(std::time::Duration::from_secs(10), inbox.wakes().woken())
+            .await
+            .expect("the remembered wake resolves at once");
     }
 }

@@ -46,10 +46,21 @@ fn the_configuration_reference_documents_every_key_with_its_env_var() {
     let mut keys = Vec::new();
     leaf_keys("", &table, &mut keys);
     assert!(keys.len() > 25, "found only {} keys", keys.len());
+    // Each key's row: | `key` | `default` | env | what it does |
+    let documented_default = |key: &str| {
+        docs.lines().find_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells.len() > 3 && cells[1] == format!("`{key}`")).then(|| cells[2].trim_matches('`').to_owned())
+        })
+    };
     for key in keys {
         let env = format!("MAGICLINK_{}", key.replace('.', "__").to_uppercase());
-        assert!(docs.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
         assert!(docs.contains(&env), "docs/configuration.md does not name {env}");
+        let documented =
+            documented_default(&key).unwrap_or_else(|| panic!("docs/configuration.md has no table row for `{key}`"));
+        let value = key.split('.').try_fold(&toml::Value::Table(table.clone()), |v, part| v.get(part)).cloned();
+        let value = value.map(|v| v.to_string()).unwrap_or_default();
+        assert_eq!(documented, value, "docs/configuration.md gives `{key}` another default than config/default.toml");
     }
 }
 
