@@ -10,7 +10,6 @@ use std::fmt;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use crate::link::LinkTokenHash;
 use crate::secret::{KeyPurpose, ServerSecret};
@@ -27,9 +26,8 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// a form; it is not `Clone` and its `Debug` is redacted.
 pub struct SignInCode([u8; CODE_LENGTH]);
 
-/// `HMAC-SHA256(code key, link token hash ‖ code)`: the stored form, bound to one link.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SignInCodeHash([u8; 32]);
+/// The keyed hash of a sign-in code, bound to its link: stored and compared in its place.
+pub type SignInCodeHash = crate::digest::Digest<crate::digest::CodeDigest>;
 
 /// What was typed is not a code this service could have issued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,39 +84,13 @@ impl SignInCode {
             Hmac::<Sha256>::new_from_slice(&secret.derive(KeyPurpose::Code)).expect("HMAC accepts keys of any length");
         mac.update(link.as_bytes());
         mac.update(&self.0);
-        SignInCodeHash(mac.finalize().into_bytes().into())
+        SignInCodeHash::computed(mac.finalize().into_bytes().into())
     }
 }
 
 impl fmt::Debug for SignInCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SignInCode(***)")
-    }
-}
-
-impl SignInCodeHash {
-    /// Rebuilds a hash read back from storage.
-    ///
-    /// # Errors
-    /// [`MalformedCode`] unless the text is 64 lower-case hex digits.
-    pub fn from_hex(hex: &str) -> Result<Self, MalformedCode> {
-        crate::hex::decode_32(hex).map(Self).ok_or(MalformedCode)
-    }
-
-    /// The stored form: 64 lower-case hex digits.
-    pub fn to_hex(&self) -> String {
-        crate::hex::encode(&self.0)
-    }
-
-    /// Compares two hashes in constant time.
-    pub fn matches(&self, other: &SignInCodeHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl fmt::Debug for SignInCodeHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SignInCodeHash({}…)", &self.to_hex()[..8])
     }
 }
 

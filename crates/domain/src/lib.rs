@@ -8,6 +8,7 @@
 
 pub mod callback;
 pub mod code;
+pub mod digest;
 pub mod email;
 pub mod hex;
 pub mod id;
@@ -21,6 +22,7 @@ pub mod user;
 
 pub use callback::CallbackPath;
 pub use code::{MalformedCode, SignInCode, SignInCodeHash};
+pub use digest::{Digest, MalformedDigest};
 pub use email::{EmailAddress, InvalidEmail};
 pub use id::{MalformedId, OutboxId, SessionId, UserId};
 pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};

@@ -6,7 +6,6 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
-use subtle::ConstantTimeEq;
 
 use crate::secret::{KeyPurpose, ServerSecret};
 
@@ -17,9 +16,8 @@ pub const TOKEN_BYTES: usize = 32;
 /// request and the hash when a link is opened; it is never stored and its `Debug` is redacted.
 pub struct LinkToken([u8; TOKEN_BYTES]);
 
-/// `HMAC-SHA256(link key, token)`: the only form of a link token that is stored or queried.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct LinkTokenHash([u8; 32]);
+/// The keyed hash of a link token: stored and looked up in its place.
+pub type LinkTokenHash = crate::digest::Digest<crate::digest::LinkDigest>;
 
 /// The text in a link is not a token this service could have issued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,51 +45,13 @@ impl LinkToken {
 
     /// The keyed hash under which this token is stored.
     pub fn hash(&self, secret: &ServerSecret) -> LinkTokenHash {
-        LinkTokenHash(secret.mac(KeyPurpose::LinkToken, &self.0))
+        LinkTokenHash::computed(secret.mac(KeyPurpose::LinkToken, &self.0))
     }
 }
 
 impl fmt::Debug for LinkToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("LinkToken(***)")
-    }
-}
-
-impl LinkTokenHash {
-    /// Rebuilds a hash read back from storage.
-    ///
-    /// # Errors
-    /// [`MalformedToken`] unless the text is 64 lower-case hex digits.
-    pub fn from_hex(hex: &str) -> Result<Self, MalformedToken> {
-        crate::hex::decode_32(hex).map(Self).ok_or(MalformedToken)
-    }
-
-    /// The stored form: 64 lower-case hex digits.
-    pub fn to_hex(&self) -> String {
-        crate::hex::encode(&self.0)
-    }
-
-    /// The raw digest, to bind other values (a code, a pending-sign-in cookie) to this link.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Rebuilds a hash from its raw digest (as carried in a pending-sign-in cookie).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// Compares two hashes in constant time, so that a comparison's duration says nothing
-    /// about how many leading bytes matched.
-    pub fn matches(&self, other: &LinkTokenHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl fmt::Debug for LinkTokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A prefix is enough to correlate log lines and too little to look a row up by.
-        write!(f, "LinkTokenHash({}…)", &self.to_hex()[..8])
     }
 }
 

@@ -17,11 +17,8 @@ pub const TOKEN_BYTES: usize = 32;
 /// The plain session token, carried only in the session cookie.
 pub struct SessionToken([u8; TOKEN_BYTES]);
 
-/// `SHA-256(token)`: the stored form. Unlike link tokens no key is needed: the token already has
-/// 256 bits of entropy, so the hash cannot be reversed, and a stolen database copy still cannot
-/// produce a cookie.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionTokenHash([u8; 32]);
+/// The hash of a session token: stored and looked up in its place.
+pub type SessionTokenHash = crate::digest::Digest<crate::digest::SessionDigest>;
 
 impl SessionToken {
     /// Wraps bytes from the OS CSPRNG.
@@ -48,34 +45,13 @@ impl SessionToken {
 
     /// The stored form.
     pub fn hash(&self) -> SessionTokenHash {
-        SessionTokenHash(Sha256::digest(self.0).into())
+        SessionTokenHash::computed(Sha256::digest(self.0).into())
     }
 }
 
 impl fmt::Debug for SessionToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionToken(***)")
-    }
-}
-
-impl SessionTokenHash {
-    /// Rebuilds a hash read back from storage.
-    ///
-    /// # Errors
-    /// [`MalformedToken`] unless the text is 64 lower-case hex digits.
-    pub fn from_hex(hex: &str) -> Result<Self, MalformedToken> {
-        crate::hex::decode_32(hex).map(Self).ok_or(MalformedToken)
-    }
-
-    /// The stored form: 64 lower-case hex digits.
-    pub fn to_hex(&self) -> String {
-        crate::hex::encode(&self.0)
-    }
-}
-
-impl fmt::Debug for SessionTokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionTokenHash({}…)", &self.to_hex()[..8])
     }
 }
 
