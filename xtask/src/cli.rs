@@ -14,6 +14,7 @@ use base64::Engine as _;
 use clap::{Args, Parser, Subcommand};
 use domain::ServerSecret;
 
+pub use crate::settings::Program;
 use crate::settings::{self, Overrides, Settings, Sources, DEVELOPMENT};
 use crate::wiring::{self, OpenMode};
 
@@ -112,30 +113,6 @@ pub enum UsersCommand {
         /// The address.
         email: String,
     },
-}
-
-/// How the operator invoked the commands, so that advice names a command they can type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Program {
-    /// The shipped binary.
-    Magiclink,
-    /// `cargo xtask`, from a checkout.
-    CargoXtask,
-}
-
-impl Program {
-    /// The command prefix, e.g. `cargo xtask`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Program::Magiclink => "magiclink",
-            Program::CargoXtask => "cargo xtask",
-        }
-    }
-
-    /// A full command line for a subcommand, e.g. `cargo xtask migrate`.
-    pub fn command(self, subcommand: &str) -> String {
-        format!("{} {subcommand}", self.as_str())
-    }
 }
 
 /// Runs a parsed command line and turns failures into lines on stderr and exit code 1.

@@ -18,7 +18,29 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::cli::Program;
+/// How the operator invoked the commands, so that advice names a command they can type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// The shipped binary.
+    Magiclink,
+    /// `cargo xtask`, from a checkout.
+    CargoXtask,
+}
+
+impl Program {
+    /// The command prefix, e.g. `cargo xtask`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Program::Magiclink => "magiclink",
+            Program::CargoXtask => "cargo xtask",
+        }
+    }
+
+    /// A full command line for a subcommand, e.g. `cargo xtask migrate`.
+    pub fn command(self, subcommand: &str) -> String {
+        format!("{} {subcommand}", self.as_str())
+    }
+}
 
 /// The profile that relaxes the production checks; every other profile gets them.
 pub const DEVELOPMENT: &str = "development";

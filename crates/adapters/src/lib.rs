@@ -3,7 +3,7 @@
 //! - [`database`]: the storage ports of one database as `Arc<dyn ...>`, chosen by the URL's
 //!   scheme, with its migrations: what everything above this crate holds.
 //! - [`sql`]: every storage port, written once for SQLite, PostgreSQL and MySQL/MariaDB,
-//!   with the per-backend migrations; [`sqlite`] prepares the SQLite file.
+//!   with the per-backend migrations (its `sqlite` module prepares the SQLite file).
 //! - [`mail`]: mailers; today the development mailbox, which keeps messages in memory.
 //! - [`redis`]: rate-limit counters in Redis, shared by every instance.
 //! - [`clock`]: the system clock.
@@ -20,6 +20,5 @@ pub mod password;
 pub mod redis;
 pub mod scratch;
 pub mod sql;
-pub mod sqlite;
 
 mod time;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use figment::Jail;
 
+use super::Program;
 use super::{load, MailerKind, Overrides, Settings, Sources, DEVELOPMENT};
-use crate::cli::Program;
 
 fn sources(jail: &Jail, profile: &str) -> Sources {
     Sources {

@@ -9,6 +9,7 @@
 
 mod dialect;
 mod seed;
+mod sqlite;
 mod store;
 
 use std::borrow::Cow;
@@ -216,7 +217,7 @@ impl SqlStore {
     ) -> anyhow::Result<Option<Self>> {
         sqlx::any::install_default_drivers();
         let url = match dialect {
-            Dialect::Sqlite => match crate::sqlite::prepare_file(url.expose(), mode).await? {
+            Dialect::Sqlite => match sqlite::prepare_file(url.expose(), mode).await? {
                 Some(url) => url,
                 None => return Ok(None),
             },

@@ -3,7 +3,7 @@
 //! SQLite is the embedded default: no server to run, one file to back up. The file is created
 //! here, readable by its owner only, and switched to WAL mode (readers never block the writer;
 //! the mode is kept in the file). Everything else, the queries included, is the shared
-//! [`crate::sql::SqlStore`].
+//! [`super::SqlStore`].
 
 use std::str::FromStr as _;
 
@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{ConnectOptions as _, Connection as _};
 
-use crate::sql::OpenMode;
+use super::OpenMode;
 
 /// Creates an empty database file, owner-only, with any missing folders (owner-only too).
 fn create_private_file(file: &std::path::Path) -> anyhow::Result<()> {
