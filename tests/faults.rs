@@ -31,7 +31,7 @@ fn through(cable: &Cable, url: &str) -> String {
 
 /// A cable to the test server of `dialect`.
 async fn cable_to_server(dialect: Dialect) -> Cable {
-    let server = adapters::scratch::server_url(dialect).expect("a server dialect");
+    let server = system_tests::scratch::server_url(dialect).expect("a server dialect");
     let parsed = url::Url::parse(&server).expect("a server URL");
     Cable::to(&format!("{}:{}", parsed.host_str().expect("a host"), parsed.port_or_known_default().expect("a port")))
         .await

@@ -23,6 +23,7 @@ pub mod cable;
 pub mod caddy;
 pub mod limiter_contract;
 pub mod nginx;
+pub mod scratch;
 pub mod smtp;
 pub mod stores;
 pub mod webdriver;
@@ -82,7 +83,7 @@ pub struct TestApp {
     pub cookies: Mutex<BTreeMap<String, String>>,
     _dir: tempfile::TempDir,
     /// The scratch server database, when the app runs on PostgreSQL or MariaDB; dropped last.
-    _scratch: Option<adapters::scratch::ScratchDatabase>,
+    _scratch: Option<crate::scratch::ScratchDatabase>,
 }
 
 /// Default test settings: a temporary SQLite file, development mailer.

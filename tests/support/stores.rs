@@ -1,8 +1,8 @@
 //! Scratch stores for the conformance suite and the per-backend flow tests: a migrated, empty
 //! database per test on SQLite, PostgreSQL or MariaDB, dropped when the test is done.
 
+use crate::scratch::ScratchDatabase;
 use adapters::database::{Database, Dialect, OpenMode, PoolSettings};
-use adapters::scratch::ScratchDatabase;
 
 use crate::skip_or_fail;
 

@@ -228,7 +228,7 @@ async fn two_instances_creating_and_migrating_at_once_both_succeed(dialect: Dial
 async fn drop_database_now(dialect: Dialect, url: &str) {
     use sqlx::Connection as _;
     let name = url::Url::parse(url).expect("a URL").path().trim_start_matches('/').to_owned();
-    let server = adapters::scratch::server_url(dialect).expect("a server");
+    let server = system_tests::scratch::server_url(dialect).expect("a server");
     let mut admin = sqlx::AnyConnection::connect(&server).await.expect("the server answers");
     sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name}").as_str()).await.expect("dropped");
     admin.close().await.expect("closed");

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use adapters::database::{Database, Dialect, OpenMode, PoolSettings};
-use adapters::scratch::ScratchDatabase;
 use adapters::sql::seeded_session_token;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use system_tests::scratch::ScratchDatabase;
 
 /// The database sizes compared: users, and as many sessions.
 const SIZES: [(u64, &str); 2] = [(1_000, "1k"), (1_000_000, "1M")];

@@ -18,7 +18,6 @@ pub mod mail;
 pub mod migrations;
 pub mod password;
 pub mod redis;
-pub mod scratch;
 pub mod sql;
 
 mod time;

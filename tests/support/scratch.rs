@@ -12,8 +12,8 @@ use anyhow::Context as _;
 use domain::SecretText;
 use sqlx::{Connection as _, Executor as _};
 
-use crate::database::masked_url;
-use crate::sql::Dialect;
+use adapters::database::masked_url;
+use adapters::database::Dialect;
 
 /// Where the PostgreSQL tests find their server.
 pub const POSTGRES_URL_VAR: &str = "TEST_POSTGRES_URL";
