@@ -801,8 +801,7 @@ fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn 
         Arc::clone(&db.rate_limits),
         clock,
         SignInSettings {
-            secret: secret(),
-            previous_secrets: Vec::new(),
+            secrets: domain::SecretRing::single(secret()),
             link_policy: LinkPolicy::new(600),
             callback_endpoint: url::Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             confirm_address_endpoint: url::Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid"),
@@ -820,8 +819,7 @@ fn deliverer(db: &Database, mailer: Arc<dyn Mailer>, clock: Arc<ManualClock>) ->
         mailer,
         clock,
         DeliverySettings {
-            secret: secret(),
-            previous_secrets: Vec::new(),
+            secrets: domain::SecretRing::single(secret()),
             retry: RetryPolicy {
                 max_attempts: 8,
                 base_delay: TimeDelta::seconds(2),

@@ -7,7 +7,6 @@
 //! never written into the process environment.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -64,8 +63,10 @@ pub struct Settings {
     /// Product name shown on pages and in emails.
     pub site_name: String,
     /// The server secret (`AUTH_SECRET`): keys link-token hashes and CSRF tokens.
+    #[serde(with = "secret_serde")]
     pub secret: Secret,
     /// Secrets rotated out: what they signed is still honoured until it expires.
+    #[serde(with = "secret_serde::list")]
     pub previous_secrets: Vec<Secret>,
     /// Listening and public address.
     pub server: ServerSettings,
@@ -199,6 +200,7 @@ pub struct EmailSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
     /// Where the counters live: empty for the configured database, or a `redis://` URL.
+    #[serde(with = "secret_serde")]
     pub store: Secret,
     /// Seconds between two links to one address.
     pub address_min_gap: u32,
@@ -244,6 +246,7 @@ impl Default for RateLimitSettings {
 pub struct DatabaseSettings {
     /// Database URL (`DATABASE_URL`): `sqlite://path`, `postgres://...` or `mysql://...`. A
     /// secret: server URLs carry a password.
+    #[serde(with = "secret_serde")]
     pub url: Secret,
     /// Pool size.
     pub max_connections: u32,
@@ -442,10 +445,12 @@ pub enum MailerKind {
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {
     /// `smtp://[user:password@]host[:port]` or `smtps://...`.
+    #[serde(with = "secret_serde")]
     pub url: Secret,
     /// User name, when not in the URL.
     pub username: String,
     /// Password, when not in the URL.
+    #[serde(with = "secret_serde")]
     pub password: Secret,
     /// STARTTLS on `smtp://`: `required`, `opportunistic` or `off`.
     pub starttls: StartTlsSetting,
@@ -474,6 +479,7 @@ pub enum StartTlsSetting {
 #[serde(deny_unknown_fields, default)]
 pub struct ResendSettings {
     /// The API key (`AUTH_RESEND_KEY`).
+    #[serde(with = "secret_serde")]
     pub api_key: Secret,
     /// The API's base URL.
     pub base_url: String,
@@ -561,33 +567,44 @@ pub enum LogFormat {
     Json,
 }
 
-/// A secret string whose `Debug` is redacted.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A secret from configuration (the server secret, a password, an API key, a URL with
+/// credentials): the one wrapper the service has, `domain::SecretText`, whose `Debug` is
+/// redacted and whose text comes out only through `expose`.
+pub type Secret = domain::SecretText;
 
-impl Secret {
-    /// The secret's text.
-    pub fn expose(&self) -> &str {
-        &self.0
+/// Serde for [`Secret`] fields, as plain text (domain types derive no serde): figment layers
+/// the defaults, the files and the environment through it.
+mod secret_serde {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    use super::Secret;
+
+    pub fn serialize<S: Serializer>(secret: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(secret.expose())
     }
-}
 
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        String::deserialize(deserializer).map(Secret::from)
     }
-}
 
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
+    /// The same, for a list of secrets.
+    pub mod list {
+        use serde::ser::SerializeSeq as _;
+        use serde::{Deserialize as _, Deserializer, Serializer};
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "Secret(unset)" } else { "Secret(***)" })
+        use super::Secret;
+
+        pub fn serialize<S: Serializer>(secrets: &[Secret], serializer: S) -> Result<S::Ok, S::Error> {
+            let mut seq = serializer.serialize_seq(Some(secrets.len()))?;
+            for secret in secrets {
+                seq.serialize_element(secret.expose())?;
+            }
+            seq.end()
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>, D::Error> {
+            Vec::<String>::deserialize(deserializer).map(|texts| texts.into_iter().map(Secret::from).collect())
+        }
     }
 }
 
@@ -640,7 +657,7 @@ impl Default for ServerSettings {
 impl DatabaseSettings {
     /// The URL as the adapters take it: redacted in `Debug`, masked in messages.
     pub fn secret_url(&self) -> domain::SecretText {
-        domain::SecretText::new(self.url.expose())
+        self.url.clone()
     }
 
     /// The pool's size and timeouts, as the adapters take them.

@@ -319,8 +319,10 @@ pub async fn build(
     parts: Parts,
 ) -> anyhow::Result<Service> {
     let clock = parts.clock;
-    let previous_secrets: Vec<ServerSecret> =
-        settings.previous_secrets.iter().map(|s| ServerSecret::new(s.expose().as_bytes())).collect();
+    let secrets = domain::SecretRing::new(
+        secret,
+        settings.previous_secrets.iter().map(|s| ServerSecret::new(s.expose().as_bytes())).collect(),
+    );
     let email_overrides = read_overrides(&settings.templates.dir, &adapters::mail::TEMPLATE_NAMES)?;
     let page_overrides = read_overrides(&settings.templates.dir, &web::render::TEMPLATE_NAMES)?;
     let translations = Arc::new(
@@ -347,8 +349,7 @@ pub async fn build(
             account: settings.pages.account.clone(),
         },
         site_name: settings.site_name.clone(),
-        secret: secret.clone(),
-        previous_secrets: previous_secrets.clone(),
+        secrets: secrets.clone(),
         cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
         allow_unicode_local_part: settings.email.allow_unicode_local_part,
         session_cookie_domain: Some(settings.session.cookie_domain.clone()).filter(|domain| !domain.is_empty()),
@@ -400,7 +401,7 @@ pub async fn build(
             recent_sign_in: TimeDelta::seconds(i64::from(settings.session.recent_sign_in)),
         },
     ));
-    let passwords = password_support(settings, &store, &secret)?.map(|support| {
+    let passwords = password_support(settings, &store, secrets.current())?.map(|support| {
         Arc::new(Passwords::new(support, Arc::clone(&sessions), Arc::clone(&limiter), Arc::clone(&clock)))
     });
     let sign_in = Arc::new(SignIn::new(
@@ -411,8 +412,7 @@ pub async fn build(
         limiter,
         Arc::clone(&clock),
         SignInSettings {
-            secret: secret.clone(),
-            previous_secrets: previous_secrets.clone(),
+            secrets: secrets.clone(),
             link_policy: LinkPolicy::new(settings.magic_link.max_age),
             callback_endpoint,
             confirm_address_endpoint,
@@ -428,8 +428,7 @@ pub async fn build(
         mailer,
         clock,
         DeliverySettings {
-            secret,
-            previous_secrets: previous_secrets.clone(),
+            secrets,
             retry: RetryPolicy {
                 max_attempts: outbox.max_attempts,
                 base_delay: TimeDelta::seconds(i64::from(outbox.base_delay)),

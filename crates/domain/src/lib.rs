@@ -28,6 +28,6 @@ pub use id::{MalformedId, OutboxId, SessionId, UserId};
 pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};
 pub use password::{Password, PasswordHash, PasswordRefusal, PasswordRules};
 pub use rate_limit::Quota;
-pub use secret::{SecretText, ServerSecret};
+pub use secret::{SecretRing, SecretText, ServerSecret};
 pub use session::{Session, SessionPolicy, SessionSummary, SessionToken, SessionTokenHash};
 pub use user::{DisplayName, InvalidDisplayName, User};

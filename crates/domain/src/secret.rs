@@ -75,6 +75,44 @@ impl KeyPurpose {
     }
 }
 
+/// The current server secret and those rotated out, newest first: new values are signed with
+/// the current one, and what was signed before a rotation (links and codes in flight, queued
+/// emails, open forms, pending sign-ins) still checks under the one that signed it. The one
+/// place that knows the order.
+#[derive(Clone)]
+pub struct SecretRing {
+    current: ServerSecret,
+    previous: Vec<ServerSecret>,
+}
+
+impl SecretRing {
+    /// `current`, then `previous`, newest first.
+    pub fn new(current: ServerSecret, previous: Vec<ServerSecret>) -> Self {
+        Self { current, previous }
+    }
+
+    /// A ring of one secret: nothing was rotated out.
+    pub fn single(current: ServerSecret) -> Self {
+        Self::new(current, Vec::new())
+    }
+
+    /// The secret new values are signed with.
+    pub fn current(&self) -> &ServerSecret {
+        &self.current
+    }
+
+    /// Every secret a value may have been signed with: the current one first.
+    pub fn all(&self) -> impl Iterator<Item = &ServerSecret> {
+        std::iter::once(&self.current).chain(&self.previous)
+    }
+}
+
+impl fmt::Debug for SecretRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretRing(*** and {} rotated out)", self.previous.len())
+    }
+}
+
 /// The server secret. Its `Debug` output is redacted so it cannot be logged by accident.
 #[derive(Clone)]
 pub struct ServerSecret(Vec<u8>);
@@ -131,6 +169,18 @@ impl SecretText {
     /// Whether nothing was configured.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl From<&str> for SecretText {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<String> for SecretText {
+    fn from(text: String) -> Self {
+        Self::new(text)
     }
 }
 

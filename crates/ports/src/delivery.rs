@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::link::is_expired;
-use domain::ServerSecret;
+use domain::SecretRing;
 use futures_util::stream::{self, StreamExt as _};
 
 use crate::clock::Clock;
@@ -58,10 +58,9 @@ impl RetryPolicy {
 /// Fixed settings of the delivery worker.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
-    /// Opens the sealed bodies.
-    pub secret: ServerSecret,
-    /// Secrets rotated out, which still open what they sealed.
-    pub previous_secrets: Vec<ServerSecret>,
+    /// Opens the sealed bodies, under the secret that sealed them (the current one or one
+    /// rotated out since).
+    pub secrets: SecretRing,
     /// Retry schedule.
     pub retry: RetryPolicy,
     /// Messages sent at once.
@@ -362,8 +361,10 @@ impl Deliverer {
     /// The row's content, opened with the current secret or one rotated out while it waited.
     fn unseal(&self, message: &OutboxMessage) -> Option<EmailContent> {
         let associated = message.link_token_hash.to_hex();
-        let plain = std::iter::once(&self.settings.secret)
-            .chain(&self.settings.previous_secrets)
+        let plain = self
+            .settings
+            .secrets
+            .all()
             .find_map(|secret| domain::sealed::open(secret, associated.as_bytes(), &message.sealed_body).ok())?;
         EmailContent::from_sealed_text(message.kind, std::str::from_utf8(&plain).ok()?)
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::code::MAX_CODE_ATTEMPTS;
 use domain::rate_limit::client_key;
 use domain::{
-    CallbackPath, DisplayName, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, ServerSecret, SignInCode,
+    CallbackPath, DisplayName, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, SecretRing, SignInCode,
 };
 use url::Url;
 
@@ -30,10 +30,9 @@ use crate::Sessions;
 /// Fixed settings of the sign-in flow.
 #[derive(Debug, Clone)]
 pub struct SignInSettings {
-    /// Keys the link-token hashes.
-    pub secret: ServerSecret,
-    /// Secrets rotated out: what they signed (links, codes) is still honoured until it expires.
-    pub previous_secrets: Vec<ServerSecret>,
+    /// Keys the link-token hashes; what the secrets rotated out signed (links, codes) is still
+    /// honoured until it expires.
+    pub secrets: SecretRing,
     /// How long links live.
     pub link_policy: LinkPolicy,
     /// The absolute URL of the link callback endpoint (`{base_url}{base_path}/callback/email`).
@@ -302,13 +301,13 @@ impl SignIn {
             return Ok(LinkQueued { email: request.email, link, expires, expires_in_minutes });
         }
         let token = LinkToken::from_random_bytes(os_random()?);
-        let token_hash = token.hash(&self.settings.secret);
+        let token_hash = token.hash(self.settings.secrets.current());
         let code = SignInCode::from_random_bytes(os_random()?);
         let content = EmailContent::SignIn { link: self.link_url(&token, &request), code: Some(code.display()) };
         let link = NewLink {
             identifier: request.email.clone(),
             token_hash: token_hash.clone(),
-            code_hash: code.hash(&self.settings.secret, &token_hash),
+            code_hash: code.hash(self.settings.secrets.current(), &token_hash),
             expires,
             created_at: now,
         };
@@ -380,7 +379,7 @@ impl SignIn {
         now: DateTime<Utc>,
     ) -> anyhow::Result<NewOutboxMessage> {
         let sealed_body = domain::sealed::seal(
-            &self.settings.secret,
+            self.settings.secrets.current(),
             seal_id.to_hex().as_bytes(),
             os_random()?,
             content.to_sealed_text().as_bytes(),
@@ -431,18 +430,13 @@ impl SignIn {
     /// A counter named by a keyed hash of what it counts, so the store never sees addresses
     /// or IP addresses.
     fn bucket(&self, name: &str, value: &str, quota: Quota) -> Bucket {
-        Bucket::keyed(&self.settings.secret, name, value, quota)
-    }
-
-    /// The current secret, then the previous ones: what was signed may be under any of them.
-    fn secrets(&self) -> impl Iterator<Item = &ServerSecret> {
-        std::iter::once(&self.settings.secret).chain(&self.settings.previous_secrets)
+        Bucket::keyed(self.settings.secrets.current(), name, value, quota)
     }
 
     /// The hashes under which a link's token may be stored (one per secret, current first),
     /// which name the link.
     pub fn link_hashes(&self, token: &LinkToken) -> Vec<LinkTokenHash> {
-        self.secrets().map(|secret| token.hash(secret)).collect()
+        self.settings.secrets.all().map(|secret| token.hash(secret)).collect()
     }
 
     /// Redeems a link: marks it used, finds or creates the user, and opens a session, all in
@@ -459,7 +453,7 @@ impl SignIn {
         let (session_token, session) = self.sessions.draft(request.user_agent)?;
         // A link issued before the secret was rotated is stored under an older secret's hash.
         let mut redemption = Redemption::Unknown;
-        for secret in self.secrets() {
+        for secret in self.settings.secrets.all() {
             redemption = self.links.redeem(&request.token.hash(secret), &request.email, &session, now).await?;
             if redemption != Redemption::Unknown {
                 break;
@@ -492,7 +486,7 @@ impl SignIn {
         }
         // The code is keyed by the secret that issued its link (the one the pending cookie was
         // signed with), so a wrong code counts once, not once per secret.
-        let secret = self.secrets().nth(request.issued_under).unwrap_or(&self.settings.secret);
+        let secret = self.settings.secrets.all().nth(request.issued_under).unwrap_or(self.settings.secrets.current());
         let code_hash = request.code.hash(secret, &request.link);
         let (session_token, session) = self.sessions.draft(request.user_agent)?;
         let record = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, &session, now).await? {
@@ -528,7 +522,7 @@ impl SignIn {
     /// Only [`LinkStateError::Unexpected`].
     pub async fn link_state(&self, token: &LinkToken, email: &EmailAddress) -> Result<LinkState, LinkStateError> {
         let now = self.clock.now();
-        for secret in self.secrets() {
+        for secret in self.settings.secrets.all() {
             let state = self.links.state(&token.hash(secret), email, now).await?;
             if state != LinkState::Unknown {
                 return Ok(state);

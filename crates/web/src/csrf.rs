@@ -34,7 +34,7 @@ pub fn token_for_form(jar: &CookieJar, settings: &WebSettings) -> anyhow::Result
         return Ok(token);
     }
     let token = URL_SAFE_NO_PAD.encode(os_random::<32>()?);
-    let value = format!("{token}.{}", mac(&settings.secret, &token));
+    let value = format!("{token}.{}", mac(settings.secrets.current(), &token));
     cookies::set(jar, settings, cookies::Kind::Csrf, &value, None);
     Ok(token)
 }
@@ -75,7 +75,7 @@ fn valid_cookie_token(jar: &CookieJar, settings: &WebSettings) -> Option<String>
     let value = cookies::read(jar, settings, cookies::Kind::Csrf)?;
     let (token, their_mac) = value.split_once('.')?;
     let verifies = |secret: &ServerSecret| bool::from(mac(secret, token).as_bytes().ct_eq(their_mac.as_bytes()));
-    settings.secrets().any(verifies).then(|| token.to_owned())
+    settings.secrets.all().any(verifies).then(|| token.to_owned())
 }
 
 fn mac(secret: &ServerSecret, token: &str) -> String {

@@ -54,7 +54,7 @@ pub fn set(jar: &CookieJar, settings: &WebSettings, pending: &PendingSignIn, now
         pending.expires.timestamp().to_string(),
     ]
     .join(".");
-    let value = format!("{body}.{}", mac(&settings.secret, &body));
+    let value = format!("{body}.{}", mac(settings.secrets.current(), &body));
     let lifetime = (pending.expires - now).to_std().unwrap_or_default();
     cookies::set(jar, settings, cookies::Kind::PendingSignIn, &value, Some(lifetime));
 }
@@ -63,8 +63,10 @@ pub fn set(jar: &CookieJar, settings: &WebSettings, pending: &PendingSignIn, now
 pub fn read(jar: &CookieJar, settings: &WebSettings, now: DateTime<Utc>) -> Option<PendingSignIn> {
     let value = cookies::read(jar, settings, cookies::Kind::PendingSignIn)?;
     let (body, their_mac) = value.rsplit_once('.')?;
-    let issued_under =
-        settings.secrets().position(|secret| bool::from(mac(secret, body).as_bytes().ct_eq(their_mac.as_bytes())))?;
+    let issued_under = settings
+        .secrets
+        .all()
+        .position(|secret| bool::from(mac(secret, body).as_bytes().ct_eq(their_mac.as_bytes())))?;
     let mut parts = body.split('.');
     let (Some(link), Some(masked), Some(callback), Some(expires), None) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())

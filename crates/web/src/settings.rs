@@ -1,6 +1,6 @@
 //! The web layer's settings: where things live and how cookies are named.
 
-use domain::{CallbackPath, ServerSecret};
+use domain::{CallbackPath, SecretRing};
 use url::{Origin, Url};
 
 /// Where the person-facing pages live, as Auth.js's `pages` option.
@@ -113,10 +113,9 @@ pub struct WebSettings {
     pub pages: PagePaths,
     /// The product name shown on pages.
     pub site_name: String,
-    /// Keys the CSRF tokens and pending-sign-in cookies.
-    pub secret: ServerSecret,
-    /// Secrets rotated out, whose CSRF tokens and pending cookies are still honoured.
-    pub previous_secrets: Vec<ServerSecret>,
+    /// Keys the CSRF tokens and pending-sign-in cookies; those of the secrets rotated out are
+    /// still honoured.
+    pub secrets: SecretRing,
     /// The cookies' names.
     pub cookie_names: CookieNames,
     /// Body size and time limits.
@@ -135,11 +134,6 @@ pub struct WebSettings {
 }
 
 impl WebSettings {
-    /// The current secret, then the previous ones.
-    pub fn secrets(&self) -> impl Iterator<Item = &ServerSecret> {
-        std::iter::once(&self.secret).chain(&self.previous_secrets)
-    }
-
     /// Whether the site is served over https, so cookies get `Secure` and `__Host-`.
     pub fn is_https(&self) -> bool {
         self.base_url.scheme() == "https"

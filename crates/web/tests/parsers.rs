@@ -62,7 +62,7 @@ proptest! {
 fn a_pending_cookie_we_signed_is_read_back_until_it_expires() {
     let settings = settings();
     let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date");
-    let link = domain::LinkToken::from_random_bytes([3; 32]).hash(&settings.secret);
+    let link = domain::LinkToken::from_random_bytes([3; 32]).hash(settings.secrets.current());
     let jar = CookieJar::default();
     let written = pending::PendingSignIn {
         link: link.clone(),

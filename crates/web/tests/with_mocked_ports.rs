@@ -42,8 +42,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         Arc::new(ports::rate_limit::MockRateLimiter::new()),
         clock,
         SignInSettings {
-            secret: secret.clone(),
-            previous_secrets: Vec::new(),
+            secrets: domain::SecretRing::single(secret.clone()),
             link_policy: LinkPolicy::new(600),
             callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid"),
             confirm_address_endpoint: Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid"),

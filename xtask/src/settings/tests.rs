@@ -146,7 +146,7 @@ fn assert_each_refused(start: fn() -> Settings, profile: &str, cases: Vec<Breaka
 /// Settings the production profile accepts.
 fn production_ready() -> Settings {
     let mut settings = Settings {
-        secret: super::Secret("q3V9c1mZ0rYb8LxT2kFhN6sWdP4eJuGa7oQyRiXv5Ek".to_owned()),
+        secret: super::Secret::from("q3V9c1mZ0rYb8LxT2kFhN6sWdP4eJuGa7oQyRiXv5Ek".to_owned()),
         server: super::ServerSettings { base_url: "https://auth.example.com".to_owned(), ..Default::default() },
         ..Settings::default()
     };
@@ -160,14 +160,14 @@ fn production_ready() -> Settings {
 fn production_refuses_each_unsafe_setting_naming_it() {
     let cases: Vec<Breakage> = vec![
         ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret::default())),
-        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("too-short".to_owned()))),
-        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("a".repeat(40)))),
-        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret("secret".repeat(8)))),
+        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret::from("too-short".to_owned()))),
+        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret::from("a".repeat(40)))),
+        ("AUTH_SECRET", Box::new(|s| s.secret = super::Secret::from("secret".repeat(8)))),
         ("server.base_url", Box::new(|s| s.server.base_url = "http://auth.example.com".to_owned())),
         ("server.base_url", Box::new(|s| s.server.base_url = String::new())),
         ("mailer.kind", Box::new(|s| s.mailer.kind = MailerKind::Dev)),
-        ("previous_secrets", Box::new(|s| s.previous_secrets = vec![super::Secret("short".to_owned())])),
-        ("previous_secrets", Box::new(|s| s.previous_secrets = vec![super::Secret("x".repeat(64))])),
+        ("previous_secrets", Box::new(|s| s.previous_secrets = vec![super::Secret::from("short".to_owned())])),
+        ("previous_secrets", Box::new(|s| s.previous_secrets = vec![super::Secret::from("x".repeat(64))])),
     ];
     assert_each_refused(production_ready, "production", cases);
 }
@@ -294,7 +294,7 @@ fn forward_auth_origins_the_cookie_domain_and_the_metrics_address_are_checked() 
 #[test]
 fn the_secret_never_appears_in_debug_output() {
     let mut settings = production_ready();
-    settings.previous_secrets = vec![super::Secret("fedcba9876543210fedcba9876543210".to_owned())];
+    settings.previous_secrets = vec![super::Secret::from("fedcba9876543210fedcba9876543210".to_owned())];
     let debug = format!("{settings:?}");
     assert!(!debug.contains("0123456789abcdef") && !debug.contains("fedcba9876543210"), "{debug}");
 }

@@ -74,8 +74,7 @@ fn deliverer_rendering_with(outbox: MockOutbox, renderer: MockEmailRenderer, mai
         Arc::new(mailer),
         Arc::new(clock),
         DeliverySettings {
-            secret: secret(),
-            previous_secrets: Vec::new(),
+            secrets: domain::SecretRing::single(secret()),
             retry: RetryPolicy {
                 max_attempts: 5,
                 base_delay: TimeDelta::seconds(2),

@@ -169,7 +169,7 @@ impl SignIn {
             return Ok(queued);
         }
         let token = LinkToken::from_random_bytes(os_random()?);
-        let token_hash = token.hash(&self.settings.secret);
+        let token_hash = token.hash(self.settings.secrets.current());
         let content = EmailContent::ConfirmNewAddress { link: self.confirm_address_url(&token) };
         let email = self.outgoing(&request.new_email, &request.lang, token_hash.clone(), &content, expires, now)?;
         let change = NewAddressChange {

@@ -87,8 +87,7 @@ impl Ports {
             Arc::new(self.limiter),
             clock(),
             SignInSettings {
-                secret: secret(),
-                previous_secrets: Vec::new(),
+                secrets: domain::SecretRing::single(secret()),
                 link_policy: LinkPolicy::new(600),
                 callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
                 confirm_address_endpoint: Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid URL"),
