@@ -656,9 +656,17 @@ async fn a_display_name_is_set_changed_and_removed_for_that_user_only(store: &Sc
     let nobody = domain::UserId::parse("018f0000-0000-7000-8000-000000000000").expect("an id");
     db.users.rename(&nobody, Some(name("Ghost"))).await.expect("no such user: nothing happens");
 
-    assert_eq!(renamed.name.as_deref(), Some("Zoë Ångström 🙂"));
+    assert_eq!(renamed.name.as_ref().map(domain::DisplayName::as_str), Some("Zoë Ångström 🙂"));
     assert_eq!(unnamed.name, None);
     assert_eq!(db.users.list(10).await.expect("list").len(), 2, "renaming creates nobody");
+
+    // A name stored before today's rules (a text-direction override) reads back as no name.
+    sqlx::query(&format!("UPDATE users SET name = 'Bob {}nimda' WHERE id = '{}'", '\u{202e}', bob.id.as_str()))
+        .execute(&store.raw)
+        .await
+        .expect("an old row");
+    let old = db.users.find(&bob.id).await.expect("read").expect("bob");
+    assert_eq!(old.name, None, "a stored name the rules refuse is not shown");
 }
 
 async fn a_user_lists_and_revokes_only_their_own_live_sessions(store: &ScratchStore) {

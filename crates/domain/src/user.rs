@@ -13,8 +13,8 @@ pub struct User {
     pub id: UserId,
     /// The address the user signs in with.
     pub email: EmailAddress,
-    /// Display name, when one is known.
-    pub name: Option<String>,
+    /// Display name, when one is set.
+    pub name: Option<DisplayName>,
     /// Avatar URL, when one is known.
     pub image: Option<String>,
     /// When the address was first proven by opening a link.

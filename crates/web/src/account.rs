@@ -379,7 +379,7 @@ pub(crate) async fn account_page(
     let page_path = &state.settings.pages.account;
     let mut context = Context::new();
     context.insert("email", active.user.email.as_str());
-    context.insert("name", active.user.name.as_deref().unwrap_or_default());
+    context.insert("name", active.user.name.as_ref().map_or("", DisplayName::as_str));
     context.insert("sessions", &rows);
     context.insert("absolute_days", &state.sessions.settings().policy.absolute_max_age_days());
     context.insert("others", &rows.iter().any(|row| !row.current));

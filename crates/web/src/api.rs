@@ -608,7 +608,7 @@ impl AuthApi {
             user: SessionUser {
                 id: active.user.id.as_str().to_owned(),
                 email: active.user.email.as_str().to_owned(),
-                name: active.user.name,
+                name: active.user.name.map(|name| name.as_str().to_owned()),
                 image: active.user.image,
             },
             expires: rfc3339(active.expires),

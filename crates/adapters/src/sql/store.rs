@@ -131,10 +131,21 @@ fn stored_count(row: &AnyRow, column: &str) -> anyhow::Result<u32> {
 const USER_COLUMNS: &str = "u.id AS user_id, u.name, u.email, u.email_verified, u.image";
 
 fn user_from_row(row: &AnyRow) -> anyhow::Result<User> {
+    let id = stored_id(row, "user_id")?;
+    let name: Option<String> = row.try_get("name")?;
+    // A name stored before a rule was added (a text-direction control, say) is not shown: it
+    // is the person's to set again, and a page must never show what the rules refuse.
+    let name = name.and_then(|text| match DisplayName::parse(&text) {
+        Ok(name) => name,
+        Err(refusal) => {
+            tracing::warn!(user.id = %id.as_str(), reason = %refusal, "a stored display name is no longer accepted; not shown");
+            None
+        }
+    });
     Ok(User {
-        id: stored_id(row, "user_id")?,
+        id,
         email: stored_address(row, "email")?,
-        name: row.try_get("name")?,
+        name,
         image: row.try_get("image")?,
         email_verified: row.try_get::<Option<i64>, _>("email_verified")?.map(from_millis).transpose()?,
     })
