@@ -346,9 +346,15 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
         .expect("address change");
     assert_eq!(asked.status(), reqwest::StatusCode::SEE_OTHER);
     assert_eq!(smtp.next_delivery().await, "moved.person@example.org");
-    let confirmation = system_tests::smtp::text_part(&smtp.messages().pop().expect("the confirmation"));
-    let confirm_link =
-        confirmation.lines().find(|line| line.contains("/account/email/confirm")).expect("the link").trim().to_owned();
+    // The maildir does not keep the order messages came in: find the confirmation by its link.
+    let confirm_link = smtp
+        .messages()
+        .iter()
+        .map(|raw| system_tests::smtp::text_part(raw))
+        .find_map(|text| text.lines().find(|line| line.contains("/account/email/confirm")).map(str::to_owned))
+        .expect("the confirmation link")
+        .trim()
+        .to_owned();
     let confirm_token = url::Url::parse(&confirm_link)
         .expect("a URL")
         .query_pairs()

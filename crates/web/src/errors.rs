@@ -304,22 +304,6 @@ impl From<RedeemCodeError> for WebError {
     }
 }
 
-impl From<LinkStateError> for WebError {
-    fn from(error: LinkStateError) -> Self {
-        match error {
-            LinkStateError::Unexpected(inner) => WebError::Unexpected(inner),
-        }
-    }
-}
-
-impl From<ReadSessionError> for WebError {
-    fn from(error: ReadSessionError) -> Self {
-        match error {
-            ReadSessionError::Unexpected(inner) => WebError::Unexpected(inner),
-        }
-    }
-}
-
 impl WebError {
     /// A failed link request, answered on the sign-in form with what was typed.
     pub fn from_link_request(error: RequestLinkError, typed: &str, callback_url: Option<&str>) -> Self {
@@ -334,43 +318,36 @@ impl WebError {
     }
 }
 
-impl From<ListSessionsError> for WebError {
-    fn from(error: ListSessionsError) -> Self {
-        match error {
-            ListSessionsError::Unexpected(inner) => WebError::Unexpected(inner),
-        }
-    }
+/// The use cases whose only failure is `Unexpected` (storage): each reaches the one map
+/// through `From`, one line here for each.
+macro_rules! unexpected_only {
+    ($($error:ident),+ $(,)?) => {
+        $(
+            impl From<$error> for WebError {
+                fn from(error: $error) -> Self {
+                    match error {
+                        $error::Unexpected(inner) => WebError::Unexpected(inner),
+                    }
+                }
+            }
+        )+
+    };
 }
+
+unexpected_only!(
+    LinkStateError,
+    ReadSessionError,
+    ListSessionsError,
+    RenameError,
+    RevokeOtherSessionsError,
+    SignOutError
+);
 
 impl From<RevokeSessionError> for WebError {
     fn from(error: RevokeSessionError) -> Self {
         match error {
             RevokeSessionError::NotFound => WebError::NoSuchSession,
             RevokeSessionError::Unexpected(inner) => WebError::Unexpected(inner),
-        }
-    }
-}
-
-impl From<RenameError> for WebError {
-    fn from(error: RenameError) -> Self {
-        match error {
-            RenameError::Unexpected(inner) => WebError::Unexpected(inner),
-        }
-    }
-}
-
-impl From<RevokeOtherSessionsError> for WebError {
-    fn from(error: RevokeOtherSessionsError) -> Self {
-        match error {
-            RevokeOtherSessionsError::Unexpected(inner) => WebError::Unexpected(inner),
-        }
-    }
-}
-
-impl From<SignOutError> for WebError {
-    fn from(error: SignOutError) -> Self {
-        match error {
-            SignOutError::Unexpected(inner) => WebError::Unexpected(inner),
         }
     }
 }
@@ -520,272 +497,390 @@ impl LinkRefusal {
     }
 }
 
+/// How one error is answered: everything the response needs, decided by [`WebError::answer`]
+/// in one `match`, so that a new error is one arm there.
+struct Answer {
+    /// The HTTP status.
+    status: StatusCode,
+    /// The problem type's suffix: `urn:magiclink:problem:<kind>`.
+    kind: &'static str,
+    /// The problem's title (a sentence of the translations).
+    title: Sentence,
+    /// What to do about it, safe to show anyone.
+    detail: Sentence,
+    /// What a person sees, when it is more than the plain error page.
+    page: Page,
+    /// What it counts as in the metrics, if anything.
+    metric: Option<Metric>,
+    /// How long to wait before trying again (`Retry-After`).
+    retry_after: Option<chrono::TimeDelta>,
+    /// Close the connection: a body was left unread (too large, too slow) and must not be
+    /// taken for the next request.
+    close: bool,
+}
+
+/// The page a person sees for an error, beyond the plain error page.
+enum Page {
+    /// The plain error page (or the JSON problem).
+    Plain,
+    /// "Reload and try again", for a missing or stale CSRF token.
+    Csrf,
+    /// The sign-in form again, with what was typed and the message under the field.
+    SignInForm {
+        /// The typed address.
+        typed: String,
+        /// The callback URL, kept for the next attempt.
+        callback_url: Option<String>,
+        /// The message, under the link or the password form.
+        message: FormError,
+    },
+    /// "Check your email" again, with the message under the code field.
+    CheckEmail(Option<Sentence>),
+    /// The link error page, saying which case (`?reason=`).
+    LinkError(&'static str),
+}
+
+/// What an error counts as in the metrics.
+enum Metric {
+    /// A sign-in attempt's outcome (`signins_total{outcome}`).
+    SignIn(&'static str),
+    /// A rate limit that refused (`rate_limited_total{limit}`).
+    RateLimited(&'static str),
+}
+
 impl WebError {
-    fn status(&self) -> StatusCode {
+    /// The one map from errors to answers: status, problem type and sentences, the page a
+    /// person sees, the metric, and `Retry-After`. Problem documents speak English; error
+    /// pages the request's language.
+    fn answer(&self) -> Answer {
+        let plain = |status, kind, title: &'static str, detail: &'static str| Answer {
+            status,
+            kind,
+            title: Sentence::new(title),
+            detail: Sentence::new(detail),
+            page: Page::Plain,
+            metric: None,
+            retry_after: None,
+            close: false,
+        };
         match self {
-            WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::BadForm(_)
-            | WebError::BadJson(_)
-            | WebError::BadQuery(_)
-            | WebError::InvalidEmail { .. }
-            | WebError::Code(_) => StatusCode::BAD_REQUEST,
-            WebError::NotFound | WebError::NoSuchSession => StatusCode::NOT_FOUND,
-            WebError::SignedOut => StatusCode::UNAUTHORIZED,
-            WebError::Link(LinkRefusal::Invalid) => StatusCode::BAD_REQUEST,
-            WebError::Link(LinkRefusal::Used | LinkRefusal::Expired) => StatusCode::GONE,
-            WebError::AddressChange(AddressChangeRefusal::Invalid)
-            | WebError::SameAddress
-            | WebError::AddressNotAllowed
-            | WebError::PasswordRefused(_) => StatusCode::BAD_REQUEST,
-            WebError::PasswordsDisabled => StatusCode::NOT_FOUND,
-            WebError::PasswordRejected { .. } => StatusCode::UNAUTHORIZED,
-            WebError::ReauthenticationRequired => StatusCode::FORBIDDEN,
-            WebError::AddressChange(AddressChangeRefusal::Used | AddressChangeRefusal::Expired) => StatusCode::GONE,
-            WebError::AddressChange(AddressChangeRefusal::Taken) => StatusCode::CONFLICT,
-            WebError::AddressChange(AddressChangeRefusal::NotTheRequester) => StatusCode::FORBIDDEN,
-            WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            WebError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
-            WebError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            WebError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            WebError::Refused(status) => *status,
-            WebError::Unexpected(error) if Unavailable::in_chain(error).is_some() => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// How long a client should wait before trying again, when the answer says so: a rate
-    /// limit's own wait, or a few seconds while a dependency is away.
-    fn retry_after(&self) -> Option<chrono::TimeDelta> {
-        match self {
-            WebError::RateLimited { retry_after, .. } => Some(*retry_after),
-            WebError::Unexpected(error) if Unavailable::in_chain(error).is_some() => Some(RETRY_AFTER_OUTAGE),
-            _ => None,
-        }
-    }
-
-    /// `(type, title, detail)` of the problem document; the detail is safe to show anyone.
-    /// Title and detail are sentences of the translations: English in problem documents, the
-    /// request's language on error pages.
-    fn problem(&self) -> (&'static str, Sentence, Sentence) {
-        let titled = |kind, title, detail| (kind, Sentence::new(title), Sentence::new(detail));
-        match self {
-            WebError::Csrf => titled("csrf", "problem-csrf-title", "problem-csrf-detail"),
+            WebError::Csrf => Answer {
+                page: Page::Csrf,
+                ..plain(StatusCode::FORBIDDEN, "csrf", "problem-csrf-title", "problem-csrf-detail")
+            },
             // The parser's own words stay in the log: they are terse and may quote the body.
-            WebError::BadForm(_) => titled("bad-request", "problem-bad-form-title", "problem-bad-form-detail"),
-            WebError::BadJson(_) => titled("bad-request", "problem-bad-json-title", "problem-bad-json-detail"),
-            WebError::BadQuery(detail) => (
-                "bad-request",
-                Sentence::new("problem-bad-query-title"),
-                Sentence::new("problem-as-is").arg("text", detail.as_str()),
+            WebError::BadForm(_) => {
+                plain(StatusCode::BAD_REQUEST, "bad-request", "problem-bad-form-title", "problem-bad-form-detail")
+            }
+            WebError::BadJson(_) => {
+                plain(StatusCode::BAD_REQUEST, "bad-request", "problem-bad-json-title", "problem-bad-json-detail")
+            }
+            WebError::BadQuery(detail) => Answer {
+                detail: Sentence::new("problem-as-is").arg("text", detail.as_str()),
+                ..plain(StatusCode::BAD_REQUEST, "bad-request", "problem-bad-query-title", "")
+            },
+            WebError::InvalidEmail { typed, callback_url, reason } => Answer {
+                detail: invalid_email_sentence(reason),
+                page: Page::SignInForm {
+                    typed: typed.clone(),
+                    callback_url: callback_url.clone(),
+                    message: FormError::Link(invalid_email_sentence(reason)),
+                },
+                ..plain(StatusCode::BAD_REQUEST, "invalid-email", "problem-invalid-email-title", "")
+            },
+            WebError::NotFound => {
+                plain(StatusCode::NOT_FOUND, "not-found", "problem-not-found-title", "problem-not-found-detail")
+            }
+            WebError::SignedOut => {
+                plain(StatusCode::UNAUTHORIZED, "signed-out", "problem-signed-out-title", "problem-signed-out-detail")
+            }
+            WebError::NoSuchSession => plain(
+                StatusCode::NOT_FOUND,
+                "no-such-session",
+                "problem-no-such-session-title",
+                "problem-no-such-session-detail",
             ),
-            WebError::InvalidEmail { reason, .. } => {
-                ("invalid-email", Sentence::new("problem-invalid-email-title"), invalid_email_sentence(reason))
-            }
-            WebError::NotFound => titled("not-found", "problem-not-found-title", "problem-not-found-detail"),
-            WebError::SignedOut => titled("signed-out", "problem-signed-out-title", "problem-signed-out-detail"),
-            WebError::NoSuchSession => {
-                titled("no-such-session", "problem-no-such-session-title", "problem-no-such-session-detail")
-            }
-            WebError::MethodNotAllowed => {
-                titled("method-not-allowed", "problem-method-not-allowed-title", "problem-method-not-allowed-detail")
-            }
-            WebError::Code(problem) => (problem.kind(), Sentence::new("problem-code-title"), problem.sentence()),
-            WebError::Link(refusal @ LinkRefusal::Invalid) => {
-                titled(refusal.kind(), "problem-link-invalid-title", "problem-link-invalid-detail")
-            }
-            WebError::Link(refusal @ LinkRefusal::Used) => {
-                titled(refusal.kind(), "problem-link-used-title", "problem-link-used-detail")
-            }
-            WebError::Link(refusal @ LinkRefusal::Expired) => {
-                titled(refusal.kind(), "problem-link-expired-title", "problem-link-expired-detail")
-            }
-            WebError::AddressChange(AddressChangeRefusal::Invalid) => titled(
-                "address-change-invalid",
-                "problem-address-change-invalid-title",
-                "problem-address-change-invalid-detail",
+            WebError::MethodNotAllowed => plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "problem-method-not-allowed-title",
+                "problem-method-not-allowed-detail",
             ),
-            WebError::AddressChange(AddressChangeRefusal::Used) => {
-                titled("address-change-used", "problem-address-change-used-title", "problem-address-change-used-detail")
+            WebError::Code(problem) => Answer {
+                detail: problem.sentence(),
+                page: Page::CheckEmail(Some(problem.sentence())),
+                metric: Some(Metric::SignIn(problem.kind())),
+                ..plain(StatusCode::BAD_REQUEST, problem.kind(), "problem-code-title", "")
+            },
+            WebError::Link(refusal) => {
+                let (status, title, detail) = match refusal {
+                    LinkRefusal::Invalid => {
+                        (StatusCode::BAD_REQUEST, "problem-link-invalid-title", "problem-link-invalid-detail")
+                    }
+                    LinkRefusal::Used => (StatusCode::GONE, "problem-link-used-title", "problem-link-used-detail"),
+                    LinkRefusal::Expired => {
+                        (StatusCode::GONE, "problem-link-expired-title", "problem-link-expired-detail")
+                    }
+                };
+                Answer {
+                    page: Page::LinkError(refusal.reason()),
+                    metric: Some(Metric::SignIn(refusal.kind())),
+                    ..plain(status, refusal.kind(), title, detail)
+                }
             }
-            WebError::AddressChange(AddressChangeRefusal::Expired) => titled(
-                "address-change-expired",
-                "problem-address-change-expired-title",
-                "problem-address-change-expired-detail",
+            WebError::AddressChange(refusal) => match refusal {
+                AddressChangeRefusal::Invalid => plain(
+                    StatusCode::BAD_REQUEST,
+                    "address-change-invalid",
+                    "problem-address-change-invalid-title",
+                    "problem-address-change-invalid-detail",
+                ),
+                AddressChangeRefusal::Used => plain(
+                    StatusCode::GONE,
+                    "address-change-used",
+                    "problem-address-change-used-title",
+                    "problem-address-change-used-detail",
+                ),
+                AddressChangeRefusal::Expired => plain(
+                    StatusCode::GONE,
+                    "address-change-expired",
+                    "problem-address-change-expired-title",
+                    "problem-address-change-expired-detail",
+                ),
+                AddressChangeRefusal::Taken => plain(
+                    StatusCode::CONFLICT,
+                    "address-taken",
+                    "problem-address-taken-title",
+                    "problem-address-taken-detail",
+                ),
+                AddressChangeRefusal::NotTheRequester => plain(
+                    StatusCode::FORBIDDEN,
+                    "address-change-not-requester",
+                    "problem-address-change-not-requester-title",
+                    "problem-address-change-not-requester-detail",
+                ),
+            },
+            WebError::SameAddress => plain(
+                StatusCode::BAD_REQUEST,
+                "same-address",
+                "problem-same-address-title",
+                "problem-same-address-detail",
             ),
-            WebError::AddressChange(AddressChangeRefusal::Taken) => {
-                titled("address-taken", "problem-address-taken-title", "problem-address-taken-detail")
-            }
-            WebError::AddressChange(AddressChangeRefusal::NotTheRequester) => titled(
-                "address-change-not-requester",
-                "problem-address-change-not-requester-title",
-                "problem-address-change-not-requester-detail",
+            WebError::AddressNotAllowed => plain(
+                StatusCode::BAD_REQUEST,
+                "address-not-allowed",
+                "problem-address-not-allowed-title",
+                "problem-address-not-allowed-detail",
             ),
-            WebError::SameAddress => {
-                titled("same-address", "problem-same-address-title", "problem-same-address-detail")
-            }
-            WebError::AddressNotAllowed => {
-                titled("address-not-allowed", "problem-address-not-allowed-title", "problem-address-not-allowed-detail")
-            }
-            WebError::PasswordsDisabled => {
-                titled("passwords-disabled", "problem-passwords-disabled-title", "problem-passwords-disabled-detail")
-            }
-            WebError::PasswordRejected { .. } => {
-                titled("password-rejected", "problem-password-rejected-title", "problem-password-rejected-detail")
-            }
-            WebError::PasswordRefused(refusal) => (
-                password_refusal_kind(*refusal),
-                Sentence::new("problem-password-refused-title"),
-                password_refusal_sentence(*refusal),
+            WebError::PasswordsDisabled => plain(
+                StatusCode::NOT_FOUND,
+                "passwords-disabled",
+                "problem-passwords-disabled-title",
+                "problem-passwords-disabled-detail",
             ),
-            WebError::ReauthenticationRequired => titled(
+            WebError::PasswordRejected { typed, callback_url } => Answer {
+                page: Page::SignInForm {
+                    typed: typed.clone(),
+                    callback_url: callback_url.clone(),
+                    message: FormError::Password(Sentence::new("password-rejected")),
+                },
+                metric: Some(Metric::SignIn("password-rejected")),
+                ..plain(
+                    StatusCode::UNAUTHORIZED,
+                    "password-rejected",
+                    "problem-password-rejected-title",
+                    "problem-password-rejected-detail",
+                )
+            },
+            WebError::PasswordRefused(refusal) => Answer {
+                detail: password_refusal_sentence(*refusal),
+                ..plain(StatusCode::BAD_REQUEST, password_refusal_kind(*refusal), "problem-password-refused-title", "")
+            },
+            WebError::ReauthenticationRequired => plain(
+                StatusCode::FORBIDDEN,
                 "reauthentication-required",
                 "problem-reauthentication-required-title",
                 "problem-reauthentication-required-detail",
             ),
-            WebError::RateLimited { limit, retry_after, .. } => {
-                (limit.kind(), Sentence::new("problem-rate-limited-title"), limit.sentence(*retry_after))
+            WebError::RateLimited { limit, retry_after, page } => {
+                let sentence = limit.sentence(*retry_after);
+                let page = match page {
+                    LimitedPage::SignIn { typed, callback_url } => Page::SignInForm {
+                        typed: typed.clone(),
+                        callback_url: callback_url.clone(),
+                        message: FormError::Link(sentence.clone()),
+                    },
+                    LimitedPage::PasswordSignIn { typed, callback_url } => Page::SignInForm {
+                        typed: typed.clone(),
+                        callback_url: callback_url.clone(),
+                        message: FormError::Password(sentence.clone()),
+                    },
+                    LimitedPage::CheckEmail => Page::CheckEmail(Some(sentence.clone())),
+                    LimitedPage::Error => Page::Plain,
+                };
+                Answer {
+                    detail: sentence,
+                    page,
+                    metric: Some(Metric::RateLimited(limit.kind())),
+                    retry_after: Some(*retry_after),
+                    ..plain(StatusCode::TOO_MANY_REQUESTS, limit.kind(), "problem-rate-limited-title", "")
+                }
             }
-            WebError::PayloadTooLarge { limit } => (
-                "payload-too-large",
-                Sentence::new("problem-payload-too-large-title"),
-                Sentence::new("problem-payload-too-large-detail").arg("limit", *limit),
+            WebError::PayloadTooLarge { limit } => Answer {
+                detail: Sentence::new("problem-payload-too-large-detail").arg("limit", *limit),
+                close: true,
+                ..plain(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "problem-payload-too-large-title", "")
+            },
+            WebError::LengthRequired => Answer {
+                close: true,
+                ..plain(
+                    StatusCode::LENGTH_REQUIRED,
+                    "length-required",
+                    "problem-length-required-title",
+                    "problem-length-required-detail",
+                )
+            },
+            WebError::RequestTimeout => Answer {
+                close: true,
+                ..plain(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request-timeout",
+                    "problem-request-timeout-title",
+                    "problem-request-timeout-detail",
+                )
+            },
+            WebError::Refused(status) => {
+                plain(*status, "bad-request", "problem-refused-title", "problem-refused-detail")
+            }
+            WebError::Unexpected(error) if Unavailable::in_chain(error).is_some() => Answer {
+                retry_after: Some(RETRY_AFTER_OUTAGE),
+                ..plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "problem-unavailable-title",
+                    "problem-unavailable-detail",
+                )
+            },
+            WebError::Unexpected(_) => plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "problem-internal-title",
+                "problem-internal-detail",
             ),
-            WebError::LengthRequired => {
-                titled("length-required", "problem-length-required-title", "problem-length-required-detail")
-            }
-            WebError::RequestTimeout => {
-                titled("request-timeout", "problem-request-timeout-title", "problem-request-timeout-detail")
-            }
-            WebError::Refused(_) => titled("bad-request", "problem-refused-title", "problem-refused-detail"),
-            WebError::Unexpected(error) if Unavailable::in_chain(error).is_some() => {
-                titled("unavailable", "problem-unavailable-title", "problem-unavailable-detail")
-            }
-            WebError::Unexpected(_) => titled("internal", "problem-internal-title", "problem-internal-detail"),
         }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.answer().status
     }
 
     /// The response for this failure, as a page or a problem document.
     pub fn into_response(self, format: Format, req: &Request, state: &AppState) -> Response {
-        match &self {
-            WebError::RateLimited { limit, .. } => telemetry::rate_limited(&state.settings, limit.kind()),
-            WebError::Link(refusal) => telemetry::sign_in(&state.settings, refusal.kind()),
-            WebError::Code(problem) => telemetry::sign_in(&state.settings, problem.kind()),
-            WebError::PasswordRejected { .. } => telemetry::sign_in(&state.settings, "password-rejected"),
-            _ => {}
-        }
-        let retry_after = self.retry_after();
-        // People get the page they were on again, saying what went wrong; anything else is a
-        // page or problem that needs nothing from the request.
-        let status = self.status();
+        let answer = self.answer();
         let path = req.uri().path();
         let lang = crate::lang::of(req);
-        let again = match (format, self) {
-            (Format::Html, WebError::InvalidEmail { typed, callback_url, reason }) => {
-                let message = FormError::Link(invalid_email_sentence(&reason));
-                sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
+        // People get the page they were on again, saying what went wrong; anything else is a
+        // page or problem that needs nothing from the request.
+        let again = match (format, &answer.page) {
+            (Format::Html, Page::SignInForm { typed, callback_url, message }) => {
+                Some(sign_in_form(req, state, typed, callback_url.as_deref(), message.clone(), answer.status))
             }
-            (Format::Html, WebError::PasswordRejected { typed, callback_url }) => {
-                let message = FormError::Password(Sentence::new("password-rejected"));
-                sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
+            (Format::Html, Page::CheckEmail(message)) => {
+                Some(check_email_page(req, state, message.clone(), answer.status))
             }
-            (Format::Html, WebError::Code(problem)) => check_email_page(req, state, Some(problem.sentence()), status),
-            (Format::Html, WebError::Link(refusal)) => Ok(Redirect::see_other(format!(
-                "{}?error=Verification&reason={}",
-                state.settings.pages.error,
-                refusal.reason()
+            (Format::Html, Page::LinkError(reason)) => Some(Ok(Redirect::see_other(format!(
+                "{}?error=Verification&reason={reason}",
+                state.settings.pages.error
             ))
-            .into_response()),
-            (
-                Format::Html,
-                WebError::RateLimited { limit, retry_after, page: LimitedPage::SignIn { typed, callback_url } },
-            ) => {
-                let message = FormError::Link(limit.sentence(retry_after));
-                sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
-            }
-            (
-                Format::Html,
-                WebError::RateLimited { limit, retry_after, page: LimitedPage::PasswordSignIn { typed, callback_url } },
-            ) => {
-                let message = FormError::Password(limit.sentence(retry_after));
-                sign_in_form(req, state, &typed, callback_url.as_deref(), message, status)
-            }
-            (Format::Html, WebError::RateLimited { limit, retry_after, page: LimitedPage::CheckEmail }) => {
-                check_email_page(req, state, Some(limit.sentence(retry_after)), status)
-            }
-            (format, other) => Ok(other.standalone_response(format, path, &lang, state)),
+            .into_response())),
+            _ => None,
         };
-        // The page itself failed to render: the plain error page (or problem) instead.
-        let mut response =
-            again.unwrap_or_else(|error| WebError::Unexpected(error).standalone_response(format, path, &lang, state));
-        if let Some(wait) = retry_after {
-            set_retry_after(&mut response, wait);
+        match again {
+            Some(Ok(mut response)) => {
+                self.count(&answer, state);
+                if let Some(wait) = answer.retry_after {
+                    set_retry_after(&mut response, wait);
+                }
+                response
+            }
+            // The page itself failed to render: the plain error page (or problem) instead.
+            Some(Err(error)) => WebError::Unexpected(error).standalone_response(format, path, &lang, state),
+            None => self.answer_with(answer, format, path, &lang, state),
         }
-        response
     }
 
     /// The response for this failure when no request is at hand any more (the router's own
     /// 404 and 405): a page that needs nothing from the request, or a problem document.
     pub fn standalone_response(self, format: Format, path: &str, lang: &str, state: &AppState) -> Response {
-        let status = self.status();
+        let answer = self.answer();
+        self.answer_with(answer, format, path, lang, state)
+    }
+
+    /// The plain error page or problem document for `answer`, logged and counted.
+    fn answer_with(self, answer: Answer, format: Format, path: &str, lang: &str, state: &AppState) -> Response {
+        self.count(&answer, state);
         match &self {
             // An outage is the operator's to fix, not a bug: one warning per refused request,
             // with the cause, and the health check says which dependency is away.
-            WebError::Unexpected(error) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            WebError::Unexpected(error) if answer.status == StatusCode::SERVICE_UNAVAILABLE => {
                 tracing::warn!(path = %path, error = %format!("{error:#}"), "request refused: a dependency is unavailable");
             }
             WebError::Unexpected(error) => tracing::error!(path = %path, error = ?error, "request failed"),
             _ => {}
         }
-        // A body left unread (too large, too slow) must not be taken for the next request.
-        let close =
-            matches!(self, WebError::PayloadTooLarge { .. } | WebError::LengthRequired | WebError::RequestTimeout);
-        let retry_after = self.retry_after();
         let mut response = match format {
-            Format::Json => self.problem_response(status, state),
-            Format::Html => self.page_response(status, lang, state).unwrap_or_else(|error| {
+            Format::Json => self.problem_response(&answer, state),
+            Format::Html => self.page_response(&answer, lang, state).unwrap_or_else(|error| {
                 // The error page itself failed: fall back to plain text rather than recurse.
                 tracing::error!(error = ?error, "error page failed");
                 "Something went wrong on our side.".with_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
             }),
         };
-        if close {
+        if answer.close {
             response.headers_mut().insert(header::CONNECTION, poem::http::HeaderValue::from_static("close"));
         }
-        if let Some(wait) = retry_after {
+        if let Some(wait) = answer.retry_after {
             set_retry_after(&mut response, wait);
         }
         response
     }
 
-    fn problem_response(&self, status: StatusCode, state: &AppState) -> Response {
-        let (kind, title, detail) = self.problem();
+    /// Counts the answer in the metrics, when it counts as something.
+    fn count(&self, answer: &Answer, state: &AppState) {
+        match answer.metric {
+            Some(Metric::SignIn(outcome)) => telemetry::sign_in(&state.settings, outcome),
+            Some(Metric::RateLimited(limit)) => telemetry::rate_limited(&state.settings, limit),
+            None => {}
+        }
+    }
+
+    fn problem_response(&self, answer: &Answer, state: &AppState) -> Response {
         let say = |sentence: &Sentence| state.pages.translations().say(i18n::DEFAULT, sentence);
         let mut body = serde_json::json!({
-            "type": format!("urn:magiclink:problem:{kind}"),
-            "title": say(&title),
-            "status": status.as_u16(),
-            "detail": say(&detail).replace("{base}", &state.settings.auth_base_path),
+            "type": format!("urn:magiclink:problem:{}", answer.kind),
+            "title": say(&answer.title),
+            "status": answer.status.as_u16(),
+            "detail": say(&answer.detail).replace("{base}", &state.settings.auth_base_path),
         });
         if let WebError::Code(CodeProblem::Wrong { attempts_left }) = self {
             body["attemptsLeft"] = serde_json::json!(attempts_left);
         }
-        if let Some(retry_after) = self.retry_after() {
+        if let Some(retry_after) = answer.retry_after {
             body["retryAfter"] = serde_json::json!(retry_after_seconds(retry_after));
         }
-        Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
+        Response::builder().status(answer.status).content_type("application/problem+json").body(body.to_string())
     }
 
-    fn page_response(self, status: StatusCode, lang: &str, state: &AppState) -> Result<Response, WebError> {
-        if let WebError::Csrf = self {
-            return Ok(page_in(lang, state, status, "csrf_error.html", Context::new())?);
+    fn page_response(&self, answer: &Answer, lang: &str, state: &AppState) -> Result<Response, WebError> {
+        if let Page::Csrf = answer.page {
+            return Ok(page_in(lang, state, answer.status, "csrf_error.html", Context::new())?);
         }
-        let (_, title, detail) = self.problem();
         let say = |sentence: &Sentence| state.pages.translations().say(lang, sentence);
         let mut context = Context::new();
-        context.insert("title", &say(&title));
-        context.insert("detail", &say(&detail).replace("{base}", &state.settings.auth_base_path));
-        Ok(page_in(lang, state, status, "server_error.html", context)?)
+        context.insert("title", &say(&answer.title));
+        context.insert("detail", &say(&answer.detail).replace("{base}", &state.settings.auth_base_path));
+        Ok(page_in(lang, state, answer.status, "server_error.html", context)?)
     }
 }
 
@@ -827,4 +922,139 @@ pub(crate) fn set_retry_after(response: &mut Response, wait: chrono::TimeDelta) 
 /// Turns a handler's result into a response, mapping errors in the one place that does so.
 pub(crate) fn respond(req: &Request, state: &AppState, result: Result<Response, WebError>) -> Response {
     result.unwrap_or_else(|error| error.into_response(Format::of(req), req, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use poem::http::StatusCode;
+
+    use super::{AddressChangeRefusal, CodeProblem, Limit, LimitedPage, LinkRefusal, WebError};
+
+    /// One of each kind of error. The `match` below does not compile when a variant is added
+    /// without a case here.
+    fn one_of_each() -> Vec<WebError> {
+        let outage = anyhow::Error::new(std::io::Error::other("refused")).context(ports::Unavailable::Database);
+        let errors = vec![
+            WebError::Csrf,
+            WebError::BadForm("x".to_owned()),
+            WebError::BadJson("x".to_owned()),
+            WebError::BadQuery("x".to_owned()),
+            WebError::InvalidEmail { typed: "x".to_owned(), callback_url: None, reason: domain::InvalidEmail::Empty },
+            WebError::NotFound,
+            WebError::SignedOut,
+            WebError::NoSuchSession,
+            WebError::MethodNotAllowed,
+            WebError::PayloadTooLarge { limit: 1 },
+            WebError::LengthRequired,
+            WebError::RequestTimeout,
+            WebError::RateLimited {
+                limit: Limit::LinksToAddress,
+                retry_after: chrono::TimeDelta::seconds(1),
+                page: LimitedPage::Error,
+            },
+            WebError::Link(LinkRefusal::Invalid),
+            WebError::Link(LinkRefusal::Used),
+            WebError::Link(LinkRefusal::Expired),
+            WebError::Code(CodeProblem::Wrong { attempts_left: 1 }),
+            WebError::AddressChange(AddressChangeRefusal::Invalid),
+            WebError::AddressChange(AddressChangeRefusal::Used),
+            WebError::AddressChange(AddressChangeRefusal::Expired),
+            WebError::AddressChange(AddressChangeRefusal::Taken),
+            WebError::AddressChange(AddressChangeRefusal::NotTheRequester),
+            WebError::SameAddress,
+            WebError::AddressNotAllowed,
+            WebError::PasswordsDisabled,
+            WebError::PasswordRejected { typed: "x".to_owned(), callback_url: None },
+            WebError::PasswordRefused(domain::PasswordRefusal::Common),
+            WebError::ReauthenticationRequired,
+            WebError::Refused(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            WebError::Unexpected(anyhow::anyhow!("a bug")),
+            WebError::Unexpected(outage),
+        ];
+        for error in &errors {
+            match error {
+                WebError::Csrf
+                | WebError::BadForm(_)
+                | WebError::BadJson(_)
+                | WebError::BadQuery(_)
+                | WebError::InvalidEmail { .. }
+                | WebError::NotFound
+                | WebError::SignedOut
+                | WebError::NoSuchSession
+                | WebError::MethodNotAllowed
+                | WebError::PayloadTooLarge { .. }
+                | WebError::LengthRequired
+                | WebError::RequestTimeout
+                | WebError::RateLimited { .. }
+                | WebError::Link(_)
+                | WebError::Code(_)
+                | WebError::AddressChange(_)
+                | WebError::SameAddress
+                | WebError::AddressNotAllowed
+                | WebError::PasswordsDisabled
+                | WebError::PasswordRejected { .. }
+                | WebError::PasswordRefused(_)
+                | WebError::ReauthenticationRequired
+                | WebError::Refused(_)
+                | WebError::Unexpected(_) => {}
+            }
+        }
+        errors
+    }
+
+    /// The error statuses each operation of the checked-in OpenAPI document lists (which a
+    /// system test keeps equal to the served one).
+    fn documented_error_statuses() -> BTreeMap<String, BTreeSet<u16>> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        let document: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("docs/openapi.json")).expect("JSON");
+        let mut operations = BTreeMap::new();
+        for (path, methods) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in methods.as_object().expect("methods") {
+                let statuses = operation["responses"]
+                    .as_object()
+                    .expect("responses")
+                    .keys()
+                    .filter_map(|status| status.parse::<u16>().ok())
+                    .filter(|status| *status >= 400)
+                    .collect();
+                operations.insert(format!("{} {path}", method.to_uppercase()), statuses);
+            }
+        }
+        operations
+    }
+
+    #[test]
+    fn every_error_status_the_document_lists_is_one_the_map_answers_and_failing_operations_list_500_and_503() {
+        let answered: BTreeSet<u16> = one_of_each().iter().map(|error| error.status().as_u16()).collect();
+        let operations = documented_error_statuses();
+        assert!(operations.len() >= 14, "{operations:?}");
+        for (operation, statuses) in &operations {
+            let unanswered: Vec<&u16> = statuses.difference(&answered).collect();
+            assert!(unanswered.is_empty(), "{operation} lists {unanswered:?}, which no error is answered with");
+            // What any operation that can fail at all can meet: a bug, an outage. (One that
+            // only reads the configuration, such as the providers, lists no failure.)
+            if statuses.is_empty() {
+                continue;
+            }
+            for always in [500, 503] {
+                assert!(statuses.contains(&always), "{operation} does not list {always}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_outage_is_503_with_retry_after_and_a_bug_500_without() {
+        let statuses: Vec<(u16, Option<i64>)> = one_of_each()
+            .iter()
+            .filter(|error| matches!(error, WebError::Unexpected(_)))
+            .map(|error| {
+                let answer = error.answer();
+                (answer.status.as_u16(), answer.retry_after.map(|wait| wait.num_seconds()))
+            })
+            .collect();
+        assert_eq!(statuses, [(500, None), (503, Some(5))]);
+    }
 }
