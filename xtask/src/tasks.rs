@@ -263,7 +263,7 @@ const MICRO_BENCHMARKS: [(&str, &str); 2] = [("adapters", "hot_paths"), ("adapte
 /// `cargo xtask bench [--micro] [ARGS]`.
 ///
 /// Without `--micro`: builds the release `magiclink` and `loadgen` binaries and runs the
-/// end-to-end benchmark (`loadgen run`, see `xtask/src/bin/loadgen`) with `ARGS` (`--quick`,
+/// end-to-end benchmark (`loadgen run`, see `xtask/loadgen`) with `ARGS` (`--quick`,
 /// `--at-scale`, `--database postgres`, `--seconds N`). With `--micro`: the criterion
 /// benchmarks, `ARGS` passed to criterion.
 pub fn bench(root: &Path, args: &[String]) -> ExitCode {
@@ -272,7 +272,7 @@ pub fn bench(root: &Path, args: &[String]) -> ExitCode {
         return micro_benchmarks(root, &cargo, rest);
     }
     let built = Command::new(&cargo)
-        .args(["build", "--release", "-p", "xtask", "--bin", "magiclink", "--bin", "loadgen"])
+        .args(["build", "--release", "-p", "xtask", "-p", "loadgen", "--bin", "magiclink", "--bin", "loadgen"])
         .current_dir(root)
         .status();
     if !built.is_ok_and(|status| status.success()) {
