@@ -8,9 +8,15 @@
 //! is per backend, in [`Dialect`] and in `migrations/{sqlite,postgres,mysql}`.
 
 mod dialect;
+mod links;
+mod outbox;
+mod passwords;
+mod rate_limits;
 mod seed;
+mod sessions;
 mod sqlite;
 mod store;
+mod users;
 
 use std::borrow::Cow;
 

@@ -1,0 +1,243 @@
+//! The magic links ([`LinkStore`]): stored with their email in one transaction, used once by
+//! one conditional `UPDATE` (by the token or by the code), and on use retiring the address's
+//! other links and storing the user and the session in the same transaction.
+
+use chrono::{DateTime, Utc};
+use domain::{EmailAddress, LinkTokenHash, OutboxId, SignInCodeHash};
+use ports::{
+    CodeRedemption, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Redemption, SessionDraft,
+    SignedInRecord, UserAdded,
+};
+use sqlx::{Any, Row as _, Transaction};
+
+use super::store::*;
+use super::Doing as _;
+use crate::time::to_millis;
+
+impl SqlStore {
+    /// A link's state at `now`, by token hash (and address, when given).
+    pub(super) async fn link_state_in(
+        &self,
+        executor: impl sqlx::Executor<'_, Database = Any>,
+        token_hash: &LinkTokenHash,
+        identifier: Option<&EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(LinkState, u32)> {
+        let statement = match identifier {
+            Some(_) => {
+                "SELECT used_at, expires, code_attempts FROM verification_tokens WHERE token = ? AND identifier = ?"
+            }
+            None => "SELECT used_at, expires, code_attempts FROM verification_tokens WHERE token = ?",
+        };
+        let statement = self.sql(statement);
+        let mut query = sqlx::query(&statement).bind(token_hash.to_hex());
+        if let Some(identifier) = identifier {
+            query = query.bind(identifier.as_str());
+        }
+        let row = query.fetch_optional(executor).await.doing("cannot look the link up")?;
+        let Some(row) = row else { return Ok((LinkState::Unknown, 0)) };
+        let used_at: Option<i64> = row.try_get("used_at")?;
+        let expires: i64 = row.try_get("expires")?;
+        let state = match used_at {
+            Some(_) => LinkState::Used,
+            None if expires <= to_millis(now) => LinkState::Expired,
+            None => LinkState::Unused,
+        };
+        Ok((state, stored_count(&row, "code_attempts")?))
+    }
+
+    pub(super) async fn try_redeem(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        session: &SessionDraft,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Redemption> {
+        let mut tx = self.begin_write().await?;
+        // One conditional statement decides who wins: of racing redemptions, only one matches
+        // `used_at IS NULL`; the others wait for its row lock, then no longer match.
+        let won = sqlx::query(&self.sql(
+            "UPDATE verification_tokens SET used_at = ? \
+             WHERE token = ? AND identifier = ? AND used_at IS NULL AND expires > ?",
+        ))
+        .bind(to_millis(now))
+        .bind(token_hash.to_hex())
+        .bind(identifier.as_str())
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await
+        .doing("cannot redeem the link")?
+        .rows_affected()
+            == 1;
+        if won {
+            let stored: String = sqlx::query_scalar(
+                &self.sql("SELECT token FROM verification_tokens WHERE token = ? AND identifier = ?"),
+            )
+            .bind(token_hash.to_hex())
+            .bind(identifier.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .doing("cannot read the redeemed link")?;
+            // The final decision is a constant-time comparison, whatever the index did.
+            anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
+            let record = self.sign_in_within(&mut tx, identifier, session, now).await?;
+            tx.commit().await.doing("cannot commit the redemption")?;
+            return Ok(Redemption::Redeemed(record));
+        }
+        let (state, _) = self.link_state_in(&mut *tx, token_hash, Some(identifier), now).await?;
+        tx.rollback().await?;
+        Ok(match state {
+            LinkState::Unknown => Redemption::Unknown,
+            LinkState::Used => Redemption::AlreadyUsed,
+            LinkState::Expired => Redemption::Expired,
+            // Unused and unexpired, yet the update did not match: it cannot happen inside one
+            // transaction, and "already used" is the answer that signs nobody in.
+            LinkState::Unused => Redemption::AlreadyUsed,
+        })
+    }
+
+    pub(super) async fn try_redeem_code(
+        &self,
+        token_hash: &LinkTokenHash,
+        code_hash: &SignInCodeHash,
+        max_attempts: u32,
+        session: &SessionDraft,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<CodeRedemption> {
+        let mut tx = self.begin_write().await?;
+        // As in `redeem`, one conditional write decides; a wrong code matches nothing here.
+        let won = sqlx::query(&self.sql(
+            "UPDATE verification_tokens SET used_at = ? \
+             WHERE token = ? AND used_at IS NULL AND expires > ? AND code_attempts < ? AND code_hash = ?",
+        ))
+        .bind(to_millis(now))
+        .bind(token_hash.to_hex())
+        .bind(to_millis(now))
+        .bind(i64::from(max_attempts))
+        .bind(code_hash.to_hex())
+        .execute(&mut *tx)
+        .await
+        .doing("cannot redeem the code")?
+        .rows_affected()
+            == 1;
+        if won {
+            let row = sqlx::query(&self.sql("SELECT identifier, code_hash FROM verification_tokens WHERE token = ?"))
+                .bind(token_hash.to_hex())
+                .fetch_one(&mut *tx)
+                .await
+                .doing("cannot read the redeemed code")?;
+            let stored: String = row.try_get("code_hash")?;
+            anyhow::ensure!(SignInCodeHash::from_hex(&stored)?.matches(code_hash), "index returned another code");
+            let identifier = stored_address(&row, "identifier")?;
+            let record = self.sign_in_within(&mut tx, &identifier, session, now).await?;
+            tx.commit().await.doing("cannot commit the redemption")?;
+            return Ok(CodeRedemption::Redeemed(record));
+        }
+        let counted = sqlx::query(&self.sql(
+            "UPDATE verification_tokens SET code_attempts = code_attempts + 1 \
+             WHERE token = ? AND used_at IS NULL AND expires > ? AND code_attempts < ?",
+        ))
+        .bind(token_hash.to_hex())
+        .bind(to_millis(now))
+        .bind(i64::from(max_attempts))
+        .execute(&mut *tx)
+        .await
+        .doing("cannot count a wrong code")?
+        .rows_affected()
+            == 1;
+        let (state, attempts) = self.link_state_in(&mut *tx, token_hash, None, now).await?;
+        if counted {
+            tx.commit().await.doing("cannot commit a wrong code")?;
+            return Ok(CodeRedemption::Wrong { attempts_left: max_attempts.saturating_sub(attempts) });
+        }
+        tx.rollback().await?;
+        Ok(match state {
+            LinkState::Unknown => CodeRedemption::Unknown,
+            LinkState::Used => CodeRedemption::AlreadyUsed,
+            LinkState::Expired => CodeRedemption::Expired,
+            // Unused and unexpired, yet no attempt could be counted: they were all used up.
+            LinkState::Unused => CodeRedemption::Exhausted,
+        })
+    }
+
+    /// After a link was used, inside its transaction: the other unused links of the address
+    /// retired, its user found or created (verified now), and the new session stored.
+    pub(super) async fn sign_in_within(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        identifier: &EmailAddress,
+        session: &SessionDraft,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<SignedInRecord> {
+        self.retire_other_links(tx, identifier.as_str()).await?;
+        let (UserAdded::Created(user) | UserAdded::Existed(user)) =
+            self.insert_user_within(tx, identifier, Some(now), now).await?;
+        let session = NewSession {
+            token_hash: session.token_hash.clone(),
+            user_id: user.id.clone(),
+            expires: session.expires,
+            user_agent: session.user_agent.clone(),
+            created_at: now,
+        };
+        let session = self.insert_session(&mut **tx, &session).await?;
+        Ok(SignedInRecord { user, session })
+    }
+}
+
+#[async_trait::async_trait]
+impl LinkStore for SqlStore {
+    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<OutboxId> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&self.sql(
+            "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(link.identifier.as_str())
+        .bind(link.token_hash.to_hex())
+        .bind(link.code_hash.to_hex())
+        .bind(to_millis(link.expires))
+        .bind(to_millis(link.created_at))
+        .execute(&mut *tx)
+        .await
+        .doing("cannot store the link")?;
+        let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
+        tx.commit().await.doing("cannot commit the link and its email")?;
+        Ok(outbox_id)
+    }
+
+    async fn redeem(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        session: &SessionDraft,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Redemption> {
+        retrying(|| self.try_redeem(token_hash, identifier, session, now)).await
+    }
+
+    async fn redeem_code(
+        &self,
+        token_hash: &LinkTokenHash,
+        code_hash: &SignInCodeHash,
+        max_attempts: u32,
+        session: &SessionDraft,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<CodeRedemption> {
+        retrying(|| self.try_redeem_code(token_hash, code_hash, max_attempts, session, now)).await
+    }
+
+    async fn state(
+        &self,
+        token_hash: &LinkTokenHash,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<LinkState> {
+        Ok(self.link_state_in(&self.pool, token_hash, Some(identifier), now).await?.0)
+    }
+
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        let links = self.delete_before("DELETE FROM verification_tokens WHERE expires < ?", cutoff, "expired links");
+        // Address-change links are links too, and go with them.
+        let changes = self.delete_before("DELETE FROM address_changes WHERE expires < ?", cutoff, "address changes");
+        Ok(links.await? + changes.await?)
+    }
+}

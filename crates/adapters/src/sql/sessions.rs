@@ -1,0 +1,105 @@
+//! The sessions ([`SessionStore`]): stored by the hash of their token, read with their user,
+//! extended, listed and revoked by their owner, purged once expired.
+
+use chrono::{DateTime, Utc};
+use domain::{Session, SessionId, SessionSummary, SessionTokenHash, User, UserId};
+use ports::{NewSession, SessionStore};
+use sqlx::Row as _;
+
+use super::store::*;
+use super::Doing as _;
+use crate::time::to_millis;
+
+#[async_trait::async_trait]
+impl SessionStore for SqlStore {
+    async fn create(&self, session: &NewSession) -> anyhow::Result<Session> {
+        self.insert_session(&self.writer, session).await
+    }
+
+    async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT s.id AS session_id, s.expires, s.created_at AS session_created_at, {USER_COLUMNS} \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.session_token = ?"
+        )))
+        .bind(token_hash.to_hex())
+        .fetch_optional(&self.pool)
+        .await
+        .doing("cannot read the session")?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row)?;
+        let session = Session {
+            id: stored_id(&row, "session_id")?,
+            user_id: user.id.clone(),
+            expires: stored_instant(&row, "expires")?,
+            created_at: stored_instant(&row, "session_created_at")?,
+        };
+        Ok(Some((session, user)))
+    }
+
+    async fn extend(&self, session_id: &SessionId, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query(&self.sql("UPDATE sessions SET expires = ?, updated_at = ? WHERE id = ?"))
+            .bind(to_millis(expires))
+            .bind(to_millis(now))
+            .bind(session_id.as_str())
+            .execute(&self.writer)
+            .await
+            .doing("cannot extend the session")?;
+        Ok(())
+    }
+
+    async fn list_for_user(&self, user_id: &UserId, now: DateTime<Utc>) -> anyhow::Result<Vec<SessionSummary>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT id, created_at, updated_at, expires, user_agent FROM sessions \
+             WHERE user_id = ? AND expires > ? ORDER BY updated_at DESC, created_at DESC, id",
+        ))
+        .bind(user_id.as_str())
+        .bind(to_millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .doing("cannot list the sessions")?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionSummary {
+                    id: stored_id(row, "id")?,
+                    created_at: stored_instant(row, "created_at")?,
+                    last_used: stored_instant(row, "updated_at")?,
+                    expires: stored_instant(row, "expires")?,
+                    user_agent: row.try_get("user_agent")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_for_user(&self, user_id: &UserId, session_id: &SessionId) -> anyhow::Result<bool> {
+        let done = sqlx::query(&self.sql("DELETE FROM sessions WHERE id = ? AND user_id = ?"))
+            .bind(session_id.as_str())
+            .bind(user_id.as_str())
+            .execute(&self.writer)
+            .await
+            .doing("cannot revoke the session")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_others(&self, user_id: &UserId, keep: &SessionId) -> anyhow::Result<u64> {
+        let done = sqlx::query(&self.sql("DELETE FROM sessions WHERE user_id = ? AND id <> ?"))
+            .bind(user_id.as_str())
+            .bind(keep.as_str())
+            .execute(&self.writer)
+            .await
+            .doing("cannot revoke the other sessions")?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()> {
+        sqlx::query(&self.sql("DELETE FROM sessions WHERE session_token = ?"))
+            .bind(token_hash.to_hex())
+            .execute(&self.writer)
+            .await
+            .doing("cannot delete the session")?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        self.delete_before("DELETE FROM sessions WHERE expires < ?", cutoff, "expired sessions").await
+    }
+}
