@@ -18,18 +18,32 @@ fn stored_kind(row: &AnyRow) -> anyhow::Result<EmailKind> {
     EmailKind::parse(&kind).with_context(|| format!("unknown kind of email `{kind}`"))
 }
 
+/// An outbox row as the listing reads it.
+#[derive(sqlx::FromRow)]
+struct OutboxEntryRow {
+    id: String,
+    kind: String,
+    recipient: String,
+    status: String,
+    attempts: i64,
+    created_at: i64,
+    next_attempt_at: i64,
+    provider_message_id: Option<String>,
+    last_error: Option<String>,
+}
+
 fn outbox_entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
-    let status: String = row.try_get("status")?;
+    let row = <OutboxEntryRow as sqlx::FromRow<'_, AnyRow>>::from_row(row)?;
     Ok(OutboxEntry {
-        id: stored_id(row, "id")?,
-        kind: stored_kind(row)?,
-        recipient: stored_address(row, "recipient")?,
-        state: DeliveryState::parse(&status).with_context(|| format!("unknown outbox status `{status}`"))?,
-        attempts: stored_count(row, "attempts")?,
-        created_at: stored_instant(row, "created_at")?,
-        next_attempt_at: stored_instant(row, "next_attempt_at")?,
-        provider_message_id: row.try_get("provider_message_id")?,
-        last_error: row.try_get("last_error")?,
+        id: domain::OutboxId::parse(&row.id).map_err(|_| anyhow::anyhow!("stored id is not an id"))?,
+        kind: EmailKind::parse(&row.kind).with_context(|| format!("unknown kind of email `{}`", row.kind))?,
+        recipient: domain::EmailAddress::parse(&row.recipient).context("stored recipient is not a valid address")?,
+        state: DeliveryState::parse(&row.status).with_context(|| format!("unknown outbox status `{}`", row.status))?,
+        attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+        created_at: from_millis(row.created_at)?,
+        next_attempt_at: from_millis(row.next_attempt_at)?,
+        provider_message_id: row.provider_message_id,
+        last_error: row.last_error,
     })
 }
 

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use domain::{Session, SessionId, SessionSummary, SessionTokenHash, User, UserId};
 use ports::{NewSession, SessionStore};
-use sqlx::Row as _;
+use sqlx::any::AnyRow;
 
 use super::store::*;
 use super::Doing as _;
-use crate::time::to_millis;
+use crate::time::{from_millis, to_millis};
 
 #[async_trait::async_trait]
 impl SessionStore for SqlStore {
@@ -59,12 +59,13 @@ impl SessionStore for SqlStore {
         .doing("cannot list the sessions")?;
         rows.iter()
             .map(|row| {
+                let row = <SessionSummaryRow as sqlx::FromRow<'_, AnyRow>>::from_row(row)?;
                 Ok(SessionSummary {
-                    id: stored_id(row, "id")?,
-                    created_at: stored_instant(row, "created_at")?,
-                    last_used: stored_instant(row, "updated_at")?,
-                    expires: stored_instant(row, "expires")?,
-                    user_agent: row.try_get("user_agent")?,
+                    id: SessionId::parse(&row.id).map_err(|_| anyhow::anyhow!("stored id is not an id"))?,
+                    created_at: from_millis(row.created_at)?,
+                    last_used: from_millis(row.updated_at)?,
+                    expires: from_millis(row.expires)?,
+                    user_agent: row.user_agent,
                 })
             })
             .collect()
@@ -102,4 +103,14 @@ impl SessionStore for SqlStore {
     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
         self.delete_before("DELETE FROM sessions WHERE expires < ?", cutoff, "expired sessions").await
     }
+}
+
+/// A session as the owner's list reads it.
+#[derive(sqlx::FromRow)]
+struct SessionSummaryRow {
+    id: String,
+    created_at: i64,
+    updated_at: i64,
+    expires: i64,
+    user_agent: Option<String>,
 }

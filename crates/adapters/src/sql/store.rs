@@ -125,25 +125,45 @@ pub(super) fn stored_count(row: &AnyRow, column: &str) -> anyhow::Result<u32> {
 /// The columns [`user_from_row`] reads, from `users` aliased `u`.
 pub(super) const USER_COLUMNS: &str = "u.id AS user_id, u.name, u.email, u.email_verified, u.image";
 
+/// A user as [`USER_COLUMNS`] reads it.
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    user_id: String,
+    name: Option<String>,
+    email: String,
+    email_verified: Option<i64>,
+    image: Option<String>,
+}
+
+impl UserRow {
+    /// The user, every value checked.
+    pub(super) fn into_user(self) -> anyhow::Result<User> {
+        let id: domain::UserId =
+            Id::parse(&self.user_id).map_err(|_| anyhow::anyhow!("stored user_id is not an id"))?;
+        // A name stored before a rule was added (a text-direction control, say) is not shown:
+        // it is the person's to set again, and a page must never show what the rules refuse.
+        let name = self.name.and_then(|text| match DisplayName::parse(&text) {
+            Ok(name) => name,
+            Err(refusal) => {
+                tracing::warn!(user.id = %id.as_str(), reason = %refusal, "a stored display name is no longer accepted; not shown");
+                None
+            }
+        });
+        Ok(User {
+            id,
+            // The text stays out of the message: a 500's cause chain is logged, and addresses
+            // are not.
+            email: EmailAddress::parse(&self.email).context("stored email is not a valid address")?,
+            name,
+            image: self.image,
+            email_verified: self.email_verified.map(from_millis).transpose()?,
+        })
+    }
+}
+
+/// The user in a row holding [`USER_COLUMNS`].
 pub(super) fn user_from_row(row: &AnyRow) -> anyhow::Result<User> {
-    let id = stored_id(row, "user_id")?;
-    let name: Option<String> = row.try_get("name")?;
-    // A name stored before a rule was added (a text-direction control, say) is not shown: it
-    // is the person's to set again, and a page must never show what the rules refuse.
-    let name = name.and_then(|text| match DisplayName::parse(&text) {
-        Ok(name) => name,
-        Err(refusal) => {
-            tracing::warn!(user.id = %id.as_str(), reason = %refusal, "a stored display name is no longer accepted; not shown");
-            None
-        }
-    });
-    Ok(User {
-        id,
-        email: stored_address(row, "email")?,
-        name,
-        image: row.try_get("image")?,
-        email_verified: row.try_get::<Option<i64>, _>("email_verified")?.map(from_millis).transpose()?,
-    })
+    <UserRow as sqlx::FromRow<'_, AnyRow>>::from_row(row)?.into_user()
 }
 
 /// Whether a write was refused by a unique index (SQLite 2067 and 1555, PostgreSQL 23505,
