@@ -20,13 +20,13 @@ use i18n::Sentence;
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Query, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
-use ports::{ActiveSession, ChangeAddress, ChangeAddressError, ConfirmAddress};
+use ports::{ActiveSession, ChangeAddress, ConfirmAddress};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use crate::auth::{self, checked_form};
 use crate::client::client_ip;
-use crate::errors::{invalid_email_sentence, respond, WebError};
+use crate::errors::{respond, FieldError, WebError};
 use crate::forms::CsrfProtected;
 use crate::render::{page, say};
 use crate::{csrf, telemetry, user_agent, AppState};
@@ -180,14 +180,12 @@ pub async fn change_email(
         let Some((form, active)) = signed_in_form(req, &state, form).await? else {
             return Ok(sign_in_first(&state));
         };
-        let refused = |status, sentence: Sentence| {
-            let state = &state;
-            let active = &active;
-            async move { account_page(req, state, active, status, None, FieldError::Email(sentence)).await }
-        };
         let new_email = match crate::forms::typed_address(&state.settings, &form.email) {
             Ok(email) => email,
-            Err(reason) => return refused(StatusCode::BAD_REQUEST, invalid_email_sentence(&reason)).await,
+            Err(reason) => {
+                let error = WebError::InvalidEmail { typed: form.email.clone(), callback_url: None, reason };
+                return account_refusal(req, &state, &active, error, FieldError::Email).await;
+            }
         };
         let request = ChangeAddress {
             new_email,
@@ -196,28 +194,7 @@ pub async fn change_email(
         };
         match state.sign_in.request_address_change(&active, request).await {
             Ok(_) => Ok(back(&state, "confirm-sent")),
-            Err(ChangeAddressError::SameAddress) => {
-                refused(StatusCode::BAD_REQUEST, Sentence::new("account-same-address")).await
-            }
-            Err(ChangeAddressError::NotAllowed) => {
-                refused(StatusCode::BAD_REQUEST, Sentence::new("account-address-not-allowed")).await
-            }
-            Err(ChangeAddressError::ReauthenticationRequired) => {
-                // The page shows the "confirm it is you" forms in place of the address form.
-                account_page(req, &state, &active, StatusCode::FORBIDDEN, None, FieldError::None).await
-            }
-            Err(error) => {
-                // Rate limits answer with the page and the sentence the sign-in form uses.
-                let error = WebError::from(error);
-                if let WebError::RateLimited { limit, retry_after, .. } = &error {
-                    // Answered here rather than by the error mapping, so counted here.
-                    telemetry::rate_limited(&state.settings, limit.kind());
-                    let mut response = refused(StatusCode::TOO_MANY_REQUESTS, limit.sentence(*retry_after)).await?;
-                    crate::errors::set_retry_after(&mut response, *retry_after);
-                    return Ok(response);
-                }
-                Err(error)
-            }
+            Err(error) => account_refusal(req, &state, &active, error.into(), FieldError::Email).await,
         }
     };
     respond(req, &state, result.await)
@@ -331,19 +308,20 @@ pub(crate) fn back(state: &AppState, done: &str) -> Response {
     Redirect::see_other(format!("{}?done={done}", state.settings.pages.account)).into_response()
 }
 
-/// A field of the page refused, with the sentence shown under it.
-#[derive(Debug, Clone)]
-pub(crate) enum FieldError {
-    /// Nothing refused.
-    None,
-    /// The display name.
-    Name(Sentence),
-    /// The new sign-in address.
-    Email(Sentence),
-    /// The new password.
-    Password(Sentence),
-    /// The current password, confirming it is the person.
-    Reauthenticate(Sentence),
+/// An error met by one of the account page's forms: the page again, with the status and the
+/// sentence the one error map gives it under `field` (or the "confirm it is you" forms), and
+/// the map's metric and `Retry-After`. An error the page does not show goes to the map whole.
+pub(crate) async fn account_refusal(
+    req: &Request,
+    state: &AppState,
+    active: &ActiveSession,
+    error: WebError,
+    field: fn(Sentence) -> FieldError,
+) -> Result<Response, WebError> {
+    let Some((status, shown)) = error.on_account_page() else { return Err(error) };
+    let mut response = account_page(req, state, active, status, None, shown.map_or(FieldError::None, field)).await?;
+    error.finish(&mut response, state);
+    Ok(response)
 }
 
 /// The account page, with `done` confirmed at the top and `error` under its field.

@@ -510,6 +510,8 @@ struct Answer {
     detail: Sentence,
     /// What a person sees, when it is more than the plain error page.
     page: Page,
+    /// What the account page shows, when the error is met by one of its forms.
+    account: Option<AccountShown>,
     /// What it counts as in the metrics, if anything.
     metric: Option<Metric>,
     /// How long to wait before trying again (`Retry-After`).
@@ -540,6 +542,29 @@ enum Page {
     LinkError(&'static str),
 }
 
+/// What the account page shows for an error met by one of its forms.
+enum AccountShown {
+    /// The page again, with this sentence under the form that was sent.
+    Under(Sentence),
+    /// The page again, with the "confirm it is you" forms in place of the one that was sent.
+    ConfirmItIsYou,
+}
+
+/// A field of the account page refused, with the sentence shown under it.
+#[derive(Debug, Clone)]
+pub(crate) enum FieldError {
+    /// Nothing refused.
+    None,
+    /// The display name.
+    Name(Sentence),
+    /// The new sign-in address.
+    Email(Sentence),
+    /// The new password.
+    Password(Sentence),
+    /// The current password, confirming it is the person.
+    Reauthenticate(Sentence),
+}
+
 /// What an error counts as in the metrics.
 enum Metric {
     /// A sign-in attempt's outcome (`signins_total{outcome}`).
@@ -559,6 +584,7 @@ impl WebError {
             title: Sentence::new(title),
             detail: Sentence::new(detail),
             page: Page::Plain,
+            account: None,
             metric: None,
             retry_after: None,
             close: false,
@@ -586,6 +612,7 @@ impl WebError {
                     callback_url: callback_url.clone(),
                     message: FormError::Link(invalid_email_sentence(reason)),
                 },
+                account: Some(AccountShown::Under(invalid_email_sentence(reason))),
                 ..plain(StatusCode::BAD_REQUEST, "invalid-email", "problem-invalid-email-title", "")
             },
             WebError::NotFound => {
@@ -660,18 +687,24 @@ impl WebError {
                     "problem-address-change-not-requester-detail",
                 ),
             },
-            WebError::SameAddress => plain(
-                StatusCode::BAD_REQUEST,
-                "same-address",
-                "problem-same-address-title",
-                "problem-same-address-detail",
-            ),
-            WebError::AddressNotAllowed => plain(
-                StatusCode::BAD_REQUEST,
-                "address-not-allowed",
-                "problem-address-not-allowed-title",
-                "problem-address-not-allowed-detail",
-            ),
+            WebError::SameAddress => Answer {
+                account: Some(AccountShown::Under(Sentence::new("account-same-address"))),
+                ..plain(
+                    StatusCode::BAD_REQUEST,
+                    "same-address",
+                    "problem-same-address-title",
+                    "problem-same-address-detail",
+                )
+            },
+            WebError::AddressNotAllowed => Answer {
+                account: Some(AccountShown::Under(Sentence::new("account-address-not-allowed"))),
+                ..plain(
+                    StatusCode::BAD_REQUEST,
+                    "address-not-allowed",
+                    "problem-address-not-allowed-title",
+                    "problem-address-not-allowed-detail",
+                )
+            },
             WebError::PasswordsDisabled => plain(
                 StatusCode::NOT_FOUND,
                 "passwords-disabled",
@@ -685,6 +718,8 @@ impl WebError {
                     message: FormError::Password(Sentence::new("password-rejected")),
                 },
                 metric: Some(Metric::SignIn("password-rejected")),
+                // On the account page it is the current password, confirming it is the person.
+                account: Some(AccountShown::Under(Sentence::new("account-reauth-wrong"))),
                 ..plain(
                     StatusCode::UNAUTHORIZED,
                     "password-rejected",
@@ -694,14 +729,18 @@ impl WebError {
             },
             WebError::PasswordRefused(refusal) => Answer {
                 detail: password_refusal_sentence(*refusal),
+                account: Some(AccountShown::Under(password_refusal_sentence(*refusal))),
                 ..plain(StatusCode::BAD_REQUEST, password_refusal_kind(*refusal), "problem-password-refused-title", "")
             },
-            WebError::ReauthenticationRequired => plain(
-                StatusCode::FORBIDDEN,
-                "reauthentication-required",
-                "problem-reauthentication-required-title",
-                "problem-reauthentication-required-detail",
-            ),
+            WebError::ReauthenticationRequired => Answer {
+                account: Some(AccountShown::ConfirmItIsYou),
+                ..plain(
+                    StatusCode::FORBIDDEN,
+                    "reauthentication-required",
+                    "problem-reauthentication-required-title",
+                    "problem-reauthentication-required-detail",
+                )
+            },
             WebError::RateLimited { limit, retry_after, page } => {
                 let sentence = limit.sentence(*retry_after);
                 let page = match page {
@@ -719,6 +758,7 @@ impl WebError {
                     LimitedPage::Error => Page::Plain,
                 };
                 Answer {
+                    account: Some(AccountShown::Under(sentence.clone())),
                     detail: sentence,
                     page,
                     metric: Some(Metric::RateLimited(limit.kind())),
@@ -773,6 +813,27 @@ impl WebError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         self.answer().status
+    }
+
+    /// How the account page answers this error when one of its forms met it: the status, and
+    /// the sentence to show under that form (`None`: show the "confirm it is you" forms
+    /// instead). `None` when the account page does not show it: the plain map answers it.
+    pub(crate) fn on_account_page(&self) -> Option<(StatusCode, Option<Sentence>)> {
+        let answer = self.answer();
+        match answer.account? {
+            AccountShown::Under(sentence) => Some((answer.status, Some(sentence))),
+            AccountShown::ConfirmItIsYou => Some((answer.status, None)),
+        }
+    }
+
+    /// What the map adds to a page a handler rendered for this error: the metric, and
+    /// `Retry-After`.
+    pub(crate) fn finish(&self, response: &mut Response, state: &AppState) {
+        let answer = self.answer();
+        self.count(&answer, state);
+        if let Some(wait) = answer.retry_after {
+            set_retry_after(response, wait);
+        }
     }
 
     /// The response for this failure, as a page or a problem document.

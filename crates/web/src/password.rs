@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use domain::{CallbackPath, Password};
-use poem::http::{header, StatusCode};
+use poem::http::header;
 use poem::web::{Data, Form, Redirect};
 use poem::{handler, IntoResponse, Request, Response};
 use ports::{ActiveSession, PasswordSignIn, Passwords, SetPassword};
@@ -145,17 +145,9 @@ pub async fn set(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<
         match set_password(&state, &active, &form.password, sign_out_others).await {
             Ok(ended) if ended > 0 => Ok(crate::account::back(&state, "password-others")),
             Ok(_) => Ok(crate::account::back(&state, "password")),
-            Err(WebError::PasswordRefused(refusal)) => {
-                let sentence = crate::errors::password_refusal_sentence(refusal);
-                let error = crate::account::FieldError::Password(sentence);
-                crate::account::account_page(req, &state, &active, StatusCode::BAD_REQUEST, None, error).await
+            Err(error) => {
+                crate::account::account_refusal(req, &state, &active, error, crate::errors::FieldError::Password).await
             }
-            Err(WebError::ReauthenticationRequired) => {
-                // The page shows the "confirm it is you" forms in place of the password form.
-                let error = crate::account::FieldError::None;
-                crate::account::account_page(req, &state, &active, StatusCode::FORBIDDEN, None, error).await
-            }
-            Err(error) => Err(error),
         }
     };
     respond(req, &state, result.await)
@@ -194,19 +186,9 @@ pub async fn reauthenticate(
         };
         match confirm_with_password(req, &state, &active, &form.password).await {
             Ok(()) => Ok(crate::account::back(&state, "confirmed")),
-            Err(WebError::PasswordRejected { .. }) if Format::of(req) == Format::Html => {
-                let error = crate::account::FieldError::Reauthenticate(i18n::Sentence::new("account-reauth-wrong"));
-                crate::account::account_page(req, &state, &active, StatusCode::UNAUTHORIZED, None, error).await
-            }
-            Err(WebError::RateLimited { limit, retry_after, .. }) if Format::of(req) == Format::Html => {
-                // Answered here rather than by the error mapping, so counted here.
-                crate::telemetry::rate_limited(&state.settings, limit.kind());
-                let error = crate::account::FieldError::Reauthenticate(limit.sentence(retry_after));
-                let mut response =
-                    crate::account::account_page(req, &state, &active, StatusCode::TOO_MANY_REQUESTS, None, error)
-                        .await?;
-                crate::errors::set_retry_after(&mut response, retry_after);
-                Ok(response)
+            Err(error) if Format::of(req) == Format::Html => {
+                let field = crate::errors::FieldError::Reauthenticate;
+                crate::account::account_refusal(req, &state, &active, error, field).await
             }
             Err(error) => Err(error),
         }
