@@ -12,12 +12,6 @@ use super::store::*;
 use super::Doing as _;
 use crate::time::{from_millis, to_millis};
 
-/// An outbox row's kind of email.
-fn stored_kind(row: &AnyRow) -> anyhow::Result<EmailKind> {
-    let kind: String = row.try_get("kind")?;
-    EmailKind::parse(&kind).with_context(|| format!("unknown kind of email `{kind}`"))
-}
-
 /// An outbox row as the listing reads it.
 #[derive(sqlx::FromRow)]
 struct OutboxEntryRow {
@@ -81,16 +75,18 @@ impl SqlStore {
         let mut query = sqlx::query(&lease).bind(to_millis(lease_until)).bind(to_millis(now));
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let hash: String = row.try_get("link_token_hash")?;
+            let row = <ClaimedRow as sqlx::FromRow<'_, AnyRow>>::from_row(row)?;
             let message = OutboxMessage {
-                id: stored_id(row, "id")?,
-                kind: stored_kind(row)?,
-                lang: row.try_get("lang")?,
-                recipient: stored_address(row, "recipient")?,
-                link_token_hash: LinkTokenHash::from_hex(&hash).context("stored token hash is not valid")?,
-                sealed_body: row.try_get::<Option<Vec<u8>>, _>("sealed_body")?.context("a pending row has no body")?,
-                expires: stored_instant(row, "link_expires")?,
-                attempts: stored_count(row, "attempts")?.saturating_add(1),
+                id: OutboxId::parse(&row.id).map_err(|_| anyhow::anyhow!("stored id is not an id"))?,
+                kind: EmailKind::parse(&row.kind).with_context(|| format!("unknown kind of email `{}`", row.kind))?,
+                lang: row.lang,
+                recipient: domain::EmailAddress::parse(&row.recipient)
+                    .context("stored recipient is not a valid address")?,
+                link_token_hash: LinkTokenHash::from_hex(&row.link_token_hash)
+                    .context("stored token hash is not valid")?,
+                sealed_body: row.sealed_body.context("a pending row has no body")?,
+                expires: from_millis(row.link_expires)?,
+                attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX).saturating_add(1),
                 leased_until: lease_until,
             };
             query = query.bind(message.id.as_str().to_owned());
@@ -255,4 +251,17 @@ impl Outbox for SqlStore {
         )
         .await
     }
+}
+
+/// A pending row as a claim reads it.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: String,
+    kind: String,
+    lang: String,
+    recipient: String,
+    link_token_hash: String,
+    sealed_body: Option<Vec<u8>>,
+    link_expires: i64,
+    attempts: i64,
 }

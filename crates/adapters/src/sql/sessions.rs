@@ -26,12 +26,13 @@ impl SessionStore for SqlStore {
         .await
         .doing("cannot read the session")?;
         let Some(row) = row else { return Ok(None) };
-        let user = user_from_row(&row)?;
+        let row = <SessionWithUserRow as sqlx::FromRow<'_, AnyRow>>::from_row(&row)?;
+        let user = row.user.into_user()?;
         let session = Session {
-            id: stored_id(&row, "session_id")?,
+            id: SessionId::parse(&row.session_id).map_err(|_| anyhow::anyhow!("stored session_id is not an id"))?,
             user_id: user.id.clone(),
-            expires: stored_instant(&row, "expires")?,
-            created_at: stored_instant(&row, "session_created_at")?,
+            expires: from_millis(row.expires)?,
+            created_at: from_millis(row.session_created_at)?,
         };
         Ok(Some((session, user)))
     }
@@ -113,4 +114,14 @@ struct SessionSummaryRow {
     updated_at: i64,
     expires: i64,
     user_agent: Option<String>,
+}
+
+/// A session read with its user.
+#[derive(sqlx::FromRow)]
+struct SessionWithUserRow {
+    session_id: String,
+    expires: i64,
+    session_created_at: i64,
+    #[sqlx(flatten)]
+    user: UserRow,
 }

@@ -99,12 +99,6 @@ pub(super) fn new_id<K>() -> anyhow::Result<Id<K>> {
     Id::parse(&Uuid::now_v7().to_string()).map_err(|_| anyhow::anyhow!("uuid made a malformed id"))
 }
 
-/// An id read back from a row, checked.
-pub(super) fn stored_id<K>(row: &AnyRow, column: &str) -> anyhow::Result<Id<K>> {
-    let text: String = row.try_get(column)?;
-    Id::parse(&text).map_err(|_| anyhow::anyhow!("stored {column} `{text}` is not an id"))
-}
-
 /// An address read back from a row, checked.
 pub(super) fn stored_address(row: &AnyRow, column: &str) -> anyhow::Result<EmailAddress> {
     let text: String = row.try_get(column)?;

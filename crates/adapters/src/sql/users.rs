@@ -6,11 +6,12 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use domain::{DisplayName, EmailAddress, LinkTokenHash, OutboxId, SessionId, User, UserId};
 use ports::{AddressChangeOutcome, NewAddressChange, NewOutboxMessage, PendingAddressChange, UserAdded, UserStore};
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
 
 use super::store::*;
 use super::Doing as _;
-use crate::time::to_millis;
+use crate::time::{from_millis, to_millis};
 
 impl SqlStore {
     /// Confirms an address change inside its transaction; see
@@ -90,11 +91,13 @@ impl SqlStore {
         .await
         .doing("cannot read the address change")?;
         row.map(|row| {
+            let row = <AddressChangeRow as sqlx::FromRow<'_, AnyRow>>::from_row(&row)?;
             Ok(PendingAddressChange {
-                user_id: stored_id(&row, "user_id")?,
-                new_email: stored_address(&row, "new_email")?,
-                expires: stored_instant(&row, "expires")?,
-                used: row.try_get::<Option<i64>, _>("used_at")?.is_some(),
+                user_id: UserId::parse(&row.user_id).map_err(|_| anyhow::anyhow!("stored user_id is not an id"))?,
+                // The text stays out of the message, as every address does.
+                new_email: EmailAddress::parse(&row.new_email).context("stored new_email is not a valid address")?,
+                expires: from_millis(row.expires)?,
+                used: row.used_at.is_some(),
             })
         })
         .transpose()
@@ -219,4 +222,13 @@ impl UserStore for SqlStore {
             .doing("cannot remove the user")?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// A requested change of sign-in address.
+#[derive(sqlx::FromRow)]
+struct AddressChangeRow {
+    user_id: String,
+    new_email: String,
+    expires: i64,
+    used_at: Option<i64>,
 }
