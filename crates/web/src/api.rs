@@ -416,6 +416,12 @@ impl ProblemStatuses for SignedInProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[SIGNED_OUT, INTERNAL, UNAVAILABLE];
 }
 
+/// Ending every other session of the signed-in person.
+pub struct RevokeOthersProblems;
+impl ProblemStatuses for RevokeOthersProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[SIGNED_OUT, FORBIDDEN, INTERNAL, UNAVAILABLE];
+}
+
 /// A change to the signed-in person's sessions.
 pub struct SessionChangeProblems;
 impl ProblemStatuses for SessionChangeProblems {
@@ -797,7 +803,7 @@ impl AuthApi {
     /// Ends every session of the signed-in person but this one ("sign out everywhere else").
     /// Needs the `X-CSRF-Token` header.
     #[oai(path = "/sessions/revoke-others", method = "post")]
-    async fn revoke_other_sessions(&self, req: &Request) -> Result<Json<RevokedBody>, Problem<SessionChangeProblems>> {
+    async fn revoke_other_sessions(&self, req: &Request) -> Result<Json<RevokedBody>, Problem<RevokeOthersProblems>> {
         let active = self.signed_in_to_change(req).await?;
         let revoked = self.state.sessions.revoke_others(&active).await.map_err(|e| self.problem(req, e.into()))?;
         telemetry::sessions_revoked(&self.state.settings, "revoke-others", revoked);
