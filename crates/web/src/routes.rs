@@ -148,14 +148,7 @@ async fn json_api<E: Endpoint>(
     match endpoint.call(req).await {
         Ok(response) => Ok(response.into_response()),
         Err(error) if error.is_from_response() => Ok(error.into_response()),
-        Err(error) => {
-            let mut response = router_error(&error, Format::Json, &path, i18n::DEFAULT, &state);
-            allowed.tell(&mut response, &path);
-            if let Some(pattern) = error.data::<PathPattern>() {
-                response.set_data(pattern.clone());
-            }
-            Ok(response)
-        }
+        Err(error) => Ok(allowed.refusal(&error, Format::Json, &path, i18n::DEFAULT, &state)),
     }
 }
 
@@ -194,6 +187,17 @@ impl AllowedMethods {
             .map(|segment| (!(segment.starts_with('{') && segment.ends_with('}'))).then(|| segment.to_owned()))
             .collect();
         self.paths.push((segments, methods.to_owned()));
+    }
+
+    /// What the router or an extractor refused, answered as the site answers (see
+    /// [`router_error`]), with `Allow` on a 405 and the route's pattern kept for the metrics.
+    fn refusal(&self, error: &poem::Error, format: Format, path: &str, lang: &str, state: &AppState) -> Response {
+        let mut response = router_error(error, format, path, lang, state);
+        self.tell(&mut response, path);
+        if let Some(pattern) = error.data::<PathPattern>() {
+            response.set_data(pattern.clone());
+        }
+        response
     }
 
     /// Sets `Allow` on a 405 for `path`, when the path is known.
@@ -334,15 +338,7 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
                         Ok(Ok(response)) => response,
                         // Our own handlers' errors are finished responses already.
                         Ok(Err(error)) if error.is_from_response() => error.into_response(),
-                        Ok(Err(error)) => {
-                            let mut response = router_error(&error, format, &path, &lang, &state);
-                            allowed.tell(&mut response, &path);
-                            // A 405 came from a route: keep its pattern for the metrics.
-                            if let Some(pattern) = error.data::<PathPattern>() {
-                                response.set_data(pattern.clone());
-                            }
-                            response
-                        }
+                        Ok(Err(error)) => allowed.refusal(&error, format, &path, &lang, &state),
                     }
                 };
                 let headers = response.headers_mut();
