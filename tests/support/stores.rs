@@ -30,7 +30,11 @@ pub fn server_name(dialect: Dialect) -> &'static str {
 /// server is not reachable (which fails the test in CI).
 pub async fn scratch_store(dialect: Dialect, max_connections: u32) -> Option<ScratchStore> {
     let scratch = scratch_database(dialect).await?;
-    let database = Database::open(&scratch.url(), PoolSettings::new(max_connections), OpenMode::CreateIfMissing)
+    // The contracts race many callers on a few connections (waiting on row locks, not on an
+    // outage), on a machine running other tests: the pool waits as long as sqlx's default.
+    let pool =
+        PoolSettings { acquire_timeout: std::time::Duration::from_secs(30), ..PoolSettings::new(max_connections) };
+    let database = Database::open(&scratch.url(), pool, OpenMode::CreateIfMissing)
         .await
         .expect("the scratch database opens")
         .expect("and exists");
