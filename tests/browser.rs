@@ -5,7 +5,10 @@
 //! under `target/browser-screenshots/` for people to look at.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use adapters::clock::ManualClock;
 
 use system_tests::nginx::{self, Nginx};
 use system_tests::smtp::SmtpServer;
@@ -89,43 +92,158 @@ async fn a_person_signs_in_with_a_link_from_the_development_mailbox() {
     browser.quit().await.expect("browser closes");
 }
 
+/// Every way a link stops working, in Chromium, says what happened: a second request replaces
+/// the first link at once (and its page says so, in the very browser that asked); a person
+/// signed in who opens their own old link is told they are signed in and taken on; a link used
+/// already says so once signed out; a code typed after its link expired says that, offering a
+/// new link.
+#[tokio::test]
+async fn each_dead_link_says_what_happened_and_an_own_old_link_takes_a_signed_in_person_on() {
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+    let server = RunningServer::start_with(|_| {}, Parts { clock: clock.clone(), ..Parts::default() }).await;
+    let base = &server.base_url;
+    let address = "twice@example.com";
+
+    request_a_link(&browser, base, address, "dead-1").await;
+    let (first, _) = newest_message(&server, address, 1).await;
+    request_a_link(&browser, base, address, "dead-2").await;
+    let (second, _) = newest_message(&server, address, 2).await;
+    browser.goto(&first).await.expect("first link opened");
+    browser
+        .wait_for_text("#error-title", "This link was replaced by a newer one", WAIT)
+        .await
+        .expect("the older link says a newer one replaced it");
+    browser.screenshot(&screenshots(), "dead-3-replaced").await.expect("screenshot");
+
+    browser.goto(&second).await.expect("second link opened");
+    browser.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("the newer one signs in");
+    for (link, state, shot) in [
+        (&second, "The link you opened was used already; you don't need it any more.", "dead-4-used-signed-in"),
+        (
+            &first,
+            "The link you opened was replaced by a newer one; you don't need it any more.",
+            "dead-5-old-signed-in",
+        ),
+    ] {
+        browser.goto(link).await.expect("opened again");
+        browser.wait_for_text("#signed-in-already", "You are already signed in", WAIT).await.expect("told");
+        browser.wait_for_text("#link-state", state, WAIT).await.expect("what became of the link");
+        browser.screenshot(&screenshots(), shot).await.expect("screenshot");
+    }
+    browser.click(&browser.find("#continue").await.expect("continue")).await.expect("clicked");
+    browser.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("taken on, signed in");
+    assert_eq!(browser.url().await.expect("url"), format!("{base}/"), "where the link was going");
+    browser.click(&browser.find("#signout").await.expect("sign-out button")).await.expect("signed out");
+    browser.wait_for_text("#status", "You are not signed in.", WAIT).await.expect("signed out");
+    browser.goto(&second).await.expect("opened signed out");
+    browser.wait_for_text("#error-title", "This link was already used", WAIT).await.expect("used, signed out");
+
+    request_a_link(&browser, base, address, "dead-6").await;
+    let (_, code) = newest_message(&server, address, 3).await;
+    clock.advance(chrono::TimeDelta::minutes(11));
+    browser.type_into(&browser.find("#code").await.expect("code field"), &code).await.expect("typed");
+    browser.click(&browser.find("#submit-code").await.expect("code button")).await.expect("submitted");
+    browser
+        .wait_for_text(
+            "#code-error",
+            "This code has expired, with the link it came with. Ask for a new link, and use the code or link from that email.",
+            WAIT,
+        )
+        .await
+        .expect("the late code is told it expired");
+    let offered = browser.find("#new-link").await.expect("a new link is offered");
+    browser.screenshot(&screenshots(), "dead-7-code-expired").await.expect("screenshot");
+    browser.click(&offered).await.expect("clicked");
+    browser.wait_for_text("#submit", "Email me a sign-in link", WAIT).await.expect("the sign-in form");
+    browser.quit().await.expect("browser closes");
+}
+
 /// The width a phone shows pages at (an iPhone 12 to 15, in CSS pixels).
 const PHONE_WIDTH: u32 = 390;
 
+/// Measures the page: the window's width, the content's width, and the card's left and right
+/// edges, in CSS pixels.
+const MEASURE: &str = "const card = document.querySelector('main').getBoundingClientRect(); \
+     return [window.innerWidth, document.documentElement.scrollWidth, card.left, card.right];";
+
+/// The text of every button whose words are broken across lines inside a word (a one-word
+/// label on two lines, "Abmel-den").
+const BROKEN_BUTTONS: &str = "return Array.from(document.querySelectorAll('button, .button-link')).filter(b => { \
+       const words = b.textContent.trim().split(/\\s+/); const range = document.createRange(); \
+       range.selectNodeContents(b); \
+       const lines = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top))).size; \
+       return b.offsetParent !== null && lines > words.length; }).map(b => b.textContent.trim());";
+
 #[tokio::test]
-async fn every_page_fits_a_phone_screen_with_room_at_the_edges() {
+async fn every_page_fits_a_phone_screen_with_room_at_the_edges_in_english_and_german() {
     let Some((browser, _driver, _profile)) = chromium().await else { return };
-    let server = RunningServer::start().await;
+    // Passwords on, so that the sign-in and account pages show their password forms too.
+    let server = RunningServer::start_with(
+        |settings| {
+            settings.password.enabled = true;
+            settings.password.memory_kib = 7_168;
+            settings.password.iterations = 5;
+        },
+        Parts::default(),
+    )
+    .await;
     browser.set_window_size(PHONE_WIDTH, 844).await.expect("resized");
     let base = &server.base_url;
-    // A used link with a long address in the mailbox, the widest thing it shows.
+    // A used link with a long address in the mailbox, the widest thing it shows, and a second
+    // session (another device) for the account page's table.
     server.sign_in_over_http("phone-with-a-rather-long-address@example.com").await;
+    let address = "phone@example.com";
+    server.sign_in_over_http(address).await;
+    request_a_link(&browser, base, address, "phone-sign-in").await;
+    let (link, _) = newest_message(&server, address, 3).await;
+    browser.goto(&link).await.expect("link opened");
+    browser.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("signed in");
 
     let pages = [
-        ("phone-signin", "/signin".to_owned()),
-        ("phone-check-email", "/check-your-email?to=p***%40example.com".to_owned()),
-        ("phone-expired", "/auth-error?error=Verification&reason=expired".to_owned()),
-        ("phone-mailbox", "/dev/mailbox".to_owned()),
-        ("phone-not-found", "/nope".to_owned()),
-        ("phone-signout", "/api/auth/signout".to_owned()),
+        "/signin",
+        "/check-your-email?to=p***%40example.com",
+        "/auth-error?error=Verification&reason=expired",
+        "/auth-error?error=Verification&reason=replaced",
+        "/account",
+        "/dev/mailbox",
+        "/nope",
+        "/api/auth/signout",
     ];
-    for (shot, path) in pages {
-        browser.goto(&format!("{base}{path}")).await.expect("page");
-        let measured = browser
-            .execute(
-                "const card = document.querySelector('main').getBoundingClientRect(); \
-                 return [window.innerWidth, document.documentElement.scrollWidth, card.left, card.right];",
-                vec![],
-            )
-            .await
-            .expect("measured");
-        let [viewport, content, left, right] =
-            [0, 1, 2, 3].map(|i| measured[i].as_f64().unwrap_or_else(|| panic!("{path}: {measured}")));
-        browser.screenshot(&screenshots(), shot).await.expect("screenshot");
-        assert_eq!(viewport, f64::from(PHONE_WIDTH), "{path}: the window is a phone's width");
-        assert!(content <= viewport, "{path}: {content} px of content in a {viewport} px screen (sideways scrolling)");
-        assert!(left >= 8.0 && right <= viewport - 8.0, "{path}: the card spans {left}..{right} of {viewport} px");
+    // English first; `?lang=de` then chooses German for the rest of the visit (its cookie).
+    for lang in ["en", "de"] {
+        for path in pages {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            browser.goto(&format!("{base}{path}{separator}lang={lang}")).await.expect("page");
+            let measured = browser.execute(MEASURE, vec![]).await.expect("measured");
+            let [viewport, content, left, right] =
+                [0, 1, 2, 3].map(|i| measured[i].as_f64().unwrap_or_else(|| panic!("{path}: {measured}")));
+            let shot =
+                format!("phone-{lang}-{}", path.trim_start_matches('/').split(['?', '/']).next().unwrap_or("home"));
+            browser.screenshot(&screenshots(), &shot).await.expect("screenshot");
+            assert_eq!(viewport, f64::from(PHONE_WIDTH), "{path}: the window is a phone's width");
+            assert!(content <= viewport, "{path} ({lang}): {content} px of content in a {viewport} px screen");
+            assert!(left >= 8.0 && right <= viewport - 8.0, "{path} ({lang}): the card spans {left}..{right}");
+            let broken = browser.execute(BROKEN_BUTTONS, vec![]).await.expect("script");
+            assert_eq!(broken, serde_json::json!([]), "{path} ({lang}): buttons broken inside a word");
+        }
     }
+
+    // The account page's password field is a full-width field like the others, not the
+    // browser's tiny default box, and the sessions are cards, not a cramped table.
+    browser.goto(&format!("{base}/account")).await.expect("account page");
+    let widths = "return ['#new-password', '#name'].map(s => document.querySelector(s).getBoundingClientRect().width)";
+    let widths = browser.execute(widths, vec![]).await.expect("script");
+    assert_eq!(widths[0], widths[1], "the password field is as wide as the name field: {widths}");
+    let display = "return getComputedStyle(document.querySelector('#sessions td.when')).display";
+    assert_eq!(browser.execute(display, vec![]).await.expect("script"), "block", "sessions as cards on a phone");
+
+    // At a laptop's width the German sessions table keeps "Abmelden" whole.
+    browser.set_window_size(1000, 800).await.expect("resized");
+    browser.goto(&format!("{base}/account?lang=de")).await.expect("account page");
+    browser.screenshot(&screenshots(), "laptop-de-account").await.expect("screenshot");
+    let broken = browser.execute(BROKEN_BUTTONS, vec![]).await.expect("script");
+    assert_eq!(broken, serde_json::json!([]), "buttons broken inside a word at 1000 px");
     browser.quit().await.expect("browser closes");
 }
 
@@ -340,7 +458,7 @@ async fn nginx_sends_a_visitor_to_sign_in_and_the_link_brings_them_back_to_the_a
     let upstream = nginx::start_upstream().await;
     let Some(proxy) = Nginx::start_forward_auth(port, &server.base_url, upstream) else { return };
     let base = &server.base_url;
-    let wanted = format!("{}/private/report?year=2026", proxy.origin);
+    let wanted = format!("{}/private/report?year=2026&team=r%26d", proxy.origin);
     let address = "proxied@example.com";
 
     browser.goto(&wanted).await.expect("the app");

@@ -220,10 +220,21 @@ async fn fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed(sto
 
 async fn concurrent_redemptions_of_two_links_of_one_address_sign_in_once(store: &ScratchStore) {
     let db = &store.database;
-    let first = insert_link(db, 30, "pair@example.com", t0()).await;
-    let second = insert_link(db, 31, "pair@example.com", t0()).await;
+    // Requested at the same moment: on a database that lets both requests commit without
+    // seeing each other, both links may be live; either way one sign-in per batch of emails.
+    let requests: Vec<_> = [30, 31]
+        .map(|byte| {
+            let links = db.clone();
+            tokio::spawn(async move { insert_link(&links, byte, "pair@example.com", t0()).await })
+        })
+        .into_iter()
+        .collect();
+    let mut links = Vec::new();
+    for request in requests {
+        links.push(request.await.expect("task"));
+    }
 
-    let attempts: Vec<_> = [first, second]
+    let attempts: Vec<_> = links
         .into_iter()
         .cycle()
         .take(20)
@@ -239,26 +250,38 @@ async fn concurrent_redemptions_of_two_links_of_one_address_sign_in_once(store: 
         outcomes.push(attempt.await.expect("task").expect("redeem"));
     }
 
-    // Using one link retires the other: one sign-in per batch of emails, however they race.
     assert_eq!(outcomes.iter().filter(|o| matches!(o, Redemption::Redeemed(_))).count(), 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Redemption::Redeemed(_) | Redemption::AlreadyUsed | Redemption::Replaced)),
+        "{outcomes:?}"
+    );
 }
 
-async fn redeeming_one_link_retires_the_other_unused_links_of_that_address(store: &ScratchStore) {
+async fn a_new_link_replaces_the_live_links_of_its_address_at_once(store: &ScratchStore) {
     let db = &store.database;
+    let long_expired = insert_link(db, 3, "a@example.com", t0() - TimeDelta::hours(1)).await;
     let older = insert_link(db, 4, "a@example.com", t0()).await;
-    let newer = insert_link(db, 5, "a@example.com", t0() + TimeDelta::minutes(1)).await;
     let someone_else = insert_link(db, 6, "b@example.com", t0()).await;
     let at = t0() + TimeDelta::minutes(2);
+    assert_eq!(db.links.state(&older, &address("a@example.com"), at).await.expect("state"), LinkState::Unused);
 
+    let newer = insert_link(db, 5, "a@example.com", t0() + TimeDelta::minutes(1)).await;
+
+    // Replaced the moment the newer one was stored, before anyone used anything.
+    assert_eq!(db.links.state(&older, &address("a@example.com"), at).await.expect("state"), LinkState::Replaced);
+    assert_eq!(
+        db.links.redeem(&older, &address("a@example.com"), &a_session(), at).await.expect("redeem"),
+        Redemption::Replaced
+    );
+    // Still "replaced" once its time is up too: that is what ended it.
+    let later = t0() + TimeDelta::hours(1);
+    assert_eq!(db.links.state(&older, &address("a@example.com"), later).await.expect("state"), LinkState::Replaced);
+    // A link that had expired before the newer one was asked for says so.
+    assert_eq!(db.links.state(&long_expired, &address("a@example.com"), at).await.expect("state"), LinkState::Expired);
     assert!(matches!(
         db.links.redeem(&newer, &address("a@example.com"), &a_session(), at).await.expect("redeem"),
         Redemption::Redeemed(_)
     ));
-
-    assert_eq!(
-        db.links.redeem(&older, &address("a@example.com"), &a_session(), at).await.expect("redeem"),
-        Redemption::Unknown
-    );
     assert!(
         matches!(
             db.links.redeem(&someone_else, &address("b@example.com"), &a_session(), at).await.expect("redeem"),
@@ -494,17 +517,28 @@ async fn concurrent_wrong_codes_never_get_more_tries_than_allowed(store: &Scratc
     assert_eq!(wrong, 5, "exactly the allowed tries were counted");
 }
 
-async fn redeeming_by_code_retires_the_other_unused_links_of_that_address(store: &ScratchStore) {
+async fn the_code_of_a_replaced_link_says_replaced_and_counts_no_attempt(store: &ScratchStore) {
     let db = &store.database;
     let older = insert_link(db, 26, "both@example.com", t0()).await;
     let newer = insert_link(db, 27, "both@example.com", t0()).await;
 
-    db.links.redeem_code(&newer, &code_of(CODE_BYTE, &newer), 5, &a_session(), t0()).await.expect("redeem");
+    let right = db.links.redeem_code(&older, &code_of(CODE_BYTE, &older), 5, &a_session(), t0()).await;
+    let wrong = db.links.redeem_code(&older, &code_of(1, &older), 5, &a_session(), t0()).await;
 
-    assert_eq!(
-        db.links.redeem(&older, &address("both@example.com"), &a_session(), t0()).await.expect("redeem"),
-        Redemption::Unknown
-    );
+    assert_eq!(right.expect("redeem"), CodeRedemption::Replaced);
+    assert_eq!(wrong.expect("redeem"), CodeRedemption::Replaced);
+    let attempts =
+        sqlx::query(&format!("SELECT code_attempts FROM verification_tokens WHERE token = '{}'", older.to_hex()))
+            .fetch_one(&store.raw)
+            .await
+            .expect("row kept")
+            .try_get::<i64, _>(0)
+            .expect("code_attempts");
+    assert_eq!(attempts, 0, "a dead link's code counts nothing");
+    assert!(matches!(
+        db.links.redeem_code(&newer, &code_of(CODE_BYTE, &newer), 5, &a_session(), t0()).await.expect("redeem"),
+        CodeRedemption::Redeemed(_)
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1607,7 +1641,7 @@ macro_rules! every_contract {
             expiry_is_exact_to_the_millisecond_and_unknown_or_wrong_address_links_sign_nobody_in,
             fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed,
             concurrent_redemptions_of_two_links_of_one_address_sign_in_once,
-            redeeming_one_link_retires_the_other_unused_links_of_that_address,
+            a_new_link_replaces_the_live_links_of_its_address_at_once,
             a_redemption_stores_its_user_and_session_with_the_link_and_a_refused_one_stores_neither,
             a_redemption_whose_session_cannot_be_stored_leaves_the_link_unused,
             only_the_keyed_hash_of_a_link_is_stored_never_the_token,
@@ -1617,7 +1651,7 @@ macro_rules! every_contract {
             codes_of_expired_unknown_and_other_links_sign_nobody_in,
             concurrent_code_redemptions_yield_exactly_one_winner,
             concurrent_wrong_codes_never_get_more_tries_than_allowed,
-            redeeming_by_code_retires_the_other_unused_links_of_that_address,
+            the_code_of_a_replaced_link_says_replaced_and_counts_no_attempt,
             users_are_created_once_per_address_and_keep_their_first_verification,
             addresses_differing_only_in_case_are_one_user_and_accents_are_not_folded,
             twenty_concurrent_first_sign_ins_of_one_address_make_one_user,

@@ -33,6 +33,7 @@ async fn without_a_session_the_check_is_401_or_a_redirect_back_to_where_the_pers
     ];
 
     let status = app.get("/api/auth/forward-auth").await;
+    let status_behind_nginx = app.send(poem::http::Method::GET, "/api/auth/forward-auth", &traefik).await;
     let redirect = app.send(poem::http::Method::GET, "/api/auth/forward-auth?mode=redirect", &traefik).await;
     let with_rd = app.get("/api/auth/forward-auth?mode=redirect&rd=https%3A%2F%2Fapp.example.test%2Fx").await;
     let elsewhere = app
@@ -45,6 +46,13 @@ async fn without_a_session_the_check_is_401_or_a_redirect_back_to_where_the_pers
     let bad_mode = app.get("/api/auth/forward-auth?mode=maybe").await;
 
     assert_eq!(status.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(status.header("x-auth-request-redirect"), "http://127.0.0.1:3000/signin", "nowhere to return to");
+    // The 401 names the sign-in address with the return URL encoded, for nginx to redirect to.
+    assert_eq!(status_behind_nginx.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        callback_of(status_behind_nginx.header("x-auth-request-redirect")).as_deref(),
+        Some("https://app.example.test/reports?year=2026&q=a%20b")
+    );
     assert_eq!(redirect.status, StatusCode::FOUND);
     assert!(redirect.location().starts_with("http://127.0.0.1:3000/signin?"), "{}", redirect.location());
     assert_eq!(callback_of(redirect.location()).as_deref(), Some("https://app.example.test/reports?year=2026&q=a%20b"));
@@ -177,7 +185,8 @@ async fn a_proxy_protects_the_app_until_sign_out(proxy_origin: &str, magiclink: 
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     // One jar for both: browsers send a host's cookies to every port of it.
     let mut jar = BTreeMap::new();
-    let wanted = format!("{proxy_origin}/private/report?year=2026");
+    // A query of several parameters, one holding an encoded `&`: all of it must come back.
+    let wanted = format!("{proxy_origin}/private/report?year=2026&team=r%26d");
 
     // Not signed in (a forged identity header changes nothing): to the sign-in page.
     let refused = http

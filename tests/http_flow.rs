@@ -458,13 +458,22 @@ async fn the_answer_is_the_same_whether_or_not_the_address_has_an_account(app: T
     assert_eq!(known.location(), unknown.location());
 }
 
-async fn a_reused_link_leads_to_the_already_used_page(app: TestApp) {
-    app.request_link("a@example.com", "/").await;
+async fn a_reused_link_says_signed_in_where_it_signed_in_and_leads_to_the_already_used_page_elsewhere(app: TestApp) {
+    app.request_link("a@example.com", "/dashboard").await;
     let link = app.latest_link("a@example.com").await;
-    assert_eq!(app.get(&link).await.location(), "/");
+    assert_eq!(app.get(&link).await.location(), "/dashboard");
 
+    let here = app.get(&link).await;
+    let signed_out_elsewhere = app.swap_cookies(std::collections::BTreeMap::new());
     let again = app.get(&link).await;
+    app.swap_cookies(signed_out_elsewhere);
 
+    // The browser signed in as that person: nothing to ask for, only to go on.
+    assert_eq!(here.status, StatusCode::OK);
+    assert!(here.body.contains("You are already signed in"), "{}", here.body);
+    assert!(here.body.contains("The link you opened was used already"), "{}", here.body);
+    // Tera escapes the `/` of an attribute value; the browser reads it back as `/dashboard`.
+    assert!(here.body.contains(r#"id="continue" href="&#x2F;dashboard""#), "{}", here.body);
     assert_eq!(again.status, StatusCode::SEE_OTHER);
     assert_eq!(again.location(), "/auth-error?error=Verification&reason=used");
     let page = app.get(again.location()).await;
@@ -513,18 +522,31 @@ async fn tampered_links_lead_to_the_not_valid_page(app: TestApp) {
     }
     let page = app.get("/auth-error?error=Verification&reason=invalid").await;
     assert!(page.body.contains("This link is not valid"));
+    // These test settings set no secret, as development without AUTH_SECRET: a restart is then
+    // the likeliest reason for an invalid link, and the page names it.
+    assert!(page.body.contains("links sent before a restart no longer work"), "{}", page.body);
     assert_eq!(app.get(&link).await.location(), "/", "the real link still works after the attempts");
 }
 
-async fn a_newer_link_retires_the_older_one_once_used(app: TestApp) {
+async fn a_newer_link_replaces_the_older_one_at_once_and_its_page_says_so(app: TestApp) {
     app.request_link("a@example.com", "/").await;
     let first = app.latest_link("a@example.com").await;
     app.request_link("a@example.com", "/").await;
     let second = app.latest_link("a@example.com").await;
     assert_ne!(first, second);
 
+    // Before the newer one is used: the older one already no longer signs in.
+    assert_eq!(app.get(&first).await.location(), "/auth-error?error=Verification&reason=replaced");
     assert_eq!(app.get(&second).await.location(), "/");
-    assert_eq!(app.get(&first).await.location(), "/auth-error?error=Verification&reason=invalid");
+    let page = app.get("/auth-error?error=Verification&reason=replaced").await;
+    assert!(page.body.contains("This link was replaced by a newer one"), "{}", page.body);
+    let link = url::Url::parse(&format!("http://x{first}")).expect("link");
+    let field = |name: &str| link.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned());
+    let body = serde_json::json!({ "token": field("token"), "email": field("email") });
+    let token = app.csrf_token().await;
+    let problem = app.post_json("/api/auth/callback/email", &body, &[("x-csrf-token", &token)]).await;
+    assert_eq!(problem.status, StatusCode::GONE, "{}", problem.body);
+    assert_eq!(problem.json()["type"], "urn:magiclink:problem:link-replaced");
 }
 
 #[tokio::test]
@@ -826,11 +848,11 @@ system_tests::flows_on_every_backend!(|_| {};
     an_unreadable_json_body_is_a_clear_400_problem,
     a_json_client_gets_json_instead_of_a_redirect,
     the_answer_is_the_same_whether_or_not_the_address_has_an_account,
-    a_reused_link_leads_to_the_already_used_page,
+    a_reused_link_says_signed_in_where_it_signed_in_and_leads_to_the_already_used_page_elsewhere,
     an_expired_link_leads_to_a_page_that_offers_a_new_one,
     a_link_opened_just_before_expiry_still_works,
     tampered_links_lead_to_the_not_valid_page,
-    a_newer_link_retires_the_older_one_once_used,
+    a_newer_link_replaces_the_older_one_at_once_and_its_page_says_so,
     a_session_in_use_is_extended_at_most_once_per_update_age,
     an_expired_session_reads_as_signed_out_and_its_cookie_is_cleared,
     pages_send_the_security_headers,

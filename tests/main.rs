@@ -22,4 +22,5 @@ mod scale;
 mod scanner_safe;
 mod schema_agreement;
 mod secret_rotation;
+mod shared_host;
 mod smtp;

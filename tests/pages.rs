@@ -78,23 +78,68 @@ async fn authjs_sign_out_route_asks_before_signing_out() {
 }
 
 #[tokio::test]
-async fn lifetimes_of_one_minute_are_singular() {
-    let one = TestApp::spawn_with(|s| s.magic_link.max_age = 60).await;
+async fn every_duration_is_said_with_its_own_plural_and_rounding_on_pages_and_in_emails() {
+    // A 5-second link, a one-minute recent sign-in and a one-day session cap: none of them
+    // "1 minute" for five seconds, "the last 1 minutes" or "1 days".
+    let odd = TestApp::spawn_with(|s| {
+        s.magic_link.max_age = 5;
+        s.session.recent_sign_in = 60;
+        s.session.update_age = 3_600;
+        s.session.absolute_max_age = 86_400;
+    })
+    .await;
     let ten = TestApp::spawn().await;
+    let german = TestApp::spawn_with(|s| s.magic_link.max_age = 90).await;
 
-    let one_page = one.get("/signin").await.body;
+    let odd_page = odd.get("/signin").await.body;
     let ten_page = ten.get("/signin").await.body;
-    one.request_link("one@example.com", "/").await;
-    one.deliver().await;
-    let email = one.get("/dev/mailbox?to=one@example.com").await.body;
+    let german_page = german.get("/signin?lang=de").await.body;
+    odd.sign_in("odd@example.com", "/").await;
+    // Past the recent sign-in: the page says how recent a sign-in must be.
+    odd.clock.advance(chrono::TimeDelta::minutes(2));
+    let account = odd.get("/account").await.body;
+    odd.request_link("odd@example.com", "/").await;
+    odd.deliver().await;
+    let email = odd.get("/dev/mailbox?to=odd@example.com").await.body;
 
-    assert!(one_page.contains("expires in 1 minute."), "{one_page}");
+    assert!(odd_page.contains("expires in 5 seconds."), "{odd_page}");
     assert!(ten_page.contains("expires in 10 minutes."), "{ten_page}");
-    assert!(email.contains("expires in 1 minute.") && !email.contains("1 minutes"), "{email}");
+    assert!(german_page.contains("läuft in 90 Sekunden ab."), "{german_page}");
+    assert!(account.contains("needs a sign-in within the last 1 minute."), "{account}");
+    assert!(account.contains("A session ends 1 day after its sign-in"), "{account}");
+    assert!(!account.contains("1 minutes") && !account.contains("1 days"), "{account}");
+    assert!(email.contains("expires in 5 seconds."), "{email}");
 }
 
 #[tokio::test]
-async fn the_mailbox_marks_used_expired_and_retired_links() {
+async fn the_api_docs_page_is_cached_and_revalidated_and_every_operation_has_a_plain_summary() {
+    let app = TestApp::spawn().await;
+
+    let docs = app.get("/api/auth/docs").await;
+    let etag = docs.header("etag").to_owned();
+    let again = app.send(poem::http::Method::GET, "/api/auth/docs", &[("if-none-match", &etag)]).await;
+    let stale = app.send(poem::http::Method::GET, "/api/auth/docs", &[("if-none-match", "\"other\"")]).await;
+    let document = app.get_json("/api/auth/openapi.json").await.json();
+
+    assert_eq!(docs.status, StatusCode::OK);
+    assert_eq!(docs.header("cache-control"), "public, max-age=86400", "it changes only with the API");
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED, "revalidated, not sent again");
+    assert!(again.body.is_empty());
+    assert_eq!(stale.status, StatusCode::OK);
+    assert_eq!(app.get("/signin").await.header("cache-control"), "no-store", "pages are never cached");
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let summary = operation["summary"].as_str().unwrap_or_default();
+            assert!(
+                !summary.is_empty() && summary.len() <= 40 && !summary.contains(['`', '\n', '.']),
+                "{method} {path}: a summary is a short plain phrase: {summary:?}"
+            );
+        }
+    }
+}
+#[tokio::test]
+async fn the_mailbox_marks_used_expired_and_replaced_links() {
     let app = TestApp::spawn_with(|s| s.magic_link.max_age = 600).await;
     app.request_link("late@example.com", "/").await;
     app.deliver().await;
@@ -121,15 +166,16 @@ async fn the_mailbox_marks_used_expired_and_retired_links() {
     };
     assert_eq!(
         states(&fresh),
-        pairs(&[("user@example.com", "unused"), ("user@example.com", "unused"), ("late@example.com", "expired")])
+        pairs(&[("user@example.com", "unused"), ("user@example.com", "replaced"), ("late@example.com", "expired")])
     );
     assert_eq!(
         states(&after),
-        pairs(&[("user@example.com", "used"), ("user@example.com", "unknown"), ("late@example.com", "expired")]),
-        "the used link, the one its use retired, the one whose time ran out"
+        pairs(&[("user@example.com", "used"), ("user@example.com", "replaced"), ("late@example.com", "expired")]),
+        "the used link, the one the newer request replaced, the one whose time ran out"
     );
     let page = app.get("/dev/mailbox").await.body;
     assert!(page.contains("class=\"badge used\">Used<") && page.contains("class=\"badge expired\">Expired<"), "{page}");
+    assert!(page.contains("class=\"badge replaced\">Replaced by a newer link<"), "{page}");
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ fn email() -> OutgoingEmail {
             link: url::Url::parse(LINK).expect("valid"),
             code: Some("0123-WXYZ".to_owned()),
         },
-        expires_in_minutes: 10,
+        expires_in_seconds: 600,
         site_name: "magiclink".to_owned(),
         host: "127.0.0.1".to_owned(),
     };
@@ -154,4 +154,55 @@ fn a_missing_api_key_is_refused_naming_the_setting() {
     let error =
         ResendMailer::new(&settings, &parse_from("no-reply@example.com").expect("valid")).err().expect("refused");
     assert!(error.to_string().contains("AUTH_RESEND_KEY"), "{error}");
+}
+
+#[tokio::test]
+async fn the_start_up_check_accepts_a_key_resend_answers_and_says_what_is_wrong_otherwise() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/domains"))
+        .and(header("authorization", "Bearer re_test_key"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "data": [] })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/domains"))
+        .and(header("authorization", "Bearer re_sending_only"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "statusCode": 401, "name": "restricted_api_key", "message": "This API key is restricted to only send emails"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/domains"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "statusCode": 401, "name": "validation_error", "message": "API key is invalid"
+        })))
+        .mount(&server)
+        .await;
+    let with_key = |key: &str, base_url: String| {
+        let settings =
+            ResendSettings { api_key: domain::SecretText::new(key), base_url, timeout: Duration::from_secs(5) };
+        ResendMailer::new(&settings, &parse_from("magiclink <no-reply@example.com>").expect("valid")).expect("builds")
+    };
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("address");
+
+    let good = with_key("re_test_key", server.uri()).check().await;
+    let sending_only = with_key("re_sending_only", server.uri()).check().await;
+    let refused = with_key("re_revoked_key", server.uri()).check().await;
+    let misshapen = with_key("sk_live_0123", server.uri()).check().await;
+    let unreachable = with_key("re_test_key", format!("http://{closed}")).check().await;
+
+    good.expect("a key Resend answers passes");
+    sending_only.expect("a sending-only key passes: Resend names it");
+    let said = |result: anyhow::Result<()>| format!("{:#}", result.expect_err("refused"));
+    let refused = said(refused);
+    assert!(
+        refused.contains("Resend refused mailer.resend.api_key") && refused.contains("API key is invalid"),
+        "{refused}"
+    );
+    assert!(!refused.contains("re_revoked_key"), "the key is never repeated: {refused}");
+    assert!(said(misshapen).contains("they start with `re_`"));
+    assert!(said(unreachable).starts_with(&format!("cannot reach Resend at http://{closed}")));
 }

@@ -82,4 +82,7 @@ async fn without_the_previous_secret_nothing_old_is_honoured() {
 
     assert_eq!(opened.location(), "/auth-error?error=Verification&reason=invalid");
     assert_eq!(posted.status, StatusCode::FORBIDDEN);
+    // A configured secret survives restarts: the invalid-link page does not blame one.
+    let page = after.get("/auth-error?error=Verification&reason=invalid").await;
+    assert!(page.body.contains("This link is not valid") && !page.body.contains("dev-restart"), "{}", page.body);
 }

@@ -40,7 +40,7 @@ fn email_to(to: &str) -> OutgoingEmail {
         to: EmailAddress::parse(to).expect("valid"),
         lang: "en".to_owned(),
         content: EmailContent::SignIn { link, code: Some("0123-WXYZ".to_owned()) },
-        expires_in_minutes: 10,
+        expires_in_seconds: 600,
         site_name: "magiclink".to_owned(),
         host: "127.0.0.1".to_owned(),
     };
@@ -127,6 +127,25 @@ async fn an_awkward_display_name_is_encoded_and_adds_no_header_or_recipient() {
         }
         group => panic!("sender parsed as a group: {group:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_start_up_check_passes_against_a_real_server_and_names_what_fails() {
+    let Some(server) = SmtpServer::start(None) else { return };
+    let from = || parse_from("no-reply@example.com").expect("valid");
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("address").port();
+    let plain_server_tls_required = mailer(&settings(server.port, StartTls::Required, None), from());
+
+    mailer(&settings(server.port, StartTls::Off, None), from()).check().await.expect("a real server passes");
+    let unreachable = mailer(&settings(closed, StartTls::Off, None), from()).check().await.expect_err("refused");
+    let no_tls = plain_server_tls_required.check().await.expect_err("a server without STARTTLS fails `required`");
+
+    let unreachable = format!("{unreachable:#}");
+    assert!(unreachable.starts_with("cannot reach the SMTP server with mailer.smtp's settings: "), "{unreachable}");
+    assert!(unreachable.to_lowercase().contains("connection refused"), "{unreachable}");
+    assert!(format!("{no_tls:#}").starts_with("cannot reach the SMTP server"), "{no_tls:#}");
+    assert_eq!(server.messages().len(), 0, "a check sends nothing");
 }
 
 #[tokio::test]
@@ -246,10 +265,10 @@ impl std::io::Write for CapturedLog {
 }
 
 /// A whole run through the real server and a real SMTP server, with the process's own JSON log
-/// subscriber at debug level for the web layer: a link sign-in, setting a password and signing
+/// subscriber at the default level (access lines on): a link sign-in, setting a password and signing
 /// in with it, changing the sign-in address by its emailed link, and an email the SMTP server
-/// refuses. Every line is JSON, the requests' ids (echoed in `X-Request-Id`) are in their
-/// lines, and no line holds a link's token, the code, a session cookie, the CSRF token, the
+/// refuses. Every line is JSON with plain field values, the requests' ids (echoed in
+/// `X-Request-Id`) are in their lines, the refusal is an ERROR saying its reason once, and no line holds a link's token, the code, a session cookie, the CSRF token, the
 /// password, or any address (masked `a***@example.com` is how they appear). (A
 /// current-thread test: the subscriber set here sees the server's tasks too.)
 #[tokio::test]
@@ -260,7 +279,7 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
     let Some(mut smtp) = SmtpServer::start(None) else { return };
     let captured = CapturedLog::default();
     let writer = captured.clone();
-    let log = LogSettings { filter: "info,web=debug,sqlx=warn".to_owned(), format: LogFormat::Json };
+    let log = LogSettings { filter: "info,sqlx=warn".to_owned(), format: LogFormat::Json, access: true };
     let _logging = tracing::subscriber::set_default(xtask::cli::log_subscriber(&log, false, move || writer.clone()));
     let smtp_port = smtp.port;
     let server = RunningServer::start_with(
@@ -271,6 +290,10 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
         xtask::wiring::Parts::default(),
     )
     .await;
+    // tracing caches, per call site, whether anyone listens. Other tests' servers, running at
+    // the same moment with no subscriber, may have first hit the request span's call site while
+    // this subscriber was being registered, caching "nobody": ask again now that it is.
+    tracing::callsite::rebuild_interest_cache();
     let base = &server.base_url;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let mut jar = std::collections::BTreeMap::new();
@@ -389,6 +412,25 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
         output.lines().map(|line| serde_json::from_str(line).expect("every line is one JSON object")).collect();
     assert!(lines.len() >= 5, "the run logged: {output}");
     assert!(output.contains("r***@example.net"), "the refusal names its recipient masked: {output}");
+    for line in &lines {
+        let fields = line["fields"].as_object().expect("fields");
+        for (name, value) in fields {
+            let plain = match value {
+                serde_json::Value::String(text) => !text.starts_with("Some(") && !text.contains("Error {"),
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => true,
+                _ => false,
+            };
+            assert!(plain, "field {name} is not a plain value: {line}");
+        }
+    }
+    let refusal = lines
+        .iter()
+        .find(|line| line["fields"]["message"].as_str().is_some_and(|m| m.starts_with("email refused for good")))
+        .expect("the refusal's line");
+    assert_eq!(refusal["level"], "ERROR", "an email not sent is an error: {refusal}");
+    let reason = refusal["fields"]["reason"].as_str().expect("a reason");
+    let first_half = &reason[..reason.len() / 2];
+    assert!(reason.matches(first_half.trim()).count() == 1, "the reason says its cause once: {reason}");
     for id in &ids {
         assert!(
             lines.iter().any(|line| line.to_string().contains(&format!("\"request_id\":\"{id}\""))),

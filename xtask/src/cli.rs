@@ -358,22 +358,66 @@ async fn serve(settings: &Settings, profile: &str, program: Program, embed: wiri
     let base_url = checked.public_base_url(bound.local_addr);
     let parts = wiring::Parts { embed, ..wiring::Parts::default() };
     let service = wiring::build(settings, base_url.clone(), secret, parts).await?;
+    if settings.mailer.check_at_start {
+        check_mailer(service.mailer.as_ref(), profile).await?;
+    }
     if profile == DEVELOPMENT {
         for migration in service.store.migrate().await? {
-            println!("Applied migration {} {}", migration.version, migration.description);
+            announce(&settings.log, &format!("Applied migration {} {}", migration.version, migration.description));
         }
     }
     let origin = base_url.as_str().trim_end_matches('/');
-    println!("Listening on http://{}", bound.local_addr);
+    announce(&settings.log, &format!("Listening on http://{}", bound.local_addr));
     if checked.base_url.is_none() {
-        println!("server.base_url is not set: links point at {origin} (the bound address; development only)");
+        announce(
+            &settings.log,
+            &format!("server.base_url is not set: links point at {origin} (the bound address; development only)"),
+        );
     }
     if service.mailbox.is_some() {
-        println!(
-            "Development mailer: emails are not sent; read them at {origin}/dev/mailbox (links are also logged here)"
+        announce(
+            &settings.log,
+            &format!(
+                "Development mailer: emails are not sent; read them at {origin}/dev/mailbox (links are also logged here)"
+            ),
         );
     }
     wiring::run(service, bound, wiring::shutdown_signal()).await.context("serve failed")
+}
+
+/// How long the start-up check of the mailer may take: a provider that does not answer in
+/// this long will not deliver sign-in emails in time either.
+const MAILER_CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Checks that the mailer reaches its provider, before the service listens: outside
+/// development a failure stops start-up, saying what is wrong; in development it is a warning
+/// (a developer may be offline).
+async fn check_mailer(mailer: &dyn ports::Mailer, profile: &str) -> anyhow::Result<()> {
+    let checked = match tokio::time::timeout(MAILER_CHECK_DEADLINE, mailer.check()).await {
+        Ok(checked) => checked,
+        Err(_) => Err(anyhow::anyhow!("the mail provider did not answer within {} s", MAILER_CHECK_DEADLINE.as_secs())),
+    };
+    match checked {
+        Ok(()) => Ok(()),
+        Err(error) if profile == DEVELOPMENT => {
+            tracing::warn!(error = %format!("{error:#}"), "the mailer check failed: sign-in emails will not be delivered");
+            Ok(())
+        }
+        Err(error) => Err(error.context(
+            "the mailer check failed, so nobody could get a sign-in email: fix the [mailer] settings \
+             (or set mailer.check_at_start = false to start without checking)",
+        )),
+    }
+}
+
+/// Says something at start-up: a plain line for the person at the terminal, or, with
+/// `log.format = "json"`, an info event like any other, so that every line of a JSON log is
+/// JSON.
+fn announce(log: &crate::settings::LogSettings, line: &str) {
+    match log.format {
+        crate::settings::LogFormat::Text => println!("{line}"),
+        crate::settings::LogFormat::Json => tracing::info!("{line}"),
+    }
 }
 
 fn init_logging(log: &crate::settings::LogSettings) {

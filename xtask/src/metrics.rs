@@ -75,7 +75,7 @@ async fn scrape(handle: Data<&PrometheusHandle>, store: Data<&adapters::database
             metrics::gauge!(OUTBOX_OLDEST_AGE).set(age);
         }
         // The rest still renders; the outbox gauges keep their last values.
-        Err(error) => tracing::warn!(error = ?error, "metrics: cannot read the outbox"),
+        Err(error) => tracing::warn!(error = %format!("{error:#}"), "metrics: cannot read the outbox"),
     }
     let pools = store.pool_usage();
     metrics::gauge!(DB_CONNECTIONS, "state" => "in-use").set(f64::from(pools.open.saturating_sub(pools.idle)));

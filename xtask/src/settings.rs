@@ -406,6 +406,9 @@ pub struct MailerSettings {
     pub kind: MailerKind,
     /// The sender, `name <address>`; required for the real mailers.
     pub from: String,
+    /// Check at start-up that the mailer reaches its provider (SMTP: connect, EHLO, TLS, AUTH;
+    /// Resend: the key answered); outside development a failed check stops start-up.
+    pub check_at_start: bool,
     /// `[mailer.smtp]`.
     pub smtp: SmtpSettings,
     /// `[mailer.resend]`.
@@ -554,6 +557,9 @@ pub struct LogSettings {
     pub filter: String,
     /// Lines for people (`text`) or one JSON object per line for a log pipeline (`json`).
     pub format: LogFormat,
+    /// One `request` line per request at info (method, path, status, milliseconds); off when
+    /// the proxy in front keeps the access log.
+    pub access: bool,
 }
 
 /// How log lines are written.
@@ -729,6 +735,7 @@ impl Default for MailerSettings {
         Self {
             kind: MailerKind::Dev,
             from: String::new(),
+            check_at_start: true,
             smtp: SmtpSettings::default(),
             resend: ResendSettings::default(),
             dev: DevMailboxSettings::default(),
@@ -738,7 +745,7 @@ impl Default for MailerSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { filter: "info,sqlx=warn".to_owned(), format: LogFormat::Text }
+        Self { filter: "info,sqlx=warn".to_owned(), format: LogFormat::Text, access: true }
     }
 }
 

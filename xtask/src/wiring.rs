@@ -57,6 +57,8 @@ pub struct Service {
     pub handed_over: HandedOver,
     /// The development mailbox, when that mailer is configured.
     pub mailbox: Option<Arc<DevMailer>>,
+    /// The mailer emails are sent with, for the start-up check.
+    pub mailer: Arc<dyn Mailer>,
     /// Limits on connections and request heads.
     pub connection_limits: ConnectionLimits,
     /// Proxies whose connections carry many clients: exempt from the per-client cap.
@@ -89,6 +91,49 @@ pub struct Parts {
 impl Default for Parts {
     fn default() -> Self {
         Self { clock: Arc::new(SystemClock), mailer: None, embed: magiclink_alone }
+    }
+}
+
+/// The web layer's settings for the configured `settings`, served at `base_url` and keyed by
+/// `secrets`. Public so that tests read the paths the router serves from the same settings.
+pub fn web_settings(settings: &Settings, base_url: &url::Url, secrets: &domain::SecretRing) -> WebSettings {
+    WebSettings {
+        base_url: base_url.clone(),
+        auth_base_path: settings.auth.base_path.clone(),
+        pages: PagePaths {
+            sign_in: settings.pages.sign_in.clone(),
+            verify_request: settings.pages.verify_request.clone(),
+            error: settings.pages.error.clone(),
+            account: settings.pages.account.clone(),
+        },
+        site_name: settings.site_name.clone(),
+        secrets: secrets.clone(),
+        cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
+        allow_unicode_local_part: settings.email.allow_unicode_local_part,
+        session_cookie_domain: Some(settings.session.cookie_domain.clone()).filter(|domain| !domain.is_empty()),
+        forward_auth: web::ForwardAuth {
+            // Checked at start-up: every entry parses.
+            allowed_origins: settings.forward_auth.origins().unwrap_or_default(),
+            mode: match settings.forward_auth.mode {
+                crate::settings::ForwardAuthModeSetting::Status => web::ForwardAuthMode::Status,
+                crate::settings::ForwardAuthModeSetting::Redirect => web::ForwardAuthMode::Redirect,
+            },
+        },
+        metrics: !settings.metrics.bind.is_empty(),
+        // Only development starts without a secret; `serve` then generates one per start.
+        restart_forgets_links: settings.secret.expose().is_empty(),
+        access_log: settings.log.access,
+        trusted_proxies: settings
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| crate::settings::parse_proxy(p))
+            .collect(),
+        limits: RequestLimits {
+            max_body_bytes: u64::from(settings.server.max_body_bytes),
+            request_timeout: Duration::from_secs(u64::from(settings.server.request_timeout)),
+            hsts_max_age: settings.server.hsts_max_age,
+        },
     }
 }
 
@@ -339,41 +384,7 @@ pub async fn build(
     let mailer = parts.mailer.unwrap_or(configured_mailer);
     let store = open_store(settings, OpenMode::CreateIfMissing).await?.context("the database was not created")?;
 
-    let web_settings = WebSettings {
-        base_url: base_url.clone(),
-        auth_base_path: settings.auth.base_path.clone(),
-        pages: PagePaths {
-            sign_in: settings.pages.sign_in.clone(),
-            verify_request: settings.pages.verify_request.clone(),
-            error: settings.pages.error.clone(),
-            account: settings.pages.account.clone(),
-        },
-        site_name: settings.site_name.clone(),
-        secrets: secrets.clone(),
-        cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
-        allow_unicode_local_part: settings.email.allow_unicode_local_part,
-        session_cookie_domain: Some(settings.session.cookie_domain.clone()).filter(|domain| !domain.is_empty()),
-        forward_auth: web::ForwardAuth {
-            // Checked at start-up: every entry parses.
-            allowed_origins: settings.forward_auth.origins().unwrap_or_default(),
-            mode: match settings.forward_auth.mode {
-                crate::settings::ForwardAuthModeSetting::Status => web::ForwardAuthMode::Status,
-                crate::settings::ForwardAuthModeSetting::Redirect => web::ForwardAuthMode::Redirect,
-            },
-        },
-        metrics: !settings.metrics.bind.is_empty(),
-        trusted_proxies: settings
-            .server
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| crate::settings::parse_proxy(p))
-            .collect(),
-        limits: RequestLimits {
-            max_body_bytes: u64::from(settings.server.max_body_bytes),
-            request_timeout: Duration::from_secs(u64::from(settings.server.request_timeout)),
-            hsts_max_age: settings.server.hsts_max_age,
-        },
-    };
+    let web_settings = web_settings(settings, &base_url, &secrets);
     let server = &settings.server;
     let connection_limits = ConnectionLimits {
         max_connections: usize::try_from(server.max_connections).unwrap_or(usize::MAX),
@@ -425,7 +436,7 @@ pub async fn build(
     let deliverer = Arc::new(Deliverer::new(
         Arc::clone(&store.outbox),
         renderer,
-        mailer,
+        Arc::clone(&mailer),
         clock,
         DeliverySettings {
             secrets,
@@ -470,6 +481,7 @@ pub async fn build(
         deliverer,
         handed_over,
         mailbox,
+        mailer,
         connection_limits,
         trusted_proxies,
         metrics,
@@ -601,7 +613,7 @@ pub async fn deliver_forever(
                 match deliverer.release(inbox.drain()).await {
                     Ok(0) => {}
                     Ok(given_back) => tracing::info!(given_back, "stopping: unsent emails given back to the outbox"),
-                    Err(error) => tracing::warn!(error = ?error, "stopping: unsent emails go out after their lease"),
+                    Err(error) => tracing::warn!(error = %format!("{error:#}"), "stopping: unsent emails go out after their lease"),
                 }
                 return;
             }
@@ -671,7 +683,7 @@ async fn claim_until_idle(deliverer: &Deliverer) -> Duration {
             }
             Ok(_) => break,
             Err(error) => {
-                tracing::error!(error = ?error, "outbox delivery failed; trying again shortly");
+                tracing::error!(error = %format!("{error:#}"), "outbox delivery failed; trying again shortly");
                 return Duration::from_secs(5);
             }
         }
@@ -689,11 +701,11 @@ async fn purge_every_hour(sign_in: Arc<SignIn>, deliverer: Arc<Deliverer>) {
         interval.tick().await;
         match sign_in.purge_expired().await {
             Ok((links, sessions)) => tracing::info!(links, sessions, "purged expired links and sessions"),
-            Err(error) => tracing::warn!(error = ?error, "purging expired links and sessions failed"),
+            Err(error) => tracing::warn!(error = %format!("{error:#}"), "purging expired links and sessions failed"),
         }
         match deliverer.purge_finished(OUTBOX_RETENTION).await {
             Ok(rows) => tracing::info!(rows, "purged old delivery records"),
-            Err(error) => tracing::warn!(error = ?error, "purging delivery records failed"),
+            Err(error) => tracing::warn!(error = %format!("{error:#}"), "purging delivery records failed"),
         }
     }
 }

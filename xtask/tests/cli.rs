@@ -304,3 +304,83 @@ fn users_are_added_listed_and_removed_by_address() {
     assert!(!gone.status.success());
     assert_eq!(stdout(&empty), "");
 }
+
+/// Whether a log line's fields are plain values: strings, numbers (with at most microsecond
+/// digits) and booleans, never a Rust `Debug` rendering such as `Some("...")`.
+fn plain_fields(line: &serde_json::Value) -> bool {
+    line["fields"].as_object().is_some_and(|fields| {
+        fields.values().all(|value| match value {
+            serde_json::Value::String(text) => !text.starts_with("Some(") && text != "None",
+            serde_json::Value::Number(number) => {
+                number.as_f64().is_some_and(|n| ((n * 1000.0) - (n * 1000.0).round()).abs() < 1e-6)
+            }
+            serde_json::Value::Bool(_) => true,
+            _ => false,
+        })
+    })
+}
+
+#[test]
+fn with_json_logs_every_line_of_a_run_is_json_with_plain_fields_and_each_request_has_an_access_line() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("json.sqlite").display());
+    let serving = Serving::start(
+        dir.path(),
+        &["--bind", "127.0.0.1:0", "--database-url", &url],
+        &[("MAGICLINK_LOG__FORMAT", "json"), ("NO_COLOR", "1")],
+    );
+
+    let started = serving.read_until("Listening on http://");
+    let listening: serde_json::Value = serde_json::from_str(started.last().expect("a line")).expect("JSON");
+    let message = listening["fields"]["message"].as_str().expect("a message");
+    let origin = message.strip_prefix("Listening on ").expect("the origin").to_owned();
+    assert!(http_get(&origin, "/healthz?probe=1").starts_with("HTTP/1.1 200"));
+    let mut lines = started;
+    lines.extend(serving.read_until("\"request\""));
+
+    let parsed: Vec<serde_json::Value> =
+        lines.iter().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect();
+    for line in &parsed {
+        assert!(plain_fields(line), "a field is not a plain value: {line}");
+    }
+    let messages: Vec<&str> = parsed.iter().filter_map(|line| line["fields"]["message"].as_str()).collect();
+    assert!(messages.iter().any(|m| m.starts_with("Applied migration")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.starts_with("Development mailer: emails are not sent")), "{messages:?}");
+    let request = parsed.iter().find(|line| line["fields"]["message"] == "request").expect("an access line");
+    assert_eq!(request["level"], "INFO");
+    assert_eq!(request["fields"]["path"], "/healthz", "the path, never the query");
+    assert_eq!(request["fields"]["status"], 200);
+    assert!(request["fields"]["ms"].is_number(), "{request}");
+    assert!(request["span"]["request_id"].is_string(), "{request}");
+}
+
+#[test]
+fn production_refuses_to_start_when_the_mailer_cannot_reach_its_server_unless_told_not_to_check() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("prod.sqlite").display());
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("address");
+    let smtp_url = format!("smtp://{closed}");
+    let production = [
+        ("MAGICLINK_PROFILE", "production"),
+        ("AUTH_SECRET", "q3V9c1mZ0rYb8LxT2kFhN6sWdP4eJuGa7oQyRiXv5Ek"),
+        ("AUTH_URL", "https://auth.example.com"),
+        ("MAGICLINK_MAILER__KIND", "smtp"),
+        ("MAGICLINK_MAILER__FROM", "no-reply@example.com"),
+        ("MAGICLINK_MAILER__SMTP__URL", smtp_url.as_str()),
+        ("MAGICLINK_MAILER__SMTP__STARTTLS", "off"),
+    ];
+    let migrated = magiclink(dir.path(), &["migrate", "--database-url", &url], &production);
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+
+    let refused = magiclink(dir.path(), &["serve", "--bind", "127.0.0.1:0", "--database-url", &url], &production);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "started with a mailer that cannot reach its server");
+    assert!(said.contains("the mailer check failed, so nobody could get a sign-in email"), "{said}");
+    assert!(said.contains("cannot reach the SMTP server with mailer.smtp's settings"), "{said}");
+
+    let mut unchecked = production.to_vec();
+    unchecked.push(("MAGICLINK_MAILER__CHECK_AT_START", "false"));
+    let serving = Serving::start(dir.path(), &["--bind", "127.0.0.1:0", "--database-url", &url], &unchecked);
+    assert!(http_get(&serving.origin(), "/healthz").contains("database: ok"), "starts without the check");
+}

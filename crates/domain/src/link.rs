@@ -75,7 +75,12 @@ impl LinkPolicy {
         now + self.max_age
     }
 
-    /// Whole minutes a link lives, rounded up, for "it expires in N minutes".
+    /// How long a link lives, in seconds.
+    pub fn max_age_seconds(&self) -> u64 {
+        u64::try_from(self.max_age.num_seconds()).unwrap_or_default()
+    }
+
+    /// Whole minutes a link lives, rounded up: the JSON API's `expiresInMinutes`.
     pub fn max_age_minutes(&self) -> i64 {
         (self.max_age.num_seconds() + 59) / 60
     }

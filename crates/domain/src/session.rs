@@ -126,9 +126,9 @@ impl SessionPolicy {
         now + self.max_age.min(self.absolute_max_age)
     }
 
-    /// The absolute lifetime in whole days, for people.
-    pub fn absolute_max_age_days(&self) -> i64 {
-        self.absolute_max_age.num_days()
+    /// How long a session lasts at most from its sign-in, in seconds.
+    pub fn absolute_max_age_seconds(&self) -> i64 {
+        self.absolute_max_age.num_seconds()
     }
 
     /// When a session signed in at `signed_in_at` ends, however much it is used.

@@ -3,9 +3,24 @@
 
 ## Gemeinsam
 
-link-expiry-minutes = { $minutes ->
-    [one] { $minutes } Minute
-   *[other] { $minutes } Minuten
+# Eine Zeitspanne: `$unit` ist second, minute, hour oder day; `$count` wie viele, schon gerundet.
+duration = { $unit ->
+    [second] { $count ->
+        [one] { $count } Sekunde
+       *[other] { $count } Sekunden
+    }
+    [minute] { $count ->
+        [one] { $count } Minute
+       *[other] { $count } Minuten
+    }
+    [hour] { $count ->
+        [one] { $count } Stunde
+       *[other] { $count } Stunden
+    }
+   *[day] { $count ->
+        [one] { $count } Tag
+       *[other] { $count } Tage
+    }
 }
 email-label = E-Mail-Adresse
 sign-out-button = Abmelden
@@ -24,10 +39,7 @@ home-account-link = Ihr Konto
 sign-in-title = Anmelden
 sign-in-heading = Bei { $site } anmelden
 sign-in-button = Anmeldelink per E-Mail senden
-sign-in-explainer = Kein Passwort nötig: Wir senden Ihnen einen Link, der Sie anmeldet. Er funktioniert einmal und läuft in { $minutes ->
-    [one] { $minutes } Minute
-   *[other] { $minutes } Minuten
-} ab.
+sign-in-explainer = Kein Passwort nötig: Wir senden Ihnen einen Link, der Sie anmeldet. Er funktioniert einmal und läuft in { $duration } ab.
 
 ## „Prüfen Sie Ihre E-Mails“
 
@@ -35,12 +47,11 @@ check-email-title = Prüfen Sie Ihre E-Mails
 check-email-sent-before = Wir haben einen Anmeldelink an
 check-email-your-address = Ihre Adresse
 check-email-sent-after = { " " }gesendet.
-check-email-expires = Er läuft in { $minutes ->
-    [one] { $minutes } Minute
-   *[other] { $minutes } Minuten
-} ab.
+check-email-expires = Er läuft in { $duration } ab.
 check-email-help-before = Öffnen Sie den Link auf diesem Gerät, um sich hier anzumelden. Nichts angekommen? Sehen Sie im Spam-Ordner nach, oder
 check-email-help-link = fordern Sie einen neuen Link an
+check-email-link-expired = Link und Code, die wir an
+check-email-link-expired-after = { " " }gesendet haben, sind abgelaufen.
 check-email-code-label = Lesen Sie die E-Mail auf einem anderen Gerät? Geben Sie den Code daraus ein:
 check-email-code-button = Mit dem Code anmelden
 
@@ -57,9 +68,18 @@ confirm-heading = Auf diesem Gerät als { $masked } anmelden?
 confirm-other-account-before = Dieser Browser ist angemeldet als
 confirm-other-account-after = . Wenn Sie fortfahren, werden Sie von diesem Konto abgemeldet und angemeldet als
 confirm-same-account = Dieser Browser ist bereits angemeldet als
-confirm-explainer = Dieser Link wurde in einem anderen Browser geöffnet als dem, der ihn angefordert hat. Deshalb geschieht nichts, bis Sie auf die Schaltfläche drücken. (Auch Mail-Scanner öffnen Links; so verbrauchen sie Ihren nicht.)
+confirm-explainer = Es geschieht nichts, bis Sie auf die Schaltfläche drücken: Dieser Browser wartet nicht auf diesen Link (er wurde in einem anderen Browser angefordert, oder dieser Browser hat seitdem einen anderen Link angefordert). Auch Mail-Scanner öffnen Links; so verbrauchen sie Ihren nicht.
 confirm-button = Auf diesem Gerät anmelden
 confirm-not-me = Keine Anmeldung angefordert? Schließen Sie diese Seite: Es hat sich nichts geändert.
+
+## „Sie sind bereits angemeldet“ (ein alter Link der angemeldeten Person)
+
+signed-in-already-title = Sie sind bereits angemeldet
+signed-in-already-as = Dieser Browser ist angemeldet als
+signed-in-already-used = Der geöffnete Link wurde bereits verwendet; Sie brauchen ihn nicht mehr.
+signed-in-already-replaced = Der geöffnete Link wurde durch einen neueren ersetzt; Sie brauchen ihn nicht mehr.
+signed-in-already-expired = Der geöffnete Link ist abgelaufen; Sie brauchen ihn nicht mehr.
+signed-in-already-continue = Weiter
 
 ## Anmeldeprobleme (Fehlerseite)
 
@@ -68,15 +88,15 @@ auth-error-used-heading = Dieser Link wurde bereits verwendet
 auth-error-used-text = Jeder Anmeldelink funktioniert einmal. Wenn Sie das waren, sind Sie in jenem Browser angemeldet.
 auth-error-used-new-link = Fordern Sie einen neuen Link an,
 auth-error-used-new-link-after = um sich hier anzumelden.
+auth-error-replaced-heading = Dieser Link wurde durch einen neueren ersetzt
+auth-error-replaced-text = Nach diesem Link wurde ein neuerer Anmeldelink an dieselbe Adresse gesendet; nur der neuere funktioniert. Öffnen Sie die neueste E-Mail, oder
 auth-error-expired-heading = Dieser Link ist abgelaufen
-auth-error-expired-text = Anmeldelinks gelten { $minutes ->
-    [one] { $minutes } Minute
-   *[other] { $minutes } Minuten
-}. Fordern Sie einen neuen an:
+auth-error-expired-text = Anmeldelinks gelten { $duration }. Fordern Sie einen neuen an:
 auth-error-expired-button = Neuen Link per E-Mail senden
 auth-error-invalid-heading = Dieser Link ist ungültig
-auth-error-invalid-text = Vielleicht wurde er unvollständig kopiert oder durch einen neueren Link an dieselbe Adresse ersetzt. Verwenden Sie die neueste E-Mail, oder
+auth-error-invalid-text = Vielleicht wurde er unvollständig kopiert: Öffnen Sie ihn unverändert aus der E-Mail, oder
 auth-error-invalid-link = fordern Sie einen neuen Link an
+auth-error-dev-restart = In der Entwicklung: Der Dienst wurde mit einem erzeugten Geheimnis neu gestartet (kein AUTH_SECRET gesetzt), und vor einem Neustart gesendete Links funktionieren nicht mehr.
 auth-error-other-text = Bei der Anmeldung ist etwas schiefgegangen.
 auth-error-try-again = Erneut versuchen
 
@@ -101,7 +121,7 @@ account-sessions-created = Angemeldet seit
 account-sessions-last-used = Zuletzt verwendet
 account-sessions-this-device = (dieses Gerät)
 account-sessions-last-used-note = „Zuletzt verwendet“ wird höchstens einmal am Tag aktualisiert.
-account-sessions-absolute-note = Eine Sitzung endet { $days } Tage nach der Anmeldung, wie oft sie auch verwendet wird; dann melden Sie sich erneut mit einem Link an.
+account-sessions-absolute-note = Eine Sitzung endet { $duration } nach der Anmeldung, wie oft sie auch verwendet wird; dann melden Sie sich erneut mit einem Link an.
 account-revoke-others = Überall sonst abmelden
 account-done-renamed = Ihr Name wurde gespeichert.
 account-done-revoked = Diese Sitzung wurde abgemeldet.
@@ -126,10 +146,7 @@ email-sign-in-intro = Öffnen Sie diesen Link, um sich anzumelden als { $to }
 email-sign-in-button = Anmelden
 email-paste-link = Oder fügen Sie diesen Link in Ihren Browser ein:
 email-sign-in-code = Lesen Sie dies auf einem anderen Gerät? Geben Sie auf dem Gerät, auf dem Sie den Link angefordert haben, diesen Code ein:
-email-link-once = Der Link funktioniert einmal und läuft in { $minutes ->
-    [one] { $minutes } Minute
-   *[other] { $minutes } Minuten
-} ab. Er führt zu { $host }.
+email-link-once = Der Link funktioniert einmal und läuft in { $duration } ab. Er führt zu { $host }.
 email-sign-in-ignore = Wenn Sie keine Anmeldung angefordert haben, können Sie diese E-Mail ignorieren: Ohne den Link kann sich niemand anmelden.
 
 ## E-Mail: neue Anmeldeadresse bestätigen (an die neue Adresse)
@@ -172,6 +189,8 @@ problem-link-invalid-title = Dieser Anmeldelink ist ungültig
 problem-link-invalid-detail = Vielleicht wurde er unvollständig kopiert oder verändert. Fordern Sie einen neuen an.
 problem-link-used-title = Dieser Anmeldelink wurde bereits verwendet
 problem-link-used-detail = Ein Link meldet einmal an. Fordern Sie einen neuen an.
+problem-link-replaced-title = Dieser Anmeldelink wurde durch einen neueren ersetzt
+problem-link-replaced-detail = An dieselbe Adresse wurde ein neuerer Link gesendet; nur dieser funktioniert. Verwenden Sie die neueste E-Mail.
 problem-link-expired-title = Dieser Anmeldelink ist abgelaufen
 problem-link-expired-detail = Links gelten nur wenige Minuten. Fordern Sie einen neuen an.
 problem-address-change-invalid-title = Dieser Bestätigungslink ist ungültig
@@ -219,9 +238,10 @@ code-wrong = Dieser Code stimmt nicht. Sie können es noch { $attempts ->
    *[other] { $attempts } Mal
 } versuchen.
 code-exhausted = Zu viele falsche Codes: Dieser Code funktioniert nicht mehr. Öffnen Sie den Link in der E-Mail, oder fordern Sie einen neuen an.
-code-expired = Dieser Code ist abgelaufen. Fordern Sie einen neuen Link an.
+code-expired = Dieser Code ist abgelaufen, zusammen mit seinem Link. Fordern Sie einen neuen Link an, und verwenden Sie den Code oder Link aus jener E-Mail.
 code-used = Dieser Code wurde bereits verwendet. Fordern Sie einen neuen Link an, um sich erneut anzumelden.
-code-invalid = Dieser Code funktioniert nicht mehr: Eine neuere Anmeldung hat ihn ersetzt. Verwenden Sie die neueste E-Mail.
+code-replaced = Dieser Code gehört zu einem Link, den ein neuerer ersetzt hat. Verwenden Sie den Code aus der neuesten E-Mail.
+code-invalid = Dieser Code funktioniert nicht mehr. Fordern Sie einen neuen Link an.
 code-malformed = Ein Code hat acht Buchstaben und Ziffern, etwa ABCD-1234.
 code-not-this-browser = Ein Code funktioniert nur in dem Browser, in dem Sie den Link angefordert haben. Öffnen Sie stattdessen den Link in der E-Mail, oder fordern Sie hier einen neuen an.
 
@@ -274,7 +294,7 @@ account-done-password = Ihr Passwort wurde gespeichert.
 account-done-password-others = Ihr Passwort wurde gespeichert, und Sie wurden überall sonst abgemeldet.
 account-done-confirmed = Danke. Sie können jetzt Ihre Anmeldeadresse oder Ihr Passwort ändern.
 account-reauth-heading = Bestätigen Sie, dass Sie es sind
-account-reauth-explainer = Um Ihre Anmeldeadresse oder Ihr Passwort zu ändern, müssen Sie sich in den letzten { $minutes } Minuten angemeldet haben. Bestätigen Sie zuerst, dass Sie es sind.
+account-reauth-explainer = Um Ihre Anmeldeadresse oder Ihr Passwort zu ändern, müssen Sie sich innerhalb der letzten { $duration } angemeldet haben. Bestätigen Sie zuerst, dass Sie es sind.
 account-reauth-password-label = Ihr aktuelles Passwort
 account-reauth-password-button = Mit Passwort bestätigen
 account-reauth-link-button = Anmeldelink per E-Mail senden

@@ -4,9 +4,24 @@
 
 ## Shared
 
-link-expiry-minutes = { $minutes ->
-    [one] { $minutes } minute
-   *[other] { $minutes } minutes
+# A length of time: `$unit` is second, minute, hour or day; `$count` how many, already rounded.
+duration = { $unit ->
+    [second] { $count ->
+        [one] { $count } second
+       *[other] { $count } seconds
+    }
+    [minute] { $count ->
+        [one] { $count } minute
+       *[other] { $count } minutes
+    }
+    [hour] { $count ->
+        [one] { $count } hour
+       *[other] { $count } hours
+    }
+   *[day] { $count ->
+        [one] { $count } day
+       *[other] { $count } days
+    }
 }
 email-label = Email address
 sign-out-button = Sign out
@@ -25,10 +40,7 @@ home-account-link = Your account
 sign-in-title = Sign in
 sign-in-heading = Sign in to { $site }
 sign-in-button = Email me a sign-in link
-sign-in-explainer = No password needed: we email you a link that signs you in. It works once and expires in { $minutes ->
-    [one] { $minutes } minute
-   *[other] { $minutes } minutes
-}.
+sign-in-explainer = No password needed: we email you a link that signs you in. It works once and expires in { $duration }.
 
 ## "Check your email"
 
@@ -36,12 +48,11 @@ check-email-title = Check your email
 check-email-sent-before = We sent a sign-in link to
 check-email-your-address = your address
 check-email-sent-after = .
-check-email-expires = It expires in { $minutes ->
-    [one] { $minutes } minute
-   *[other] { $minutes } minutes
-}.
+check-email-expires = It expires in { $duration }.
 check-email-help-before = Open the link on this device to sign in here. Didn't get it? Check your spam folder, or
 check-email-help-link = ask for a new link
+check-email-link-expired = The link and code we sent to
+check-email-link-expired-after = { "" } have expired.
 check-email-code-label = Reading the email on another device? Enter the code from it:
 check-email-code-button = Sign in with the code
 
@@ -58,9 +69,18 @@ confirm-heading = Sign in as { $masked } on this device?
 confirm-other-account-before = This browser is signed in as
 confirm-other-account-after = . Continuing signs you out of that account and in as
 confirm-same-account = This browser is already signed in as
-confirm-explainer = This link was opened in a browser other than the one that asked for it, so nothing happens until you press the button. (Mail scanners open links too; this keeps them from using yours up.)
+confirm-explainer = Nothing happens until you press the button: this browser is not waiting for this link (it was asked for in another browser, or this browser has asked for another link since). Mail scanners open links too; this keeps them from using yours up.
 confirm-button = Sign in on this device
 confirm-not-me = Didn't ask to sign in? Close this page: nothing has changed.
+
+## "You are already signed in" (opening an old link of the person signed in)
+
+signed-in-already-title = You are already signed in
+signed-in-already-as = This browser is signed in as
+signed-in-already-used = The link you opened was used already; you don't need it any more.
+signed-in-already-replaced = The link you opened was replaced by a newer one; you don't need it any more.
+signed-in-already-expired = The link you opened has expired; you don't need it any more.
+signed-in-already-continue = Continue
 
 ## Sign-in problems (the error page)
 
@@ -69,15 +89,15 @@ auth-error-used-heading = This link was already used
 auth-error-used-text = Each sign-in link works once. If that was you, you are signed in in that browser.
 auth-error-used-new-link = Get a new link
 auth-error-used-new-link-after = to sign in here.
+auth-error-replaced-heading = This link was replaced by a newer one
+auth-error-replaced-text = A newer sign-in link was sent to the same address after this one, so only the newer link works. Open the most recent email, or
 auth-error-expired-heading = This link has expired
-auth-error-expired-text = Sign-in links work for { $minutes ->
-    [one] { $minutes } minute
-   *[other] { $minutes } minutes
-}. Request a new one:
+auth-error-expired-text = Sign-in links work for { $duration }. Request a new one:
 auth-error-expired-button = Email me a new link
 auth-error-invalid-heading = This link is not valid
-auth-error-invalid-text = It may have been copied incompletely, or replaced by a newer link sent to the same address. Use the most recent email, or
+auth-error-invalid-text = It may have been copied incompletely: open it from the email as it is, or
 auth-error-invalid-link = request a new link
+auth-error-dev-restart = In development: the service was restarted with a generated secret (no AUTH_SECRET set), and links sent before a restart no longer work.
 auth-error-other-text = Something went wrong while signing you in.
 auth-error-try-again = Try again
 
@@ -102,7 +122,7 @@ account-sessions-created = Signed in since
 account-sessions-last-used = Last used
 account-sessions-this-device = (this device)
 account-sessions-last-used-note = "Last used" is updated at most once a day.
-account-sessions-absolute-note = A session ends { $days } days after its sign-in however much it is used; then sign in again with a link.
+account-sessions-absolute-note = A session ends { $duration } after its sign-in however much it is used; then sign in again with a link.
 account-revoke-others = Sign out everywhere else
 account-done-renamed = Your name was saved.
 account-done-revoked = That session was signed out.
@@ -127,10 +147,7 @@ email-sign-in-intro = Open this link to sign in as { $to }
 email-sign-in-button = Sign in
 email-paste-link = Or paste this link into your browser:
 email-sign-in-code = Reading this on another device? On the device where you asked for the link, enter this code:
-email-link-once = The link works once and expires in { $minutes ->
-    [one] { $minutes } minute
-   *[other] { $minutes } minutes
-}. It points at { $host }.
+email-link-once = The link works once and expires in { $duration }. It points at { $host }.
 email-sign-in-ignore = If you did not ask to sign in, you can ignore this email: nobody can sign in without the link.
 
 ## Email: confirm a new sign-in address (to the new address)
@@ -173,6 +190,8 @@ problem-link-invalid-title = This sign-in link is not valid
 problem-link-invalid-detail = It may have been copied incompletely or changed. Ask for a new one.
 problem-link-used-title = This sign-in link was used already
 problem-link-used-detail = A link signs in once. Ask for a new one.
+problem-link-replaced-title = This sign-in link was replaced by a newer one
+problem-link-replaced-detail = A newer link was sent to the same address; only that one works. Use the most recent email.
 problem-link-expired-title = This sign-in link has expired
 problem-link-expired-detail = Links last a few minutes. Ask for a new one.
 problem-address-change-invalid-title = This confirmation link is not valid
@@ -220,9 +239,10 @@ code-wrong = That code is not right. You can try { $attempts } more { $attempts 
    *[other] times
 }.
 code-exhausted = Too many wrong codes: this code no longer works. Open the link in the email, or ask for a new one.
-code-expired = This code has expired. Ask for a new link.
+code-expired = This code has expired, with the link it came with. Ask for a new link, and use the code or link from that email.
 code-used = This code was already used. Ask for a new link to sign in again.
-code-invalid = This code no longer works: a newer sign-in replaced it. Use the most recent email.
+code-replaced = This code belongs to a link that a newer one replaced. Use the code from the most recent email.
+code-invalid = This code no longer works. Ask for a new link.
 code-malformed = A code has eight letters and digits, like ABCD-1234.
 code-not-this-browser = A code works only in the browser where you asked for the link. Open the link in the email instead, or ask for a new one here.
 
@@ -275,7 +295,7 @@ account-done-password = Your password was saved.
 account-done-password-others = Your password was saved, and you were signed out everywhere else.
 account-done-confirmed = Thank you. You can change your sign-in address or password now.
 account-reauth-heading = Confirm it is you
-account-reauth-explainer = Changing your sign-in address or password needs a sign-in within the last { $minutes } minutes. Confirm it is you first.
+account-reauth-explainer = Changing your sign-in address or password needs a sign-in within the last { $duration }. Confirm it is you first.
 account-reauth-password-label = Your current password
 account-reauth-password-button = Confirm with password
 account-reauth-link-button = Email me a sign-in link

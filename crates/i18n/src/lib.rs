@@ -130,6 +130,17 @@ impl Translations {
         Ok(bundle.format_pattern(pattern, args, &mut errors).into_owned())
     }
 
+    /// `seconds` as a person says it in `lang` ("10 minutes", "1 Tag"), rounded as
+    /// [`spoken_duration`] rounds.
+    pub fn duration(&self, lang: &str, seconds: u64) -> String {
+        let (count, unit) = spoken_duration(seconds);
+        let mut args = FluentArgs::new();
+        args.set("count", count);
+        args.set("unit", unit);
+        // The message is built in; a template override that dropped it still reads as numbers.
+        self.message(lang, "duration", Some(&args)).unwrap_or_else(|_| format!("{count} {unit}s"))
+    }
+
     /// The message ids of `lang`'s built-in file (without fallback), for completeness checks.
     pub fn builtin_ids(&self, lang: &str) -> Vec<String> {
         let source = BUILTIN.iter().find(|(tag, _)| *tag == lang).map(|(_, source)| *source).unwrap_or_default();
@@ -147,6 +158,10 @@ impl Translations {
             .map(|lang| {
                 let mut tera = templates.clone();
                 tera.register_function("t", Translate { translations: Arc::clone(self), lang: lang.to_owned() });
+                tera.register_function(
+                    "duration",
+                    SpokenDuration { translations: Arc::clone(self), lang: lang.to_owned() },
+                );
                 (lang.to_owned(), tera)
             })
             .collect();
@@ -287,6 +302,41 @@ impl Localized {
     }
 }
 
+/// `seconds` as a count of one unit (`second`, `minute`, `hour` or `day`), the way people say
+/// a length of time: the largest unit of which there are at least two, or exactly one, rounded
+/// to the nearest whole one. So 5 s is "5 seconds", 60 s "1 minute", 90 s "90 seconds", 598 s
+/// "10 minutes", 6,000 s "100 minutes", 90 days "90 days"; never "1 minutes" or "0 minutes".
+pub fn spoken_duration(seconds: u64) -> (u64, &'static str) {
+    const UNITS: [(u64, &str); 4] = [(86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second")];
+    for (size, unit) in UNITS {
+        if seconds >= 2 * size || seconds == size {
+            return ((seconds + size / 2) / size, unit);
+        }
+    }
+    (seconds, "second")
+}
+
+/// The `duration` function of one language's templates: `duration(seconds=600)` is
+/// "10 minutes" in English, "10 Minuten" in German.
+struct SpokenDuration {
+    translations: Arc<Translations>,
+    lang: String,
+}
+
+impl tera::Function for SpokenDuration {
+    fn call(&self, args: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
+        let seconds = args
+            .get("seconds")
+            .and_then(tera::Value::as_u64)
+            .ok_or_else(|| tera::Error::msg("duration() needs seconds=<a whole number>"))?;
+        Ok(tera::Value::String(self.translations.duration(&self.lang, seconds)))
+    }
+
+    fn is_safe(&self) -> bool {
+        false
+    }
+}
+
 /// The `t` function of one language's templates: `t(key="id", name=value, ...)`.
 struct Translate {
     translations: Arc<Translations>,
@@ -356,14 +406,35 @@ mod tests {
     #[test]
     fn plurals_follow_each_languages_rules() {
         let t = translations();
-        let mut one = FluentArgs::new();
-        one.set("minutes", 1);
-        let mut ten = FluentArgs::new();
-        ten.set("minutes", 10);
-        assert_eq!(t.message("en", "link-expiry-minutes", Some(&one)).expect("a message"), "1 minute");
-        assert_eq!(t.message("en", "link-expiry-minutes", Some(&ten)).expect("a message"), "10 minutes");
-        assert_eq!(t.message("de", "link-expiry-minutes", Some(&one)).expect("a message"), "1 Minute");
-        assert_eq!(t.message("de", "link-expiry-minutes", Some(&ten)).expect("a message"), "10 Minuten");
+        assert_eq!(t.duration("en", 60), "1 minute");
+        assert_eq!(t.duration("en", 600), "10 minutes");
+        assert_eq!(t.duration("de", 60), "1 Minute");
+        assert_eq!(t.duration("de", 600), "10 Minuten");
+        assert_eq!(t.duration("de", 86_400), "1 Tag");
+        assert_eq!(t.duration("en", 1), "1 second");
+    }
+
+    #[test]
+    fn a_duration_is_said_in_the_largest_unit_there_are_two_of_rounded_to_the_nearest() {
+        let cases = [
+            (0, (0, "second")),
+            (5, (5, "second")),
+            (59, (59, "second")),
+            (60, (1, "minute")),
+            (90, (90, "second")),
+            (119, (119, "second")),
+            (120, (2, "minute")),
+            (598, (10, "minute")),
+            (600, (10, "minute")),
+            (3_600, (1, "hour")),
+            (6_000, (100, "minute")),
+            (7_200, (2, "hour")),
+            (86_400, (1, "day")),
+            (90 * 86_400, (90, "day")),
+        ];
+        for (seconds, expected) in cases {
+            assert_eq!(spoken_duration(seconds), expected, "{seconds} s");
+        }
     }
 
     #[test]
@@ -386,7 +457,7 @@ mod tests {
     #[test]
     fn a_sentence_joins_its_messages_with_their_arguments_in_the_language_asked_for() {
         let t = translations();
-        let sentence = Sentence::new("account-done-renamed").then("link-expiry-minutes").arg("minutes", 2_u32);
+        let sentence = Sentence::new("account-done-renamed").then("duration").arg("count", 2_u32).arg("unit", "minute");
         assert_eq!(t.say("en", &sentence), "Your name was saved. 2 minutes");
         assert_eq!(t.say("de", &sentence), "Ihr Name wurde gespeichert. 2 Minuten");
         assert_eq!(t.say("de", &Sentence::new("no-such-id")), "no-such-id");
@@ -404,13 +475,17 @@ mod tests {
     fn templates_render_in_the_language_asked_for_and_escape_translations() {
         let translations = Arc::new(translations());
         let mut tera = tera::Tera::default();
-        tera.add_raw_template("x.html", r#"<p>{{ t(key="link-expiry-minutes", minutes=n) }}</p>"#).expect("parses");
+        tera.add_raw_template("x.html", r#"<p>{{ t(key="check-email-expires", duration=duration(seconds=n)) }}</p>"#)
+            .expect("parses");
         tera.autoescape_on(vec![".html"]);
         let localized = translations.localize(&tera);
         let mut context = tera::Context::new();
-        context.insert("n", &3);
+        context.insert("n", &180);
 
-        assert_eq!(localized.render("de", "x.html", &mut context).expect("renders"), "<p>3 Minuten</p>");
-        assert_eq!(localized.render("xx", "x.html", &mut context).expect("renders"), "<p>3 minutes</p>");
+        assert_eq!(
+            localized.render("de", "x.html", &mut context).expect("renders"),
+            "<p>Er läuft in 3 Minuten ab.</p>"
+        );
+        assert_eq!(localized.render("xx", "x.html", &mut context).expect("renders"), "<p>It expires in 3 minutes.</p>");
     }
 }

@@ -202,7 +202,7 @@ impl Deliverer {
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::Dropped) => report.dropped += 1,
                 Err(error) => {
-                    tracing::error!(error = ?error, "recording a delivery failed; it will be retried after its lease")
+                    tracing::error!(error = %format!("{error:#}"), "recording a delivery failed; it will be retried after its lease")
                 }
             }
         }
@@ -213,7 +213,7 @@ impl Deliverer {
             match self.outbox.mark_sent(&records, self.clock.now()).await {
                 Ok(()) => report.sent = u32::try_from(sent.len()).unwrap_or(u32::MAX),
                 Err(error) => {
-                    tracing::error!(error = ?error, "recording sent emails failed; trying again while their lease holds");
+                    tracing::error!(error = %format!("{error:#}"), "recording sent emails failed; trying again while their lease holds");
                     report.unrecorded = u32::try_from(sent.len()).unwrap_or(u32::MAX);
                     self.unrecorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(sent);
                 }
@@ -305,12 +305,12 @@ impl Deliverer {
                 .await?;
             return Ok(Outcome::Failed);
         };
-        let seconds_left = (message.expires - now).num_seconds().max(1);
+        let seconds_left = u64::try_from((message.expires - now).num_seconds()).unwrap_or_default().max(1);
         let email = Email {
             to: message.recipient.clone(),
             lang: message.lang.clone(),
             content,
-            expires_in_minutes: (seconds_left + 59) / 60,
+            expires_in_seconds: seconds_left,
             site_name: self.settings.site_name.clone(),
             host: self.settings.host.clone(),
         };
@@ -327,21 +327,21 @@ impl Deliverer {
         let outgoing = OutgoingEmail { to: email.to, content: email.content, rendered };
         match self.mailer.send(&outgoing, message.id.as_str()).await {
             Ok(receipt) => {
-                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, provider_id = ?receipt.provider_message_id, "email sent");
+                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, provider_id = receipt.provider_message_id.as_deref(), "email sent");
                 let record = SentMessage { id: message.id, provider_message_id: receipt.provider_message_id };
                 Ok(Outcome::Sent(record, message.leased_until))
             }
             Err(MailError::Permanent(error)) => {
-                let reason = crate::mailer::provider_text(&format!("{error:#}"));
-                tracing::warn!(to = %to, id = %message.id, kind, reason = %reason, "email refused for good");
+                let reason = crate::mailer::failure_text(&error);
+                tracing::error!(to = %to, id = %message.id, kind, reason = %reason, "email refused for good: not sent");
                 self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, self.clock.now()).await?;
                 Ok(Outcome::Failed)
             }
             Err(MailError::Transient { source, retry_after }) => {
-                let reason = crate::mailer::provider_text(&format!("{source:#}"));
+                let reason = crate::mailer::failure_text(&source);
                 let now = self.clock.now();
                 if message.attempts >= self.settings.retry.max_attempts {
-                    tracing::warn!(to = %to, id = %message.id, kind, attempts = message.attempts, reason = %reason, "giving up on an email");
+                    tracing::error!(to = %to, id = %message.id, kind, attempts = message.attempts, reason = %reason, "giving up on an email: not sent");
                     let reason = format!("gave up after {} attempts: {reason}", message.attempts);
                     self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
                     return Ok(Outcome::Failed);
@@ -351,7 +351,7 @@ impl Deliverer {
                 if let Some(asked) = retry_after.and_then(|d| TimeDelta::from_std(d).ok()) {
                     delay = delay.max(asked);
                 }
-                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "email will be retried");
+                tracing::warn!(to = %to, id = %message.id, kind, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "sending an email failed; it will be retried");
                 self.outbox.mark_retry(&message.id, now + delay, &reason, now).await?;
                 Ok(Outcome::Retried)
             }

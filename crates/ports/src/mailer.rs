@@ -134,8 +134,9 @@ pub struct Email {
     pub lang: String,
     /// What it says.
     pub content: EmailContent,
-    /// Whole minutes until its link expires (meaningless for an email without one).
-    pub expires_in_minutes: i64,
+    /// Seconds until its link expires (meaningless for an email without one); the templates say
+    /// it in words ("10 minutes").
+    pub expires_in_seconds: u64,
     /// The product name shown in the email.
     pub site_name: String,
     /// The host the links point at, shown so people can check it.
@@ -148,7 +149,7 @@ impl fmt::Debug for Email {
             .field("to", &self.to.masked())
             .field("lang", &self.lang)
             .field("content", &self.content)
-            .field("expires_in_minutes", &self.expires_in_minutes)
+            .field("expires_in_seconds", &self.expires_in_seconds)
             .finish_non_exhaustive()
     }
 }
@@ -253,6 +254,25 @@ pub fn provider_text(said: &str) -> String {
         .collect()
 }
 
+/// Why a send failed, as [`provider_text`] of the error's chain of causes, each cause said once:
+/// mail libraries' errors often repeat their source in their own message ("Connection error:
+/// Connection refused (os error 111)" over the io error "Connection refused (os error 111)"),
+/// which `{:#}` would print twice.
+pub fn failure_text(error: &anyhow::Error) -> String {
+    let mut said = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if said.contains(&text) {
+            continue;
+        }
+        if !said.is_empty() {
+            said.push_str(": ");
+        }
+        said.push_str(&text);
+    }
+    provider_text(&said)
+}
+
 impl MailError {
     /// A transient failure with no advice on when to retry.
     pub fn transient(source: impl Into<anyhow::Error>) -> Self {
@@ -278,6 +298,17 @@ pub trait Mailer: Send + Sync {
     /// MUST return [`MailError::Permanent`] when retrying cannot help and
     /// [`MailError::Transient`] when it might.
     async fn send(&self, email: &OutgoingEmail, idempotency_key: &str) -> Result<SentReceipt, MailError>;
+
+    /// Checks, sending nothing, that the provider answers to these settings (SMTP: connect,
+    /// EHLO, STARTTLS and AUTH as configured; an HTTP API: the key's shape, and the API
+    /// answering it), so that a broken setting is found at start-up rather than by the first
+    /// person who signs in. A mailer with nothing to reach has nothing to check.
+    ///
+    /// # Errors
+    /// Says what is wrong, in words an operator can act on (never a password or key).
+    async fn check(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// A message as kept by the development mailbox. `Debug` hides what it carries, as the rest do.
@@ -320,7 +351,7 @@ pub trait DevMailbox: Send + Sync {
 
 #[cfg(test)]
 mod tests {
-    use super::{provider_text, Email, EmailContent, OutgoingEmail, RenderedEmail};
+    use super::{failure_text, provider_text, Email, EmailContent, OutgoingEmail, RenderedEmail};
 
     #[test]
     fn no_email_value_shows_its_link_code_text_or_full_address_in_debug() {
@@ -331,7 +362,7 @@ mod tests {
             to: to.clone(),
             lang: "en".to_owned(),
             content: content.clone(),
-            expires_in_minutes: 10,
+            expires_in_seconds: 600,
             site_name: "magiclink".to_owned(),
             host: "auth.example.com".to_owned(),
         };
@@ -363,5 +394,16 @@ mod tests {
             "invalid 'to': a***@example.com, see <link>"
         );
         assert_eq!(provider_text("421 4.7.0 try again later"), "421 4.7.0 try again later");
+    }
+
+    #[test]
+    fn a_failure_says_each_cause_once_and_masked() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        // As lettre's error does: its own message repeats its source's.
+        let repeated = anyhow::Error::new(refused).context("Connection error: Connection refused (os error 111)");
+        let distinct = anyhow::anyhow!("550 no such user <ada@example.com>").context("the provider refused it");
+
+        assert_eq!(failure_text(&repeated), "Connection error: Connection refused (os error 111)");
+        assert_eq!(failure_text(&distinct), "the provider refused it: 550 no such user <a***@example.com>");
     }
 }

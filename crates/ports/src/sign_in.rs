@@ -88,6 +88,17 @@ pub enum LimitScope {
     Everyone,
 }
 
+impl LimitScope {
+    /// Its name in logs: `address`, `client` or `everyone`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitScope::Address => "address",
+            LimitScope::Client => "client",
+            LimitScope::Everyone => "everyone",
+        }
+    }
+}
+
 /// The magic-link provider (request a link, redeem it or its code) and the account changes
 /// that go through links (the sign-in address, the display name), over the ports. Sessions
 /// are [`Sessions`]'s.
@@ -160,9 +171,12 @@ pub struct RedeemLink {
 /// Why a link signed nobody in. None of these says whether the address has an account.
 #[derive(Debug, thiserror::Error)]
 pub enum RedeemLinkError {
-    /// The link is malformed, unknown, retired, or for another address.
+    /// The link is malformed, unknown, or for another address.
     #[error("link not valid")]
     Invalid,
+    /// A newer link was sent to the same address, which retired this one.
+    #[error("link replaced by a newer one")]
+    Replaced,
     /// The link was valid but its time is up.
     #[error("link expired")]
     Expired {
@@ -216,7 +230,10 @@ pub enum RedeemCodeError {
     /// The link (and so its code) was already used.
     #[error("code already used")]
     AlreadyUsed,
-    /// The link is unknown (retired by a newer sign-in, or purged).
+    /// A newer link was sent to the same address, which retired this one and its code.
+    #[error("code replaced by a newer one")]
+    Replaced,
+    /// The link is unknown (purged).
     #[error("code not valid")]
     Invalid,
     /// Too many failed redemptions from this client; nothing was tried.
@@ -360,7 +377,7 @@ impl SignIn {
             Admission::Admitted => Ok(None),
             Admission::Refused { bucket, retry_after } => {
                 let scope = scopes.get(bucket).copied().unwrap_or(LimitScope::Everyone);
-                tracing::warn!(to = %email.masked(), scope = ?scope, retry_after_s = retry_after.num_seconds(), "email with a link rate-limited");
+                tracing::warn!(to = %email.masked(), scope = scope.as_str(), retry_after_s = retry_after.num_seconds(), "email with a link rate-limited");
                 Ok(Some((scope, retry_after)))
             }
         }
@@ -462,6 +479,7 @@ impl SignIn {
         let record = match redemption {
             Redemption::Redeemed(record) => record,
             Redemption::AlreadyUsed => return Err(RedeemLinkError::AlreadyUsed),
+            Redemption::Replaced => return Err(RedeemLinkError::Replaced),
             Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
             // Unknown links are what guessing looks like; used and expired ones are people late.
             Redemption::Unknown => {
@@ -492,12 +510,13 @@ impl SignIn {
         let record = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, &session, now).await? {
             CodeRedemption::Redeemed(record) => record,
             CodeRedemption::Wrong { attempts_left } => {
-                tracing::info!(link = ?request.link, attempts_left, "a wrong sign-in code");
+                tracing::info!(attempts_left, "a wrong sign-in code");
                 self.count_failure(request.client, now).await?;
                 return Err(RedeemCodeError::Wrong { attempts_left });
             }
             CodeRedemption::Exhausted => return Err(RedeemCodeError::Exhausted),
             CodeRedemption::AlreadyUsed => return Err(RedeemCodeError::AlreadyUsed),
+            CodeRedemption::Replaced => return Err(RedeemCodeError::Replaced),
             CodeRedemption::Expired => return Err(RedeemCodeError::Expired),
             CodeRedemption::Unknown => return Err(RedeemCodeError::Invalid),
         };

@@ -57,6 +57,8 @@ pub enum Redemption {
     Redeemed(SignedInRecord),
     /// The link exists but was redeemed before.
     AlreadyUsed,
+    /// The link exists, unused, but a newer link to the same address replaced it.
+    Replaced,
     /// The link exists, unused, but its time is up.
     Expired,
     /// No link has this hash for this address.
@@ -128,6 +130,8 @@ pub enum CodeRedemption {
     Exhausted,
     /// The link was already used (by its link or its code).
     AlreadyUsed,
+    /// A newer link to the same address replaced the link (and so its code).
+    Replaced,
     /// The link's time is up.
     Expired,
     /// No link has this hash.
@@ -141,9 +145,11 @@ pub enum LinkState {
     Unused,
     /// Redeemed before.
     Used,
+    /// Unused, but a newer link to the same address replaced it before it expired.
+    Replaced,
     /// Unused, but its time is up.
     Expired,
-    /// No link has this hash for this address (never issued, retired, or purged).
+    /// No link has this hash for this address (never issued, or purged).
     Unknown,
 }
 
@@ -152,7 +158,9 @@ pub enum LinkState {
 #[async_trait::async_trait]
 pub trait LinkStore: Send + Sync {
     /// Stores a new, unused link and the outbox row that will email it, in one transaction:
-    /// both are stored or neither is. Returns the row's id. A row with
+    /// both are stored or neither is. In the same transaction the address's older links that
+    /// are still unused and unexpired are marked replaced: only the newest link to an address
+    /// signs in. Returns the row's id. A row with
     /// [`NewOutboxMessage::leased_until`] is stored claimed (one attempt, due again when the
     /// lease runs out); one without is due at once.
     ///
@@ -163,7 +171,7 @@ pub trait LinkStore: Send + Sync {
     /// Marks the link `token_hash` issued to `identifier` as used at `now`, atomically: of any
     /// number of concurrent calls for one link, exactly one sees [`Redemption::Redeemed`].
     /// In the same transaction, on success, the other unused links of the same address are
-    /// retired (deleted), the address's user is found or created as by
+    /// marked replaced, the address's user is found or created as by
     /// [`UserStore::find_or_create_verified`], and `session` is stored for that user: the link
     /// is used if and only if its session exists, and a sign-in costs one write transaction.
     ///
@@ -184,7 +192,7 @@ pub trait LinkStore: Send + Sync {
     /// unexpired link counts one attempt and is [`CodeRedemption::Wrong`]; once `max_attempts`
     /// were wrong, every later call is [`CodeRedemption::Exhausted`]. On success the link is
     /// used (so its link no longer works either), and in the same transaction the address's
-    /// other unused links are retired and its user and `session` stored, as with
+    /// other unused links are marked replaced and its user and `session` stored, as with
     /// [`LinkStore::redeem`].
     ///
     /// # Errors

@@ -342,7 +342,7 @@ pub(crate) async fn account_page(
         FieldError::Password(sentence) => password_error = said(sentence),
         FieldError::Reauthenticate(sentence) => reauth_error = said(sentence),
     }
-    let recent_minutes = state.sessions.settings().recent_sign_in.num_minutes();
+    let recent_seconds = state.sessions.settings().recent_sign_in.num_seconds().max(0);
     let sessions = state.sessions.list(active).await?;
     let rows: Vec<SessionRow> = sessions
         .into_iter()
@@ -359,7 +359,7 @@ pub(crate) async fn account_page(
     context.insert("email", active.user.email.as_str());
     context.insert("name", active.user.name.as_ref().map_or("", DisplayName::as_str));
     context.insert("sessions", &rows);
-    context.insert("absolute_days", &state.sessions.settings().policy.absolute_max_age_days());
+    context.insert("absolute_seconds", &state.sessions.settings().policy.absolute_max_age_seconds());
     context.insert("others", &rows.iter().any(|row| !row.current));
     context.insert("done", &done);
     context.insert("name_error", &name_error);
@@ -369,7 +369,7 @@ pub(crate) async fn account_page(
     // Sensitive changes (address, password) need a recent sign-in; otherwise the page offers
     // to confirm it is the person first.
     context.insert("recent", &state.sessions.is_recent(active));
-    context.insert("recent_minutes", &recent_minutes);
+    context.insert("recent_seconds", &recent_seconds);
     context.insert("password_enabled", &state.passwords.is_some());
     let has_password = match &state.passwords {
         Some(passwords) => passwords.has_password(active).await?,

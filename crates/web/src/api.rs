@@ -572,6 +572,8 @@ fn rfc3339(instant: DateTime<Utc>) -> String {
 
 #[OpenApi]
 impl AuthApi {
+    /// Get a CSRF token
+    ///
     /// A CSRF token (and its cookie) for every state-changing request.
     #[oai(path = "/csrf", method = "get")]
     async fn csrf(&self, req: &Request) -> Result<Json<CsrfBody>, Problem<ReadProblems>> {
@@ -580,6 +582,8 @@ impl AuthApi {
         Ok(Json(CsrfBody { csrf_token: token }))
     }
 
+    /// List the sign-in providers
+    ///
     /// The configured sign-in providers.
     #[oai(path = "/providers", method = "get")]
     async fn providers(&self) -> Json<ProvidersBody> {
@@ -606,6 +610,8 @@ impl AuthApi {
         Json(providers)
     }
 
+    /// Read the current session
+    ///
     /// The current session, or `null` when signed out.
     #[oai(path = "/session", method = "get")]
     async fn session(&self, req: &Request) -> Result<Json<OrNull<SessionBody>>, Problem<ReadProblems>> {
@@ -621,6 +627,8 @@ impl AuthApi {
         }))))
     }
 
+    /// Email a sign-in link
+    ///
     /// Emails a sign-in link (and code) to the address. The answer is the same whether or not
     /// the address may sign in. Also accepts the sign-in form
     /// (`application/x-www-form-urlencoded`, fields `email`, `callbackUrl`, `csrfToken`).
@@ -637,6 +645,8 @@ impl AuthApi {
         Ok(Json(sent))
     }
 
+    /// Sign in with a link or code
+    ///
     /// Signs in with a link (`token`, `email`, `callbackUrl` from its URL) or with the emailed
     /// `code` (only in the client that asked for the link), setting the session cookie. Also
     /// accepts the confirm page's and the code page's forms.
@@ -653,6 +663,8 @@ impl AuthApi {
         Ok(Json(UrlBody { url: self.state.settings.callback_url(&destination) }))
     }
 
+    /// Sign out
+    ///
     /// Ends this session and clears its cookie (signed out already is fine). Also accepts the
     /// sign-out form.
     #[oai(path = "/signout", method = "post")]
@@ -666,6 +678,8 @@ impl AuthApi {
         Ok(Json(UrlBody { url: self.state.settings.absolute("/") }))
     }
 
+    /// List your sessions
+    ///
     /// The signed-in person's live sessions, most recently used first.
     #[oai(path = "/sessions", method = "get")]
     async fn sessions(&self, req: &Request) -> Result<Json<SessionsBody>, Problem<SignedInProblems>> {
@@ -686,6 +700,8 @@ impl AuthApi {
         }))
     }
 
+    /// End one session
+    ///
     /// Ends one of the signed-in person's sessions (this one included, which signs this client
     /// out). Needs the `X-CSRF-Token` header.
     #[oai(path = "/sessions/:id", method = "delete")]
@@ -705,6 +721,8 @@ impl AuthApi {
         Ok(SessionRevoked::Revoked)
     }
 
+    /// Change the sign-in address
+    ///
     /// Emails a confirmation link to a new sign-in address; the address changes only when the
     /// link's token is posted to `{base}/email/confirm`. An address that belongs to another
     /// account gets the same answer and no email.
@@ -717,6 +735,8 @@ impl AuthApi {
         Ok(Json(self.change_email_op(req, body.0).await?))
     }
 
+    /// Confirm a new sign-in address
+    ///
     /// Confirms a change of sign-in address with the token from the emailed link, signed in to
     /// the account that asked for it (the link alone is not enough: it would let anyone who
     /// asked to move their account to your address take it over when you press the button).
@@ -741,6 +761,8 @@ impl AuthApi {
         Ok(Json(EmailChangedBody { email: user.email.as_str().to_owned() }))
     }
 
+    /// Sign in with a password
+    ///
     /// Signs in with address and password (when `password.enabled` is on), setting the session
     /// cookie. A wrong password and an unknown address get the same answer. Also accepts the
     /// sign-in page's password form.
@@ -763,6 +785,8 @@ impl AuthApi {
         Ok(Json(UrlBody { url: self.state.settings.callback_url(&destination) }))
     }
 
+    /// Set your password
+    ///
     /// Sets or changes the signed-in person's password. Needs a recent sign-in (else 403
     /// `reauthentication-required`); ends the person's other sessions unless
     /// `signOutOtherSessions` is `false`.
@@ -782,6 +806,8 @@ impl AuthApi {
         Ok(Json(PasswordSetBody { other_sessions_ended: ended }))
     }
 
+    /// Confirm it is you with your password
+    ///
     /// Confirms it is the signed-in person with their current password, before a sensitive
     /// change: a fresh session replaces this one (a new cookie). Without a password, sign in
     /// again with a link instead.
@@ -800,6 +826,8 @@ impl AuthApi {
         Ok(Reauthenticated::Confirmed)
     }
 
+    /// Sign out everywhere else
+    ///
     /// Ends every session of the signed-in person but this one ("sign out everywhere else").
     /// Needs the `X-CSRF-Token` header.
     #[oai(path = "/sessions/revoke-others", method = "post")]

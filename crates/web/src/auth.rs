@@ -16,7 +16,7 @@ use poem_openapi::Object;
 use ports::{ActiveSession, LinkState, RedeemCode, RedeemLink, SignedIn};
 
 use crate::client::client_ip;
-use crate::errors::{link_refusal, respond, CodeProblem, Format, WebError};
+use crate::errors::{link_refusal, respond, CodeProblem, Format, LinkRefusal, WebError};
 use crate::forms::{self, CallbackForm, CallbackQuery, CsrfProtected, SignInForm, SignOutForm};
 use crate::pending::{self, PendingSignIn};
 use crate::render::page;
@@ -133,12 +133,42 @@ async fn open_link(
         let destination = state.settings.callback(query.callback_url.as_deref());
         return Ok(signed_in_response(req, state, destination));
     }
-    match state.sign_in.link_state(&request.token, &request.email).await? {
-        LinkState::Unused => confirm_page(req, state, &request.email, &query).await,
-        LinkState::Used => Err(link_refusal(ports::RedeemLinkError::AlreadyUsed)),
-        LinkState::Expired => Err(link_refusal(ports::RedeemLinkError::Expired { email: request.email })),
-        LinkState::Unknown => Err(link_refusal(ports::RedeemLinkError::Invalid)),
+    let refusal = match state.sign_in.link_state(&request.token, &request.email).await? {
+        LinkState::Unused => return confirm_page(req, state, &request.email, &query).await,
+        LinkState::Used => LinkRefusal::Used,
+        LinkState::Replaced => LinkRefusal::Replaced,
+        LinkState::Expired => LinkRefusal::Expired,
+        LinkState::Unknown => LinkRefusal::Invalid,
+    };
+    match signed_in_already(req, state, &request.email, refusal, query.callback_url.as_deref()).await? {
+        Some(page) => Ok(page),
+        None => Err(WebError::Link(refusal)),
     }
+}
+
+/// A dead link of the person this browser is signed in as (used, replaced or expired: they
+/// clicked an old email, or the same one twice) needs no new link: the page says they are
+/// signed in, and goes on to where the link was going. `None` for anyone else, for programs,
+/// and for a link that was never valid.
+async fn signed_in_already(
+    req: &Request,
+    state: &AppState,
+    email: &EmailAddress,
+    refusal: LinkRefusal,
+    callback_url: Option<&str>,
+) -> Result<Option<Response>, WebError> {
+    if refusal == LinkRefusal::Invalid || Format::of(req) != Format::Html {
+        return Ok(None);
+    }
+    let Some(session) = current_session(req, state).await? else { return Ok(None) };
+    if session.user.email != *email {
+        return Ok(None);
+    }
+    let mut context = tera::Context::new();
+    context.insert("masked", &email.masked());
+    context.insert("why", refusal.reason());
+    context.insert("continue_to", state.settings.callback(callback_url).as_str());
+    Ok(Some(page(req, state, StatusCode::OK, "signed_in_already.html", context)?))
 }
 
 /// Whether the request is one a browser or a mail app makes without the person asking for the
@@ -190,10 +220,34 @@ pub async fn callback_email_post(
 ) -> Response {
     let result = async {
         let form = checked_form(req, &state, form)?;
-        let signed_in = redeem(req, &state, form).await?;
-        Ok(signed_in_response(req, &state, signed_in))
+        let link = (form.code.is_none()).then(|| form.link.clone());
+        match redeem(req, &state, form).await {
+            Ok(signed_in) => Ok(signed_in_response(req, &state, signed_in)),
+            // The confirm button pressed twice, or an old confirm page sent again.
+            Err(WebError::Link(refusal)) => {
+                let already = match &link {
+                    Some(link) => already_for_form(req, &state, link, refusal).await?,
+                    None => None,
+                };
+                already.ok_or(WebError::Link(refusal))
+            }
+            Err(other) => Err(other),
+        }
     };
     respond(req, &state, result.await)
+}
+
+/// [`signed_in_already`] for a confirm form whose link was refused.
+async fn already_for_form(
+    req: &Request,
+    state: &AppState,
+    link: &CallbackQuery,
+    refusal: LinkRefusal,
+) -> Result<Option<Response>, WebError> {
+    match link.email.as_deref().and_then(|raw| EmailAddress::parse(raw).ok()) {
+        Some(email) => signed_in_already(req, state, &email, refusal, link.callback_url.as_deref()).await,
+        None => Ok(None),
+    }
 }
 
 /// Signs in with a CSRF-checked link confirmation or code, returning where to go next.

@@ -247,7 +247,9 @@ pub enum CodeProblem {
     Expired,
     /// The link and its code were already used.
     AlreadyUsed,
-    /// The link is gone (a newer sign-in retired it).
+    /// A newer link to the same address replaced the link and its code.
+    Replaced,
+    /// The link is gone (purged).
     Invalid,
     /// Not eight characters of the code alphabet.
     Malformed,
@@ -263,6 +265,7 @@ impl CodeProblem {
             CodeProblem::Exhausted => "code-exhausted",
             CodeProblem::Expired => "code-expired",
             CodeProblem::AlreadyUsed => "code-used",
+            CodeProblem::Replaced => "code-replaced",
             CodeProblem::Invalid => "code-invalid",
             CodeProblem::Malformed => "code-malformed",
             CodeProblem::NotThisBrowser => "code-not-this-browser",
@@ -277,6 +280,7 @@ impl CodeProblem {
             CodeProblem::Exhausted => Sentence::new("code-exhausted"),
             CodeProblem::Expired => Sentence::new("code-expired"),
             CodeProblem::AlreadyUsed => Sentence::new("code-used"),
+            CodeProblem::Replaced => Sentence::new("code-replaced"),
             CodeProblem::Invalid => Sentence::new("code-invalid"),
             CodeProblem::Malformed => Sentence::new("code-malformed"),
             CodeProblem::NotThisBrowser => Sentence::new("code-not-this-browser"),
@@ -291,6 +295,7 @@ impl From<RedeemCodeError> for WebError {
             RedeemCodeError::Exhausted => CodeProblem::Exhausted,
             RedeemCodeError::Expired => CodeProblem::Expired,
             RedeemCodeError::AlreadyUsed => CodeProblem::AlreadyUsed,
+            RedeemCodeError::Replaced => CodeProblem::Replaced,
             RedeemCodeError::Invalid => CodeProblem::Invalid,
             RedeemCodeError::RateLimited { retry_after } => {
                 return WebError::RateLimited {
@@ -358,6 +363,7 @@ pub fn link_refusal(error: RedeemLinkError) -> WebError {
     match error {
         RedeemLinkError::Invalid => WebError::Link(LinkRefusal::Invalid),
         RedeemLinkError::AlreadyUsed => WebError::Link(LinkRefusal::Used),
+        RedeemLinkError::Replaced => WebError::Link(LinkRefusal::Replaced),
         // No address in the URL: the page asks for it again rather than carry it in history,
         // logs and Referer.
         RedeemLinkError::Expired { .. } => WebError::Link(LinkRefusal::Expired),
@@ -469,10 +475,12 @@ fn password_refusal_kind(refusal: PasswordRefusal) -> &'static str {
 /// Why a link signed nobody in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkRefusal {
-    /// Not a link this service sent (or tampered with).
+    /// Not a link this service sent (or tampered with, or purged).
     Invalid,
     /// Used already.
     Used,
+    /// A newer link to the same address replaced it.
+    Replaced,
     /// Past its expiry.
     Expired,
 }
@@ -483,6 +491,7 @@ impl LinkRefusal {
         match self {
             LinkRefusal::Invalid => "link-invalid",
             LinkRefusal::Used => "link-used",
+            LinkRefusal::Replaced => "link-replaced",
             LinkRefusal::Expired => "link-expired",
         }
     }
@@ -492,6 +501,7 @@ impl LinkRefusal {
         match self {
             LinkRefusal::Invalid => "invalid",
             LinkRefusal::Used => "used",
+            LinkRefusal::Replaced => "replaced",
             LinkRefusal::Expired => "expired",
         }
     }
@@ -645,6 +655,9 @@ impl WebError {
                         (StatusCode::BAD_REQUEST, "problem-link-invalid-title", "problem-link-invalid-detail")
                     }
                     LinkRefusal::Used => (StatusCode::GONE, "problem-link-used-title", "problem-link-used-detail"),
+                    LinkRefusal::Replaced => {
+                        (StatusCode::GONE, "problem-link-replaced-title", "problem-link-replaced-detail")
+                    }
                     LinkRefusal::Expired => {
                         (StatusCode::GONE, "problem-link-expired-title", "problem-link-expired-detail")
                     }
@@ -887,14 +900,16 @@ impl WebError {
             WebError::Unexpected(error) if answer.status == StatusCode::SERVICE_UNAVAILABLE => {
                 tracing::warn!(path = %path, error = %format!("{error:#}"), "request refused: a dependency is unavailable");
             }
-            WebError::Unexpected(error) => tracing::error!(path = %path, error = ?error, "request failed"),
+            WebError::Unexpected(error) => {
+                tracing::error!(path = %path, error = %format!("{error:#}"), "request failed")
+            }
             _ => {}
         }
         let mut response = match format {
             Format::Json => self.problem_response(&answer, state),
             Format::Html => self.page_response(&answer, lang, state).unwrap_or_else(|error| {
                 // The error page itself failed: fall back to plain text rather than recurse.
-                tracing::error!(error = ?error, "error page failed");
+                tracing::error!(error = %format!("{error:#}"), "error page failed");
                 "Something went wrong on our side.".with_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
             }),
         };
@@ -1017,6 +1032,7 @@ mod tests {
             },
             WebError::Link(LinkRefusal::Invalid),
             WebError::Link(LinkRefusal::Used),
+            WebError::Link(LinkRefusal::Replaced),
             WebError::Link(LinkRefusal::Expired),
             WebError::Code(CodeProblem::Wrong { attempts_left: 1 }),
             WebError::AddressChange(AddressChangeRefusal::Invalid),
@@ -1125,6 +1141,7 @@ mod tests {
                     WebError::Csrf,
                     WebError::Link(LinkRefusal::Invalid),
                     WebError::Link(LinkRefusal::Used),
+                    WebError::Link(LinkRefusal::Replaced),
                     WebError::Link(LinkRefusal::Expired),
                     WebError::Code(CodeProblem::Exhausted),
                     limited(),

@@ -102,7 +102,7 @@ pub fn typed_address(settings: &WebSettings, typed: &str) -> Result<EmailAddress
 }
 
 /// `GET {base}/callback/email`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct CallbackQuery {
     /// The link token.
     #[serde(default)]

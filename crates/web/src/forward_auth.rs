@@ -7,9 +7,10 @@
 //! or a 302 to the sign-in page (Traefik and Caddy, which hand the answer to the browser),
 //! chosen by `forward_auth.mode` or the request's `?mode=status|redirect`.
 //!
-//! The 302 carries a return URL so that the person lands where they were going: `?rd=` if the
-//! proxy gives one, else the `X-Forwarded-Proto`, `-Host` and `-Uri` that Traefik and Caddy
-//! send. It is accepted only on this site or an origin in `forward_auth.allowed_origins`
+//! The 302 (and, for nginx, the 401's `X-Auth-Request-Redirect`) carries a return URL so that
+//! the person lands where they were going: `?rd=` if the proxy gives one, else the
+//! `X-Forwarded-Proto`, `-Host` and `-Uri` that Traefik and Caddy send (and the nginx snippet
+//! sets). It is accepted only on this site or an origin in `forward_auth.allowed_origins`
 //! ([`crate::WebSettings::callback`]), like every callback: anything else signs in to `/`.
 
 use std::sync::Arc;
@@ -28,6 +29,9 @@ use crate::{auth, AppState};
 pub const USER_HEADER: &str = "x-auth-request-user";
 /// The header naming the signed-in user's address.
 pub const EMAIL_HEADER: &str = "x-auth-request-email";
+/// On a 401, the header naming the sign-in page's absolute URL with the return URL encoded in
+/// it (nginx's `auth_request_set` reads it for the redirect).
+pub const REDIRECT_HEADER: &str = "x-auth-request-redirect";
 
 /// `?mode=` and `?rd=`.
 #[derive(Debug, Default, Deserialize)]
@@ -78,7 +82,15 @@ async fn check(
         return Ok(response);
     }
     Ok(match mode {
-        ForwardAuthMode::Status => "sign-in required".with_status(StatusCode::UNAUTHORIZED).into_response(),
+        // nginx cannot URL-encode the URL it was asked for: the 401 names the sign-in address
+        // with it encoded, which the snippet's `error_page` redirects to.
+        ForwardAuthMode::Status => {
+            let mut response = "sign-in required".with_status(StatusCode::UNAUTHORIZED).into_response();
+            if let Ok(value) = HeaderValue::from_str(&sign_in_url(req, state, query.rd.as_deref())) {
+                response.headers_mut().insert(REDIRECT_HEADER, value);
+            }
+            response
+        }
         // 302 (not 307): whatever the method of the request the proxy checked, the browser
         // follows it with a GET of the sign-in page.
         ForwardAuthMode::Redirect => Response::builder()
@@ -111,7 +123,8 @@ fn sign_in_url(req: &Request, state: &AppState, rd: Option<&str>) -> String {
     }
 }
 
-/// The URL the proxy was asked for, from Traefik's and Caddy's `X-Forwarded-*` headers.
+/// The URL the proxy was asked for, from the `X-Forwarded-*` headers (Traefik and Caddy send
+/// them; the nginx snippet sets them).
 fn forwarded_url(req: &Request) -> Option<String> {
     let proto = req.header("x-forwarded-proto")?;
     let host = req.header("x-forwarded-host")?;

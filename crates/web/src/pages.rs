@@ -179,6 +179,7 @@ async fn link_state(state: &AppState, link: &str) -> Result<&'static str, WebErr
     Ok(match found {
         LinkState::Unused => "unused",
         LinkState::Used => "used",
+        LinkState::Replaced => "replaced",
         LinkState::Expired => "expired",
         LinkState::Unknown => "unknown",
     })

@@ -12,7 +12,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use domain::secret::KeyPurpose;
 use domain::{CallbackPath, LinkTokenHash, ServerSecret};
 use poem::web::cookie::CookieJar;
@@ -38,11 +38,21 @@ pub struct PendingSignIn {
 }
 
 impl PendingSignIn {
+    /// Whether the link (and its code) expired by `now`: the cookie is kept a while longer, to
+    /// say so.
+    pub fn link_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires <= now
+    }
+
     /// Whether this cookie names the link stored under any of `hashes`.
     pub fn is_for(&self, hashes: &[LinkTokenHash]) -> bool {
         hashes.iter().any(|hash| self.link.matches(hash))
     }
 }
+
+/// How long the cookie outlives its link: a code typed a little late is then told it expired
+/// (and to ask for a new link), rather than that this is not the browser that asked.
+const OUTLIVES_ITS_LINK_BY: TimeDelta = TimeDelta::hours(1);
 
 /// Sets the cookie for a link just asked for, replacing any earlier one: the newest request
 /// is the one this browser is waiting for.
@@ -55,11 +65,12 @@ pub fn set(jar: &CookieJar, settings: &WebSettings, pending: &PendingSignIn, now
     ]
     .join(".");
     let value = format!("{body}.{}", mac(settings.secrets.current(), &body));
-    let lifetime = (pending.expires - now).to_std().unwrap_or_default();
+    let lifetime = (pending.expires + OUTLIVES_ITS_LINK_BY - now).to_std().unwrap_or_default();
     cookies::set(jar, settings, cookies::Kind::PendingSignIn, &value, Some(lifetime));
 }
 
-/// The cookie on this request, if it is ours (its MAC verifies) and unexpired at `now`.
+/// The cookie on this request, if it is ours (its MAC verifies) and its link expired no longer
+/// than [`OUTLIVES_ITS_LINK_BY`] before `now` (see [`PendingSignIn::link_expired`]).
 pub fn read(jar: &CookieJar, settings: &WebSettings, now: DateTime<Utc>) -> Option<PendingSignIn> {
     let value = cookies::read(jar, settings, cookies::Kind::PendingSignIn)?;
     let (body, their_mac) = value.rsplit_once('.')?;
@@ -77,7 +88,7 @@ pub fn read(jar: &CookieJar, settings: &WebSettings, now: DateTime<Utc>) -> Opti
     let masked_email = String::from_utf8(URL_SAFE_NO_PAD.decode(masked).ok()?).ok()?;
     let callback = String::from_utf8(URL_SAFE_NO_PAD.decode(callback).ok()?).ok()?;
     let expires = DateTime::from_timestamp(expires.parse().ok()?, 0)?;
-    (now < expires).then(|| PendingSignIn {
+    (now < expires + OUTLIVES_ITS_LINK_BY).then(|| PendingSignIn {
         link: LinkTokenHash::from_bytes(link),
         masked_email,
         callback,

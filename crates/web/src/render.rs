@@ -15,7 +15,7 @@ use tera::{Context, Tera};
 use crate::{csrf, AppState};
 
 /// The built-in page templates, by the name an override file must have.
-const BUILTIN: [(&str, &str); 12] = [
+const BUILTIN: [(&str, &str); 13] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("signin.html", include_str!("../templates/signin.html")),
@@ -28,6 +28,7 @@ const BUILTIN: [(&str, &str); 12] = [
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("account.html", include_str!("../templates/account.html")),
     ("confirm_email.html", include_str!("../templates/confirm_email.html")),
+    ("signed_in_already.html", include_str!("../templates/signed_in_already.html")),
 ];
 
 /// The page templates an operator may override, by file name under `templates.dir`.
@@ -82,8 +83,9 @@ impl Pages {
         context.insert("signin_action", &settings.auth_path("/signin/email"));
         context.insert("signout_action", &settings.auth_path("/signout"));
         context.insert("callback_action", &settings.auth_path("/callback/email"));
-        context.insert("link_minutes", &state.sign_in.settings().link_policy.max_age_minutes());
+        context.insert("link_seconds", &state.sign_in.settings().link_policy.max_age_seconds());
         context.insert("password_enabled", &state.passwords.is_some());
+        context.insert("restart_forgets_links", &settings.restart_forgets_links);
         context.insert("password_action", &settings.auth_path("/callback/password"));
         context.extend(extra);
         self.templates.render(lang, template, &mut context).with_context(|| format!("cannot render {template}"))
@@ -177,8 +179,10 @@ pub(crate) fn check_email_page(
     code_error: Option<Sentence>,
     status: StatusCode,
 ) -> anyhow::Result<Response> {
-    let pending = crate::pending::read(req.cookie(), &state.settings, state.sign_in.now());
+    let now = state.sign_in.now();
+    let pending = crate::pending::read(req.cookie(), &state.settings, now);
     let mut context = Context::new();
+    context.insert("link_expired", &pending.as_ref().is_some_and(|p| p.link_expired(now)));
     context.insert("to", &pending.as_ref().map(|p| p.masked_email.as_str()));
     context.insert("pending", &pending.is_some());
     context.insert("code_error", &code_error.map(|error| say(req, state, &error)));

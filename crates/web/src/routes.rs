@@ -25,16 +25,32 @@ const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsa
      style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'none'; \
      frame-ancestors 'none'; base-uri 'none'";
 
+/// Pages hold CSRF tokens and personal data: no caching anywhere.
+const NO_STORE: &str = "no-store";
+
+/// The API docs page (Swagger UI, about 1.6 MB) is the same for everyone and changes only with
+/// the API: cached for a day, then revalidated against its ETag ([`docs_etag`]).
+const DOCS_CACHE_CONTROL: &str = "public, max-age=86400";
+
+/// The docs page's ETag: a digest of the OpenAPI document it shows (and this release), so it
+/// changes exactly when the page does.
+fn docs_etag(spec: &str) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    // Not a security measure, only a version: the standard library's SipHash with its fixed
+    // keys gives every instance of a release the same value.
+    let mut hasher = std::hash::DefaultHasher::new();
+    (env!("CARGO_PKG_VERSION"), spec).hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
 /// The headers every response carries, error pages included.
 fn security_headers(settings: &crate::WebSettings) -> SetHeader {
-    // The Content-Security-Policy is set per path, in `build_app`.
+    // The Content-Security-Policy and Cache-Control are set per path, in `build_app`.
     let headers = SetHeader::new()
         .overriding("X-Content-Type-Options", "nosniff")
         // Links carry tokens: never leak a URL to another site through Referer.
         .overriding("Referrer-Policy", "no-referrer")
-        .overriding("X-Frame-Options", "DENY")
-        // Pages hold CSRF tokens and personal data: no caching anywhere.
-        .overriding("Cache-Control", "no-store");
+        .overriding("X-Frame-Options", "DENY");
     let hsts = settings.limits.hsts_max_age;
     if settings.is_https() && hsts > 0 {
         headers.overriding("Strict-Transport-Security", format!("max-age={hsts}"))
@@ -219,6 +235,155 @@ impl AllowedMethods {
     }
 }
 
+/// A route of the table: its path, the methods it takes, and what answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedRoute {
+    /// The path as configured (`pages.*`, `auth.base_path`).
+    pub path: String,
+    /// The methods it takes, as `Allow` lists them.
+    pub methods: &'static str,
+    handler: Handler,
+}
+
+/// The handlers of the route table, one per route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    Home,
+    SignInPage,
+    SignOut,
+    CheckEmail,
+    AuthError,
+    Health,
+    Account,
+    Rename,
+    ChangeEmail,
+    ConfirmEmail,
+    SetPassword,
+    Reauthenticate,
+    ReauthenticateWithLink,
+    PasswordSignIn,
+    RevokeSession,
+    RevokeOtherSessions,
+    LinkRequest,
+    LinkCallback,
+    ForwardAuth,
+    Mailbox,
+}
+
+impl Handler {
+    /// The endpoint; the routes people post forms to send other bodies to the JSON API's twin.
+    fn endpoint(self, api: &Arc<BoxEndpoint<'static, Response>>) -> BoxEndpoint<'static, Response> {
+        match self {
+            Handler::Home => get(pages::home).boxed(),
+            Handler::SignInPage => get(pages::sign_in).boxed(),
+            Handler::SignOut => get(pages::sign_out_confirm).post(FormOrJson::new(auth::sign_out, api)).boxed(),
+            Handler::CheckEmail => get(pages::check_email).boxed(),
+            Handler::AuthError => get(pages::auth_error).boxed(),
+            Handler::Health => get(auth::healthz).boxed(),
+            Handler::Account => get(account::show).boxed(),
+            Handler::Rename => post(account::rename).boxed(),
+            Handler::ChangeEmail => post(account::change_email).boxed(),
+            Handler::ConfirmEmail => get(account::confirm_email_page).post(account::confirm_email).boxed(),
+            Handler::SetPassword => post(password::set).boxed(),
+            Handler::Reauthenticate => post(password::reauthenticate).boxed(),
+            Handler::ReauthenticateWithLink => post(password::reauthenticate_with_link).boxed(),
+            Handler::PasswordSignIn => post(FormOrJson::new(password::sign_in, api)).boxed(),
+            Handler::RevokeSession => post(account::revoke).boxed(),
+            Handler::RevokeOtherSessions => post(account::revoke_others).boxed(),
+            Handler::LinkRequest => post(FormOrJson::new(auth::sign_in_email, api)).boxed(),
+            // HEAD routed to the same handler as itself, not turned into a GET by the router:
+            // the handler must know a HEAD never uses the link up.
+            Handler::LinkCallback => get(auth::callback_email)
+                .head(auth::callback_email)
+                .post(FormOrJson::new(auth::callback_email_post, api))
+                .boxed(),
+            Handler::ForwardAuth => get(forward_auth::forward_auth).boxed(),
+            Handler::Mailbox => get(pages::mailbox).boxed(),
+        }
+    }
+}
+
+/// Every route magiclink serves besides the JSON API's (nested under `auth.base_path`, with its
+/// OpenAPI document and docs page): the one table the router is built from, `Allow` is read
+/// from, and [`proxied_locations`] is derived from. The development mailbox is served only
+/// while the development mailer is configured.
+pub fn served_routes(settings: &crate::WebSettings, dev_mailbox: bool) -> Vec<ServedRoute> {
+    let base = settings.auth_base_path.trim_end_matches('/');
+    let account = settings.pages.account.as_str();
+    let route = |path: String, methods, handler| ServedRoute { path, methods, handler };
+    let mut routes = vec![
+        route("/".to_owned(), "GET, HEAD", Handler::Home),
+        route(settings.pages.sign_in.clone(), "GET, HEAD", Handler::SignInPage),
+        route(format!("{base}/signin"), "GET, HEAD", Handler::SignInPage),
+        route(format!("{base}/signout"), "GET, HEAD, POST", Handler::SignOut),
+        route(settings.pages.verify_request.clone(), "GET, HEAD", Handler::CheckEmail),
+        route(settings.pages.error.clone(), "GET, HEAD", Handler::AuthError),
+        route("/healthz".to_owned(), "GET, HEAD", Handler::Health),
+        route(account.to_owned(), "GET, HEAD", Handler::Account),
+        route(format!("{account}/name"), "POST", Handler::Rename),
+        route(format!("{account}/email"), "POST", Handler::ChangeEmail),
+        route(format!("{account}/email/confirm"), "GET, HEAD, POST", Handler::ConfirmEmail),
+        route(format!("{account}/password"), "POST", Handler::SetPassword),
+        route(format!("{account}/reauthenticate"), "POST", Handler::Reauthenticate),
+        route(format!("{account}/reauthenticate/link"), "POST", Handler::ReauthenticateWithLink),
+        route(format!("{account}/sessions/revoke"), "POST", Handler::RevokeSession),
+        route(format!("{account}/sessions/revoke-others"), "POST", Handler::RevokeOtherSessions),
+        route(format!("{base}/callback/password"), "POST", Handler::PasswordSignIn),
+        route(format!("{base}/signin/email"), "POST", Handler::LinkRequest),
+        route(format!("{base}/callback/email"), "GET, HEAD, POST", Handler::LinkCallback),
+        route(format!("{base}/forward-auth"), "GET, HEAD", Handler::ForwardAuth),
+    ];
+    if dev_mailbox {
+        routes.push(route("/dev/mailbox".to_owned(), "GET, HEAD", Handler::Mailbox));
+    }
+    routes
+}
+
+/// A location a reverse proxy must send to magiclink when magiclink shares a host name with an
+/// app (`docs/deployment.md`): one path, or everything under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxiedLocation {
+    /// This path only (nginx `location = /signin`).
+    Exact(String),
+    /// Every path starting with this one, which ends in `/` (nginx `location /api/auth/`).
+    Prefix(String),
+}
+
+impl ProxiedLocation {
+    /// Whether a request for `path` is sent to magiclink by this location.
+    pub fn covers(&self, path: &str) -> bool {
+        match self {
+            ProxiedLocation::Exact(exact) => path == exact,
+            ProxiedLocation::Prefix(prefix) => path.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// What a proxy sharing a host name with an app must send to magiclink, derived from
+/// [`served_routes`]: everything under `auth.base_path` and under the account page as two
+/// prefixes, each other page by its exact path. `/` stays the app's (people land on the app's
+/// pages after signing in, and on `/` after signing out), and so does the development mailbox.
+pub fn proxied_locations(settings: &crate::WebSettings) -> Vec<ProxiedLocation> {
+    let base = format!("{}/", settings.auth_base_path.trim_end_matches('/'));
+    let account = format!("{}/", settings.pages.account.trim_end_matches('/'));
+    let mut locations = vec![ProxiedLocation::Prefix(base.clone())];
+    for route in served_routes(settings, false) {
+        let location = if route.path == "/" {
+            continue;
+        } else if route.path.starts_with(&base) {
+            ProxiedLocation::Prefix(base.clone())
+        } else if route.path.starts_with(&account) {
+            ProxiedLocation::Prefix(account.clone())
+        } else {
+            ProxiedLocation::Exact(route.path)
+        };
+        if !locations.contains(&location) {
+            locations.push(location);
+        }
+    }
+    locations
+}
+
 /// Builds the whole application: pages, Auth.js-style routes, the JSON API and `/healthz`.
 pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     build_shared_app(Arc::new(state))
@@ -232,32 +397,15 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
     let api = OpenApiService::new(AuthApi { state: Arc::clone(&state) }, "magiclink", env!("CARGO_PKG_VERSION"))
         .server(settings.absolute(&base));
     let spec = api.spec_endpoint();
-    let mut allowed = AllowedMethods::from_spec(&base, &api.spec());
+    let spec_text = api.spec();
+    let docs_etag = docs_etag(&spec_text);
+    let mut allowed = AllowedMethods::from_spec(&base, &spec_text);
     let docs_path = format!("{base}/docs");
     let docs = api.swagger_ui();
+    let served = served_routes(settings, state.mailbox.is_some());
     // The page routes' methods, for `Allow` on a 405 (the JSON API's come from its document).
-    for (path, methods) in [
-        ("/".to_owned(), "GET, HEAD"),
-        (settings.pages.sign_in.clone(), "GET, HEAD"),
-        (format!("{base}/signin"), "GET, HEAD"),
-        (format!("{base}/signout"), "GET, HEAD, POST"),
-        (settings.pages.verify_request.clone(), "GET, HEAD"),
-        (settings.pages.error.clone(), "GET, HEAD"),
-        ("/healthz".to_owned(), "GET, HEAD"),
-        (settings.pages.account.clone(), "GET, HEAD"),
-        (format!("{}/name", settings.pages.account), "POST"),
-        (format!("{}/email", settings.pages.account), "POST"),
-        (format!("{}/email/confirm", settings.pages.account), "GET, HEAD, POST"),
-        (format!("{}/password", settings.pages.account), "POST"),
-        (format!("{}/reauthenticate", settings.pages.account), "POST"),
-        (format!("{}/reauthenticate/link", settings.pages.account), "POST"),
-        (format!("{}/sessions/revoke", settings.pages.account), "POST"),
-        (format!("{}/sessions/revoke-others", settings.pages.account), "POST"),
-        (format!("{base}/callback/email"), "GET, HEAD, POST"),
-        (format!("{base}/forward-auth"), "GET, HEAD"),
-        ("/dev/mailbox".to_owned(), "GET, HEAD"),
-    ] {
-        allowed.add(&path, methods);
+    for route in &served {
+        allowed.add(&route.path, route.methods);
     }
     let allowed = Arc::new(allowed);
     // One JSON API, reached under the base path and by the form routes' JSON bodies.
@@ -270,42 +418,14 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
             .boxed(),
     );
 
-    let mut routes = Route::new()
-        .at("/", get(pages::home))
-        .at(&settings.pages.sign_in, get(pages::sign_in))
-        .at(format!("{base}/signin"), get(pages::sign_in))
-        .at(format!("{base}/signout"), get(pages::sign_out_confirm).post(FormOrJson::new(auth::sign_out, &api)))
-        .at(&settings.pages.verify_request, get(pages::check_email))
-        .at(&settings.pages.error, get(pages::auth_error))
-        .at("/healthz", get(auth::healthz))
-        .at(&settings.pages.account, get(account::show))
-        .at(format!("{}/name", settings.pages.account), post(account::rename))
-        .at(format!("{}/email", settings.pages.account), post(account::change_email))
-        .at(
-            format!("{}/email/confirm", settings.pages.account),
-            get(account::confirm_email_page).post(account::confirm_email),
-        )
-        .at(format!("{}/password", settings.pages.account), post(password::set))
-        .at(format!("{}/reauthenticate", settings.pages.account), post(password::reauthenticate))
-        .at(format!("{}/reauthenticate/link", settings.pages.account), post(password::reauthenticate_with_link))
-        .at(format!("{base}/callback/password"), post(FormOrJson::new(password::sign_in, &api)))
-        .at(format!("{}/sessions/revoke", settings.pages.account), post(account::revoke))
-        .at(format!("{}/sessions/revoke-others", settings.pages.account), post(account::revoke_others))
-        .at(format!("{base}/signin/email"), post(FormOrJson::new(auth::sign_in_email, &api)))
-        .at(
-            format!("{base}/callback/email"),
-            // HEAD routed to the same handler as itself, not turned into a GET by the router:
-            // the handler must know a HEAD never uses the link up.
-            get(auth::callback_email).head(auth::callback_email).post(FormOrJson::new(auth::callback_email_post, &api)),
-        )
-        .at(format!("{base}/forward-auth"), get(forward_auth::forward_auth))
+    let mut routes = Route::new();
+    for route in served {
+        routes = routes.at(route.path, route.handler.endpoint(&api));
+    }
+    let routes = routes
         .at(format!("{base}/openapi.json"), spec)
         .nest(docs_path.as_str(), docs)
         .nest_no_strip(base.as_str(), Arc::clone(&api));
-    // The development mailbox exists only while the development mailer is configured.
-    if state.mailbox.is_some() {
-        routes = routes.at("/dev/mailbox", get(pages::mailbox));
-    }
 
     let fallback_state = Arc::clone(&state);
     let allowed = Arc::clone(&allowed);
@@ -321,16 +441,21 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
             let span = tracing::info_span!("request", request_id = %id);
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
-            let policy = if path == docs_path || path.starts_with(&docs_prefix) {
-                DOCS_CONTENT_SECURITY_POLICY
+            let is_docs = path == docs_path || path.starts_with(&docs_prefix);
+            let (policy, cache) = if is_docs {
+                (DOCS_CONTENT_SECURITY_POLICY, DOCS_CACHE_CONTROL)
             } else {
-                CONTENT_SECURITY_POLICY
+                (CONTENT_SECURITY_POLICY, NO_STORE)
             };
+            let unchanged_docs = is_docs && req.header("if-none-match") == Some(docs_etag.as_str());
+            let etag = is_docs.then(|| docs_etag.clone());
             let lang = crate::lang::choose(&mut req, &state);
             async move {
                 let format = Format::of(&req);
                 let limits = state.settings.limits;
-                let mut response = if let Err(refusal) = check_body_size(&req, limits.max_body_bytes) {
+                let mut response = if unchanged_docs {
+                    poem::http::StatusCode::NOT_MODIFIED.into_response()
+                } else if let Err(refusal) = check_body_size(&req, limits.max_body_bytes) {
                     refusal.standalone_response(format, &path, &lang, &state)
                 } else {
                     match tokio::time::timeout(limits.request_timeout, endpoint.call(req)).await {
@@ -343,6 +468,10 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
                 };
                 let headers = response.headers_mut();
                 headers.insert("content-security-policy", poem::http::HeaderValue::from_static(policy));
+                headers.insert(poem::http::header::CACHE_CONTROL, poem::http::HeaderValue::from_static(cache));
+                if let Some(value) = etag.and_then(|etag| poem::http::HeaderValue::from_str(&etag).ok()) {
+                    headers.insert(poem::http::header::ETAG, value);
+                }
                 if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
                     headers.insert(REQUEST_ID, value);
                 }
@@ -355,13 +484,15 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
                     seconds,
                 );
                 // The path only: a query may carry a link's token or an address.
-                tracing::debug!(
-                    method = %method,
-                    path = %path,
-                    status = response.status().as_u16(),
-                    ms = seconds * 1000.0,
-                    "request"
-                );
+                if state.settings.access_log {
+                    tracing::info!(
+                        method = method.as_str(),
+                        path = path.as_str(),
+                        status = response.status().as_u16(),
+                        ms = (seconds * 1_000_000.0).round() / 1000.0,
+                        "request"
+                    );
+                }
                 Ok(response)
             }
             .instrument(span)

@@ -131,6 +131,12 @@ pub struct WebSettings {
     pub forward_auth: ForwardAuth,
     /// Record Prometheus metrics ([`crate::telemetry`]); off unless `metrics.bind` is set.
     pub metrics: bool,
+    /// The secret was generated at start-up (development without `AUTH_SECRET`), so links,
+    /// codes and forms from before a restart no longer verify: the pages that refuse them say
+    /// so, since a restart is then the likeliest cause.
+    pub restart_forgets_links: bool,
+    /// Log one `request` line per request at info (`log.access`).
+    pub access_log: bool,
 }
 
 impl WebSettings {

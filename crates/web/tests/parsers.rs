@@ -59,7 +59,7 @@ proptest! {
 }
 
 #[test]
-fn a_pending_cookie_we_signed_is_read_back_until_it_expires() {
+fn a_pending_cookie_we_signed_is_read_back_until_an_hour_after_its_link_expired() {
     let settings = settings();
     let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date");
     let link = domain::LinkToken::from_random_bytes([3; 32]).hash(settings.secrets.current());
@@ -83,6 +83,13 @@ fn a_pending_cookie_we_signed_is_read_back_until_it_expires() {
 
     assert!(read.is_for(&[link]));
     assert_eq!((read.masked_email.as_str(), read.callback.as_str()), ("a***@example.com", "/next"));
-    assert!(pending::read(&read_jar, &settings, now + chrono::TimeDelta::minutes(10)).is_none(), "expired");
+    let link_expired = now + chrono::TimeDelta::minutes(10);
+    assert!(!read.link_expired(now));
+    // Kept past the link's expiry, so that a late code is told it expired, and then dropped.
+    let late = pending::read(&read_jar, &settings, link_expired).expect("kept to say the link expired");
+    assert!(late.link_expired(link_expired));
+    let an_hour_on = link_expired + chrono::TimeDelta::hours(1);
+    assert!(pending::read(&read_jar, &settings, an_hour_on - chrono::TimeDelta::seconds(1)).is_some());
+    assert!(pending::read(&read_jar, &settings, an_hour_on).is_none(), "gone an hour after its link");
     assert!(pending::read(&tampered, &settings, now).is_none(), "tampered");
 }

@@ -83,7 +83,7 @@ impl Mailer for DevMailer {
         let kind = email.content.kind();
         let link = email.content.link().map(url::Url::to_string);
         // Development only: printing the link lets a developer sign in from the terminal.
-        tracing::info!(to = %email.to.masked(), kind = kind.as_str(), link = ?link, "development mailbox: email");
+        tracing::info!(to = %email.to.masked(), kind = kind.as_str(), link = link.as_deref(), "development mailbox: email");
         self.inbox().push(
             MailboxMessage {
                 to: email.to.clone(),

@@ -64,7 +64,7 @@ impl ports::EmailRenderer for TemplateRenderer {
     fn render(&self, email: &Email) -> anyhow::Result<RenderedEmail> {
         let mut context = Context::new();
         context.insert("to", email.to.as_str());
-        context.insert("expires_in_minutes", &email.expires_in_minutes);
+        context.insert("expires_in_seconds", &email.expires_in_seconds);
         context.insert("site_name", &email.site_name);
         context.insert("host", &email.host);
         match &email.content {
@@ -105,7 +105,7 @@ mod tests {
             to: EmailAddress::parse("a@example.com").expect("valid"),
             lang: "en".to_owned(),
             content,
-            expires_in_minutes: 10,
+            expires_in_seconds: 600,
             site_name: "<script>alert(1)</script>\r\nBcc: x@example.com".to_owned(),
             host: "127.0.0.1".to_owned(),
         }

@@ -2,7 +2,8 @@
 //!
 //! 2xx means sent (Resend's id is kept); 401, 403, 422 and other 4xx are permanent and logged
 //! with Resend's own message; 429 and 5xx are transient and honour `Retry-After`. The outbox row
-//! id goes in `Idempotency-Key`, so a retry after a crash is not sent twice.
+//! id goes in `Idempotency-Key`, so a retry after a crash is not sent twice. At start-up
+//! [`Mailer::check`] asks `GET {base_url}/domains` with the key, which sends nothing.
 
 use domain::SecretText;
 use std::time::Duration;
@@ -29,6 +30,10 @@ pub struct ResendSettings {
 pub struct ResendMailer {
     http: reqwest::Client,
     endpoint: String,
+    /// `GET {base_url}/domains`, which the start-up check asks with the key.
+    check_endpoint: String,
+    /// The API's base URL, for messages.
+    base_url: String,
     api_key: SecretText,
     from: String,
 }
@@ -48,9 +53,12 @@ impl ResendMailer {
             .user_agent(concat!("magiclink/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the HTTP client")?;
+        let base = base.as_str().trim_end_matches('/');
         Ok(Self {
             http,
-            endpoint: format!("{}/emails", base.as_str().trim_end_matches('/')),
+            endpoint: format!("{base}/emails"),
+            check_endpoint: format!("{base}/domains"),
+            base_url: base.to_owned(),
             api_key: settings.api_key.clone(),
             from: from.to_string(),
         })
@@ -89,6 +97,36 @@ impl Mailer for ResendMailer {
             Err(MailError::Transient { source: error, retry_after })
         } else {
             Err(MailError::Permanent(error))
+        }
+    }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        let key = self.api_key.expose();
+        anyhow::ensure!(
+            key.starts_with("re_") && !key.contains(char::is_whitespace),
+            "mailer.resend.api_key (AUTH_RESEND_KEY) is not a Resend API key: they start with `re_`"
+        );
+        // Listing domains asks for the key and sends nothing. A sending-only key may not list
+        // them, and Resend says so by name: that answer proves the key too.
+        let response = self
+            .http
+            .get(&self.check_endpoint)
+            .bearer_auth(key)
+            .send()
+            .await
+            .map_err(|error| anyhow::anyhow!(ports::mailer::failure_text(&anyhow::Error::new(error))))
+            .with_context(|| format!("cannot reach Resend at {}", self.base_url))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+        if status.is_success() || body["name"] == "restricted_api_key" {
+            return Ok(());
+        }
+        let message = body["message"].as_str().unwrap_or("no message");
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
+                anyhow::bail!("Resend refused mailer.resend.api_key (AUTH_RESEND_KEY): {status}: {message}")
+            }
+            _ => anyhow::bail!("Resend answered the check with {status}: {message}"),
         }
     }
 }

@@ -151,4 +151,14 @@ impl Mailer for SmtpMailer {
             Err(error) => Err(MailError::transient(anyhow::Error::new(error))),
         }
     }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        // lettre opens a connection as for a message (EHLO, STARTTLS, AUTH), then sends NOOP.
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => anyhow::bail!("the SMTP server accepted the connection but did not answer NOOP"),
+            Err(error) => Err(anyhow::anyhow!(ports::mailer::failure_text(&anyhow::Error::new(error))))
+                .context("cannot reach the SMTP server with mailer.smtp's settings"),
+        }
+    }
 }

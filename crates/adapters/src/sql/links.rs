@@ -1,6 +1,6 @@
-//! The magic links ([`LinkStore`]): stored with their email in one transaction, used once by
-//! one conditional `UPDATE` (by the token or by the code), and on use retiring the address's
-//! other links and storing the user and the session in the same transaction.
+//! The magic links ([`LinkStore`]): stored with their email in one transaction that marks the
+//! address's older unused links replaced, used once by one conditional `UPDATE` (by the token or
+//! by the code), and on use storing the user and the session in the same transaction.
 
 use chrono::{DateTime, Utc};
 use domain::{EmailAddress, LinkTokenHash, OutboxId, SignInCodeHash};
@@ -25,9 +25,10 @@ impl SqlStore {
     ) -> anyhow::Result<(LinkState, u32)> {
         let statement = match identifier {
             Some(_) => {
-                "SELECT used_at, expires, code_attempts FROM verification_tokens WHERE token = ? AND identifier = ?"
+                "SELECT used_at, replaced_at, expires, code_attempts FROM verification_tokens \
+                 WHERE token = ? AND identifier = ?"
             }
-            None => "SELECT used_at, expires, code_attempts FROM verification_tokens WHERE token = ?",
+            None => "SELECT used_at, replaced_at, expires, code_attempts FROM verification_tokens WHERE token = ?",
         };
         let statement = self.sql(statement);
         let mut query = sqlx::query(&statement).bind(token_hash.to_hex());
@@ -37,11 +38,15 @@ impl SqlStore {
         let row = query.fetch_optional(executor).await.doing("cannot look the link up")?;
         let Some(row) = row else { return Ok((LinkState::Unknown, 0)) };
         let used_at: Option<i64> = row.try_get("used_at")?;
+        let replaced_at: Option<i64> = row.try_get("replaced_at")?;
         let expires: i64 = row.try_get("expires")?;
-        let state = match used_at {
-            Some(_) => LinkState::Used,
-            None if expires <= to_millis(now) => LinkState::Expired,
-            None => LinkState::Unused,
+        // Only a live link is ever marked replaced, so "replaced" is what ended it even once
+        // its time is up too.
+        let state = match (used_at, replaced_at) {
+            (Some(_), _) => LinkState::Used,
+            (None, Some(_)) => LinkState::Replaced,
+            (None, None) if expires <= to_millis(now) => LinkState::Expired,
+            (None, None) => LinkState::Unused,
         };
         Ok((state, stored_count(&row, "code_attempts")?))
     }
@@ -58,7 +63,7 @@ impl SqlStore {
         // `used_at IS NULL`; the others wait for its row lock, then no longer match.
         let won = sqlx::query(&self.sql(
             "UPDATE verification_tokens SET used_at = ? \
-             WHERE token = ? AND identifier = ? AND used_at IS NULL AND expires > ?",
+             WHERE token = ? AND identifier = ? AND used_at IS NULL AND replaced_at IS NULL AND expires > ?",
         ))
         .bind(to_millis(now))
         .bind(token_hash.to_hex())
@@ -89,6 +94,7 @@ impl SqlStore {
         Ok(match state {
             LinkState::Unknown => Redemption::Unknown,
             LinkState::Used => Redemption::AlreadyUsed,
+            LinkState::Replaced => Redemption::Replaced,
             LinkState::Expired => Redemption::Expired,
             // Unused and unexpired, yet the update did not match: it cannot happen inside one
             // transaction, and "already used" is the answer that signs nobody in.
@@ -108,7 +114,8 @@ impl SqlStore {
         // As in `redeem`, one conditional write decides; a wrong code matches nothing here.
         let won = sqlx::query(&self.sql(
             "UPDATE verification_tokens SET used_at = ? \
-             WHERE token = ? AND used_at IS NULL AND expires > ? AND code_attempts < ? AND code_hash = ?",
+             WHERE token = ? AND used_at IS NULL AND replaced_at IS NULL AND expires > ? AND code_attempts < ? \
+             AND code_hash = ?",
         ))
         .bind(to_millis(now))
         .bind(token_hash.to_hex())
@@ -135,7 +142,7 @@ impl SqlStore {
         }
         let counted = sqlx::query(&self.sql(
             "UPDATE verification_tokens SET code_attempts = code_attempts + 1 \
-             WHERE token = ? AND used_at IS NULL AND expires > ? AND code_attempts < ?",
+             WHERE token = ? AND used_at IS NULL AND replaced_at IS NULL AND expires > ? AND code_attempts < ?",
         ))
         .bind(token_hash.to_hex())
         .bind(to_millis(now))
@@ -154,14 +161,15 @@ impl SqlStore {
         Ok(match state {
             LinkState::Unknown => CodeRedemption::Unknown,
             LinkState::Used => CodeRedemption::AlreadyUsed,
+            LinkState::Replaced => CodeRedemption::Replaced,
             LinkState::Expired => CodeRedemption::Expired,
             // Unused and unexpired, yet no attempt could be counted: they were all used up.
             LinkState::Unused => CodeRedemption::Exhausted,
         })
     }
 
-    /// After a link was used, inside its transaction: the other unused links of the address
-    /// retired, its user found or created (verified now), and the new session stored.
+    /// After a link was used, inside its transaction: the other live links of the address
+    /// marked replaced, its user found or created (verified now), and the new session stored.
     pub(super) async fn sign_in_within(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -169,7 +177,10 @@ impl SqlStore {
         session: &SessionDraft,
         now: DateTime<Utc>,
     ) -> anyhow::Result<SignedInRecord> {
-        self.retire_other_links(tx, identifier.as_str()).await?;
+        // A new link already replaced the older ones; this catches links requested at the same
+        // moment on a database that let both requests commit (PostgreSQL and MariaDB's read
+        // committed): one sign-in per batch of emails.
+        self.replace_live_links(tx, identifier, now).await?;
         let (UserAdded::Created(user) | UserAdded::Existed(user)) =
             self.insert_user_within(tx, identifier, Some(now), now).await?;
         let session = NewSession {
@@ -182,12 +193,50 @@ impl SqlStore {
         let session = self.insert_session(&mut **tx, &session).await?;
         Ok(SignedInRecord { user, session })
     }
+
+    /// Deletes `identifier`'s unused links: once the address left its account, a link mailed
+    /// to it must not sign anyone in as a new user of it, nor say more than "not valid".
+    pub(super) async fn delete_unused_links(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        identifier: &EmailAddress,
+    ) -> anyhow::Result<()> {
+        sqlx::query(&self.sql("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL"))
+            .bind(identifier.as_str())
+            .execute(&mut **tx)
+            .await
+            .doing("cannot delete the address's unused links")?;
+        Ok(())
+    }
+
+    /// Marks `identifier`'s links that are still unused and unexpired as replaced at `now`: a
+    /// newer link (or a sign-in) has made them pointless, and a person holding two emails
+    /// should find exactly one that works.
+    async fn replace_live_links(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        identifier: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(&self.sql(
+            "UPDATE verification_tokens SET replaced_at = ? \
+             WHERE identifier = ? AND used_at IS NULL AND replaced_at IS NULL AND expires > ?",
+        ))
+        .bind(to_millis(now))
+        .bind(identifier.as_str())
+        .bind(to_millis(now))
+        .execute(&mut **tx)
+        .await
+        .doing("cannot retire the address's older links")?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
 impl LinkStore for SqlStore {
     async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<OutboxId> {
         let mut tx = self.begin_write().await?;
+        self.replace_live_links(&mut tx, &link.identifier, link.created_at).await?;
         sqlx::query(&self.sql(
             "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) VALUES (?, ?, ?, ?, ?)",
         ))

@@ -293,21 +293,6 @@ impl SqlStore {
         Ok(outbox_id)
     }
 
-    /// Retires the address's other unused links once one was used: one sign-in per batch of
-    /// emails.
-    pub(super) async fn retire_other_links(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        identifier: &str,
-    ) -> anyhow::Result<()> {
-        sqlx::query(&self.sql("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL"))
-            .bind(identifier)
-            .execute(&mut **tx)
-            .await
-            .doing("cannot retire the other links")?;
-        Ok(())
-    }
-
     /// Inserts a user for `email` unless one exists, then reads it back: `Created` when the row
     /// read back is the one just inserted. Racing first sign-ins insert one row between them
     /// (the unique address decides), and every racer reads that row.

@@ -70,8 +70,7 @@ impl SqlStore {
             .execute(&mut **tx)
             .await
             .doing("cannot end the account's other sessions")?;
-        // A sign-in link mailed to the old address must not sign anyone in as a new user of it.
-        self.retire_other_links(tx, old_email.as_str()).await?;
+        self.delete_unused_links(tx, old_email).await?;
         let notice = self.insert_outbox_within(tx, notice).await?;
         let user = self.user_by_email(&mut **tx, &pending.new_email).await?.context("the changed user vanished")?;
         Ok(AddressChangeOutcome::Changed { user, notice })

@@ -43,7 +43,7 @@ fn message(expires: DateTime<Utc>, attempts: u32) -> OutboxMessage {
 }
 
 /// A renderer that writes down what it was given: kind and language in the subject; link, code
-/// and minutes left in the text.
+/// and seconds left in the text.
 fn renderer() -> MockEmailRenderer {
     let mut renderer = MockEmailRenderer::new();
     renderer.expect_render().returning(|email| {
@@ -54,7 +54,7 @@ fn renderer() -> MockEmailRenderer {
                 "{} {} {}",
                 email.content.link().map(url::Url::as_str).unwrap_or("-"),
                 email.content.code().unwrap_or("-"),
-                email.expires_in_minutes
+                email.expires_in_seconds
             ),
         })
     });
@@ -125,7 +125,7 @@ async fn a_sent_message_is_recorded_with_the_provider_id() {
     mailer
         .expect_send()
         .withf(|email, key| {
-            email.rendered.text == format!("{LINK} - 4")
+            email.rendered.text == format!("{LINK} - 240")
                 && email.rendered.subject == "sign_in in de"
                 && email.content.link().map(url::Url::as_str) == Some(LINK)
                 && email.to.as_str() == "a@example.com"

@@ -310,11 +310,12 @@ async fn the_right_code_signs_in_the_address_its_link_was_sent_to() {
 async fn a_code_that_signs_nobody_in_says_why_and_opens_no_session() {
     /// What the store answers, and a check of the error the use case must turn it into.
     type Case = (CodeRedemption, fn(&RedeemCodeError) -> bool);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (CodeRedemption::Wrong { attempts_left: 3 }, |e| matches!(e, RedeemCodeError::Wrong { attempts_left: 3 })),
         (CodeRedemption::Exhausted, |e| matches!(e, RedeemCodeError::Exhausted)),
         (CodeRedemption::Expired, |e| matches!(e, RedeemCodeError::Expired)),
         (CodeRedemption::AlreadyUsed, |e| matches!(e, RedeemCodeError::AlreadyUsed)),
+        (CodeRedemption::Replaced, |e| matches!(e, RedeemCodeError::Replaced)),
         (CodeRedemption::Unknown, |e| matches!(e, RedeemCodeError::Invalid)),
     ];
     for (outcome, expected) in cases {
@@ -537,6 +538,22 @@ async fn an_unknown_link_counts_as_a_failure_of_its_client() {
     let result = ports.build_with(limits).redeem_link(request).await;
 
     assert!(matches!(result, Err(RedeemLinkError::Invalid)), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_link_replaced_by_a_newer_one_says_so_and_is_not_counted_as_a_failure() {
+    let (mut ports, limits) = limited_ports();
+    ports.limiter.expect_wait().returning(|_, _| Ok(None));
+    // Found under the current secret's hash: no older secret is tried.
+    ports.links.expect_redeem().times(1).returning(|_, _, _, _| Ok(Redemption::Replaced));
+    // A person opening an older email is late, not guessing: the failure counter is untouched.
+    ports.limiter.expect_acquire().never();
+    let mut request = redeem_request(11);
+    request.client = Some("198.51.100.4".parse().expect("an address"));
+
+    let result = ports.build_with(limits).redeem_link(request).await;
+
+    assert!(matches!(result, Err(RedeemLinkError::Replaced)), "{result:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,5 +24,7 @@ pub fn web_settings(base_url: &str, secret: ServerSecret) -> WebSettings {
         session_cookie_domain: None,
         forward_auth: web::ForwardAuth::default(),
         metrics: false,
+        restart_forgets_links: false,
+        access_log: false,
     }
 }
