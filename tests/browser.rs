@@ -159,6 +159,40 @@ async fn each_dead_link_says_what_happened_and_an_own_old_link_takes_a_signed_in
     browser.quit().await.expect("browser closes");
 }
 
+/// The processes whose command line mentions `text`.
+fn processes_mentioning(text: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit())))
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|command| String::from_utf8_lossy(&command).replace('\0', " "))
+        .filter(|command| command.contains(text))
+        .collect()
+}
+
+/// A test that fails before `quit` drops its browser without ending the session: the driver
+/// closes that browser when it is dropped, so no Chromium outlives the test.
+#[tokio::test]
+async fn a_browser_never_quit_is_closed_with_its_driver() {
+    let Some((browser, driver, profile)) = chromium().await else { return };
+    let profile_path = profile.path().display().to_string();
+    browser.goto("about:blank").await.expect("a page");
+    assert!(!processes_mentioning(&profile_path).is_empty(), "Chromium runs with its profile folder");
+
+    drop(browser);
+    drop(driver);
+
+    // The driver waited for the browser to quit; its helper processes may take a moment more.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut left = processes_mentioning(&profile_path);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = processes_mentioning(&profile_path);
+    }
+    assert_eq!(left, Vec::<String>::new(), "Chromium outlived its driver");
+}
+
 /// The width a phone shows pages at (an iPhone 12 to 15, in CSS pixels).
 const PHONE_WIDTH: u32 = 390;
 

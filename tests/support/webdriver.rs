@@ -7,6 +7,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -15,11 +16,17 @@ use serde_json::{json, Value};
 /// The key under which WebDriver returns element references.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A running chromedriver, killed when dropped.
+/// A running chromedriver, killed when dropped, after it has closed the browsers of every
+/// session still open (a test that failed before `quit`): killing chromedriver alone leaves
+/// its Chromium running.
 pub struct Driver {
     process: Child,
     port: u16,
+    open_sessions: OpenSessions,
 }
+
+/// The paths (`/session/ID`) of a driver's sessions not yet quit.
+type OpenSessions = Arc<Mutex<Vec<String>>>;
 
 impl Driver {
     /// Starts chromedriver on a free loopback port and waits for its "started" line.
@@ -48,7 +55,7 @@ impl Driver {
         }
         // Keep draining its output so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
-        Ok(Self { process, port })
+        Ok(Self { process, port, open_sessions: OpenSessions::default() })
     }
 
     /// Opens a headless Chromium session.
@@ -74,21 +81,63 @@ impl Driver {
         });
         let reply = call(&http, reqwest::Method::POST, &format!("{base}/session"), Some(capabilities)).await?;
         let id = reply["sessionId"].as_str().context("no session id")?.to_owned();
-        Ok(Browser { http, session: format!("{base}/session/{id}") })
+        let path = format!("/session/{id}");
+        self.open_sessions.lock().unwrap_or_else(PoisonError::into_inner).push(path.clone());
+        Ok(Browser { http, session: format!("{base}{path}"), path, open_sessions: Arc::clone(&self.open_sessions) })
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let open = std::mem::take(&mut *self.open_sessions.lock().unwrap_or_else(PoisonError::into_inner));
+        for path in open {
+            delete_waiting(self.port, &path);
+        }
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
 }
 
-/// One browser session.
+/// `DELETE path` on chromedriver, waiting for its whole answer, which comes once the browser
+/// has quit. Plain blocking I/O: it runs in `Drop`, where no async runtime can be relied on.
+/// chromedriver keeps the connection open after answering, so the answer is read by its
+/// `Content-Length`, not to the end of the stream.
+fn delete_waiting(port: u16, path: &str) {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+    let request = format!("DELETE {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return;
+    }
+    let mut answer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        if let Some(head_end) = answer.windows(4).position(|window| window == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0);
+            if answer.len() >= head_end + 4 + length {
+                return;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(read) => answer.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+/// One browser session. Its driver closes the browser when the test ends without [`Browser::quit`].
 pub struct Browser {
     http: reqwest::Client,
     session: String,
+    /// `/session/ID`, as the driver lists it among its open sessions.
+    path: String,
+    open_sessions: OpenSessions,
 }
 
 /// A reference to an element on the current page.
@@ -215,7 +264,9 @@ impl Browser {
     /// # Errors
     /// Fails on a WebDriver error.
     pub async fn quit(self) -> anyhow::Result<()> {
-        call(&self.http, reqwest::Method::DELETE, &self.session, None).await.map(drop)
+        call(&self.http, reqwest::Method::DELETE, &self.session, None).await?;
+        self.open_sessions.lock().unwrap_or_else(PoisonError::into_inner).retain(|open| *open != self.path);
+        Ok(())
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {

@@ -197,6 +197,35 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// A `cargo` command for the workspace at `root`, with the environment `cargo run` gave xtask
+/// itself removed: `CARGO_MANIFEST_DIR`, `CARGO_PKG_*` and the like describe the xtask package,
+/// and build scripts that watch them (ring's does, through `rerun-if-env-changed`) would see
+/// them change between `cargo xtask test` and a plain `cargo build`, and rebuild ring, rustls,
+/// sqlx and reqwest each time one follows the other.
+pub fn cargo(root: &Path) -> Command {
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(program);
+    command.current_dir(root);
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if SET_BY_CARGO_RUN.contains(&name) || name.starts_with("CARGO_PKG_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// What `cargo run` sets for the program it runs, besides `CARGO_PKG_*` (cargo's "Environment
+/// variables Cargo sets for crates"). `CARGO` itself stays: it names the toolchain's cargo.
+const SET_BY_CARGO_RUN: [&str; 6] = [
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "OUT_DIR",
+];
+
 /// `cargo xtask test [ARGS]`: checks the prerequisites, runs `cargo test --workspace [ARGS]`
 /// from `root`, then lists what was skipped. Exits as cargo did; in CI, a missing prerequisite
 /// fails before anything is built.
@@ -230,13 +259,14 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
     }
     // A stale log would list skips of an earlier run.
     let _ = std::fs::remove_file(&skip_log);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let run = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+    let status = cargo(root)
         .args(["test", "--workspace"])
         .args(args)
-        .current_dir(root)
         .env(SKIP_LOG_VAR, &skip_log)
+        .env(TEST_RUN_VAR, &run)
         .status();
+    let left_running = left_behind_by(&run);
     let skipped = read_skip_log(&skip_log);
     println!();
     if skipped.is_empty() {
@@ -247,13 +277,63 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
             println!("  - {line}");
         }
     }
+    if !left_running.is_empty() {
+        println!("cargo xtask test: the tests left {} process(es) running (now killed):", left_running.len());
+        for (pid, command) in &left_running {
+            println!("  - {pid}: {command}");
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
     match status {
-        Ok(status) if status.success() => ExitCode::SUCCESS,
+        // A test that leaves a browser or a server running is a broken test, even if it passed.
+        Ok(status) if status.success() && left_running.is_empty() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("error: cannot run cargo test: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Set for `cargo test` by `cargo xtask test`, naming the run; every process the tests start
+/// (chromedriver and its Chromium, nginx, Caddy, the SMTP server) inherits it, so what is still
+/// running once the run is over is found by it.
+pub const TEST_RUN_VAR: &str = "MAGICLINK_TEST_RUN";
+
+/// How long processes get to finish exiting once the tests are done (a browser closing, nginx
+/// stopping after its signal).
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The processes (pid, command line) running now whose environment names test run `run`.
+/// Reads `/proc`: empty where there is none.
+fn running_in(run: &str) -> Vec<(u32, String)> {
+    let marker = format!("{TEST_RUN_VAR}={run}");
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ.split(|byte| *byte == 0).any(|pair| pair == marker.as_bytes()).then_some(())?;
+            let command = std::fs::read(entry.path().join("cmdline")).ok()?;
+            // A zombie has no command line left: it has exited, only not been reaped.
+            let command = String::from_utf8_lossy(&command).replace('\0', " ").trim().to_owned();
+            (!command.is_empty()).then_some((pid, command))
+        })
+        .collect()
+}
+
+/// The processes (pid, command line) whose environment names test run `run`, once those that
+/// are on their way out had [`EXIT_GRACE`] to go.
+fn left_behind_by(run: &str) -> Vec<(u32, String)> {
+    let deadline = std::time::Instant::now() + EXIT_GRACE;
+    loop {
+        let found = running_in(run);
+        if found.is_empty() || std::time::Instant::now() >= deadline {
+            return found;
+        }
+        // Waiting for processes to exit: nothing to be told by, so look again shortly.
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
@@ -267,13 +347,11 @@ const MICRO_BENCHMARKS: [(&str, &str); 2] = [("adapters", "hot_paths"), ("adapte
 /// `--at-scale`, `--database postgres`, `--seconds N`). With `--micro`: the criterion
 /// benchmarks, `ARGS` passed to criterion.
 pub fn bench(root: &Path, args: &[String]) -> ExitCode {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     if let Some(rest) = args.strip_prefix(&["--micro".to_owned()]) {
-        return micro_benchmarks(root, &cargo, rest);
+        return micro_benchmarks(root, rest);
     }
-    let built = Command::new(&cargo)
+    let built = cargo(root)
         .args(["build", "--release", "-p", "xtask", "-p", "loadgen", "--bin", "magiclink", "--bin", "loadgen"])
-        .current_dir(root)
         .status();
     if !built.is_ok_and(|status| status.success()) {
         eprintln!("error: the release build failed");
@@ -302,12 +380,10 @@ pub const WRITE_OPENAPI_VAR: &str = "MAGICLINK_WRITE_OPENAPI";
 /// code serves, asking it to write the file instead. The document comes from the real routes,
 /// so there is one way to produce it.
 pub fn write_openapi(root: &Path) -> ExitCode {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
+    let output = cargo(root)
         .args(["test", "-p", "system-tests", "--test", "system", "--", "--exact"])
         .arg("http_flow::the_checked_in_openapi_document_is_the_one_served")
         .env(WRITE_OPENAPI_VAR, "1")
-        .current_dir(root)
         .output();
     // A test filter that matches nothing passes too: only "1 passed" means the file was written.
     let wrote = output.is_ok_and(|output| {
@@ -324,13 +400,9 @@ pub fn write_openapi(root: &Path) -> ExitCode {
 
 /// Runs the criterion benchmarks in release mode (criterion prints each figure) and then the
 /// session lookups per second at each table size with their ratio to the smallest.
-fn micro_benchmarks(root: &Path, cargo: &std::ffi::OsStr, args: &[String]) -> ExitCode {
+fn micro_benchmarks(root: &Path, args: &[String]) -> ExitCode {
     for (package, target) in MICRO_BENCHMARKS {
-        let status = Command::new(cargo)
-            .args(["bench", "-p", package, "--bench", target, "--"])
-            .args(args)
-            .current_dir(root)
-            .status();
+        let status = cargo(root).args(["bench", "-p", package, "--bench", target, "--"]).args(args).status();
         if !status.is_ok_and(|status| status.success()) {
             eprintln!("error: the {target} benchmark failed");
             return ExitCode::FAILURE;
@@ -414,7 +486,7 @@ fn append_skip(log: &Path, test: &str, reason: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{append_skip, read_skip_log, PREREQUISITES};
+    use super::{append_skip, read_skip_log, running_in, PREREQUISITES, TEST_RUN_VAR};
 
     #[test]
     fn skips_recorded_by_parallel_tests_are_listed_once_each_and_whole() {
@@ -433,6 +505,22 @@ mod tests {
         assert_eq!(listed.len(), 16, "{listed:#?}");
         assert!(listed.iter().all(|line| line.ends_with(": Chromium is not installed")), "{listed:#?}");
         assert_eq!(listed[0], "test_00: Chromium is not installed");
+    }
+
+    #[test]
+    fn a_process_of_a_test_run_is_found_by_the_run_until_it_exits() {
+        let run = format!("unit-{}", std::process::id());
+        let mut child =
+            std::process::Command::new("sleep").arg("30").env(TEST_RUN_VAR, &run).spawn().expect("sleep starts");
+
+        let found = running_in(&run);
+        let of_another_run = running_in("another-run");
+        child.kill().expect("killed");
+        child.wait().expect("reaped");
+
+        assert_eq!(found, vec![(child.id(), "sleep 30".to_owned())]);
+        assert!(of_another_run.iter().all(|(pid, _)| *pid != child.id()));
+        assert!(running_in(&run).is_empty(), "gone once it exited");
     }
 
     #[test]
