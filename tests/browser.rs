@@ -35,6 +35,20 @@ fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots")
 }
 
+/// A server with passwords on (and argon2id cheap enough for a test), so that the sign-in and
+/// account pages show their password forms.
+async fn with_passwords() -> RunningServer {
+    RunningServer::start_with(
+        |settings| {
+            settings.password.enabled = true;
+            settings.password.memory_kib = 7_168;
+            settings.password.iterations = 5;
+        },
+        Parts::default(),
+    )
+    .await
+}
+
 /// Types `address` into the sign-in form and submits it.
 async fn request_a_link(browser: &Browser, base: &str, address: &str, shot: &str) {
     browser.goto(&format!("{base}/signin")).await.expect("sign-in page");
@@ -212,16 +226,7 @@ const BROKEN_BUTTONS: &str = "return Array.from(document.querySelectorAll('butto
 #[tokio::test]
 async fn every_page_fits_a_phone_screen_with_room_at_the_edges_in_english_and_german() {
     let Some((browser, _driver, _profile)) = chromium().await else { return };
-    // Passwords on, so that the sign-in and account pages show their password forms too.
-    let server = RunningServer::start_with(
-        |settings| {
-            settings.password.enabled = true;
-            settings.password.memory_kib = 7_168;
-            settings.password.iterations = 5;
-        },
-        Parts::default(),
-    )
-    .await;
+    let server = with_passwords().await;
     browser.set_window_size(PHONE_WIDTH, 844).await.expect("resized");
     let base = &server.base_url;
     // A used link with a long address in the mailbox, the widest thing it shows, and a second
@@ -386,15 +391,7 @@ async fn a_person_changes_their_address_in_german_by_confirming_the_emailed_link
 #[tokio::test]
 async fn a_person_sets_a_password_and_signs_in_with_it_next_time() {
     let Some((browser, _driver, _profile)) = chromium().await else { return };
-    let server = RunningServer::start_with(
-        |settings| {
-            settings.password.enabled = true;
-            settings.password.memory_kib = 7_168;
-            settings.password.iterations = 5;
-        },
-        Parts::default(),
-    )
-    .await;
+    let server = with_passwords().await;
     let base = &server.base_url;
     let address = "pass@example.com";
     request_a_link(&browser, base, address, "password").await;
