@@ -152,6 +152,20 @@ async fn each_dead_link_says_what_happened_and_an_own_old_link_takes_a_signed_in
     browser.wait_for_text("#status", "You are not signed in.", WAIT).await.expect("signed out");
     browser.goto(&second).await.expect("opened signed out");
     browser.wait_for_text("#error-title", "This link was already used", WAIT).await.expect("used, signed out");
+    // A link no secret of this service made (as after a restart in development, where no
+    // AUTH_SECRET is set and each start makes its own): not valid, and the restart is named.
+    let token = second.split("token=").nth(1).and_then(|rest| rest.split('&').next()).expect("a token");
+    let forged = second.replace(token, &"A".repeat(token.len()));
+    browser.goto(&forged).await.expect("opened");
+    browser.wait_for_text("#error-title", "This link is not valid", WAIT).await.expect("not valid");
+    browser
+        .wait_for_text(
+            "#dev-restart",
+            "In development: the service was restarted with a generated secret (no AUTH_SECRET set), and links sent before a restart no longer work.",
+            WAIT,
+        )
+        .await
+        .expect("the restart named");
 
     request_a_link(&browser, base, address, "dead-6").await;
     let (_, code) = newest_message(&server, address, 3).await;

@@ -297,8 +297,9 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
 
 /// Set for `cargo test` by `cargo xtask test`, naming the run; every process the tests start
 /// (chromedriver and its Chromium, nginx, Caddy, the SMTP server) inherits it, so what is still
-/// running once the run is over is found by it.
-pub const TEST_RUN_VAR: &str = "MAGICLINK_TEST_RUN";
+/// running once the run is over is found by it. Not `MAGICLINK_...`: the service would read that
+/// prefix as a setting, and refuse an unknown one.
+pub const TEST_RUN_VAR: &str = "XTASK_TEST_RUN";
 
 /// How long processes get to finish exiting once the tests are done (a browser closing, nginx
 /// stopping after its signal).
