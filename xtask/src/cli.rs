@@ -132,12 +132,20 @@ pub fn main_embedding(global: GlobalArgs, command: Command, program: Program, em
     };
     match runtime.block_on(run(global, command, program, embed)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A JSON log stays JSON to its last line: the reason `serve` stopped is an ERROR event.
+        Err(error) if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) => {
+            tracing::error!(error = %format!("{error:#}"), "magiclink stopped");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
 }
+
+/// Whether `serve` set up JSON logging, so that the line saying why it stopped is JSON too.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 async fn run(global: GlobalArgs, command: Command, program: Program, embed: wiring::Embed) -> anyhow::Result<()> {
     let sources = Sources {
@@ -339,13 +347,15 @@ async fn seed(
 }
 
 async fn serve(settings: &Settings, profile: &str, program: Program, embed: wiring::Embed) -> anyhow::Result<()> {
+    // The settings' own refusal is a list for the person at the terminal; after it every line
+    // is the log's, in its format.
     let checked = settings.check(profile, program)?;
+    init_logging(&settings.log);
     if profile != DEVELOPMENT {
         // Outside development the schema changes only by a deliberate `migrate`: refuse to
         // start (and create nothing) while the database is missing or behind.
         open_migrated(settings, program).await?.close().await;
     }
-    init_logging(&settings.log);
     wiring::raise_open_file_limit(settings.server.max_connections);
     let secret = if checked.needs_ephemeral_secret {
         tracing::warn!("no AUTH_SECRET set: using an ephemeral secret, so links and forms stop working on restart");
@@ -424,7 +434,9 @@ fn init_logging(log: &crate::settings::LogSettings) {
     // Colour codes only for a person at a terminal: files and journald get plain text.
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A second initialisation (tests) is harmless; ignore it.
-    let _ = tracing::subscriber::set_global_default(log_subscriber(log, colour, std::io::stdout));
+    if tracing::subscriber::set_global_default(log_subscriber(log, colour, std::io::stdout)).is_ok() {
+        JSON_LOGS.store(log.format == crate::settings::LogFormat::Json, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The process's log subscriber for `log` (`RUST_LOG`, when set, replaces `log.filter`),

@@ -384,3 +384,30 @@ fn production_refuses_to_start_when_the_mailer_cannot_reach_its_server_unless_to
     let serving = Serving::start(dir.path(), &["--bind", "127.0.0.1:0", "--database-url", &url], &unchecked);
     assert!(http_get(&serving.origin(), "/healthz").contains("database: ok"), "starts without the check");
 }
+
+#[test]
+fn with_json_logs_the_reason_serve_stopped_is_a_json_error_line() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("missing.sqlite").display());
+    let production = [
+        ("MAGICLINK_PROFILE", "production"),
+        ("MAGICLINK_LOG__FORMAT", "json"),
+        ("AUTH_SECRET", "q3V9c1mZ0rYb8LxT2kFhN6sWdP4eJuGa7oQyRiXv5Ek"),
+        ("AUTH_URL", "https://auth.example.com"),
+        ("MAGICLINK_MAILER__KIND", "resend"),
+        ("MAGICLINK_MAILER__FROM", "no-reply@example.com"),
+        ("AUTH_RESEND_KEY", "re_test"),
+    ];
+
+    let stopped = magiclink(dir.path(), &["serve", "--bind", "127.0.0.1:0", "--database-url", &url], &production);
+
+    assert!(!stopped.status.success());
+    let printed = format!("{}{}", stdout(&stopped), String::from_utf8_lossy(&stopped.stderr));
+    let lines: Vec<serde_json::Value> =
+        printed.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"))).collect();
+    let last = lines.last().expect("a line");
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert_eq!(last["fields"]["message"], "magiclink stopped");
+    let reason = last["fields"]["error"].as_str().expect("the reason");
+    assert!(reason.contains("does not exist yet: run `magiclink migrate` first"), "{reason}");
+}
