@@ -510,16 +510,27 @@ mod tests {
 
     #[test]
     fn a_process_of_a_test_run_is_found_by_the_run_until_it_exits() {
+        use std::io::BufRead as _;
         let run = format!("unit-{}", std::process::id());
-        let mut child =
-            std::process::Command::new("sleep").arg("30").env(TEST_RUN_VAR, &run).spawn().expect("sleep starts");
+        // A shell that says "ready" once it runs (so /proc shows its own environment, not the
+        // forked test's) and exits when its input closes.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo ready; read line"])
+            .env(TEST_RUN_VAR, &run)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        let mut said = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut said).expect("a line");
+        assert_eq!(said.trim(), "ready");
 
         let found = running_in(&run);
         let of_another_run = running_in("another-run");
-        child.kill().expect("killed");
-        child.wait().expect("reaped");
+        drop(child.stdin.take());
+        child.wait().expect("exits once its input closes");
 
-        assert_eq!(found, vec![(child.id(), "sleep 30".to_owned())]);
+        assert_eq!(found, vec![(child.id(), "sh -c echo ready; read line".to_owned())]);
         assert!(of_another_run.iter().all(|(pid, _)| *pid != child.id()));
         assert!(running_in(&run).is_empty(), "gone once it exited");
     }

@@ -447,7 +447,9 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
             } else {
                 (CONTENT_SECURITY_POLICY, NO_STORE)
             };
-            let unchanged_docs = is_docs && req.header("if-none-match") == Some(docs_etag.as_str());
+            // Only a read can be answered "not modified".
+            let is_read = matches!(*req.method(), poem::http::Method::GET | poem::http::Method::HEAD);
+            let unchanged_docs = is_docs && is_read && req.header("if-none-match") == Some(docs_etag.as_str());
             let etag = is_docs.then(|| docs_etag.clone());
             let lang = crate::lang::choose(&mut req, &state);
             async move {
