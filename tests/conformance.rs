@@ -58,6 +58,7 @@ fn a_session() -> SessionDraft {
         token_hash: SessionToken::from_random_bytes(bytes).hash(),
         expires: t0() + TimeDelta::days(30),
         user_agent: Some("conformance".to_owned()),
+        method: domain::SignInMethod::Link,
     }
 }
 
@@ -139,6 +140,7 @@ async fn a_session_for_a_missing_user_is_refused_and_removing_a_user_ends_their_
             expires: t0() + TimeDelta::days(1),
             user_agent: None,
             created_at: t0(),
+            method: domain::SignInMethod::Link,
         })
         .await
         .expect("session");
@@ -354,6 +356,7 @@ async fn a_redemption_whose_session_cannot_be_stored_leaves_the_link_unused(stor
             expires: taken.expires,
             user_agent: None,
             created_at: t0(),
+            method: domain::SignInMethod::Link,
         })
         .await
         .expect("session");
@@ -629,6 +632,7 @@ async fn sessions_are_stored_by_hash_found_extended_and_deleted(store: &ScratchS
             expires: t0() + TimeDelta::days(30),
             user_agent: Some("x".repeat(2000)),
             created_at: t0(),
+            method: domain::SignInMethod::Link,
         })
         .await
         .expect("created");
@@ -668,6 +672,7 @@ async fn session_at(
             expires,
             user_agent: Some(user_agent.to_owned()),
             created_at: created,
+            method: domain::SignInMethod::Link,
         })
         .await
         .expect("session")
@@ -745,6 +750,7 @@ async fn purging_sessions_removes_only_those_that_expired_before_the_cutoff(stor
                 expires,
                 user_agent: None,
                 created_at: t0(),
+                method: domain::SignInMethod::Link,
             })
             .await
             .expect("created");
@@ -1283,10 +1289,18 @@ async fn signed_in_as(db: &Database, email: &str) -> ports::ActiveSession {
             expires: t0() + TimeDelta::days(1),
             user_agent: None,
             created_at: t0(),
+            method: domain::SignInMethod::Link,
         })
         .await
         .expect("a session");
-    ports::ActiveSession { session_id: session.id, user, expires: session.expires, signed_in_at: t0(), extended: false }
+    ports::ActiveSession {
+        session_id: session.id,
+        user,
+        expires: session.expires,
+        signed_in_at: t0(),
+        extended: false,
+        method: domain::SignInMethod::Link,
+    }
 }
 
 fn change_to(new_email: &str) -> ChangeAddress {
@@ -1598,6 +1612,7 @@ async fn a_session_remembers_when_its_sign_in_happened(store: &ScratchStore) {
             expires: t0() + TimeDelta::days(1),
             user_agent: None,
             created_at: signed_in_at,
+            method: domain::SignInMethod::Link,
         })
         .await
         .expect("stored");

@@ -277,6 +277,7 @@ async fn the_sqlite_wal_stays_bounded_under_sustained_reads_and_writes() {
             expires: now + chrono::TimeDelta::days(1),
             user_agent: Some("a browser that says a lot about itself ".repeat(12)),
             created_at: now,
+            method: domain::SignInMethod::Link,
         }
     };
     let read_back = session(0);

@@ -102,6 +102,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// `[password]`: the optional password sign-in.
     pub password: PasswordSettings,
+    /// `[passkey]`: passkeys (WebAuthn).
+    pub passkey: PasskeySettings,
 }
 
 /// `[metrics]`.
@@ -339,6 +341,47 @@ impl Default for PasswordSettings {
             max_concurrent_hashes: 2,
             failed_per_address_per_hour: 10,
             failed_per_client_per_hour: 30,
+        }
+    }
+}
+
+/// `[passkey]`: signing in with a passkey after a first link sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasskeySettings {
+    /// Whether people may add passkeys and sign in with them.
+    pub enabled: bool,
+    /// The WebAuthn relying party id: empty for `server.base_url`'s host, else that host or a
+    /// parent domain of it (passkeys then work on every subdomain).
+    pub rp_id: String,
+    /// `preferred` (a touch suffices where the authenticator cannot verify the person) or
+    /// `required` (PIN or biometric every time).
+    pub user_verification: UserVerificationSetting,
+}
+
+impl Default for PasskeySettings {
+    fn default() -> Self {
+        Self { enabled: true, rp_id: String::new(), user_verification: UserVerificationSetting::Preferred }
+    }
+}
+
+/// `passkey.user_verification`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserVerificationSetting {
+    /// Ask for it; accept a touch alone.
+    Preferred,
+    /// Refuse without it.
+    Required,
+}
+
+impl PasskeySettings {
+    /// The relying party id in force: `rp_id`, or the base URL's host.
+    pub fn effective_rp_id(&self, base_url: &url::Url) -> String {
+        if self.rp_id.is_empty() {
+            base_url.host_str().unwrap_or_default().to_owned()
+        } else {
+            self.rp_id.to_ascii_lowercase()
         }
     }
 }
@@ -637,6 +680,7 @@ impl Default for Settings {
             forward_auth: ForwardAuthSettings::default(),
             metrics: MetricsSettings::default(),
             password: PasswordSettings::default(),
+            passkey: PasskeySettings::default(),
         }
     }
 }
@@ -977,6 +1021,18 @@ impl Settings {
             problems.push("session.recent_sign_in must be between 1 and 86400 seconds".to_owned());
         }
         self.check_password(&mut problems);
+        if let Some(base_url) = &base_url {
+            let host = base_url.host_str().unwrap_or_default();
+            let rp_id = self.passkey.effective_rp_id(base_url);
+            // A parent domain, never a bare top-level one ("com"), which browsers refuse anyway.
+            let parent = host.ends_with(&format!(".{rp_id}")) && rp_id.contains('.');
+            if !(host == rp_id || parent) || rp_id.is_empty() {
+                problems.push(format!(
+                    "passkey.rp_id = {:?} must be server.base_url's host ({host:?}) or a parent domain of it",
+                    self.passkey.rp_id
+                ));
+            }
+        }
         for (key, name) in
             [("session.cookie_name", &self.session.cookie_name), ("csrf.cookie_name", &self.csrf.cookie_name)]
         {

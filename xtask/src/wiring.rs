@@ -53,6 +53,8 @@ pub struct Service {
     pub sign_in: Arc<SignIn>,
     /// Delivers queued emails.
     pub deliverer: Arc<Deliverer>,
+    /// The passkey provider, when on, for housekeeping.
+    pub passkeys: Option<Arc<ports::Passkeys>>,
     /// The emails handed to the delivery worker in memory, for [`deliver_forever`].
     pub handed_over: HandedOver,
     /// The development mailbox, when that mailer is configured.
@@ -123,6 +125,7 @@ pub fn web_settings(settings: &Settings, base_url: &url::Url, secrets: &domain::
         // Only development starts without a secret; `serve` then generates one per start.
         restart_forgets_links: settings.secret.expose().is_empty(),
         access_log: settings.log.access,
+        passkeys: settings.passkey.enabled,
         trusted_proxies: settings
             .server
             .trusted_proxies
@@ -221,6 +224,56 @@ fn password_support(
         site_name: settings.site_name.clone(),
         secret: secret.clone(),
     }))
+}
+
+/// How long a passkey ceremony (adding one, signing in) can be finished: the browser's own
+/// timeout for the person to touch their authenticator.
+const PASSKEY_CEREMONY_LIFETIME: TimeDelta = TimeDelta::minutes(5);
+
+/// The passkey provider, when `passkey.enabled` is on: the WebAuthn relying party at the base
+/// URL (its host, or `passkey.rp_id`), failed sign-ins limited per client by
+/// `rate_limit.failed_redemptions_per_hour` on a counter of their own.
+///
+/// # Errors
+/// When `passkey.rp_id` is neither the base URL's host nor a parent domain of it.
+fn passkeys(
+    settings: &Settings,
+    store: &Database,
+    base_url: &url::Url,
+    secret: &ServerSecret,
+    sessions: &Arc<Sessions>,
+    limiter: &Arc<dyn ports::RateLimiter>,
+    clock: &Arc<dyn ports::Clock>,
+) -> anyhow::Result<Option<Arc<ports::Passkeys>>> {
+    let passkey = &settings.passkey;
+    if !passkey.enabled {
+        return Ok(None);
+    }
+    let verification = match passkey.user_verification {
+        crate::settings::UserVerificationSetting::Preferred => adapters::webauthn::UserVerification::Preferred,
+        crate::settings::UserVerificationSetting::Required => adapters::webauthn::UserVerification::Required,
+    };
+    let ceremonies = adapters::webauthn::WebAuthnCeremonies::new(
+        &settings.site_name,
+        &passkey.effective_rp_id(base_url),
+        base_url,
+        verification,
+    )?;
+    Ok(Some(Arc::new(ports::Passkeys::new(
+        Arc::clone(&store.passkeys),
+        Arc::new(ceremonies),
+        Arc::clone(sessions),
+        Arc::clone(limiter),
+        Arc::clone(clock),
+        ports::PasskeySettings {
+            ceremony_lifetime: PASSKEY_CEREMONY_LIFETIME,
+            failed_sign_ins_per_client: Quota::per(
+                settings.rate_limit.failed_redemptions_per_hour,
+                TimeDelta::hours(1),
+            ),
+            secret: secret.clone(),
+        },
+    ))))
 }
 
 /// The rate-limit counters: in the database unless `rate_limit.store` names a Redis.
@@ -415,6 +468,7 @@ pub async fn build(
     let passwords = password_support(settings, &store, secrets.current())?.map(|support| {
         Arc::new(Passwords::new(support, Arc::clone(&sessions), Arc::clone(&limiter), Arc::clone(&clock)))
     });
+    let passkeys = passkeys(settings, &store, &base_url, secrets.current(), &sessions, &limiter, &clock)?;
     let sign_in = Arc::new(SignIn::new(
         Arc::clone(&store.links),
         Arc::clone(&store.users),
@@ -455,6 +509,7 @@ pub async fn build(
         sign_in: Arc::clone(&sign_in),
         sessions,
         passwords,
+        passkeys: passkeys.clone(),
         health: std::iter::once(web::Dependency { name: "database", probe: Arc::clone(&store.health) })
             .chain(limiter_health)
             .collect(),
@@ -479,6 +534,7 @@ pub async fn build(
         store,
         sign_in,
         deliverer,
+        passkeys,
         handed_over,
         mailbox,
         mailer,
@@ -549,7 +605,11 @@ pub async fn run(
     let delivery = tokio::spawn(deliver_forever(Arc::clone(&service.deliverer), service.handed_over, async {
         let _ = delivery_stopped.await;
     }));
-    let housekeeping = tokio::spawn(purge_every_hour(Arc::clone(&service.sign_in), Arc::clone(&service.deliverer)));
+    let housekeeping = tokio::spawn(purge_every_hour(
+        Arc::clone(&service.sign_in),
+        Arc::clone(&service.deliverer),
+        service.passkeys.clone(),
+    ));
     let metrics = match service.metrics {
         Some((listener, handle)) => {
             let address = listener.local_addr().context("the metrics listener has no address")?;
@@ -695,7 +755,7 @@ async fn claim_until_idle(deliverer: &Deliverer) -> Duration {
     }
 }
 
-async fn purge_every_hour(sign_in: Arc<SignIn>, deliverer: Arc<Deliverer>) {
+async fn purge_every_hour(sign_in: Arc<SignIn>, deliverer: Arc<Deliverer>, passkeys: Option<Arc<ports::Passkeys>>) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
         interval.tick().await;
@@ -706,6 +766,12 @@ async fn purge_every_hour(sign_in: Arc<SignIn>, deliverer: Arc<Deliverer>) {
         match deliverer.purge_finished(OUTBOX_RETENTION).await {
             Ok(rows) => tracing::info!(rows, "purged old delivery records"),
             Err(error) => tracing::warn!(error = %format!("{error:#}"), "purging delivery records failed"),
+        }
+        if let Some(passkeys) = &passkeys {
+            match passkeys.purge_expired().await {
+                Ok(rows) => tracing::info!(rows, "purged unfinished passkey ceremonies"),
+                Err(error) => tracing::warn!(error = %format!("{error:#}"), "purging passkey ceremonies failed"),
+            }
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Database {
     pub sessions: Arc<dyn SessionStore>,
     /// The optional passwords.
     pub passwords: Arc<dyn PasswordStore>,
+    /// Passkeys and their ceremonies.
+    pub passkeys: Arc<dyn ports::PasskeyStore>,
     /// The email outbox.
     pub outbox: Arc<dyn Outbox>,
     /// Whether it answers.
@@ -125,6 +127,7 @@ impl Database {
             users: shared.clone(),
             sessions: shared.clone(),
             passwords: shared.clone(),
+            passkeys: shared.clone(),
             outbox: shared.clone(),
             health: shared.clone(),
             rate_limits: shared,

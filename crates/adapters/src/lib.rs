@@ -19,5 +19,6 @@ pub mod migrations;
 pub mod password;
 pub mod redis;
 pub mod sql;
+pub mod webauthn;
 
 mod time;

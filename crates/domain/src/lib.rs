@@ -13,6 +13,7 @@ pub mod email;
 pub mod hex;
 pub mod id;
 pub mod link;
+pub mod passkey;
 pub mod password;
 pub mod rate_limit;
 pub mod sealed;
@@ -26,6 +27,10 @@ pub use digest::{Digest, MalformedDigest};
 pub use email::{EmailAddress, InvalidEmail};
 pub use id::{MalformedId, OutboxId, SessionId, UserId};
 pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};
+pub use passkey::{
+    CeremonyHash, CeremonyToken, CredentialId, InvalidPasskeyName, MalformedCredentialId, Passkey, PasskeyId,
+    PasskeyName, SignInMethod, UserHandle,
+};
 pub use password::{Password, PasswordHash, PasswordRefusal, PasswordRules};
 pub use rate_limit::Quota;
 pub use secret::{SecretRing, SecretText, ServerSecret};

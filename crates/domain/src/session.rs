@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::id::SessionId;
 use crate::link::MalformedToken;
+use crate::passkey::SignInMethod;
 use crate::user::UserId;
 
 /// Bytes of entropy in a session token (256 bits).
@@ -67,6 +68,8 @@ pub struct Session {
     /// When the person signed in (by link, code or password) and the session began: what
     /// "signed in recently" means for sensitive changes.
     pub created_at: DateTime<Utc>,
+    /// How the person proved who they are for this session.
+    pub method: SignInMethod,
 }
 
 /// A session as its owner sees it in a list of their sessions: never its token.
@@ -83,6 +86,8 @@ pub struct SessionSummary {
     pub expires: DateTime<Utc>,
     /// The browser's `User-Agent` at sign-in, if it sent one.
     pub user_agent: Option<String>,
+    /// How the person signed in.
+    pub method: SignInMethod,
 }
 
 /// How long sessions live and how often their expiry slides forward, up to an absolute end.

@@ -46,7 +46,7 @@ pub enum InvalidDisplayName {
 /// paragraph separators (a line break by another name), and the bidirectional embeddings,
 /// overrides, isolates and marks, which can make a name shown in a page or an email read
 /// backwards or swallow the text after it ("Trojan Source").
-fn is_layout_control(character: char) -> bool {
+pub(crate) fn is_layout_control(character: char) -> bool {
     matches!(
         character,
         '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod delivery;
 pub mod mailer;
 pub mod outbox;
+pub mod passkeys;
 pub mod password;
 pub mod passwords;
 pub mod random;
@@ -22,6 +23,7 @@ pub mod sessions;
 pub mod sign_in;
 pub mod stores;
 pub mod unavailable;
+pub mod webauthn;
 
 pub use clock::Clock;
 pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, RetryPolicy};
@@ -31,6 +33,10 @@ pub use mailer::{
 };
 pub use outbox::{
     DeliveryQueue, DeliveryState, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, SentMessage,
+};
+pub use passkeys::{
+    AddPasskey, AddPasskeyError, BeginCeremonyError, Ceremony, ChangePasskeyError, PasskeySettings, PasskeySignIn,
+    PasskeySignInError, Passkeys,
 };
 pub use password::{CommonPasswords, PasswordCheck, PasswordHasher};
 pub use passwords::{
@@ -50,7 +56,12 @@ pub use sign_in::{
     RenameError, RequestLink, RequestLinkError, SignIn, SignInLimits, SignInSettings, SignUpPolicy,
 };
 pub use stores::{
-    AddressChangeOutcome, CodeRedemption, LinkState, LinkStore, NewAddressChange, NewLink, NewSession, PasswordStore,
-    PendingAddressChange, Redemption, SessionDraft, SessionStore, SignedInRecord, StoreHealth, UserAdded, UserStore,
+    AddressChangeOutcome, CeremonyPurpose, CodeRedemption, LinkState, LinkStore, NewAddressChange, NewCeremony,
+    NewLink, NewPasskey, NewSession, PasskeyAdded, PasskeyForSignIn, PasskeyStore, PasskeyUse, PasswordStore,
+    PendingAddressChange, Redemption, SessionDraft, SessionStore, SignedInRecord, StoreHealth, StoredCredential,
+    TakenCeremony, UserAdded, UserStore,
 };
 pub use unavailable::Unavailable;
+pub use webauthn::{
+    BegunCeremony, CeremonyRefusal, ClaimedCredential, PasskeyHolder, RegisteredCredential, VerifiedAssertion, WebAuthn,
+};

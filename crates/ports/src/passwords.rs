@@ -23,7 +23,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::rate_limit::client_key;
 use domain::{
-    EmailAddress, Password, PasswordHash, PasswordRefusal, PasswordRules, Quota, ServerSecret, SessionToken, User,
+    EmailAddress, Password, PasswordHash, PasswordRefusal, PasswordRules, Quota, ServerSecret, SessionToken,
+    SignInMethod, User,
 };
 
 use crate::clock::Clock;
@@ -163,9 +164,11 @@ impl Passwords {
     pub async fn sign_in_with_password(&self, request: PasswordSignIn) -> Result<SignedIn, PasswordSignInError> {
         let now = self.clock.now();
         let user = self.check_password(&request.email, &request.password, request.client, now).await?;
-        let signed_in = self.sessions.open(user, request.user_agent).await.map_err(|error| match error {
-            OpenSessionError::Unexpected(inner) => PasswordSignInError::Unexpected(inner),
-        })?;
+        let signed_in = self.sessions.open(user, request.user_agent, SignInMethod::Password).await.map_err(
+            |error| match error {
+                OpenSessionError::Unexpected(inner) => PasswordSignInError::Unexpected(inner),
+            },
+        )?;
         tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a password");
         Ok(signed_in)
     }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{SessionId, SessionPolicy, SessionSummary, SessionToken, User, UserId};
+use domain::{SessionId, SessionPolicy, SessionSummary, SessionToken, SignInMethod, User, UserId};
 
 use crate::clock::Clock;
 use crate::random::os_random;
@@ -65,6 +65,8 @@ pub struct ActiveSession {
     pub signed_in_at: DateTime<Utc>,
     /// Whether this read extended the session, so the cookie should be re-issued.
     pub extended: bool,
+    /// How the person signed in.
+    pub method: SignInMethod,
 }
 
 /// Why a session could not be read.
@@ -140,10 +142,14 @@ impl Sessions {
     ///
     /// # Errors
     /// Only when the OS gives no randomness.
-    pub fn draft(&self, user_agent: Option<String>) -> anyhow::Result<(SessionToken, SessionDraft)> {
+    pub fn draft(
+        &self,
+        user_agent: Option<String>,
+        method: SignInMethod,
+    ) -> anyhow::Result<(SessionToken, SessionDraft)> {
         let token = SessionToken::from_random_bytes(os_random()?);
         let expires = self.settings.policy.expires_at(self.clock.now());
-        let draft = SessionDraft { token_hash: token.hash(), expires, user_agent };
+        let draft = SessionDraft { token_hash: token.hash(), expires, user_agent, method };
         Ok((token, draft))
     }
 
@@ -151,9 +157,14 @@ impl Sessions {
     ///
     /// # Errors
     /// [`OpenSessionError::Unexpected`] when storage or randomness fails.
-    pub async fn open(&self, user: User, user_agent: Option<String>) -> Result<SignedIn, OpenSessionError> {
+    pub async fn open(
+        &self,
+        user: User,
+        user_agent: Option<String>,
+        method: SignInMethod,
+    ) -> Result<SignedIn, OpenSessionError> {
         let now = self.clock.now();
-        let (session_token, draft) = self.draft(user_agent)?;
+        let (session_token, draft) = self.draft(user_agent, method)?;
         let session = self
             .store
             .create(&NewSession {
@@ -162,6 +173,7 @@ impl Sessions {
                 expires: draft.expires,
                 user_agent: draft.user_agent,
                 created_at: now,
+                method,
             })
             .await?;
         Ok(SignedIn::new(session_token, SignedInRecord { user, session }))
@@ -195,6 +207,7 @@ impl Sessions {
                     expires,
                     signed_in_at: session.created_at,
                     extended: true,
+                    method: session.method,
                 }))
             }
             None => Ok(Some(ActiveSession {
@@ -203,6 +216,7 @@ impl Sessions {
                 expires: session.expires,
                 signed_in_at: session.created_at,
                 extended: false,
+                method: session.method,
             })),
         }
     }

@@ -15,6 +15,7 @@ use domain::code::MAX_CODE_ATTEMPTS;
 use domain::rate_limit::client_key;
 use domain::{
     CallbackPath, DisplayName, EmailAddress, LinkPolicy, LinkToken, LinkTokenHash, Quota, SecretRing, SignInCode,
+    SignInMethod,
 };
 use url::Url;
 
@@ -467,7 +468,7 @@ impl SignIn {
         if let Some(retry_after) = self.failure_wait(request.client, now).await? {
             return Err(RedeemLinkError::RateLimited { retry_after });
         }
-        let (session_token, session) = self.sessions.draft(request.user_agent)?;
+        let (session_token, session) = self.sessions.draft(request.user_agent, SignInMethod::Link)?;
         // A link issued before the secret was rotated is stored under an older secret's hash.
         let mut redemption = Redemption::Unknown;
         for secret in self.settings.secrets.all() {
@@ -506,7 +507,7 @@ impl SignIn {
         // signed with), so a wrong code counts once, not once per secret.
         let secret = self.settings.secrets.all().nth(request.issued_under).unwrap_or(self.settings.secrets.current());
         let code_hash = request.code.hash(secret, &request.link);
-        let (session_token, session) = self.sessions.draft(request.user_agent)?;
+        let (session_token, session) = self.sessions.draft(request.user_agent, SignInMethod::Code)?;
         let record = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, &session, now).await? {
             CodeRedemption::Redeemed(record) => record,
             CodeRedemption::Wrong { attempts_left } => {

@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    DisplayName, EmailAddress, LinkTokenHash, OutboxId, PasswordHash, Session, SessionId, SessionSummary,
-    SessionTokenHash, SignInCodeHash, User, UserId,
+    CeremonyHash, CredentialId, DisplayName, EmailAddress, LinkTokenHash, OutboxId, Passkey, PasskeyId, PasskeyName,
+    PasswordHash, Session, SessionId, SessionSummary, SessionTokenHash, SignInCodeHash, SignInMethod, User, UserHandle,
+    UserId,
 };
 
 use crate::outbox::NewOutboxMessage;
@@ -37,6 +38,8 @@ pub struct SessionDraft {
     pub expires: DateTime<Utc>,
     /// The browser's `User-Agent`, so people can tell their sessions apart later.
     pub user_agent: Option<String>,
+    /// How the person signed in.
+    pub method: SignInMethod,
 }
 
 /// What a successful redemption stored: the person's user (created on their first sign-in,
@@ -356,6 +359,201 @@ pub trait PasswordStore: Send + Sync {
     ) -> anyhow::Result<bool>;
 }
 
+/// A passkey just registered, about to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPasskey {
+    /// Whose it is.
+    pub user_id: UserId,
+    /// The id the authenticator made; unique across every account.
+    pub credential_id: CredentialId,
+    /// What the WebAuthn adapter needs to check later assertions (public key, counter,
+    /// flags), in its own serialised form: opaque to everything else.
+    pub credential: StoredCredential,
+    /// Its first name.
+    pub name: PasskeyName,
+    /// Whether the authenticator said it is backed up or synced.
+    pub backed_up: bool,
+    /// The signature counter the authenticator started at (0 for most synced passkeys).
+    pub sign_count: u32,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A credential as the WebAuthn adapter serialised it: opaque bytes to the store and the use
+/// cases, so a change of WebAuthn library touches one adapter.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredCredential(pub Vec<u8>);
+
+impl std::fmt::Debug for StoredCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredCredential({} bytes)", self.0.len())
+    }
+}
+
+/// A passkey found by its credential id for a sign-in, with its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyForSignIn {
+    /// The passkey.
+    pub passkey: Passkey,
+    /// Its owner.
+    pub user: User,
+    /// The owner's handle, which the assertion must carry too.
+    pub user_handle: UserHandle,
+    /// What the adapter checks the assertion against.
+    pub credential: StoredCredential,
+    /// The signature counter last seen.
+    pub sign_count: u32,
+}
+
+/// A passkey's use, to record after a verified assertion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyUse {
+    /// The credential as the adapter updated it (counter, backup state).
+    pub credential: StoredCredential,
+    /// The counter the assertion carried.
+    pub sign_count: u32,
+    /// The backup state the assertion carried.
+    pub backed_up: bool,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What became of storing a new passkey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasskeyAdded {
+    /// Stored.
+    Added(Passkey),
+    /// A passkey with this credential id is stored already (on this account or another):
+    /// nothing changed.
+    CredentialTaken,
+}
+
+/// Which ceremony a stored state belongs to, so a sign-in state never finishes a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyPurpose {
+    /// Adding a passkey to the signed-in person's account.
+    Registration,
+    /// Signing in with a passkey.
+    SignIn,
+}
+
+impl CeremonyPurpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registration => "registration",
+            Self::SignIn => "sign-in",
+        }
+    }
+}
+
+/// A ceremony's state, about to be stored under the hash of the browser's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCeremony {
+    /// The hash of the token in the browser's cookie.
+    pub hash: CeremonyHash,
+    /// What it is for.
+    pub purpose: CeremonyPurpose,
+    /// For a registration, whose account the passkey will join.
+    pub user_id: Option<UserId>,
+    /// The WebAuthn adapter's state (the challenge and what it asked for), opaque.
+    pub state: Vec<u8>,
+    /// When it stops being accepted.
+    pub expires: DateTime<Utc>,
+}
+
+/// A ceremony's state taken back (and so deleted) to finish it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenCeremony {
+    /// For a registration, whose account it was begun for.
+    pub user_id: Option<UserId>,
+    /// The adapter's state.
+    pub state: Vec<u8>,
+}
+
+/// Stores passkeys, the per-user handles their authenticators keep, and the state of
+/// ceremonies in progress.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// The user's handle: the stored one, or else `candidate`, stored now. Concurrent calls for
+    /// one user all return the one handle stored.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn user_handle(&self, user_id: &UserId, candidate: &UserHandle) -> anyhow::Result<UserHandle>;
+
+    /// The user's passkeys, oldest first, with their credential ids (to exclude at
+    /// registration, so one authenticator is not registered twice).
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn list(&self, user_id: &UserId) -> anyhow::Result<Vec<(Passkey, CredentialId)>>;
+
+    /// Stores a new passkey; [`PasskeyAdded::CredentialTaken`] when its credential id is
+    /// stored already, whoever's it is (the unique index decides, however two race).
+    ///
+    /// # Errors
+    /// MUST fail if it could not be stored durably.
+    async fn add(&self, passkey: &NewPasskey) -> anyhow::Result<PasskeyAdded>;
+
+    /// The passkey with this credential id and its owner, if any.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure, never to say "not found".
+    async fn find_for_sign_in(&self, credential_id: &CredentialId) -> anyhow::Result<Option<PasskeyForSignIn>>;
+
+    /// Records a verified use of the passkey `id`, atomically guarded by its counter: only if
+    /// the stored counter is below the one the assertion carried, or the authenticator keeps
+    /// no counter (it sent 0). `false` when a use with an equal or higher counter was recorded
+    /// meanwhile (a cloned key racing the real one), which the caller refuses as a counter that
+    /// went backwards, or when the passkey was deleted.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn record_use(&self, id: &PasskeyId, used: &PasskeyUse) -> anyhow::Result<bool>;
+
+    /// Renames the user's passkey `id`; `None` when the user has no such passkey (another
+    /// person's id is exactly as unknown).
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn rename(&self, user_id: &UserId, id: &PasskeyId, name: &PasskeyName) -> anyhow::Result<Option<Passkey>>;
+
+    /// Deletes the user's passkey `id`; `false` when the user has no such passkey. Nothing
+    /// else (sessions, other passkeys) changes.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn delete(&self, user_id: &UserId, id: &PasskeyId) -> anyhow::Result<bool>;
+
+    /// Stores a ceremony's state.
+    ///
+    /// # Errors
+    /// MUST fail if it could not be stored durably.
+    async fn save_ceremony(&self, ceremony: &NewCeremony) -> anyhow::Result<()>;
+
+    /// Takes back the state stored under `hash` for `purpose`, deleting it: of concurrent calls
+    /// for one ceremony at most one gets it. `None` when there is none, it is for the other
+    /// purpose, or it expired at or before `now`.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn take_ceremony(
+        &self,
+        hash: &CeremonyHash,
+        purpose: CeremonyPurpose,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<TakenCeremony>>;
+
+    /// Deletes ceremonies that expired before `cutoff` (begun and never finished), returning
+    /// how many.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure.
+    async fn purge_expired_ceremonies(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64>;
+}
+
 /// What [`UserStore::add`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserAdded {
@@ -378,6 +576,8 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// How the person signed in.
+    pub method: SignInMethod,
 }
 
 /// Stores sessions.

@@ -386,8 +386,34 @@ pub(crate) async fn account_page(
     context.insert("rename_action", &format!("{page_path}/name"));
     context.insert("revoke_action", &format!("{page_path}/sessions/revoke"));
     context.insert("revoke_others_action", &format!("{page_path}/sessions/revoke-others"));
+    let passkeys = match &state.passkeys {
+        Some(passkeys) => passkeys.list(active).await?,
+        None => Vec::new(),
+    };
+    let passkey_rows: Vec<PasskeyRow> = passkeys
+        .into_iter()
+        .map(|passkey| PasskeyRow {
+            id: passkey.id.as_str().to_owned(),
+            name: passkey.name.as_str().to_owned(),
+            created: when(passkey.created_at),
+            last_used: passkey.last_used_at.map(when),
+            backed_up: passkey.backed_up,
+        })
+        .collect();
+    context.insert("passkeys", &passkey_rows);
+    context.insert("max_passkey_name", &domain::passkey::MAX_PASSKEY_NAME);
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
     Ok(page(req, state, status, "account.html", context)?)
+}
+
+/// A passkey as the account page lists it.
+#[derive(Debug, Serialize)]
+struct PasskeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: Option<String>,
+    backed_up: bool,
 }
 
 /// An instant as the page shows it (UTC, to the minute).

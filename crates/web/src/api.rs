@@ -340,7 +340,7 @@ pub struct Problem<S> {
 }
 
 impl<S> Problem<S> {
-    fn new(req: &Request, state: &AppState, error: WebError) -> Self {
+    pub(crate) fn new(req: &Request, state: &AppState, error: WebError) -> Self {
         Self { response: error.into_response(Format::Json, req, state), statuses: PhantomData }
     }
 }
@@ -606,6 +606,16 @@ impl AuthApi {
                 callback_url: password_url,
             };
             providers.insert(password.id.clone(), password);
+        }
+        if self.state.passkeys.is_some() {
+            let passkey = ProviderBody {
+                id: "passkey".to_owned(),
+                name: "Passkey".to_owned(),
+                kind: "webauthn".to_owned(),
+                signin_url: settings.absolute(&settings.auth_path("/signin/passkey")),
+                callback_url: settings.absolute(&settings.auth_path("/callback/passkey")),
+            };
+            providers.insert(passkey.id.clone(), passkey);
         }
         Json(providers)
     }

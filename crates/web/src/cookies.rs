@@ -26,6 +26,8 @@ pub enum Kind {
     PendingSignIn,
     /// The language chosen with `?lang=` (see [`crate::lang`]).
     Lang,
+    /// The passkey ceremony this browser began (see [`crate::passkey`]).
+    PasskeyCeremony,
 }
 
 /// The cookie name as sent: the configured base name, with `__Host-` over https.
@@ -35,6 +37,7 @@ pub fn name(settings: &WebSettings, kind: Kind) -> String {
         Kind::Csrf => &settings.cookie_names.csrf,
         Kind::PendingSignIn => &settings.cookie_names.pending,
         Kind::Lang => &settings.cookie_names.lang,
+        Kind::PasskeyCeremony => &settings.cookie_names.passkey,
     };
     match (settings.is_https(), domain_of(settings, kind)) {
         (true, None) => format!("__Host-{base}"),
@@ -47,7 +50,7 @@ pub fn name(settings: &WebSettings, kind: Kind) -> String {
 fn domain_of(settings: &WebSettings, kind: Kind) -> Option<&str> {
     match kind {
         Kind::Session => settings.session_cookie_domain.as_deref(),
-        Kind::Csrf | Kind::PendingSignIn | Kind::Lang => None,
+        Kind::Csrf | Kind::PendingSignIn | Kind::Lang | Kind::PasskeyCeremony => None,
     }
 }
 

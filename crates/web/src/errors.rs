@@ -136,6 +136,15 @@ pub enum WebError {
     /// A sensitive change needs a recent sign-in first ("sudo mode").
     #[error("reauthentication required")]
     ReauthenticationRequired,
+    /// Passkeys are not enabled on this deployment.
+    #[error("passkeys are not enabled")]
+    PasskeysDisabled,
+    /// A passkey ceremony (adding one, or signing in) did not succeed.
+    #[error("passkey refused: {0:?}")]
+    Passkey(PasskeyRefusal),
+    /// The signed-in person has no passkey with that id.
+    #[error("no such passkey")]
+    NoSuchPasskey,
     /// The router or an extractor refused the request before a handler ran.
     #[error("request refused with status {0}")]
     Refused(StatusCode),
@@ -157,6 +166,85 @@ pub enum Limit {
     FailedSignIns,
     /// Failed password sign-ins for one address or from one client.
     FailedPasswords,
+    /// Failed passkey sign-ins from one client.
+    FailedPasskeys,
+}
+
+/// Why a passkey ceremony did not succeed, in the terms the answer needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyRefusal {
+    /// No ceremony was begun in this browser, or it expired or was finished.
+    CeremonyExpired,
+    /// The answer is not a WebAuthn credential.
+    Malformed,
+    /// The answer does not check out.
+    Refused,
+    /// No stored passkey has the credential id.
+    Unknown,
+    /// The signature counter went backwards: the key may be cloned.
+    CounterWentBack,
+    /// The authenticator's passkey is registered already.
+    AlreadyRegistered,
+    /// A registration answer that is well formed but does not check out.
+    RegistrationRefused,
+    /// The name is blank, too long or holds control characters.
+    InvalidName,
+}
+
+impl PasskeyRefusal {
+    /// The status, problem type and sentences.
+    fn parts(self) -> (StatusCode, &'static str, &'static str, &'static str) {
+        match self {
+            PasskeyRefusal::CeremonyExpired => (
+                StatusCode::BAD_REQUEST,
+                "passkey-ceremony-expired",
+                "problem-passkey-ceremony-expired-title",
+                "problem-passkey-ceremony-expired-detail",
+            ),
+            PasskeyRefusal::Malformed => (
+                StatusCode::BAD_REQUEST,
+                "passkey-malformed",
+                "problem-passkey-malformed-title",
+                "problem-passkey-malformed-detail",
+            ),
+            PasskeyRefusal::Refused => (
+                StatusCode::UNAUTHORIZED,
+                "passkey-refused",
+                "problem-passkey-refused-title",
+                "problem-passkey-refused-detail",
+            ),
+            PasskeyRefusal::Unknown => (
+                StatusCode::UNAUTHORIZED,
+                "passkey-unknown",
+                "problem-passkey-unknown-title",
+                "problem-passkey-unknown-detail",
+            ),
+            PasskeyRefusal::CounterWentBack => (
+                StatusCode::UNAUTHORIZED,
+                "passkey-counter-regressed",
+                "problem-passkey-counter-regressed-title",
+                "problem-passkey-counter-regressed-detail",
+            ),
+            PasskeyRefusal::AlreadyRegistered => (
+                StatusCode::CONFLICT,
+                "passkey-already-registered",
+                "problem-passkey-already-registered-title",
+                "problem-passkey-already-registered-detail",
+            ),
+            PasskeyRefusal::RegistrationRefused => (
+                StatusCode::BAD_REQUEST,
+                "passkey-registration-refused",
+                "problem-passkey-registration-refused-title",
+                "problem-passkey-registration-refused-detail",
+            ),
+            PasskeyRefusal::InvalidName => (
+                StatusCode::BAD_REQUEST,
+                "passkey-name-invalid",
+                "problem-passkey-name-invalid-title",
+                "problem-passkey-name-invalid-detail",
+            ),
+        }
+    }
 }
 
 /// Where a person meets a rate limit: the form they sent, again, with the message.
@@ -191,6 +279,7 @@ impl Limit {
             Limit::LinksToEveryone => "limit-links-to-everyone",
             Limit::FailedSignIns => "limit-failed-sign-ins",
             Limit::FailedPasswords => "limit-failed-passwords",
+            Limit::FailedPasskeys => "limit-failed-passkeys",
         };
         let (count, unit) = in_units(retry_after);
         Sentence::new(what).then("limit-try-again").arg("count", count).arg("unit", unit)
@@ -212,6 +301,7 @@ impl Limit {
             Limit::LinksToEveryone => "rate-limited-everyone",
             Limit::FailedSignIns => "rate-limited-failures",
             Limit::FailedPasswords => "rate-limited-passwords",
+            Limit::FailedPasskeys => "rate-limited-passkeys",
         }
     }
 }
@@ -436,6 +526,63 @@ impl WebError {
                 },
             },
             PasswordSignInError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<ports::BeginCeremonyError> for WebError {
+    fn from(error: ports::BeginCeremonyError) -> Self {
+        match error {
+            ports::BeginCeremonyError::ReauthenticationRequired => WebError::ReauthenticationRequired,
+            ports::BeginCeremonyError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+/// The refusal a WebAuthn answer that did not check out means to the person.
+fn ceremony_refusal(refusal: &ports::CeremonyRefusal) -> PasskeyRefusal {
+    match refusal {
+        ports::CeremonyRefusal::Malformed(_) => PasskeyRefusal::Malformed,
+        ports::CeremonyRefusal::Failed(_) => PasskeyRefusal::Refused,
+        ports::CeremonyRefusal::CounterWentBack => PasskeyRefusal::CounterWentBack,
+    }
+}
+
+impl From<ports::AddPasskeyError> for WebError {
+    fn from(error: ports::AddPasskeyError) -> Self {
+        match error {
+            ports::AddPasskeyError::ReauthenticationRequired => WebError::ReauthenticationRequired,
+            ports::AddPasskeyError::CeremonyExpired => WebError::Passkey(PasskeyRefusal::CeremonyExpired),
+            ports::AddPasskeyError::Refused(ports::CeremonyRefusal::Malformed(_)) => {
+                WebError::Passkey(PasskeyRefusal::Malformed)
+            }
+            ports::AddPasskeyError::Refused(_) => WebError::Passkey(PasskeyRefusal::RegistrationRefused),
+            ports::AddPasskeyError::AlreadyRegistered => WebError::Passkey(PasskeyRefusal::AlreadyRegistered),
+            ports::AddPasskeyError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<ports::ChangePasskeyError> for WebError {
+    fn from(error: ports::ChangePasskeyError) -> Self {
+        match error {
+            ports::ChangePasskeyError::ReauthenticationRequired => WebError::ReauthenticationRequired,
+            ports::ChangePasskeyError::NotFound => WebError::NoSuchPasskey,
+            ports::ChangePasskeyError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<ports::PasskeySignInError> for WebError {
+    fn from(error: ports::PasskeySignInError) -> Self {
+        match error {
+            ports::PasskeySignInError::CeremonyExpired => WebError::Passkey(PasskeyRefusal::CeremonyExpired),
+            ports::PasskeySignInError::Refused(refusal) => WebError::Passkey(ceremony_refusal(&refusal)),
+            ports::PasskeySignInError::UnknownPasskey => WebError::Passkey(PasskeyRefusal::Unknown),
+            ports::PasskeySignInError::RateLimited { retry_after } => {
+                WebError::RateLimited { limit: Limit::FailedPasskeys, retry_after, page: LimitedPage::Error }
+            }
+            ports::PasskeySignInError::Unexpected(inner) => WebError::Unexpected(inner),
         }
     }
 }
@@ -724,6 +871,27 @@ impl WebError {
                 "problem-passwords-disabled-title",
                 "problem-passwords-disabled-detail",
             ),
+            WebError::PasskeysDisabled => plain(
+                StatusCode::NOT_FOUND,
+                "passkeys-disabled",
+                "problem-passkeys-disabled-title",
+                "problem-passkeys-disabled-detail",
+            ),
+            WebError::Passkey(refusal) => {
+                let (status, kind, title, detail) = refusal.parts();
+                let metric = matches!(
+                    refusal,
+                    PasskeyRefusal::Refused | PasskeyRefusal::Unknown | PasskeyRefusal::CounterWentBack
+                )
+                .then_some(Metric::SignIn(kind));
+                Answer { metric, ..plain(status, kind, title, detail) }
+            }
+            WebError::NoSuchPasskey => plain(
+                StatusCode::NOT_FOUND,
+                "no-such-passkey",
+                "problem-no-such-passkey-title",
+                "problem-no-such-passkey-detail",
+            ),
             WebError::PasswordRejected { typed, callback_url } => Answer {
                 page: Page::SignInForm {
                     typed: typed.clone(),
@@ -1006,7 +1174,7 @@ mod tests {
 
     use poem::http::StatusCode;
 
-    use super::{AddressChangeRefusal, CodeProblem, Limit, LimitedPage, LinkRefusal, WebError};
+    use super::{AddressChangeRefusal, CodeProblem, Limit, LimitedPage, LinkRefusal, PasskeyRefusal, WebError};
 
     /// One of each kind of error. The `match` below does not compile when a variant is added
     /// without a case here.
@@ -1046,6 +1214,16 @@ mod tests {
             WebError::PasswordRejected { typed: "x".to_owned(), callback_url: None },
             WebError::PasswordRefused(domain::PasswordRefusal::Common),
             WebError::ReauthenticationRequired,
+            WebError::PasskeysDisabled,
+            WebError::Passkey(PasskeyRefusal::CeremonyExpired),
+            WebError::Passkey(PasskeyRefusal::Malformed),
+            WebError::Passkey(PasskeyRefusal::Refused),
+            WebError::Passkey(PasskeyRefusal::Unknown),
+            WebError::Passkey(PasskeyRefusal::CounterWentBack),
+            WebError::Passkey(PasskeyRefusal::AlreadyRegistered),
+            WebError::Passkey(PasskeyRefusal::InvalidName),
+            WebError::Passkey(PasskeyRefusal::RegistrationRefused),
+            WebError::NoSuchPasskey,
             WebError::Refused(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             WebError::Unexpected(anyhow::anyhow!("a bug")),
             WebError::Unexpected(outage),
@@ -1074,6 +1252,9 @@ mod tests {
                 | WebError::PasswordRejected { .. }
                 | WebError::PasswordRefused(_)
                 | WebError::ReauthenticationRequired
+                | WebError::PasskeysDisabled
+                | WebError::Passkey(_)
+                | WebError::NoSuchPasskey
                 | WebError::Refused(_)
                 | WebError::Unexpected(_) => {}
             }
@@ -1202,6 +1383,67 @@ mod tests {
             "POST /reauthenticate" => [
                 unreadable(),
                 vec![WebError::SignedOut, WebError::Csrf, WebError::PasswordsDisabled, rejected(), limited()],
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+            "GET /passkeys" => vec![WebError::SignedOut, WebError::PasskeysDisabled],
+            "POST /passkeys/registration" => vec![
+                WebError::SignedOut,
+                WebError::Csrf,
+                WebError::ReauthenticationRequired,
+                WebError::PasskeysDisabled,
+            ],
+            "POST /passkeys" => [
+                unreadable(),
+                vec![
+                    WebError::SignedOut,
+                    WebError::Csrf,
+                    WebError::ReauthenticationRequired,
+                    WebError::PasskeysDisabled,
+                    WebError::Passkey(PasskeyRefusal::CeremonyExpired),
+                    WebError::Passkey(PasskeyRefusal::Malformed),
+                    WebError::Passkey(PasskeyRefusal::InvalidName),
+                    WebError::Passkey(PasskeyRefusal::RegistrationRefused),
+                    WebError::Passkey(PasskeyRefusal::AlreadyRegistered),
+                ],
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+            "PATCH /passkeys/{id}" => [
+                unreadable(),
+                vec![
+                    WebError::SignedOut,
+                    WebError::Csrf,
+                    WebError::PasskeysDisabled,
+                    WebError::NoSuchPasskey,
+                    WebError::Passkey(PasskeyRefusal::InvalidName),
+                ],
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+            "DELETE /passkeys/{id}" => vec![
+                WebError::SignedOut,
+                WebError::Csrf,
+                WebError::ReauthenticationRequired,
+                WebError::PasskeysDisabled,
+                WebError::NoSuchPasskey,
+            ],
+            "POST /signin/passkey" => vec![WebError::Csrf, WebError::PasskeysDisabled],
+            "POST /callback/passkey" => [
+                unreadable(),
+                vec![
+                    WebError::Csrf,
+                    WebError::PasskeysDisabled,
+                    WebError::Passkey(PasskeyRefusal::CeremonyExpired),
+                    WebError::Passkey(PasskeyRefusal::Malformed),
+                    WebError::Passkey(PasskeyRefusal::Refused),
+                    WebError::Passkey(PasskeyRefusal::Unknown),
+                    WebError::Passkey(PasskeyRefusal::CounterWentBack),
+                    limited(),
+                ],
             ]
             .into_iter()
             .flatten()

@@ -22,6 +22,7 @@ pub mod forward_auth;
 pub mod json;
 pub mod lang;
 pub mod pages;
+pub mod passkey;
 pub mod password;
 pub mod pending;
 pub mod render;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// The password provider, when `password.enabled` is on.
     pub passwords: Option<Arc<Passwords>>,
+    /// The passkey provider, when `passkey.enabled` is on.
+    pub passkeys: Option<Arc<ports::Passkeys>>,
     /// What `/healthz` asks: the database, and the rate-limit store when it is not the
     /// database.
     pub health: Vec<Dependency>,

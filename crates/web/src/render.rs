@@ -85,6 +85,9 @@ impl Pages {
         context.insert("callback_action", &settings.auth_path("/callback/email"));
         context.insert("link_seconds", &state.sign_in.settings().link_policy.max_age_seconds());
         context.insert("password_enabled", &state.passwords.is_some());
+        context.insert("passkey_enabled", &state.passkeys.is_some());
+        context.insert("api_base", &settings.auth_path(""));
+        context.insert("passkey_script", &settings.auth_path("/passkey.js"));
         context.insert("restart_forgets_links", &settings.restart_forgets_links);
         context.insert("password_action", &settings.auth_path("/callback/password"));
         context.extend(extra);

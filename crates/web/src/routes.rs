@@ -12,11 +12,19 @@ use tracing::Instrument as _;
 
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
-use crate::{account, auth, forward_auth, pages, password, telemetry, AppState};
+use crate::passkey::PasskeyApi;
+use crate::{account, auth, forward_auth, pages, passkey, password, telemetry, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
      frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The pages with passkey controls (the sign-in and account pages, when `passkey.enabled` is
+/// on): as [`CONTENT_SECURITY_POLICY`], plus this site's own script (`{base}/passkey.js`, no
+/// inline script, nothing from elsewhere) and its requests to this site's JSON API.
+const PASSKEY_PAGE_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+     style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
 
 /// The API docs page (`{base}/docs`) only: Swagger UI is one page with its script and styles
 /// inline (embedded in the binary, nothing loaded from elsewhere), and it calls the API on this
@@ -268,6 +276,7 @@ enum Handler {
     LinkCallback,
     ForwardAuth,
     Mailbox,
+    PasskeyScript,
 }
 
 impl Handler {
@@ -299,6 +308,7 @@ impl Handler {
                 .boxed(),
             Handler::ForwardAuth => get(forward_auth::forward_auth).boxed(),
             Handler::Mailbox => get(pages::mailbox).boxed(),
+            Handler::PasskeyScript => get(passkey::script).boxed(),
         }
     }
 }
@@ -333,6 +343,9 @@ pub fn served_routes(settings: &crate::WebSettings, dev_mailbox: bool) -> Vec<Se
         route(format!("{base}/callback/email"), "GET, HEAD, POST", Handler::LinkCallback),
         route(format!("{base}/forward-auth"), "GET, HEAD", Handler::ForwardAuth),
     ];
+    if settings.passkeys {
+        routes.push(route(format!("{base}/passkey.js"), "GET, HEAD", Handler::PasskeyScript));
+    }
     if dev_mailbox {
         routes.push(route("/dev/mailbox".to_owned(), "GET, HEAD", Handler::Mailbox));
     }
@@ -394,8 +407,12 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
 pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let settings = &state.settings;
     let base = settings.auth_base_path.trim_end_matches('/').to_owned();
-    let api = OpenApiService::new(AuthApi { state: Arc::clone(&state) }, "magiclink", env!("CARGO_PKG_VERSION"))
-        .server(settings.absolute(&base));
+    let api = OpenApiService::new(
+        (AuthApi { state: Arc::clone(&state) }, PasskeyApi { state: Arc::clone(&state) }),
+        "magiclink",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .server(settings.absolute(&base));
     let spec = api.spec_endpoint();
     let spec_text = api.spec();
     let docs_etag = docs_etag(&spec_text);
@@ -430,6 +447,12 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
     let fallback_state = Arc::clone(&state);
     let allowed = Arc::clone(&allowed);
     let docs_prefix = format!("{docs_path}/");
+    // The pages that load the passkey script, when passkeys are on.
+    let passkey_pages: Vec<String> = if state.passkeys.is_some() {
+        vec![settings.pages.sign_in.clone(), format!("{base}/signin"), settings.pages.account.clone()]
+    } else {
+        Vec::new()
+    };
     routes
         // Inside the header middleware, so the router's own 404 and 405 get the headers too.
         .around(move |endpoint, mut req| {
@@ -444,6 +467,8 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
             let is_docs = path == docs_path || path.starts_with(&docs_prefix);
             let (policy, cache) = if is_docs {
                 (DOCS_CONTENT_SECURITY_POLICY, DOCS_CACHE_CONTROL)
+            } else if passkey_pages.contains(&path) {
+                (PASSKEY_PAGE_CONTENT_SECURITY_POLICY, NO_STORE)
             } else {
                 (CONTENT_SECURITY_POLICY, NO_STORE)
             };

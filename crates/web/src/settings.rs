@@ -28,6 +28,8 @@ pub struct CookieNames {
     pub pending: String,
     /// The chosen-language cookie (the session cookie's name with `.lang`).
     pub lang: String,
+    /// The passkey-ceremony cookie (the session cookie's name with `.passkey`).
+    pub passkey: String,
 }
 
 impl CookieNames {
@@ -39,6 +41,7 @@ impl CookieNames {
             csrf: csrf.to_owned(),
             pending: format!("{session}.pending"),
             lang: format!("{session}.lang"),
+            passkey: format!("{session}.passkey"),
         }
     }
 }
@@ -137,6 +140,9 @@ pub struct WebSettings {
     pub restart_forgets_links: bool,
     /// Log one `request` line per request at info (`log.access`).
     pub access_log: bool,
+    /// Whether passkeys are on (`passkey.enabled`): the pages show their controls and the
+    /// script is served.
+    pub passkeys: bool,
 }
 
 impl WebSettings {

@@ -55,6 +55,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         sign_in: Arc::new(sign_in),
         sessions,
         passwords: None,
+        passkeys: None,
         health: vec![web::Dependency { name: "database", probe: Arc::new(mocks.health) }],
         mailbox: None,
         settings: support::web_settings("http://127.0.0.1:3000", secret),

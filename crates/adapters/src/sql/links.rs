@@ -189,6 +189,7 @@ impl SqlStore {
             expires: session.expires,
             user_agent: session.user_agent.clone(),
             created_at: now,
+            method: session.method,
         };
         let session = self.insert_session(&mut **tx, &session).await?;
         Ok(SignedInRecord { user, session })

@@ -10,6 +10,7 @@
 mod dialect;
 mod links;
 mod outbox;
+mod passkeys;
 mod passwords;
 mod rate_limits;
 mod seed;

@@ -18,7 +18,7 @@ impl SessionStore for SqlStore {
 
     async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
         let row = sqlx::query(&self.sql(&format!(
-            "SELECT s.id AS session_id, s.expires, s.created_at AS session_created_at, {USER_COLUMNS} \
+            "SELECT s.id AS session_id, s.expires, s.created_at AS session_created_at, s.method, {USER_COLUMNS} \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.session_token = ?"
         )))
         .bind(token_hash.to_hex())
@@ -33,6 +33,7 @@ impl SessionStore for SqlStore {
             user_id: user.id.clone(),
             expires: from_millis(row.expires)?,
             created_at: from_millis(row.session_created_at)?,
+            method: stored_method(&row.method)?,
         };
         Ok(Some((session, user)))
     }
@@ -50,7 +51,7 @@ impl SessionStore for SqlStore {
 
     async fn list_for_user(&self, user_id: &UserId, now: DateTime<Utc>) -> anyhow::Result<Vec<SessionSummary>> {
         let rows = sqlx::query(&self.sql(
-            "SELECT id, created_at, updated_at, expires, user_agent FROM sessions \
+            "SELECT id, created_at, updated_at, expires, user_agent, method FROM sessions \
              WHERE user_id = ? AND expires > ? ORDER BY updated_at DESC, created_at DESC, id",
         ))
         .bind(user_id.as_str())
@@ -67,6 +68,7 @@ impl SessionStore for SqlStore {
                     last_used: from_millis(row.updated_at)?,
                     expires: from_millis(row.expires)?,
                     user_agent: row.user_agent,
+                    method: stored_method(&row.method)?,
                 })
             })
             .collect()
@@ -114,6 +116,7 @@ struct SessionSummaryRow {
     updated_at: i64,
     expires: i64,
     user_agent: Option<String>,
+    method: String,
 }
 
 /// A session read with its user.
@@ -122,6 +125,7 @@ struct SessionWithUserRow {
     session_id: String,
     expires: i64,
     session_created_at: i64,
+    method: String,
     #[sqlx(flatten)]
     user: UserRow,
 }

@@ -160,6 +160,12 @@ pub(super) fn user_from_row(row: &AnyRow) -> anyhow::Result<User> {
     <UserRow as sqlx::FromRow<'_, AnyRow>>::from_row(row)?.into_user()
 }
 
+/// A sign-in method read back from a row.
+pub(super) fn stored_method(text: &str) -> anyhow::Result<domain::SignInMethod> {
+    domain::SignInMethod::parse(text)
+        .with_context(|| format!("stored sign-in method {text:?} is not one this version knows"))
+}
+
 /// Whether a write was refused by a unique index (SQLite 2067 and 1555, PostgreSQL 23505,
 /// MySQL and MariaDB 1062): an outcome the caller acts on ("that address is taken"), never a
 /// failure of the store.
@@ -345,8 +351,8 @@ impl SqlStore {
     ) -> anyhow::Result<Session> {
         let id = new_id::<SessionKind>()?;
         sqlx::query(&self.sql(
-            "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at, method) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(id.as_str())
         .bind(session.token_hash.to_hex())
@@ -355,10 +361,17 @@ impl SqlStore {
         .bind(session.user_agent.as_deref().map(|agent| truncated(agent, MAX_USER_AGENT)))
         .bind(to_millis(session.created_at))
         .bind(to_millis(session.created_at))
+        .bind(session.method.as_str())
         .execute(executor)
         .await
         .doing("cannot store the session")?;
-        Ok(Session { id, user_id: session.user_id.clone(), expires: session.expires, created_at: session.created_at })
+        Ok(Session {
+            id,
+            user_id: session.user_id.clone(),
+            expires: session.expires,
+            created_at: session.created_at,
+            method: session.method,
+        })
     }
 
     pub(super) async fn user_by_email(

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::{
     CallbackPath, EmailAddress, LinkPolicy, LinkToken, ServerSecret, Session, SessionPolicy, SessionToken, SignInCode,
-    User, UserId,
+    SignInMethod, User, UserId,
 };
 use url::Url;
 
@@ -268,7 +268,13 @@ async fn an_unknown_token_is_invalid_and_is_looked_up_by_its_hash() {
 fn record_for(draft: &SessionDraft) -> SignedInRecord {
     SignedInRecord {
         user: user(),
-        session: Session { id: session_id(1), user_id: user().id, expires: draft.expires, created_at: now() },
+        session: Session {
+            id: session_id(1),
+            user_id: user().id,
+            expires: draft.expires,
+            created_at: now(),
+            method: draft.method,
+        },
     }
 }
 
@@ -330,7 +336,16 @@ async fn a_code_that_signs_nobody_in_says_why_and_opens_no_session() {
 }
 
 fn stored_session(expires: DateTime<Utc>) -> Option<(Session, User)> {
-    Some((Session { id: session_id(1), user_id: user().id, expires, created_at: now() - TimeDelta::hours(1) }, user()))
+    Some((
+        Session {
+            id: session_id(1),
+            user_id: user().id,
+            expires,
+            created_at: now() - TimeDelta::hours(1),
+            method: SignInMethod::Link,
+        },
+        user(),
+    ))
 }
 
 #[tokio::test]
@@ -387,6 +402,7 @@ async fn a_session_past_its_absolute_lifetime_reads_as_signed_out_however_recent
             user_id: user().id,
             expires: now() + TimeDelta::days(29),
             created_at: now() - TimeDelta::days(90),
+            method: SignInMethod::Link,
         };
         Ok(Some((session, user())))
     });
@@ -413,6 +429,7 @@ fn this_session() -> crate::ActiveSession {
         expires: now(),
         signed_in_at: now() - TimeDelta::minutes(1),
         extended: false,
+        method: SignInMethod::Link,
     }
 }
 
@@ -566,6 +583,7 @@ fn active() -> crate::ActiveSession {
         expires: now() + TimeDelta::days(1),
         signed_in_at: now() - TimeDelta::minutes(1),
         extended: false,
+        method: SignInMethod::Link,
     }
 }
 
@@ -808,7 +826,15 @@ async fn the_right_password_opens_a_session_and_counts_nothing() {
     ports.limiter.expect_wait().times(2).returning(|_, _| Ok(None));
     ports.limiter.expect_acquire().never();
     ports.sessions.expect_create().times(1).withf(|new| new.user_id == user().id && new.created_at == now()).returning(
-        |new| Ok(Session { id: session_id(2), user_id: new.user_id.clone(), expires: new.expires, created_at: now() }),
+        |new| {
+            Ok(Session {
+                id: session_id(2),
+                user_id: new.user_id.clone(),
+                expires: new.expires,
+                created_at: now(),
+                method: new.method,
+            })
+        },
     );
     let mut passwords = PasswordPorts::default();
     passwords.store.expect_find_with_password().returning(|_| Ok(Some((user(), Some(stored_hash())))));
@@ -833,7 +859,13 @@ async fn an_outdated_hash_is_replaced_only_if_it_is_still_the_stored_one() {
     let mut ports = Ports::default();
     ports.limiter.expect_wait().returning(|_, _| Ok(None));
     ports.sessions.expect_create().returning(|new| {
-        Ok(Session { id: session_id(2), user_id: new.user_id.clone(), expires: new.expires, created_at: now() })
+        Ok(Session {
+            id: session_id(2),
+            user_id: new.user_id.clone(),
+            expires: new.expires,
+            created_at: now(),
+            method: new.method,
+        })
     });
     let mut passwords = PasswordPorts::default();
     passwords.store.expect_find_with_password().returning(|_| Ok(Some((user(), Some(stored_hash())))));

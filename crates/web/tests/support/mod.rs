@@ -26,5 +26,6 @@ pub fn web_settings(base_url: &str, secret: ServerSecret) -> WebSettings {
         metrics: false,
         restart_forgets_links: false,
         access_log: false,
+        passkeys: false,
     }
 }
