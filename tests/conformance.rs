@@ -1630,6 +1630,239 @@ async fn a_session_remembers_when_its_sign_in_happened(store: &ScratchStore) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Passkeys and their ceremonies.
+
+fn credential(byte: u8) -> domain::CredentialId {
+    domain::CredentialId::new(vec![byte; 48]).expect("a credential id")
+}
+
+fn new_passkey(user: &domain::User, byte: u8, created: DateTime<Utc>) -> ports::NewPasskey {
+    ports::NewPasskey {
+        user_id: user.id.clone(),
+        credential_id: credential(byte),
+        credential: ports::StoredCredential(format!("{{\"cred\":{byte}}}").into_bytes()),
+        name: domain::PasskeyName::parse(&format!("Key {byte}")).expect("a name"),
+        backed_up: false,
+        sign_count: 5,
+        created_at: created,
+    }
+}
+
+/// A passkey for `user`, added as the use case does: after the user's handle is stored.
+async fn add_passkey(db: &Database, user: &domain::User, byte: u8, created: DateTime<Utc>) -> domain::Passkey {
+    let candidate = domain::UserHandle::from_random_bytes([byte.wrapping_add(100); 16]);
+    db.passkeys.user_handle(&user.id, &candidate).await.expect("a handle");
+    match db.passkeys.add(&new_passkey(user, byte, created)).await.expect("stored") {
+        ports::PasskeyAdded::Added(passkey) => passkey,
+        ports::PasskeyAdded::CredentialTaken => panic!("credential {byte} was taken"),
+    }
+}
+
+async fn a_user_keeps_one_passkey_handle_whoever_asks_first(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let first = domain::UserHandle::from_random_bytes([1; 16]);
+    let second = domain::UserHandle::from_random_bytes([2; 16]);
+    assert_eq!(db.passkeys.user_handle(&ada.id, &first).await.expect("handle"), first);
+    assert_eq!(db.passkeys.user_handle(&ada.id, &second).await.expect("handle"), first, "the stored one stays");
+    // Racing first ceremonies of another person all get one handle.
+    let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+    let handles = futures_util::future::join_all((3..13_u8).map(|byte| {
+        let passkeys = Arc::clone(&db.passkeys);
+        let id = bob.id.clone();
+        async move { passkeys.user_handle(&id, &domain::UserHandle::from_random_bytes([byte; 16])).await }
+    }))
+    .await;
+    let handles: Vec<_> = handles.into_iter().map(|handle| handle.expect("handle")).collect();
+    assert!(handles.iter().all(|handle| *handle == handles[0]), "one handle per user");
+    assert_ne!(handles[0], first, "and never another user's");
+    let stored = raw_texts(store, "SELECT passkey_handle FROM users WHERE passkey_handle IS NOT NULL ORDER BY email").await;
+    assert_eq!(stored, [first.to_hex(), handles[0].to_hex()]);
+}
+
+async fn a_passkey_is_found_by_its_credential_id_with_its_owner_and_listed_for_them_only(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+    let handle = db.passkeys.user_handle(&ada.id, &domain::UserHandle::from_random_bytes([7; 16])).await.expect("handle");
+    let older = add_passkey(db, &ada, 1, t0()).await;
+    let newer = add_passkey(db, &ada, 2, t0() + TimeDelta::seconds(1)).await;
+    add_passkey(db, &bob, 3, t0()).await;
+
+    let listed = db.passkeys.list(&ada.id).await.expect("listed");
+    assert_eq!(listed, [(older.clone(), credential(1)), (newer, credential(2))], "oldest first, with their ids");
+    let found = db.passkeys.find_for_sign_in(&credential(1)).await.expect("read").expect("found");
+    assert_eq!((found.passkey, found.user, found.user_handle), (older, ada.clone(), handle));
+    assert_eq!((found.credential.0, found.sign_count), (b"{\"cred\":1}".to_vec(), 5));
+    assert_eq!(db.passkeys.find_for_sign_in(&credential(9)).await.expect("read"), None);
+    // Only the credential id's digest is the key; the id itself is kept for the exclude list.
+    let keys = raw_texts(store, "SELECT credential_key FROM passkeys ORDER BY credential_key").await;
+    assert!(keys.contains(&credential(1).key()), "{keys:?}");
+}
+
+async fn a_credential_id_is_registered_once_across_every_account_however_they_race(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+    add_passkey(db, &ada, 1, t0()).await;
+    let again = db.passkeys.add(&new_passkey(&bob, 1, t0())).await.expect("answered");
+    assert_eq!(again, ports::PasskeyAdded::CredentialTaken);
+
+    let racers = futures_util::future::join_all((0..10).map(|n| {
+        let passkeys = Arc::clone(&db.passkeys);
+        let owner = if n % 2 == 0 { ada.clone() } else { bob.clone() };
+        async move { passkeys.add(&new_passkey(&owner, 2, t0())).await }
+    }))
+    .await;
+    let added = racers.iter().filter(|outcome| matches!(outcome, Ok(ports::PasskeyAdded::Added(_)))).count();
+    let taken = racers.iter().filter(|outcome| matches!(outcome, Ok(ports::PasskeyAdded::CredentialTaken))).count();
+    assert_eq!((added, taken), (1, 9), "{racers:?}");
+}
+
+async fn a_use_is_recorded_only_while_the_counter_moves_forward(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let passkey = add_passkey(db, &ada, 1, t0()).await;
+    let used = |count: u32, minutes: i64| ports::PasskeyUse {
+        credential: ports::StoredCredential(format!("{{\"count\":{count}}}").into_bytes()),
+        sign_count: count,
+        backed_up: true,
+        at: t0() + TimeDelta::minutes(minutes),
+    };
+    assert!(db.passkeys.record_use(&passkey.id, &used(6, 1)).await.expect("recorded"));
+    assert!(!db.passkeys.record_use(&passkey.id, &used(6, 2)).await.expect("answered"), "the same counter again");
+    assert!(!db.passkeys.record_use(&passkey.id, &used(3, 3)).await.expect("answered"), "a lower counter");
+    let found = db.passkeys.find_for_sign_in(&credential(1)).await.expect("read").expect("found");
+    assert_eq!(found.sign_count, 6);
+    assert_eq!(found.credential.0, b"{\"count\":6}".to_vec());
+    assert_eq!((found.passkey.last_used_at, found.passkey.backed_up), (Some(t0() + TimeDelta::minutes(1)), true));
+
+    // Concurrent uses with one counter: one is recorded.
+    let racers = futures_util::future::join_all((0..8).map(|_| {
+        let passkeys = Arc::clone(&db.passkeys);
+        let id = passkey.id.clone();
+        let use_ = used(7, 4);
+        async move { passkeys.record_use(&id, &use_).await }
+    }))
+    .await;
+    assert_eq!(racers.iter().filter(|recorded| matches!(recorded, Ok(true))).count(), 1, "{racers:?}");
+
+    // An authenticator that keeps no counter (always 0, as synced passkeys do) is never refused.
+    let synced = add_passkey(db, &ada, 2, t0()).await;
+    for minutes in [5, 6] {
+        assert!(db.passkeys.record_use(&synced.id, &used(0, minutes)).await.expect("recorded"));
+    }
+}
+
+async fn renaming_and_deleting_touch_only_the_owners_passkey_and_nothing_else(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+    let adas = add_passkey(db, &ada, 1, t0()).await;
+    session_at(db, &ada.id, t0(), t0() + TimeDelta::days(1), "a browser").await;
+    let name = domain::PasskeyName::parse("Work laptop").expect("a name");
+
+    assert_eq!(db.passkeys.rename(&bob.id, &adas.id, &name).await.expect("answered"), None, "not bob's");
+    let renamed = db.passkeys.rename(&ada.id, &adas.id, &name).await.expect("renamed").expect("found");
+    assert_eq!(renamed.name, name);
+    let same = db.passkeys.rename(&ada.id, &adas.id, &name).await.expect("renamed again");
+    assert_eq!(same.map(|passkey| passkey.name), Some(name), "an unchanged name is still found");
+
+    assert!(!db.passkeys.delete(&bob.id, &adas.id).await.expect("answered"), "not bob's");
+    assert!(db.passkeys.delete(&ada.id, &adas.id).await.expect("deleted"));
+    assert!(!db.passkeys.delete(&ada.id, &adas.id).await.expect("answered"), "gone");
+    assert_eq!(db.passkeys.find_for_sign_in(&credential(1)).await.expect("read"), None);
+    let sessions = db.sessions.list_for_user(&ada.id, t0()).await.expect("listed");
+    assert_eq!(sessions.len(), 1, "deleting a passkey ends no session");
+}
+
+async fn a_users_passkeys_outlive_an_address_change_and_go_with_the_user(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    add_passkey(db, &ada, 1, t0()).await;
+    sqlx::query("UPDATE users SET email = 'ada@example.org' WHERE email = 'ada@example.com'")
+        .execute(&store.raw)
+        .await
+        .expect("address changed");
+    let found = db.passkeys.find_for_sign_in(&credential(1)).await.expect("read").expect("still found");
+    assert_eq!(found.user.email, address("ada@example.org"));
+    assert!(db.users.remove(&address("ada@example.org")).await.expect("removed"));
+    assert_eq!(db.passkeys.find_for_sign_in(&credential(1)).await.expect("read"), None);
+}
+
+async fn a_ceremony_is_taken_once_for_its_purpose_until_it_expires(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let token = |byte: u8| domain::CeremonyToken::from_random_bytes([byte; 32]);
+    let save = |byte: u8, purpose, expires| {
+        let ceremony = ports::NewCeremony {
+            hash: token(byte).hash(),
+            purpose,
+            user_id: (purpose == ports::CeremonyPurpose::Registration).then(|| ada.id.clone()),
+            state: format!("state {byte}").into_bytes(),
+            expires,
+        };
+        async move { db.passkeys.save_ceremony(&ceremony).await.expect("saved") }
+    };
+    let (registration, sign_in) = (ports::CeremonyPurpose::Registration, ports::CeremonyPurpose::SignIn);
+    let later = t0() + TimeDelta::minutes(5);
+    save(1, registration, later).await;
+    let taken = db.passkeys.take_ceremony(&token(1).hash(), registration, t0()).await.expect("taken");
+    assert_eq!(taken, Some(ports::TakenCeremony { user_id: Some(ada.id.clone()), state: b"state 1".to_vec() }));
+    assert_eq!(db.passkeys.take_ceremony(&token(1).hash(), registration, t0()).await.expect("answered"), None);
+
+    save(2, sign_in, later).await;
+    assert_eq!(db.passkeys.take_ceremony(&token(2).hash(), registration, t0()).await.expect("answered"), None);
+    save(3, sign_in, later).await;
+    assert_eq!(db.passkeys.take_ceremony(&token(3).hash(), sign_in, later).await.expect("answered"), None, "expired");
+    assert_eq!(db.passkeys.take_ceremony(&token(4).hash(), sign_in, t0()).await.expect("answered"), None, "unknown");
+
+    save(5, sign_in, later).await;
+    let racers = futures_util::future::join_all((0..10).map(|_| {
+        let passkeys = Arc::clone(&db.passkeys);
+        async move { passkeys.take_ceremony(&token(5).hash(), sign_in, t0()).await }
+    }))
+    .await;
+    assert_eq!(racers.iter().filter(|taken| matches!(taken, Ok(Some(_)))).count(), 1, "{racers:?}");
+
+    save(6, sign_in, t0() + TimeDelta::minutes(1)).await;
+    save(7, sign_in, t0() + TimeDelta::minutes(10)).await;
+    let purged = db.passkeys.purge_expired_ceremonies(t0() + TimeDelta::minutes(2)).await.expect("purged");
+    assert_eq!(purged, 1);
+    assert!(db.passkeys.take_ceremony(&token(7).hash(), sign_in, t0()).await.expect("answered").is_some());
+}
+
+async fn a_session_remembers_how_its_person_signed_in(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    for (byte, method) in [(1_u8, domain::SignInMethod::Passkey), (2, domain::SignInMethod::Password)] {
+        let mut bytes = [byte; 32];
+        bytes[31] = 0xee;
+        let token_hash = SessionToken::from_random_bytes(bytes).hash();
+        let session = NewSession {
+            token_hash: token_hash.clone(),
+            user_id: ada.id.clone(),
+            expires: t0() + TimeDelta::days(1),
+            user_agent: None,
+            created_at: t0(),
+            method,
+        };
+        assert_eq!(db.sessions.create(&session).await.expect("stored").method, method);
+        assert_eq!(db.sessions.find(&token_hash).await.expect("read").expect("found").0.method, method);
+    }
+    let listed = db.sessions.list_for_user(&ada.id, t0()).await.expect("listed");
+    let mut methods: Vec<_> = listed.iter().map(|session| session.method).collect();
+    methods.sort_by_key(|method| method.as_str());
+    assert_eq!(methods, [domain::SignInMethod::Passkey, domain::SignInMethod::Password]);
+    // A link redemption's session says "link".
+    let link = insert_link(db, 9, "ada@example.com", t0()).await;
+    let draft = a_session();
+    let redeemed = db.links.redeem(&link, &address("ada@example.com"), &draft, t0()).await.expect("redeemed");
+    let Redemption::Redeemed(record) = redeemed else { panic!("{redeemed:?}") };
+    assert_eq!(record.session.method, domain::SignInMethod::Link);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The suite, once per backend.
 
 /// Runs each contract on a fresh scratch database of the backend, then drops it.
@@ -1700,6 +1933,14 @@ macro_rules! every_contract {
             a_rehash_replaces_only_the_hash_it_was_made_from,
             concurrent_first_passwords_for_one_user_leave_exactly_one,
             a_session_remembers_when_its_sign_in_happened,
+            a_user_keeps_one_passkey_handle_whoever_asks_first,
+            a_passkey_is_found_by_its_credential_id_with_its_owner_and_listed_for_them_only,
+            a_credential_id_is_registered_once_across_every_account_however_they_race,
+            a_use_is_recorded_only_while_the_counter_moves_forward,
+            renaming_and_deleting_touch_only_the_owners_passkey_and_nothing_else,
+            a_users_passkeys_outlive_an_address_change_and_go_with_the_user,
+            a_ceremony_is_taken_once_for_its_purpose_until_it_expires,
+            a_session_remembers_how_its_person_signed_in,
         );
     };
 }

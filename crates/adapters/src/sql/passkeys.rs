@@ -38,10 +38,19 @@ fn passkey_from_row(row: &AnyRow) -> anyhow::Result<Passkey> {
     })
 }
 
+/// A text column's value. MariaDB reports a `TEXT` column of a binary collation (every table
+/// here is `utf8mb4_bin`) as a `BLOB`, which the `Any` driver will not decode as a string.
+fn text_column(row: &AnyRow, column: &str) -> anyhow::Result<String> {
+    match row.try_get::<String, _>(column) {
+        Ok(text) => Ok(text),
+        Err(_) => String::from_utf8(row.try_get::<Vec<u8>, _>(column)?)
+            .with_context(|| format!("stored {column} is not UTF-8")),
+    }
+}
+
 /// The adapter's credential in a row holding [`PASSKEY_COLUMNS`].
 fn credential_from_row(row: &AnyRow) -> anyhow::Result<StoredCredential> {
-    let text: String = row.try_get("credential")?;
-    Ok(StoredCredential(text.into_bytes()))
+    Ok(StoredCredential(text_column(row, "credential")?.into_bytes()))
 }
 
 /// The credential's text column: the adapter serialises to UTF-8 JSON.
@@ -82,7 +91,7 @@ impl PasskeyStore for SqlStore {
         .doing("cannot list the passkeys")?;
         rows.iter()
             .map(|row| {
-                let encoded: String = row.try_get("credential_id")?;
+                let encoded = text_column(row, "credential_id")?;
                 let bytes = URL_SAFE_NO_PAD.decode(encoded).context("stored credential_id is not base64url")?;
                 Ok((passkey_from_row(row)?, CredentialId::new(bytes).context("stored credential_id is malformed")?))
             })
@@ -231,7 +240,7 @@ impl PasskeyStore for SqlStore {
             return Ok(None);
         }
         let user_id: Option<String> = row.try_get("user_id")?;
-        let state: String = row.try_get("state")?;
+        let state = text_column(&row, "state")?;
         Ok(Some(TakenCeremony {
             user_id: user_id
                 .map(|text| Id::parse(&text).map_err(|_| anyhow::anyhow!("stored user_id is not an id")))
