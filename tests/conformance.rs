@@ -1676,7 +1676,8 @@ async fn a_user_keeps_one_passkey_handle_whoever_asks_first(store: &ScratchStore
     let handles: Vec<_> = handles.into_iter().map(|handle| handle.expect("handle")).collect();
     assert!(handles.iter().all(|handle| *handle == handles[0]), "one handle per user");
     assert_ne!(handles[0], first, "and never another user's");
-    let stored = raw_texts(store, "SELECT passkey_handle FROM users WHERE passkey_handle IS NOT NULL ORDER BY email").await;
+    let stored =
+        raw_texts(store, "SELECT passkey_handle FROM users WHERE passkey_handle IS NOT NULL ORDER BY email").await;
     assert_eq!(stored, [first.to_hex(), handles[0].to_hex()]);
 }
 
@@ -1684,7 +1685,8 @@ async fn a_passkey_is_found_by_its_credential_id_with_its_owner_and_listed_for_t
     let db = &store.database;
     let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
     let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
-    let handle = db.passkeys.user_handle(&ada.id, &domain::UserHandle::from_random_bytes([7; 16])).await.expect("handle");
+    let handle =
+        db.passkeys.user_handle(&ada.id, &domain::UserHandle::from_random_bytes([7; 16])).await.expect("handle");
     let older = add_passkey(db, &ada, 1, t0()).await;
     let newer = add_passkey(db, &ada, 2, t0() + TimeDelta::seconds(1)).await;
     add_passkey(db, &bob, 3, t0()).await;

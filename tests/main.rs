@@ -15,6 +15,7 @@ mod integration_snippets;
 mod languages;
 mod outbox_burst;
 mod pages;
+mod passkeys;
 mod passwords;
 mod rate_limits;
 mod resend;

@@ -19,6 +19,7 @@ use xtask::cli::Program;
 use xtask::settings::Settings;
 use xtask::wiring::{self, Parts, Service};
 
+pub mod authenticator;
 pub mod cable;
 pub mod caddy;
 pub mod limiter_contract;
@@ -268,6 +269,26 @@ impl TestApp {
             .request(method, path)
             .header("cookie", self.cookie_header())
             .header("accept", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.read(request.send().await).await
+    }
+
+    /// `method path` with `body` as it is, the jar's cookies, asking for JSON, with `headers`.
+    pub async fn send_body(
+        &self,
+        method: poem::http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, path)
+            .header("cookie", self.cookie_header())
+            .header("accept", "application/json")
+            .body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
