@@ -609,3 +609,115 @@ async fn the_api_docs_page_draws_every_operation() {
     let title = browser.execute("return document.querySelector('.info .title').textContent", Vec::new()).await;
     assert!(title.expect("script").as_str().is_some_and(|t| t.starts_with("magiclink")));
 }
+
+/// A server whose public origin is `http://localhost:PORT`: browsers refuse an IP address as a
+/// WebAuthn relying party id, and `localhost` is a secure context over plain http.
+async fn on_localhost() -> RunningServer {
+    RunningServer::start_with(
+        |settings| settings.server.base_url = settings.server.base_url.replace("127.0.0.1", "localhost"),
+        Parts::default(),
+    )
+    .await
+}
+
+/// The passkeys the account page lists, as (name, last-used) pairs.
+const LISTED_PASSKEYS: &str = "return Array.from(document.querySelectorAll('[data-passkey-id]'))\
+    .map(row => row.querySelector('input').value)";
+
+/// Passkeys in Chromium with its virtual authenticator (CTAP2, internal transport, resident
+/// keys, user verification): after a link sign-in the account page offers and adds one; signed
+/// out, the sign-in page's autofill request (conditional mediation, which Chromium's virtual
+/// authenticator answers by itself) signs in with no email. Another profile, with an
+/// authenticator of its own, cannot use the first one's credential ("Sign in with a passkey"
+/// says no passkey was used); once the credential is synced to it, the button signs in. Renamed
+/// and deleted on the account page, the passkey then signs nobody in, and the email form stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_adds_a_passkey_signs_in_with_it_renames_and_deletes_it() {
+    let Some((browser, driver, _profile)) = chromium().await else { return };
+    let server = on_localhost().await;
+    let base = &server.base_url;
+    let address = "passkey@example.com";
+    let signed_in = format!("Signed in as {address}");
+    let authenticator = browser.add_virtual_authenticator().await.expect("a virtual authenticator");
+
+    request_a_link(&browser, base, address, "passkey").await;
+    let (link, _code) = newest_message(&server, address, 1).await;
+    browser.goto(&link).await.expect("link opened");
+    browser.wait_for_text("#status", &signed_in, WAIT).await.expect("signed in");
+    browser.goto(&format!("{base}/account")).await.expect("account page");
+    browser.wait_until("return !document.getElementById('passkeys').hidden", WAIT).await.expect("controls shown");
+    browser.wait_until("return !document.getElementById('passkey-offer').hidden", WAIT).await.expect("offered once");
+    browser.screenshot(&screenshots(), "passkey-1-offer").await.expect("screenshot");
+    browser.click(&browser.find("#add-passkey").await.expect("add button")).await.expect("clicked");
+    browser.wait_until(&format!("{LISTED_PASSKEYS}.length === 1"), WAIT).await.expect("one passkey listed");
+    let listed = browser.execute(LISTED_PASSKEYS, Vec::new()).await.expect("script");
+    assert_eq!(listed, serde_json::json!(["Chrome on Linux"]), "named after the browser and system");
+    let held = browser.virtual_credentials(&authenticator).await.expect("credentials");
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["isResidentCredential"], true, "a discoverable credential: no address needed");
+    browser.screenshot(&screenshots(), "passkey-2-added").await.expect("screenshot");
+
+    // Signed out, the sign-in page's autofill request signs in with the passkey: no email.
+    browser.goto(&format!("{base}/")).await.expect("home");
+    browser.click(&browser.find("#signout").await.expect("sign-out button")).await.expect("signed out");
+    browser.wait_for_text("#status", "You are not signed in.", WAIT).await.expect("signed out");
+    browser.goto(&format!("{base}/signin")).await.expect("sign-in page");
+    browser.wait_for_text("#status", &signed_in, WAIT).await.expect("signed in through autofill");
+    let sent = *server.mailbox.as_ref().expect("dev mailer").subscribe().borrow();
+    assert_eq!(sent, 1, "only the first link was emailed");
+    browser.screenshot(&screenshots(), "passkey-3-signed-in").await.expect("screenshot");
+
+    // A second profile, with an authenticator of its own, has no credential for this site.
+    let chromium_program = require(&xtask::tasks::CHROMIUM).expect("chromium");
+    let other_profile = tempfile::tempdir().expect("browser profile folder");
+    let other = driver.session(&chromium_program, other_profile.path()).await.expect("second browser");
+    let other_authenticator = other.add_virtual_authenticator().await.expect("its own authenticator");
+    other.goto(&format!("{base}/signin")).await.expect("sign-in page");
+    let autocomplete = other.execute("return document.getElementById('email').autocomplete", Vec::new()).await;
+    assert_eq!(autocomplete.expect("script"), "email webauthn", "passkeys offered in the address field's autofill");
+    other.wait_until("return !document.getElementById('passkey-sign-in').hidden", WAIT).await.expect("button");
+    other.click(&other.find("#passkey-button").await.expect("passkey button")).await.expect("clicked");
+    other.wait_until("return !document.getElementById('passkey-message').hidden", WAIT).await.expect("message");
+    let said = other.text(&other.find("#passkey-message").await.expect("message")).await.expect("text");
+    assert_eq!(said, "No passkey was used. You can try again, or get an email link.");
+    other.screenshot(&screenshots(), "passkey-4-other-profile").await.expect("screenshot");
+    // Synced to it (the same private key, and the counter as it is now: an older copy's counter
+    // would be refused as a clone's), the button signs in.
+    let synced = browser.virtual_credentials(&authenticator).await.expect("credentials");
+    other.add_virtual_credential(&other_authenticator, &synced[0]).await.expect("credential synced");
+    other.click(&other.find("#passkey-button").await.expect("passkey button")).await.expect("clicked");
+    other.wait_for_text("#status", &signed_in, WAIT).await.expect("signed in with the button");
+
+    // Renamed, then deleted, on the account page.
+    browser.goto(&format!("{base}/account")).await.expect("account page");
+    browser.wait_until("return !document.getElementById('passkeys').hidden", WAIT).await.expect("controls shown");
+    let no_offer = browser.execute("return document.getElementById('passkey-offer') === null", Vec::new()).await;
+    assert_eq!(no_offer.expect("script"), true, "no offer once the person has a passkey");
+    browser
+        .execute("document.querySelector('[data-passkey-id] input').value = 'Work laptop'", Vec::new())
+        .await
+        .expect("typed");
+    browser.click(&browser.find("[data-passkey-rename]").await.expect("rename")).await.expect("clicked");
+    browser.wait_until(&format!("{LISTED_PASSKEYS}[0] === 'Work laptop'"), WAIT).await.expect("renamed");
+    browser.click(&browser.find("[data-passkey-delete]").await.expect("delete")).await.expect("clicked");
+    browser.wait_until(&format!("{LISTED_PASSKEYS}.length === 0"), WAIT).await.expect("deleted");
+    browser.screenshot(&screenshots(), "passkey-5-deleted").await.expect("screenshot");
+    browser.quit().await.expect("browser closes");
+
+    // The second profile's authenticator still holds the key, but it signs nobody in now; the
+    // email form stays as it was.
+    other.goto(&format!("{base}/")).await.expect("home");
+    other.click(&other.find("#signout").await.expect("sign-out button")).await.expect("signed out");
+    other.wait_for_text("#status", "You are not signed in.", WAIT).await.expect("signed out");
+    other.goto(&format!("{base}/signin")).await.expect("sign-in page");
+    other.wait_until("return !document.getElementById('passkey-message').hidden", WAIT).await.expect("message");
+    let said = other.text(&other.find("#passkey-message").await.expect("message")).await.expect("text");
+    assert_eq!(said, "That passkey did not sign you in. Use the email link instead, or try again.");
+    other.type_into(&other.find("#email").await.expect("the email field"), address).await.expect("typed");
+    other.click(&other.find("#submit").await.expect("submit button")).await.expect("submitted");
+    other.wait_for_text("#sent-to", &format!("We sent a sign-in link to p***@example.com. It expires in 10 minutes."), WAIT)
+        .await
+        .expect("the link still works");
+    other.screenshot(&screenshots(), "passkey-6-deleted-refused").await.expect("screenshot");
+    other.quit().await.expect("second browser closes");
+}

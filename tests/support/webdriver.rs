@@ -263,6 +263,63 @@ impl Browser {
     ///
     /// # Errors
     /// Fails on a WebDriver error.
+    /// Adds a virtual authenticator (the WebDriver WebAuthn extension): CTAP2 over the
+    /// platform's "internal" transport, holding discoverable credentials, verifying the person
+    /// and consenting every time, as Touch ID or Windows Hello would. Returns its id.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error (a driver without the extension).
+    pub async fn add_virtual_authenticator(&self) -> anyhow::Result<String> {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "isUserConsenting": true,
+        });
+        let id = self.post("/webauthn/authenticator", options).await?;
+        Ok(id.as_str().context("the authenticator's id is a string")?.to_owned())
+    }
+
+    /// The credentials a virtual authenticator holds.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn virtual_credentials(&self, authenticator: &str) -> anyhow::Result<Vec<Value>> {
+        let credentials = self.get(&format!("/webauthn/authenticator/{authenticator}/credentials")).await?;
+        Ok(credentials.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Adds a credential (as [`Browser::virtual_credentials`] lists one, private key included)
+    /// to a virtual authenticator: a passkey synced from another device.
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
+    pub async fn add_virtual_credential(&self, authenticator: &str, credential: &Value) -> anyhow::Result<()> {
+        self.post(&format!("/webauthn/authenticator/{authenticator}/credential"), credential.clone()).await.map(drop)
+    }
+
+    /// Waits until `script` (a function body) returns `true` in the page, re-running it until
+    /// it does or `within` runs out; for conditions no element's text shows.
+    ///
+    /// # Errors
+    /// Fails with the last value seen when the condition never holds.
+    pub async fn wait_until(&self, script: &str, within: std::time::Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = Value::Null;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(value) = self.execute(script, Vec::new()).await {
+                if value == Value::Bool(true) {
+                    return Ok(());
+                }
+                seen = value;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("{script} never held; last returned {seen}")
+    }
+
     pub async fn quit(self) -> anyhow::Result<()> {
         call(&self.http, reqwest::Method::DELETE, &self.session, None).await?;
         self.open_sessions.lock().unwrap_or_else(PoisonError::into_inner).retain(|open| *open != self.path);
