@@ -603,8 +603,9 @@ async fn the_api_docs_page_draws_every_operation() {
 
     // csrf, providers, session; request a link, redeem it, sign out; list sessions, revoke one,
     // revoke the others; change the address, confirm it; sign in with a password, set one,
-    // confirm it is you.
-    assert_eq!(operations, 14);
+    // confirm it is you; list passkeys, begin adding one, add it, rename one, delete one, begin
+    // signing in with one, sign in with it.
+    assert_eq!(operations, 21);
     assert_eq!(drawn, operations, "Swagger UI drew every operation");
     let title = browser.execute("return document.querySelector('.info .title').textContent", Vec::new()).await;
     assert!(title.expect("script").as_str().is_some_and(|t| t.starts_with("magiclink")));
@@ -715,7 +716,8 @@ async fn a_person_adds_a_passkey_signs_in_with_it_renames_and_deletes_it() {
     assert_eq!(said, "That passkey did not sign you in. Use the email link instead, or try again.");
     other.type_into(&other.find("#email").await.expect("the email field"), address).await.expect("typed");
     other.click(&other.find("#submit").await.expect("submit button")).await.expect("submitted");
-    other.wait_for_text("#sent-to", &format!("We sent a sign-in link to p***@example.com. It expires in 10 minutes."), WAIT)
+    other
+        .wait_for_text("#sent-to", "We sent a sign-in link to p***@example.com. It expires in 10 minutes.", WAIT)
         .await
         .expect("the link still works");
     other.screenshot(&screenshots(), "passkey-6-deleted-refused").await.expect("screenshot");

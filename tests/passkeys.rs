@@ -13,8 +13,14 @@ use system_tests::authenticator::SoftAuthenticator;
 use system_tests::{cookie_header, keep_cookies, Reply, RunningServer, TestApp};
 use xtask::wiring::Parts;
 
-/// The origin pages are served from in these tests.
-const ORIGIN: &str = "http://127.0.0.1:3000";
+/// The origin pages are served from in these tests: a host name, since browsers refuse an IP
+/// address as a relying party id (and magiclink turns passkeys off for one).
+const ORIGIN: &str = "http://localhost:3000";
+
+/// Settings for a service at [`ORIGIN`].
+fn at_localhost(settings: &mut xtask::settings::Settings) {
+    settings.server.base_url = ORIGIN.to_owned();
+}
 
 /// The `type` of a problem document, without its URN prefix.
 fn problem(reply: &Reply) -> String {
@@ -108,7 +114,7 @@ async fn a_person_adds_a_passkey_after_a_link_and_signs_in_with_it_without_an_em
 
 #[tokio::test]
 async fn every_refusal_has_its_status_and_problem_type_and_signs_nobody_in() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(at_localhost).await;
     app.sign_in("ada@example.com", "/account").await;
     let mut ada = SoftAuthenticator::new(1, ORIGIN);
     ada.counter = 10;
@@ -121,21 +127,21 @@ async fn every_refusal_has_its_status_and_problem_type_and_signs_nobody_in() {
         reply
     };
     let again = register(&app, &mut SoftAuthenticator::new(1, ORIGIN)).await;
-    let mut wrong_origin = SoftAuthenticator::new(2, "http://127.0.0.1.evil.example");
+    let mut wrong_origin = SoftAuthenticator::new(2, "http://localhost.evil.example");
     let phished = register(&app, &mut wrong_origin).await;
     let finished_without_beginning = call(
         &app,
         Method::POST,
         "/api/auth/passkeys",
         Some(json!({ "credential": SoftAuthenticator::new(3, ORIGIN).register(&json!({
-            "challenge": "AAAA", "rp": { "id": "127.0.0.1" }, "user": { "id": "AAAA" }
+            "challenge": "AAAA", "rp": { "id": "localhost" }, "user": { "id": "AAAA" }
         })) })),
     )
     .await;
     app.swap_cookies(Default::default());
 
     // Signing in.
-    let no_ceremony = finish_sign_in(&app, ada.assert(&json!({ "challenge": "AAAA", "rpId": "127.0.0.1" }))).await;
+    let no_ceremony = finish_sign_in(&app, ada.assert(&json!({ "challenge": "AAAA", "rpId": "localhost" }))).await;
     let options = begin_sign_in(&app).await;
     let old_assertion = ada.assert(&options);
     let _ = begin_sign_in(&app).await; // a newer ceremony replaces this browser's cookie
@@ -215,7 +221,7 @@ async fn every_refusal_has_its_status_and_problem_type_and_signs_nobody_in() {
 
 #[tokio::test]
 async fn a_ceremony_begun_in_one_browser_cannot_be_finished_in_another() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(at_localhost).await;
     app.sign_in("ada@example.com", "/account").await;
     let mut key = SoftAuthenticator::new(1, ORIGIN);
     assert_eq!(register(&app, &mut key).await.status, StatusCode::CREATED);
@@ -252,7 +258,7 @@ async fn a_ceremony_begun_in_one_browser_cannot_be_finished_in_another() {
 
 #[tokio::test]
 async fn renaming_deleting_and_the_sudo_rule_touch_only_your_own_passkeys() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(at_localhost).await;
     app.sign_in("bob@example.com", "/account").await;
     let mut bobs = SoftAuthenticator::new(2, ORIGIN);
     let bob_key = register(&app, &mut bobs).await.json();
@@ -336,7 +342,14 @@ async fn sign_in_over_http(server: &RunningServer, authenticator: &mut SoftAuthe
 
 #[tokio::test]
 async fn failed_passkey_sign_ins_are_limited_per_client_and_never_hold_up_a_link() {
-    let server = RunningServer::start_with(|s| s.rate_limit.failed_redemptions_per_hour = 2, Parts::default()).await;
+    let server = RunningServer::start_with(
+        |s| {
+            s.rate_limit.failed_redemptions_per_hour = 2;
+            s.server.base_url = s.server.base_url.replace("127.0.0.1", "localhost");
+        },
+        Parts::default(),
+    )
+    .await;
     let mut stranger = SoftAuthenticator::new(7, &server.base_url);
     let first = sign_in_over_http(&server, &mut stranger).await;
     let second = sign_in_over_http(&server, &mut stranger).await;
@@ -356,7 +369,15 @@ async fn failed_passkey_sign_ins_are_limited_per_client_and_never_hold_up_a_link
 
 #[tokio::test]
 async fn with_passkeys_off_the_ceremonies_answer_404_and_the_pages_show_no_control() {
-    let app = TestApp::spawn_with(|settings| settings.passkey.enabled = false).await;
+    // On an IP address (browsers refuse one as a relying party id) they are off as well.
+    let on_an_ip_address = TestApp::spawn().await;
+    let providers_on_ip = on_an_ip_address.get_json("/api/auth/providers").await.json();
+    assert!(providers_on_ip.get("passkey").is_none(), "{providers_on_ip}");
+    let app = TestApp::spawn_with(|settings| {
+        at_localhost(settings);
+        settings.passkey.enabled = false;
+    })
+    .await;
     let providers = app.get_json("/api/auth/providers").await.json();
     let begun = call(&app, Method::POST, "/api/auth/signin/passkey", None).await;
     let page = app.get("/signin").await;
@@ -364,14 +385,15 @@ async fn with_passkeys_off_the_ceremonies_answer_404_and_the_pages_show_no_contr
 
     assert!(providers.get("passkey").is_none(), "{providers}");
     assert_eq!((begun.status, problem(&begun)), (StatusCode::NOT_FOUND, "passkeys-disabled".into()));
-    assert!(!page.body.contains("passkey"), "{}", page.body);
+    assert!(!page.body.contains("passkey-sign-in") && !page.body.contains("passkey.js"), "{}", page.body);
+    assert!(page.body.contains("autocomplete=\"email\""), "no passkey autofill either");
     assert!(!page.header("content-security-policy").contains("script-src"));
     assert_eq!(script.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn the_pages_load_the_script_from_this_site_only_and_offer_passkeys_in_autofill() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(at_localhost).await;
     let page = app.get("/signin").await;
     let script = app.get("/api/auth/passkey.js").await;
     let home = app.get("/").await;
@@ -388,6 +410,6 @@ async fn the_pages_load_the_script_from_this_site_only_and_offer_passkeys_in_aut
 }
 
 // The flow on each backend over its scratch database.
-system_tests::flows_on_every_backend!(|_| {};
+system_tests::flows_on_every_backend!(super::at_localhost;
     a_person_adds_a_passkey_after_a_link_and_signs_in_with_it_without_an_email,
 );

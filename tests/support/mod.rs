@@ -82,6 +82,8 @@ pub struct TestApp {
     handed_over: Mutex<adapters::handover::HandedOver>,
     /// Cookies the "browser" holds, by name.
     pub cookies: Mutex<BTreeMap<String, String>>,
+    /// The configured public base URL (`http://127.0.0.1:3000` unless a test set another).
+    pub base_url: String,
     _dir: tempfile::TempDir,
     /// The scratch server database, when the app runs on PostgreSQL or MariaDB; dropped last.
     _scratch: Option<crate::scratch::ScratchDatabase>,
@@ -181,6 +183,7 @@ impl TestApp {
             deliverer: service.deliverer,
             handed_over: Mutex::new(service.handed_over),
             cookies: Mutex::new(BTreeMap::new()),
+            base_url: settings.server.base_url.clone(),
             _dir: dir,
             _scratch: None,
         }
@@ -378,7 +381,8 @@ impl TestApp {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let link = reply.json()[0]["link"].as_str().expect("a message with a link").to_owned();
         let url = url::Url::parse(&link).expect("the link is an absolute URL");
-        assert_eq!(url.host_str(), Some("127.0.0.1"), "links point at the configured base URL");
+        let configured = url::Url::parse(&self.base_url).expect("the base URL is a URL");
+        assert_eq!(url.host_str(), configured.host_str(), "links point at the configured base URL");
         format!("{}?{}", url.path(), url.query().unwrap_or_default())
     }
 

@@ -259,10 +259,6 @@ impl Browser {
         Ok(path)
     }
 
-    /// Ends the session (closes the browser).
-    ///
-    /// # Errors
-    /// Fails on a WebDriver error.
     /// Adds a virtual authenticator (the WebDriver WebAuthn extension): CTAP2 over the
     /// platform's "internal" transport, holding discoverable credentials, verifying the person
     /// and consenting every time, as Touch ID or Windows Hello would. Returns its id.
@@ -320,6 +316,10 @@ impl Browser {
         anyhow::bail!("{script} never held; last returned {seen}")
     }
 
+    /// Ends the session (closes the browser).
+    ///
+    /// # Errors
+    /// Fails on a WebDriver error.
     pub async fn quit(self) -> anyhow::Result<()> {
         call(&self.http, reqwest::Method::DELETE, &self.session, None).await?;
         self.open_sessions.lock().unwrap_or_else(PoisonError::into_inner).retain(|open| *open != self.path);

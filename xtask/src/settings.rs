@@ -1026,7 +1026,8 @@ impl Settings {
             let rp_id = self.passkey.effective_rp_id(base_url);
             // A parent domain, never a bare top-level one ("com"), which browsers refuse anyway.
             let parent = host.ends_with(&format!(".{rp_id}")) && rp_id.contains('.');
-            if !(host == rp_id || parent) || rp_id.is_empty() {
+            let named = !self.passkey.rp_id.is_empty();
+            if (named && rp_id.parse::<std::net::IpAddr>().is_ok()) || !(host == rp_id || parent) || rp_id.is_empty() {
                 problems.push(format!(
                     "passkey.rp_id = {:?} must be server.base_url's host ({host:?}) or a parent domain of it",
                     self.passkey.rp_id

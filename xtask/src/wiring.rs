@@ -249,6 +249,15 @@ fn passkeys(
     if !passkey.enabled {
         return Ok(None);
     }
+    // Browsers refuse an IP address as a relying party id: the controls would only fail.
+    if passkey.rp_id.is_empty() && matches!(base_url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) {
+        tracing::warn!(
+            base_url = %base_url,
+            "passkeys are off: browsers accept them only for a host name, and server.base_url's host is an IP \
+             address (in development use http://localhost:PORT)"
+        );
+        return Ok(None);
+    }
     let verification = match passkey.user_verification {
         crate::settings::UserVerificationSetting::Preferred => adapters::webauthn::UserVerification::Preferred,
         crate::settings::UserVerificationSetting::Required => adapters::webauthn::UserVerification::Required,
