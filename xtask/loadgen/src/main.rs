@@ -5,6 +5,8 @@
 //! database, [`baseline`]), and drives both over loopback with closed-loop HTTP/1.1 clients
 //! written here: session checks and baseline reads at 64 connections, whole sign-ins (CSRF
 //! token, sign-in POST, link from the mailbox, link opened, session read) at 1 and 16 clients,
+//! a returning person's passkey sign-in (CSRF token, options, assertion, session read: no
+//! email) at 1 client, compared with the link sign-in at 1 client,
 //! and session checks again while 16 clients guess passwords as fast as they are answered (each
 //! guess an argon2id verification), to show hashing never starves the other endpoints.
 //! Every answer is checked. It prints requests per second, latency percentiles per step, the
@@ -13,6 +15,10 @@
 //! Built in release mode by `cargo xtask bench`; a test runs `--quick` on the debug build so the
 //! harness cannot rot.
 
+// The software WebAuthn authenticator the system tests use, shared as one file: the passkey
+// phase signs in with it as a returning person would with a phone.
+#[path = "../../../tests/support/authenticator.rs"]
+mod authenticator;
 mod baseline;
 mod http;
 mod process;
@@ -124,6 +130,8 @@ const DUE_PER_CONNECTION: u64 = 400;
 const EXTENDING_ONE_IN: usize = 10;
 /// The extension phase's name in the report (one in `EXTENDING_ONE_IN`).
 const EXTENDING_PHASE: &str = "session check, 1 in 10 extends";
+/// The phase of returning people signing in with a passkey, one client.
+const PASSKEY_PHASE: &str = "passkey sign-in, 1 client";
 /// Hours the sessions due for extension stay valid: 28 days, two days short of `max_age`, so
 /// more than `update_age` (a day) has passed since they were last set.
 const DUE_VALID_HOURS: &str = "672";
@@ -219,7 +227,8 @@ struct Phase {
     server_cores: f64,
     /// Cores the load generator itself used: the machine is shared.
     driver_cores: f64,
-    /// The 99th percentile of a request or a flow, in ms, once reported.
+    /// The median and 99th percentile of a request or a flow, in ms, once reported.
+    p50: f64,
     p99: f64,
 }
 
@@ -246,7 +255,7 @@ where
     let (recorded, elapsed) = closed_loop(clients, duration, client).await?;
     let server_cores = (server.cpu_time() - cpu_before).as_secs_f64() / elapsed.as_secs_f64();
     let driver_cores = (process::own_cpu_time() - driver_before).as_secs_f64() / elapsed.as_secs_f64();
-    Ok(Phase { name, clients, recorded, elapsed, server_cores, driver_cores, p99: 0.0 })
+    Ok(Phase { name, clients, recorded, elapsed, server_cores, driver_cores, p50: 0.0, p99: 0.0 })
 }
 
 /// The session-check requests for seeded sessions `numbers`: the cookie for the service, and
@@ -337,13 +346,20 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
     let due = (DUE_PER_CONNECTION * READERS as u64).to_string();
     let due_seed = ["seed", "--users", &seeded, "--sessions", &due, "--valid-hours", DUE_VALID_HOURS];
     process::run(magiclink(args, url, &due_seed), log)?;
-    let service = Server::start(magiclink(args, url, &["serve", "--bind", "127.0.0.1:0"]), log)?;
+    // A port chosen first, so the base URL can name it with a host name: browsers (and so
+    // magiclink) take passkeys only for one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let origin = format!("http://localhost:{port}");
+    let mut serve = magiclink(args, url, &["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    serve.env("MAGICLINK_SERVER__BASE_URL", &origin);
+    let service = Server::start(serve, log)?;
     let idle_rss = service.rss_mib();
     let mut baseline_command = Command::new(std::env::current_exe()?);
     baseline_command.args(["baseline", "--database-url", url, "--connections", &POOL.to_string()]);
     let base = Server::start(baseline_command, log)?;
     let routes = Routes {
         server: service.address,
+        origin,
         auth_base: "/api/auth".to_owned(),
         session_cookie: "magiclink.session-token".to_owned(),
     };
@@ -396,12 +412,20 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
         elapsed,
         server_cores: 0.0,
         driver_cores: 0.0,
+        p50: 0.0,
         p99: 0.0,
     });
     let one = routes.clone();
     phases.push(
         phase("sign-in, 1 client", &service, 1, duration, move |i, deadline| {
             workload::sign_ins(one.clone(), i, deadline)
+        })
+        .await?,
+    );
+    let returning = routes.clone();
+    phases.push(
+        phase(PASSKEY_PHASE, &service, 1, duration, move |i, deadline| {
+            workload::passkey_sign_ins(returning.clone(), i, deadline)
         })
         .await?,
     );
@@ -449,6 +473,7 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
         let per_second = phase.per_second();
         let p50 = phase.recorded.percentile(step, 50.0).unwrap_or_default();
         let p99 = phase.recorded.percentile(step, 99.0).unwrap_or_default();
+        phase.p50 = p50;
         phase.p99 = p99;
         println!(
             "{:<30} {:>7} {:>10} {:>9.2} {:>9.2} {:>7.2} cores {:>6.2} cores",
@@ -512,6 +537,13 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
         println!(
             "session check at 1M sessions / at 1k: {:.2} (target >= 0.90)",
             large.per_second() / small.per_second()
+        );
+    }
+    if let (Some(passkey), Some(link)) = (find(PASSKEY_PHASE), find("sign-in, 1 client")) {
+        println!(
+            "passkey sign-in / link sign-in at 1 client: {:.2} x the flows per second; p50 {:.2} x",
+            passkey.per_second() / link.per_second(),
+            passkey.p50 / link.p50
         );
     }
     if let Some(flows) = find("sign-in, 16 clients") {

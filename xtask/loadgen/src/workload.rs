@@ -135,6 +135,9 @@ pub async fn reads(server: SocketAddr, requests: Vec<Read>, deadline: Instant) -
 pub struct Routes {
     /// The service's address.
     pub server: SocketAddr,
+    /// Its public origin (`http://localhost:PORT`: passkeys need a host name), which the
+    /// same-origin check of every state change compares `Origin` with.
+    pub origin: String,
     /// `/api/auth` by default.
     pub auth_base: String,
     /// The session cookie's name.
@@ -153,7 +156,7 @@ pub async fn sign_ins(routes: Routes, client: usize, deadline: Instant) -> anyho
         let address = format!("c{client}-{flow}@bench.example.com");
         let started = Instant::now();
         match sign_in(&routes, &mut connection, &address, &mut recorded).await {
-            Ok(()) => {
+            Ok(_) => {
                 recorded.record("flow", started.elapsed());
                 recorded.completed += 1;
             }
@@ -172,14 +175,15 @@ static NEXT_FLOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// How long a sign-in waits for its link before the flow counts as failed.
 const LINK_PATIENCE: Duration = Duration::from_secs(10);
 
+/// A whole link sign-in of `address` in a new browser; returns that browser's cookies.
 async fn sign_in(
     routes: &Routes,
     connection: &mut Connection,
     address: &str,
     recorded: &mut Recorded,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<CookieJar> {
     let base = &routes.auth_base;
-    let origin = format!("http://{}", routes.server);
+    let origin = routes.origin.clone();
     let mut jar = CookieJar::default();
     let json = ("accept", "application/json");
 
@@ -252,6 +256,111 @@ async fn sign_in(
         answer.text()
     );
     recorded.record("5 session", step.elapsed());
+    Ok(jar)
+}
+
+/// A CSRF token for the browser whose cookies are `jar` (setting its cookie when it has none).
+async fn csrf_token(routes: &Routes, connection: &mut Connection, jar: &mut CookieJar) -> anyhow::Result<String> {
+    let cookies = jar.header();
+    let headers = [("accept", "application/json"), ("cookie", cookies.as_str())];
+    let answer = connection.send(Method::GET, &format!("{}/csrf", routes.auth_base), &headers, None).await?;
+    anyhow::ensure!(answer.status == 200, "csrf: {} {}", answer.status, answer.text());
+    jar.absorb(&answer.headers);
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).context("csrf: not JSON")?;
+    Ok(body["csrfToken"].as_str().context("csrf: no csrfToken")?.to_owned())
+}
+
+/// A JSON POST of a passkey ceremony, as the pages' script sends it; returns the JSON answer.
+async fn ceremony_post(
+    routes: &Routes,
+    connection: &mut Connection,
+    jar: &mut CookieJar,
+    csrf: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    expected: u16,
+) -> anyhow::Result<serde_json::Value> {
+    let cookies = jar.header();
+    let headers = [
+        ("accept", "application/json"),
+        ("content-type", "application/json"),
+        ("origin", routes.origin.as_str()),
+        ("x-csrf-token", csrf),
+        ("cookie", cookies.as_str()),
+    ];
+    let path = format!("{}{path}", routes.auth_base);
+    let answer = connection.send(Method::POST, &path, &headers, body.map(|body| body.to_string())).await?;
+    anyhow::ensure!(answer.status == expected, "POST {path}: {} {}", answer.status, answer.text());
+    jar.absorb(&answer.headers);
+    serde_json::from_slice(&answer.body).with_context(|| format!("POST {path}: not JSON"))
+}
+
+/// One simulated person coming back with a passkey until `deadline`: signed in once by link,
+/// they add a passkey (the software authenticator of the system tests), then sign in again and
+/// again in a new browser each time: CSRF token, sign-in options, the authenticator's
+/// assertion posted, the session read. No email.
+pub async fn passkey_sign_ins(routes: Routes, client: usize, deadline: Instant) -> anyhow::Result<Recorded> {
+    let mut recorded = Recorded::default();
+    let mut connection = Connection::open(routes.server).await?;
+    let address = format!("passkey-{client}@bench.example.com");
+    let mut setup = Recorded::default();
+    let mut jar = sign_in(&routes, &mut connection, &address, &mut setup).await.context("the first link sign-in")?;
+    let csrf = csrf_token(&routes, &mut connection, &mut jar).await?;
+    let mut authenticator = crate::authenticator::SoftAuthenticator::new(client as u8 + 1, &routes.origin);
+    authenticator.counter = 1;
+    let options = ceremony_post(&routes, &mut connection, &mut jar, &csrf, "/passkeys/registration", None, 200).await?;
+    let credential = serde_json::json!({ "credential": authenticator.register(&options) });
+    ceremony_post(&routes, &mut connection, &mut jar, &csrf, "/passkeys", Some(credential), 201).await?;
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        match passkey_sign_in(&routes, &mut connection, &address, &mut authenticator, &mut recorded).await {
+            Ok(()) => {
+                recorded.record("flow", started.elapsed());
+                recorded.completed += 1;
+            }
+            Err(error) => {
+                recorded.fail(&error.context(format!("signing in {address} with a passkey")));
+                connection = Connection::open(routes.server).await?;
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+async fn passkey_sign_in(
+    routes: &Routes,
+    connection: &mut Connection,
+    address: &str,
+    authenticator: &mut crate::authenticator::SoftAuthenticator,
+    recorded: &mut Recorded,
+) -> anyhow::Result<()> {
+    let mut jar = CookieJar::default();
+    let step = Instant::now();
+    let csrf = csrf_token(routes, connection, &mut jar).await?;
+    recorded.record("1 csrf", step.elapsed());
+
+    let step = Instant::now();
+    let options = ceremony_post(routes, connection, &mut jar, &csrf, "/signin/passkey", None, 200).await?;
+    recorded.record("2 sign-in options", step.elapsed());
+
+    let step = Instant::now();
+    let assertion = serde_json::json!({ "credential": authenticator.assert(&options), "callbackUrl": "/" });
+    let answer = ceremony_post(routes, connection, &mut jar, &csrf, "/callback/passkey", Some(assertion), 200).await?;
+    anyhow::ensure!(answer["url"].is_string(), "callback: {answer}");
+    anyhow::ensure!(jar.has(&routes.session_cookie), "callback: no session cookie");
+    recorded.record("3 assertion", step.elapsed());
+
+    let step = Instant::now();
+    let cookies = jar.header();
+    let headers = [("accept", "application/json"), ("cookie", cookies.as_str())];
+    let answer = connection.send(Method::GET, &format!("{}/session", routes.auth_base), &headers, None).await?;
+    anyhow::ensure!(
+        answer.status == 200 && answer.text().contains(&format!("\"email\":\"{address}\"")),
+        "session: {} {}",
+        answer.status,
+        answer.text()
+    );
+    recorded.record("4 session", step.elapsed());
     Ok(())
 }
 
@@ -262,7 +371,7 @@ pub async fn password_guesses(routes: Routes, client: usize, deadline: Instant) 
     let mut recorded = Recorded::default();
     let mut connection = Connection::open(routes.server).await?;
     let base = &routes.auth_base;
-    let origin = format!("http://{}", routes.server);
+    let origin = routes.origin.clone();
     let json = ("accept", "application/json");
     let mut jar = CookieJar::default();
     let answer = connection.send(Method::GET, &format!("{base}/csrf"), &[json], None).await?;

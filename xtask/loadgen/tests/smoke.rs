@@ -37,10 +37,13 @@ fn the_quick_benchmark_runs_every_phase_and_every_answer_passes_its_check() {
         "sign-in, 1 client",
         "sign-in, 16 clients",
         "5 session",
+        "passkey sign-in, 1 client",
+        "3 assertion",
     ] {
         assert!(stdout.contains(phase), "no {phase:?} in:\n{stdout}");
     }
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(stdout.contains("session check / baseline read:"), "{stdout}");
     assert!(stdout.contains("session check during a password burst / without:"), "{stdout}");
+    assert!(stdout.contains("passkey sign-in / link sign-in at 1 client:"), "{stdout}");
 }
