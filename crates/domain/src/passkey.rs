@@ -215,8 +215,8 @@ impl fmt::Debug for UserHandle {
     }
 }
 
-/// Bytes of entropy in a ceremony token (256 bits).
-pub const CEREMONY_TOKEN_BYTES: usize = 32;
+/// Bytes of entropy in a ceremony token (256 bits), as in a session token.
+pub const CEREMONY_TOKEN_BYTES: usize = crate::session::TOKEN_BYTES;
 
 /// The token of one passkey ceremony (adding a passkey, or signing in with one), carried only
 /// in a short-lived cookie of the browser that began it. The ceremony's state is stored under
@@ -244,11 +244,7 @@ impl CeremonyToken {
     /// # Errors
     /// [`MalformedToken`] unless the value is the URL-safe base64 of 32 bytes.
     pub fn parse(encoded: &str) -> Result<Self, MalformedToken> {
-        if encoded.len() != 43 {
-            return Err(MalformedToken);
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MalformedToken)?;
-        bytes.try_into().map(Self).map_err(|_| MalformedToken)
+        crate::session::decode_cookie_token(encoded).map(Self)
     }
 
     /// The cookie value.

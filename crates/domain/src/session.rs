@@ -32,11 +32,7 @@ impl SessionToken {
     /// # Errors
     /// [`MalformedToken`] unless the value is the URL-safe base64 of 32 bytes.
     pub fn parse(encoded: &str) -> Result<Self, MalformedToken> {
-        if encoded.len() != 43 {
-            return Err(MalformedToken);
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MalformedToken)?;
-        bytes.try_into().map(Self).map_err(|_| MalformedToken)
+        decode_cookie_token(encoded).map(Self)
     }
 
     /// The cookie value.
@@ -48,6 +44,19 @@ impl SessionToken {
     pub fn hash(&self) -> SessionTokenHash {
         SessionTokenHash::computed(Sha256::digest(self.0).into())
     }
+}
+
+/// Reads a 32-byte token from a cookie value: its URL-safe base64, unpadded (43 characters).
+/// Shared by every token a cookie carries (the session's, a passkey ceremony's).
+///
+/// # Errors
+/// [`MalformedToken`] for anything else.
+pub(crate) fn decode_cookie_token(encoded: &str) -> Result<[u8; TOKEN_BYTES], MalformedToken> {
+    if encoded.len() != 43 {
+        return Err(MalformedToken);
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| MalformedToken)?;
+    bytes.try_into().map_err(|_| MalformedToken)
 }
 
 impl fmt::Debug for SessionToken {

@@ -876,24 +876,32 @@ impl AuthApi {
         Ok(ConfirmationSentBody { expires_in_minutes: queued.expires_in_minutes })
     }
 
-    /// The session making this request, or a 401 problem.
     async fn signed_in<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
-        match auth::current_session(req, &self.state).await {
-            Ok(Some(active)) => Ok(active),
-            Ok(None) => Err(self.problem(req, WebError::SignedOut)),
-            Err(error) => Err(self.problem(req, error)),
-        }
+        signed_in(req, &self.state).await
     }
 
-    /// The session making a state-changing request, once its CSRF token and origin check out
-    /// (checked first: a forged request learns nothing, not even whether anyone is signed in).
     async fn signed_in_to_change<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
-        auth::check_csrf(req, &self.state, None).map_err(|e| self.problem(req, e))?;
-        self.signed_in(req).await
+        signed_in_to_change(req, &self.state).await
     }
 
     /// Routes a failure through the one mapping, as a problem document.
     fn problem<S>(&self, req: &Request, error: WebError) -> Problem<S> {
         Problem::new(req, &self.state, error)
     }
+}
+
+/// The session making this request, or a 401 problem: every JSON operation that needs one.
+pub(crate) async fn signed_in<S>(req: &Request, state: &AppState) -> Result<ActiveSession, Problem<S>> {
+    match auth::current_session(req, state).await {
+        Ok(Some(active)) => Ok(active),
+        Ok(None) => Err(Problem::new(req, state, WebError::SignedOut)),
+        Err(error) => Err(Problem::new(req, state, error)),
+    }
+}
+
+/// The session making a state-changing request, once its CSRF token and origin check out
+/// (checked first: a forged request learns nothing, not even whether anyone is signed in).
+pub(crate) async fn signed_in_to_change<S>(req: &Request, state: &AppState) -> Result<ActiveSession, Problem<S>> {
+    auth::check_csrf(req, state, None).map_err(|e| Problem::new(req, state, e))?;
+    signed_in(req, state).await
 }

@@ -401,19 +401,12 @@ impl PasskeyApi {
         CeremonyToken::parse(&value).ok()
     }
 
-    /// The session making this request, or a 401 problem.
     async fn signed_in<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
-        match auth::current_session(req, &self.state).await {
-            Ok(Some(active)) => Ok(active),
-            Ok(None) => Err(self.problem(req, WebError::SignedOut)),
-            Err(error) => Err(self.problem(req, error)),
-        }
+        crate::api::signed_in(req, &self.state).await
     }
 
-    /// The session making a state-changing request, once its CSRF token and origin check out.
     async fn signed_in_to_change<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
-        auth::check_csrf(req, &self.state, None).map_err(|e| self.problem(req, e))?;
-        self.signed_in(req).await
+        crate::api::signed_in_to_change(req, &self.state).await
     }
 
     /// Routes a failure through the one mapping, as a problem document.

@@ -497,8 +497,10 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
                 let p99 = phase.recorded.percentile(name, 99.0).unwrap_or_default();
                 println!("  {name:<28} {:>7} {:>10} {p50:>9.3} {p99:>9.3}", "", "");
             }
-            let first = phase.recorded.link_at_first_poll as f64 / phase.recorded.completed.max(1) as f64;
-            println!("  link in the mailbox at the first look: {:.1}% of sign-ins", first * 100.0);
+            if phase.recorded.steps.contains_key("link wait") {
+                let first = phase.recorded.link_at_first_poll as f64 / phase.recorded.completed.max(1) as f64;
+                println!("  link in the mailbox at the first look: {:.1}% of sign-ins", first * 100.0);
+            }
         }
         if phase.recorded.failures > 0 {
             healthy = false;
