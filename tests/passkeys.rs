@@ -340,6 +340,28 @@ async fn sign_in_over_http(server: &RunningServer, authenticator: &mut SoftAuthe
     (status, kind, retry_after)
 }
 
+/// A passkey belongs to the person, not their address: after the sign-in address changes, the
+/// same passkey signs them in under the new one.
+#[tokio::test]
+async fn a_passkey_keeps_working_after_the_sign_in_address_changes() {
+    let app = TestApp::spawn_with(at_localhost).await;
+    app.sign_in("old@example.com", "/account").await;
+    let mut key = SoftAuthenticator::new(4, ORIGIN);
+    assert_eq!(register(&app, &mut key).await.status, StatusCode::CREATED);
+    let asked = call(&app, Method::POST, "/api/auth/email", Some(json!({ "email": "new@example.com" }))).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    let link = app.latest_link("new@example.com").await;
+    let token = link.split("token=").nth(1).expect("a token").to_owned();
+    let confirmed = call(&app, Method::POST, "/api/auth/email/confirm", Some(json!({ "token": token }))).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    app.swap_cookies(Default::default());
+
+    let signed_in = sign_in_with(&app, &mut key).await;
+
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert_eq!(signed_in_email(&app).await, "new@example.com");
+}
+
 #[tokio::test]
 async fn failed_passkey_sign_ins_are_limited_per_client_and_never_hold_up_a_link() {
     let server = RunningServer::start_with(

@@ -29,10 +29,10 @@ pub use id::{MalformedId, OutboxId, SessionId, UserId};
 pub use link::{LinkPolicy, LinkToken, LinkTokenHash, MalformedToken};
 pub use passkey::{
     CeremonyHash, CeremonyToken, CredentialId, InvalidPasskeyName, MalformedCredentialId, Passkey, PasskeyId,
-    PasskeyName, SignInMethod, UserHandle,
+    PasskeyName, UserHandle,
 };
 pub use password::{Password, PasswordHash, PasswordRefusal, PasswordRules};
 pub use rate_limit::Quota;
 pub use secret::{SecretRing, SecretText, ServerSecret};
-pub use session::{Session, SessionPolicy, SessionSummary, SessionToken, SessionTokenHash};
+pub use session::{Session, SessionPolicy, SessionSummary, SessionToken, SessionTokenHash, SignInMethod};
 pub use user::{DisplayName, InvalidDisplayName, User};

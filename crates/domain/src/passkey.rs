@@ -23,37 +23,6 @@ pub enum PasskeyKind {}
 /// sign-in check need).
 pub type PasskeyId = Id<PasskeyKind>;
 
-/// How a person proved who they are when a session began: what an ID token's `amr` will say,
-/// and what the account page shows beside each session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SignInMethod {
-    /// A magic link opened.
-    Link,
-    /// The short code sent with a link, typed on another device.
-    Code,
-    /// An address and password.
-    Password,
-    /// A passkey (WebAuthn assertion).
-    Passkey,
-}
-
-impl SignInMethod {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Link => "link",
-            Self::Code => "code",
-            Self::Password => "password",
-            Self::Passkey => "passkey",
-        }
-    }
-
-    /// The method a stored name names; `None` for one this version does not know.
-    pub fn parse(stored: &str) -> Option<Self> {
-        [Self::Link, Self::Code, Self::Password, Self::Passkey].into_iter().find(|method| method.as_str() == stored)
-    }
-}
-
 /// The longest passkey name kept, in characters.
 pub const MAX_PASSKEY_NAME: usize = 64;
 
@@ -267,14 +236,6 @@ impl fmt::Debug for CeremonyToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sign_in_methods_round_trip_through_their_stored_names() {
-        for method in [SignInMethod::Link, SignInMethod::Code, SignInMethod::Password, SignInMethod::Passkey] {
-            assert_eq!(SignInMethod::parse(method.as_str()), Some(method));
-        }
-        assert_eq!(SignInMethod::parse("sms"), None);
-    }
 
     #[test]
     fn a_passkey_name_is_trimmed_and_never_blank_overlong_or_controlled() {

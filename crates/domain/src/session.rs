@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 
 use crate::id::SessionId;
 use crate::link::MalformedToken;
-use crate::passkey::SignInMethod;
 use crate::user::UserId;
 
 /// Bytes of entropy in a session token (256 bits).
@@ -99,6 +98,37 @@ pub struct SessionSummary {
     pub method: SignInMethod,
 }
 
+/// How a person proved who they are when a session began: what an ID token's `amr` will say,
+/// and what the account page shows beside each session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignInMethod {
+    /// A magic link opened.
+    Link,
+    /// The short code sent with a link, typed on another device.
+    Code,
+    /// An address and password.
+    Password,
+    /// A passkey (WebAuthn assertion).
+    Passkey,
+}
+
+impl SignInMethod {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Link => "link",
+            Self::Code => "code",
+            Self::Password => "password",
+            Self::Passkey => "passkey",
+        }
+    }
+
+    /// The method a stored name names; `None` for one this version does not know.
+    pub fn parse(stored: &str) -> Option<Self> {
+        [Self::Link, Self::Code, Self::Password, Self::Passkey].into_iter().find(|method| method.as_str() == stored)
+    }
+}
+
 /// How long sessions live and how often their expiry slides forward, up to an absolute end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionPolicy {
@@ -185,6 +215,19 @@ impl SessionPolicy {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sign_in_methods_round_trip_through_their_stored_names() {
+        for method in [
+            super::SignInMethod::Link,
+            super::SignInMethod::Code,
+            super::SignInMethod::Password,
+            super::SignInMethod::Passkey,
+        ] {
+            assert_eq!(super::SignInMethod::parse(method.as_str()), Some(method));
+        }
+        assert_eq!(super::SignInMethod::parse("sms"), None);
+    }
+
     use chrono::{TimeDelta, TimeZone, Utc};
 
     use super::{SessionPolicy, SessionToken};
