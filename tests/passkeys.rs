@@ -323,6 +323,9 @@ async fn sign_in_over_http(server: &RunningServer, authenticator: &mut SoftAuthe
         .await
         .expect("options");
     keep_cookies(&mut jar, options.headers());
+    if options.status() != reqwest::StatusCode::OK {
+        return read_problem(options).await;
+    }
     let options = options.json::<Value>().await.expect("JSON");
     let answer = http
         .post(format!("{base}/api/auth/callback/passkey"))
@@ -333,9 +336,14 @@ async fn sign_in_over_http(server: &RunningServer, authenticator: &mut SoftAuthe
         .send()
         .await
         .expect("answer");
+    read_problem(answer).await
+}
+
+/// An answer's status, problem type (none on success) and `Retry-After`.
+async fn read_problem(answer: reqwest::Response) -> (u16, String, String) {
     let status = answer.status().as_u16();
     let retry_after = answer.headers().get("retry-after").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let body = answer.json::<Value>().await.expect("a problem");
+    let body = answer.json::<Value>().await.expect("JSON");
     let kind = body["type"].as_str().unwrap_or_default().trim_start_matches("urn:magiclink:problem:").to_owned();
     (status, kind, retry_after)
 }
@@ -387,6 +395,26 @@ async fn failed_passkey_sign_ins_are_limited_per_client_and_never_hold_up_a_link
     );
     assert!(!third.2.is_empty(), "with Retry-After");
     assert!(!session.is_empty(), "a link still signs in from the same client");
+}
+
+#[tokio::test]
+async fn a_client_may_begin_only_so_many_passkey_sign_ins_an_hour() {
+    let server = RunningServer::start_with(
+        |s| {
+            s.passkey.sign_ins_per_client_per_hour = 2;
+            s.server.base_url = s.server.base_url.replace("127.0.0.1", "localhost");
+        },
+        Parts::default(),
+    )
+    .await;
+    let mut key = SoftAuthenticator::new(8, &server.base_url);
+    let first = sign_in_over_http(&server, &mut key).await;
+    let second = sign_in_over_http(&server, &mut key).await;
+    let third = sign_in_over_http(&server, &mut key).await;
+
+    assert_eq!((first.0, second.0), (401, 401), "begun, then refused as unknown");
+    assert_eq!((third.0, third.1.as_str()), (429, "rate-limited-passkey-ceremonies"), "the third is not even begun");
+    assert!(!third.2.is_empty(), "with Retry-After");
 }
 
 #[tokio::test]

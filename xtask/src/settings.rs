@@ -357,11 +357,18 @@ pub struct PasskeySettings {
     /// `preferred` (a touch suffices where the authenticator cannot verify the person) or
     /// `required` (PIN or biometric every time).
     pub user_verification: UserVerificationSetting,
+    /// Passkey sign-ins one client may begin per hour; 0 is off.
+    pub sign_ins_per_client_per_hour: u32,
 }
 
 impl Default for PasskeySettings {
     fn default() -> Self {
-        Self { enabled: true, rp_id: String::new(), user_verification: UserVerificationSetting::Preferred }
+        Self {
+            enabled: true,
+            rp_id: String::new(),
+            user_verification: UserVerificationSetting::Preferred,
+            sign_ins_per_client_per_hour: 300,
+        }
     }
 }
 

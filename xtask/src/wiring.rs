@@ -280,6 +280,7 @@ fn passkeys(
                 settings.rate_limit.failed_redemptions_per_hour,
                 TimeDelta::hours(1),
             ),
+            sign_in_ceremonies_per_client: Quota::per(passkey.sign_ins_per_client_per_hour, TimeDelta::hours(1)),
             secret: secret.clone(),
         },
     ))))

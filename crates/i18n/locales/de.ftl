@@ -330,6 +330,7 @@ passkey-added = Hinzugefügt
 passkey-last-used = zuletzt verwendet
 passkey-never-used = nie
 passkey-synced = synchronisiert
+limit-passkey-ceremonies = Aus Ihrem Netzwerk wurden zu viele Passkey-Anmeldungen begonnen.
 limit-failed-passkeys = Zu viele fehlgeschlagene Passkey-Anmeldungen von hier.
 problem-passkeys-disabled-title = Passkeys sind nicht aktiviert
 problem-passkeys-disabled-detail = Dieser Dienst meldet Personen nicht mit Passkeys an.

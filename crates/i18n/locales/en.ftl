@@ -331,6 +331,7 @@ passkey-added = Added
 passkey-last-used = last used
 passkey-never-used = never
 passkey-synced = synced
+limit-passkey-ceremonies = Too many passkey sign-ins were started from your network.
 limit-failed-passkeys = Too many failed passkey sign-ins from here.
 problem-passkeys-disabled-title = Passkeys are not enabled
 problem-passkeys-disabled-detail = This service does not sign people in with passkeys.

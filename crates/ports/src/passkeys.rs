@@ -40,6 +40,9 @@ pub struct PasskeySettings {
     pub ceremony_lifetime: TimeDelta,
     /// Failed passkey sign-ins from one client; `None` turns the limit off.
     pub failed_sign_ins_per_client: Option<Quota>,
+    /// Sign-in ceremonies one client may begin (each stores a row until it is finished or
+    /// purged: the one write anyone can cause without signing in); `None` turns it off.
+    pub sign_in_ceremonies_per_client: Option<Quota>,
     /// Keys the names of the rate-limit counters.
     pub secret: ServerSecret,
 }
@@ -72,6 +75,12 @@ pub enum BeginCeremonyError {
     /// Adding a passkey needs a recent sign-in.
     #[error("confirm it is you first")]
     ReauthenticationRequired,
+    /// This client began too many sign-in ceremonies; nothing was stored.
+    #[error("too many passkey sign-ins begun")]
+    RateLimited {
+        /// How long until it may begin another.
+        retry_after: TimeDelta,
+    },
     /// Storage or randomness failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -266,11 +275,19 @@ impl Passkeys {
         Ok(())
     }
 
-    /// Begins a sign-in with a passkey (no address asked).
+    /// Begins a sign-in with a passkey (no address asked) for `client`.
     ///
     /// # Errors
-    /// Only when storage or randomness fails.
-    pub async fn begin_sign_in(&self) -> Result<Ceremony, BeginCeremonyError> {
+    /// [`BeginCeremonyError::RateLimited`] when the client began too many; otherwise only when
+    /// storage or randomness fails.
+    pub async fn begin_sign_in(&self, client: Option<IpAddr>) -> Result<Ceremony, BeginCeremonyError> {
+        let settings = &self.settings;
+        if let (Some(quota), Some(client)) = (settings.sign_in_ceremonies_per_client, client) {
+            let bucket = Bucket::keyed(&settings.secret, "passkey-ceremony-client", &client_key(client), quota);
+            if let Admission::Refused { retry_after, .. } = self.limiter.acquire(&[bucket], self.clock.now()).await? {
+                return Err(BeginCeremonyError::RateLimited { retry_after });
+            }
+        }
         let begun = self.webauthn.begin_sign_in()?;
         Ok(self.keep(begun, CeremonyPurpose::SignIn, None).await?)
     }

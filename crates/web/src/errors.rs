@@ -168,6 +168,8 @@ pub enum Limit {
     FailedPasswords,
     /// Failed passkey sign-ins from one client.
     FailedPasskeys,
+    /// Passkey sign-ins begun from one client.
+    PasskeyCeremonies,
 }
 
 /// Why a passkey ceremony did not succeed, in the terms the answer needs.
@@ -280,6 +282,7 @@ impl Limit {
             Limit::FailedSignIns => "limit-failed-sign-ins",
             Limit::FailedPasswords => "limit-failed-passwords",
             Limit::FailedPasskeys => "limit-failed-passkeys",
+            Limit::PasskeyCeremonies => "limit-passkey-ceremonies",
         };
         let (count, unit) = in_units(retry_after);
         Sentence::new(what).then("limit-try-again").arg("count", count).arg("unit", unit)
@@ -302,6 +305,7 @@ impl Limit {
             Limit::FailedSignIns => "rate-limited-failures",
             Limit::FailedPasswords => "rate-limited-passwords",
             Limit::FailedPasskeys => "rate-limited-passkeys",
+            Limit::PasskeyCeremonies => "rate-limited-passkey-ceremonies",
         }
     }
 }
@@ -534,6 +538,9 @@ impl From<ports::BeginCeremonyError> for WebError {
     fn from(error: ports::BeginCeremonyError) -> Self {
         match error {
             ports::BeginCeremonyError::ReauthenticationRequired => WebError::ReauthenticationRequired,
+            ports::BeginCeremonyError::RateLimited { retry_after } => {
+                WebError::RateLimited { limit: Limit::PasskeyCeremonies, retry_after, page: LimitedPage::Error }
+            }
             ports::BeginCeremonyError::Unexpected(inner) => WebError::Unexpected(inner),
         }
     }
@@ -1431,7 +1438,7 @@ mod tests {
                 WebError::PasskeysDisabled,
                 WebError::NoSuchPasskey,
             ],
-            "POST /signin/passkey" => vec![WebError::Csrf, WebError::PasskeysDisabled],
+            "POST /signin/passkey" => vec![WebError::Csrf, WebError::PasskeysDisabled, limited()],
             "POST /callback/passkey" => [
                 unreadable(),
                 vec![

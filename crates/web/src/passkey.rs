@@ -223,7 +223,17 @@ impl ProblemStatuses for DeleteProblems {
 /// Beginning a sign-in.
 pub struct BeginSignInProblems;
 impl ProblemStatuses for BeginSignInProblems {
-    const STATUSES: &'static [(u16, &'static str)] = &[FORBIDDEN, DISABLED, INTERNAL, UNAVAILABLE];
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        FORBIDDEN,
+        DISABLED,
+        (
+            429,
+            "This client began too many passkey sign-ins (`rate-limited-passkey-ceremonies`); nothing was stored. \
+             See Retry-After.",
+        ),
+        INTERNAL,
+        UNAVAILABLE,
+    ];
 }
 
 /// Finishing a sign-in.
@@ -347,7 +357,8 @@ impl PasskeyApi {
     async fn begin_sign_in(&self, req: &Request) -> Result<Json<serde_json::Value>, Problem<BeginSignInProblems>> {
         let passkeys = self.enabled().map_err(|e| self.problem(req, e))?;
         auth::check_csrf(req, &self.state, None).map_err(|e| self.problem(req, e))?;
-        let ceremony = passkeys.begin_sign_in().await.map_err(|e| self.problem(req, e.into()))?;
+        let client = client::client_ip(req, &self.state.settings.trusted_proxies);
+        let ceremony = passkeys.begin_sign_in(client).await.map_err(|e| self.problem(req, e.into()))?;
         self.hand_over(req, ceremony).map_err(|e| self.problem(req, e))
     }
 

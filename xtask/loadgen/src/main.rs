@@ -190,6 +190,7 @@ fn magiclink(args: &RunArgs, database_url: &str, subcommand: &[&str]) -> Command
         .env("MAGICLINK_SERVER__MAX_CONNECTIONS_PER_CLIENT", "0")
         .env("MAGICLINK_RATE_LIMIT__CLIENT_PER_HOUR", "1000000000")
         .env("MAGICLINK_RATE_LIMIT__GLOBAL_PER_HOUR", "1000000000")
+        .env("MAGICLINK_PASSKEY__SIGN_INS_PER_CLIENT_PER_HOUR", "0")
         // Passwords on at the default cost, their limits off: every guess is hashed.
         .env("MAGICLINK_PASSWORD__ENABLED", "true")
         .env("MAGICLINK_PASSWORD__FAILED_PER_ADDRESS_PER_HOUR", "0")

@@ -107,6 +107,7 @@ impl Ports {
             PasskeySettings {
                 ceremony_lifetime: TimeDelta::minutes(5),
                 failed_sign_ins_per_client: Quota::per(30, TimeDelta::hours(1)),
+                sign_in_ceremonies_per_client: Quota::per(300, TimeDelta::hours(1)),
                 secret: ServerSecret::new(*b"test-secret-test-secret-test-sec"),
             },
         )
@@ -337,4 +338,39 @@ async fn deleting_needs_a_recent_sign_in_and_someone_elses_passkey_is_not_found(
         Err(ChangePasskeyError::ReauthenticationRequired)
     ));
     assert!(matches!(passkeys.delete(&active(1), &passkey_id()).await, Err(ChangePasskeyError::NotFound)));
+}
+
+#[tokio::test]
+async fn a_client_that_began_too_many_sign_ins_stores_no_more_ceremonies() {
+    let mut ports = Ports::default();
+    ports.limiter.expect_acquire().times(1).returning(|buckets, _| {
+        assert_eq!(buckets.len(), 1);
+        Ok(Admission::Refused { bucket: 0, retry_after: TimeDelta::seconds(12) })
+    });
+    let result = ports.build().begin_sign_in(client()).await;
+    assert!(
+        matches!(result, Err(BeginCeremonyError::RateLimited { retry_after }) if retry_after == TimeDelta::seconds(12))
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_ceremony_is_stored_for_its_purpose_under_the_tokens_hash() {
+    let mut ports = Ports::default();
+    ports.limiter.expect_acquire().times(1).returning(|_, _| Ok(Admission::Admitted));
+    ports
+        .webauthn
+        .expect_begin_sign_in()
+        .times(1)
+        .returning(|| Ok(BegunCeremony { options: "{\"challenge\":\"y\"}".into(), state: b"auth".to_vec() }));
+    let stored = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let kept = std::sync::Arc::clone(&stored);
+    ports.store.expect_save_ceremony().times(1).returning(move |ceremony| {
+        *kept.lock().expect("lock") = Some(ceremony.clone());
+        Ok(())
+    });
+    let ceremony = ports.build().begin_sign_in(client()).await.expect("begun");
+    let stored = stored.lock().expect("lock").clone().expect("stored");
+    assert_eq!((stored.purpose, stored.user_id, stored.state), (CeremonyPurpose::SignIn, None, b"auth".to_vec()));
+    assert!(stored.hash.matches(&ceremony.token.hash()), "stored under the hash of the browser's token");
+    assert_eq!(ceremony.expires, now() + TimeDelta::minutes(5));
 }
