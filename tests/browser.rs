@@ -649,6 +649,14 @@ async fn a_person_adds_a_passkey_signs_in_with_it_renames_and_deletes_it() {
     browser.wait_until("return !document.getElementById('passkeys').hidden", WAIT).await.expect("controls shown");
     browser.wait_until("return !document.getElementById('passkey-offer').hidden", WAIT).await.expect("offered once");
     browser.screenshot(&screenshots(), "passkey-1-offer").await.expect("screenshot");
+    // "Not now" is remembered by this browser: the offer does not come back.
+    browser.click(&browser.find("[data-passkey-dismiss]").await.expect("not now")).await.expect("clicked");
+    browser.goto(&format!("{base}/account")).await.expect("account page again");
+    browser.wait_until("return !document.getElementById('passkeys').hidden", WAIT).await.expect("controls shown");
+    let remembered = "return localStorage.getItem('magiclink.passkey-offer-dismissed') === '1' \
+        && document.getElementById('passkey-offer').hidden";
+    let offered = browser.execute(remembered, Vec::new()).await;
+    assert_eq!(offered.expect("script"), true, "dismissed once (remembered by the browser), not offered again");
     browser.click(&browser.find("#add-passkey").await.expect("add button")).await.expect("clicked");
     browser.wait_until(&format!("{LISTED_PASSKEYS}.length === 1"), WAIT).await.expect("one passkey listed");
     let listed = browser.execute(LISTED_PASSKEYS, Vec::new()).await.expect("script");
