@@ -13,6 +13,7 @@ pub mod email;
 pub mod hex;
 pub mod id;
 pub mod link;
+pub mod oidc;
 pub mod passkey;
 pub mod password;
 pub mod rate_limit;
