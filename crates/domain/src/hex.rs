@@ -13,11 +13,16 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Decodes exactly 64 lower-case hex digits into 32 bytes; `None` for anything else.
 pub fn decode_32(hex: &str) -> Option<[u8; 32]> {
+    decode(hex)
+}
+
+/// Decodes exactly `2 * N` lower-case hex digits into `N` bytes; `None` for anything else.
+pub fn decode<const N: usize>(hex: &str) -> Option<[u8; N]> {
     let digits = hex.as_bytes();
-    if digits.len() != 64 {
+    if digits.len() != 2 * N {
         return None;
     }
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
         *byte = (value(pair[0])? << 4) | value(pair[1])?;
     }

@@ -165,16 +165,9 @@ impl UserHandle {
     /// Reads the stored form back.
     ///
     /// # Errors
-    /// [`MalformedToken`] unless the text is 32 hex digits.
+    /// [`MalformedToken`] unless the text is 32 lower-case hex digits.
     pub fn from_hex(text: &str) -> Result<Self, MalformedToken> {
-        if text.len() != USER_HANDLE_BYTES * 2 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(MalformedToken);
-        }
-        let mut bytes = [0_u8; USER_HANDLE_BYTES];
-        for (index, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).map_err(|_| MalformedToken)?;
-        }
-        Ok(Self(bytes))
+        crate::hex::decode(text).map(Self).ok_or(MalformedToken)
     }
 }
 

@@ -281,9 +281,8 @@ impl Passkeys {
     /// [`BeginCeremonyError::RateLimited`] when the client began too many; otherwise only when
     /// storage or randomness fails.
     pub async fn begin_sign_in(&self, client: Option<IpAddr>) -> Result<Ceremony, BeginCeremonyError> {
-        let settings = &self.settings;
-        if let (Some(quota), Some(client)) = (settings.sign_in_ceremonies_per_client, client) {
-            let bucket = Bucket::keyed(&settings.secret, "passkey-ceremony-client", &client_key(client), quota);
+        let quota = self.settings.sign_in_ceremonies_per_client;
+        if let Some(bucket) = self.client_bucket("passkey-ceremony-client", quota, client) {
             if let Admission::Refused { retry_after, .. } = self.limiter.acquire(&[bucket], self.clock.now()).await? {
                 return Err(BeginCeremonyError::RateLimited { retry_after });
             }
@@ -298,7 +297,7 @@ impl Passkeys {
     /// A [`PasskeySignInError`]; failures that are not the browser's fault are counted.
     pub async fn sign_in(&self, request: PasskeySignIn) -> Result<SignedIn, PasskeySignInError> {
         let now = self.clock.now();
-        let bucket = self.failure_bucket(request.client);
+        let bucket = self.client_bucket("passkey-client", self.settings.failed_sign_ins_per_client, request.client);
         if let Some(bucket) = &bucket {
             if let Some(retry_after) = self.limiter.wait(bucket, now).await? {
                 return Err(PasskeySignInError::RateLimited { retry_after });
@@ -390,10 +389,11 @@ impl Passkeys {
         Ok(Ceremony { options: begun.options, token, expires })
     }
 
-    /// The counter of failed passkey sign-ins from `client`: its own, never a link counter.
-    fn failure_bucket(&self, client: Option<IpAddr>) -> Option<Bucket> {
-        let quota = self.settings.failed_sign_ins_per_client?;
-        Some(Bucket::keyed(&self.settings.secret, "passkey-client", &client_key(client?), quota))
+    /// The counter `name` of `client`, when its limit is on and the client known: failed
+    /// sign-ins (`passkey-client`) and ceremonies begun (`passkey-ceremony-client`), each its
+    /// own, never a link counter.
+    fn client_bucket(&self, name: &str, quota: Option<Quota>, client: Option<IpAddr>) -> Option<Bucket> {
+        Some(Bucket::keyed(&self.settings.secret, name, &client_key(client?), quota?))
     }
 }
 

@@ -381,11 +381,12 @@ impl<S> From<Problem<S>> for poem::Error {
     }
 }
 
-const INTERNAL: (u16, &str) = (500, "Something failed on the server's side (logged); try again.");
-const UNAVAILABLE: (u16, &str) =
+pub(crate) const INTERNAL: (u16, &str) = (500, "Something failed on the server's side (logged); try again.");
+pub(crate) const UNAVAILABLE: (u16, &str) =
     (503, "The database or the rate-limit store cannot be reached (`unavailable`); nothing was done. See Retry-After.");
-const SIGNED_OUT: (u16, &str) = (401, "No live session: sign in first.");
-const FORBIDDEN: (u16, &str) = (403, "The CSRF token is missing or wrong, or the request came from another site.");
+pub(crate) const SIGNED_OUT: (u16, &str) = (401, "No live session: sign in first.");
+pub(crate) const FORBIDDEN: (u16, &str) =
+    (403, "The CSRF token is missing or wrong, or the request came from another site.");
 const RATE_LIMITED: (u16, &str) = (429, "A rate limit is reached; nothing was done. See Retry-After.");
 const PASSWORDS_DISABLED: (u16, &str) = (404, "Passwords are not enabled here (`passwords-disabled`).");
 /// Every operation that reads a JSON body: one it cannot read.

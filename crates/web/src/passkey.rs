@@ -24,9 +24,9 @@ use poem::{handler, Request, Response};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use ports::{ActiveSession, AddPasskey, PasskeySignIn, Passkeys};
+use ports::{AddPasskey, PasskeySignIn, Passkeys};
 
-use crate::api::{Problem, ProblemStatuses};
+use crate::api::{Problem, ProblemStatuses, FORBIDDEN, INTERNAL, SIGNED_OUT, UNAVAILABLE};
 use crate::auth::{self, UrlBody};
 use crate::errors::{PasskeyRefusal, WebError};
 use crate::{client, cookies, forms, AppState};
@@ -130,25 +130,20 @@ pub enum PasskeyDeleted {
     Deleted,
 }
 
-const INTERNAL: (u16, &str) = (500, "Something failed on the server's side (logged); try again.");
-const UNAVAILABLE: (u16, &str) =
-    (503, "The database or the rate-limit store cannot be reached (`unavailable`); nothing was done. See Retry-After.");
-const FORBIDDEN: (u16, &str) = (403, "The CSRF token is missing or wrong, or the request came from another site.");
 const DISABLED: (u16, &str) = (404, "Passkeys are not enabled here (`passkeys-disabled`).");
 const NOT_JSON: (u16, &str) = (415, "The body is not `application/json` (`bad-request`); nothing was done.");
 
 /// Listing needs a session.
 pub struct ListProblems;
 impl ProblemStatuses for ListProblems {
-    const STATUSES: &'static [(u16, &'static str)] =
-        &[(401, "No live session: sign in first."), DISABLED, INTERNAL, UNAVAILABLE];
+    const STATUSES: &'static [(u16, &'static str)] = &[SIGNED_OUT, DISABLED, INTERNAL, UNAVAILABLE];
 }
 
 /// Beginning a registration.
 pub struct BeginRegistrationProblems;
 impl ProblemStatuses for BeginRegistrationProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
-        (401, "No live session: sign in first."),
+        SIGNED_OUT,
         (
             403,
             "The CSRF token is missing or wrong, or the request came from another site; or the sign-in is not \
@@ -172,7 +167,7 @@ impl ProblemStatuses for AddProblems {
              the name is blank, too long or holds control characters (`passkey-name-invalid`); or the body is not \
              JSON this operation reads (`bad-request`).",
         ),
-        (401, "No live session: sign in first."),
+        SIGNED_OUT,
         (
             403,
             "The CSRF token is missing or wrong, or the request came from another site; or the sign-in is not \
@@ -195,7 +190,7 @@ impl ProblemStatuses for RenameProblems {
             "The name is blank, too long or holds control characters (`passkey-name-invalid`), or the body is not \
              JSON this operation reads (`bad-request`).",
         ),
-        (401, "No live session: sign in first."),
+        SIGNED_OUT,
         FORBIDDEN,
         (404, "The person has no passkey with that id (`no-such-passkey`), or passkeys are not enabled here (`passkeys-disabled`)."),
         NOT_JSON,
@@ -208,7 +203,7 @@ impl ProblemStatuses for RenameProblems {
 pub struct DeleteProblems;
 impl ProblemStatuses for DeleteProblems {
     const STATUSES: &'static [(u16, &'static str)] = &[
-        (401, "No live session: sign in first."),
+        SIGNED_OUT,
         (
             403,
             "The CSRF token is missing or wrong, or the request came from another site; or the sign-in is not \
@@ -273,7 +268,7 @@ impl PasskeyApi {
     #[oai(path = "/passkeys", method = "get")]
     async fn list(&self, req: &Request) -> Result<Json<PasskeysBody>, Problem<ListProblems>> {
         let passkeys = self.enabled().map_err(|e| self.problem(req, e))?;
-        let active = self.signed_in(req).await?;
+        let active = crate::api::signed_in(req, &self.state).await?;
         let listed = passkeys.list(&active).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(PasskeysBody { passkeys: listed.into_iter().map(PasskeyItem::from).collect() }))
     }
@@ -290,7 +285,7 @@ impl PasskeyApi {
         req: &Request,
     ) -> Result<Json<serde_json::Value>, Problem<BeginRegistrationProblems>> {
         let passkeys = self.enabled().map_err(|e| self.problem(req, e))?;
-        let active = self.signed_in_to_change(req).await?;
+        let active = crate::api::signed_in_to_change(req, &self.state).await?;
         let ceremony = passkeys.begin_registration(&active).await.map_err(|e| self.problem(req, e.into()))?;
         self.hand_over(req, ceremony).map_err(|e| self.problem(req, e))
     }
@@ -302,7 +297,7 @@ impl PasskeyApi {
     #[oai(path = "/passkeys", method = "post")]
     async fn add(&self, req: &Request, body: Json<NewPasskeyBody>) -> Result<PasskeyAdded, Problem<AddProblems>> {
         let passkeys = self.enabled().map_err(|e| self.problem(req, e))?;
-        let active = self.signed_in_to_change(req).await?;
+        let active = crate::api::signed_in_to_change(req, &self.state).await?;
         let Json(body) = body;
         let name = match body.name.as_deref() {
             Some(typed) => PasskeyName::parse(typed),
@@ -325,7 +320,7 @@ impl PasskeyApi {
         body: Json<RenamePasskeyBody>,
     ) -> Result<Json<PasskeyItem>, Problem<RenameProblems>> {
         let passkeys = self.enabled().map_err(|e| self.problem(req, e))?;
-        let active = self.signed_in_to_change(req).await?;
+        let active = crate::api::signed_in_to_change(req, &self.state).await?;
         let name = PasskeyName::parse(&body.0.name)
             .map_err(|_| self.problem(req, WebError::Passkey(PasskeyRefusal::InvalidName)))?;
         // A malformed id names none of the person's passkeys, like an unknown one.
@@ -341,7 +336,7 @@ impl PasskeyApi {
     #[oai(path = "/passkeys/:id", method = "delete")]
     async fn delete(&self, req: &Request, id: Path<String>) -> Result<PasskeyDeleted, Problem<DeleteProblems>> {
         let passkeys = self.enabled().map_err(|e| self.problem(req, e))?;
-        let active = self.signed_in_to_change(req).await?;
+        let active = crate::api::signed_in_to_change(req, &self.state).await?;
         let id = PasskeyId::parse(&id.0).map_err(|_| self.problem(req, WebError::NoSuchPasskey))?;
         passkeys.delete(&active, &id).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(PasskeyDeleted::Deleted)
@@ -412,21 +407,8 @@ impl PasskeyApi {
         CeremonyToken::parse(&value).ok()
     }
 
-    async fn signed_in<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
-        crate::api::signed_in(req, &self.state).await
-    }
-
-    async fn signed_in_to_change<S>(&self, req: &Request) -> Result<ActiveSession, Problem<S>> {
-        crate::api::signed_in_to_change(req, &self.state).await
-    }
-
     /// Routes a failure through the one mapping, as a problem document.
     fn problem<S>(&self, req: &Request, error: WebError) -> Problem<S> {
         Problem::new(req, &self.state, error)
     }
-}
-
-/// Whether the passkey controls are shown (for the pages' templates).
-pub fn shown(state: &AppState) -> bool {
-    state.passkeys.is_some()
 }

@@ -188,11 +188,7 @@ async fn sign_in(
     let json = ("accept", "application/json");
 
     let step = Instant::now();
-    let answer = connection.send(Method::GET, &format!("{base}/csrf"), &[json], None).await?;
-    anyhow::ensure!(answer.status == 200, "csrf: {} {}", answer.status, answer.text());
-    jar.absorb(&answer.headers);
-    let body: serde_json::Value = serde_json::from_slice(&answer.body).context("csrf: not JSON")?;
-    let csrf = body["csrfToken"].as_str().context("csrf: no csrfToken")?.to_owned();
+    let csrf = csrf_token(routes, connection, &mut jar).await?;
     recorded.record("1 csrf", step.elapsed());
 
     let step = Instant::now();
@@ -374,11 +370,7 @@ pub async fn password_guesses(routes: Routes, client: usize, deadline: Instant) 
     let origin = routes.origin.clone();
     let json = ("accept", "application/json");
     let mut jar = CookieJar::default();
-    let answer = connection.send(Method::GET, &format!("{base}/csrf"), &[json], None).await?;
-    anyhow::ensure!(answer.status == 200, "csrf: {} {}", answer.status, answer.text());
-    jar.absorb(&answer.headers);
-    let body: serde_json::Value = serde_json::from_slice(&answer.body).context("csrf: not JSON")?;
-    let csrf = body["csrfToken"].as_str().context("csrf: no csrfToken")?.to_owned();
+    let csrf = csrf_token(&routes, &mut connection, &mut jar).await?;
     let cookies = jar.header();
     let headers =
         [json, ("content-type", "application/json"), ("origin", origin.as_str()), ("cookie", cookies.as_str())];
