@@ -13,6 +13,7 @@ mod hostile;
 mod http_flow;
 mod integration_snippets;
 mod languages;
+mod oidc;
 mod outbox_burst;
 mod pages;
 mod passkeys;

@@ -1,4 +1,4 @@
-//! The product's commands, `serve`, `migrate`, `outbox` and `secret`, shared by the `magiclink`
+//! The product's commands, `serve`, `migrate`, `users`, `clients`, `keys`, `outbox` and `secret`, shared by the `magiclink`
 //! binary and `cargo xtask`.
 //!
 //! Every message that tells the operator to run another command names it the way they invoked
@@ -69,6 +69,12 @@ pub enum Command {
     /// Add, list or remove users (for `sign_up.mode = "existing"` or `"allowlist"`).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Register, list or remove the apps that sign people in through magiclink (OpenID Connect).
+    #[command(subcommand)]
+    Clients(crate::clients::ClientsCommand),
+    /// List or rotate the keys ID tokens are signed with.
+    #[command(subcommand)]
+    Keys(crate::clients::KeysCommand),
     /// List queued and delivered sign-in emails (metadata only), newest first.
     Outbox {
         /// Only rows in this state: pending, sent, failed or dropped.
@@ -167,6 +173,14 @@ async fn run(global: GlobalArgs, command: Command, program: Program, embed: wiri
             let settings = settings::load(&sources, &overrides)?;
             users(&settings, command, program).await
         }
+        Command::Clients(command) => {
+            let settings = settings::load(&sources, &overrides)?;
+            crate::clients::clients(&settings, command, program).await
+        }
+        Command::Keys(command) => {
+            let settings = settings::load(&sources, &overrides)?;
+            crate::clients::keys(&settings, command, program).await
+        }
         Command::Migrate { status } => {
             let settings = settings::load(&sources, &overrides)?;
             if status {
@@ -244,7 +258,10 @@ async fn migration_status(settings: &Settings) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// Says to run `migrate` first when the database is missing or has pending migrations.
-async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Result<adapters::database::Database> {
+pub(crate) async fn open_migrated(
+    settings: &Settings,
+    program: Program,
+) -> anyhow::Result<adapters::database::Database> {
     let migrate = program.command("migrate");
     let Some(store) = wiring::open_store(settings, OpenMode::MustExist).await? else {
         anyhow::bail!(

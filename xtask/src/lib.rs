@@ -8,6 +8,7 @@
 //! tasks in [`tasks`].
 
 pub mod cli;
+pub mod clients;
 pub mod metrics;
 pub mod settings;
 pub mod tasks;

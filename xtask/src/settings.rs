@@ -104,6 +104,8 @@ pub struct Settings {
     pub password: PasswordSettings,
     /// `[passkey]`: passkeys (WebAuthn).
     pub passkey: PasskeySettings,
+    /// `[oidc]`: the OpenID Provider.
+    pub oidc: OidcSettings,
 }
 
 /// `[metrics]`.
@@ -389,6 +391,34 @@ impl PasskeySettings {
             base_url.host_str().unwrap_or_default().to_owned()
         } else {
             self.rp_id.to_ascii_lowercase()
+        }
+    }
+}
+
+/// `[oidc]`: magiclink as an OpenID Provider for other apps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSettings {
+    /// Whether the provider's endpoints are served (only registered clients can use them).
+    pub enabled: bool,
+    /// Seconds an access token works.
+    pub access_token_lifetime: u32,
+    /// Seconds an ID token is valid.
+    pub id_token_lifetime: u32,
+    /// Seconds a refresh token works unless used (each use issues a new one).
+    pub refresh_token_lifetime: u32,
+    /// Token and revocation requests one client may make per minute; 0 is off.
+    pub token_requests_per_client_per_minute: u32,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            access_token_lifetime: 3600,
+            id_token_lifetime: 3600,
+            refresh_token_lifetime: 30 * 24 * 3600,
+            token_requests_per_client_per_minute: 600,
         }
     }
 }
@@ -688,6 +718,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             password: PasswordSettings::default(),
             passkey: PasskeySettings::default(),
+            oidc: OidcSettings::default(),
         }
     }
 }

@@ -55,6 +55,10 @@ pub struct Service {
     pub deliverer: Arc<Deliverer>,
     /// The passkey provider, when on, for housekeeping.
     pub passkeys: Option<Arc<ports::Passkeys>>,
+    /// The OpenID Provider, when on, for housekeeping.
+    pub oidc: Option<Arc<ports::Authorization>>,
+    /// How long retired signing keys stay published after a rotation.
+    pub retired_key_lifetime: TimeDelta,
     /// The emails handed to the delivery worker in memory, for [`deliver_forever`].
     pub handed_over: HandedOver,
     /// The development mailbox, when that mailer is configured.
@@ -126,6 +130,7 @@ pub fn web_settings(settings: &Settings, base_url: &url::Url, secrets: &domain::
         restart_forgets_links: settings.secret.expose().is_empty(),
         access_log: settings.log.access,
         passkeys: settings.passkey.enabled,
+        oidc: settings.oidc.enabled,
         trusted_proxies: settings
             .server
             .trusted_proxies
@@ -224,6 +229,70 @@ fn password_support(
         site_name: settings.site_name.clone(),
         secret: secret.clone(),
     }))
+}
+
+/// How long an authorization code can be exchanged: a minute, as RFC 6749 §4.1.2 recommends
+/// at most ten; the app exchanges it at once.
+const AUTHORIZATION_CODE_LIFETIME: TimeDelta = TimeDelta::seconds(60);
+
+/// How long retired signing keys stay published: every ID token they signed has expired by
+/// then, including those signed by an instance that had not yet reloaded its keys.
+pub fn retired_key_lifetime(settings: &Settings) -> TimeDelta {
+    TimeDelta::seconds(i64::from(settings.oidc.id_token_lifetime)) + TimeDelta::minutes(2)
+}
+
+/// `secret` (the configured one, or development's ephemeral one), then `previous_secrets`.
+fn ring_with(secret: ServerSecret, settings: &Settings) -> domain::SecretRing {
+    domain::SecretRing::new(
+        secret,
+        settings.previous_secrets.iter().map(|s| ServerSecret::new(s.expose().as_bytes())).collect(),
+    )
+}
+
+/// The configured secrets, for a command that must open what the service sealed.
+pub fn secret_ring(settings: &Settings) -> domain::SecretRing {
+    ring_with(ServerSecret::new(settings.secret.expose().as_bytes()), settings)
+}
+
+/// The signer of ID tokens: keys in the database, sealed under the server secrets.
+pub fn token_signer(
+    store: &Database,
+    secrets: &domain::SecretRing,
+    clock: &Arc<dyn Clock>,
+) -> Arc<dyn ports::TokenSigner> {
+    Arc::new(adapters::jose::JoseSigner::new(Arc::clone(&store.signing_keys), secrets.clone(), Arc::clone(clock)))
+}
+
+/// The OpenID Provider, when `oidc.enabled` is on: the issuer is the base URL, token requests
+/// limited per client.
+fn oidc(
+    settings: &Settings,
+    store: &Database,
+    base_url: &url::Url,
+    secrets: &domain::SecretRing,
+    limiter: &Arc<dyn RateLimiter>,
+    clock: &Arc<dyn Clock>,
+) -> Option<Arc<ports::Authorization>> {
+    let oidc = &settings.oidc;
+    oidc.enabled.then(|| {
+        Arc::new(ports::Authorization::new(
+            Arc::clone(&store.clients),
+            Arc::clone(&store.grants),
+            Arc::clone(&store.users),
+            token_signer(store, secrets, clock),
+            Arc::clone(limiter),
+            Arc::clone(clock),
+            ports::OidcSettings {
+                issuer: base_url.as_str().trim_end_matches('/').to_owned(),
+                code_lifetime: AUTHORIZATION_CODE_LIFETIME,
+                access_token_lifetime: TimeDelta::seconds(i64::from(oidc.access_token_lifetime)),
+                id_token_lifetime: TimeDelta::seconds(i64::from(oidc.id_token_lifetime)),
+                refresh_token_lifetime: TimeDelta::seconds(i64::from(oidc.refresh_token_lifetime)),
+                token_requests_per_client: Quota::per(oidc.token_requests_per_client_per_minute, TimeDelta::minutes(1)),
+                secret: secrets.current().clone(),
+            },
+        ))
+    })
 }
 
 /// How long a passkey ceremony (adding one, signing in) can be finished: the browser's own
@@ -427,10 +496,7 @@ pub async fn build(
     parts: Parts,
 ) -> anyhow::Result<Service> {
     let clock = parts.clock;
-    let secrets = domain::SecretRing::new(
-        secret,
-        settings.previous_secrets.iter().map(|s| ServerSecret::new(s.expose().as_bytes())).collect(),
-    );
+    let secrets = ring_with(secret, settings);
     let email_overrides = read_overrides(&settings.templates.dir, &adapters::mail::TEMPLATE_NAMES)?;
     let page_overrides = read_overrides(&settings.templates.dir, &web::render::TEMPLATE_NAMES)?;
     let translations = Arc::new(
@@ -479,6 +545,7 @@ pub async fn build(
         Arc::new(Passwords::new(support, Arc::clone(&sessions), Arc::clone(&limiter), Arc::clone(&clock)))
     });
     let passkeys = passkeys(settings, &store, &base_url, secrets.current(), &sessions, &limiter, &clock)?;
+    let oidc = oidc(settings, &store, &base_url, &secrets, &limiter, &clock);
     let sign_in = Arc::new(SignIn::new(
         Arc::clone(&store.links),
         Arc::clone(&store.users),
@@ -520,6 +587,7 @@ pub async fn build(
         sessions,
         passwords,
         passkeys: passkeys.clone(),
+        oidc: oidc.clone(),
         health: std::iter::once(web::Dependency { name: "database", probe: Arc::clone(&store.health) })
             .chain(limiter_health)
             .collect(),
@@ -545,6 +613,8 @@ pub async fn build(
         sign_in,
         deliverer,
         passkeys,
+        oidc,
+        retired_key_lifetime: retired_key_lifetime(settings),
         handed_over,
         mailbox,
         mailer,
@@ -615,11 +685,14 @@ pub async fn run(
     let delivery = tokio::spawn(deliver_forever(Arc::clone(&service.deliverer), service.handed_over, async {
         let _ = delivery_stopped.await;
     }));
-    let housekeeping = tokio::spawn(purge_every_hour(
-        Arc::clone(&service.sign_in),
-        Arc::clone(&service.deliverer),
-        service.passkeys.clone(),
-    ));
+    let housekeeping = tokio::spawn(purge_every_hour(Housekeeping {
+        sign_in: Arc::clone(&service.sign_in),
+        deliverer: Arc::clone(&service.deliverer),
+        passkeys: service.passkeys.clone(),
+        oidc: service.oidc.clone(),
+        signing_keys: Arc::clone(&service.store.signing_keys),
+        retired_key_lifetime: service.retired_key_lifetime,
+    }));
     let metrics = match service.metrics {
         Some((listener, handle)) => {
             let address = listener.local_addr().context("the metrics listener has no address")?;
@@ -765,10 +838,32 @@ async fn claim_until_idle(deliverer: &Deliverer) -> Duration {
     }
 }
 
-async fn purge_every_hour(sign_in: Arc<SignIn>, deliverer: Arc<Deliverer>, passkeys: Option<Arc<ports::Passkeys>>) {
+/// What the hourly housekeeping purges.
+struct Housekeeping {
+    sign_in: Arc<SignIn>,
+    deliverer: Arc<Deliverer>,
+    passkeys: Option<Arc<ports::Passkeys>>,
+    oidc: Option<Arc<ports::Authorization>>,
+    signing_keys: Arc<dyn ports::SigningKeyStore>,
+    retired_key_lifetime: TimeDelta,
+}
+
+async fn purge_every_hour(work: Housekeeping) {
+    let Housekeeping { sign_in, deliverer, passkeys, oidc, signing_keys, retired_key_lifetime } = work;
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
         interval.tick().await;
+        if let Some(oidc) = &oidc {
+            let now = Utc::now();
+            match oidc.purge_expired(now).await {
+                Ok(rows) => tracing::info!(rows, "purged expired OpenID Connect codes, tokens and grants"),
+                Err(error) => tracing::warn!(error = %format!("{error:#}"), "purging OpenID Connect grants failed"),
+            }
+            match signing_keys.delete_retired_keys(now - retired_key_lifetime).await {
+                Ok(rows) => tracing::info!(rows, "deleted retired signing keys"),
+                Err(error) => tracing::warn!(error = %format!("{error:#}"), "deleting retired signing keys failed"),
+            }
+        }
         match sign_in.purge_expired().await {
             Ok((links, sessions)) => tracing::info!(links, sessions, "purged expired links and sessions"),
             Err(error) => tracing::warn!(error = %format!("{error:#}"), "purging expired links and sessions failed"),

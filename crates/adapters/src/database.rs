@@ -26,6 +26,12 @@ pub struct Database {
     pub passwords: Arc<dyn PasswordStore>,
     /// Passkeys and their ceremonies.
     pub passkeys: Arc<dyn ports::PasskeyStore>,
+    /// The OpenID Provider's registered clients.
+    pub clients: Arc<dyn ports::ClientStore>,
+    /// The OpenID Provider's codes, grants, tokens and consents.
+    pub grants: Arc<dyn ports::GrantStore>,
+    /// The OpenID Provider's signing keys.
+    pub signing_keys: Arc<dyn ports::SigningKeyStore>,
     /// The email outbox.
     pub outbox: Arc<dyn Outbox>,
     /// Whether it answers.
@@ -128,6 +134,9 @@ impl Database {
             sessions: shared.clone(),
             passwords: shared.clone(),
             passkeys: shared.clone(),
+            clients: shared.clone(),
+            grants: shared.clone(),
+            signing_keys: shared.clone(),
             outbox: shared.clone(),
             health: shared.clone(),
             rate_limits: shared,

@@ -14,6 +14,7 @@
 pub mod clock;
 pub mod database;
 pub mod handover;
+pub mod jose;
 pub mod mail;
 pub mod migrations;
 pub mod password;

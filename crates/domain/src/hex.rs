@@ -29,6 +29,15 @@ pub fn decode<const N: usize>(hex: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Decodes lower-case hex digits of any even length; `None` for anything else.
+pub fn decode_vec(hex: &str) -> Option<Vec<u8>> {
+    let digits = hex.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    digits.chunks_exact(2).map(|pair| Some((value(pair[0])? << 4) | value(pair[1])?)).collect()
+}
+
 fn value(digit: u8) -> Option<u8> {
     match digit {
         b'0'..=b'9' => Some(digit - b'0'),

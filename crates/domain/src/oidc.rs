@@ -9,6 +9,14 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use url::{Host, Url};
 
+pub mod grant;
+
+pub use grant::{
+    amr, check_client_name, check_redirect_uri, person_claims, AccessToken, AccessTokenHash, AuthorizationCode,
+    AuthorizationCodeHash, Client, ClientId, ClientKind, ClientSecret, ClientSecretHash, CodeGrant, IdTokenClaims,
+    MalformedClientId, RefreshToken, RefreshTokenHash, SigningAlgorithm,
+};
+
 /// Why a PKCE value or method was refused; each is `invalid_request` (at the authorization
 /// endpoint) or `invalid_grant` (at the token endpoint) to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -152,6 +160,16 @@ impl Scopes {
     /// Whether `scope` was granted.
     pub fn contains(&self, scope: Scope) -> bool {
         self.0.contains(&scope)
+    }
+
+    /// The scopes, in their fixed order (`openid` first).
+    pub fn iter(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Whether every scope of `other` is among these.
+    pub fn includes(&self, other: &Scopes) -> bool {
+        other.0.iter().all(|scope| self.0.contains(scope))
     }
 
     /// The space-separated form, as stored and as the token response states it.

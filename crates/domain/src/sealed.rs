@@ -21,7 +21,27 @@ pub struct Unsealable;
 /// Seals `plaintext` bound to `associated`, with a nonce the caller drew from the OS CSPRNG.
 /// The result is `nonce || ciphertext || tag`.
 pub fn seal(secret: &ServerSecret, associated: &[u8], nonce: [u8; NONCE_BYTES], plaintext: &[u8]) -> Vec<u8> {
-    let cipher = XChaCha20Poly1305::new(&secret.derive(KeyPurpose::Outbox).into());
+    seal_for(KeyPurpose::Outbox, secret, associated, nonce, plaintext)
+}
+
+/// Opens what [`seal`] produced with the same secret and associated data.
+///
+/// # Errors
+/// [`Unsealable`] for any other secret, associated data or byte.
+pub fn open(secret: &ServerSecret, associated: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Unsealable> {
+    open_for(KeyPurpose::Outbox, secret, associated, sealed)
+}
+
+/// As [`seal`], under the key of another `purpose` (the signing keys' own), so that nothing
+/// sealed for one use opens as another.
+pub fn seal_for(
+    purpose: KeyPurpose,
+    secret: &ServerSecret,
+    associated: &[u8],
+    nonce: [u8; NONCE_BYTES],
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let cipher = XChaCha20Poly1305::new(&secret.derive(purpose).into());
     let ciphertext = cipher
         .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: associated })
         .expect("XChaCha20-Poly1305 encrypts any message that fits in memory");
@@ -30,16 +50,21 @@ pub fn seal(secret: &ServerSecret, associated: &[u8], nonce: [u8; NONCE_BYTES], 
     sealed
 }
 
-/// Opens what [`seal`] produced with the same secret and associated data.
+/// Opens what [`seal_for`] produced with the same purpose, secret and associated data.
 ///
 /// # Errors
-/// [`Unsealable`] for any other secret, associated data or byte.
-pub fn open(secret: &ServerSecret, associated: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Unsealable> {
+/// [`Unsealable`] for any other purpose, secret, associated data or byte.
+pub fn open_for(
+    purpose: KeyPurpose,
+    secret: &ServerSecret,
+    associated: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, Unsealable> {
     if sealed.len() < NONCE_BYTES {
         return Err(Unsealable);
     }
     let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
-    let cipher = XChaCha20Poly1305::new(&secret.derive(KeyPurpose::Outbox).into());
+    let cipher = XChaCha20Poly1305::new(&secret.derive(purpose).into());
     cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: associated }).map_err(|_| Unsealable)
 }
 
@@ -65,6 +90,17 @@ mod tests {
         tampered[30] ^= 1;
         assert_eq!(open(&secret(), b"row-1", &tampered), Err(Unsealable));
         assert_eq!(open(&secret(), b"row-1", &sealed[..10]), Err(Unsealable));
+    }
+
+    #[test]
+    fn what_is_sealed_for_one_purpose_does_not_open_as_another() {
+        use crate::secret::KeyPurpose;
+        let sealed = super::seal_for(KeyPurpose::SigningKey, &secret(), b"kid", [5; 24], b"private key");
+        assert_eq!(
+            super::open_for(KeyPurpose::SigningKey, &secret(), b"kid", &sealed).as_deref(),
+            Ok(&b"private key"[..])
+        );
+        assert_eq!(open(&secret(), b"kid", &sealed), Err(Unsealable));
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub enum KeyPurpose {
     PendingSignIn,
     /// Naming rate-limit counters without storing addresses or IPs in the clear.
     RateLimit,
+    /// Sealing the OpenID Provider's private signing keys in the database.
+    SigningKey,
 }
 
 impl KeyPurpose {
@@ -71,6 +73,7 @@ impl KeyPurpose {
             KeyPurpose::Code => b"magiclink/v1/code",
             KeyPurpose::PendingSignIn => b"magiclink/v1/pending-sign-in",
             KeyPurpose::RateLimit => b"magiclink/v1/rate-limit",
+            KeyPurpose::SigningKey => b"magiclink/v1/signing-key",
         }
     }
 }

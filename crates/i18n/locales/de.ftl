@@ -352,3 +352,27 @@ problem-passkey-name-invalid-title = Kein gültiger Passkey-Name
 problem-passkey-name-invalid-detail = Ein Passkey-Name hat 1 bis 64 Zeichen und keine Zeilenumbrüche oder Steuerzeichen.
 problem-no-such-passkey-title = Kein solcher Passkey
 problem-no-such-passkey-detail = Sie haben keinen Passkey mit dieser ID.
+
+# The OpenID Provider: the consent page, an app's sign-out, and its refusals.
+consent-title = { $app } möchte Sie anmelden
+consent-heading = Bei { $app } anmelden?
+consent-signed-in-as = Sie sind angemeldet als
+consent-wants = { $app } erhält:
+consent-wants-nothing = { $app } erfährt nur, dass Sie es sind (eine Kennung, die sich nie ändert, nicht Ihre Adresse).
+consent-scope-email = Ihre E-Mail-Adresse
+consent-scope-profile = Ihren Namen
+consent-scope-offline = Zugriff, während Sie nicht da sind, bis Sie ihn widerrufen
+consent-approve = Erlauben
+consent-deny = Ablehnen
+consent-revocable = Sie können das jederzeit auf Ihrer Kontoseite unter „Apps, bei denen Sie sich angemeldet haben“ widerrufen.
+oidc-logout-question = Eine App möchte Sie in diesem Browser von { $site } abmelden. Abmelden?
+problem-oidc-unknown-client-title = Unbekannte App
+problem-oidc-unknown-client-detail = Die App, die Sie hierher geschickt hat, ist bei diesem Anmeldedienst nicht registriert. Gehen Sie zurück zur App und versuchen Sie es erneut, oder wenden Sie sich an ihre Administration.
+problem-oidc-redirect-uri-title = Die Rücksprungadresse dieser App ist nicht registriert
+problem-oidc-redirect-uri-detail = Zu Ihrer Sicherheit wurden Sie nicht weitergeleitet: Die Adresse, zu der die App zurück wollte, hat sie nicht registriert. Wenden Sie sich an die Administration der App.
+problem-oidc-logout-hint-title = Diese Abmeldeanfrage ist ungültig
+problem-oidc-logout-hint-detail = Die Abmeldeanfrage der App enthielt ein Token, das dieser Dienst nicht ausgestellt hat. Es wurde nichts geändert.
+problem-oauth-title = OAuth-Anfrage abgelehnt
+problem-oauth-detail = Der Fehlercode nennt den Grund.
+problem-no-such-app-title = Keine solche App
+problem-no-such-app-detail = Sie haben sich bei dieser App nicht angemeldet, oder ihr Zugriff wurde bereits widerrufen.

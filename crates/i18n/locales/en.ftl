@@ -353,3 +353,27 @@ problem-passkey-name-invalid-title = Not a passkey name
 problem-passkey-name-invalid-detail = A passkey name has 1 to 64 characters and no line breaks or control characters.
 problem-no-such-passkey-title = No such passkey
 problem-no-such-passkey-detail = You have no passkey with that id.
+
+# The OpenID Provider: the consent page, an app's sign-out, and its refusals.
+consent-title = { $app } asks to sign you in
+consent-heading = Sign in to { $app }?
+consent-signed-in-as = You are signed in as
+consent-wants = { $app } will receive:
+consent-wants-nothing = { $app } will learn only that it is you (an id that never changes, not your address).
+consent-scope-email = your email address
+consent-scope-profile = your name
+consent-scope-offline = access while you are away, until you withdraw it
+consent-approve = Allow
+consent-deny = Deny
+consent-revocable = You can withdraw this at any time on your account page, under “Apps you have signed in to”.
+oidc-logout-question = An app asks to sign you out of { $site } in this browser. Sign out?
+problem-oidc-unknown-client-title = Unknown app
+problem-oidc-unknown-client-detail = The app that sent you here is not registered with this sign-in service. Go back to the app and try again, or tell its administrator.
+problem-oidc-redirect-uri-title = This app’s return address is not registered
+problem-oidc-redirect-uri-detail = For your safety you were not sent on: the address the app asked to return to is not one it registered. Tell the app’s administrator.
+problem-oidc-logout-hint-title = This sign-out request is not valid
+problem-oidc-logout-hint-detail = The app’s sign-out request carried a token this service did not issue. Nothing was changed.
+problem-oauth-title = OAuth request refused
+problem-oauth-detail = The error code says why.
+problem-no-such-app-title = No such app
+problem-no-such-app-detail = You have not signed in to that app, or its access was already withdrawn.

@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod delivery;
 pub mod mailer;
+pub mod oidc;
 pub mod outbox;
 pub mod passkeys;
 pub mod password;
@@ -30,6 +31,14 @@ pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, Retr
 pub use mailer::{
     DevMailbox, Email, EmailContent, EmailKind, EmailRenderer, MailError, MailboxMessage, Mailer, OutgoingEmail,
     RenderedEmail, SentReceipt,
+};
+pub use oidc::store::{
+    ClientAdded, ClientStore, CodeRedeemed, Consent, GrantId, GrantStore, IdTokenHint, LiveGrant, NewCode, NewTokens,
+    RefreshRotated, SigningKeyAdded, SigningKeyStore, StoredSigningKey, TokenSigner,
+};
+pub use oidc::{
+    Authorization, AuthorizationRequest, AuthorizeError, Authorized, ClientAuthentication, EndSession, EndSessionError,
+    EndSessionRequest, OidcSettings, RevokeAppError, TokenError, TokenGrant, Tokens, UserInfo, UserInfoError,
 };
 pub use outbox::{
     DeliveryQueue, DeliveryState, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, SentMessage,

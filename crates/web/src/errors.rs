@@ -145,6 +145,17 @@ pub enum WebError {
     /// The signed-in person has no passkey with that id.
     #[error("no such passkey")]
     NoSuchPasskey,
+    /// An OAuth refusal at the token, revocation or userinfo endpoint: answered as RFC 6749's
+    /// `{"error": ...}` JSON whatever the `Accept`, since OAuth clients read nothing else.
+    #[error("oauth refusal: {0:?}")]
+    OAuth(OAuthRefusal),
+    /// An authorization or logout request that cannot be sent back to the app (an unknown
+    /// client, an unregistered redirect URI, a hint that is not ours): an error page.
+    #[error("openid connect request refused: {0:?}")]
+    Oidc(OidcRefusal),
+    /// The signed-in person has not signed in to that app.
+    #[error("no such app")]
+    NoSuchApp,
     /// The router or an extractor refused the request before a handler ran.
     #[error("request refused with status {0}")]
     Refused(StatusCode),
@@ -170,6 +181,139 @@ pub enum Limit {
     FailedPasskeys,
     /// Passkey sign-ins begun from one client.
     PasskeyCeremonies,
+}
+
+/// An OAuth error (RFC 6749 §5.2, RFC 6750 §3.1), with the description the app's developer
+/// reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthRefusal {
+    /// Unknown client, wrong secret, or no authentication (401).
+    InvalidClient,
+    /// A code or refresh token that does not work, and why.
+    InvalidGrant(&'static str),
+    /// A missing or malformed parameter, and which.
+    InvalidRequest(&'static str),
+    /// A refresh asked for more than was granted.
+    InvalidScope,
+    /// A `grant_type` other than `authorization_code` and `refresh_token`.
+    UnsupportedGrantType,
+    /// A missing, unknown, expired or revoked access token at userinfo (401).
+    InvalidToken,
+    /// Too many token requests from the client (429).
+    RateLimited {
+        /// How long until it may ask again.
+        retry_after: chrono::TimeDelta,
+    },
+}
+
+impl OAuthRefusal {
+    /// An `invalid_request` saying what is wrong.
+    pub(crate) fn request(description: &'static str) -> Self {
+        OAuthRefusal::InvalidRequest(description)
+    }
+
+    /// The status, the `error` code and its description.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            OAuthRefusal::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed"),
+            OAuthRefusal::InvalidGrant(description) => (StatusCode::BAD_REQUEST, "invalid_grant", description),
+            OAuthRefusal::InvalidRequest(description) => (StatusCode::BAD_REQUEST, "invalid_request", description),
+            OAuthRefusal::InvalidScope => {
+                (StatusCode::BAD_REQUEST, "invalid_scope", "a refresh may only narrow the scopes granted")
+            }
+            OAuthRefusal::UnsupportedGrantType => {
+                (StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type is authorization_code or refresh_token")
+            }
+            OAuthRefusal::InvalidToken => {
+                (StatusCode::UNAUTHORIZED, "invalid_token", "the access token is missing, expired or revoked")
+            }
+            OAuthRefusal::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", "too many token requests from this client")
+            }
+        }
+    }
+}
+
+impl From<OAuthRefusal> for WebError {
+    fn from(refusal: OAuthRefusal) -> Self {
+        WebError::OAuth(refusal)
+    }
+}
+
+/// Why an authorization or logout request is answered with an error page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcRefusal {
+    /// `client_id` is missing or not registered.
+    UnknownClient,
+    /// `redirect_uri` is missing or not one the client registered.
+    UnregisteredRedirectUri,
+    /// The logout's `id_token_hint` is not an ID token of ours.
+    InvalidLogoutHint,
+    /// The logout's `post_logout_redirect_uri` is not registered for the client.
+    UnregisteredLogoutRedirectUri,
+}
+
+impl OidcRefusal {
+    fn parts(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            OidcRefusal::UnknownClient => {
+                ("oidc-unknown-client", "problem-oidc-unknown-client-title", "problem-oidc-unknown-client-detail")
+            }
+            OidcRefusal::UnregisteredRedirectUri => (
+                "oidc-redirect-uri-unregistered",
+                "problem-oidc-redirect-uri-title",
+                "problem-oidc-redirect-uri-detail",
+            ),
+            OidcRefusal::InvalidLogoutHint => {
+                ("oidc-logout-hint-invalid", "problem-oidc-logout-hint-title", "problem-oidc-logout-hint-detail")
+            }
+            OidcRefusal::UnregisteredLogoutRedirectUri => (
+                "oidc-logout-redirect-unregistered",
+                "problem-oidc-redirect-uri-title",
+                "problem-oidc-redirect-uri-detail",
+            ),
+        }
+    }
+}
+
+impl From<ports::AuthorizeError> for WebError {
+    fn from(error: ports::AuthorizeError) -> Self {
+        match error {
+            ports::AuthorizeError::UnknownClient => WebError::Oidc(OidcRefusal::UnknownClient),
+            ports::AuthorizeError::UnregisteredRedirectUri => WebError::Oidc(OidcRefusal::UnregisteredRedirectUri),
+            ports::AuthorizeError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<ports::EndSessionError> for WebError {
+    fn from(error: ports::EndSessionError) -> Self {
+        match error {
+            ports::EndSessionError::InvalidHint => WebError::Oidc(OidcRefusal::InvalidLogoutHint),
+            ports::EndSessionError::UnregisteredRedirectUri => {
+                WebError::Oidc(OidcRefusal::UnregisteredLogoutRedirectUri)
+            }
+            ports::EndSessionError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<ports::UserInfoError> for WebError {
+    fn from(error: ports::UserInfoError) -> Self {
+        match error {
+            ports::UserInfoError::InvalidToken => WebError::OAuth(OAuthRefusal::InvalidToken),
+            ports::UserInfoError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
+impl From<ports::RevokeAppError> for WebError {
+    fn from(error: ports::RevokeAppError) -> Self {
+        match error {
+            ports::RevokeAppError::NotFound => WebError::NoSuchApp,
+            ports::RevokeAppError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
 }
 
 /// Why a passkey ceremony did not succeed, in the terms the answer needs.
@@ -977,6 +1121,23 @@ impl WebError {
                     "problem-request-timeout-detail",
                 )
             },
+            WebError::OAuth(refusal) => {
+                let (status, code, _) = refusal.parts();
+                let (metric, retry_after) = match refusal {
+                    OAuthRefusal::RateLimited { retry_after } => {
+                        (Some(Metric::RateLimited("rate-limited-oidc-token")), Some(*retry_after))
+                    }
+                    _ => (None, None),
+                };
+                Answer { metric, retry_after, ..plain(status, code, "problem-oauth-title", "problem-oauth-detail") }
+            }
+            WebError::Oidc(refusal) => {
+                let (kind, title, detail) = refusal.parts();
+                plain(StatusCode::BAD_REQUEST, kind, title, detail)
+            }
+            WebError::NoSuchApp => {
+                plain(StatusCode::NOT_FOUND, "no-such-app", "problem-no-such-app-title", "problem-no-such-app-detail")
+            }
             WebError::Refused(status) => {
                 plain(*status, "bad-request", "problem-refused-title", "problem-refused-detail")
             }
@@ -1080,9 +1241,10 @@ impl WebError {
             }
             _ => {}
         }
-        let mut response = match format {
-            Format::Json => self.problem_response(&answer, state),
-            Format::Html => self.page_response(&answer, lang, state).unwrap_or_else(|error| {
+        let mut response = match (&self, format) {
+            (WebError::OAuth(refusal), _) => oauth_response(refusal),
+            (_, Format::Json) => self.problem_response(&answer, state),
+            (_, Format::Html) => self.page_response(&answer, lang, state).unwrap_or_else(|error| {
                 // The error page itself failed: fall back to plain text rather than recurse.
                 tracing::error!(error = %format!("{error:#}"), "error page failed");
                 "Something went wrong on our side.".with_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
@@ -1175,6 +1337,23 @@ pub(crate) fn respond(req: &Request, state: &AppState, result: Result<Response, 
     result.unwrap_or_else(|error| error.into_response(Format::of(req), req, state))
 }
 
+/// An OAuth error as RFC 6749 §5.2 shapes it, with the challenge RFC 6749 §5.2 and RFC 6750
+/// §3 ask for on a 401.
+fn oauth_response(refusal: &OAuthRefusal) -> Response {
+    let (status, code, description) = refusal.parts();
+    let body = serde_json::json!({ "error": code, "error_description": description });
+    let mut response = Response::builder().status(status).content_type("application/json").body(body.to_string());
+    let challenge = match refusal {
+        OAuthRefusal::InvalidClient => Some("Basic realm=\"magiclink\""),
+        OAuthRefusal::InvalidToken => Some("Bearer error=\"invalid_token\""),
+        _ => None,
+    };
+    if let Some(challenge) = challenge {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, poem::http::HeaderValue::from_static(challenge));
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
@@ -1231,6 +1410,18 @@ mod tests {
             WebError::Passkey(PasskeyRefusal::InvalidName),
             WebError::Passkey(PasskeyRefusal::RegistrationRefused),
             WebError::NoSuchPasskey,
+            WebError::OAuth(super::OAuthRefusal::InvalidClient),
+            WebError::OAuth(super::OAuthRefusal::InvalidGrant("x")),
+            WebError::OAuth(super::OAuthRefusal::InvalidRequest("x")),
+            WebError::OAuth(super::OAuthRefusal::InvalidScope),
+            WebError::OAuth(super::OAuthRefusal::UnsupportedGrantType),
+            WebError::OAuth(super::OAuthRefusal::InvalidToken),
+            WebError::OAuth(super::OAuthRefusal::RateLimited { retry_after: chrono::TimeDelta::seconds(1) }),
+            WebError::Oidc(super::OidcRefusal::UnknownClient),
+            WebError::Oidc(super::OidcRefusal::UnregisteredRedirectUri),
+            WebError::Oidc(super::OidcRefusal::InvalidLogoutHint),
+            WebError::Oidc(super::OidcRefusal::UnregisteredLogoutRedirectUri),
+            WebError::NoSuchApp,
             WebError::Refused(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             WebError::Unexpected(anyhow::anyhow!("a bug")),
             WebError::Unexpected(outage),
@@ -1262,6 +1453,9 @@ mod tests {
                 | WebError::PasskeysDisabled
                 | WebError::Passkey(_)
                 | WebError::NoSuchPasskey
+                | WebError::OAuth(_)
+                | WebError::Oidc(_)
+                | WebError::NoSuchApp
                 | WebError::Refused(_)
                 | WebError::Unexpected(_) => {}
             }

@@ -21,6 +21,7 @@ pub mod forms;
 pub mod forward_auth;
 pub mod json;
 pub mod lang;
+pub mod oidc;
 pub mod pages;
 pub mod passkey;
 pub mod password;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub passwords: Option<Arc<Passwords>>,
     /// The passkey provider, when `passkey.enabled` is on.
     pub passkeys: Option<Arc<ports::Passkeys>>,
+    /// The OpenID Provider, when `oidc.enabled` is on.
+    pub oidc: Option<Arc<ports::Authorization>>,
     /// What `/healthz` asks: the database, and the rate-limit store when it is not the
     /// database.
     pub health: Vec<Dependency>,

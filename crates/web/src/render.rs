@@ -15,7 +15,7 @@ use tera::{Context, Tera};
 use crate::{csrf, AppState};
 
 /// The built-in page templates, by the name an override file must have.
-const BUILTIN: [(&str, &str); 13] = [
+const BUILTIN: [(&str, &str); 15] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("signin.html", include_str!("../templates/signin.html")),
@@ -29,6 +29,8 @@ const BUILTIN: [(&str, &str); 13] = [
     ("account.html", include_str!("../templates/account.html")),
     ("confirm_email.html", include_str!("../templates/confirm_email.html")),
     ("signed_in_already.html", include_str!("../templates/signed_in_already.html")),
+    ("consent.html", include_str!("../templates/consent.html")),
+    ("oidc_logout.html", include_str!("../templates/oidc_logout.html")),
 ];
 
 /// The page templates an operator may override, by file name under `templates.dir`.

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
 use crate::passkey::PasskeyApi;
-use crate::{account, auth, forward_auth, pages, passkey, password, telemetry, AppState};
+use crate::{account, auth, forward_auth, oidc, pages, passkey, password, telemetry, AppState};
 
 /// No scripts at all; inline styles only; forms post only to us; nobody may frame us.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
@@ -277,6 +277,13 @@ enum Handler {
     ForwardAuth,
     Mailbox,
     PasskeyScript,
+    OidcDiscovery,
+    OidcJwks,
+    OidcAuthorize,
+    OidcToken,
+    OidcUserInfo,
+    OidcRevoke,
+    OidcEndSession,
 }
 
 impl Handler {
@@ -309,6 +316,13 @@ impl Handler {
             Handler::ForwardAuth => get(forward_auth::forward_auth).boxed(),
             Handler::Mailbox => get(pages::mailbox).boxed(),
             Handler::PasskeyScript => get(passkey::script).boxed(),
+            Handler::OidcDiscovery => get(oidc::discovery).boxed(),
+            Handler::OidcJwks => get(oidc::jwks).boxed(),
+            Handler::OidcAuthorize => get(oidc::authorize).post(oidc::authorize_post).boxed(),
+            Handler::OidcToken => post(oidc::token_endpoint).boxed(),
+            Handler::OidcUserInfo => get(oidc::userinfo).post(oidc::userinfo).boxed(),
+            Handler::OidcRevoke => post(oidc::revoke).boxed(),
+            Handler::OidcEndSession => get(oidc::end_session).post(oidc::end_session_post).boxed(),
         }
     }
 }
@@ -345,6 +359,16 @@ pub fn served_routes(settings: &crate::WebSettings, dev_mailbox: bool) -> Vec<Se
     ];
     if settings.passkeys {
         routes.push(route(format!("{base}/passkey.js"), "GET, HEAD", Handler::PasskeyScript));
+    }
+    if settings.oidc {
+        use crate::oidc::paths;
+        routes.push(route(crate::oidc::discovery_path(settings), "GET, HEAD", Handler::OidcDiscovery));
+        routes.push(route(format!("{base}{}", paths::JWKS), "GET, HEAD", Handler::OidcJwks));
+        routes.push(route(format!("{base}{}", paths::AUTHORIZE), "GET, HEAD, POST", Handler::OidcAuthorize));
+        routes.push(route(format!("{base}{}", paths::TOKEN), "POST", Handler::OidcToken));
+        routes.push(route(format!("{base}{}", paths::USERINFO), "GET, HEAD, POST", Handler::OidcUserInfo));
+        routes.push(route(format!("{base}{}", paths::REVOKE), "POST", Handler::OidcRevoke));
+        routes.push(route(format!("{base}{}", paths::END_SESSION), "GET, HEAD, POST", Handler::OidcEndSession));
     }
     if dev_mailbox {
         routes.push(route("/dev/mailbox".to_owned(), "GET, HEAD", Handler::Mailbox));

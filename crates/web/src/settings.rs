@@ -143,6 +143,8 @@ pub struct WebSettings {
     /// Whether passkeys are on (`passkey.enabled`): the pages show their controls and the
     /// script is served.
     pub passkeys: bool,
+    /// Whether the OpenID Provider is on (`oidc.enabled`): its endpoints are served.
+    pub oidc: bool,
 }
 
 impl WebSettings {

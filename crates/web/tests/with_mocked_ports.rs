@@ -56,6 +56,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
         sessions,
         passwords: None,
         passkeys: None,
+        oidc: None,
         health: vec![web::Dependency { name: "database", probe: Arc::new(mocks.health) }],
         mailbox: None,
         settings: support::web_settings("http://127.0.0.1:3000", secret),

@@ -38,16 +38,6 @@ fn passkey_from_row(row: &AnyRow) -> anyhow::Result<Passkey> {
     })
 }
 
-/// A text column's value. MariaDB reports a `TEXT` column of a binary collation (every table
-/// here is `utf8mb4_bin`) as a `BLOB`, which the `Any` driver will not decode as a string.
-fn text_column(row: &AnyRow, column: &str) -> anyhow::Result<String> {
-    match row.try_get::<String, _>(column) {
-        Ok(text) => Ok(text),
-        Err(_) => String::from_utf8(row.try_get::<Vec<u8>, _>(column)?)
-            .with_context(|| format!("stored {column} is not UTF-8")),
-    }
-}
-
 /// The adapter's credential in a row holding [`PASSKEY_COLUMNS`].
 fn credential_from_row(row: &AnyRow) -> anyhow::Result<StoredCredential> {
     Ok(StoredCredential(text_column(row, "credential")?.into_bytes()))

@@ -166,6 +166,27 @@ pub(super) fn stored_method(text: &str) -> anyhow::Result<domain::SignInMethod> 
         .with_context(|| format!("stored sign-in method {text:?} is not one this version knows"))
 }
 
+/// A text column's value. MariaDB reports a `TEXT` column of a binary collation (every table
+/// here is `utf8mb4_bin`) as a `BLOB`, which the `Any` driver will not decode as a string.
+pub(super) fn text_column(row: &AnyRow, column: &str) -> anyhow::Result<String> {
+    match row.try_get::<String, _>(column) {
+        Ok(text) => Ok(text),
+        Err(_) => String::from_utf8(row.try_get::<Vec<u8>, _>(column)?)
+            .with_context(|| format!("stored {column} is not UTF-8")),
+    }
+}
+
+/// A nullable text column's value (see [`text_column`]).
+pub(super) fn optional_text_column(row: &AnyRow, column: &str) -> anyhow::Result<Option<String>> {
+    match row.try_get::<Option<String>, _>(column) {
+        Ok(text) => Ok(text),
+        Err(_) => row
+            .try_get::<Option<Vec<u8>>, _>(column)?
+            .map(|bytes| String::from_utf8(bytes).with_context(|| format!("stored {column} is not UTF-8")))
+            .transpose(),
+    }
+}
+
 /// Whether a write was refused by a unique index (SQLite 2067 and 1555, PostgreSQL 23505,
 /// MySQL and MariaDB 1062): an outcome the caller acts on ("that address is taken"), never a
 /// failure of the store.

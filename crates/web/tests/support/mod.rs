@@ -27,5 +27,6 @@ pub fn web_settings(base_url: &str, secret: ServerSecret) -> WebSettings {
         restart_forgets_links: false,
         access_log: false,
         passkeys: false,
+        oidc: false,
     }
 }

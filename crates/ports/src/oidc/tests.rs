@@ -1,0 +1,1 @@
+//! Unit tests of the OpenID Provider's use cases against mocked stores.
