@@ -14,6 +14,7 @@ mod http_flow;
 mod integration_snippets;
 mod languages;
 mod oidc;
+mod oidc_clients;
 mod outbox_burst;
 mod pages;
 mod passkeys;

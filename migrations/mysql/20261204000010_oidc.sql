@@ -28,6 +28,8 @@ CREATE TABLE oidc_codes (
     used_at        BIGINT,
     grant_id       VARCHAR(36),
     INDEX oidc_codes_expires (expires),
+    INDEX oidc_codes_client_id (client_id),
+    INDEX oidc_codes_user_id (user_id),
     FOREIGN KEY (client_id) REFERENCES oidc_clients (id) ON DELETE CASCADE,
     FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
@@ -43,6 +45,7 @@ CREATE TABLE oidc_grants (
     created_at BIGINT NOT NULL,
     revoked_at BIGINT,
     INDEX oidc_grants_user_client (user_id, client_id),
+    INDEX oidc_grants_client_id (client_id),
     FOREIGN KEY (client_id) REFERENCES oidc_clients (id) ON DELETE CASCADE,
     FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

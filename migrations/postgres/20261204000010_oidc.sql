@@ -29,6 +29,8 @@ CREATE TABLE oidc_codes (
     grant_id       TEXT
 );
 CREATE INDEX oidc_codes_expires ON oidc_codes (expires);
+CREATE INDEX oidc_codes_client_id ON oidc_codes (client_id);
+CREATE INDEX oidc_codes_user_id ON oidc_codes (user_id);
 
 CREATE TABLE oidc_grants (
     id         TEXT PRIMARY KEY NOT NULL,
@@ -42,6 +44,7 @@ CREATE TABLE oidc_grants (
     revoked_at BIGINT
 );
 CREATE INDEX oidc_grants_user_client ON oidc_grants (user_id, client_id);
+CREATE INDEX oidc_grants_client_id ON oidc_grants (client_id);
 
 CREATE TABLE oidc_tokens (
     token_hash TEXT PRIMARY KEY NOT NULL,

@@ -36,6 +36,8 @@ CREATE TABLE oidc_codes (
     grant_id       TEXT
 );
 CREATE INDEX oidc_codes_expires ON oidc_codes (expires);
+CREATE INDEX oidc_codes_client_id ON oidc_codes (client_id);
+CREATE INDEX oidc_codes_user_id ON oidc_codes (user_id);
 
 -- A grant: one code exchange and the tokens descended from it (a refresh-token family),
 -- revoked together (revoked_at). session_id is the magiclink session it began in (the ID
@@ -52,6 +54,7 @@ CREATE TABLE oidc_grants (
     revoked_at INTEGER
 );
 CREATE INDEX oidc_grants_user_client ON oidc_grants (user_id, client_id);
+CREATE INDEX oidc_grants_client_id ON oidc_grants (client_id);
 
 -- Access and refresh tokens (kind), under SHA-256 of the token. A refresh token is spent
 -- (used_at) when it is rotated; presenting it again revokes its grant.

@@ -404,6 +404,8 @@ pub struct RunningServer {
     pub mailbox: Option<Arc<adapters::mail::DevMailer>>,
     /// Where the metrics listener listens, when `metrics.bind` is set (port 0 chooses one).
     pub metrics_address: Option<std::net::SocketAddr>,
+    /// The service's database, through its ports, for tests that set things up underneath.
+    pub database: adapters::database::Database,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -424,6 +426,7 @@ impl RunningServer {
         let service = build_service(&settings, parts).await;
         let mailbox = service.mailbox.clone();
         let metrics_address = service.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok());
+        let database = service.store.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let bound_address = bound.local_addr.to_string();
         tokio::spawn(wiring::run(service, bound, async move {
@@ -434,6 +437,7 @@ impl RunningServer {
             bound_address,
             mailbox,
             metrics_address,
+            database,
             stop: Some(stop),
             _dir: dir,
         }

@@ -254,34 +254,11 @@ async fn migration_status(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens an existing, fully migrated database for a command that only reads it.
-///
-/// # Errors
-/// Says to run `migrate` first when the database is missing or has pending migrations.
-pub(crate) async fn open_migrated(
-    settings: &Settings,
-    program: Program,
-) -> anyhow::Result<adapters::database::Database> {
-    let migrate = program.command("migrate");
-    let Some(store) = wiring::open_store(settings, OpenMode::MustExist).await? else {
-        anyhow::bail!(
-            "the database `{}` does not exist yet: run `{migrate}` first",
-            adapters::database::masked_url(settings.database.url.expose())
-        );
-    };
-    let pending = store.migration_status().await?.iter().filter(|m| m.applied_at.is_none()).count();
-    if pending > 0 {
-        store.close().await;
-        anyhow::bail!("the database has {pending} pending migration(s): run `{migrate}` first");
-    }
-    Ok(store)
-}
-
 async fn users(settings: &Settings, command: UsersCommand, program: Program) -> anyhow::Result<()> {
     let parse = |raw: &str| {
         domain::EmailAddress::parse(raw).map_err(|reason| anyhow::anyhow!("`{raw}` is not an address: {reason}"))
     };
-    let store = open_migrated(settings, program).await?;
+    let store = wiring::open_migrated(settings, program).await?;
     let result = async {
         match command {
             UsersCommand::Add { email } => match store.users.add(&parse(&email)?, chrono::Utc::now()).await? {
@@ -317,7 +294,7 @@ async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, prog
                 .with_context(|| format!("--status `{s}`: use pending, sent, failed or dropped"))
         })
         .transpose()?;
-    let store = open_migrated(settings, program).await?;
+    let store = wiring::open_migrated(settings, program).await?;
     let counts = store.outbox.counts().await?;
     println!("pending {}  sent {}  failed {}  dropped {}", counts.pending, counts.sent, counts.failed, counts.dropped);
     for entry in store.outbox.list(state, limit).await? {
@@ -349,7 +326,7 @@ async fn seed(
         profile == DEVELOPMENT,
         "seed runs only in the development profile: seeded sessions have predictable tokens"
     );
-    let store = open_migrated(settings, program).await?;
+    let store = wiring::open_migrated(settings, program).await?;
     let started = std::time::Instant::now();
     let seeded = store.seed(users, sessions, chrono::Utc::now(), valid_for).await;
     store.close().await;
@@ -371,7 +348,7 @@ async fn serve(settings: &Settings, profile: &str, program: Program, embed: wiri
     if profile != DEVELOPMENT {
         // Outside development the schema changes only by a deliberate `migrate`: refuse to
         // start (and create nothing) while the database is missing or behind.
-        open_migrated(settings, program).await?.close().await;
+        wiring::open_migrated(settings, program).await?.close().await;
     }
     wiring::raise_open_file_limit(settings.server.max_connections);
     let secret = if checked.needs_ephemeral_secret {

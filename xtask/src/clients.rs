@@ -88,7 +88,7 @@ fn new_secret() -> anyhow::Result<ClientSecret> {
 /// # Errors
 /// On bad arguments, a missing or unmigrated database, or a storage failure.
 pub async fn clients(settings: &Settings, command: ClientsCommand, program: Program) -> anyhow::Result<()> {
-    let store = crate::cli::open_migrated(settings, program).await?;
+    let store = crate::wiring::open_migrated(settings, program).await?;
     let result = async {
         match command {
             ClientsCommand::Add {
@@ -210,7 +210,7 @@ fn describe(client: &Client) -> serde_json::Value {
 /// Without a configured secret (keys sealed under a passing development secret would be
 /// lost), a missing database, or a storage failure.
 pub async fn keys(settings: &Settings, command: KeysCommand, program: Program) -> anyhow::Result<()> {
-    let store = crate::cli::open_migrated(settings, program).await?;
+    let store = crate::wiring::open_migrated(settings, program).await?;
     let result = async {
         match command {
             KeysCommand::List => {

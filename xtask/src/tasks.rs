@@ -127,8 +127,30 @@ pub const SCHEMATHESIS: Prerequisite = Prerequisite {
     probe: Probe::Program(&["/opt/magiclink-ci/schemathesis/bin/schemathesis", "schemathesis"]),
 };
 
+/// openid-client (panva's OpenID-certified relying-party library), the Node client the OpenID
+/// Provider is proven with. From the npm registry (pinned), installed by `.ci/run` into a
+/// folder of its own.
+pub const OPENID_CLIENT: Prerequisite = Prerequisite {
+    what: "openid-client (npm)",
+    package: "openid-client@6.9.1",
+    used_by: "the OpenID Connect test with a Node relying party",
+    probe: Probe::Program(&["/opt/magiclink-ci/openid-client/node_modules/openid-client/package.json"]),
+};
+
+/// Authlib, the Python client the OpenID Provider is proven with. From PyPI (pinned), installed
+/// by `.ci/run` into a virtual environment of its own.
+pub const AUTHLIB: Prerequisite = Prerequisite {
+    what: "Authlib (PyPI)",
+    package: "authlib==1.9.10",
+    used_by: "the OpenID Connect test with a Python relying party",
+    probe: Probe::PythonModule { pythons: &["/opt/magiclink-ci/authlib/bin/python"], module: "authlib" },
+};
+
+/// Where `.ci/run` installs openid-client.
+pub const OPENID_CLIENT_DIR: &str = "/opt/magiclink-ci/openid-client";
+
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 12] = [
+pub const PREREQUISITES: [Prerequisite; 14] = [
     CHROMIUM,
     CHROMEDRIVER,
     AIOSMTPD,
@@ -141,6 +163,8 @@ pub const PREREQUISITES: [Prerequisite; 12] = [
     POSTGRES,
     MARIADB,
     SCHEMATHESIS,
+    OPENID_CLIENT,
+    AUTHLIB,
 ];
 
 impl Prerequisite {
@@ -173,11 +197,17 @@ impl Prerequisite {
         self.package.contains("==")
     }
 
+    /// Whether it comes from the npm registry (its package is pinned with `@`).
+    fn comes_from_npm(&self) -> bool {
+        self.package.contains('@')
+    }
+
     /// One sentence for a skipped test: what is missing and how to get it.
     pub fn missing_reason(&self) -> String {
         match self.probe {
             Probe::Listening(_) => format!("{} is not running (Debian package `{}`)", self.what, self.package),
             _ if self.comes_from_pypi() => format!("{} is not installed (PyPI package `{}`)", self.what, self.package),
+            _ if self.comes_from_npm() => format!("{} is not installed (npm package `{}`)", self.what, self.package),
             _ => format!("{} is not installed (Debian package `{}`)", self.what, self.package),
         }
     }
@@ -238,15 +268,19 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
         for prerequisite in &missing {
             println!("  - {} (for {})", prerequisite.what, prerequisite.used_by);
         }
-        let (pypi, debian): (Vec<&Prerequisite>, Vec<&Prerequisite>) =
-            missing.iter().partition(|p| p.comes_from_pypi());
+        let (registries, debian): (Vec<&Prerequisite>, Vec<&Prerequisite>) =
+            missing.iter().partition(|p| p.comes_from_pypi() || p.comes_from_npm());
         let mut packages: Vec<&str> = debian.iter().map(|p| p.package).collect();
         packages.dedup();
         if !packages.is_empty() {
             println!("  Install them on Debian or Ubuntu with: apt-get install {}", packages.join(" "));
         }
-        for prerequisite in pypi {
-            println!("  and from PyPI with: pip install {}", prerequisite.package);
+        for prerequisite in registries {
+            if prerequisite.comes_from_npm() {
+                println!("  and from npm with: npm install --prefix {OPENID_CLIENT_DIR} {}", prerequisite.package);
+            } else {
+                println!("  and from PyPI with: pip install {}", prerequisite.package);
+            }
         }
         if in_ci() {
             eprintln!("error: CI=true and prerequisites are missing: .ci/run must install them");

@@ -25,7 +25,7 @@ use ports::{
 use web::server::ConnectionLimits;
 use web::{AppState, CookieNames, PagePaths, RequestLimits, WebSettings};
 
-use crate::settings::{MailerKind, RateLimitSettings, Settings, SignUpMode, StartTlsSetting};
+use crate::settings::{MailerKind, Program, RateLimitSettings, Settings, SignUpMode, StartTlsSetting};
 
 /// How long redeemed and expired links are kept after they expire, so a late click still gets
 /// "already used" or "expired" instead of "not valid".
@@ -903,4 +903,24 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+/// Opens an existing, fully migrated database for a command that only reads it.
+///
+/// # Errors
+/// Says to run `migrate` first when the database is missing or has pending migrations.
+pub async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Result<adapters::database::Database> {
+    let migrate = program.command("migrate");
+    let Some(store) = open_store(settings, OpenMode::MustExist).await? else {
+        anyhow::bail!(
+            "the database `{}` does not exist yet: run `{migrate}` first",
+            adapters::database::masked_url(settings.database.url.expose())
+        );
+    };
+    let pending = store.migration_status().await?.iter().filter(|m| m.applied_at.is_none()).count();
+    if pending > 0 {
+        store.close().await;
+        anyhow::bail!("the database has {pending} pending migration(s): run `{migrate}` first");
+    }
+    Ok(store)
 }
