@@ -1868,6 +1868,267 @@ async fn a_session_remembers_how_its_person_signed_in(store: &ScratchStore) {
 // The suite, once per backend.
 
 /// Runs each contract on a fresh scratch database of the backend, then drops it.
+fn oidc_client(id: &str) -> domain::oidc::Client {
+    domain::oidc::Client {
+        id: domain::oidc::ClientId::parse(id).expect("id"),
+        name: format!("App {id}"),
+        kind: domain::oidc::ClientKind::Confidential,
+        secret_hash: Some(domain::oidc::ClientSecret::from_random_bytes([1; 32]).hash()),
+        redirect_uris: vec![
+            url::Url::parse("https://app.example.com/cb").expect("URL"),
+            url::Url::parse("http://127.0.0.1/cb").expect("URL"),
+        ],
+        post_logout_redirect_uris: vec![url::Url::parse("https://app.example.com/bye").expect("URL")],
+        first_party: false,
+        id_token_algorithm: domain::oidc::SigningAlgorithm::Es256,
+        created_at: t0(),
+    }
+}
+
+/// A code for `user` at `client`, made from `byte`, expiring a minute after t0.
+fn oidc_code(byte: u8, client: &str, user: &domain::User) -> ports::NewCode {
+    ports::NewCode {
+        hash: domain::oidc::AuthorizationCode::from_random_bytes([byte; 32]).hash(),
+        grant: domain::oidc::CodeGrant {
+            client_id: domain::oidc::ClientId::parse(client).expect("id"),
+            redirect_uri: "https://app.example.com/cb".to_owned(),
+            challenge: Some(
+                domain::oidc::CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Some("S256"))
+                    .expect("challenge"),
+            ),
+            nonce: Some("nonce ünïcode".to_owned()),
+            scopes: domain::oidc::Scopes::parse("openid email offline_access").expect("scopes"),
+            user_id: user.id.clone(),
+            session_id: domain::SessionId::parse("01900000-0000-7000-8000-000000000001").expect("id"),
+            auth_time: t0(),
+            method: domain::SignInMethod::Passkey,
+            expires: t0() + TimeDelta::minutes(1),
+        },
+        created_at: t0(),
+    }
+}
+
+/// The refresh token [`oidc_tokens`] makes from `byte` (other bytes than its access token's:
+/// tokens of both kinds share one table, keyed by hash).
+fn refresh_hash(byte: u8) -> domain::oidc::RefreshTokenHash {
+    domain::oidc::RefreshToken::from_random_bytes([byte ^ 0x80; 32]).hash()
+}
+
+fn oidc_tokens(byte: u8, refresh: bool) -> ports::NewTokens {
+    ports::NewTokens {
+        access: (domain::oidc::AccessToken::from_random_bytes([byte; 32]).hash(), t0() + TimeDelta::hours(1)),
+        refresh: refresh.then(|| (refresh_hash(byte), t0() + TimeDelta::days(30))),
+        created_at: t0(),
+    }
+}
+
+async fn clients_are_stored_as_registered_with_only_the_hash_of_their_secret(store: &ScratchStore) {
+    let db = &store.database;
+    let client = oidc_client("grafana");
+    assert_eq!(db.clients.add_client(&client).await.expect("added"), ports::ClientAdded::Added);
+    assert_eq!(db.clients.add_client(&client).await.expect("answered"), ports::ClientAdded::IdTaken);
+    assert_eq!(db.clients.find_client(&client.id).await.expect("read"), Some(client.clone()));
+    let unknown = domain::oidc::ClientId::parse("nobody").expect("id");
+    assert_eq!(db.clients.find_client(&unknown).await.expect("read"), None);
+    let stored = raw_texts(store, "SELECT secret_hash FROM oidc_clients").await;
+    assert_eq!(stored, vec![client.secret_hash.as_ref().expect("hash").to_hex()]);
+    let new_secret = domain::oidc::ClientSecret::from_random_bytes([2; 32]);
+    assert!(db.clients.set_client_secret(&client.id, &new_secret.hash()).await.expect("set"));
+    let found = db.clients.find_client(&client.id).await.expect("read").expect("found");
+    assert!(found.secret_matches(&new_secret.encode()) && !client.secret_matches(&new_secret.encode()));
+    assert!(!db.clients.set_client_secret(&unknown, &new_secret.hash()).await.expect("answered"));
+    db.clients.add_client(&oidc_client("another")).await.expect("added");
+    let listed: Vec<String> =
+        db.clients.list_clients().await.expect("listed").into_iter().map(|c| c.id.as_str().to_owned()).collect();
+    assert_eq!(listed, vec!["another", "grafana"]);
+}
+
+async fn a_code_is_redeemed_once_and_a_second_use_revokes_what_the_first_got(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    db.clients.add_client(&oidc_client("app")).await.expect("client");
+    let code = oidc_code(1, "app", &ada);
+    db.grants.save_code(&code).await.expect("saved");
+    let unknown = domain::oidc::AuthorizationCode::from_random_bytes([9; 32]).hash();
+    assert_eq!(db.grants.redeem_code(&unknown, t0()).await.expect("answered"), ports::CodeRedeemed::Unknown);
+
+    // Ten exchanges race: one redeems, the rest see a reuse.
+    let racers = futures_util::future::join_all((0..10).map(|_| {
+        let grants = Arc::clone(&db.grants);
+        let hash = code.hash.clone();
+        async move { grants.redeem_code(&hash, t0()).await }
+    }))
+    .await;
+    let winners: Vec<_> = racers
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Ok(ports::CodeRedeemed::Redeemed(grant, id)) => Some((grant.clone(), id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "{racers:?}");
+    assert!(racers.iter().all(|o| matches!(o, Ok(ports::CodeRedeemed::Redeemed(..) | ports::CodeRedeemed::Reused))));
+    let (grant, grant_id) = winners.into_iter().next().expect("a winner");
+    assert_eq!(*grant, code.grant, "the code comes back as stored");
+    // The losers presented a spent code: the winner's grant is revoked, so its tokens never work.
+    let raced = oidc_tokens(1, true);
+    db.grants.save_tokens(&grant_id, &raced).await.expect("tokens");
+    assert_eq!(db.grants.find_access_token(&raced.access.0, t0()).await.expect("read"), None);
+
+    // One use, then another after the tokens were issued: they stop working.
+    let second = oidc_code(2, "app", &ada);
+    db.grants.save_code(&second).await.expect("saved");
+    let ports::CodeRedeemed::Redeemed(_, grant_id) = db.grants.redeem_code(&second.hash, t0()).await.expect("redeemed")
+    else {
+        panic!("redeemed")
+    };
+    let tokens = oidc_tokens(2, true);
+    db.grants.save_tokens(&grant_id, &tokens).await.expect("tokens");
+    let live = db.grants.find_access_token(&tokens.access.0, t0()).await.expect("read").expect("live");
+    assert_eq!((live.user.id, live.scopes.to_parameter()), (ada.id.clone(), "openid email offline_access".to_owned()));
+    assert_eq!(db.grants.redeem_code(&second.hash, t0()).await.expect("answered"), ports::CodeRedeemed::Reused);
+    assert_eq!(db.grants.find_access_token(&tokens.access.0, t0()).await.expect("read"), None);
+    let stored = raw_texts(store, "SELECT code_hash FROM oidc_codes").await;
+    let mut expected = vec![code.hash.to_hex(), second.hash.to_hex()];
+    expected.sort();
+    let mut stored = stored;
+    stored.sort();
+    assert_eq!(stored, expected, "only the hash of a code is stored");
+}
+
+async fn access_tokens_expire_exactly_and_revocation_is_by_their_own_client_only(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    db.clients.add_client(&oidc_client("app")).await.expect("client");
+    db.clients.add_client(&oidc_client("other")).await.expect("client");
+    db.grants.save_code(&oidc_code(1, "app", &ada)).await.expect("saved");
+    let hash = domain::oidc::AuthorizationCode::from_random_bytes([1; 32]).hash();
+    let ports::CodeRedeemed::Redeemed(_, grant_id) = db.grants.redeem_code(&hash, t0()).await.expect("redeemed") else {
+        panic!("redeemed")
+    };
+    let tokens = oidc_tokens(2, true);
+    db.grants.save_tokens(&grant_id, &tokens).await.expect("tokens");
+    let (access, expires) = &tokens.access;
+    assert!(db.grants.find_access_token(access, *expires - TimeDelta::milliseconds(1)).await.expect("read").is_some());
+    assert_eq!(db.grants.find_access_token(access, *expires).await.expect("read"), None, "expired at its expiry");
+
+    let other = domain::oidc::ClientId::parse("other").expect("id");
+    let app = domain::oidc::ClientId::parse("app").expect("id");
+    db.grants.revoke_access_token(&other, access).await.expect("answered");
+    assert!(db.grants.find_access_token(access, t0()).await.expect("read").is_some(), "another client's revocation");
+    db.grants.revoke_access_token(&app, access).await.expect("revoked");
+    assert_eq!(db.grants.find_access_token(access, t0()).await.expect("read"), None);
+}
+
+async fn a_refresh_token_rotates_once_and_a_spent_one_revokes_its_family(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    db.clients.add_client(&oidc_client("app")).await.expect("client");
+    db.grants.save_code(&oidc_code(1, "app", &ada)).await.expect("saved");
+    let hash = domain::oidc::AuthorizationCode::from_random_bytes([1; 32]).hash();
+    let ports::CodeRedeemed::Redeemed(_, grant_id) = db.grants.redeem_code(&hash, t0()).await.expect("redeemed") else {
+        panic!("redeemed")
+    };
+    let first = oidc_tokens(3, true);
+    db.grants.save_tokens(&grant_id, &first).await.expect("tokens");
+    let app = domain::oidc::ClientId::parse("app").expect("id");
+    let refresh = first.refresh.clone().expect("refresh").0;
+    let other = domain::oidc::ClientId::parse("other").expect("id");
+    assert_eq!(
+        db.grants.rotate_refresh_token(&other, &refresh, &oidc_tokens(4, true), t0()).await.expect("answered"),
+        ports::RefreshRotated::Invalid,
+        "another client's token"
+    );
+    // Concurrent rotations of one token: one rotates; the others find it spent and revoke.
+    let racers = futures_util::future::join_all((0..6_u8).map(|n| {
+        let grants = Arc::clone(&db.grants);
+        let (app, refresh) = (app.clone(), refresh.clone());
+        async move { grants.rotate_refresh_token(&app, &refresh, &oidc_tokens(10 + n, true), t0()).await }
+    }))
+    .await;
+    let rotated = racers.iter().filter(|o| matches!(o, Ok(ports::RefreshRotated::Rotated(_)))).count();
+    assert_eq!(rotated, 1, "{racers:?}");
+    // A racer that found the token spent revoked the family: the replacement's tokens too.
+    for n in 10..16_u8 {
+        let access = domain::oidc::AccessToken::from_random_bytes([n; 32]).hash();
+        assert_eq!(db.grants.find_access_token(&access, t0()).await.expect("read"), None, "family revoked");
+        let next = refresh_hash(n);
+        let again = db.grants.rotate_refresh_token(&app, &next, &oidc_tokens(30 + n, true), t0()).await;
+        assert_eq!(again.expect("answered"), ports::RefreshRotated::Invalid);
+    }
+}
+
+async fn consents_are_remembered_listed_and_withdrawing_one_revokes_that_apps_grants(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+    db.clients.add_client(&oidc_client("app")).await.expect("client");
+    let app = domain::oidc::ClientId::parse("app").expect("id");
+    let scopes = domain::oidc::Scopes::parse("openid email").expect("scopes");
+    assert_eq!(db.grants.find_consent(&ada.id, &app).await.expect("read"), None);
+    db.grants.save_consent(&ada.id, &app, &domain::oidc::Scopes::parse("openid").expect("s"), t0()).await.expect("s");
+    db.grants.save_consent(&ada.id, &app, &scopes, t0() + TimeDelta::minutes(1)).await.expect("replaced");
+    assert_eq!(db.grants.find_consent(&ada.id, &app).await.expect("read"), Some(scopes.clone()));
+    assert_eq!(db.grants.find_consent(&bob.id, &app).await.expect("read"), None, "per person");
+    let listed = db.grants.list_consents(&ada.id).await.expect("listed");
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].client_name.as_str(), listed[0].granted_at), ("App app", t0() + TimeDelta::minutes(1)));
+
+    db.grants.save_code(&oidc_code(1, "app", &ada)).await.expect("saved");
+    let hash = domain::oidc::AuthorizationCode::from_random_bytes([1; 32]).hash();
+    let ports::CodeRedeemed::Redeemed(_, grant_id) = db.grants.redeem_code(&hash, t0()).await.expect("redeemed") else {
+        panic!("redeemed")
+    };
+    let tokens = oidc_tokens(5, true);
+    db.grants.save_tokens(&grant_id, &tokens).await.expect("tokens");
+    assert!(!db.grants.revoke_consent(&bob.id, &app, t0()).await.expect("answered"), "bob had none");
+    assert!(db.grants.find_access_token(&tokens.access.0, t0()).await.expect("read").is_some());
+    assert!(db.grants.revoke_consent(&ada.id, &app, t0()).await.expect("withdrawn"));
+    assert_eq!(db.grants.find_access_token(&tokens.access.0, t0()).await.expect("read"), None);
+    assert!(db.grants.list_consents(&ada.id).await.expect("listed").is_empty());
+
+    // Removing the client takes everything issued to it.
+    assert!(db.clients.remove_client(&app).await.expect("removed"));
+    for table in ["oidc_codes", "oidc_grants", "oidc_tokens", "oidc_consents"] {
+        let count: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&store.raw).await.expect("counted");
+        assert_eq!(count, 0, "{table}");
+    }
+}
+
+async fn one_current_signing_key_per_algorithm_whoever_races_and_rotation_retires_it(store: &ScratchStore) {
+    let db = &store.database;
+    let key = |kid: &str, algorithm| ports::StoredSigningKey {
+        kid: kid.to_owned(),
+        algorithm,
+        sealed_private_key: vec![1, 2, 3, 255],
+        public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        created_at: t0(),
+        retired_at: None,
+    };
+    let racers = futures_util::future::join_all((0..6).map(|n| {
+        let keys = Arc::clone(&db.signing_keys);
+        let key = key(&format!("rs-{n}"), domain::oidc::SigningAlgorithm::Rs256);
+        async move { keys.add_signing_key(&key, false).await }
+    }))
+    .await;
+    let added = racers.iter().filter(|o| matches!(o, Ok(ports::SigningKeyAdded::Added))).count();
+    assert_eq!(added, 1, "{racers:?}");
+    db.signing_keys.add_signing_key(&key("es", domain::oidc::SigningAlgorithm::Es256), false).await.expect("added");
+    let mut rotated = key("rs-new", domain::oidc::SigningAlgorithm::Rs256);
+    rotated.created_at = t0() + TimeDelta::hours(1);
+    assert_eq!(db.signing_keys.add_signing_key(&rotated, true).await.expect("rotated"), ports::SigningKeyAdded::Added);
+    let keys = db.signing_keys.signing_keys().await.expect("read");
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[0].kid, "rs-new", "newest first");
+    assert_eq!(keys[0].sealed_private_key, vec![1, 2, 3, 255]);
+    let retired: Vec<&str> = keys.iter().filter(|k| k.retired_at.is_some()).map(|k| k.kid.as_str()).collect();
+    assert_eq!(retired.len(), 1);
+    assert!(retired[0].starts_with("rs-"));
+    assert_eq!(db.signing_keys.delete_retired_keys(t0() + TimeDelta::hours(1)).await.expect("purged"), 0, "not before");
+    assert_eq!(db.signing_keys.delete_retired_keys(t0() + TimeDelta::hours(2)).await.expect("purged"), 1);
+}
+
 macro_rules! conformance_suite {
     ($dialect:expr; $($contract:ident),+ $(,)?) => {
         $(
@@ -1909,6 +2170,12 @@ macro_rules! every_contract {
             sessions_are_stored_by_hash_found_extended_and_deleted,
             a_user_lists_and_revokes_only_their_own_live_sessions,
             a_display_name_is_set_changed_and_removed_for_that_user_only,
+            clients_are_stored_as_registered_with_only_the_hash_of_their_secret,
+            a_code_is_redeemed_once_and_a_second_use_revokes_what_the_first_got,
+            access_tokens_expire_exactly_and_revocation_is_by_their_own_client_only,
+            a_refresh_token_rotates_once_and_a_spent_one_revokes_its_family,
+            consents_are_remembered_listed_and_withdrawing_one_revokes_that_apps_grants,
+            one_current_signing_key_per_algorithm_whoever_races_and_rotation_retires_it,
             purging_sessions_removes_only_those_that_expired_before_the_cutoff,
             the_rate_limiter_keeps_its_contract,
             purging_rate_limits_forgets_only_spent_counters,
