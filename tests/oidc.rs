@@ -392,8 +392,27 @@ async fn another_teams_app_asks_for_consent_once_and_a_denial_goes_back_as_acces
     let approved = redirect_params(&post(fields("approve", &csrf)).await);
     assert!(approved.contains_key("code"));
     // Remembered: no page the second time, unless the app asks with prompt=consent.
-    assert!(redirect_params(&app.get(&path).await).contains_key("code"));
+    let code = redirect_params(&app.get(&path).await)["code"].clone();
     assert_eq!(app.get(&authorize_path(&client, &[("prompt", "consent")])).await.status, StatusCode::OK);
+
+    // The account page lists the app; removing its access ends its tokens and asks again.
+    let tokens = exchange(&app, &client, &code, VERIFIER).await.json();
+    let account = app.get("/account").await;
+    assert!(account.body.contains("Apps you have signed in to") && account.body.contains("data-client-id=\"web-app\""));
+    assert!(account.body.contains("your email address"));
+    let token = app.csrf_token().await;
+    let forged =
+        app.post_form("/account/apps/revoke", &[("client_id", "web-app"), ("csrfToken", "forged")], None).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let removed = app.post_form("/account/apps/revoke", &[("client_id", "web-app"), ("csrfToken", &token)], None).await;
+    assert_eq!((removed.status, removed.location()), (StatusCode::SEE_OTHER, "/account?done=app-revoked"));
+    let refresh = tokens["refresh_token"].as_str().expect("refresh");
+    let refused = token_request(&app, &client, &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+    assert_eq!(oauth_error(&refused), "invalid_grant", "its refresh token stopped working");
+    assert_eq!(app.get(&path).await.status, StatusCode::OK, "the consent page again");
+    assert!(!app.get("/account").await.body.contains("data-client-id=\"web-app\""));
+    let again = app.post_form("/account/apps/revoke", &[("client_id", "web-app"), ("csrfToken", &token)], None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The shipped `magiclink` binary as an operator runs it: `migrate`, `migrate --status`,
-//! `secret`, `outbox`, `serve`, `--version` and `--help`, and the production profile's refusals.
+//! `secret`, `outbox`, `serve`, `users`, `clients`, `keys`, `--version` and `--help`, and the
+//! production profile's refusals.
 
 mod support;
 
@@ -410,4 +411,72 @@ fn with_json_logs_the_reason_serve_stopped_is_a_json_error_line() {
     assert_eq!(last["fields"]["message"], "magiclink stopped");
     let reason = last["fields"]["error"].as_str().expect("the reason");
     assert!(reason.contains("does not exist yet: run `magiclink migrate` first"), "{reason}");
+}
+
+#[tokio::test]
+async fn clients_are_registered_listed_given_new_secrets_and_removed_and_keys_rotate() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("clients.sqlite").display());
+    let db = ["--database-url", url.as_str()];
+    let secret = [("AUTH_SECRET", "cli-test-secret-cli-test-secret-cli-test-secret")];
+    assert!(magiclink(dir.path(), &["migrate", db[0], db[1]], &[]).status.success());
+    let add = |extra: &[&str]| {
+        let mut args = vec!["clients", "add", "--name", "Grafana", "--redirect-uri", "https://grafana.example.com/cb"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&db);
+        magiclink(dir.path(), &args, &[])
+    };
+
+    let confidential = add(&["--json", "--id", "grafana"]);
+    assert!(confidential.status.success(), "{}", String::from_utf8_lossy(&confidential.stderr));
+    let shown: serde_json::Value = serde_json::from_str(stdout(&confidential).trim()).expect("one JSON object");
+    assert_eq!(shown["client_id"], "grafana");
+    assert_eq!(shown["public"], false);
+    let first_secret = shown["client_secret"].as_str().expect("a secret, shown once").to_owned();
+    let public = add(&["--public", "--first-party", "--id", "spa"]);
+    assert!(stdout(&public).contains("client_id: spa") && !stdout(&public).contains("client_secret"));
+    let taken = add(&["--id", "grafana"]);
+    assert!(!taken.status.success() && String::from_utf8_lossy(&taken.stderr).contains("exists already"));
+    let insecure = magiclink(
+        dir.path(),
+        &["clients", "add", "--name", "X", "--redirect-uri", "http://app.example.com/cb", db[0], db[1]],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&insecure.stderr).contains("must use https"));
+
+    let listed = magiclink(dir.path(), &["clients", "list", "--json", db[0], db[1]], &[]);
+    let ids: Vec<String> = stdout(&listed)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON")["client_id"].to_string())
+        .collect();
+    assert_eq!(ids, vec!["\"grafana\"", "\"spa\""]);
+    assert!(!stdout(&listed).contains(&first_secret), "a secret is never listed");
+
+    let rotated = magiclink(dir.path(), &["clients", "rotate-secret", "grafana", "--json", db[0], db[1]], &[]);
+    let rotated: serde_json::Value = serde_json::from_str(stdout(&rotated).trim()).expect("JSON");
+    let new_secret = rotated["client_secret"].as_str().expect("a new secret");
+    let stored = open_database(&url).await;
+    let client = stored
+        .clients
+        .find_client(&domain::oidc::ClientId::parse("grafana").expect("id"))
+        .await
+        .expect("read")
+        .expect("registered");
+    assert!(client.secret_matches(new_secret) && !client.secret_matches(&first_secret));
+    stored.close().await;
+    let no_secret = magiclink(dir.path(), &["clients", "rotate-secret", "spa", db[0], db[1]], &[]);
+    assert!(!no_secret.status.success(), "a public client has no secret to rotate");
+
+    let rotate = magiclink(dir.path(), &["keys", "rotate", db[0], db[1]], &secret);
+    assert!(rotate.status.success(), "{}", String::from_utf8_lossy(&rotate.stderr));
+    assert_eq!(stdout(&rotate).matches("New signing key").count(), 3, "RS256, ES256 and EdDSA");
+    let again = magiclink(dir.path(), &["keys", "rotate", db[0], db[1]], &secret);
+    assert!(again.status.success());
+    let keys = stdout(&magiclink(dir.path(), &["keys", "list", db[0], db[1]], &[]));
+    assert_eq!((keys.matches("current").count(), keys.matches("retired").count()), (3, 3), "{keys}");
+    let without_secret = magiclink(dir.path(), &["keys", "rotate", db[0], db[1]], &[]);
+    assert!(!without_secret.status.success(), "keys are sealed under AUTH_SECRET: none, no rotation");
+
+    assert!(magiclink(dir.path(), &["clients", "remove", "grafana", db[0], db[1]], &[]).status.success());
+    assert!(!magiclink(dir.path(), &["clients", "remove", "grafana", db[0], db[1]], &[]).status.success());
 }

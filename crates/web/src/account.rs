@@ -99,11 +99,28 @@ impl CsrfProtected for SessionForm {
     }
 }
 
+/// `POST {account}/apps/revoke`: withdraws an app's access.
+#[derive(Debug, Default, Deserialize)]
+pub struct AppForm {
+    /// The double-submit CSRF token.
+    #[serde(default, rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+    /// The app's client id.
+    #[serde(default)]
+    pub client_id: String,
+}
+
+impl CsrfProtected for AppForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// `?done=` after a change: what the page confirms.
 #[derive(Debug, Default, Deserialize)]
 pub struct AccountQuery {
     /// `renamed`, `revoked`, `others`, `confirm-sent`, `email-changed`, `password`,
-    /// `password-others` or `confirmed`.
+    /// `password-others`, `confirmed` or `app-revoked`.
     #[serde(default)]
     pub done: Option<String>,
 }
@@ -135,6 +152,7 @@ pub async fn show(req: &Request, state: Data<&Arc<AppState>>, query: Query<Accou
             Some("password") => Some("account-done-password"),
             Some("password-others") => Some("account-done-password-others"),
             Some("confirmed") => Some("account-done-confirmed"),
+            Some("app-revoked") => Some("account-done-app-revoked"),
             _ => None,
         };
         account_page(req, &state, &active, StatusCode::OK, done, FieldError::None).await
@@ -282,6 +300,21 @@ pub async fn revoke_others(
     respond(req, &state, result.await)
 }
 
+/// `POST {account}/apps/revoke`: "Apps you have signed in to", remove one: its consent is
+/// forgotten and its refresh tokens stop working (its next sign-in asks again).
+#[handler]
+pub async fn revoke_app(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<AppForm>>) -> Response {
+    let result = async {
+        let Some((form, active)) = signed_in_form(req, &state, form).await? else {
+            return Ok(sign_in_first(&state));
+        };
+        let oidc = state.oidc.as_ref().ok_or(WebError::NotFound)?;
+        oidc.revoke_app(&active.user.id, &form.client_id).await?;
+        Ok(back(&state, "app-revoked"))
+    };
+    respond(req, &state, result.await)
+}
+
 /// A change posted from the page: the form once its CSRF token checks out, with the session
 /// of the person posting it; `None` when nobody is signed in (any more).
 ///
@@ -401,9 +434,45 @@ pub(crate) async fn account_page(
         })
         .collect();
     context.insert("passkeys", &passkey_rows);
+    let apps: Vec<AppRow> = match &state.oidc {
+        Some(oidc) => oidc
+            .apps(&active.user.id)
+            .await?
+            .into_iter()
+            .map(|consent| AppRow {
+                client_id: consent.client_id.as_str().to_owned(),
+                name: consent.client_name,
+                scopes: consent.scopes.iter().filter_map(scope_sentence).collect(),
+                granted: when(consent.granted_at),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    context.insert("apps", &apps);
+    context.insert("revoke_app_action", &format!("{page_path}/apps/revoke"));
     context.insert("max_passkey_name", &domain::passkey::MAX_PASSKEY_NAME);
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
     Ok(page(req, state, status, "account.html", context)?)
+}
+
+/// An app the person let in, as the account page lists it.
+#[derive(Debug, Serialize)]
+struct AppRow {
+    client_id: String,
+    name: String,
+    /// Message ids of what it receives.
+    scopes: Vec<&'static str>,
+    granted: String,
+}
+
+/// The message id saying what an app receives with `scope` (`openid` says nothing of its own).
+pub(crate) fn scope_sentence(scope: domain::oidc::Scope) -> Option<&'static str> {
+    match scope {
+        domain::oidc::Scope::OpenId => None,
+        domain::oidc::Scope::Email => Some("consent-scope-email"),
+        domain::oidc::Scope::Profile => Some("consent-scope-profile"),
+        domain::oidc::Scope::OfflineAccess => Some("consent-scope-offline"),
+    }
 }
 
 /// A passkey as the account page lists it.

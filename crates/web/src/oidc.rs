@@ -272,13 +272,7 @@ fn answer(
             let shown: Vec<ScopeShown> = scopes
                 .iter()
                 .filter_map(|scope| {
-                    let sentence = match scope {
-                        domain::oidc::Scope::OpenId => return None,
-                        domain::oidc::Scope::Email => "consent-scope-email",
-                        domain::oidc::Scope::Profile => "consent-scope-profile",
-                        domain::oidc::Scope::OfflineAccess => "consent-scope-offline",
-                    };
-                    Some(ScopeShown { name: scope.as_str(), sentence })
+                    crate::account::scope_sentence(scope).map(|sentence| ScopeShown { name: scope.as_str(), sentence })
                 })
                 .collect();
             let hidden: Vec<serde_json::Value> = params

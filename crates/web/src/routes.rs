@@ -284,6 +284,7 @@ enum Handler {
     OidcUserInfo,
     OidcRevoke,
     OidcEndSession,
+    RevokeApp,
 }
 
 impl Handler {
@@ -323,6 +324,7 @@ impl Handler {
             Handler::OidcUserInfo => get(oidc::userinfo).post(oidc::userinfo).boxed(),
             Handler::OidcRevoke => post(oidc::revoke).boxed(),
             Handler::OidcEndSession => get(oidc::end_session).post(oidc::end_session_post).boxed(),
+            Handler::RevokeApp => post(account::revoke_app).boxed(),
         }
     }
 }
@@ -369,6 +371,7 @@ pub fn served_routes(settings: &crate::WebSettings, dev_mailbox: bool) -> Vec<Se
         routes.push(route(format!("{base}{}", paths::USERINFO), "GET, HEAD, POST", Handler::OidcUserInfo));
         routes.push(route(format!("{base}{}", paths::REVOKE), "POST", Handler::OidcRevoke));
         routes.push(route(format!("{base}{}", paths::END_SESSION), "GET, HEAD, POST", Handler::OidcEndSession));
+        routes.push(route(format!("{account}/apps/revoke"), "POST", Handler::RevokeApp));
     }
     if dev_mailbox {
         routes.push(route("/dev/mailbox".to_owned(), "GET, HEAD", Handler::Mailbox));
