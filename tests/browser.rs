@@ -17,12 +17,12 @@ use system_tests::{require, RunningServer};
 use xtask::wiring::Parts;
 
 /// The longest a page may take to appear after a click.
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// A fresh headless Chromium with its own profile, driven through chromedriver (keep the
 /// driver and the profile folder alive as long as the browser), or `None` after saying which
 /// program is missing.
-async fn chromium() -> Option<(Browser, Driver, tempfile::TempDir)> {
+pub(crate) async fn chromium() -> Option<(Browser, Driver, tempfile::TempDir)> {
     let chromium = require(&xtask::tasks::CHROMIUM)?;
     let chromedriver = require(&xtask::tasks::CHROMEDRIVER)?;
     let profile = tempfile::tempdir().expect("browser profile folder");
@@ -31,7 +31,7 @@ async fn chromium() -> Option<(Browser, Driver, tempfile::TempDir)> {
     Some((browser, driver, profile))
 }
 
-fn screenshots() -> PathBuf {
+pub(crate) fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots")
 }
 

@@ -4,8 +4,10 @@
 //! client with `client_secret_post`. Each library does what an app does (discovery, the
 //! authorization URL, the code exchange with its own ID-token checks, userinfo, refresh,
 //! revocation); the test plays the browser, which is signed in to magiclink already, and for
-//! openid-client follows the end-session URL it built. The browser in between is not the
-//! point here (`oidc.rs` has the pages); the libraries' acceptance is.
+//! openid-client follows the end-session URL it built. And Auth.js itself (`@auth/express`,
+//! the framework of the tutorial this project grew from), configured as `docs/integration.md`
+//! shows, in real Chromium: a person signs in to the Auth.js app through magiclink's link and
+//! lands signed in there.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
@@ -26,14 +28,14 @@ fn scripts() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("support/oidc")
 }
 
-async fn register(server: &RunningServer, id: &str, public: bool) -> Option<String> {
+async fn register(server: &RunningServer, id: &str, public: bool, redirect_uri: &str) -> Option<String> {
     let secret = ClientSecret::from_random_bytes(ports::random::os_random().expect("randomness"));
     let client = Client {
         id: ClientId::parse(id).expect("id"),
         name: id.to_owned(),
         kind: if public { ClientKind::Public } else { ClientKind::Confidential },
         secret_hash: (!public).then(|| secret.hash()),
-        redirect_uris: vec![url::Url::parse(REGISTERED_CALLBACK).expect("URL")],
+        redirect_uris: vec![url::Url::parse(redirect_uri).expect("URL")],
         post_logout_redirect_uris: vec![url::Url::parse(SIGNED_OUT).expect("URL")],
         first_party: true,
         id_token_algorithm: SigningAlgorithm::Rs256,
@@ -85,7 +87,7 @@ async fn openid_client_signs_a_person_in_as_a_public_client_and_signs_them_out()
         return;
     }
     let server = RunningServer::start().await;
-    register(&server, "node-app", true).await;
+    register(&server, "node-app", true, REGISTERED_CALLBACK).await;
     let cookie = server.sign_in_over_http("node@example.com").await;
     let mut command = Command::new(node);
     command
@@ -127,7 +129,8 @@ async fn openid_client_signs_a_person_in_as_a_public_client_and_signs_them_out()
 async fn authlib_signs_a_person_in_as_a_confidential_client_with_client_secret_post() {
     let Some(python) = require(&xtask::tasks::AUTHLIB) else { return };
     let server = RunningServer::start().await;
-    let secret = register(&server, "python-app", false).await.expect("a confidential client's secret");
+    let secret =
+        register(&server, "python-app", false, REGISTERED_CALLBACK).await.expect("a confidential client's secret");
     let cookie = server.sign_in_over_http("python@example.com").await;
     let mut command = Command::new(python);
     command.arg(scripts().join("authlib_client.py")).args([
@@ -144,4 +147,82 @@ async fn authlib_signs_a_person_in_as_a_confidential_client_with_client_secret_p
     assert_eq!(result["userinfo"]["email"], "python@example.com");
     assert_eq!(result["refreshed"], true);
     assert_eq!(result["afterRevocation"], "invalid_grant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_to_an_authjs_app_through_magiclinks_link_in_chromium() {
+    let Some(node) = require(&xtask::tasks::NODE) else { return };
+    if require(&xtask::tasks::AUTHJS).is_none() {
+        return;
+    }
+    let Some((browser, _driver, _profile)) = crate::browser::chromium().await else { return };
+    let server = RunningServer::start().await;
+    let secret = ClientSecret::from_random_bytes(ports::random::os_random().expect("randomness"));
+    let mut app = StopOnDrop(
+        Command::new(node)
+            .arg(scripts().join("authjs_app.mjs"))
+            .args([server.base_url.as_str(), "authjs-app", secret.encode().as_str()])
+            .env("AUTHJS_MODULES", format!("{}/node_modules", xtask::tasks::AUTHJS_DIR))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the Auth.js app starts"),
+    );
+    let mut ready = String::new();
+    let mut stdout = BufReader::new(app.0.stdout.take().expect("stdout"));
+    tokio::task::block_in_place(|| stdout.read_line(&mut ready)).expect("the app says it is ready");
+    let port = serde_json::from_str::<Value>(&ready).expect("JSON")["port"].as_u64().expect("a port");
+    // The app is reached by a host name of its own: its cookies and magiclink's stay apart, as
+    // on two domains.
+    let app_base = format!("http://localhost:{port}");
+    let client = Client {
+        id: ClientId::parse("authjs-app").expect("id"),
+        name: "Auth.js app".to_owned(),
+        kind: ClientKind::Confidential,
+        secret_hash: Some(secret.hash()),
+        redirect_uris: vec![url::Url::parse(&format!("{app_base}/auth/callback/magiclink")).expect("URL")],
+        post_logout_redirect_uris: vec![],
+        first_party: true,
+        id_token_algorithm: SigningAlgorithm::Rs256,
+        created_at: chrono::Utc::now(),
+    };
+    server.database.clients.add_client(&client).await.expect("registered");
+
+    let shots = crate::browser::screenshots();
+    browser.goto(&format!("{app_base}/")).await.expect("the app");
+    browser.wait_for_text("#who", "Not signed in", crate::browser::WAIT).await.expect("signed out at first");
+    browser.goto(&format!("{app_base}/auth/signin?callbackUrl=%2F")).await.expect("Auth.js's sign-in page");
+    browser.screenshot(&shots, "authjs-1-signin").await.expect("screenshot");
+    let button = browser.find("form[action$='/auth/signin/magiclink'] button").await.expect("the magiclink button");
+    browser.click(&button).await.expect("clicked");
+
+    // On magiclink's own sign-in page: the address, then the link from the mailbox.
+    let email = "authjs@example.com";
+    let mut delivered = server.mailbox.as_ref().expect("the development mailer").subscribe();
+    let before = *delivered.borrow_and_update();
+    let field = browser.find("#email").await.expect("magiclink's sign-in page");
+    assert!(browser.url().await.expect("url").starts_with(&format!("{}/signin", server.base_url)));
+    browser.type_into(&field, email).await.expect("typed");
+    browser.click(&browser.find("#submit").await.expect("submit")).await.expect("submitted");
+    let mail = server.mail_after(&mut delivered, before, email).await;
+    browser.screenshot(&shots, "authjs-2-check-your-email").await.expect("screenshot");
+    browser.goto(mail[0]["link"].as_str().expect("a link")).await.expect("the link opened");
+
+    // The link signs in to magiclink, which sends the person on to the app with a code; Auth.js
+    // exchanges it, checks the ID token, and the person lands signed in to the app.
+    browser.wait_for_text("#who", &format!("Signed in as {email}"), crate::browser::WAIT).await.expect("signed in");
+    assert!(browser.url().await.expect("url").starts_with(&app_base));
+    browser.screenshot(&shots, "authjs-3-signed-in").await.expect("screenshot");
+    browser.quit().await.expect("browser quits");
+}
+
+/// A child process stopped when the test ends, passed or failed (`cargo xtask test` fails a run
+/// that leaves one behind).
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -149,8 +149,20 @@ pub const AUTHLIB: Prerequisite = Prerequisite {
 /// Where `.ci/run` installs openid-client.
 pub const OPENID_CLIENT_DIR: &str = "/opt/magiclink-ci/openid-client";
 
+/// Auth.js on Express, the framework of the tutorial this project grew from, as an app that
+/// signs people in through magiclink. From the npm registry (pinned), installed by `.ci/run`.
+pub const AUTHJS: Prerequisite = Prerequisite {
+    what: "Auth.js for Express (npm)",
+    package: "@auth/express@0.12.3",
+    used_by: "the OpenID Connect test with an Auth.js app in Chromium",
+    probe: Probe::Program(&["/opt/magiclink-ci/authjs/node_modules/@auth/express/package.json"]),
+};
+
+/// Where `.ci/run` installs Auth.js and Express.
+pub const AUTHJS_DIR: &str = "/opt/magiclink-ci/authjs";
+
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 14] = [
+pub const PREREQUISITES: [Prerequisite; 15] = [
     CHROMIUM,
     CHROMEDRIVER,
     AIOSMTPD,
@@ -165,6 +177,7 @@ pub const PREREQUISITES: [Prerequisite; 14] = [
     SCHEMATHESIS,
     OPENID_CLIENT,
     AUTHLIB,
+    AUTHJS,
 ];
 
 impl Prerequisite {
@@ -197,9 +210,9 @@ impl Prerequisite {
         self.package.contains("==")
     }
 
-    /// Whether it comes from the npm registry (its package is pinned with `@`).
+    /// Whether it comes from the npm registry (its package is pinned with `@`, after any scope).
     fn comes_from_npm(&self) -> bool {
-        self.package.contains('@')
+        self.package.trim_start_matches('@').contains('@')
     }
 
     /// One sentence for a skipped test: what is missing and how to get it.
@@ -277,7 +290,7 @@ pub fn test(root: &Path, args: &[String]) -> ExitCode {
         }
         for prerequisite in registries {
             if prerequisite.comes_from_npm() {
-                println!("  and from npm with: npm install --prefix {OPENID_CLIENT_DIR} {}", prerequisite.package);
+                println!("  and from npm with: npm install {} (see .ci/run for the folder)", prerequisite.package);
             } else {
                 println!("  and from PyPI with: pip install {}", prerequisite.package);
             }
