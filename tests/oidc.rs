@@ -479,7 +479,6 @@ async fn the_discovery_document_names_every_endpoint_and_only_the_safe_choices()
     let app = TestApp::spawn().await;
     let reply = app.get("/.well-known/openid-configuration").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.header("access-control-allow-origin"), "*");
     let document = reply.json();
     assert_eq!(document["issuer"], app.base_url);
     for endpoint in [
@@ -512,4 +511,57 @@ async fn the_token_endpoint_is_rate_limited_per_client_before_its_secret_is_chec
     let limited = exchange(&app, &guesser, "x", VERIFIER).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(!limited.header("retry-after").is_empty());
+}
+
+#[tokio::test]
+async fn browser_apps_read_the_token_userinfo_discovery_and_keys_only_from_a_registered_public_clients_origin() {
+    let app = TestApp::spawn().await;
+    let public = register(&app, true, true, SigningAlgorithm::Rs256).await;
+    let spa = "https://app.example.com";
+    for path in
+        ["/.well-known/openid-configuration", "/api/auth/oidc/jwks.json", USERINFO, TOKEN, "/api/auth/oidc/revoke"]
+    {
+        for (origin, allowed) in [(spa, true), ("https://evil.example", false), ("https://app.example.com:8443", false)]
+        {
+            let preflight = app
+                .send(
+                    poem::http::Method::OPTIONS,
+                    path,
+                    &[
+                        ("origin", origin),
+                        ("access-control-request-method", "POST"),
+                        ("access-control-request-headers", "authorization"),
+                    ],
+                )
+                .await;
+            assert_eq!(preflight.status, StatusCode::NO_CONTENT, "{path}");
+            let shown = preflight.header("access-control-allow-origin");
+            assert_eq!(shown == origin, allowed, "{path} from {origin}: {shown:?}");
+            assert!(preflight.header("access-control-allow-headers").contains("Authorization"));
+        }
+    }
+    // The answers themselves, refusals included, name the origin for the public client's page.
+    let refused = app.send(poem::http::Method::GET, USERINFO, &[("origin", spa)]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.header("access-control-allow-origin"), spa);
+    sign_in(&app).await;
+    let params = redirect_params(&app.get(&authorize_path(&public, &[])).await);
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "authorization_code"),
+            ("code", params["code"].as_str()),
+            ("redirect_uri", APP_CALLBACK),
+            ("code_verifier", VERIFIER),
+            ("client_id", public.id.as_str()),
+        ])
+        .finish();
+    let length = body.len().to_string();
+    let headers =
+        [("content-type", "application/x-www-form-urlencoded"), ("content-length", length.as_str()), ("origin", spa)];
+    let tokens = app.send_body(poem::http::Method::POST, TOKEN, &headers, body).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    assert_eq!(tokens.header("access-control-allow-origin"), spa);
+    // The authorization endpoint is navigated to, never fetched: no CORS there.
+    let authorize = app.get_with(&authorize_path(&public, &[]), &[("origin", spa)]).await;
+    assert!(authorize.header("access-control-allow-origin").is_empty());
 }

@@ -782,6 +782,23 @@ impl Authorization {
         Ok(EndSession { redirect, hinted_user: hint.map(|hint| hint.user_id) })
     }
 
+    /// Whether a browser page at `origin` (`https://spa.example.com`) may read the answers of
+    /// the token, userinfo, discovery and key-set endpoints (CORS): only a registered public
+    /// client's, the origin of one of its redirect URIs. A confidential client calls from its
+    /// server, where CORS does not apply, so its origins are not opened.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn allows_origin(&self, origin: &str) -> anyhow::Result<bool> {
+        let clients = self.clients.list_clients().await?;
+        Ok(clients.iter().filter(|client| client.kind == ClientKind::Public).any(|client| {
+            client
+                .redirect_uris
+                .iter()
+                .any(|uri| uri.origin().is_tuple() && uri.origin().ascii_serialization() == origin)
+        }))
+    }
+
     /// The apps the person let in, newest first.
     ///
     /// # Errors

@@ -51,6 +51,44 @@ pub fn discovery_path(settings: &crate::WebSettings) -> String {
     format!("{}/.well-known/openid-configuration", settings.base_url.path().trim_end_matches('/'))
 }
 
+/// CORS for the endpoints a browser app calls itself (token, userinfo, discovery, the key set):
+/// the answer names the request's `Origin` only when it is a registered public client's
+/// ([`Authorization::allows_origin`]); any other page's script cannot read it. Never on the
+/// authorization or end-session endpoints, which are navigated to, not fetched.
+async fn with_cors(req: &Request, state: &AppState, mut response: Response) -> Response {
+    let Some(origin) = req.header("origin") else { return response };
+    let allowed = match &state.oidc {
+        Some(provider) => provider.allows_origin(origin).await.unwrap_or_else(|error| {
+            tracing::warn!(error = %format!("{error:#}"), "cannot check a CORS origin; not allowed");
+            false
+        }),
+        None => false,
+    };
+    let headers = response.headers_mut();
+    headers.insert(poem::http::header::VARY, poem::http::HeaderValue::from_static("Origin"));
+    if allowed {
+        if let Ok(value) = poem::http::HeaderValue::from_str(origin) {
+            headers.insert(poem::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        }
+    }
+    response
+}
+
+/// `OPTIONS` on the token, userinfo, discovery and key-set endpoints: the CORS preflight a
+/// browser sends before a request with `Authorization` (userinfo's Bearer token).
+#[handler]
+pub async fn preflight(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(poem::http::header::ACCESS_CONTROL_ALLOW_METHODS, poem::http::HeaderValue::from_static("GET, POST"));
+    headers.insert(
+        poem::http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+        poem::http::HeaderValue::from_static("Authorization, Content-Type"),
+    );
+    headers.insert(poem::http::header::ACCESS_CONTROL_MAX_AGE, poem::http::HeaderValue::from_static("600"));
+    with_cors(req, &state, response).await
+}
+
 /// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0).
 #[handler]
 pub async fn discovery(req: &Request, state: Data<&Arc<AppState>>) -> Response {
@@ -82,9 +120,9 @@ pub async fn discovery(req: &Request, state: Data<&Arc<AppState>>) -> Response {
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
         });
-        public_json(document.to_string())
+        json_response(document.to_string())
     });
-    respond(req, &state, result)
+    with_cors(req, &state, respond(req, &state, result)).await
 }
 
 /// `GET {base}/oidc/jwks.json`: every published public key.
@@ -92,15 +130,14 @@ pub async fn discovery(req: &Request, state: Data<&Arc<AppState>>) -> Response {
 pub async fn jwks(req: &Request, state: Data<&Arc<AppState>>) -> Response {
     let result = async {
         let key_set = provider(&state)?.signer().key_set().await?;
-        Ok(public_json(key_set))
+        Ok(json_response(key_set))
     };
-    respond(req, &state, result.await)
+    let response = respond(req, &state, result.await);
+    with_cors(req, &state, response).await
 }
 
-/// Public JSON any page may read (discovery, the key set): `Access-Control-Allow-Origin: *`,
-/// since it holds nothing that is not published anyway.
-fn public_json(body: String) -> Response {
-    Response::builder().content_type("application/json").header("access-control-allow-origin", "*").body(body)
+fn json_response(body: String) -> Response {
+    Response::builder().content_type("application/json").body(body)
 }
 
 /// The authorization request's parameters, from the query (GET) or the form (POST), with the
@@ -404,7 +441,8 @@ pub async fn token_endpoint(
         response.headers_mut().insert("pragma", poem::http::HeaderValue::from_static("no-cache"));
         Ok(response)
     };
-    respond(req, &state, result.await)
+    let response = respond(req, &state, result.await);
+    with_cors(req, &state, response).await
 }
 
 /// `POST {base}/oidc/revoke` (RFC 7009): 200 whether or not the token was known.
@@ -418,7 +456,8 @@ pub async fn revoke(req: &Request, state: Data<&Arc<AppState>>, form: poem::Resu
         provider.revoke(&client, &token).await?;
         Ok(StatusCode::OK.into_response())
     };
-    respond(req, &state, result.await)
+    let response = respond(req, &state, result.await);
+    with_cors(req, &state, response).await
 }
 
 /// The userinfo response (OpenID Connect Core §5.3.2).
@@ -449,7 +488,8 @@ pub async fn userinfo(req: &Request, state: Data<&Arc<AppState>>) -> Response {
             info.email.map_or((None, None), |(email, verified)| (Some(email), Some(verified)));
         Ok(Json(UserInfoBody { sub: info.sub, email, email_verified, name: info.name }).into_response())
     };
-    respond(req, &state, result.await)
+    let response = respond(req, &state, result.await);
+    with_cors(req, &state, response).await
 }
 
 /// The end-session endpoint's parameters, and the confirmation form's.

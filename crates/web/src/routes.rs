@@ -317,12 +317,12 @@ impl Handler {
             Handler::ForwardAuth => get(forward_auth::forward_auth).boxed(),
             Handler::Mailbox => get(pages::mailbox).boxed(),
             Handler::PasskeyScript => get(passkey::script).boxed(),
-            Handler::OidcDiscovery => get(oidc::discovery).boxed(),
-            Handler::OidcJwks => get(oidc::jwks).boxed(),
+            Handler::OidcDiscovery => get(oidc::discovery).options(oidc::preflight).boxed(),
+            Handler::OidcJwks => get(oidc::jwks).options(oidc::preflight).boxed(),
             Handler::OidcAuthorize => get(oidc::authorize).post(oidc::authorize_post).boxed(),
-            Handler::OidcToken => post(oidc::token_endpoint).boxed(),
-            Handler::OidcUserInfo => get(oidc::userinfo).post(oidc::userinfo).boxed(),
-            Handler::OidcRevoke => post(oidc::revoke).boxed(),
+            Handler::OidcToken => post(oidc::token_endpoint).options(oidc::preflight).boxed(),
+            Handler::OidcUserInfo => get(oidc::userinfo).post(oidc::userinfo).options(oidc::preflight).boxed(),
+            Handler::OidcRevoke => post(oidc::revoke).options(oidc::preflight).boxed(),
             Handler::OidcEndSession => get(oidc::end_session).post(oidc::end_session_post).boxed(),
             Handler::RevokeApp => post(account::revoke_app).boxed(),
         }
@@ -364,12 +364,12 @@ pub fn served_routes(settings: &crate::WebSettings, dev_mailbox: bool) -> Vec<Se
     }
     if settings.oidc {
         use crate::oidc::paths;
-        routes.push(route(crate::oidc::discovery_path(settings), "GET, HEAD", Handler::OidcDiscovery));
-        routes.push(route(format!("{base}{}", paths::JWKS), "GET, HEAD", Handler::OidcJwks));
+        routes.push(route(crate::oidc::discovery_path(settings), "GET, HEAD, OPTIONS", Handler::OidcDiscovery));
+        routes.push(route(format!("{base}{}", paths::JWKS), "GET, HEAD, OPTIONS", Handler::OidcJwks));
         routes.push(route(format!("{base}{}", paths::AUTHORIZE), "GET, HEAD, POST", Handler::OidcAuthorize));
-        routes.push(route(format!("{base}{}", paths::TOKEN), "POST", Handler::OidcToken));
-        routes.push(route(format!("{base}{}", paths::USERINFO), "GET, HEAD, POST", Handler::OidcUserInfo));
-        routes.push(route(format!("{base}{}", paths::REVOKE), "POST", Handler::OidcRevoke));
+        routes.push(route(format!("{base}{}", paths::TOKEN), "POST, OPTIONS", Handler::OidcToken));
+        routes.push(route(format!("{base}{}", paths::USERINFO), "GET, HEAD, POST, OPTIONS", Handler::OidcUserInfo));
+        routes.push(route(format!("{base}{}", paths::REVOKE), "POST, OPTIONS", Handler::OidcRevoke));
         routes.push(route(format!("{base}{}", paths::END_SESSION), "GET, HEAD, POST", Handler::OidcEndSession));
         routes.push(route(format!("{account}/apps/revoke"), "POST", Handler::RevokeApp));
     }
