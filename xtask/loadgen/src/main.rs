@@ -6,7 +6,9 @@
 //! written here: session checks and baseline reads at 64 connections, whole sign-ins (CSRF
 //! token, sign-in POST, link from the mailbox, link opened, session read) at 1 and 16 clients,
 //! a returning person's passkey sign-in (CSRF token, options, assertion, session read: no
-//! email) at 1 client, compared with the link sign-in at 1 client,
+//! email) at 1 client, compared with the link sign-in at 1 client, an app's OpenID Connect
+//! sign-in of a person with a live session (authorize, token with an RS256 ID token, userinfo)
+//! at 1 and 16 clients, compared with the session check,
 //! and session checks again while 16 clients guess passwords as fast as they are answered (each
 //! guess an argon2id verification), to show hashing never starves the other endpoints.
 //! Every answer is checked. It prints requests per second, latency percentiles per step, the
@@ -132,6 +134,9 @@ const EXTENDING_ONE_IN: usize = 10;
 const EXTENDING_PHASE: &str = "session check, 1 in 10 extends";
 /// The phase of returning people signing in with a passkey, one client.
 const PASSKEY_PHASE: &str = "passkey sign-in, 1 client";
+/// The phases of apps signing people in through magiclink (OpenID Connect), 1 and 16 clients.
+const OIDC_PHASE_ONE: &str = "OIDC sign-in, 1 client";
+const OIDC_PHASE_MANY: &str = "OIDC sign-in, 16 clients";
 /// Hours the sessions due for extension stay valid: 28 days, two days short of `max_age`, so
 /// more than `update_age` (a day) has passed since they were last set.
 const DUE_VALID_HOURS: &str = "672";
@@ -191,6 +196,8 @@ fn magiclink(args: &RunArgs, database_url: &str, subcommand: &[&str]) -> Command
         .env("MAGICLINK_RATE_LIMIT__CLIENT_PER_HOUR", "1000000000")
         .env("MAGICLINK_RATE_LIMIT__GLOBAL_PER_HOUR", "1000000000")
         .env("MAGICLINK_PASSKEY__SIGN_INS_PER_CLIENT_PER_HOUR", "0")
+        // One app's token requests from every client: its limit out of the way.
+        .env("MAGICLINK_OIDC__TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE", "0")
         // Passwords on at the default cost, their limits off: every guess is hashed.
         .env("MAGICLINK_PASSWORD__ENABLED", "true")
         .env("MAGICLINK_PASSWORD__FAILED_PER_ADDRESS_PER_HOUR", "0")
@@ -347,6 +354,33 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
     let due = (DUE_PER_CONNECTION * READERS as u64).to_string();
     let due_seed = ["seed", "--users", &seeded, "--sessions", &due, "--valid-hours", DUE_VALID_HOURS];
     process::run(magiclink(args, url, &due_seed), log)?;
+    // The app the OIDC phases sign people in to, registered as an operator would.
+    let registered = magiclink(
+        args,
+        url,
+        &[
+            "clients",
+            "add",
+            "--name",
+            "Bench app",
+            "--id",
+            "bench-app",
+            "--first-party",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--json",
+        ],
+    )
+    .output()
+    .context("cannot run `clients add`")?;
+    anyhow::ensure!(registered.status.success(), "clients add: {}", String::from_utf8_lossy(&registered.stderr));
+    let registered: serde_json::Value =
+        serde_json::from_slice(&registered.stdout).context("clients add --json did not print JSON")?;
+    let oidc_app = workload::OidcClient {
+        id: "bench-app".to_owned(),
+        secret: registered["client_secret"].as_str().context("no client_secret")?.to_owned(),
+        redirect_uri: "http://127.0.0.1:8080/callback".to_owned(),
+    };
     // A port chosen first, so the base URL can name it with a host name: browsers (and so
     // magiclink) take passkeys only for one.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -430,6 +464,15 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
         })
         .await?,
     );
+    for (name, clients) in [(OIDC_PHASE_ONE, 1), (OIDC_PHASE_MANY, SIGNERS)] {
+        let (apps, app) = (routes.clone(), oidc_app.clone());
+        phases.push(
+            phase(name, &service, clients, duration, move |i, deadline| {
+                workload::oidc_sign_ins(apps.clone(), app.clone(), i, deadline)
+            })
+            .await?,
+        );
+    }
     let many = routes.clone();
     phases.push(
         phase("sign-in, 16 clients", &service, SIGNERS, duration + duration / 2, move |i, deadline| {
@@ -548,6 +591,19 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
             passkey.per_second() / link.per_second(),
             passkey.p50 / link.p50
         );
+    }
+    if let Some(checks) = find("session check") {
+        for name in [OIDC_PHASE_ONE, OIDC_PHASE_MANY] {
+            if let Some(oidc) = find(name) {
+                println!(
+                    "{name} (authorize with a live session, token, userinfo): {:.0} flows/s, {:.3} x the session \
+                     checks per second; p50 {:.2} ms",
+                    oidc.per_second(),
+                    oidc.per_second() / checks.per_second(),
+                    oidc.p50
+                );
+            }
+        }
     }
     if let Some(flows) = find("sign-in, 16 clients") {
         println!(

@@ -407,3 +407,123 @@ pub async fn password_guesses(routes: Routes, client: usize, deadline: Instant) 
     }
     Ok(recorded)
 }
+
+/// A registered OpenID Connect client the OIDC phase signs in to.
+#[derive(Clone)]
+pub struct OidcClient {
+    /// Its client id.
+    pub id: String,
+    /// Its secret (`client_secret_basic`).
+    pub secret: String,
+    /// Its registered redirect URI.
+    pub redirect_uri: String,
+}
+
+/// One simulated app signing its person in through magiclink again and again until `deadline`:
+/// the person signed in to magiclink once (by link); then each flow is what an app's sign-in
+/// costs magiclink when the person already has a session: the authorization request (a code,
+/// PKCE S256), the token request (code, verifier, client secret: an ID token signed RS256),
+/// and userinfo with the access token.
+pub async fn oidc_sign_ins(
+    routes: Routes,
+    app: OidcClient,
+    client: usize,
+    deadline: Instant,
+) -> anyhow::Result<Recorded> {
+    let mut recorded = Recorded::default();
+    let mut connection = Connection::open(routes.server).await?;
+    // A new address for each phase's person: the 1- and 16-client phases follow each other
+    // within the per-address minimum gap between links.
+    let address =
+        format!("oidc-{client}-{}@bench.example.com", NEXT_FLOW.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut setup = Recorded::default();
+    let jar = sign_in(&routes, &mut connection, &address, &mut setup).await.context("the first link sign-in")?;
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        match oidc_sign_in(&routes, &app, &mut connection, &jar, &address, &mut recorded).await {
+            Ok(()) => {
+                recorded.record("flow", started.elapsed());
+                recorded.completed += 1;
+            }
+            Err(error) => {
+                recorded.fail(&error.context(format!("signing {address} in to an app")));
+                connection = Connection::open(routes.server).await?;
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+/// RFC 7636's example verifier and its challenge: the benchmark measures the server, and a
+/// fixed pair exercises the same S256 check as a fresh one.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+async fn oidc_sign_in(
+    routes: &Routes,
+    app: &OidcClient,
+    connection: &mut Connection,
+    jar: &CookieJar,
+    address: &str,
+    recorded: &mut Recorded,
+) -> anyhow::Result<()> {
+    let base = &routes.auth_base;
+    let step = Instant::now();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", app.id.as_str()),
+            ("redirect_uri", app.redirect_uri.as_str()),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("state", "bench"),
+            ("nonce", "bench"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .finish();
+    let cookies = jar.header();
+    let answer = connection
+        .send(Method::GET, &format!("{base}/oidc/authorize?{query}"), &[("cookie", cookies.as_str())], None)
+        .await?;
+    anyhow::ensure!(answer.status == 303, "authorize: {} {}", answer.status, answer.text());
+    let location = answer.headers.get("location").and_then(|v| v.to_str().ok()).context("authorize: no location")?;
+    let location = url::Url::parse(location).context("authorize: the redirect is not a URL")?;
+    let code = location.query_pairs().find(|(name, _)| name == "code").map(|(_, code)| code.into_owned());
+    let code = code.with_context(|| format!("authorize: no code in {location}"))?;
+    recorded.record("1 authorize", step.elapsed());
+
+    let step = Instant::now();
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", app.redirect_uri.as_str()),
+            ("code_verifier", VERIFIER),
+        ])
+        .finish();
+    let basic = {
+        use base64::Engine as _;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", app.id, app.secret)))
+    };
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("authorization", basic.as_str())];
+    let answer = connection.send(Method::POST, &format!("{base}/oidc/token"), &headers, Some(form)).await?;
+    anyhow::ensure!(answer.status == 200, "token: {} {}", answer.status, answer.text());
+    let tokens: serde_json::Value = serde_json::from_slice(&answer.body).context("token: not JSON")?;
+    anyhow::ensure!(tokens["id_token"].as_str().is_some_and(|t| t.split('.').count() == 3), "token: no ID token");
+    let access = tokens["access_token"].as_str().context("token: no access token")?.to_owned();
+    recorded.record("2 token", step.elapsed());
+
+    let step = Instant::now();
+    let bearer = format!("Bearer {access}");
+    let answer = connection
+        .send(Method::GET, &format!("{base}/oidc/userinfo"), &[("authorization", bearer.as_str())], None)
+        .await?;
+    anyhow::ensure!(
+        answer.status == 200 && answer.text().contains(&format!("\"email\":\"{address}\"")),
+        "userinfo: {} {}",
+        answer.status,
+        answer.text()
+    );
+    recorded.record("3 userinfo", step.elapsed());
+    Ok(())
+}

@@ -39,6 +39,9 @@ fn the_quick_benchmark_runs_every_phase_and_every_answer_passes_its_check() {
         "5 session",
         "passkey sign-in, 1 client",
         "3 assertion",
+        "OIDC sign-in, 1 client",
+        "OIDC sign-in, 16 clients",
+        "2 token",
     ] {
         assert!(stdout.contains(phase), "no {phase:?} in:\n{stdout}");
     }
