@@ -1881,6 +1881,7 @@ fn oidc_client(id: &str) -> domain::oidc::Client {
         post_logout_redirect_uris: vec![url::Url::parse("https://app.example.com/bye").expect("URL")],
         first_party: false,
         id_token_algorithm: domain::oidc::SigningAlgorithm::Es256,
+        from_config: false,
         created_at: t0(),
     }
 }

@@ -52,6 +52,7 @@ async fn register(app: &TestApp, public: bool, first_party: bool, algorithm: Sig
         post_logout_redirect_uris: vec![url::Url::parse(APP_LOGGED_OUT).expect("URL")],
         first_party,
         id_token_algorithm: algorithm,
+        from_config: false,
         created_at: chrono::Utc::now(),
     };
     assert_eq!(app.database.clients.add_client(&client).await.expect("stored"), ports::ClientAdded::Added);
@@ -564,4 +565,95 @@ async fn browser_apps_read_the_token_userinfo_discovery_and_keys_only_from_a_reg
     // The authorization endpoint is navigated to, never fetched: no CORS there.
     let authorize = app.get_with(&authorize_path(&public, &[]), &[("origin", spa)]).await;
     assert!(authorize.header("access-control-allow-origin").is_empty());
+}
+
+#[tokio::test]
+async fn jwt_access_tokens_follow_rfc_9068_verify_against_the_key_set_and_stay_revocable() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.oidc.access_token_format = xtask::settings::AccessTokenFormatSetting::Jwt;
+    })
+    .await;
+    let client = register(&app, false, true, SigningAlgorithm::Es256).await;
+    sign_in(&app).await;
+    let params = redirect_params(&app.get(&authorize_path(&client, &[])).await);
+    let tokens = exchange(&app, &client, &params["code"], VERIFIER).await.json();
+    let access = tokens["access_token"].as_str().expect("an access token").to_owned();
+    let header = jsonwebtoken::decode_header(&access).expect("a JWT");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let claims = verified_claims(&app, &access, &client.id).await;
+    assert_eq!(claims["client_id"], client.id);
+    assert_eq!(claims["scope"], "openid email profile offline_access");
+    let jti = claims["jti"].as_str().expect("a jti").to_owned();
+    assert_eq!(jti.len(), 64);
+    assert_eq!(userinfo(&app, &access).await.status, StatusCode::OK);
+
+    // Only the whole token, signed by us, as an access token, works.
+    let mut forged = access.clone().into_bytes();
+    let middle = access.find('.').expect("a dot") + 5;
+    forged[middle] = if forged[middle] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).expect("text");
+    for refused in [forged.as_str(), jti.as_str(), tokens["id_token"].as_str().expect("id token")] {
+        assert_eq!(userinfo(&app, refused).await.status, StatusCode::UNAUTHORIZED);
+    }
+
+    // Revoked through the revocation endpoint, the JWT no longer works at userinfo.
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs([("token", access.as_str())]).finish();
+    let length = body.len().to_string();
+    let basic =
+        format!("Basic {}", STANDARD.encode(format!("{}:{}", client.id, client.secret.as_deref().unwrap_or_default())));
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("content-length", length.as_str()),
+        ("authorization", basic.as_str()),
+    ];
+    let revoked = app.send_body(poem::http::Method::POST, "/api/auth/oidc/revoke", &headers, body).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(userinfo(&app, &access).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn clients_listed_in_the_configuration_are_kept_in_step_and_keep_their_grants() {
+    let app = TestApp::spawn().await;
+    let secret = ClientSecret::from_random_bytes([4; 32]);
+    let listed = |name: &str, uri: &str| xtask::settings::ConfiguredClient {
+        id: "web-app".to_owned(),
+        name: name.to_owned(),
+        redirect_uris: vec![uri.to_owned()],
+        post_logout_redirect_uris: vec![],
+        secret_hash: secret.hash().to_hex(),
+        public: false,
+        first_party: true,
+        id_token_alg: "RS256".to_owned(),
+    };
+    let public = xtask::settings::ConfiguredClient {
+        id: "spa".to_owned(),
+        secret_hash: String::new(),
+        public: true,
+        ..listed("SPA", "https://spa.example.com/cb")
+    };
+    let mut settings = xtask::settings::Settings::default();
+    settings.oidc.clients = vec![listed("Wiki", APP_CALLBACK), public];
+    xtask::wiring::sync_configured_clients(&settings, &app.database).await.expect("in step");
+    let client = App { id: "web-app".to_owned(), secret: Some(secret.encode()) };
+    sign_in(&app).await;
+    let params = redirect_params(&app.get(&authorize_path(&client, &[])).await);
+    let tokens = exchange(&app, &client, &params["code"], VERIFIER).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    let access = tokens.json()["access_token"].as_str().expect("access").to_owned();
+
+    // Renamed in the file, the other one removed: updated in place (its tokens still work),
+    // the removed one gone.
+    settings.oidc.clients = vec![listed("Team wiki", APP_CALLBACK)];
+    xtask::wiring::sync_configured_clients(&settings, &app.database).await.expect("in step");
+    let stored = app.database.clients.list_clients().await.expect("listed");
+    let names: Vec<(&str, &str, bool)> =
+        stored.iter().map(|c| (c.id.as_str(), c.name.as_str(), c.from_config)).collect();
+    assert_eq!(names, vec![("web-app", "Team wiki", true)]);
+    assert_eq!(userinfo(&app, &access).await.status, StatusCode::OK, "grants survive an update");
+    // Emptied: the configured clients go, with what was issued to them.
+    settings.oidc.clients = vec![];
+    xtask::wiring::sync_configured_clients(&settings, &app.database).await.expect("in step");
+    assert!(app.database.clients.list_clients().await.expect("listed").is_empty());
+    assert_eq!(userinfo(&app, &access).await.status, StatusCode::UNAUTHORIZED);
 }

@@ -39,6 +39,7 @@ async fn register(server: &RunningServer, id: &str, public: bool, redirect_uri: 
         post_logout_redirect_uris: vec![url::Url::parse(SIGNED_OUT).expect("URL")],
         first_party: true,
         id_token_algorithm: SigningAlgorithm::Rs256,
+        from_config: false,
         created_at: chrono::Utc::now(),
     };
     server.database.clients.add_client(&client).await.expect("registered");
@@ -184,6 +185,7 @@ async fn a_person_signs_in_to_an_authjs_app_through_magiclinks_link_in_chromium(
         post_logout_redirect_uris: vec![],
         first_party: true,
         id_token_algorithm: SigningAlgorithm::Rs256,
+        from_config: false,
         created_at: chrono::Utc::now(),
     };
     server.database.clients.add_client(&client).await.expect("registered");
@@ -200,6 +202,10 @@ async fn a_person_signs_in_to_an_authjs_app_through_magiclinks_link_in_chromium(
     let email = "authjs@example.com";
     let mut delivered = server.mailbox.as_ref().expect("the development mailer").subscribe();
     let before = *delivered.borrow_and_update();
+    browser
+        .wait_until("return document.querySelector('#email') !== null", crate::browser::WAIT)
+        .await
+        .expect("magiclink's sign-in page");
     let field = browser.find("#email").await.expect("magiclink's sign-in page");
     assert!(browser.url().await.expect("url").starts_with(&format!("{}/signin", server.base_url)));
     browser.type_into(&field, email).await.expect("typed");

@@ -9,6 +9,7 @@ CREATE TABLE oidc_clients (
     post_logout_redirect_uris TEXT NOT NULL,
     first_party               BIGINT NOT NULL,
     id_token_alg              VARCHAR(16) NOT NULL,
+    from_config               BIGINT NOT NULL DEFAULT 0,
     created_at                BIGINT NOT NULL
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 

@@ -9,6 +9,7 @@ CREATE TABLE oidc_clients (
     post_logout_redirect_uris TEXT NOT NULL,
     first_party               BIGINT NOT NULL,
     id_token_alg              TEXT NOT NULL,
+    from_config               BIGINT NOT NULL DEFAULT 0,
     created_at                BIGINT NOT NULL
 );
 

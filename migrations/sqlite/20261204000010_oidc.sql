@@ -3,7 +3,8 @@
 --
 -- oidc_clients: redirect_uris and post_logout_redirect_uris one URL per line (matched exactly);
 -- kind "confidential" (secret_hash set: SHA-256 of the secret, hex) or "public" (none);
--- id_token_alg RS256, ES256 or EdDSA.
+-- id_token_alg RS256, ES256 or EdDSA; from_config 1 for a client listed in oidc.clients (kept in
+-- step with the configuration at start-up, not changed by command).
 CREATE TABLE oidc_clients (
     id                        TEXT PRIMARY KEY NOT NULL,
     name                      TEXT NOT NULL,
@@ -13,6 +14,7 @@ CREATE TABLE oidc_clients (
     post_logout_redirect_uris TEXT NOT NULL,
     first_party               INTEGER NOT NULL,
     id_token_alg              TEXT NOT NULL,
+    from_config               INTEGER NOT NULL DEFAULT 0,
     created_at                INTEGER NOT NULL
 );
 

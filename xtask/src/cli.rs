@@ -370,6 +370,7 @@ async fn serve(settings: &Settings, profile: &str, program: Program, embed: wiri
             announce(&settings.log, &format!("Applied migration {} {}", migration.version, migration.description));
         }
     }
+    wiring::sync_configured_clients(settings, &service.store).await?;
     let origin = base_url.as_str().trim_end_matches('/');
     announce(&settings.log, &format!("Listening on http://{}", bound.local_addr));
     if checked.base_url.is_none() {

@@ -54,6 +54,13 @@ pub enum ClientsCommand {
         /// Its client_id.
         client_id: String,
     },
+    /// Print a new client secret and its hash, for a client listed in the configuration
+    /// (`oidc.clients`, `secret_hash`): the secret goes to the app, the hash into the file.
+    NewSecret {
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Give a confidential app a new secret; the old one stops working at once.
     RotateSecret {
         /// Its client_id.
@@ -62,6 +69,15 @@ pub enum ClientsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A client listed in the configuration is changed there, not by command (the next start would
+/// undo it).
+async fn refuse_configured(store: &adapters::database::Database, id: &ClientId) -> anyhow::Result<()> {
+    if store.clients.find_client(id).await?.is_some_and(|client| client.from_config) {
+        anyhow::bail!("`{id}` is listed in the configuration (oidc.clients): change it there");
+    }
+    Ok(())
 }
 
 /// `keys list|rotate`.
@@ -88,6 +104,18 @@ fn new_secret() -> anyhow::Result<ClientSecret> {
 /// # Errors
 /// On bad arguments, a missing or unmigrated database, or a storage failure.
 pub async fn clients(settings: &Settings, command: ClientsCommand, program: Program) -> anyhow::Result<()> {
+    if let ClientsCommand::NewSecret { json: as_json } = command {
+        let secret = new_secret()?;
+        let hash = secret.hash().to_hex();
+        if as_json {
+            println!("{}", json!({ "client_secret": secret.encode(), "secret_hash": hash }));
+        } else {
+            println!("client_secret: {}", secret.encode());
+            println!("secret_hash: {hash}");
+            println!("(The secret goes into the app's settings, the hash into oidc.clients' secret_hash.)");
+        }
+        return Ok(());
+    }
     let store = crate::wiring::open_migrated(settings, program).await?;
     let result = async {
         match command {
@@ -127,6 +155,7 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
                     post_logout_redirect_uris,
                     first_party,
                     id_token_algorithm,
+                    from_config: false,
                     created_at: chrono::Utc::now(),
                 };
                 match store.clients.add_client(&client).await? {
@@ -157,6 +186,8 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
                             ClientKind::Confidential => "confidential",
                         };
                         let party = if client.first_party { ", first-party" } else { "" };
+                        let party =
+                            if client.from_config { format!("{party}, from configuration") } else { party.to_owned() };
                         let uris: Vec<&str> = client.redirect_uris.iter().map(url::Url::as_str).collect();
                         println!("{}  {}  ({kind}{party})  {}", client.id, client.name, uris.join(" "));
                     }
@@ -164,11 +195,14 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
             }
             ClientsCommand::Remove { client_id: raw } => {
                 let id = client_id(&raw)?;
+                refuse_configured(&store, &id).await?;
                 anyhow::ensure!(store.clients.remove_client(&id).await?, "no client has the id `{id}`");
                 println!("Removed {id}, its codes and tokens, and the consents given to it");
             }
+            ClientsCommand::NewSecret { .. } => {}
             ClientsCommand::RotateSecret { client_id: raw, json } => {
                 let id = client_id(&raw)?;
+                refuse_configured(&store, &id).await?;
                 let secret = new_secret()?;
                 anyhow::ensure!(
                     store.clients.set_client_secret(&id, &secret.hash()).await?,
@@ -200,6 +234,7 @@ fn describe(client: &Client) -> serde_json::Value {
         "redirect_uris": client.redirect_uris.iter().map(url::Url::as_str).collect::<Vec<_>>(),
         "post_logout_redirect_uris": client.post_logout_redirect_uris.iter().map(url::Url::as_str).collect::<Vec<_>>(),
         "id_token_signed_response_alg": client.id_token_algorithm.as_str(),
+        "from_config": client.from_config,
         "created_at": client.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
 }

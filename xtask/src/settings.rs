@@ -395,6 +395,31 @@ impl PasskeySettings {
     }
 }
 
+impl Settings {
+    /// `[oidc]`'s lifetimes, and every listed client, each problem a line.
+    fn check_oidc(&self, problems: &mut Vec<String>) {
+        let oidc = &self.oidc;
+        for (key, seconds) in [
+            ("access_token_lifetime", oidc.access_token_lifetime),
+            ("id_token_lifetime", oidc.id_token_lifetime),
+            ("refresh_token_lifetime", oidc.refresh_token_lifetime),
+        ] {
+            if seconds < 60 {
+                problems.push(format!("oidc.{key} must be at least 60 seconds"));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for client in &oidc.clients {
+            if let Err(problem) = client.to_client(chrono::DateTime::UNIX_EPOCH) {
+                problems.push(format!("oidc.clients: {problem}"));
+            }
+            if !ids.insert(client.id.as_str()) {
+                problems.push(format!("oidc.clients: the id {:?} is listed twice", client.id));
+            }
+        }
+    }
+}
+
 /// `[oidc]`: magiclink as an OpenID Provider for other apps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -403,12 +428,91 @@ pub struct OidcSettings {
     pub enabled: bool,
     /// Seconds an access token works.
     pub access_token_lifetime: u32,
+    /// `opaque` (256 random bits) or `jwt` (RFC 9068, checkable by an app's API offline).
+    pub access_token_format: AccessTokenFormatSetting,
     /// Seconds an ID token is valid.
     pub id_token_lifetime: u32,
     /// Seconds a refresh token works unless used (each use issues a new one).
     pub refresh_token_lifetime: u32,
     /// Token and revocation requests one client may make per minute; 0 is off.
     pub token_requests_per_client_per_minute: u32,
+    /// Clients kept in the configuration (for teams that keep it in git), in step with the
+    /// database at start-up.
+    pub clients: Vec<ConfiguredClient>,
+}
+
+/// One of `oidc.clients`: a registered client as `clients add` would make it, with its
+/// secret given as a hash (`clients new-secret` prints both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfiguredClient {
+    /// Its client id.
+    pub id: String,
+    /// The name people see.
+    pub name: String,
+    /// Where codes may be sent.
+    pub redirect_uris: Vec<String>,
+    /// Where people may be sent after signing out through it.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// SHA-256 of its secret, 64 hex digits; empty for a public client.
+    #[serde(default)]
+    pub secret_hash: String,
+    /// A browser or native app without a secret (PKCE required).
+    #[serde(default)]
+    pub public: bool,
+    /// The team's own app: no consent page.
+    #[serde(default)]
+    pub first_party: bool,
+    /// RS256 (the default), ES256 or EdDSA.
+    #[serde(default = "default_id_token_alg")]
+    pub id_token_alg: String,
+}
+
+fn default_id_token_alg() -> String {
+    "RS256".to_owned()
+}
+
+impl ConfiguredClient {
+    /// The client it describes, every field checked.
+    ///
+    /// # Errors
+    /// One sentence naming the field at fault.
+    pub fn to_client(&self, now: chrono::DateTime<chrono::Utc>) -> Result<domain::oidc::Client, String> {
+        use domain::oidc::{check_client_name, check_redirect_uri, ClientId, ClientKind, ClientSecretHash};
+        let id = ClientId::parse(&self.id).map_err(|refusal| format!("id {:?}: {refusal}", self.id))?;
+        let name = check_client_name(&self.name).map_err(|reason| format!("{id}: name: {reason}"))?;
+        let urls = |field: &str, uris: &[String]| -> Result<Vec<url::Url>, String> {
+            uris.iter()
+                .map(|uri| check_redirect_uri(uri).map_err(|reason| format!("{id}: {field} {uri:?}: {reason}")))
+                .collect()
+        };
+        let redirect_uris = urls("redirect_uris", &self.redirect_uris)?;
+        if redirect_uris.is_empty() {
+            return Err(format!("{id}: redirect_uris: at least one"));
+        }
+        let secret_hash = match (self.public, self.secret_hash.as_str()) {
+            (true, "") => None,
+            (true, _) => return Err(format!("{id}: a public client has no secret_hash")),
+            (false, hash) => Some(
+                ClientSecretHash::from_hex(hash)
+                    .map_err(|_| format!("{id}: secret_hash must be the 64 hex digits `clients new-secret` prints"))?,
+            ),
+        };
+        Ok(domain::oidc::Client {
+            id: id.clone(),
+            name,
+            kind: if self.public { ClientKind::Public } else { ClientKind::Confidential },
+            secret_hash,
+            redirect_uris,
+            post_logout_redirect_uris: urls("post_logout_redirect_uris", &self.post_logout_redirect_uris)?,
+            first_party: self.first_party,
+            id_token_algorithm: domain::oidc::SigningAlgorithm::parse(&self.id_token_alg)
+                .ok_or_else(|| format!("{id}: id_token_alg {:?}: RS256, ES256 or EdDSA", self.id_token_alg))?,
+            from_config: true,
+            created_at: now,
+        })
+    }
 }
 
 impl Default for OidcSettings {
@@ -416,11 +520,23 @@ impl Default for OidcSettings {
         Self {
             enabled: true,
             access_token_lifetime: 3600,
+            access_token_format: AccessTokenFormatSetting::Opaque,
             id_token_lifetime: 3600,
             refresh_token_lifetime: 30 * 24 * 3600,
             token_requests_per_client_per_minute: 600,
+            clients: Vec::new(),
         }
     }
+}
+
+/// `oidc.access_token_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenFormatSetting {
+    /// Opaque tokens.
+    Opaque,
+    /// RFC 9068 JWTs.
+    Jwt,
 }
 
 /// `[forward_auth]`: `{base}/forward-auth` for reverse proxies.
@@ -1059,6 +1175,7 @@ impl Settings {
             problems.push("session.recent_sign_in must be between 1 and 86400 seconds".to_owned());
         }
         self.check_password(&mut problems);
+        self.check_oidc(&mut problems);
         if let Some(base_url) = &base_url {
             let host = base_url.host_str().unwrap_or_default();
             let rp_id = self.passkey.effective_rp_id(base_url);

@@ -286,6 +286,10 @@ fn oidc(
                 issuer: base_url.as_str().trim_end_matches('/').to_owned(),
                 code_lifetime: AUTHORIZATION_CODE_LIFETIME,
                 access_token_lifetime: TimeDelta::seconds(i64::from(oidc.access_token_lifetime)),
+                access_token_format: match oidc.access_token_format {
+                    crate::settings::AccessTokenFormatSetting::Opaque => domain::oidc::AccessTokenFormat::Opaque,
+                    crate::settings::AccessTokenFormatSetting::Jwt => domain::oidc::AccessTokenFormat::Jwt,
+                },
                 id_token_lifetime: TimeDelta::seconds(i64::from(oidc.id_token_lifetime)),
                 refresh_token_lifetime: TimeDelta::seconds(i64::from(oidc.refresh_token_lifetime)),
                 token_requests_per_client: Quota::per(oidc.token_requests_per_client_per_minute, TimeDelta::minutes(1)),
@@ -923,4 +927,23 @@ pub async fn open_migrated(settings: &Settings, program: Program) -> anyhow::Res
         anyhow::bail!("the database has {pending} pending migration(s): run `{migrate}` first");
     }
     Ok(store)
+}
+
+/// Puts the database's configured clients in step with `oidc.clients` (checked already by
+/// [`Settings::check`]); run by `serve` once the schema is current.
+///
+/// # Errors
+/// On a client the checks would refuse, or a storage failure.
+pub async fn sync_configured_clients(settings: &Settings, store: &Database) -> anyhow::Result<()> {
+    if !settings.oidc.enabled {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let clients = settings
+        .oidc
+        .clients
+        .iter()
+        .map(|client| client.to_client(now).map_err(|problem| anyhow::anyhow!("oidc.clients: {problem}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    store.clients.sync_configured_clients(&clients).await
 }

@@ -479,4 +479,32 @@ async fn clients_are_registered_listed_given_new_secrets_and_removed_and_keys_ro
 
     assert!(magiclink(dir.path(), &["clients", "remove", "grafana", db[0], db[1]], &[]).status.success());
     assert!(!magiclink(dir.path(), &["clients", "remove", "grafana", db[0], db[1]], &[]).status.success());
+
+    // A client kept in the configuration: its secret and hash come from `new-secret`, and the
+    // commands leave it to the file.
+    let made = stdout(&magiclink(dir.path(), &["clients", "new-secret", "--json"], &[]));
+    let made: serde_json::Value = serde_json::from_str(made.trim()).expect("JSON");
+    let secret = made["client_secret"].as_str().expect("a secret");
+    let hash = domain::oidc::ClientSecret::parse(secret).expect("a secret").hash().to_hex();
+    assert_eq!(made["secret_hash"], hash.as_str());
+    let configured = domain::oidc::Client {
+        id: domain::oidc::ClientId::parse("wiki").expect("id"),
+        name: "Wiki".to_owned(),
+        kind: domain::oidc::ClientKind::Confidential,
+        secret_hash: Some(domain::oidc::ClientSecretHash::from_hex(&hash).expect("hash")),
+        redirect_uris: vec![url::Url::parse("https://wiki.example.com/cb").expect("URL")],
+        post_logout_redirect_uris: vec![],
+        first_party: false,
+        id_token_algorithm: domain::oidc::SigningAlgorithm::Rs256,
+        from_config: true,
+        created_at: chrono::Utc::now(),
+    };
+    let stored = open_database(&url).await;
+    stored.clients.sync_configured_clients(&[configured]).await.expect("in step");
+    stored.close().await;
+    for command in [["clients", "remove", "wiki"], ["clients", "rotate-secret", "wiki"]] {
+        let refused = magiclink(dir.path(), &[command[0], command[1], command[2], db[0], db[1]], &[]);
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("listed in the configuration"), "{command:?}");
+    }
+    assert!(stdout(&magiclink(dir.path(), &["clients", "list", db[0], db[1]], &[])).contains("from configuration"));
 }

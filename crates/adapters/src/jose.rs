@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::oidc::{ClientId, IdTokenClaims, SigningAlgorithm};
+use domain::oidc::{AccessTokenClaims, ClientId, IdTokenClaims, SigningAlgorithm};
 use domain::secret::KeyPurpose;
 use domain::SecretRing;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -168,6 +168,41 @@ impl JoseSigner {
     }
 }
 
+/// The `typ` of an RFC 9068 access token.
+const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+impl JoseSigner {
+    /// The claims of a token one of our keys signed for `issuer`: an access token (`typ`
+    /// `at+jwt`, unexpired) when `access` is set, else an ID token (expired ones accepted: a
+    /// logout hint may be old). `None` for anything else.
+    async fn verified(&self, token: &str, issuer: &str, access: bool) -> anyhow::Result<Option<serde_json::Value>> {
+        let Ok(header) = jsonwebtoken::decode_header(token) else { return Ok(None) };
+        if (header.typ.as_deref() == Some(ACCESS_TOKEN_TYPE)) != access {
+            return Ok(None);
+        }
+        let Some(kid) = header.kid else { return Ok(None) };
+        let mut loaded = self.loaded(false).await?;
+        if !loaded.verifying.contains_key(&kid) {
+            loaded = self.loaded(true).await?;
+        }
+        let Some((alg, key)) = loaded.verifying.get(&kid) else { return Ok(None) };
+        if *alg != header.alg {
+            return Ok(None);
+        }
+        let mut validation = Validation::new(*alg);
+        // Expiry is checked below against the service's clock, not the library's.
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = ["iss", "sub", "aud", "exp"].into_iter().map(str::to_owned).collect();
+        validation.set_issuer(&[issuer]);
+        let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation) else { return Ok(None) };
+        // RP-Initiated Logout §2: an expired ID token is still a fine hint; an access token
+        // must be live.
+        let live = data.claims["exp"].as_i64().is_some_and(|exp| exp > self.clock.now().timestamp());
+        Ok((!access || live).then_some(data.claims))
+    }
+}
+
 /// jsonwebtoken's name for an algorithm.
 fn algorithm(algorithm: SigningAlgorithm) -> Algorithm {
     match algorithm {
@@ -268,6 +303,31 @@ impl TokenSigner for JoseSigner {
         jsonwebtoken::encode(&header, &claims_json(claims), &key).context("cannot sign the ID token")
     }
 
+    async fn sign_access_token(&self, claims: &AccessTokenClaims) -> anyhow::Result<String> {
+        let (kid, key) = self.current_key(SigningAlgorithm::Rs256).await?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid);
+        // RFC 9068 §2.1: the type tells an access token from an ID token signed by the same key.
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+        let json = json!({
+            "iss": claims.iss,
+            "sub": claims.sub,
+            "aud": claims.client_id,
+            "client_id": claims.client_id,
+            "exp": claims.exp,
+            "iat": claims.iat,
+            "auth_time": claims.auth_time,
+            "jti": claims.jti,
+            "scope": claims.scope,
+        });
+        jsonwebtoken::encode(&header, &json, &key).context("cannot sign the access token")
+    }
+
+    async fn check_access_token(&self, token: &str, issuer: &str) -> anyhow::Result<Option<String>> {
+        let Some(claims) = self.verified(token, issuer, true).await? else { return Ok(None) };
+        Ok(claims["jti"].as_str().map(str::to_owned))
+    }
+
     async fn key_set(&self) -> anyhow::Result<String> {
         // Clients fetch the keys before the first token, sometimes: RS256's exists from then on.
         self.current_key(SigningAlgorithm::Rs256).await?;
@@ -275,24 +335,7 @@ impl TokenSigner for JoseSigner {
     }
 
     async fn check_id_token_hint(&self, token: &str, issuer: &str) -> anyhow::Result<Option<IdTokenHint>> {
-        let Ok(header) = jsonwebtoken::decode_header(token) else { return Ok(None) };
-        let Some(kid) = header.kid else { return Ok(None) };
-        let mut loaded = self.loaded(false).await?;
-        if !loaded.verifying.contains_key(&kid) {
-            loaded = self.loaded(true).await?;
-        }
-        let Some((alg, key)) = loaded.verifying.get(&kid) else { return Ok(None) };
-        if *alg != header.alg {
-            return Ok(None);
-        }
-        let mut validation = Validation::new(*alg);
-        // RP-Initiated Logout §2: an expired ID token is still a fine hint.
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims = ["iss", "sub", "aud"].into_iter().map(str::to_owned).collect();
-        validation.set_issuer(&[issuer]);
-        let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation) else { return Ok(None) };
-        let claims = data.claims;
+        let Some(claims) = self.verified(token, issuer, false).await? else { return Ok(None) };
         let client_id = claims["aud"].as_str().and_then(|aud| ClientId::parse(aud).ok());
         let user_id = claims["sub"].as_str().and_then(|sub| domain::UserId::parse(sub).ok());
         Ok(client_id.zip(user_id).map(|(client_id, user_id)| IdTokenHint { client_id, user_id }))

@@ -12,9 +12,9 @@ use url::{Host, Url};
 pub mod grant;
 
 pub use grant::{
-    amr, check_client_name, check_redirect_uri, person_claims, AccessToken, AccessTokenHash, AuthorizationCode,
-    AuthorizationCodeHash, Client, ClientId, ClientKind, ClientSecret, ClientSecretHash, CodeGrant, IdTokenClaims,
-    MalformedClientId, RefreshToken, RefreshTokenHash, SigningAlgorithm,
+    amr, check_client_name, check_redirect_uri, person_claims, AccessToken, AccessTokenClaims, AccessTokenFormat,
+    AccessTokenHash, AuthorizationCode, AuthorizationCodeHash, Client, ClientId, ClientKind, ClientSecret,
+    ClientSecretHash, CodeGrant, IdTokenClaims, MalformedClientId, RefreshToken, RefreshTokenHash, SigningAlgorithm,
 };
 
 /// Why a PKCE value or method was refused; each is `invalid_request` (at the authorization

@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::oidc::{
-    amr, person_claims, AccessToken, AuthorizationCode, Client, ClientId, ClientKind, CodeChallenge, CodeGrant,
-    IdTokenClaims, RefreshToken, Scope, Scopes,
+    amr, person_claims, AccessToken, AccessTokenClaims, AccessTokenFormat, AccessTokenHash, AuthorizationCode, Client,
+    ClientId, ClientKind, CodeChallenge, CodeGrant, IdTokenClaims, RefreshToken, Scope, Scopes,
 };
 use domain::{Quota, ServerSecret, UserId};
 use url::Url;
@@ -52,6 +52,8 @@ pub struct OidcSettings {
     pub code_lifetime: TimeDelta,
     /// How long an access token works.
     pub access_token_lifetime: TimeDelta,
+    /// Opaque access tokens, or RFC 9068 JWTs.
+    pub access_token_format: AccessTokenFormat,
     /// How long an ID token is valid.
     pub id_token_lifetime: TimeDelta,
     /// How long a refresh token works unless used (each use issues a new one).
@@ -705,7 +707,36 @@ impl Authorization {
             name,
         };
         tokens.id_token = self.signer.sign_id_token(&claims, client.id_token_algorithm).await?;
+        if self.settings.access_token_format == AccessTokenFormat::Jwt {
+            // The opaque token minted above is what the store keeps (its hash); the app gets a
+            // JWT naming that hash, which only this provider's key could have signed.
+            let opaque = AccessToken::parse(&tokens.access_token).map_err(|_| anyhow::anyhow!("a minted token"))?;
+            let access = AccessTokenClaims {
+                iss: self.settings.issuer.clone(),
+                sub: live.user.id.as_str().to_owned(),
+                client_id: client.id.as_str().to_owned(),
+                exp: (now + self.settings.access_token_lifetime).timestamp(),
+                iat: now.timestamp(),
+                auth_time: live.auth_time.timestamp(),
+                jti: opaque.hash().to_hex(),
+                scope: live.scopes.to_parameter(),
+            };
+            tokens.access_token = self.signer.sign_access_token(&access).await?;
+        }
         Ok(tokens)
+    }
+
+    /// The stored hash an access token stands for: an opaque token's own, or the one a JWT of
+    /// ours names (`None` for anything else).
+    async fn access_token_hash(&self, presented: &str) -> anyhow::Result<Option<AccessTokenHash>> {
+        if let Ok(opaque) = AccessToken::parse(presented) {
+            return Ok(Some(opaque.hash()));
+        }
+        if presented.split('.').count() != 3 {
+            return Ok(None);
+        }
+        let jti = self.signer.check_access_token(presented, &self.settings.issuer).await?;
+        Ok(jti.and_then(|jti| AccessTokenHash::from_hex(&jti).ok()))
     }
 
     /// Revokes a token of the authenticated client (RFC 7009): a refresh token takes its whole
@@ -719,8 +750,8 @@ impl Authorization {
         if let Ok(refresh) = RefreshToken::parse(token) {
             self.grants.revoke_refresh_token(&client.id, &refresh.hash(), now).await?;
         }
-        if let Ok(access) = AccessToken::parse(token) {
-            self.grants.revoke_access_token(&client.id, &access.hash()).await?;
+        if let Some(access) = self.access_token_hash(token).await? {
+            self.grants.revoke_access_token(&client.id, &access).await?;
         }
         Ok(())
     }
@@ -730,8 +761,8 @@ impl Authorization {
     /// # Errors
     /// [`UserInfoError::InvalidToken`] for anything but a live access token.
     pub async fn user_info(&self, access_token: &str) -> Result<UserInfo, UserInfoError> {
-        let token = AccessToken::parse(access_token).map_err(|_| UserInfoError::InvalidToken)?;
-        let live = self.grants.find_access_token(&token.hash(), self.clock.now()).await?;
+        let hash = self.access_token_hash(access_token).await?.ok_or(UserInfoError::InvalidToken)?;
+        let live = self.grants.find_access_token(&hash, self.clock.now()).await?;
         let live = live.ok_or(UserInfoError::InvalidToken)?;
         let (email, name) = person_claims(&live.user.email, live.user.name.as_ref(), &live.scopes);
         Ok(UserInfo { sub: live.user.id.as_str().to_owned(), email, name })

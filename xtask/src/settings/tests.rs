@@ -356,3 +356,54 @@ fn mailer_settings_come_from_the_environment_including_auth_resend_key() {
         Ok(())
     });
 }
+
+#[test]
+fn configured_clients_come_from_the_file_or_the_environment_and_each_problem_is_named() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("config")?;
+        jail.create_file(
+            "config/default.toml",
+            &format!(
+                "[[oidc.clients]]\nid = \"wiki\"\nname = \"Team wiki\"\nredirect_uris = [\"https://wiki.example.com/cb\"]\nsecret_hash = \"{}\"\nfirst_party = true\n",
+                "ab".repeat(32)
+            ),
+        )?;
+        let settings = load(&sources(jail, "development"), &Overrides::default()).expect("loads");
+        assert_eq!(settings.oidc.clients.len(), 1);
+        let client = settings.oidc.clients[0].to_client(chrono::Utc::now()).expect("a valid client");
+        assert!(client.from_config && client.first_party && client.secret_hash.is_some());
+        jail.set_env(
+            "MAGICLINK_OIDC__CLIENTS",
+            "[{id=\"spa\",name=\"SPA\",redirect_uris=[\"https://spa.example.com/cb\"],public=true}]",
+        );
+        let settings = load(&sources(jail, "development"), &Overrides::default()).expect("loads");
+        assert_eq!(settings.oidc.clients[0].id, "spa", "the environment replaces the list");
+        assert!(settings.oidc.clients[0].public);
+        Ok(())
+    });
+    let mut settings = Settings::default();
+    let client = |id: &str, uri: &str, hash: &str, public: bool| crate::settings::ConfiguredClient {
+        id: id.to_owned(),
+        name: "App".to_owned(),
+        redirect_uris: vec![uri.to_owned()],
+        post_logout_redirect_uris: vec![],
+        secret_hash: hash.to_owned(),
+        public,
+        first_party: false,
+        id_token_alg: "RS256".to_owned(),
+    };
+    settings.oidc.clients = vec![
+        client("a", "http://app.example.com/cb", &"ab".repeat(32), false),
+        client("b", "https://app.example.com/cb", "not hex", false),
+        client("c", "https://app.example.com/cb", "", true),
+        client("c", "https://app.example.com/cb", "", true),
+        client("d", "https://app.example.com/cb", &"ab".repeat(32), true),
+    ];
+    let Err(refusal) = settings.check("development", Program::CargoXtask) else { panic!("refused") };
+    let text = refusal.to_string();
+    for expected in
+        ["a: redirect_uris", "b: secret_hash must be", "\"c\" is listed twice", "d: a public client has no secret_hash"]
+    {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+}

@@ -23,7 +23,7 @@ use crate::time::{from_millis, to_millis};
 
 /// The columns [`client_from_row`] reads.
 const CLIENT_COLUMNS: &str = "c.id AS client_id, c.name AS client_name, c.kind, c.secret_hash, c.redirect_uris, \
-     c.post_logout_redirect_uris, c.first_party, c.id_token_alg, c.created_at AS client_created_at";
+     c.post_logout_redirect_uris, c.first_party, c.id_token_alg, c.from_config, c.created_at AS client_created_at";
 
 /// URLs stored one per line.
 fn stored_urls(row: &AnyRow, column: &str) -> anyhow::Result<Vec<url::Url>> {
@@ -32,6 +32,13 @@ fn stored_urls(row: &AnyRow, column: &str) -> anyhow::Result<Vec<url::Url>> {
         .filter(|line| !line.is_empty())
         .map(|line| url::Url::parse(line).with_context(|| format!("stored {column} holds a malformed URL")))
         .collect()
+}
+
+fn kind_text(kind: ClientKind) -> &'static str {
+    match kind {
+        ClientKind::Public => "public",
+        ClientKind::Confidential => "confidential",
+    }
 }
 
 fn url_lines(urls: &[url::Url]) -> String {
@@ -66,6 +73,7 @@ fn client_from_row(row: &AnyRow) -> anyhow::Result<Client> {
         redirect_uris: stored_urls(row, "redirect_uris")?,
         post_logout_redirect_uris: stored_urls(row, "post_logout_redirect_uris")?,
         first_party: row.try_get::<i64, _>("first_party")? != 0,
+        from_config: row.try_get::<i64, _>("from_config")? != 0,
         id_token_algorithm: SigningAlgorithm::parse(&algorithm)
             .with_context(|| format!("stored id_token_alg {algorithm:?} is unknown"))?,
         created_at: stored_instant(row, "client_created_at")?,
@@ -94,19 +102,17 @@ impl ClientStore for SqlStore {
     async fn add_client(&self, client: &Client) -> anyhow::Result<ClientAdded> {
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO oidc_clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
-             first_party, id_token_alg, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             first_party, id_token_alg, from_config, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(client.id.as_str())
         .bind(client.name.as_str())
-        .bind(match client.kind {
-            ClientKind::Public => "public",
-            ClientKind::Confidential => "confidential",
-        })
+        .bind(kind_text(client.kind))
         .bind(client.secret_hash.as_ref().map(ClientSecretHash::to_hex))
         .bind(url_lines(&client.redirect_uris))
         .bind(url_lines(&client.post_logout_redirect_uris))
         .bind(i64::from(client.first_party))
         .bind(client.id_token_algorithm.as_str())
+        .bind(i64::from(client.from_config))
         .bind(to_millis(client.created_at))
         .execute(&self.writer)
         .await;
@@ -142,6 +148,52 @@ impl ClientStore for SqlStore {
             .await
             .doing("cannot remove the client")?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn sync_configured_clients(&self, clients: &[Client]) -> anyhow::Result<()> {
+        let mut tx = self.begin_write().await?;
+        for client in clients {
+            let exists: Option<String> = sqlx::query_scalar(&self.sql("SELECT id FROM oidc_clients WHERE id = ?"))
+                .bind(client.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .doing("cannot read a configured client")?;
+            let statement = if exists.is_some() {
+                "UPDATE oidc_clients SET name = ?, kind = ?, secret_hash = ?, redirect_uris = ?, \
+                 post_logout_redirect_uris = ?, first_party = ?, id_token_alg = ?, from_config = 1 WHERE id = ?"
+            } else {
+                "INSERT INTO oidc_clients (name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
+                 first_party, id_token_alg, from_config, id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+            };
+            let sql = self.sql(statement);
+            let mut query = sqlx::query(&sql)
+                .bind(client.name.as_str())
+                .bind(kind_text(client.kind))
+                .bind(client.secret_hash.as_ref().map(ClientSecretHash::to_hex))
+                .bind(url_lines(&client.redirect_uris))
+                .bind(url_lines(&client.post_logout_redirect_uris))
+                .bind(i64::from(client.first_party))
+                .bind(client.id_token_algorithm.as_str())
+                .bind(client.id.as_str());
+            if exists.is_none() {
+                query = query.bind(to_millis(client.created_at));
+            }
+            query.execute(&mut *tx).await.doing("cannot store a configured client")?;
+        }
+        let listed: Vec<&str> = clients.iter().map(|client| client.id.as_str()).collect();
+        let statement = if listed.is_empty() {
+            "DELETE FROM oidc_clients WHERE from_config = 1".to_owned()
+        } else {
+            format!("DELETE FROM oidc_clients WHERE from_config = 1 AND id NOT IN ({})", placeholders(listed.len()))
+        };
+        let sql = self.sql(&statement);
+        let mut delete = sqlx::query(&sql);
+        for id in &listed {
+            delete = delete.bind(*id);
+        }
+        delete.execute(&mut *tx).await.doing("cannot remove clients no longer configured")?;
+        tx.commit().await.doing("cannot commit the configured clients")?;
+        Ok(())
     }
 
     async fn set_client_secret(&self, id: &ClientId, secret_hash: &ClientSecretHash) -> anyhow::Result<bool> {

@@ -208,6 +208,9 @@ pub struct Client {
     pub first_party: bool,
     /// How its ID tokens are signed.
     pub id_token_algorithm: SigningAlgorithm,
+    /// Listed in the configuration (`oidc.clients`): kept in step with it at start-up, and not
+    /// changed by command.
+    pub from_config: bool,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
 }
@@ -324,6 +327,39 @@ pub struct IdTokenClaims {
     pub name: Option<String>,
 }
 
+/// The claims of an RFC 9068 access token (`oidc.access_token_format = "jwt"`), before signing.
+/// `jti` is the hex SHA-256 of the opaque token stored for it: the store finds the grant by it
+/// (so revocation and a withdrawn consent end a JWT too), and it is not itself a bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenClaims {
+    /// The issuer.
+    pub iss: String,
+    /// The user's id.
+    pub sub: String,
+    /// The client (also `aud`: the userinfo endpoint and the app's own API are its audience).
+    pub client_id: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// When the person signed in.
+    pub auth_time: i64,
+    /// The token's id: the stored hash, hex.
+    pub jti: String,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+}
+
+/// How access tokens look to apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessTokenFormat {
+    /// 256 random bits; only the issuer can tell what they mean (at userinfo).
+    Opaque,
+    /// RFC 9068 JWTs (`typ: at+jwt`, RS256), which an app's API can check against the key set
+    /// without asking; still backed by a stored hash, so userinfo honours revocation.
+    Jwt,
+}
+
 /// The `amr` values (RFC 8176) of a sign-in method: the registered value where one fits
 /// (`pwd` for a password, `otp` for the emailed code), magiclink's own name otherwise (`link`,
 /// `passkey`: the registry has no value for "opened an emailed link", and `hwk` would claim a
@@ -388,6 +424,7 @@ mod tests {
             post_logout_redirect_uris: vec![],
             first_party: false,
             id_token_algorithm: SigningAlgorithm::Rs256,
+            from_config: false,
             created_at: DateTime::UNIX_EPOCH,
         };
         assert!(client.secret_matches(&secret.encode()));

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::oidc::{
-    AccessTokenHash, AuthorizationCodeHash, Client, ClientId, ClientSecretHash, CodeGrant, IdTokenClaims,
-    RefreshTokenHash, Scopes, SigningAlgorithm,
+    AccessTokenClaims, AccessTokenHash, AuthorizationCodeHash, Client, ClientId, ClientSecretHash, CodeGrant,
+    IdTokenClaims, RefreshTokenHash, Scopes, SigningAlgorithm,
 };
 use domain::{SessionId, SignInMethod, User, UserId};
 
@@ -55,6 +55,15 @@ pub trait ClientStore: Send + Sync {
     /// # Errors
     /// MUST fail only on a storage failure.
     async fn remove_client(&self, id: &ClientId) -> anyhow::Result<bool>;
+
+    /// Makes the clients listed in the configuration (`from_config`) exactly `clients`, in one
+    /// transaction: each is added, or updated in place (its grants and consents kept), and a
+    /// configured client no longer listed is removed with everything issued to it. A client
+    /// registered by command with a listed id becomes the configured one.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure (then nothing changed).
+    async fn sync_configured_clients(&self, clients: &[Client]) -> anyhow::Result<()>;
 
     /// Replaces a confidential client's secret; `false` when there is no such client.
     ///
@@ -320,6 +329,19 @@ pub trait TokenSigner: Send + Sync {
     /// # Errors
     /// On a storage failure, or a stored key that does not open under the server secret.
     async fn sign_id_token(&self, claims: &IdTokenClaims, algorithm: SigningAlgorithm) -> anyhow::Result<String>;
+
+    /// An RFC 9068 access token: the claims signed with the current RS256 key, `typ` `at+jwt`.
+    ///
+    /// # Errors
+    /// As [`TokenSigner::sign_id_token`].
+    async fn sign_access_token(&self, claims: &AccessTokenClaims) -> anyhow::Result<String>;
+
+    /// The `jti` of an access token this provider signed for `issuer` and that has not expired;
+    /// `None` for anything else (a forged, foreign, expired token, or an ID token).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    async fn check_access_token(&self, token: &str, issuer: &str) -> anyhow::Result<Option<String>>;
 
     /// The JSON Web Key Set: every current and retired public key.
     ///

@@ -54,6 +54,7 @@ fn client(kind: ClientKind, first_party: bool) -> Client {
         post_logout_redirect_uris: vec![],
         first_party,
         id_token_algorithm: SigningAlgorithm::Rs256,
+        from_config: false,
         created_at: now(),
     }
 }
@@ -125,6 +126,7 @@ impl Ports {
                 issuer: "https://auth.example.com".to_owned(),
                 code_lifetime: TimeDelta::seconds(60),
                 access_token_lifetime: TimeDelta::hours(1),
+                access_token_format: domain::oidc::AccessTokenFormat::Opaque,
                 id_token_lifetime: TimeDelta::hours(1),
                 refresh_token_lifetime: TimeDelta::days(30),
                 token_requests_per_client: None,
