@@ -1923,6 +1923,16 @@ fn oidc_tokens(byte: u8, refresh: bool) -> ports::NewTokens {
     }
 }
 
+/// A grant of `user` at the client `app`: code 1 stored and redeemed.
+async fn a_grant(db: &Database, user: &domain::User) -> ports::GrantId {
+    let code = oidc_code(1, "app", user);
+    db.grants.save_code(&code).await.expect("saved");
+    match db.grants.redeem_code(&code.hash, t0()).await.expect("redeemed") {
+        ports::CodeRedeemed::Redeemed(_, grant_id) => grant_id,
+        other => panic!("not redeemed: {other:?}"),
+    }
+}
+
 async fn clients_are_stored_as_registered_with_only_the_hash_of_their_secret(store: &ScratchStore) {
     let db = &store.database;
     let client = oidc_client("grafana");
@@ -2002,11 +2012,7 @@ async fn access_tokens_expire_exactly_and_revocation_is_by_their_own_client_only
     let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
     db.clients.add_client(&oidc_client("app")).await.expect("client");
     db.clients.add_client(&oidc_client("other")).await.expect("client");
-    db.grants.save_code(&oidc_code(1, "app", &ada)).await.expect("saved");
-    let hash = domain::oidc::AuthorizationCode::from_random_bytes([1; 32]).hash();
-    let ports::CodeRedeemed::Redeemed(_, grant_id) = db.grants.redeem_code(&hash, t0()).await.expect("redeemed") else {
-        panic!("redeemed")
-    };
+    let grant_id = a_grant(db, &ada).await;
     let tokens = oidc_tokens(2, true);
     db.grants.save_tokens(&grant_id, &tokens).await.expect("tokens");
     let (access, expires) = &tokens.access;
@@ -2025,11 +2031,7 @@ async fn a_refresh_token_rotates_once_and_a_spent_one_revokes_its_family(store: 
     let db = &store.database;
     let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
     db.clients.add_client(&oidc_client("app")).await.expect("client");
-    db.grants.save_code(&oidc_code(1, "app", &ada)).await.expect("saved");
-    let hash = domain::oidc::AuthorizationCode::from_random_bytes([1; 32]).hash();
-    let ports::CodeRedeemed::Redeemed(_, grant_id) = db.grants.redeem_code(&hash, t0()).await.expect("redeemed") else {
-        panic!("redeemed")
-    };
+    let grant_id = a_grant(db, &ada).await;
     let first = oidc_tokens(3, true);
     db.grants.save_tokens(&grant_id, &first).await.expect("tokens");
     let app = domain::oidc::ClientId::parse("app").expect("id");
@@ -2075,11 +2077,7 @@ async fn consents_are_remembered_listed_and_withdrawing_one_revokes_that_apps_gr
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].client_name.as_str(), listed[0].granted_at), ("App app", t0() + TimeDelta::minutes(1)));
 
-    db.grants.save_code(&oidc_code(1, "app", &ada)).await.expect("saved");
-    let hash = domain::oidc::AuthorizationCode::from_random_bytes([1; 32]).hash();
-    let ports::CodeRedeemed::Redeemed(_, grant_id) = db.grants.redeem_code(&hash, t0()).await.expect("redeemed") else {
-        panic!("redeemed")
-    };
+    let grant_id = a_grant(db, &ada).await;
     let tokens = oidc_tokens(5, true);
     db.grants.save_tokens(&grant_id, &tokens).await.expect("tokens");
     assert!(!db.grants.revoke_consent(&bob.id, &app, t0()).await.expect("answered"), "bob had none");

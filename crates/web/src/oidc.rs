@@ -312,11 +312,7 @@ fn answer(
                     crate::account::scope_sentence(scope).map(|sentence| ScopeShown { name: scope.as_str(), sentence })
                 })
                 .collect();
-            let hidden: Vec<serde_json::Value> = params
-                .carried(None)
-                .into_iter()
-                .map(|(name, value)| serde_json::json!({ "name": name, "value": value }))
-                .collect();
+            let hidden = hidden_fields(params.carried(None));
             context.insert("client_name", &client_name);
             context.insert("user_email", &user_email);
             context.insert("scopes", &shown);
@@ -326,6 +322,12 @@ fn answer(
             Ok(page(req, state, StatusCode::OK, "consent.html", context)?)
         }
     }
+}
+
+/// A request's parameters as the hidden fields of a page's form (the consent and logout pages
+/// post them back as they came).
+fn hidden_fields(pairs: impl IntoIterator<Item = (&'static str, String)>) -> Vec<serde_json::Value> {
+    pairs.into_iter().map(|(name, value)| serde_json::json!({ "name": name, "value": value })).collect()
 }
 
 /// `name=value&...`, form-encoded.
@@ -561,15 +563,16 @@ async fn log_out(
         return Ok(Redirect::see_other(onward).into_response());
     }
     let mut context = Context::new();
-    let hidden: Vec<serde_json::Value> = [
-        ("id_token_hint", &params.id_token_hint),
-        ("client_id", &params.client_id),
-        ("post_logout_redirect_uri", &params.post_logout_redirect_uri),
-        ("state", &params.state),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| value.as_ref().map(|value| serde_json::json!({ "name": name, "value": value })))
-    .collect();
+    let hidden = hidden_fields(
+        [
+            ("id_token_hint", &params.id_token_hint),
+            ("client_id", &params.client_id),
+            ("post_logout_redirect_uri", &params.post_logout_redirect_uri),
+            ("state", &params.state),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|value| (name, value))),
+    );
     context.insert("user", &serde_json::json!({ "email": session.user.email.as_str() }));
     context.insert("hidden", &hidden);
     context.insert("action", &state.settings.auth_path(paths::END_SESSION));

@@ -34,6 +34,33 @@ fn stored_urls(row: &AnyRow, column: &str) -> anyhow::Result<Vec<url::Url>> {
         .collect()
 }
 
+/// A client's row, stored: [`bind_client`]'s values, then `created_at`.
+const INSERT_CLIENT: &str = "INSERT INTO oidc_clients (name, kind, secret_hash, redirect_uris, \
+     post_logout_redirect_uris, first_party, id_token_alg, from_config, id, created_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// A client's row, replaced in place (its grants and consents kept, its `created_at` too):
+/// [`bind_client`]'s values.
+const UPDATE_CLIENT: &str = "UPDATE oidc_clients SET name = ?, kind = ?, secret_hash = ?, redirect_uris = ?, \
+     post_logout_redirect_uris = ?, first_party = ?, id_token_alg = ?, from_config = ? WHERE id = ?";
+
+/// Binds a client's values, `id` last, for [`INSERT_CLIENT`] or [`UPDATE_CLIENT`].
+fn bind_client<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    client: &'q Client,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(client.name.as_str())
+        .bind(kind_text(client.kind))
+        .bind(client.secret_hash.as_ref().map(ClientSecretHash::to_hex))
+        .bind(url_lines(&client.redirect_uris))
+        .bind(url_lines(&client.post_logout_redirect_uris))
+        .bind(i64::from(client.first_party))
+        .bind(client.id_token_algorithm.as_str())
+        .bind(i64::from(client.from_config))
+        .bind(client.id.as_str())
+}
+
 fn kind_text(kind: ClientKind) -> &'static str {
     match kind {
         ClientKind::Public => "public",
@@ -100,22 +127,10 @@ fn live_grant_from_row(row: &AnyRow) -> anyhow::Result<LiveGrant> {
 #[async_trait::async_trait]
 impl ClientStore for SqlStore {
     async fn add_client(&self, client: &Client) -> anyhow::Result<ClientAdded> {
-        let inserted = sqlx::query(&self.sql(
-            "INSERT INTO oidc_clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
-             first_party, id_token_alg, from_config, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(client.id.as_str())
-        .bind(client.name.as_str())
-        .bind(kind_text(client.kind))
-        .bind(client.secret_hash.as_ref().map(ClientSecretHash::to_hex))
-        .bind(url_lines(&client.redirect_uris))
-        .bind(url_lines(&client.post_logout_redirect_uris))
-        .bind(i64::from(client.first_party))
-        .bind(client.id_token_algorithm.as_str())
-        .bind(i64::from(client.from_config))
-        .bind(to_millis(client.created_at))
-        .execute(&self.writer)
-        .await;
+        let inserted = bind_client(sqlx::query(&self.sql(INSERT_CLIENT)), client)
+            .bind(to_millis(client.created_at))
+            .execute(&self.writer)
+            .await;
         match inserted {
             Ok(_) => Ok(ClientAdded::Added),
             Err(error) if is_unique_violation(&error) => Ok(ClientAdded::IdTaken),
@@ -158,23 +173,8 @@ impl ClientStore for SqlStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .doing("cannot read a configured client")?;
-            let statement = if exists.is_some() {
-                "UPDATE oidc_clients SET name = ?, kind = ?, secret_hash = ?, redirect_uris = ?, \
-                 post_logout_redirect_uris = ?, first_party = ?, id_token_alg = ?, from_config = 1 WHERE id = ?"
-            } else {
-                "INSERT INTO oidc_clients (name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, \
-                 first_party, id_token_alg, from_config, id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
-            };
-            let sql = self.sql(statement);
-            let mut query = sqlx::query(&sql)
-                .bind(client.name.as_str())
-                .bind(kind_text(client.kind))
-                .bind(client.secret_hash.as_ref().map(ClientSecretHash::to_hex))
-                .bind(url_lines(&client.redirect_uris))
-                .bind(url_lines(&client.post_logout_redirect_uris))
-                .bind(i64::from(client.first_party))
-                .bind(client.id_token_algorithm.as_str())
-                .bind(client.id.as_str());
+            let sql = self.sql(if exists.is_some() { UPDATE_CLIENT } else { INSERT_CLIENT });
+            let mut query = bind_client(sqlx::query(&sql), client);
             if exists.is_none() {
                 query = query.bind(to_millis(client.created_at));
             }
