@@ -371,6 +371,11 @@ async fn serve(settings: &Settings, profile: &str, program: Program, embed: wiri
         }
     }
     wiring::sync_configured_clients(settings, &service.store).await?;
+    if let Some(oidc) = &service.oidc {
+        // The provider's RS256 key exists from the first start (made and stored sealed now
+        // when there is none), so the first app to sign someone in does not wait for it.
+        oidc.signer().key_set().await.context("cannot make or read the OpenID Provider's signing keys")?;
+    }
     let origin = base_url.as_str().trim_end_matches('/');
     announce(&settings.log, &format!("Listening on http://{}", bound.local_addr));
     if checked.base_url.is_none() {

@@ -282,6 +282,26 @@ fn development_links_point_at_the_bound_port_and_logs_carry_no_colour() {
 }
 
 #[test]
+fn the_first_start_makes_the_providers_signing_key_and_a_restart_keeps_it() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("keys.sqlite").display());
+    let secret = [("AUTH_SECRET", "keys-test-secret-keys-test-secret-keys-test")];
+    let keys = || stdout(&magiclink(dir.path(), &["keys", "list", "--database-url", &url], &[]));
+    for start in 0..2 {
+        let server = Serving::start(dir.path(), &["--bind", "127.0.0.1:0", "--database-url", &url], &secret);
+        let origin = server.origin();
+        // Read before any request: the key was made before the service said it listens.
+        let listed = keys();
+        let key_set = http_get(&origin, "/api/auth/oidc/jwks.json");
+        drop(server);
+        assert_eq!(listed.lines().count(), 1, "start {start}: one key, kept across restarts: {listed}");
+        assert!(listed.contains("RS256") && listed.contains("current"), "{listed}");
+        let kid = listed.split_whitespace().next().expect("a kid");
+        assert!(key_set.contains(kid), "the published key set names it: {key_set}");
+    }
+}
+
+#[test]
 fn users_are_added_listed_and_removed_by_address() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("users.sqlite").display());
