@@ -5,10 +5,12 @@
 //! hold them as `Arc<dyn Port>`, because the backend is chosen at run time from configuration.
 //! With the `mock` feature, every port gets a mockall mock for the use-case unit tests.
 //!
-//! The use cases are written once against these traits, in three services: [`sessions`] (the
-//! sessions every way of signing in shares), and two providers beside it, the magic link
-//! ([`sign_in`]: request a link, redeem it or its code, change the sign-in address) and the
-//! optional password ([`passwords`]). The delivery of queued emails lives in [`delivery`].
+//! The use cases are written once against these traits: [`sessions`] (the sessions every way of
+//! signing in shares), and the providers beside it that prove who someone is, the magic link
+//! ([`sign_in`]: request a link, redeem it or its code, change the sign-in address), the
+//! optional password ([`passwords`]) and passkeys ([`passkeys`]). [`oidc`] is the other
+//! direction: magiclink as an OpenID Provider, signing people in to other apps. The delivery of
+//! queued emails lives in [`delivery`].
 
 pub mod clock;
 pub mod delivery;
