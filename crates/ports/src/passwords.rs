@@ -178,7 +178,7 @@ impl Passwords {
     /// one behind `current`, whose cookie the caller replaces.
     ///
     /// # Errors
-    /// As [`SignIn::sign_in_with_password`] for the session's own address.
+    /// As [`Passwords::sign_in_with_password`] for the session's own address.
     pub async fn confirm_with_password(
         &self,
         active: &ActiveSession,
