@@ -108,6 +108,18 @@ async fn exchange(app: &TestApp, client: &App, code: &str, verifier: &str) -> Re
 }
 
 async fn token_request(app: &TestApp, client: &App, fields: &[(&str, &str)]) -> Reply {
+    client_post(app, client, TOKEN, fields, &[]).await
+}
+
+/// A form POST to `path` as `client` makes it: HTTP Basic when it has a secret, with `extra`
+/// headers (a browser app's `Origin`).
+async fn client_post(
+    app: &TestApp,
+    client: &App,
+    path: &str,
+    fields: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> Reply {
     let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
     let length = body.len().to_string();
     let basic =
@@ -116,7 +128,8 @@ async fn token_request(app: &TestApp, client: &App, fields: &[(&str, &str)]) -> 
     if let Some(basic) = &basic {
         headers.push(("authorization", basic.as_str()));
     }
-    app.send_body(poem::http::Method::POST, TOKEN, &headers, body).await
+    headers.extend_from_slice(extra);
+    app.send_body(poem::http::Method::POST, path, &headers, body).await
 }
 
 async fn userinfo(app: &TestApp, access_token: &str) -> Reply {
@@ -547,19 +560,14 @@ async fn browser_apps_read_the_token_userinfo_discovery_and_keys_only_from_a_reg
     assert_eq!(refused.header("access-control-allow-origin"), spa);
     sign_in(&app).await;
     let params = redirect_params(&app.get(&authorize_path(&public, &[])).await);
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("grant_type", "authorization_code"),
-            ("code", params["code"].as_str()),
-            ("redirect_uri", APP_CALLBACK),
-            ("code_verifier", VERIFIER),
-            ("client_id", public.id.as_str()),
-        ])
-        .finish();
-    let length = body.len().to_string();
-    let headers =
-        [("content-type", "application/x-www-form-urlencoded"), ("content-length", length.as_str()), ("origin", spa)];
-    let tokens = app.send_body(poem::http::Method::POST, TOKEN, &headers, body).await;
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", params["code"].as_str()),
+        ("redirect_uri", APP_CALLBACK),
+        ("code_verifier", VERIFIER),
+        ("client_id", public.id.as_str()),
+    ];
+    let tokens = client_post(&app, &public, TOKEN, &fields, &[("origin", spa)]).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
     assert_eq!(tokens.header("access-control-allow-origin"), spa);
     // The authorization endpoint is navigated to, never fetched: no CORS there.
@@ -598,16 +606,7 @@ async fn jwt_access_tokens_follow_rfc_9068_verify_against_the_key_set_and_stay_r
     }
 
     // Revoked through the revocation endpoint, the JWT no longer works at userinfo.
-    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs([("token", access.as_str())]).finish();
-    let length = body.len().to_string();
-    let basic =
-        format!("Basic {}", STANDARD.encode(format!("{}:{}", client.id, client.secret.as_deref().unwrap_or_default())));
-    let headers = [
-        ("content-type", "application/x-www-form-urlencoded"),
-        ("content-length", length.as_str()),
-        ("authorization", basic.as_str()),
-    ];
-    let revoked = app.send_body(poem::http::Method::POST, "/api/auth/oidc/revoke", &headers, body).await;
+    let revoked = client_post(&app, &client, "/api/auth/oidc/revoke", &[("token", access.as_str())], &[]).await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
     assert_eq!(userinfo(&app, &access).await.status, StatusCode::UNAUTHORIZED);
 }

@@ -3,14 +3,11 @@
 //! their ID tokens are signed with. A client secret is printed once, when it is made: only its
 //! hash is stored.
 
-use anyhow::Context as _;
 use clap::Subcommand;
-use domain::oidc::{
-    check_client_name, check_redirect_uri, Client, ClientId, ClientKind, ClientSecret, SigningAlgorithm,
-};
+use domain::oidc::{Client, ClientId, ClientKind, ClientSecret};
 use serde_json::json;
 
-use crate::settings::{Program, Settings};
+use crate::settings::{ConfiguredClient, Program, Settings};
 
 /// `clients add|list|remove|rotate-secret`.
 #[derive(Debug, Subcommand)]
@@ -129,35 +126,24 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
                 id,
                 json,
             } => {
-                let name = check_client_name(&name).map_err(|reason| anyhow::anyhow!("--name: {reason}"))?;
-                let check = |flag: &str, uris: &[String]| -> anyhow::Result<Vec<url::Url>> {
-                    uris.iter()
-                        .map(|uri| {
-                            check_redirect_uri(uri).map_err(|reason| anyhow::anyhow!("{flag} `{uri}`: {reason}"))
-                        })
-                        .collect()
-                };
-                let redirect_uris = check("--redirect-uri", &redirect_uris)?;
-                let post_logout_redirect_uris = check("--post-logout-redirect-uri", &post_logout_redirect_uris)?;
-                let id_token_algorithm = SigningAlgorithm::parse(&id_token_alg)
-                    .with_context(|| format!("--id-token-alg `{id_token_alg}`: use RS256, ES256 or EdDSA"))?;
                 let id = match id {
-                    Some(id) => client_id(&id)?,
-                    None => ClientId::from_random_bytes(ports::random::os_random()?),
+                    Some(id) => id,
+                    None => ClientId::from_random_bytes(ports::random::os_random()?).as_str().to_owned(),
                 };
                 let secret = (!public).then(new_secret).transpose()?;
-                let client = Client {
+                // The same checks as a client listed in the configuration, by the same code.
+                let spec = ConfiguredClient {
                     id,
                     name,
-                    kind: if public { ClientKind::Public } else { ClientKind::Confidential },
-                    secret_hash: secret.as_ref().map(ClientSecret::hash),
                     redirect_uris,
                     post_logout_redirect_uris,
+                    secret_hash: secret.as_ref().map(|secret| secret.hash().to_hex()).unwrap_or_default(),
+                    public,
                     first_party,
-                    id_token_algorithm,
-                    from_config: false,
-                    created_at: chrono::Utc::now(),
+                    id_token_alg,
                 };
+                let client = spec.to_client(chrono::Utc::now()).map_err(|problem| anyhow::anyhow!("{problem}"))?;
+                let client = Client { from_config: false, ..client };
                 match store.clients.add_client(&client).await? {
                     ports::ClientAdded::Added => {}
                     ports::ClientAdded::IdTaken => anyhow::bail!("a client with the id `{}` exists already", client.id),

@@ -299,6 +299,12 @@ pub enum RevokeAppError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Tokens just made for a client, before they are written into its answer.
+struct Minted {
+    access: AccessToken,
+    refresh: Option<RefreshToken>,
+}
+
 /// A request's `prompt`, parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Prompt {
@@ -490,7 +496,6 @@ impl Authorization {
 
     async fn issue_code(&self, checked: Checked, session: &ActiveSession, now: DateTime<Utc>) -> anyhow::Result<Url> {
         let code = AuthorizationCode::from_random_bytes(os_random()?);
-        let mut target = checked.target;
         self.grants
             .save_code(&NewCode {
                 hash: code.hash(),
@@ -509,15 +514,7 @@ impl Authorization {
                 created_at: now,
             })
             .await?;
-        {
-            let mut query = target.query_pairs_mut();
-            query.append_pair("code", &code.encode());
-            if let Some(state) = &checked.state {
-                query.append_pair("state", state);
-            }
-            query.append_pair("iss", &self.settings.issuer);
-        }
-        Ok(target)
+        Ok(answer_to_app(&checked.target, &[("code", &code.encode())], checked.state.as_deref(), &self.settings.issuer))
     }
 
     /// Answers a token request.
@@ -612,9 +609,9 @@ impl Authorization {
             auth_time: grant.auth_time,
             method: grant.method,
         };
-        let (tokens, stored) = self.mint(&live, now)?;
+        let (minted, stored) = self.mint(live.scopes.contains(Scope::OfflineAccess), now)?;
         self.grants.save_tokens(&live.id, &stored).await?;
-        self.finish(client, &live, grant.nonce, tokens, now).await
+        self.finish(client, &live, grant.nonce, minted, now).await
     }
 
     async fn refresh(
@@ -626,13 +623,7 @@ impl Authorization {
     ) -> Result<Tokens, TokenError> {
         let presented =
             RefreshToken::parse(refresh_token).map_err(|_| TokenError::InvalidGrant("unknown refresh token"))?;
-        let access = AccessToken::from_random_bytes(os_random()?);
-        let refresh = RefreshToken::from_random_bytes(os_random()?);
-        let replacement = NewTokens {
-            access: (access.hash(), now + self.settings.access_token_lifetime),
-            refresh: Some((refresh.hash(), now + self.settings.refresh_token_lifetime)),
-            created_at: now,
-        };
+        let (minted, replacement) = self.mint(true, now)?;
         let live = match self.grants.rotate_refresh_token(&client.id, &presented.hash(), &replacement, now).await? {
             RefreshRotated::Rotated(live) => *live,
             RefreshRotated::Reused => {
@@ -649,47 +640,30 @@ impl Authorization {
                 return Err(TokenError::InvalidScope);
             }
         }
-        let tokens = Tokens {
-            access_token: access.encode(),
-            expires_in: self.settings.access_token_lifetime.num_seconds(),
-            id_token: String::new(),
-            refresh_token: Some(refresh.encode()),
-            scope: live.scopes.to_parameter(),
-        };
-        self.finish(client, &live, None, tokens, now).await
+        self.finish(client, &live, None, minted, now).await
     }
 
-    /// New access (and, with `offline_access`, refresh) tokens for a grant: what the client
-    /// gets, and what is stored.
-    fn mint(&self, live: &LiveGrant, now: DateTime<Utc>) -> anyhow::Result<(Tokens, NewTokens)> {
+    /// A new access token (and refresh token, with `with_refresh`): the tokens for the client,
+    /// and their hashes and expiries for the store.
+    fn mint(&self, with_refresh: bool, now: DateTime<Utc>) -> anyhow::Result<(Minted, NewTokens)> {
         let access = AccessToken::from_random_bytes(os_random()?);
-        let refresh = live
-            .scopes
-            .contains(Scope::OfflineAccess)
-            .then(|| os_random().map(RefreshToken::from_random_bytes))
-            .transpose()?;
+        let refresh = with_refresh.then(|| os_random().map(RefreshToken::from_random_bytes)).transpose()?;
         let stored = NewTokens {
             access: (access.hash(), now + self.settings.access_token_lifetime),
             refresh: refresh.as_ref().map(|token| (token.hash(), now + self.settings.refresh_token_lifetime)),
             created_at: now,
         };
-        let tokens = Tokens {
-            access_token: access.encode(),
-            expires_in: self.settings.access_token_lifetime.num_seconds(),
-            id_token: String::new(),
-            refresh_token: refresh.map(|token| token.encode()),
-            scope: live.scopes.to_parameter(),
-        };
-        Ok((tokens, stored))
+        Ok((Minted { access, refresh }, stored))
     }
 
-    /// Signs the ID token into `tokens`.
+    /// The token response for `minted` tokens of a grant: the ID token signed, and the access
+    /// token as the configured format has it.
     async fn finish(
         &self,
         client: &Client,
         live: &LiveGrant,
         nonce: Option<String>,
-        mut tokens: Tokens,
+        minted: Minted,
         now: DateTime<Utc>,
     ) -> Result<Tokens, TokenError> {
         let (email, name) = person_claims(&live.user.email, live.user.name.as_ref(), &live.scopes);
@@ -706,24 +680,32 @@ impl Authorization {
             email,
             name,
         };
-        tokens.id_token = self.signer.sign_id_token(&claims, client.id_token_algorithm).await?;
-        if self.settings.access_token_format == AccessTokenFormat::Jwt {
-            // The opaque token minted above is what the store keeps (its hash); the app gets a
-            // JWT naming that hash, which only this provider's key could have signed.
-            let opaque = AccessToken::parse(&tokens.access_token).map_err(|_| anyhow::anyhow!("a minted token"))?;
-            let access = AccessTokenClaims {
-                iss: self.settings.issuer.clone(),
-                sub: live.user.id.as_str().to_owned(),
-                client_id: client.id.as_str().to_owned(),
-                exp: (now + self.settings.access_token_lifetime).timestamp(),
-                iat: now.timestamp(),
-                auth_time: live.auth_time.timestamp(),
-                jti: opaque.hash().to_hex(),
-                scope: live.scopes.to_parameter(),
-            };
-            tokens.access_token = self.signer.sign_access_token(&access).await?;
-        }
-        Ok(tokens)
+        let id_token = self.signer.sign_id_token(&claims, client.id_token_algorithm).await?;
+        let access_token = match self.settings.access_token_format {
+            AccessTokenFormat::Opaque => minted.access.encode(),
+            // The store keeps the minted token's hash; the app gets a JWT naming that hash,
+            // which only this provider's key could have signed.
+            AccessTokenFormat::Jwt => {
+                let access = AccessTokenClaims {
+                    iss: self.settings.issuer.clone(),
+                    sub: live.user.id.as_str().to_owned(),
+                    client_id: client.id.as_str().to_owned(),
+                    exp: (now + self.settings.access_token_lifetime).timestamp(),
+                    iat: now.timestamp(),
+                    auth_time: live.auth_time.timestamp(),
+                    jti: minted.access.hash().to_hex(),
+                    scope: live.scopes.to_parameter(),
+                };
+                self.signer.sign_access_token(&access).await?
+            }
+        };
+        Ok(Tokens {
+            access_token,
+            expires_in: self.settings.access_token_lifetime.num_seconds(),
+            id_token,
+            refresh_token: minted.refresh.map(|token| token.encode()),
+            scope: live.scopes.to_parameter(),
+        })
     }
 
     /// The stored hash an access token stands for: an opaque token's own, or the one a JWT of
@@ -878,13 +860,18 @@ fn parse_prompt(parameter: Option<&str>) -> Option<Prompt> {
     (!prompt.none || count == 1).then_some(prompt)
 }
 
-/// The app's redirect URI with an OAuth error, its `state` and our `iss` (RFC 9207).
+/// The app's redirect URI with an OAuth error, its `state` and our `iss`.
 fn error_redirect(target: &Url, error: &str, description: &str, state: Option<&str>, issuer: &str) -> Url {
+    answer_to_app(target, &[("error", error), ("error_description", description)], state, issuer)
+}
+
+/// The app's redirect URI with the authorization response's parameters (a code, or an
+/// error), then its `state` and our `iss` (RFC 9207), as every answer to the app carries them.
+fn answer_to_app(target: &Url, parameters: &[(&str, &str)], state: Option<&str>, issuer: &str) -> Url {
     let mut target = target.clone();
     {
         let mut query = target.query_pairs_mut();
-        query.append_pair("error", error);
-        query.append_pair("error_description", description);
+        query.extend_pairs(parameters);
         if let Some(state) = state {
             query.append_pair("state", state);
         }
