@@ -966,6 +966,14 @@ async fn a_retry_is_scheduled_when_asked_and_never_reopens_a_finished_row(store:
     assert_eq!(db.outbox.next_due().await.expect("read"), None, "a sent row stays sent");
 }
 
+/// A claimed email's recipient, masked as the operator's listing shows it.
+fn recipient_of(message: &ports::OutboxMessage) -> String {
+    match &message.payload {
+        ports::Payload::Email(email) => email.recipient.masked(),
+        ports::Payload::BackchannelLogout(notice) => format!("app {}", notice.client_id),
+    }
+}
+
 async fn a_batch_of_sent_emails_is_recorded_at_once_each_with_its_provider_id(store: &ScratchStore) {
     let db = &store.database;
     let clock = Arc::new(ManualClock::starting_at(t0()));
@@ -978,7 +986,7 @@ async fn a_batch_of_sent_emails_is_recorded_at_once_each_with_its_provider_id(st
         .take(2)
         .map(|message| ports::SentMessage {
             id: message.id.clone(),
-            provider_message_id: Some(format!("p-{}", message.recipient.as_str())),
+            provider_message_id: Some(format!("p-{}", recipient_of(message))),
         })
         .collect();
 
@@ -988,7 +996,7 @@ async fn a_batch_of_sent_emails_is_recorded_at_once_each_with_its_provider_id(st
     assert_eq!((counts.sent, counts.pending), (2, 1), "only the batch's rows");
     assert_eq!(counts.oldest_pending, Some(t0()), "when the one still pending was queued");
     for entry in db.outbox.list(Some(DeliveryState::Sent), 10).await.expect("list") {
-        assert_eq!(entry.provider_message_id, Some(format!("p-{}", entry.recipient.as_str())));
+        assert_eq!(entry.provider_message_id, Some(format!("p-{}", entry.recipient.masked())));
     }
     let bodies = outbox_rows(store).await.into_iter().filter(|row| row.1).count();
     assert_eq!(bodies, 1, "only the unsent row keeps its body");
@@ -1880,6 +1888,7 @@ fn oidc_client(id: &str) -> domain::oidc::Client {
         ],
         post_logout_redirect_uris: vec![url::Url::parse("https://app.example.com/bye").expect("URL")],
         first_party: false,
+        backchannel_logout_uri: None,
         id_token_algorithm: domain::oidc::SigningAlgorithm::Es256,
         from_config: false,
         created_at: t0(),
@@ -1931,6 +1940,107 @@ async fn a_grant(db: &Database, user: &domain::User) -> ports::GrantId {
         ports::CodeRedeemed::Redeemed(_, grant_id) => grant_id,
         other => panic!("not redeemed: {other:?}"),
     }
+}
+
+/// A session of `user` opened at t0, with its token made from `byte`.
+async fn a_stored_session(db: &Database, user: &domain::User, byte: u8) -> (domain::Session, SessionToken) {
+    let token = SessionToken::from_random_bytes([byte; 32]);
+    let session = db
+        .sessions
+        .create(&NewSession {
+            token_hash: token.hash(),
+            user_id: user.id.clone(),
+            expires: t0() + TimeDelta::days(1),
+            user_agent: None,
+            created_at: t0(),
+            method: domain::SignInMethod::Link,
+        })
+        .await
+        .expect("session");
+    (session, token)
+}
+
+/// A grant of `user` at `client` in `session` (code `byte` stored and redeemed).
+async fn a_grant_in(db: &Database, user: &domain::User, client: &str, session: &domain::Session, byte: u8) {
+    let mut code = oidc_code(byte, client, user);
+    code.grant.session_id = session.id.clone();
+    db.grants.save_code(&code).await.expect("saved");
+    assert!(matches!(
+        db.grants.redeem_code(&code.hash, t0()).await.expect("redeemed"),
+        ports::CodeRedeemed::Redeemed(..)
+    ));
+}
+
+/// The logout notices due now, claimed, as (client, user, session) ids.
+async fn claimed_notices(db: &Database) -> Vec<(String, String, String)> {
+    let now = Utc::now() + TimeDelta::seconds(1);
+    let mut notices: Vec<_> = db
+        .outbox
+        .claim_due(now, now + TimeDelta::minutes(2), 100)
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|message| match message.payload {
+            ports::Payload::BackchannelLogout(notice) => (
+                notice.client_id.as_str().to_owned(),
+                notice.user_id.as_str().to_owned(),
+                notice.session_id.as_str().to_owned(),
+            ),
+            ports::Payload::Email(email) => panic!("an email was queued: {:?}", email.kind),
+        })
+        .collect();
+    notices.sort();
+    notices
+}
+
+async fn ending_a_session_queues_a_logout_notice_for_each_app_registered_for_one(store: &ScratchStore) {
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
+    let told = domain::oidc::Client {
+        backchannel_logout_uri: Some(url::Url::parse("https://told.example.com/bc").expect("URL")),
+        ..oidc_client("told")
+    };
+    db.clients.add_client(&told).await.expect("client");
+    db.clients.add_client(&oidc_client("untold")).await.expect("client");
+    let (first, first_token) = a_stored_session(db, &ada, 1).await;
+    let (second, second_token) = a_stored_session(db, &ada, 2).await;
+    let (third, _) = a_stored_session(db, &ada, 3).await;
+    let (bobs, _) = a_stored_session(db, &bob, 4).await;
+    a_grant_in(db, &ada, "told", &first, 1).await;
+    a_grant_in(db, &ada, "told", &first, 2).await;
+    a_grant_in(db, &ada, "untold", &first, 3).await;
+    a_grant_in(db, &ada, "told", &second, 4).await;
+    a_grant_in(db, &ada, "untold", &third, 5).await;
+    a_grant_in(db, &bob, "told", &bobs, 6).await;
+    let ids = |session: &domain::Session| {
+        ("told".to_owned(), session.user_id.as_str().to_owned(), session.id.as_str().to_owned())
+    };
+
+    // "Everywhere else": the first and third end; only the first had the registered app,
+    // twice, and it is told once.
+    assert_eq!(db.sessions.delete_others(&ada.id, &second.id).await.expect("revoked"), 2);
+    assert_eq!(claimed_notices(db).await, vec![ids(&first)]);
+    // Signing out by cookie, and revoking from the list, each tell it of that session.
+    db.sessions.delete(&second_token.hash()).await.expect("signed out");
+    assert_eq!(claimed_notices(db).await, vec![ids(&second)]);
+    db.sessions.delete(&first_token.hash()).await.expect("already gone: nothing to tell");
+    assert_eq!(claimed_notices(db).await, vec![]);
+    // Removing a person ends their sessions: the apps are told of them too.
+    assert!(db.users.remove(&address("bob@example.com")).await.expect("removed"));
+    assert_eq!(claimed_notices(db).await, vec![ids(&bobs)]);
+    // The notice holds identifiers only, erased with the row once it is sent.
+    let listed = db.outbox.list(None, 10).await.expect("list");
+    assert!(listed.iter().all(|entry| entry.kind == ports::MessageKind::BackchannelLogout));
+    assert!(listed.iter().all(|entry| entry.recipient == ports::Addressee::App(told.id.clone())));
+    let ids: Vec<_> =
+        listed.iter().map(|entry| ports::SentMessage { id: entry.id.clone(), provider_message_id: None }).collect();
+    db.outbox.mark_sent(&ids, Utc::now()).await.expect("sent");
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE payload IS NOT NULL")
+        .fetch_one(&store.raw)
+        .await
+        .expect("count");
+    assert_eq!((listed.len(), kept), (3, 0), "three notices, sent, their payloads erased");
 }
 
 async fn clients_are_stored_as_registered_with_only_the_hash_of_their_secret(store: &ScratchStore) {
@@ -2170,6 +2280,7 @@ macro_rules! every_contract {
             a_user_lists_and_revokes_only_their_own_live_sessions,
             a_display_name_is_set_changed_and_removed_for_that_user_only,
             clients_are_stored_as_registered_with_only_the_hash_of_their_secret,
+            ending_a_session_queues_a_logout_notice_for_each_app_registered_for_one,
             a_code_is_redeemed_once_and_a_second_use_revokes_what_the_first_got,
             access_tokens_expire_exactly_and_revocation_is_by_their_own_client_only,
             a_refresh_token_rotates_once_and_a_spent_one_revokes_its_family,

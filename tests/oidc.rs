@@ -51,6 +51,7 @@ async fn register(app: &TestApp, public: bool, first_party: bool, algorithm: Sig
         redirect_uris: vec![url::Url::parse(APP_CALLBACK).expect("URL")],
         post_logout_redirect_uris: vec![url::Url::parse(APP_LOGGED_OUT).expect("URL")],
         first_party,
+        backchannel_logout_uri: None,
         id_token_algorithm: algorithm,
         from_config: false,
         created_at: chrono::Utc::now(),
@@ -624,6 +625,7 @@ async fn clients_listed_in_the_configuration_are_kept_in_step_and_keep_their_gra
         public: false,
         first_party: true,
         id_token_alg: "RS256".to_owned(),
+        backchannel_logout_uri: String::new(),
     };
     let public = xtask::settings::ConfiguredClient {
         id: "spa".to_owned(),

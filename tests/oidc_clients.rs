@@ -38,6 +38,7 @@ async fn register(server: &RunningServer, id: &str, public: bool, redirect_uri: 
         redirect_uris: vec![url::Url::parse(redirect_uri).expect("URL")],
         post_logout_redirect_uris: vec![url::Url::parse(SIGNED_OUT).expect("URL")],
         first_party: true,
+        backchannel_logout_uri: None,
         id_token_algorithm: SigningAlgorithm::Rs256,
         from_config: false,
         created_at: chrono::Utc::now(),
@@ -184,6 +185,7 @@ async fn a_person_signs_in_to_an_authjs_app_through_magiclinks_link_in_chromium(
         redirect_uris: vec![url::Url::parse(&format!("{app_base}/auth/callback/magiclink")).expect("URL")],
         post_logout_redirect_uris: vec![],
         first_party: true,
+        backchannel_logout_uri: None,
         id_token_algorithm: SigningAlgorithm::Rs256,
         from_config: false,
         created_at: chrono::Utc::now(),
@@ -230,5 +232,158 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The RFC 7636 example verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// Lines a child prints, read on a thread of their own so that the test can wait for the next
+/// with a deadline instead of blocking forever on a delivery that never comes.
+fn lines_of(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<Value> {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(json) = serde_json::from_str::<Value>(&line) {
+                if send.send(json).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    receive
+}
+
+fn next_line(lines: &std::sync::mpsc::Receiver<Value>, waiting_for: &str) -> Value {
+    tokio::task::block_in_place(|| lines.recv_timeout(std::time::Duration::from_secs(60)))
+        .unwrap_or_else(|_| panic!("the receiver printed nothing while waiting for {waiting_for}"))
+}
+
+/// The claims of a compact JWS, unverified (the test reads its own ID token).
+fn claims_of(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWS");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+        .expect("JSON claims")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_tells_the_app_by_a_logout_token_that_jose_verifies_even_after_the_app_was_down() {
+    let Some(node) = require(&xtask::tasks::NODE) else { return };
+    if require(&xtask::tasks::JOSE).is_none() {
+        return;
+    }
+    // Retries a second apart, so that an app down for two attempts is told within seconds.
+    let server = RunningServer::start_with(
+        |settings| {
+            settings.outbox.base_delay = 1;
+            settings.outbox.max_delay = 2;
+        },
+        xtask::wiring::Parts::default(),
+    )
+    .await;
+    let mut receiver = StopOnDrop(
+        Command::new(node)
+            .arg(scripts().join("backchannel_receiver.mjs"))
+            .args([server.base_url.as_str(), "bc-app", &format!("{}/api/auth/oidc/jwks.json", server.base_url), "2"])
+            .env("JOSE_MODULE", format!("{}/node_modules/jose/dist/webapi/index.js", xtask::tasks::OPENID_CLIENT_DIR))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the receiver starts"),
+    );
+    let lines = lines_of(receiver.0.stdout.take().expect("stdout"));
+    let port = next_line(&lines, "its port")["port"].as_u64().expect("a port");
+    let client = Client {
+        backchannel_logout_uri: Some(
+            url::Url::parse(&format!("http://127.0.0.1:{port}/backchannel-logout")).expect("URL"),
+        ),
+        ..public_client("bc-app")
+    };
+    server.database.clients.add_client(&client).await.expect("registered");
+
+    // The person signs in to the app; its ID token names the session.
+    let cookie = server.sign_in_over_http("bc@example.com").await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let base = &server.base_url;
+    let authorized = http
+        .get(format!("{base}/api/auth/oidc/authorize"))
+        .query(&[
+            ("client_id", "bc-app"),
+            ("redirect_uri", CALLBACK),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "s"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("authorize answers");
+    assert_eq!(authorized.status(), reqwest::StatusCode::SEE_OTHER);
+    let location = url::Url::parse(authorized.headers()["location"].to_str().expect("text")).expect("a URL");
+    let code = location.query_pairs().find(|(name, _)| name == "code").expect("a code").1.into_owned();
+    let tokens: Value = http
+        .post(format!("{base}/api/auth/oidc/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("client_id", "bc-app"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .expect("token answers")
+        .json()
+        .await
+        .expect("JSON");
+    let id_token = claims_of(tokens["id_token"].as_str().expect("an ID token"));
+
+    // The app signs the person out of magiclink; the app is down for two attempts, then up.
+    let out = http
+        .get(format!("{base}/api/auth/oidc/end-session"))
+        .query(&[("id_token_hint", tokens["id_token"].as_str().expect("an ID token"))])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("end-session answers");
+    assert!(out.status().is_success() || out.status().is_redirection(), "{}", out.status());
+    assert_eq!(next_line(&lines, "the first attempt"), serde_json::json!({ "refused": 503 }));
+    assert_eq!(next_line(&lines, "the second attempt"), serde_json::json!({ "refused": 503 }));
+    let told = next_line(&lines, "the third attempt");
+    let verified = &told["verified"];
+    assert!(verified.is_object(), "jose refused the logout token: {told}");
+    assert_eq!(verified["iss"], server.base_url.as_str());
+    assert_eq!(verified["aud"], "bc-app");
+    assert_eq!(verified["sid"], id_token["sid"], "the session the ID token named");
+    assert_eq!(verified["sub"], id_token["sub"]);
+    assert_eq!(told["alg"], "RS256", "the app's ID-token algorithm");
+    // A logout token is typed as one: it never passes for an ID token, here as a logout hint.
+    let replayed = http
+        .get(format!("{base}/api/auth/oidc/end-session"))
+        .query(&[("id_token_hint", told["token"].as_str().expect("the token"))])
+        .send()
+        .await
+        .expect("end-session answers");
+    assert_eq!(replayed.status(), reqwest::StatusCode::BAD_REQUEST);
+}
+
+/// A first-party public app at the test's callback.
+fn public_client(id: &str) -> Client {
+    Client {
+        id: ClientId::parse(id).expect("id"),
+        name: id.to_owned(),
+        kind: ClientKind::Public,
+        secret_hash: None,
+        redirect_uris: vec![url::Url::parse(REGISTERED_CALLBACK).expect("URL")],
+        post_logout_redirect_uris: vec![url::Url::parse(SIGNED_OUT).expect("URL")],
+        first_party: true,
+        backchannel_logout_uri: None,
+        id_token_algorithm: SigningAlgorithm::Rs256,
+        from_config: false,
+        created_at: chrono::Utc::now(),
     }
 }

@@ -33,6 +33,10 @@ pub enum ClientsCommand {
         /// Sign its ID tokens with RS256 (the default), ES256 or EdDSA.
         #[arg(long, default_value = "RS256")]
         id_token_alg: String,
+        /// Where to POST a logout token when a session the app signed in through ends
+        /// (OpenID Connect Back-Channel Logout; https, or http on a loopback address).
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
         /// Its client_id (letters, digits, '-', '_', '.'); random when not given.
         #[arg(long)]
         id: Option<String>,
@@ -123,6 +127,7 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
                 public,
                 first_party,
                 id_token_alg,
+                backchannel_logout_uri,
                 id,
                 json,
             } => {
@@ -141,6 +146,7 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
                     public,
                     first_party,
                     id_token_alg,
+                    backchannel_logout_uri: backchannel_logout_uri.unwrap_or_default(),
                 };
                 let client = spec.to_client(chrono::Utc::now()).map_err(|problem| anyhow::anyhow!("{problem}"))?;
                 let client = Client { from_config: false, ..client };
@@ -220,6 +226,7 @@ fn describe(client: &Client) -> serde_json::Value {
         "redirect_uris": client.redirect_uris.iter().map(url::Url::as_str).collect::<Vec<_>>(),
         "post_logout_redirect_uris": client.post_logout_redirect_uris.iter().map(url::Url::as_str).collect::<Vec<_>>(),
         "id_token_signed_response_alg": client.id_token_algorithm.as_str(),
+        "backchannel_logout_uri": client.backchannel_logout_uri.as_ref().map(url::Url::as_str),
         "from_config": client.from_config,
         "created_at": client.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })

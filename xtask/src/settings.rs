@@ -467,6 +467,10 @@ pub struct ConfiguredClient {
     /// RS256 (the default), ES256 or EdDSA.
     #[serde(default = "default_id_token_alg")]
     pub id_token_alg: String,
+    /// Where logout tokens are POSTed when a session the app signed in through ends; empty
+    /// for none.
+    #[serde(default)]
+    pub backchannel_logout_uri: String,
 }
 
 fn default_id_token_alg() -> String {
@@ -479,7 +483,9 @@ impl ConfiguredClient {
     /// # Errors
     /// One sentence naming the field at fault.
     pub fn to_client(&self, now: chrono::DateTime<chrono::Utc>) -> Result<domain::oidc::Client, String> {
-        use domain::oidc::{check_client_name, check_redirect_uri, ClientId, ClientKind, ClientSecretHash};
+        use domain::oidc::{
+            check_backchannel_logout_uri, check_client_name, check_redirect_uri, ClientId, ClientKind, ClientSecretHash,
+        };
         let id = ClientId::parse(&self.id).map_err(|refusal| format!("id {:?}: {refusal}", self.id))?;
         let name = check_client_name(&self.name).map_err(|reason| format!("{id}: name: {reason}"))?;
         let urls = |field: &str, uris: &[String]| -> Result<Vec<url::Url>, String> {
@@ -507,6 +513,13 @@ impl ConfiguredClient {
             redirect_uris,
             post_logout_redirect_uris: urls("post_logout_redirect_uris", &self.post_logout_redirect_uris)?,
             first_party: self.first_party,
+            backchannel_logout_uri: match self.backchannel_logout_uri.as_str() {
+                "" => None,
+                uri => Some(
+                    check_backchannel_logout_uri(uri)
+                        .map_err(|reason| format!("{id}: backchannel_logout_uri {uri:?}: {reason}"))?,
+                ),
+            },
             id_token_algorithm: domain::oidc::SigningAlgorithm::parse(&self.id_token_alg)
                 .ok_or_else(|| format!("{id}: id_token_alg {:?}: RS256, ES256 or EdDSA", self.id_token_alg))?,
             from_config: true,

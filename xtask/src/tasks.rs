@@ -137,6 +137,15 @@ pub const OPENID_CLIENT: Prerequisite = Prerequisite {
     probe: Probe::Program(&["/opt/magiclink-ci/openid-client/node_modules/openid-client/package.json"]),
 };
 
+/// jose (panva's JOSE library, openid-client's own), which verifies the back-channel logout
+/// tokens a test receiver gets. From the npm registry (pinned), beside openid-client.
+pub const JOSE: Prerequisite = Prerequisite {
+    what: "jose (npm)",
+    package: "jose@6.2.19",
+    used_by: "the back-channel logout test's receiver",
+    probe: Probe::Program(&["/opt/magiclink-ci/openid-client/node_modules/jose/package.json"]),
+};
+
 /// Authlib, the Python client the OpenID Provider is proven with. From PyPI (pinned), installed
 /// by `.ci/run` into a virtual environment of its own.
 pub const AUTHLIB: Prerequisite = Prerequisite {
@@ -162,7 +171,7 @@ pub const AUTHJS: Prerequisite = Prerequisite {
 pub const AUTHJS_DIR: &str = "/opt/magiclink-ci/authjs";
 
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 15] = [
+pub const PREREQUISITES: [Prerequisite; 16] = [
     CHROMIUM,
     CHROMEDRIVER,
     AIOSMTPD,
@@ -176,6 +185,7 @@ pub const PREREQUISITES: [Prerequisite; 15] = [
     MARIADB,
     SCHEMATHESIS,
     OPENID_CLIENT,
+    JOSE,
     AUTHLIB,
     AUTHJS,
 ];

@@ -269,6 +269,7 @@ fn oidc(
     settings: &Settings,
     store: &Database,
     base_url: &url::Url,
+    signer: &Arc<dyn ports::TokenSigner>,
     secrets: &domain::SecretRing,
     limiter: &Arc<dyn RateLimiter>,
     clock: &Arc<dyn Clock>,
@@ -279,11 +280,11 @@ fn oidc(
             Arc::clone(&store.clients),
             Arc::clone(&store.grants),
             Arc::clone(&store.users),
-            token_signer(store, secrets, clock),
+            Arc::clone(signer),
             Arc::clone(limiter),
             Arc::clone(clock),
             ports::OidcSettings {
-                issuer: base_url.as_str().trim_end_matches('/').to_owned(),
+                issuer: issuer(base_url),
                 code_lifetime: AUTHORIZATION_CODE_LIFETIME,
                 access_token_lifetime: TimeDelta::seconds(i64::from(oidc.access_token_lifetime)),
                 access_token_format: match oidc.access_token_format {
@@ -298,6 +299,15 @@ fn oidc(
         ))
     })
 }
+
+/// The OpenID Provider's issuer: the base URL without a trailing slash.
+fn issuer(base_url: &url::Url) -> String {
+    base_url.as_str().trim_end_matches('/').to_owned()
+}
+
+/// How long an app has to answer a back-channel logout POST before the attempt counts as failed
+/// (and is retried like an email).
+const APP_NOTICE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a passkey ceremony (adding one, signing in) can be finished: the browser's own
 /// timeout for the person to touch their authenticator.
@@ -549,7 +559,10 @@ pub async fn build(
         Arc::new(Passwords::new(support, Arc::clone(&sessions), Arc::clone(&limiter), Arc::clone(&clock)))
     });
     let passkeys = passkeys(settings, &store, &base_url, secrets.current(), &sessions, &limiter, &clock)?;
-    let oidc = oidc(settings, &store, &base_url, &secrets, &limiter, &clock);
+    let signer = token_signer(&store, &secrets, &clock);
+    let oidc = oidc(settings, &store, &base_url, &signer, &secrets, &limiter, &clock);
+    // Rows the store queues on its own (logout notices) wake the worker like a hand-over.
+    store.wake_worker_with(handed_over.wakes());
     let sign_in = Arc::new(SignIn::new(
         Arc::clone(&store.links),
         Arc::clone(&store.users),
@@ -568,7 +581,7 @@ pub async fn build(
         },
     ));
     let outbox = &settings.outbox;
-    let deliverer = Arc::new(Deliverer::new(
+    let deliverer = Deliverer::new(
         Arc::clone(&store.outbox),
         renderer,
         Arc::clone(&mailer),
@@ -585,7 +598,14 @@ pub async fn build(
             site_name: settings.site_name.clone(),
             host: base_url.host_str().unwrap_or_default().to_owned(),
         },
-    ));
+    );
+    let deliverer = Arc::new(if settings.oidc.enabled {
+        let logout = ports::BackchannelLogout::new(Arc::clone(&store.clients), signer, issuer(&base_url));
+        let sender = adapters::webhook::HttpWebhookSender::new(APP_NOTICE_TIMEOUT)?;
+        deliverer.with_app_notices(Arc::new(logout), Arc::new(sender))
+    } else {
+        deliverer
+    });
     let magiclink = web::Magiclink::new(AppState {
         sign_in: Arc::clone(&sign_in),
         sessions,

@@ -447,11 +447,15 @@ async fn clients_are_registered_listed_given_new_secrets_and_removed_and_keys_ro
         magiclink(dir.path(), &args, &[])
     };
 
-    let confidential = add(&["--json", "--id", "grafana"]);
+    let confidential =
+        add(&["--json", "--id", "grafana", "--backchannel-logout-uri", "https://grafana.example.com/bc-logout"]);
     assert!(confidential.status.success(), "{}", String::from_utf8_lossy(&confidential.stderr));
     let shown: serde_json::Value = serde_json::from_str(stdout(&confidential).trim()).expect("one JSON object");
     assert_eq!(shown["client_id"], "grafana");
     assert_eq!(shown["public"], false);
+    assert_eq!(shown["backchannel_logout_uri"], "https://grafana.example.com/bc-logout");
+    let plain_http = add(&["--id", "plain", "--backchannel-logout-uri", "http://grafana.example.com/bc"]);
+    assert!(String::from_utf8_lossy(&plain_http.stderr).contains("back-channel logout URI must use https"));
     let first_secret = shown["client_secret"].as_str().expect("a secret, shown once").to_owned();
     let public = add(&["--public", "--first-party", "--id", "spa"]);
     assert!(stdout(&public).contains("client_id: spa") && !stdout(&public).contains("client_secret"));
@@ -515,6 +519,7 @@ async fn clients_are_registered_listed_given_new_secrets_and_removed_and_keys_ro
         redirect_uris: vec![url::Url::parse("https://wiki.example.com/cb").expect("URL")],
         post_logout_redirect_uris: vec![],
         first_party: false,
+        backchannel_logout_uri: None,
         id_token_algorithm: domain::oidc::SigningAlgorithm::Rs256,
         from_config: true,
         created_at: chrono::Utc::now(),

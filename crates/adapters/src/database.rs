@@ -110,6 +110,12 @@ pub fn dialect_of(url: &SecretText) -> anyhow::Result<Dialect> {
 }
 
 impl Database {
+    /// Has the store wake this instance's delivery worker when it queues rows on its own (the
+    /// back-channel logout notices of an ended session); see [`SqlStore::wake_worker_with`].
+    pub fn wake_worker_with(&self, wakes: crate::handover::Wakes) {
+        self.store.wake_worker_with(wakes);
+    }
+
     /// Opens the database at `url`, choosing the backend by the URL's scheme: `sqlite:`,
     /// `postgres://` or `postgresql://`, `mysql://` or `mariadb://`. With
     /// [`OpenMode::MustExist`], `None` when it does not exist yet (and nothing is created).

@@ -88,7 +88,7 @@ impl HandedOver {
 }
 
 /// Wake-ups of the delivery worker, asking it to claim due rows.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Wakes(Arc<Notify>);
 
 impl Wakes {
@@ -115,11 +115,13 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).single().expect("valid date");
         OutboxMessage {
             id: OutboxId::parse("01900000-0000-7000-8000-000000000001").expect("an id"),
-            recipient: EmailAddress::parse("a@example.com").expect("valid"),
-            link_token_hash: LinkToken::from_random_bytes([1; 32]).hash(&ServerSecret::new(*b"handover")),
-            kind: ports::EmailKind::SignIn,
-            lang: "en".to_owned(),
-            sealed_body: vec![0; 40],
+            payload: ports::Payload::Email(ports::QueuedEmail {
+                recipient: EmailAddress::parse("a@example.com").expect("valid"),
+                link_token_hash: LinkToken::from_random_bytes([1; 32]).hash(&ServerSecret::new(*b"handover")),
+                kind: ports::EmailKind::SignIn,
+                lang: "en".to_owned(),
+                sealed_body: vec![0; 40],
+            }),
             expires: now + TimeDelta::minutes(10),
             attempts: 1,
             leased_until: now + TimeDelta::minutes(2),

@@ -15,7 +15,9 @@ use anyhow::Context as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::oidc::{AccessTokenClaims, ClientId, IdTokenClaims, SigningAlgorithm};
+use domain::oidc::{
+    AccessTokenClaims, ClientId, IdTokenClaims, LogoutTokenClaims, SigningAlgorithm, BACKCHANNEL_LOGOUT_EVENT,
+};
 use domain::secret::KeyPurpose;
 use domain::SecretRing;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -171,13 +173,19 @@ impl JoseSigner {
 /// The `typ` of an RFC 9068 access token.
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
+/// The `typ` of a logout token.
+const LOGOUT_TOKEN_TYPE: &str = "logout+jwt";
+
 impl JoseSigner {
     /// The claims of a token one of our keys signed for `issuer`: an access token (`typ`
     /// `at+jwt`, unexpired) when `access` is set, else an ID token (expired ones accepted: a
     /// logout hint may be old). `None` for anything else.
     async fn verified(&self, token: &str, issuer: &str, access: bool) -> anyhow::Result<Option<serde_json::Value>> {
         let Ok(header) = jsonwebtoken::decode_header(token) else { return Ok(None) };
-        if (header.typ.as_deref() == Some(ACCESS_TOKEN_TYPE)) != access {
+        // Each kind of token by its type: an ID token carries the default (`JWT`, as
+        // jsonwebtoken writes it) and never passes for an access or a logout token.
+        let expected = if access { Some(ACCESS_TOKEN_TYPE) } else { Some("JWT") };
+        if header.typ.as_deref() != expected {
             return Ok(None);
         }
         let Some(kid) = header.kid else { return Ok(None) };
@@ -321,6 +329,26 @@ impl TokenSigner for JoseSigner {
             "scope": claims.scope,
         });
         jsonwebtoken::encode(&header, &json, &key).context("cannot sign the access token")
+    }
+
+    async fn sign_logout_token(&self, claims: &LogoutTokenClaims, signing: SigningAlgorithm) -> anyhow::Result<String> {
+        let (kid, key) = self.current_key(signing).await?;
+        let mut header = Header::new(algorithm(signing));
+        header.kid = Some(kid);
+        // Back-Channel Logout 1.0 §2.4: the explicit type keeps a logout token from being
+        // taken for an ID token, and the other way round (a logout token has no nonce either).
+        header.typ = Some(LOGOUT_TOKEN_TYPE.to_owned());
+        let json = json!({
+            "iss": claims.iss,
+            "sub": claims.sub,
+            "aud": claims.aud,
+            "iat": claims.iat,
+            "exp": claims.exp,
+            "jti": claims.jti,
+            "sid": claims.sid,
+            "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
+        });
+        jsonwebtoken::encode(&header, &json, &key).context("cannot sign the logout token")
     }
 
     async fn check_access_token(&self, token: &str, issuer: &str) -> anyhow::Result<Option<String>> {

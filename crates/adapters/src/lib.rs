@@ -7,6 +7,7 @@
 //! - [`mail`]: mailers; today the development mailbox, which keeps messages in memory.
 //! - [`redis`]: rate-limit counters in Redis, shared by every instance.
 //! - [`clock`]: the system clock.
+//! - [`jose`]: signs ID, access and logout tokens; [`webhook`]: POSTs notices to apps.
 //!
 //! Nothing here is chosen or configured by itself: `xtask`'s composition root builds what the
 //! configuration names and hands it to `web` as `Arc<dyn Port>`.
@@ -21,5 +22,6 @@ pub mod password;
 pub mod redis;
 pub mod sql;
 pub mod webauthn;
+pub mod webhook;
 
 mod time;

@@ -12,9 +12,11 @@ use url::{Host, Url};
 pub mod grant;
 
 pub use grant::{
-    amr, check_client_name, check_redirect_uri, person_claims, AccessToken, AccessTokenClaims, AccessTokenFormat,
-    AccessTokenHash, AuthorizationCode, AuthorizationCodeHash, Client, ClientId, ClientKind, ClientSecret,
-    ClientSecretHash, CodeGrant, IdTokenClaims, MalformedClientId, RefreshToken, RefreshTokenHash, SigningAlgorithm,
+    amr, check_backchannel_logout_uri, check_client_name, check_redirect_uri, person_claims, AccessToken,
+    AccessTokenClaims, AccessTokenFormat, AccessTokenHash, AuthorizationCode, AuthorizationCodeHash, Client, ClientId,
+    ClientKind, ClientSecret, ClientSecretHash, CodeGrant, IdTokenClaims, LogoutNotice, LogoutTokenClaims,
+    MalformedClientId, RefreshToken, RefreshTokenHash, SigningAlgorithm, BACKCHANNEL_LOGOUT_EVENT,
+    LOGOUT_TOKEN_LIFETIME_SECONDS,
 };
 
 /// Why a PKCE value or method was refused; each is `invalid_request` (at the authorization

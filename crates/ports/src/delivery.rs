@@ -14,7 +14,10 @@
 //! never sent late; permanent failures are recorded with the provider's reason.
 //!
 //! Every kind of email goes this way. Its sealed [`EmailContent`] is opened here and rendered
-//! here, once per attempt, in the language stored with it; the mailer only sends.
+//! here, once per attempt, in the language stored with it; the mailer only sends. Back-channel
+//! logout notices go the same way to a different door: each attempt signs a fresh logout token
+//! ([`BackchannelLogout`]) and POSTs it through the [`WebhookSender`]; the app's answer is
+//! sorted into sent, retry and failed exactly as a mail provider's is.
 
 use std::sync::Arc;
 
@@ -25,8 +28,10 @@ use futures_util::stream::{self, StreamExt as _};
 
 use crate::clock::Clock;
 use crate::mailer::{Email, EmailContent, EmailRenderer, MailError, Mailer, OutgoingEmail};
-use crate::outbox::{DeliveryState, Outbox, OutboxMessage, SentMessage};
+use crate::oidc::logout::BackchannelLogout;
+use crate::outbox::{DeliveryState, Outbox, OutboxMessage, Payload, QueuedEmail, SentMessage};
 use crate::random::os_random;
+use crate::webhook::{PostError, WebhookSender};
 
 /// When to retry a transient failure, and when to give up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +125,12 @@ pub enum DeliveryError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Where notices to apps go: the logout tokens they carry, and the HTTP door.
+struct AppNotices {
+    logout: Arc<BackchannelLogout>,
+    sender: Arc<dyn WebhookSender>,
+}
+
 /// The delivery use case over the outbox, a mailer and the clock.
 pub struct Deliverer {
     outbox: Arc<dyn Outbox>,
@@ -127,6 +138,8 @@ pub struct Deliverer {
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     settings: DeliverySettings,
+    /// `None` while the OpenID Provider is off: a notice queued before it was turned off fails.
+    apps: Option<AppNotices>,
     /// Messages the provider accepted whose record failed, with when their lease runs out:
     /// recorded again until then, since after it another worker would send them a second time.
     unrecorded: std::sync::Mutex<Vec<(SentMessage, DateTime<Utc>)>>,
@@ -140,6 +153,41 @@ enum Outcome {
     Dropped,
 }
 
+/// What one attempt at one message came to, before it is recorded.
+enum Attempt {
+    /// Accepted, with the provider's id for it if it gave one.
+    Accepted(Option<String>),
+    /// Will never be sent: recorded `Failed` with the reason.
+    Refused(String),
+    /// Not worth sending any more: recorded `Dropped` with the reason.
+    Moot(String),
+    /// Failed for now: retried after the backoff (or after `retry_after` if later), unless out
+    /// of attempts.
+    Unavailable { reason: String, retry_after: Option<std::time::Duration> },
+}
+
+impl From<MailError> for Attempt {
+    fn from(error: MailError) -> Self {
+        match error {
+            MailError::Permanent(error) => Attempt::Refused(crate::mailer::failure_text(&error)),
+            MailError::Transient { source, retry_after } => {
+                Attempt::Unavailable { reason: crate::mailer::failure_text(&source), retry_after }
+            }
+        }
+    }
+}
+
+impl From<PostError> for Attempt {
+    fn from(error: PostError) -> Self {
+        match error {
+            PostError::Permanent(error) => Attempt::Refused(crate::mailer::failure_text(&error)),
+            PostError::Transient { source, retry_after } => {
+                Attempt::Unavailable { reason: crate::mailer::failure_text(&source), retry_after }
+            }
+        }
+    }
+}
+
 impl Deliverer {
     /// Assembles the worker's core from its ports.
     pub fn new(
@@ -149,7 +197,14 @@ impl Deliverer {
         clock: Arc<dyn Clock>,
         settings: DeliverySettings,
     ) -> Self {
-        Self { outbox, renderer, mailer, clock, settings, unrecorded: std::sync::Mutex::default() }
+        Self { outbox, renderer, mailer, clock, settings, apps: None, unrecorded: std::sync::Mutex::default() }
+    }
+
+    /// Delivers back-channel logout notices too: signed by `logout`, POSTed through `sender`.
+    #[must_use]
+    pub fn with_app_notices(mut self, logout: Arc<BackchannelLogout>, sender: Arc<dyn WebhookSender>) -> Self {
+        self.apps = Some(AppNotices { logout, sender });
+        self
     }
 
     /// The fixed settings.
@@ -289,59 +344,38 @@ impl Deliverer {
 
     async fn deliver_one(&self, message: OutboxMessage) -> anyhow::Result<Outcome> {
         let now = self.clock.now();
-        let to = message.recipient.masked();
-        let kind = message.kind.as_str();
-        if is_expired(message.expires, now) {
-            tracing::warn!(to = %to, id = %message.id, kind, "dropping an email whose link expired before it could be sent");
-            self.outbox
-                .mark_final(&message.id, DeliveryState::Dropped, "link expired before it could be sent", now)
-                .await?;
-            return Ok(Outcome::Dropped);
-        }
-        let Some(content) = self.unseal(&message) else {
-            tracing::error!(to = %to, id = %message.id, kind, "cannot open a queued email; was the secret changed?");
-            self.outbox
-                .mark_final(&message.id, DeliveryState::Failed, "sealed body does not open (secret changed?)", now)
-                .await?;
-            return Ok(Outcome::Failed);
+        let (to, kind) = match &message.payload {
+            Payload::Email(email) => (email.recipient.masked(), email.kind.as_str()),
+            Payload::BackchannelLogout(notice) => (format!("app {}", notice.client_id), "backchannel_logout"),
         };
-        let seconds_left = u64::try_from((message.expires - now).num_seconds()).unwrap_or_default().max(1);
-        let email = Email {
-            to: message.recipient.clone(),
-            lang: message.lang.clone(),
-            content,
-            expires_in_seconds: seconds_left,
-            site_name: self.settings.site_name.clone(),
-            host: self.settings.host.clone(),
-        };
-        let rendered = match self.renderer.render(&email) {
-            Ok(rendered) => rendered,
-            Err(error) => {
-                // A template that does not render will not render on a retry either.
-                let reason = format!("the email does not render: {error:#}");
-                tracing::error!(to = %to, id = %message.id, kind, reason = %reason, "cannot render an email");
-                self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
-                return Ok(Outcome::Failed);
+        let attempt = if is_expired(message.expires, now) {
+            Attempt::Moot("expired before it could be sent".to_owned())
+        } else {
+            match &message.payload {
+                Payload::Email(email) => self.send_email(&message, email, now).await,
+                Payload::BackchannelLogout(notice) => self.send_logout_notice(notice, now).await,
             }
         };
-        let outgoing = OutgoingEmail { to: email.to, content: email.content, rendered };
-        match self.mailer.send(&outgoing, message.id.as_str()).await {
-            Ok(receipt) => {
-                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, provider_id = receipt.provider_message_id.as_deref(), "email sent");
-                let record = SentMessage { id: message.id, provider_message_id: receipt.provider_message_id };
+        let now = self.clock.now();
+        match attempt {
+            Attempt::Accepted(provider_message_id) => {
+                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, provider_id = provider_message_id.as_deref(), "message sent");
+                let record = SentMessage { id: message.id, provider_message_id };
                 Ok(Outcome::Sent(record, message.leased_until))
             }
-            Err(MailError::Permanent(error)) => {
-                let reason = crate::mailer::failure_text(&error);
-                tracing::error!(to = %to, id = %message.id, kind, reason = %reason, "email refused for good: not sent");
-                self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, self.clock.now()).await?;
+            Attempt::Moot(reason) => {
+                tracing::warn!(to = %to, id = %message.id, kind, reason = %reason, "dropping a message: not sent");
+                self.outbox.mark_final(&message.id, DeliveryState::Dropped, &reason, now).await?;
+                Ok(Outcome::Dropped)
+            }
+            Attempt::Refused(reason) => {
+                tracing::error!(to = %to, id = %message.id, kind, reason = %reason, "message refused for good: not sent");
+                self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
                 Ok(Outcome::Failed)
             }
-            Err(MailError::Transient { source, retry_after }) => {
-                let reason = crate::mailer::failure_text(&source);
-                let now = self.clock.now();
+            Attempt::Unavailable { reason, retry_after } => {
                 if message.attempts >= self.settings.retry.max_attempts {
-                    tracing::error!(to = %to, id = %message.id, kind, attempts = message.attempts, reason = %reason, "giving up on an email: not sent");
+                    tracing::error!(to = %to, id = %message.id, kind, attempts = message.attempts, reason = %reason, "giving up on a message: not sent");
                     let reason = format!("gave up after {} attempts: {reason}", message.attempts);
                     self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
                     return Ok(Outcome::Failed);
@@ -351,15 +385,59 @@ impl Deliverer {
                 if let Some(asked) = retry_after.and_then(|d| TimeDelta::from_std(d).ok()) {
                     delay = delay.max(asked);
                 }
-                tracing::warn!(to = %to, id = %message.id, kind, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "sending an email failed; it will be retried");
+                tracing::warn!(to = %to, id = %message.id, kind, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "sending a message failed; it will be retried");
                 self.outbox.mark_retry(&message.id, now + delay, &reason, now).await?;
                 Ok(Outcome::Retried)
             }
         }
     }
 
+    /// One attempt at an email: open, render, send.
+    async fn send_email(&self, message: &OutboxMessage, queued: &QueuedEmail, now: DateTime<Utc>) -> Attempt {
+        let Some(content) = self.unseal(queued) else {
+            return Attempt::Refused("sealed body does not open (secret changed?)".to_owned());
+        };
+        let seconds_left = u64::try_from((message.expires - now).num_seconds()).unwrap_or_default().max(1);
+        let email = Email {
+            to: queued.recipient.clone(),
+            lang: queued.lang.clone(),
+            content,
+            expires_in_seconds: seconds_left,
+            site_name: self.settings.site_name.clone(),
+            host: self.settings.host.clone(),
+        };
+        let rendered = match self.renderer.render(&email) {
+            Ok(rendered) => rendered,
+            // A template that does not render will not render on a retry either.
+            Err(error) => return Attempt::Refused(format!("the email does not render: {error:#}")),
+        };
+        let outgoing = OutgoingEmail { to: email.to, content: email.content, rendered };
+        match self.mailer.send(&outgoing, message.id.as_str()).await {
+            Ok(receipt) => Attempt::Accepted(receipt.provider_message_id),
+            Err(error) => error.into(),
+        }
+    }
+
+    /// One attempt at a back-channel logout notice: sign a logout token now, POST it.
+    async fn send_logout_notice(&self, notice: &domain::oidc::LogoutNotice, now: DateTime<Utc>) -> Attempt {
+        let Some(apps) = &self.apps else {
+            return Attempt::Refused("the OpenID Provider is turned off".to_owned());
+        };
+        let request = match apps.logout.request(notice, now).await {
+            Ok(Some(request)) => request,
+            Ok(None) => {
+                return Attempt::Moot("the app is gone or no longer registered for back-channel logout".to_owned())
+            }
+            Err(error) => return Attempt::Unavailable { reason: format!("{error:#}"), retry_after: None },
+        };
+        match apps.sender.post(&request).await {
+            Ok(status) => Attempt::Accepted(Some(format!("HTTP {status}"))),
+            Err(error) => error.into(),
+        }
+    }
+
     /// The row's content, opened with the current secret or one rotated out while it waited.
-    fn unseal(&self, message: &OutboxMessage) -> Option<EmailContent> {
+    fn unseal(&self, message: &QueuedEmail) -> Option<EmailContent> {
         let associated = message.link_token_hash.to_hex();
         let plain = self
             .settings

@@ -27,6 +27,7 @@ pub mod sign_in;
 pub mod stores;
 pub mod unavailable;
 pub mod webauthn;
+pub mod webhook;
 
 pub use clock::Clock;
 pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, RetryPolicy};
@@ -34,6 +35,7 @@ pub use mailer::{
     DevMailbox, Email, EmailContent, EmailKind, EmailRenderer, MailError, MailboxMessage, Mailer, OutgoingEmail,
     RenderedEmail, SentReceipt,
 };
+pub use oidc::logout::BackchannelLogout;
 pub use oidc::store::{
     ClientAdded, ClientStore, CodeRedeemed, Consent, GrantId, GrantStore, IdTokenHint, LiveGrant, NewCode, NewTokens,
     RefreshRotated, SigningKeyAdded, SigningKeyStore, StoredSigningKey, TokenSigner,
@@ -43,7 +45,8 @@ pub use oidc::{
     EndSessionRequest, OidcSettings, RevokeAppError, TokenError, TokenGrant, Tokens, UserInfo, UserInfoError,
 };
 pub use outbox::{
-    DeliveryQueue, DeliveryState, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, SentMessage,
+    Addressee, DeliveryQueue, DeliveryState, MessageKind, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry,
+    OutboxMessage, Payload, QueuedEmail, SentMessage,
 };
 pub use passkeys::{
     AddPasskey, AddPasskeyError, BeginCeremonyError, Ceremony, ChangePasskeyError, PasskeySettings, PasskeySignIn,
@@ -76,3 +79,4 @@ pub use unavailable::Unavailable;
 pub use webauthn::{
     BegunCeremony, CeremonyRefusal, ClaimedCredential, PasskeyHolder, RegisteredCredential, VerifiedAssertion, WebAuthn,
 };
+pub use webhook::{HttpPost, PostError, WebhookSender};

@@ -19,6 +19,7 @@
 //! - Apps that are not the team's own (`first_party`) get the person's consent first, which
 //!   is remembered per person, app and scopes, and can be withdrawn from the account page.
 
+pub mod logout;
 pub mod store;
 
 #[cfg(test)]

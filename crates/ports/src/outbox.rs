@@ -1,4 +1,5 @@
-//! The outbox port: emails of every kind waiting to be delivered, and their delivery state.
+//! The outbox port: emails of every kind, and notices to apps, waiting to be delivered, and
+//! their delivery state.
 //!
 //! Asking for a link stores the link and its outbox row in one transaction (see
 //! [`crate::LinkStore::insert_with_email`]). While this instance's delivery worker keeps up, the
@@ -10,8 +11,15 @@
 //! dropped, the sealed body is erased and only metadata stays. Other kinds of email (the
 //! address-change confirmation and notice) are stored the same way, with the change they
 //! belong to (see [`crate::UserStore::request_address_change`]).
+//!
+//! Not every row is an email. When a session ends that an app got an ID token in, the store
+//! queues a back-channel logout notice for that app in the same transaction (see
+//! [`crate::SessionStore::delete`]); the worker signs a logout token and POSTs it
+//! ([`crate::WebhookSender`]) with the same leases, retries and records as an email. A notice
+//! holds only identifiers, so it is stored in the clear.
 
 use chrono::{DateTime, Utc};
+use domain::oidc::{ClientId, LogoutNotice};
 use domain::{EmailAddress, LinkTokenHash, OutboxId};
 
 use crate::mailer::EmailKind;
@@ -44,11 +52,13 @@ impl NewOutboxMessage {
     pub fn into_claimed(self, id: OutboxId, leased_until: DateTime<Utc>) -> OutboxMessage {
         OutboxMessage {
             id,
-            kind: self.kind,
-            lang: self.lang,
-            recipient: self.recipient,
-            link_token_hash: self.link_token_hash,
-            sealed_body: self.sealed_body,
+            payload: Payload::Email(QueuedEmail {
+                kind: self.kind,
+                lang: self.lang,
+                recipient: self.recipient,
+                link_token_hash: self.link_token_hash,
+                sealed_body: self.sealed_body,
+            }),
             expires: self.expires,
             attempts: 1,
             leased_until,
@@ -56,11 +66,9 @@ impl NewOutboxMessage {
     }
 }
 
-/// A claimed outbox row, ready to send.
+/// A queued email as the worker reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxMessage {
-    /// Row id (UUIDv7).
-    pub id: OutboxId,
+pub struct QueuedEmail {
     /// What kind of email it is.
     pub kind: EmailKind,
     /// The language to write it in.
@@ -71,7 +79,26 @@ pub struct OutboxMessage {
     pub link_token_hash: LinkTokenHash,
     /// The sealed [`crate::EmailContent`].
     pub sealed_body: Vec<u8>,
-    /// When its link expires.
+}
+
+/// What a row carries: the worker sends each kind its own way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// An email, through the [`crate::Mailer`].
+    Email(QueuedEmail),
+    /// A back-channel logout notice, signed as a logout token when it is sent and POSTed to
+    /// the app through the [`crate::WebhookSender`].
+    BackchannelLogout(LogoutNotice),
+}
+
+/// A claimed outbox row, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Row id (UUIDv7).
+    pub id: OutboxId,
+    /// What to send, to whom.
+    pub payload: Payload,
+    /// When it stops being worth sending (a link's expiry; a day for a logout notice).
     pub expires: DateTime<Utc>,
     /// Attempts so far, including the one this claim starts.
     pub attempts: u32,
@@ -121,15 +148,61 @@ impl DeliveryState {
     }
 }
 
+/// What kind of message a row is, as stored in its `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// An email of this kind (stored under the email kind's own name, as before notices).
+    Email(EmailKind),
+    /// A back-channel logout notice.
+    BackchannelLogout,
+}
+
+impl MessageKind {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Email(kind) => kind.as_str(),
+            MessageKind::BackchannelLogout => "backchannel_logout",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "backchannel_logout" => Some(MessageKind::BackchannelLogout),
+            other => EmailKind::parse(other).map(MessageKind::Email),
+        }
+    }
+}
+
+/// Whom a row is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addressee {
+    /// A person's inbox.
+    Email(EmailAddress),
+    /// A registered app (its back-channel logout URI is looked up when the notice is sent).
+    App(ClientId),
+}
+
+impl Addressee {
+    /// As operators see it: an address masked, an app by its client id.
+    pub fn masked(&self) -> String {
+        match self {
+            Addressee::Email(address) => address.masked(),
+            Addressee::App(client_id) => format!("app {client_id}"),
+        }
+    }
+}
+
 /// An outbox row as operators see it: metadata only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     /// Row id.
     pub id: OutboxId,
-    /// What kind of email it is.
-    pub kind: EmailKind,
-    /// The recipient.
-    pub recipient: EmailAddress,
+    /// What kind of message it is.
+    pub kind: MessageKind,
+    /// Whom it is for.
+    pub recipient: Addressee,
     /// Where it stands.
     pub state: DeliveryState,
     /// Attempts made.

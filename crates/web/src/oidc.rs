@@ -102,6 +102,10 @@ pub async fn discovery(req: &Request, state: Data<&Arc<AppState>>) -> Response {
             "jwks_uri": endpoint(paths::JWKS),
             "revocation_endpoint": endpoint(paths::REVOKE),
             "end_session_endpoint": endpoint(paths::END_SESSION),
+            // Back-Channel Logout 1.0 §2.1: every ID token carries `sid`, and so does every
+            // logout token.
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],

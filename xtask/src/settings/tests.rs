@@ -364,7 +364,7 @@ fn configured_clients_come_from_the_file_or_the_environment_and_each_problem_is_
         jail.create_file(
             "config/default.toml",
             &format!(
-                "[[oidc.clients]]\nid = \"wiki\"\nname = \"Team wiki\"\nredirect_uris = [\"https://wiki.example.com/cb\"]\nsecret_hash = \"{}\"\nfirst_party = true\n",
+                "[[oidc.clients]]\nid = \"wiki\"\nname = \"Team wiki\"\nredirect_uris = [\"https://wiki.example.com/cb\"]\nsecret_hash = \"{}\"\nfirst_party = true\nbackchannel_logout_uri = \"https://wiki.example.com/bc\"\n",
                 "ab".repeat(32)
             ),
         )?;
@@ -372,6 +372,7 @@ fn configured_clients_come_from_the_file_or_the_environment_and_each_problem_is_
         assert_eq!(settings.oidc.clients.len(), 1);
         let client = settings.oidc.clients[0].to_client(chrono::Utc::now()).expect("a valid client");
         assert!(client.from_config && client.first_party && client.secret_hash.is_some());
+        assert_eq!(client.backchannel_logout_uri.map(String::from), Some("https://wiki.example.com/bc".to_owned()));
         jail.set_env(
             "MAGICLINK_OIDC__CLIENTS",
             "[{id=\"spa\",name=\"SPA\",redirect_uris=[\"https://spa.example.com/cb\"],public=true}]",
@@ -391,6 +392,7 @@ fn configured_clients_come_from_the_file_or_the_environment_and_each_problem_is_
         public,
         first_party: false,
         id_token_alg: "RS256".to_owned(),
+        backchannel_logout_uri: String::new(),
     };
     settings.oidc.clients = vec![
         client("a", "http://app.example.com/cb", &"ab".repeat(32), false),
@@ -398,12 +400,20 @@ fn configured_clients_come_from_the_file_or_the_environment_and_each_problem_is_
         client("c", "https://app.example.com/cb", "", true),
         client("c", "https://app.example.com/cb", "", true),
         client("d", "https://app.example.com/cb", &"ab".repeat(32), true),
+        crate::settings::ConfiguredClient {
+            backchannel_logout_uri: "http://app.example.com/bc".to_owned(),
+            ..client("e", "https://app.example.com/cb", "", true)
+        },
     ];
     let Err(refusal) = settings.check("development", Program::CargoXtask) else { panic!("refused") };
     let text = refusal.to_string();
-    for expected in
-        ["a: redirect_uris", "b: secret_hash must be", "\"c\" is listed twice", "d: a public client has no secret_hash"]
-    {
+    for expected in [
+        "a: redirect_uris",
+        "b: secret_hash must be",
+        "\"c\" is listed twice",
+        "d: a public client has no secret_hash",
+        "e: backchannel_logout_uri",
+    ] {
         assert!(text.contains(expected), "{expected:?} in {text}");
     }
 }

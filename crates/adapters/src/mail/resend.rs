@@ -132,7 +132,7 @@ impl Mailer for ResendMailer {
 }
 
 /// `Retry-After` in seconds (the form Resend sends); an HTTP date is ignored.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let seconds: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(seconds))
 }

@@ -9,6 +9,7 @@
 
 mod dialect;
 mod links;
+mod logout;
 mod oidc;
 mod outbox;
 mod passkeys;

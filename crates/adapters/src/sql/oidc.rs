@@ -23,7 +23,8 @@ use crate::time::{from_millis, to_millis};
 
 /// The columns [`client_from_row`] reads.
 const CLIENT_COLUMNS: &str = "c.id AS client_id, c.name AS client_name, c.kind, c.secret_hash, c.redirect_uris, \
-     c.post_logout_redirect_uris, c.first_party, c.id_token_alg, c.from_config, c.created_at AS client_created_at";
+     c.post_logout_redirect_uris, c.first_party, c.id_token_alg, c.from_config, c.backchannel_logout_uri, \
+     c.created_at AS client_created_at";
 
 /// URLs stored one per line.
 fn stored_urls(row: &AnyRow, column: &str) -> anyhow::Result<Vec<url::Url>> {
@@ -36,13 +37,14 @@ fn stored_urls(row: &AnyRow, column: &str) -> anyhow::Result<Vec<url::Url>> {
 
 /// A client's row, stored: [`bind_client`]'s values, then `created_at`.
 const INSERT_CLIENT: &str = "INSERT INTO oidc_clients (name, kind, secret_hash, redirect_uris, \
-     post_logout_redirect_uris, first_party, id_token_alg, from_config, id, created_at) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     post_logout_redirect_uris, first_party, id_token_alg, from_config, backchannel_logout_uri, id, created_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// A client's row, replaced in place (its grants and consents kept, its `created_at` too):
 /// [`bind_client`]'s values.
 const UPDATE_CLIENT: &str = "UPDATE oidc_clients SET name = ?, kind = ?, secret_hash = ?, redirect_uris = ?, \
-     post_logout_redirect_uris = ?, first_party = ?, id_token_alg = ?, from_config = ? WHERE id = ?";
+     post_logout_redirect_uris = ?, first_party = ?, id_token_alg = ?, from_config = ?, backchannel_logout_uri = ? \
+     WHERE id = ?";
 
 /// Binds a client's values, `id` last, for [`INSERT_CLIENT`] or [`UPDATE_CLIENT`].
 fn bind_client<'q>(
@@ -58,6 +60,7 @@ fn bind_client<'q>(
         .bind(i64::from(client.first_party))
         .bind(client.id_token_algorithm.as_str())
         .bind(i64::from(client.from_config))
+        .bind(client.backchannel_logout_uri.as_ref().map(|uri| uri.as_str().to_owned()))
         .bind(client.id.as_str())
 }
 
@@ -101,6 +104,10 @@ fn client_from_row(row: &AnyRow) -> anyhow::Result<Client> {
         post_logout_redirect_uris: stored_urls(row, "post_logout_redirect_uris")?,
         first_party: row.try_get::<i64, _>("first_party")? != 0,
         from_config: row.try_get::<i64, _>("from_config")? != 0,
+        backchannel_logout_uri: optional_text_column(row, "backchannel_logout_uri")?
+            .map(|uri| url::Url::parse(&uri))
+            .transpose()
+            .context("stored backchannel_logout_uri is not a URL")?,
         id_token_algorithm: SigningAlgorithm::parse(&algorithm)
             .with_context(|| format!("stored id_token_alg {algorithm:?} is unknown"))?,
         created_at: stored_instant(row, "client_created_at")?,

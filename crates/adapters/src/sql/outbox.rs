@@ -1,10 +1,14 @@
-//! The email outbox ([`Outbox`]): claimed under a lease, recorded sent, retried or final, each
-//! record guarded by the state it expects, and purged once finished.
+//! The outbox ([`Outbox`]): emails and logout notices, claimed under a lease, recorded sent,
+//! retried or final, each record guarded by the state it expects, and purged once finished.
+//! A finished row keeps only metadata: its sealed body and its payload are erased.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use domain::{LinkTokenHash, OutboxId};
-use ports::{DeliveryState, EmailKind, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, SentMessage};
+use ports::{
+    Addressee, DeliveryState, MessageKind, Outbox, OutboxCounts, OutboxEntry, OutboxMessage, Payload, QueuedEmail,
+    SentMessage,
+};
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
@@ -26,12 +30,28 @@ struct OutboxEntryRow {
     last_error: Option<String>,
 }
 
+fn stored_kind(kind: &str) -> anyhow::Result<MessageKind> {
+    MessageKind::parse(kind).with_context(|| format!("unknown kind of message `{kind}`"))
+}
+
+fn stored_addressee(kind: MessageKind, recipient: &str) -> anyhow::Result<Addressee> {
+    Ok(match kind {
+        MessageKind::Email(_) => {
+            Addressee::Email(domain::EmailAddress::parse(recipient).context("stored recipient is not a valid address")?)
+        }
+        MessageKind::BackchannelLogout => Addressee::App(
+            domain::oidc::ClientId::parse(recipient).map_err(|_| anyhow::anyhow!("stored client id is malformed"))?,
+        ),
+    })
+}
+
 fn outbox_entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
     let row = <OutboxEntryRow as sqlx::FromRow<'_, AnyRow>>::from_row(row)?;
+    let kind = stored_kind(&row.kind)?;
     Ok(OutboxEntry {
         id: domain::OutboxId::parse(&row.id).map_err(|_| anyhow::anyhow!("stored id is not an id"))?,
-        kind: EmailKind::parse(&row.kind).with_context(|| format!("unknown kind of email `{}`", row.kind))?,
-        recipient: domain::EmailAddress::parse(&row.recipient).context("stored recipient is not a valid address")?,
+        kind,
+        recipient: stored_addressee(kind, &row.recipient)?,
         state: DeliveryState::parse(&row.status).with_context(|| format!("unknown outbox status `{}`", row.status))?,
         attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
         created_at: from_millis(row.created_at)?,
@@ -53,7 +73,7 @@ impl SqlStore {
         // their next attempt to the end of the lease: a worker that dies mid-send gives its
         // rows back when the lease runs out.
         let select = format!(
-            "SELECT id, kind, lang, recipient, link_token_hash, sealed_body, link_expires, attempts FROM outbox \
+            "SELECT id, kind, lang, recipient, link_token_hash, sealed_body, payload, link_expires, attempts FROM outbox \
              WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{}",
             self.dialect.for_update_skip_locked()
         );
@@ -74,17 +94,26 @@ impl SqlStore {
         let lease = self.sql(&lease);
         let mut query = sqlx::query(&lease).bind(to_millis(lease_until)).bind(to_millis(now));
         let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let row = <ClaimedRow as sqlx::FromRow<'_, AnyRow>>::from_row(row)?;
+        for any_row in &rows {
+            let row = <ClaimedRow as sqlx::FromRow<'_, AnyRow>>::from_row(any_row)?;
+            let payload = match stored_kind(&row.kind)? {
+                MessageKind::Email(kind) => Payload::Email(QueuedEmail {
+                    kind,
+                    lang: row.lang,
+                    recipient: domain::EmailAddress::parse(&row.recipient)
+                        .context("stored recipient is not a valid address")?,
+                    link_token_hash: LinkTokenHash::from_hex(&row.link_token_hash)
+                        .context("stored token hash is not valid")?,
+                    sealed_body: row.sealed_body.context("a pending email has no body")?,
+                }),
+                MessageKind::BackchannelLogout => Payload::BackchannelLogout(super::logout::stored_notice(
+                    // Text that MySQL's TEXT hands the `Any` driver as bytes.
+                    &optional_text_column(any_row, "payload")?.context("a pending notice has no payload")?,
+                )?),
+            };
             let message = OutboxMessage {
                 id: OutboxId::parse(&row.id).map_err(|_| anyhow::anyhow!("stored id is not an id"))?,
-                kind: EmailKind::parse(&row.kind).with_context(|| format!("unknown kind of email `{}`", row.kind))?,
-                lang: row.lang,
-                recipient: domain::EmailAddress::parse(&row.recipient)
-                    .context("stored recipient is not a valid address")?,
-                link_token_hash: LinkTokenHash::from_hex(&row.link_token_hash)
-                    .context("stored token hash is not valid")?,
-                sealed_body: row.sealed_body.context("a pending row has no body")?,
+                payload,
                 expires: from_millis(row.link_expires)?,
                 attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX).saturating_add(1),
                 leased_until: lease_until,
@@ -115,7 +144,7 @@ impl Outbox for SqlStore {
         }
         // One statement for the batch; each row's provider id picked by its id.
         let statement = format!(
-            "UPDATE outbox SET status = 'sent', sealed_body = NULL, provider_message_id = {}, \
+            "UPDATE outbox SET status = 'sent', sealed_body = NULL, payload = NULL, provider_message_id = {}, \
              last_error = NULL, next_attempt_at = ?, updated_at = ? WHERE status <> 'sent' AND id IN ({})",
             case_by("id", sent.len()),
             placeholders(sent.len())
@@ -166,7 +195,8 @@ impl Outbox for SqlStore {
             "{state:?} is not a final failure"
         );
         sqlx::query(&self.sql(
-            "UPDATE outbox SET status = ?, sealed_body = NULL, last_error = ?, next_attempt_at = ?, updated_at = ? \
+            "UPDATE outbox SET status = ?, sealed_body = NULL, payload = NULL, last_error = ?, next_attempt_at = ?, \
+             updated_at = ? \
              WHERE id = ? AND status = 'pending'",
         ))
         .bind(state.as_str())

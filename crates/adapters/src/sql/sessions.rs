@@ -6,6 +6,7 @@ use domain::{Session, SessionId, SessionSummary, SessionTokenHash, User, UserId}
 use ports::{NewSession, SessionStore};
 use sqlx::any::AnyRow;
 
+use super::logout::EndingSessions;
 use super::store::*;
 use super::Doing as _;
 use crate::time::{from_millis, to_millis};
@@ -75,31 +76,21 @@ impl SessionStore for SqlStore {
     }
 
     async fn delete_for_user(&self, user_id: &UserId, session_id: &SessionId) -> anyhow::Result<bool> {
-        let done = sqlx::query(&self.sql("DELETE FROM sessions WHERE id = ? AND user_id = ?"))
-            .bind(session_id.as_str())
-            .bind(user_id.as_str())
-            .execute(&self.writer)
-            .await
-            .doing("cannot revoke the session")?;
-        Ok(done.rows_affected() > 0)
+        let ending =
+            EndingSessions { condition: "id = ? AND user_id = ?", values: vec![session_id.as_str(), user_id.as_str()] };
+        Ok(self.end_sessions(&ending, "revoke the session").await? > 0)
     }
 
     async fn delete_others(&self, user_id: &UserId, keep: &SessionId) -> anyhow::Result<u64> {
-        let done = sqlx::query(&self.sql("DELETE FROM sessions WHERE user_id = ? AND id <> ?"))
-            .bind(user_id.as_str())
-            .bind(keep.as_str())
-            .execute(&self.writer)
-            .await
-            .doing("cannot revoke the other sessions")?;
-        Ok(done.rows_affected())
+        let ending =
+            EndingSessions { condition: "user_id = ? AND id <> ?", values: vec![user_id.as_str(), keep.as_str()] };
+        self.end_sessions(&ending, "revoke the other sessions").await
     }
 
     async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()> {
-        sqlx::query(&self.sql("DELETE FROM sessions WHERE session_token = ?"))
-            .bind(token_hash.to_hex())
-            .execute(&self.writer)
-            .await
-            .doing("cannot delete the session")?;
+        let token = token_hash.to_hex();
+        let ending = EndingSessions { condition: "session_token = ?", values: vec![token.as_str()] };
+        self.end_sessions(&ending, "delete the session").await?;
         Ok(())
     }
 

@@ -55,6 +55,9 @@ pub struct SqlStore {
     pub(super) pool: AnyPool,
     pub(super) writer: AnyPool,
     pub(super) dialect: Dialect,
+    /// This instance's delivery worker, woken when the store queues rows on its own (logout
+    /// notices); unset where no worker runs (commands, tests of the store alone).
+    pub(super) worker: std::sync::Arc<std::sync::OnceLock<crate::handover::Wakes>>,
 }
 
 /// How many database connections a store holds, for the metrics.
@@ -227,7 +230,13 @@ impl SqlStore {
     /// A store reading through `pool` and writing through `writer` (the same pool, or on
     /// SQLite a pool of one connection), speaking `dialect`.
     pub(crate) fn new(pool: AnyPool, writer: AnyPool, dialect: Dialect) -> Self {
-        Self { pool, writer, dialect }
+        Self { pool, writer, dialect, worker: std::sync::Arc::default() }
+    }
+
+    /// Has the store wake `wakes` (this instance's delivery worker) whenever it queues rows on
+    /// its own: the logout notices of an ended session. Set once; later calls are ignored.
+    pub fn wake_worker_with(&self, wakes: crate::handover::Wakes) {
+        let _already_set = self.worker.set(wakes);
     }
 
     /// The reading pool, for migrations and bookkeeping in this crate.

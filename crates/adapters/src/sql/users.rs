@@ -9,13 +9,15 @@ use ports::{AddressChangeOutcome, NewAddressChange, NewOutboxMessage, PendingAdd
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
+use super::logout::EndingSessions;
 use super::store::*;
 use super::Doing as _;
 use crate::time::{from_millis, to_millis};
 
 impl SqlStore {
     /// Confirms an address change inside its transaction; see
-    /// [`UserStore::confirm_address_change`]. The caller commits only on `Changed`.
+    /// [`UserStore::confirm_address_change`]. The caller commits only on `Changed`. With the
+    /// outcome, how many logout notices were queued for the sessions it ended.
     pub(super) async fn confirm_address_change_within(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -24,7 +26,7 @@ impl SqlStore {
         keep_session: &SessionId,
         notice: &NewOutboxMessage,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<AddressChangeOutcome> {
+    ) -> anyhow::Result<(AddressChangeOutcome, usize)> {
         let used = sqlx::query(
             &self
                 .sql("UPDATE address_changes SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires > ?"),
@@ -36,11 +38,12 @@ impl SqlStore {
         .await
         .doing("cannot mark the address change used")?;
         if used.rows_affected() == 0 {
-            return Ok(match self.address_change_in(&mut **tx, token_hash).await? {
+            let refused = match self.address_change_in(&mut **tx, token_hash).await? {
                 Some(pending) if pending.used => AddressChangeOutcome::AlreadyUsed,
                 Some(_) => AddressChangeOutcome::Expired,
                 None => AddressChangeOutcome::Unknown,
-            });
+            };
+            return Ok((refused, 0));
         }
         let pending = self.address_change_in(&mut **tx, token_hash).await?.context("the address change vanished")?;
         // The unique address decides, not a look beforehand: a first sign-in of the new
@@ -56,14 +59,19 @@ impl SqlStore {
         .execute(&mut **tx)
         .await;
         let changed = match changed {
-            Err(error) if is_unique_violation(&error) => return Ok(AddressChangeOutcome::AddressTaken),
+            Err(error) if is_unique_violation(&error) => return Ok((AddressChangeOutcome::AddressTaken, 0)),
             other => other.doing("cannot change the address")?,
         };
         if changed.rows_affected() == 0 {
-            return Ok(AddressChangeOutcome::Unknown);
+            return Ok((AddressChangeOutcome::Unknown, 0));
         }
         // Whoever was signed in elsewhere signed in as the old address: only the confirming
-        // browser keeps its session.
+        // browser keeps its session, and the apps they signed in to are told.
+        let ending = EndingSessions {
+            condition: "user_id = ? AND id <> ?",
+            values: vec![pending.user_id.as_str(), keep_session.as_str()],
+        };
+        let notices = self.queue_logout_notices_within(tx, &ending, now).await?;
         sqlx::query(&self.sql("DELETE FROM sessions WHERE user_id = ? AND id <> ?"))
             .bind(pending.user_id.as_str())
             .bind(keep_session.as_str())
@@ -73,7 +81,7 @@ impl SqlStore {
         self.delete_unused_links(tx, old_email).await?;
         let notice = self.insert_outbox_within(tx, notice).await?;
         let user = self.user_by_email(&mut **tx, &pending.new_email).await?.context("the changed user vanished")?;
-        Ok(AddressChangeOutcome::Changed { user, notice })
+        Ok((AddressChangeOutcome::Changed { user, notice }, notices))
     }
 
     /// An address change by its token hash, through `executor`.
@@ -201,10 +209,11 @@ impl UserStore for SqlStore {
     ) -> anyhow::Result<AddressChangeOutcome> {
         retrying(|| async {
             let mut tx = self.begin_write().await?;
-            let outcome =
+            let (outcome, notices) =
                 self.confirm_address_change_within(&mut tx, token_hash, old_email, keep_session, notice, now).await?;
             if matches!(outcome, AddressChangeOutcome::Changed { .. }) {
                 tx.commit().await.doing("cannot commit the address change")?;
+                self.notices_queued(notices);
             } else {
                 tx.rollback().await.doing("cannot roll back the address change")?;
             }
@@ -214,12 +223,27 @@ impl UserStore for SqlStore {
     }
 
     async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool> {
-        let done = sqlx::query(&self.sql("DELETE FROM users WHERE email = ?"))
-            .bind(email.as_str())
-            .execute(&self.writer)
-            .await
-            .doing("cannot remove the user")?;
-        Ok(done.rows_affected() > 0)
+        // The person's sessions go with them (foreign keys), so the apps they were signed in
+        // to are told first, in the same transaction.
+        let now = Utc::now();
+        let (removed, notices) = retrying(|| async {
+            let mut tx = self.begin_write().await?;
+            let ending = EndingSessions {
+                condition: "user_id IN (SELECT id FROM users WHERE email = ?)",
+                values: vec![email.as_str()],
+            };
+            let notices = self.queue_logout_notices_within(&mut tx, &ending, now).await?;
+            let done = sqlx::query(&self.sql("DELETE FROM users WHERE email = ?"))
+                .bind(email.as_str())
+                .execute(&mut *tx)
+                .await
+                .doing("cannot remove the user")?;
+            tx.commit().await.doing("cannot commit the removal of the user")?;
+            Ok((done.rows_affected() > 0, notices))
+        })
+        .await?;
+        self.notices_queued(notices);
+        Ok(removed)
     }
 }
 

@@ -206,6 +206,9 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<Url>,
     /// The team's own app: no consent page.
     pub first_party: bool,
+    /// Where magiclink POSTs a logout token when a session the app got an ID token in ends
+    /// (OpenID Connect Back-Channel Logout 1.0); `None` for an app that did not register one.
+    pub backchannel_logout_uri: Option<Url>,
     /// How its ID tokens are signed.
     pub id_token_algorithm: SigningAlgorithm,
     /// Listed in the configuration (`oidc.clients`): kept in step with it at start-up, and not
@@ -253,19 +256,8 @@ pub fn check_redirect_uri(uri: &str) -> Result<Url, &'static str> {
     }
     match url.scheme() {
         "https" => Ok(url),
-        "http" => {
-            let loopback = match url.host() {
-                Some(url::Host::Domain(host)) => host == "localhost",
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if loopback {
-                Ok(url)
-            } else {
-                Err("a redirect URI must use https (http only on localhost or a loopback address)")
-            }
-        }
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err("a redirect URI must use https (http only on localhost or a loopback address)"),
         "javascript" | "data" | "file" | "vbscript" | "blob" | "about" | "ftp" | "ws" | "wss" => {
             Err("a redirect URI must use https, loopback http, or an app's own scheme")
         }
@@ -273,6 +265,78 @@ pub fn check_redirect_uri(uri: &str) -> Result<Url, &'static str> {
         scheme if scheme.contains('.') => Ok(url),
         _ => Err("a redirect URI must use https, loopback http, or an app's own scheme (with a dot)"),
     }
+}
+
+/// What a back-channel logout URI may be: an absolute `https` URL without a fragment
+/// (Back-Channel Logout 1.0 §2.2), or `http` on a loopback address or `localhost`, for an app
+/// on the same machine. magiclink POSTs to it from the server, so an app's own scheme makes no
+/// sense here.
+///
+/// # Errors
+/// A sentence saying what is wrong.
+pub fn check_backchannel_logout_uri(uri: &str) -> Result<Url, &'static str> {
+    let url = Url::parse(uri).map_err(|_| "a back-channel logout URI must be an absolute URL")?;
+    if url.fragment().is_some() {
+        return Err("a back-channel logout URI cannot have a fragment");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("a back-channel logout URI cannot carry a user name or password");
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err("a back-channel logout URI must use https (http only on localhost or a loopback address)"),
+    }
+}
+
+/// Whether a URL's host is `localhost` or a loopback address.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The `events` member that makes a JWT a logout token (Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// How long a logout token may be used after it is signed: apps reject older ones, and a
+/// retried delivery signs a fresh one.
+pub const LOGOUT_TOKEN_LIFETIME_SECONDS: i64 = 120;
+
+/// A session ended that an app got an ID token in: the app is to be told, over the back
+/// channel. Queued in the outbox by the store in the transaction that ends the session; only
+/// identifiers, which the grants table holds in the clear as well, so nothing in it is sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutNotice {
+    /// The app to tell.
+    pub client_id: ClientId,
+    /// Whose session ended (the ID token's `sub`).
+    pub user_id: UserId,
+    /// The session that ended (the ID token's `sid`).
+    pub session_id: SessionId,
+}
+
+/// The claims of a logout token (Back-Channel Logout 1.0 §2.4), before signing: `events` is
+/// always [`BACKCHANNEL_LOGOUT_EVENT`] and there is never a `nonce`, so neither is a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutTokenClaims {
+    /// The issuer.
+    pub iss: String,
+    /// The user's id, as in the ID token.
+    pub sub: String,
+    /// The client.
+    pub aud: String,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expiry: `iat` + [`LOGOUT_TOKEN_LIFETIME_SECONDS`].
+    pub exp: i64,
+    /// A fresh random id, so an app can refuse a replay.
+    pub jti: String,
+    /// The session, as in the ID token.
+    pub sid: String,
 }
 
 /// An authorization code as stored: what its exchange must match.
@@ -423,6 +487,7 @@ mod tests {
             redirect_uris: vec![],
             post_logout_redirect_uris: vec![],
             first_party: false,
+            backchannel_logout_uri: None,
             id_token_algorithm: SigningAlgorithm::Rs256,
             from_config: false,
             created_at: DateTime::UNIX_EPOCH,
@@ -469,5 +534,24 @@ mod tests {
         assert_eq!(person_claims(&email, name.as_ref(), &Scopes::parse("openid").expect("scopes")), (None, None));
         assert_eq!(amr(SignInMethod::Password), vec!["pwd"]);
         assert_eq!(amr(SignInMethod::Link), vec!["link"]);
+    }
+
+    #[test]
+    fn backchannel_logout_uris_are_https_or_loopback_http_without_fragment_or_credentials() {
+        for good in
+            ["https://app.example.com/backchannel-logout", "http://127.0.0.1:8080/logout", "http://localhost/bc"]
+        {
+            assert!(check_backchannel_logout_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://app.example.com/logout",
+            "https://app.example.com/logout#frag",
+            "https://user:pw@app.example.com/logout",
+            "com.example.app:/logout",
+            "javascript:alert(1)",
+            "/relative",
+        ] {
+            assert!(check_backchannel_logout_uri(bad).is_err(), "{bad}");
+        }
     }
 }

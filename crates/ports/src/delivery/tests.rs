@@ -9,7 +9,10 @@ use domain::{EmailAddress, LinkToken, ServerSecret};
 use super::{Deliverer, DeliverySettings, RetryPolicy};
 use crate::clock::MockClock;
 use crate::mailer::{EmailContent, EmailKind, MailError, MockEmailRenderer, MockMailer, RenderedEmail, SentReceipt};
-use crate::outbox::{DeliveryState, MockOutbox, OutboxMessage};
+use crate::oidc::logout::BackchannelLogout;
+use crate::oidc::store::{MockClientStore, MockTokenSigner};
+use crate::outbox::{DeliveryState, MockOutbox, OutboxMessage, Payload, QueuedEmail};
+use crate::webhook::{MockWebhookSender, PostError};
 
 /// The id of the one outbox row these tests deliver.
 fn row_id() -> domain::OutboxId {
@@ -31,14 +34,24 @@ fn message(expires: DateTime<Utc>, attempts: u32) -> OutboxMessage {
     let token_hash = LinkToken::from_random_bytes([1; 32]).hash(&secret());
     OutboxMessage {
         id: row_id(),
-        kind: EmailKind::SignIn,
-        lang: "de".to_owned(),
-        recipient: EmailAddress::parse("a@example.com").expect("valid"),
-        sealed_body: domain::sealed::seal(&secret(), token_hash.to_hex().as_bytes(), [9; 24], LINK.as_bytes()),
-        link_token_hash: token_hash,
+        payload: Payload::Email(QueuedEmail {
+            kind: EmailKind::SignIn,
+            lang: "de".to_owned(),
+            recipient: EmailAddress::parse("a@example.com").expect("valid"),
+            sealed_body: domain::sealed::seal(&secret(), token_hash.to_hex().as_bytes(), [9; 24], LINK.as_bytes()),
+            link_token_hash: token_hash,
+        }),
         expires,
         attempts,
         leased_until: now() + TimeDelta::minutes(2),
+    }
+}
+
+/// The email a test message carries, to change.
+fn email_of(message: &mut OutboxMessage) -> &mut QueuedEmail {
+    match &mut message.payload {
+        Payload::Email(email) => email,
+        Payload::BackchannelLogout(_) => panic!("not an email"),
     }
 }
 
@@ -211,7 +224,7 @@ async fn a_transient_failure_on_the_last_attempt_gives_up() {
 #[tokio::test]
 async fn a_message_sealed_under_another_secret_fails_without_being_sent() {
     let mut claimed = message(now() + TimeDelta::minutes(9), 1);
-    claimed.sealed_body[30] ^= 1;
+    email_of(&mut claimed).sealed_body[30] ^= 1;
     let mut outbox = outbox_claiming(claimed);
     outbox
         .expect_mark_final()
@@ -280,9 +293,10 @@ async fn an_email_that_does_not_render_fails_for_good_without_being_sent() {
 #[tokio::test]
 async fn a_notice_without_a_link_is_opened_rendered_and_sent_like_any_other_email() {
     let mut claimed = message(now() + TimeDelta::days(1), 1);
-    claimed.kind = EmailKind::AddressChanged;
-    claimed.sealed_body =
-        domain::sealed::seal(&secret(), claimed.link_token_hash.to_hex().as_bytes(), [7; 24], b"new@example.com");
+    let email = email_of(&mut claimed);
+    email.kind = EmailKind::AddressChanged;
+    email.sealed_body =
+        domain::sealed::seal(&secret(), email.link_token_hash.to_hex().as_bytes(), [7; 24], b"new@example.com");
     let mut outbox = outbox_claiming(claimed);
     outbox.expect_mark_sent().times(1).returning(|_, _| Ok(()));
     let mut mailer = MockMailer::new();
@@ -370,4 +384,168 @@ async fn a_send_whose_lease_ran_out_before_it_could_be_recorded_is_given_up() {
 
     assert_eq!(report.unrecorded, 1);
     assert_eq!(deliverer.record_again().await.expect("nothing to record"), 0, "no write once the lease is over");
+}
+
+/// A queued back-channel logout notice for the app `app`.
+fn logout_notice(attempts: u32) -> OutboxMessage {
+    OutboxMessage {
+        id: row_id(),
+        payload: Payload::BackchannelLogout(domain::oidc::LogoutNotice {
+            client_id: domain::oidc::ClientId::parse("app").expect("id"),
+            user_id: domain::UserId::parse("01900000-0000-7000-8000-0000000000aa").expect("id"),
+            session_id: domain::SessionId::parse("01900000-0000-7000-8000-0000000000bb").expect("id"),
+        }),
+        expires: now() + TimeDelta::days(1),
+        attempts,
+        leased_until: now() + TimeDelta::minutes(2),
+    }
+}
+
+/// The app `app`, registered for back-channel logout (or not), its ID tokens signed with ES256.
+fn clients_with(logout_uri: Option<&str>) -> MockClientStore {
+    let uri = logout_uri.map(|uri| url::Url::parse(uri).expect("url"));
+    let mut clients = MockClientStore::new();
+    clients.expect_find_client().returning(move |id| {
+        Ok((id.as_str() == "app").then(|| domain::oidc::Client {
+            id: id.clone(),
+            name: "App".to_owned(),
+            kind: domain::oidc::ClientKind::Confidential,
+            secret_hash: None,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            first_party: false,
+            backchannel_logout_uri: uri.clone(),
+            id_token_algorithm: domain::oidc::SigningAlgorithm::Es256,
+            from_config: false,
+            created_at: now(),
+        }))
+    });
+    clients
+}
+
+fn notifying_deliverer(
+    outbox: MockOutbox,
+    clients: MockClientStore,
+    signer: MockTokenSigner,
+    sender: MockWebhookSender,
+) -> Deliverer {
+    let logout = BackchannelLogout::new(Arc::new(clients), Arc::new(signer), "https://id.example.com".to_owned());
+    deliverer(outbox, MockMailer::new()).with_app_notices(Arc::new(logout), Arc::new(sender))
+}
+
+#[tokio::test]
+async fn a_logout_notice_is_signed_when_it_is_sent_and_posted_to_the_apps_uri() {
+    let mut outbox = outbox_claiming(logout_notice(1));
+    outbox
+        .expect_mark_sent()
+        .withf(|sent, _| sent.len() == 1 && sent[0].provider_message_id.as_deref() == Some("HTTP 200"))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let mut signer = MockTokenSigner::new();
+    signer
+        .expect_sign_logout_token()
+        .withf(|claims, alg| {
+            claims.iss == "https://id.example.com"
+                && claims.aud == "app"
+                && claims.sub == "01900000-0000-7000-8000-0000000000aa"
+                && claims.sid == "01900000-0000-7000-8000-0000000000bb"
+                && claims.iat == now().timestamp()
+                && claims.exp == now().timestamp() + 120
+                && claims.jti.len() == 32
+                && *alg == domain::oidc::SigningAlgorithm::Es256
+        })
+        .times(1)
+        .returning(|_, _| Ok("h.p.s".to_owned()));
+    let mut sender = MockWebhookSender::new();
+    sender
+        .expect_post()
+        .withf(|post| {
+            post.url.as_str() == "https://app.example.com/bc"
+                && post.content_type == "application/x-www-form-urlencoded"
+                && post.body == b"logout_token=h.p.s"
+        })
+        .times(1)
+        .returning(|_| Ok(200));
+
+    let report = notifying_deliverer(outbox, clients_with(Some("https://app.example.com/bc")), signer, sender)
+        .deliver_due()
+        .await
+        .expect("batch runs");
+
+    assert_eq!((report.claimed, report.sent), (1, 1));
+}
+
+#[tokio::test]
+async fn a_logout_notice_for_an_app_no_longer_registered_for_it_is_dropped_unsent() {
+    for clients in [clients_with(None), {
+        let mut gone = MockClientStore::new();
+        gone.expect_find_client().returning(|_| Ok(None));
+        gone
+    }] {
+        let mut outbox = outbox_claiming(logout_notice(1));
+        outbox
+            .expect_mark_final()
+            .withf(|_, state, reason, _| *state == DeliveryState::Dropped && reason.contains("no longer registered"))
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
+        let mut signer = MockTokenSigner::new();
+        signer.expect_sign_logout_token().never();
+        let mut sender = MockWebhookSender::new();
+        sender.expect_post().never();
+
+        let report = notifying_deliverer(outbox, clients, signer, sender).deliver_due().await.expect("batch runs");
+
+        assert_eq!(report.dropped, 1);
+    }
+}
+
+#[tokio::test]
+async fn an_app_that_is_down_gets_the_notice_again_later_and_one_that_refuses_it_does_not() {
+    let mut outbox = outbox_claiming(logout_notice(1));
+    outbox
+        .expect_mark_retry()
+        .withf(|_, next, reason, _| *next >= now() + TimeDelta::seconds(30) && reason.contains("503"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut signer = MockTokenSigner::new();
+    signer.expect_sign_logout_token().returning(|_, _| Ok("h.p.s".to_owned()));
+    let mut sender = MockWebhookSender::new();
+    sender.expect_post().times(1).returning(|_| {
+        Err(PostError::Transient { source: anyhow::anyhow!("HTTP 503"), retry_after: Some(Duration::from_secs(30)) })
+    });
+    let report = notifying_deliverer(outbox, clients_with(Some("https://app.example.com/bc")), signer, sender)
+        .deliver_due()
+        .await
+        .expect("batch runs");
+    assert_eq!(report.retried, 1);
+
+    let mut outbox = outbox_claiming(logout_notice(1));
+    outbox
+        .expect_mark_final()
+        .withf(|_, state, reason, _| *state == DeliveryState::Failed && reason.contains("400"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut signer = MockTokenSigner::new();
+    signer.expect_sign_logout_token().returning(|_, _| Ok("h.p.s".to_owned()));
+    let mut sender = MockWebhookSender::new();
+    sender.expect_post().times(1).returning(|_| Err(PostError::Permanent(anyhow::anyhow!("HTTP 400"))));
+    let report = notifying_deliverer(outbox, clients_with(Some("https://app.example.com/bc")), signer, sender)
+        .deliver_due()
+        .await
+        .expect("batch runs");
+    assert_eq!(report.failed, 1);
+}
+
+#[tokio::test]
+async fn a_logout_notice_with_the_provider_turned_off_fails_unsent() {
+    let mut outbox = outbox_claiming(logout_notice(1));
+    outbox
+        .expect_mark_final()
+        .withf(|_, state, reason, _| *state == DeliveryState::Failed && reason.contains("turned off"))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+
+    let report = deliverer(outbox, MockMailer::new()).deliver_due().await.expect("batch runs");
+
+    assert_eq!(report.failed, 1);
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use domain::oidc::{
     AccessTokenClaims, AccessTokenHash, AuthorizationCodeHash, Client, ClientId, ClientSecretHash, CodeGrant,
-    IdTokenClaims, RefreshTokenHash, Scopes, SigningAlgorithm,
+    IdTokenClaims, LogoutTokenClaims, RefreshTokenHash, Scopes, SigningAlgorithm,
 };
 use domain::{SessionId, SignInMethod, User, UserId};
 
@@ -335,6 +335,17 @@ pub trait TokenSigner: Send + Sync {
     /// # Errors
     /// As [`TokenSigner::sign_id_token`].
     async fn sign_access_token(&self, claims: &AccessTokenClaims) -> anyhow::Result<String>;
+
+    /// A logout token (Back-Channel Logout 1.0 §2.4): the claims with `events` set, signed
+    /// with the current key of `algorithm` (the app's ID-token algorithm), `typ` `logout+jwt`.
+    ///
+    /// # Errors
+    /// As [`TokenSigner::sign_id_token`].
+    async fn sign_logout_token(
+        &self,
+        claims: &LogoutTokenClaims,
+        algorithm: SigningAlgorithm,
+    ) -> anyhow::Result<String>;
 
     /// The `jti` of an access token this provider signed for `issuer` and that has not expired;
     /// `None` for anything else (a forged, foreign, expired token, or an ID token).

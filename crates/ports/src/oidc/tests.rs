@@ -53,6 +53,7 @@ fn client(kind: ClientKind, first_party: bool) -> Client {
         redirect_uris: vec![url::Url::parse(CALLBACK).expect("URL")],
         post_logout_redirect_uris: vec![],
         first_party,
+        backchannel_logout_uri: None,
         id_token_algorithm: SigningAlgorithm::Rs256,
         from_config: false,
         created_at: now(),
