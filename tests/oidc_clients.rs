@@ -31,17 +31,10 @@ fn scripts() -> std::path::PathBuf {
 async fn register(server: &RunningServer, id: &str, public: bool, redirect_uri: &str) -> Option<String> {
     let secret = ClientSecret::from_random_bytes(ports::random::os_random().expect("randomness"));
     let client = Client {
-        id: ClientId::parse(id).expect("id"),
-        name: id.to_owned(),
         kind: if public { ClientKind::Public } else { ClientKind::Confidential },
         secret_hash: (!public).then(|| secret.hash()),
         redirect_uris: vec![url::Url::parse(redirect_uri).expect("URL")],
-        post_logout_redirect_uris: vec![url::Url::parse(SIGNED_OUT).expect("URL")],
-        first_party: true,
-        backchannel_logout_uri: None,
-        id_token_algorithm: SigningAlgorithm::Rs256,
-        from_config: false,
-        created_at: chrono::Utc::now(),
+        ..public_client(id)
     };
     server.database.clients.add_client(&client).await.expect("registered");
     (!public).then(|| secret.encode())
@@ -371,7 +364,7 @@ async fn signing_out_tells_the_app_by_a_logout_token_that_jose_verifies_even_aft
     assert_eq!(replayed.status(), reqwest::StatusCode::BAD_REQUEST);
 }
 
-/// A first-party public app at the test's callback.
+/// A first-party public app at the test's callback, signing out to the test's address.
 fn public_client(id: &str) -> Client {
     Client {
         id: ClientId::parse(id).expect("id"),

@@ -170,6 +170,25 @@ impl JoseSigner {
     }
 }
 
+impl JoseSigner {
+    /// `claims` signed with the current key of `signing`, its id in the header, and `typ` when
+    /// given (else jsonwebtoken's default, `JWT`, which ID tokens carry).
+    async fn signed(
+        &self,
+        signing: SigningAlgorithm,
+        typ: Option<&str>,
+        claims: &serde_json::Value,
+    ) -> anyhow::Result<String> {
+        let (kid, key) = self.current_key(signing).await?;
+        let mut header = Header::new(algorithm(signing));
+        header.kid = Some(kid);
+        if let Some(typ) = typ {
+            header.typ = Some(typ.to_owned());
+        }
+        Ok(jsonwebtoken::encode(&header, claims, &key)?)
+    }
+}
+
 /// The `typ` of an RFC 9068 access token.
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
@@ -305,18 +324,10 @@ fn claims_json(claims: &IdTokenClaims) -> serde_json::Value {
 #[async_trait::async_trait]
 impl TokenSigner for JoseSigner {
     async fn sign_id_token(&self, claims: &IdTokenClaims, signing: SigningAlgorithm) -> anyhow::Result<String> {
-        let (kid, key) = self.current_key(signing).await?;
-        let mut header = Header::new(algorithm(signing));
-        header.kid = Some(kid);
-        jsonwebtoken::encode(&header, &claims_json(claims), &key).context("cannot sign the ID token")
+        self.signed(signing, None, &claims_json(claims)).await.context("cannot sign the ID token")
     }
 
     async fn sign_access_token(&self, claims: &AccessTokenClaims) -> anyhow::Result<String> {
-        let (kid, key) = self.current_key(SigningAlgorithm::Rs256).await?;
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(kid);
-        // RFC 9068 §2.1: the type tells an access token from an ID token signed by the same key.
-        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         let json = json!({
             "iss": claims.iss,
             "sub": claims.sub,
@@ -328,16 +339,13 @@ impl TokenSigner for JoseSigner {
             "jti": claims.jti,
             "scope": claims.scope,
         });
-        jsonwebtoken::encode(&header, &json, &key).context("cannot sign the access token")
+        // RFC 9068 §2.1: the type tells an access token from an ID token signed by the same key.
+        self.signed(SigningAlgorithm::Rs256, Some(ACCESS_TOKEN_TYPE), &json)
+            .await
+            .context("cannot sign the access token")
     }
 
     async fn sign_logout_token(&self, claims: &LogoutTokenClaims, signing: SigningAlgorithm) -> anyhow::Result<String> {
-        let (kid, key) = self.current_key(signing).await?;
-        let mut header = Header::new(algorithm(signing));
-        header.kid = Some(kid);
-        // Back-Channel Logout 1.0 §2.4: the explicit type keeps a logout token from being
-        // taken for an ID token, and the other way round (a logout token has no nonce either).
-        header.typ = Some(LOGOUT_TOKEN_TYPE.to_owned());
         let json = json!({
             "iss": claims.iss,
             "sub": claims.sub,
@@ -348,7 +356,9 @@ impl TokenSigner for JoseSigner {
             "sid": claims.sid,
             "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
         });
-        jsonwebtoken::encode(&header, &json, &key).context("cannot sign the logout token")
+        // Back-Channel Logout 1.0 §2.4: the explicit type keeps a logout token from being
+        // taken for an ID token, and the other way round (a logout token has no nonce either).
+        self.signed(signing, Some(LOGOUT_TOKEN_TYPE), &json).await.context("cannot sign the logout token")
     }
 
     async fn check_access_token(&self, token: &str, issuer: &str) -> anyhow::Result<Option<String>> {
