@@ -59,6 +59,7 @@ fn a_session() -> SessionDraft {
         expires: t0() + TimeDelta::days(30),
         user_agent: Some("conformance".to_owned()),
         method: domain::SignInMethod::Link,
+        audit: audit(domain::audit::AuditKind::LinkRedeemed),
     }
 }
 
@@ -87,7 +88,10 @@ async fn store_link(db: &Database, token_hash: &LinkTokenHash, to: &str, created
         created_at: created,
         leased_until: None,
     };
-    db.links.insert_with_email(&link, &email).await.expect("link stored");
+    db.links
+        .insert_with_email(&link, &email, &audit(domain::audit::AuditKind::LinkRequested))
+        .await
+        .expect("link stored");
 }
 
 async fn insert_link(db: &Database, byte: u8, to: &str, created: DateTime<Utc>) -> LinkTokenHash {
@@ -97,6 +101,17 @@ async fn insert_link(db: &Database, byte: u8, to: &str, created: DateTime<Utc>) 
 }
 
 /// One text column of every row a raw query returns.
+/// An audit event of `kind`, succeeded at t0, from nowhere in particular: what a store method
+/// is handed with the change it records.
+fn audit(kind: domain::audit::AuditKind) -> domain::audit::AuditEvent {
+    domain::audit::AuditEvent::new(
+        kind,
+        domain::audit::AuditOutcome::Succeeded,
+        t0(),
+        &domain::audit::RequestOrigin::default(),
+    )
+}
+
 async fn raw_texts(store: &ScratchStore, query: &str) -> Vec<String> {
     let rows = sqlx::query(query).fetch_all(&store.raw).await.expect("raw query");
     rows.iter().map(|row| row.try_get::<String, _>(0).expect("a text column")).collect()
@@ -132,18 +147,7 @@ async fn a_session_for_a_missing_user_is_refused_and_removing_a_user_ends_their_
     assert!(orphan.is_err(), "foreign keys are enforced");
 
     let user = db.users.find_or_create_verified(&address("gone@example.com"), t0()).await.expect("user");
-    let token = SessionToken::from_random_bytes([3; 32]);
-    db.sessions
-        .create(&NewSession {
-            token_hash: token.hash(),
-            user_id: user.id.clone(),
-            expires: t0() + TimeDelta::days(1),
-            user_agent: None,
-            created_at: t0(),
-            method: domain::SignInMethod::Link,
-        })
-        .await
-        .expect("session");
+    let (_, token) = a_stored_session(db, &user, 3).await;
     assert!(db.users.remove(&address("gone@example.com")).await.expect("remove"));
     assert!(!db.users.remove(&address("gone@example.com")).await.expect("remove"), "removing twice finds nobody");
     assert!(db.sessions.find(&token.hash()).await.expect("read").is_none(), "the session went with its user");
@@ -357,6 +361,7 @@ async fn a_redemption_whose_session_cannot_be_stored_leaves_the_link_unused(stor
             user_agent: None,
             created_at: t0(),
             method: domain::SignInMethod::Link,
+            audit: audit(domain::audit::AuditKind::LinkRedeemed),
         })
         .await
         .expect("session");
@@ -633,6 +638,7 @@ async fn sessions_are_stored_by_hash_found_extended_and_deleted(store: &ScratchS
             user_agent: Some("x".repeat(2000)),
             created_at: t0(),
             method: domain::SignInMethod::Link,
+            audit: audit(domain::audit::AuditKind::LinkRedeemed),
         })
         .await
         .expect("created");
@@ -651,8 +657,11 @@ async fn sessions_are_stored_by_hash_found_extended_and_deleted(store: &ScratchS
 
     let unknown = SessionToken::from_random_bytes([9; 32]);
     assert!(db.sessions.find(&unknown.hash()).await.expect("read").is_none());
-    db.sessions.delete(&unknown.hash()).await.expect("deleting an unknown session is not an error");
-    db.sessions.delete(&token.hash()).await.expect("deleted");
+    db.sessions
+        .delete(&unknown.hash(), &audit(domain::audit::AuditKind::SignedOut))
+        .await
+        .expect("deleting an unknown session is not an error");
+    db.sessions.delete(&token.hash(), &audit(domain::audit::AuditKind::SignedOut)).await.expect("deleted");
     assert!(db.sessions.find(&token.hash()).await.expect("read").is_none());
 }
 
@@ -673,6 +682,7 @@ async fn session_at(
             user_agent: Some(user_agent.to_owned()),
             created_at: created,
             method: domain::SignInMethod::Link,
+            audit: audit(domain::audit::AuditKind::LinkRedeemed),
         })
         .await
         .expect("session")
@@ -728,11 +738,33 @@ async fn a_user_lists_and_revokes_only_their_own_live_sessions(store: &ScratchSt
     assert_eq!((listed[0].created_at, listed[0].last_used, listed[0].expires), (t0(), used_at, used_at + month));
     assert_eq!(listed[1].last_used, t0() + TimeDelta::hours(1), "never extended: last used at sign-in");
 
-    assert!(!db.sessions.delete_for_user(&alice.id, &bobs.id).await.expect("delete"), "not alice's to revoke");
-    assert!(db.sessions.delete_for_user(&alice.id, &phone.id).await.expect("delete"));
-    assert!(!db.sessions.delete_for_user(&alice.id, &phone.id).await.expect("delete"), "already gone");
+    assert!(
+        !db.sessions
+            .delete_for_user(&alice.id, &bobs.id, &audit(domain::audit::AuditKind::SessionRevoked))
+            .await
+            .expect("delete"),
+        "not alice's to revoke"
+    );
+    assert!(db
+        .sessions
+        .delete_for_user(&alice.id, &phone.id, &audit(domain::audit::AuditKind::SessionRevoked))
+        .await
+        .expect("delete"));
+    assert!(
+        !db.sessions
+            .delete_for_user(&alice.id, &phone.id, &audit(domain::audit::AuditKind::SessionRevoked))
+            .await
+            .expect("delete"),
+        "already gone"
+    );
     // The laptop stays; the ended session goes too.
-    assert_eq!(db.sessions.delete_others(&alice.id, &laptop.id).await.expect("delete"), 1);
+    assert_eq!(
+        db.sessions
+            .delete_others(&alice.id, &laptop.id, &audit(domain::audit::AuditKind::SessionRevoked))
+            .await
+            .expect("delete"),
+        1
+    );
     let left = db.sessions.list_for_user(&alice.id, t0()).await.expect("list");
     assert_eq!(left.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![laptop.id]);
     assert_eq!(db.sessions.list_for_user(&bob.id, t0()).await.expect("list").len(), 1, "bob keeps his session");
@@ -751,6 +783,7 @@ async fn purging_sessions_removes_only_those_that_expired_before_the_cutoff(stor
                 user_agent: None,
                 created_at: t0(),
                 method: domain::SignInMethod::Link,
+                audit: audit(domain::audit::AuditKind::LinkRedeemed),
             })
             .await
             .expect("created");
@@ -838,6 +871,7 @@ fn sign_in(db: &Database, clock: Arc<ManualClock>) -> SignIn {
 fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn DeliveryQueue>) -> SignIn {
     let sessions = Arc::new(ports::Sessions::new(
         Arc::clone(&db.sessions),
+        Arc::clone(&db.audit),
         clock.clone(),
         ports::SessionSettings { policy: SessionPolicy::new(86_400, 3_600), recent_sign_in: TimeDelta::minutes(10) },
     ));
@@ -882,8 +916,13 @@ fn deliverer(db: &Database, mailer: Arc<dyn Mailer>, clock: Arc<ManualClock>) ->
 }
 
 async fn queue(db: &Database, clock: &Arc<ManualClock>, to: &str) {
-    let request =
-        RequestLink { email: address(to), callback: CallbackPath::root(), client: None, lang: "en".to_owned() };
+    let request = RequestLink {
+        email: address(to),
+        callback: CallbackPath::root(),
+        client: None,
+        lang: "en".to_owned(),
+        origin: domain::audit::RequestOrigin::default(),
+    };
     sign_in(db, Arc::clone(clock)).request_link(request).await.expect("queued");
 }
 
@@ -1140,8 +1179,13 @@ async fn a_handed_over_email_is_stored_leased_and_claimed_only_if_its_worker_die
     let (queue, mut inbox) = adapters::handover::handover(16, TimeDelta::minutes(2));
     let requests = sign_in_handing_to(db, Arc::clone(&clock), queue);
     for to in ["sent@example.com", "lost@example.com"] {
-        let request =
-            RequestLink { email: address(to), callback: CallbackPath::root(), client: None, lang: "en".to_owned() };
+        let request = RequestLink {
+            email: address(to),
+            callback: CallbackPath::root(),
+            client: None,
+            lang: "en".to_owned(),
+            origin: domain::audit::RequestOrigin::default(),
+        };
         requests.request_link(request).await.expect("queued");
     }
     let mailer = Arc::new(ScriptedMailer::default());
@@ -1178,6 +1222,7 @@ async fn a_stopping_worker_gives_back_what_it_did_not_send(store: &ScratchStore)
         callback: CallbackPath::root(),
         client: None,
         lang: "en".to_owned(),
+        origin: domain::audit::RequestOrigin::default(),
     };
     sign_in_handing_to(db, Arc::clone(&clock), queue).request_link(request).await.expect("queued");
     let mailer = Arc::new(ScriptedMailer::default());
@@ -1298,6 +1343,7 @@ async fn signed_in_as(db: &Database, email: &str) -> ports::ActiveSession {
             user_agent: None,
             created_at: t0(),
             method: domain::SignInMethod::Link,
+            audit: audit(domain::audit::AuditKind::LinkRedeemed),
         })
         .await
         .expect("a session");
@@ -1621,6 +1667,7 @@ async fn a_session_remembers_when_its_sign_in_happened(store: &ScratchStore) {
             user_agent: None,
             created_at: signed_in_at,
             method: domain::SignInMethod::Link,
+            audit: audit(domain::audit::AuditKind::LinkRedeemed),
         })
         .await
         .expect("stored");
@@ -1856,6 +1903,7 @@ async fn a_session_remembers_how_its_person_signed_in(store: &ScratchStore) {
             user_agent: None,
             created_at: t0(),
             method,
+            audit: audit(domain::audit::AuditKind::PasswordSignIn),
         };
         assert_eq!(db.sessions.create(&session).await.expect("stored").method, method);
         assert_eq!(db.sessions.find(&token_hash).await.expect("read").expect("found").0.method, method);
@@ -1954,6 +2002,7 @@ async fn a_stored_session(db: &Database, user: &domain::User, byte: u8) -> (doma
             user_agent: None,
             created_at: t0(),
             method: domain::SignInMethod::Link,
+            audit: audit(domain::audit::AuditKind::LinkRedeemed),
         })
         .await
         .expect("session");
@@ -2019,12 +2068,21 @@ async fn ending_a_session_queues_a_logout_notice_for_each_app_registered_for_one
 
     // "Everywhere else": the first and third end; only the first had the registered app,
     // twice, and it is told once.
-    assert_eq!(db.sessions.delete_others(&ada.id, &second.id).await.expect("revoked"), 2);
+    assert_eq!(
+        db.sessions
+            .delete_others(&ada.id, &second.id, &audit(domain::audit::AuditKind::SessionRevoked))
+            .await
+            .expect("revoked"),
+        2
+    );
     assert_eq!(claimed_notices(db).await, vec![ids(&first)]);
     // Signing out by cookie, and revoking from the list, each tell it of that session.
-    db.sessions.delete(&second_token.hash()).await.expect("signed out");
+    db.sessions.delete(&second_token.hash(), &audit(domain::audit::AuditKind::SignedOut)).await.expect("signed out");
     assert_eq!(claimed_notices(db).await, vec![ids(&second)]);
-    db.sessions.delete(&first_token.hash()).await.expect("already gone: nothing to tell");
+    db.sessions
+        .delete(&first_token.hash(), &audit(domain::audit::AuditKind::SignedOut))
+        .await
+        .expect("already gone: nothing to tell");
     assert_eq!(claimed_notices(db).await, vec![]);
     // Removing a person ends their sessions: the apps are told of them too.
     assert!(db.users.remove(&address("bob@example.com")).await.expect("removed"));
@@ -2041,6 +2099,103 @@ async fn ending_a_session_queues_a_logout_notice_for_each_app_registered_for_one
         .await
         .expect("count");
     assert_eq!((listed.len(), kept), (3, 0), "three notices, sent, their payloads erased");
+}
+
+/// The audit log's events, newest first, as (kind, outcome, user id, session id).
+async fn audited(
+    db: &Database,
+    query: ports::AuditQuery,
+) -> Vec<(&'static str, &'static str, Option<String>, Option<String>)> {
+    db.audit
+        .list(&query)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|recorded| {
+            let event = recorded.event;
+            (
+                event.kind.as_str(),
+                event.outcome.as_str(),
+                event.user_id.map(|id| id.as_str().to_owned()),
+                event.session_id.map(|id| id.as_str().to_owned()),
+            )
+        })
+        .collect()
+}
+
+fn everything() -> ports::AuditQuery {
+    ports::AuditQuery { limit: 100, ..ports::AuditQuery::default() }
+}
+
+async fn audit_events_are_written_with_their_change_and_read_back_by_person_kind_and_time(store: &ScratchStore) {
+    use domain::audit::AuditKind;
+    let db = &store.database;
+    // A link for an address nobody has yet: the event names no one.
+    let first = insert_link(db, 1, "new@example.com", t0()).await;
+    // Its redemption makes the user and the session: both events name them.
+    let redeemed = db.links.redeem(&first, &address("new@example.com"), &a_session(), t0()).await.expect("redeemed");
+    let Redemption::Redeemed(record) = redeemed else { panic!("{redeemed:?}") };
+    let (user, session) = (Some(record.user.id.as_str().to_owned()), Some(record.session.id.as_str().to_owned()));
+    // A second use is refused and rolled back: no event of the store's.
+    let again = db.links.redeem(&first, &address("new@example.com"), &a_session(), t0()).await.expect("answered");
+    assert_eq!(again, Redemption::AlreadyUsed);
+    // A link for the address now known names its user.
+    insert_link(db, 2, "new@example.com", t0() + TimeDelta::seconds(1)).await;
+    // Signing out names the session and its user; an unknown session writes nothing.
+    let token_of_session = sqlx::query_scalar::<_, String>("SELECT session_token FROM sessions")
+        .fetch_one(&store.raw)
+        .await
+        .expect("the session");
+    let token_hash = domain::SessionTokenHash::from_hex(&token_of_session).expect("hex");
+    let mut signed_out = audit(AuditKind::SignedOut);
+    signed_out.at = t0() + TimeDelta::seconds(2);
+    db.sessions.delete(&token_hash, &signed_out).await.expect("signed out");
+    db.sessions.delete(&token_hash, &signed_out).await.expect("nothing to end");
+    // A refusal, recorded on its own.
+    let mut refused = domain::audit::AuditEvent::new(
+        AuditKind::CodeRedeemed,
+        domain::audit::AuditOutcome::refused("wrong_code"),
+        t0() + TimeDelta::seconds(3),
+        &domain::audit::RequestOrigin {
+            client_address: Some("203.0.113.0/24".to_owned()),
+            user_agent: Some("Firefox on Linux".to_owned()),
+            request_id: Some("req-7".to_owned()),
+        },
+    );
+    refused.detail = Some("n***@example.com".to_owned());
+    db.audit.record(&refused).await.expect("recorded");
+
+    assert_eq!(
+        audited(db, everything()).await,
+        vec![
+            ("code.redeemed", "refused", None, None),
+            ("session.signed_out", "succeeded", user.clone(), session.clone()),
+            ("link.requested", "succeeded", user.clone(), None),
+            ("link.redeemed", "succeeded", user.clone(), session.clone()),
+            ("user.created", "succeeded", user.clone(), None),
+            ("link.requested", "succeeded", None, None),
+        ],
+        "newest first; events of one instant by id, newest first (the user is made before its session)"
+    );
+    let newest = &db.audit.list(&everything()).await.expect("read")[0];
+    assert_eq!(newest.event, refused, "every field reads back as written");
+
+    // By person, by kind, since a moment, and page by page.
+    let by_user = ports::AuditQuery { user_id: Some(record.user.id.clone()), ..everything() };
+    assert_eq!(audited(db, by_user).await.len(), 4);
+    let by_kind = ports::AuditQuery { kind: Some(AuditKind::LinkRequested), ..everything() };
+    assert_eq!(audited(db, by_kind).await.len(), 2);
+    let since = ports::AuditQuery { since: Some(t0() + TimeDelta::seconds(2)), ..everything() };
+    assert_eq!(audited(db, since).await.len(), 2);
+    let page = db.audit.list(&ports::AuditQuery { limit: 2, ..everything() }).await.expect("read");
+    let next = ports::AuditQuery { before_id: Some(page[1].id.clone()), limit: 2, ..everything() };
+    let next = db.audit.list(&next).await.expect("read");
+    assert_eq!(next.len(), 2);
+    assert!(next.iter().all(|later| page.iter().all(|earlier| later.id < earlier.id)), "older pages only");
+
+    // Retention: only what is older than the cutoff goes.
+    assert_eq!(db.audit.purge_before(t0() + TimeDelta::seconds(2)).await.expect("purged"), 4);
+    assert_eq!(audited(db, everything()).await.len(), 2);
 }
 
 async fn clients_are_stored_as_registered_with_only_the_hash_of_their_secret(store: &ScratchStore) {
@@ -2281,6 +2436,7 @@ macro_rules! every_contract {
             a_display_name_is_set_changed_and_removed_for_that_user_only,
             clients_are_stored_as_registered_with_only_the_hash_of_their_secret,
             ending_a_session_queues_a_logout_notice_for_each_app_registered_for_one,
+            audit_events_are_written_with_their_change_and_read_back_by_person_kind_and_time,
             a_code_is_redeemed_once_and_a_second_use_revokes_what_the_first_got,
             access_tokens_expire_exactly_and_revocation_is_by_their_own_client_only,
             a_refresh_token_rotates_once_and_a_spent_one_revokes_its_family,

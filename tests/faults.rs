@@ -278,6 +278,12 @@ async fn the_sqlite_wal_stays_bounded_under_sustained_reads_and_writes() {
             user_agent: Some("a browser that says a lot about itself ".repeat(12)),
             created_at: now,
             method: domain::SignInMethod::Link,
+            audit: domain::audit::AuditEvent::new(
+                domain::audit::AuditKind::LinkRedeemed,
+                domain::audit::AuditOutcome::Succeeded,
+                now,
+                &domain::audit::RequestOrigin::default(),
+            ),
         }
     };
     let read_back = session(0);

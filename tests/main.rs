@@ -5,6 +5,7 @@
 //! in it.
 
 mod architecture;
+mod audit;
 mod browser;
 mod conformance;
 mod faults;

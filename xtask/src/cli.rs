@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Args, Parser, Subcommand};
+use domain::audit::AuditKind;
 use domain::ServerSecret;
 
 pub use crate::settings::Program;
@@ -83,6 +84,25 @@ pub enum Command {
         /// At most this many rows.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+    /// Read the security audit log, newest first.
+    Audit {
+        /// Only this person's events: their address, or their user id (a deleted person's
+        /// events keep only the id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events of this kind (`link.requested`, `session.signed_out`, ...).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events at or after this moment: RFC 3339 (`2026-12-04T09:00:00Z`) or a date.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Fill the database with users and sessions for scale checks (development profile only:
     /// seeded sessions have predictable tokens).
@@ -168,6 +188,11 @@ async fn run(global: GlobalArgs, command: Command, program: Program, embed: wiri
         Command::Outbox { status, limit } => {
             let settings = settings::load(&sources, &overrides)?;
             list_outbox(&settings, status.as_deref(), limit, program).await
+        }
+        Command::Audit { user, kind, since, limit, json } => {
+            let settings = settings::load(&sources, &overrides)?;
+            let filter = AuditFilter { user, kind, since, limit };
+            list_audit(&settings, filter, json, program).await
         }
         Command::Users(command) => {
             let settings = settings::load(&sources, &overrides)?;
@@ -262,7 +287,10 @@ async fn users(settings: &Settings, command: UsersCommand, program: Program) -> 
     let result = async {
         match command {
             UsersCommand::Add { email } => match store.users.add(&parse(&email)?, chrono::Utc::now()).await? {
-                ports::UserAdded::Created(user) => println!("Added {} ({})", user.email, user.id.as_str()),
+                ports::UserAdded::Created(user) => {
+                    wiring::operator_did(&store, AuditKind::UserCreated, Some(&user.id), "users add").await?;
+                    println!("Added {} ({})", user.email, user.id.as_str());
+                }
                 ports::UserAdded::Existed(user) => println!("{} already exists ({})", user.email, user.id.as_str()),
             },
             UsersCommand::List { limit } => {
@@ -276,7 +304,10 @@ async fn users(settings: &Settings, command: UsersCommand, program: Program) -> 
             }
             UsersCommand::Remove { email } => {
                 let email = parse(&email)?;
+                let user = store.users.find_by_email(&email).await?;
                 anyhow::ensure!(store.users.remove(&email).await?, "no user has the address {email}");
+                let user_id = user.map(|user| user.id);
+                wiring::operator_did(&store, AuditKind::UserDeleted, user_id.as_ref(), "users remove").await?;
                 println!("Removed {email} and ended their sessions");
             }
         }
@@ -285,6 +316,85 @@ async fn users(settings: &Settings, command: UsersCommand, program: Program) -> 
     .await;
     store.close().await;
     result
+}
+
+/// `audit`'s filters, as typed.
+struct AuditFilter {
+    user: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    limit: u32,
+}
+
+async fn list_audit(settings: &Settings, filter: AuditFilter, json: bool, program: Program) -> anyhow::Result<()> {
+    let kind = filter
+        .kind
+        .as_deref()
+        .map(|raw| {
+            AuditKind::parse(raw).with_context(|| {
+                let known: Vec<&str> = AuditKind::ALL.iter().map(|kind| kind.as_str()).collect();
+                format!("--kind `{raw}`: one of {}", known.join(", "))
+            })
+        })
+        .transpose()?;
+    let since = filter.since.as_deref().map(parse_moment).transpose()?;
+    let store = wiring::open_migrated(settings, program).await?;
+    let result = async {
+        let user_id = match filter.user.as_deref() {
+            None => None,
+            Some(raw) => Some(match domain::UserId::parse(raw) {
+                Ok(id) => id,
+                Err(_) => {
+                    let email = domain::EmailAddress::parse(raw).map_err(|reason| {
+                        anyhow::anyhow!("--user `{raw}` is neither an address nor a user id: {reason}")
+                    })?;
+                    store
+                        .users
+                        .find_by_email(&email)
+                        .await?
+                        .with_context(|| format!("no user has the address {email}"))?
+                        .id
+                }
+            }),
+        };
+        let query = ports::AuditQuery { user_id, kind, since, before_id: None, limit: filter.limit };
+        for recorded in store.audit.list(&query).await? {
+            if json {
+                println!("{}", adapters::sql::event_json(Some(&recorded.id), &recorded.event));
+            } else {
+                let event = &recorded.event;
+                let outcome = match event.outcome.reason() {
+                    Some(reason) => format!("refused ({reason})"),
+                    None => "ok".to_owned(),
+                };
+                println!(
+                    "{}  {:<24}  {:<18}  user {}  {}  {}  {}",
+                    event.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    event.kind.as_str(),
+                    outcome,
+                    event.user_id.as_ref().map_or("-", |id| id.as_str()),
+                    event.origin.client_address.as_deref().unwrap_or("-"),
+                    event.origin.user_agent.as_deref().unwrap_or("-"),
+                    event.detail.as_deref().unwrap_or(""),
+                );
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// A moment typed on the command line: RFC 3339, or a date (its midnight, UTC).
+fn parse_moment(raw: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(moment) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(moment.with_timezone(&chrono::Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").with_context(|| {
+        format!("--since `{raw}`: an RFC 3339 moment (2026-12-04T09:00:00Z) or a date (2026-12-04)")
+    })?;
+    Ok(date.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
 async fn list_outbox(settings: &Settings, status: Option<&str>, limit: u32, program: Program) -> anyhow::Result<()> {

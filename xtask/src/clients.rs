@@ -4,6 +4,7 @@
 //! hash is stored.
 
 use clap::Subcommand;
+use domain::audit::AuditKind;
 use domain::oidc::{Client, ClientId, ClientKind, ClientSecret};
 use serde_json::json;
 
@@ -154,6 +155,8 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
                     ports::ClientAdded::Added => {}
                     ports::ClientAdded::IdTaken => anyhow::bail!("a client with the id `{}` exists already", client.id),
                 }
+                let command = format!("clients add {}", client.id);
+                crate::wiring::operator_did(&store, AuditKind::OperatorCommand, None, &command).await?;
                 let secret = secret.map(|secret| secret.encode());
                 if json {
                     let mut shown = describe(&client);
@@ -189,6 +192,8 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
                 let id = client_id(&raw)?;
                 refuse_configured(&store, &id).await?;
                 anyhow::ensure!(store.clients.remove_client(&id).await?, "no client has the id `{id}`");
+                crate::wiring::operator_did(&store, AuditKind::OperatorCommand, None, &format!("clients remove {id}"))
+                    .await?;
                 println!("Removed {id}, its codes and tokens, and the consents given to it");
             }
             ClientsCommand::NewSecret { .. } => {}
@@ -200,6 +205,8 @@ pub async fn clients(settings: &Settings, command: ClientsCommand, program: Prog
                     store.clients.set_client_secret(&id, &secret.hash()).await?,
                     "no confidential client has the id `{id}` (a public client has no secret)"
                 );
+                let command = format!("clients rotate-secret {id}");
+                crate::wiring::operator_did(&store, AuditKind::OperatorCommand, None, &command).await?;
                 if json {
                     println!("{}", json!({ "client_id": id.as_str(), "client_secret": secret.encode() }));
                 } else {
@@ -268,6 +275,7 @@ pub async fn keys(settings: &Settings, command: KeysCommand, program: Program) -
                 for kid in signer.rotate(now).await? {
                     println!("New signing key {kid}");
                 }
+                crate::wiring::operator_did(&store, AuditKind::OperatorCommand, None, "keys rotate").await?;
                 let deleted =
                     store.signing_keys.delete_retired_keys(now - crate::wiring::retired_key_lifetime(settings)).await?;
                 println!(

@@ -106,6 +106,49 @@ pub struct Settings {
     pub passkey: PasskeySettings,
     /// `[oidc]`: the OpenID Provider.
     pub oidc: OidcSettings,
+    /// `[audit]`: the security audit log.
+    pub audit: AuditSettings,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Days an event is kept before the housekeeping deletes it.
+    pub retention_days: u32,
+    /// How much of a client's address is kept: `full`, `truncated` (/24 and /48) or `none`.
+    pub client_address: ClientAddressSetting,
+    /// Also write every event to the log as one JSON line (target `magiclink::audit`).
+    pub log_json: bool,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self { retention_days: 90, client_address: ClientAddressSetting::Truncated, log_json: false }
+    }
+}
+
+/// `audit.client_address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAddressSetting {
+    /// The whole address.
+    Full,
+    /// IPv4 to its /24, IPv6 to its /48.
+    Truncated,
+    /// Nothing.
+    None,
+}
+
+impl ClientAddressSetting {
+    /// The policy it names.
+    pub fn policy(self) -> domain::audit::ClientAddressPolicy {
+        match self {
+            Self::Full => domain::audit::ClientAddressPolicy::Full,
+            Self::Truncated => domain::audit::ClientAddressPolicy::Truncated,
+            Self::None => domain::audit::ClientAddressPolicy::None,
+        }
+    }
 }
 
 /// `[metrics]`.
@@ -848,6 +891,7 @@ impl Default for Settings {
             password: PasswordSettings::default(),
             passkey: PasskeySettings::default(),
             oidc: OidcSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -1174,6 +1218,9 @@ impl Settings {
             problems.push(
                 "server.max_connections, header_read_timeout and request_timeout must be positive, max_body_bytes at least 1024, max_header_bytes at least 8192 and max_headers at least 16".to_owned(),
             );
+        }
+        if self.audit.retention_days == 0 {
+            problems.push("audit.retention_days must be at least 1".to_owned());
         }
         if self.magic_link.max_age == 0 || self.magic_link.max_age > 24 * 3600 {
             problems.push("magic_link.max_age must be between 1 and 86400 seconds".to_owned());

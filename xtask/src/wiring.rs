@@ -59,6 +59,8 @@ pub struct Service {
     pub oidc: Option<Arc<ports::Authorization>>,
     /// How long retired signing keys stay published after a rotation.
     pub retired_key_lifetime: TimeDelta,
+    /// How long audit events are kept (`audit.retention_days`).
+    pub audit_retention: TimeDelta,
     /// The emails handed to the delivery worker in memory, for [`deliver_forever`].
     pub handed_over: HandedOver,
     /// The development mailbox, when that mailer is configured.
@@ -116,6 +118,7 @@ pub fn web_settings(settings: &Settings, base_url: &url::Url, secrets: &domain::
         secrets: secrets.clone(),
         cookie_names: CookieNames::new(&settings.session.cookie_name, &settings.csrf.cookie_name),
         allow_unicode_local_part: settings.email.allow_unicode_local_part,
+        audit_client_address: settings.audit.client_address.policy(),
         session_cookie_domain: Some(settings.session.cookie_domain.clone()).filter(|domain| !domain.is_empty()),
         forward_auth: web::ForwardAuth {
             // Checked at start-up: every entry parses.
@@ -298,6 +301,21 @@ fn oidc(
             },
         ))
     })
+}
+
+/// Records an operator's change in the audit log: `kind`, about `user_id`, by `command`.
+pub async fn operator_did(
+    store: &adapters::database::Database,
+    kind: domain::audit::AuditKind,
+    user_id: Option<&domain::UserId>,
+    command: &str,
+) -> anyhow::Result<()> {
+    let origin = domain::audit::RequestOrigin::default();
+    let mut event =
+        domain::audit::AuditEvent::new(kind, domain::audit::AuditOutcome::Succeeded, chrono::Utc::now(), &origin)
+            .with_detail(format!("operator: {command}"));
+    event.user_id = user_id.cloned();
+    store.audit.record(&event).await
 }
 
 /// The OpenID Provider's issuer: the base URL without a trailing slash.
@@ -546,8 +564,10 @@ pub async fn build(
     let (handover, handed_over) = adapters::handover::handover(HANDOVER_CAPACITY, DELIVERY_LEASE);
     let (limiter, limiter_health) = build_rate_limiter(settings, &store).await?;
     // Sessions first: both providers (links, passwords) open sessions through the service.
+    adapters::sql::log_events_as_json(settings.audit.log_json);
     let sessions = Arc::new(Sessions::new(
         Arc::clone(&store.sessions),
+        Arc::clone(&store.audit),
         Arc::clone(&clock),
         SessionSettings {
             policy: SessionPolicy::new(settings.session.max_age, settings.session.update_age)
@@ -639,6 +659,7 @@ pub async fn build(
         passkeys,
         oidc,
         retired_key_lifetime: retired_key_lifetime(settings),
+        audit_retention: TimeDelta::days(i64::from(settings.audit.retention_days)),
         handed_over,
         mailbox,
         mailer,
@@ -716,6 +737,8 @@ pub async fn run(
         oidc: service.oidc.clone(),
         signing_keys: Arc::clone(&service.store.signing_keys),
         retired_key_lifetime: service.retired_key_lifetime,
+        audit: Arc::clone(&service.store.audit),
+        audit_retention: service.audit_retention,
     }));
     let metrics = match service.metrics {
         Some((listener, handle)) => {
@@ -870,10 +893,13 @@ struct Housekeeping {
     oidc: Option<Arc<ports::Authorization>>,
     signing_keys: Arc<dyn ports::SigningKeyStore>,
     retired_key_lifetime: TimeDelta,
+    audit: Arc<dyn ports::AuditLog>,
+    audit_retention: TimeDelta,
 }
 
 async fn purge_every_hour(work: Housekeeping) {
-    let Housekeeping { sign_in, deliverer, passkeys, oidc, signing_keys, retired_key_lifetime } = work;
+    let Housekeeping { sign_in, deliverer, passkeys, oidc, signing_keys, retired_key_lifetime, audit, audit_retention } =
+        work;
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
         interval.tick().await;
@@ -891,6 +917,10 @@ async fn purge_every_hour(work: Housekeeping) {
         match sign_in.purge_expired().await {
             Ok((links, sessions)) => tracing::info!(links, sessions, "purged expired links and sessions"),
             Err(error) => tracing::warn!(error = %format!("{error:#}"), "purging expired links and sessions failed"),
+        }
+        match audit.purge_before(Utc::now() - audit_retention).await {
+            Ok(rows) => tracing::info!(rows, "purged audit events past audit.retention_days"),
+            Err(error) => tracing::warn!(error = %format!("{error:#}"), "purging audit events failed"),
         }
         match deliverer.purge_finished(OUTBOX_RETENTION).await {
             Ok(rows) => tracing::info!(rows, "purged old delivery records"),

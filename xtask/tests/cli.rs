@@ -246,7 +246,13 @@ async fn outbox_lists_delivery_state_with_masked_addresses() {
         created_at: now,
         leased_until: None,
     };
-    store.links.insert_with_email(&link, &email).await.expect("queued");
+    let requested = domain::audit::AuditEvent::new(
+        domain::audit::AuditKind::LinkRequested,
+        domain::audit::AuditOutcome::Succeeded,
+        now,
+        &domain::audit::RequestOrigin::default(),
+    );
+    store.links.insert_with_email(&link, &email, &requested).await.expect("queued");
     store.close().await;
 
     let listing = magiclink(dir.path(), &["outbox", "--database-url", &url], &[]);
@@ -324,6 +330,43 @@ fn users_are_added_listed_and_removed_by_address() {
     assert_eq!(stdout(&removed).trim(), "Removed ann@example.com and ended their sessions");
     assert!(!gone.status.success());
     assert_eq!(stdout(&empty), "");
+}
+
+#[test]
+fn the_audit_log_lists_what_operators_changed_by_person_kind_and_time_as_text_or_json() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("audit.sqlite").display());
+    let db = ["--database-url", url.as_str()];
+    assert!(magiclink(dir.path(), &["migrate", db[0], db[1]], &[]).status.success());
+    let added = magiclink(dir.path(), &["users", "add", "ann@example.com", db[0], db[1]], &[]);
+    let user_id = stdout(&added).trim().rsplit_once('(').expect("(id)").1.trim_end_matches(')').to_owned();
+    assert!(magiclink(dir.path(), &["users", "add", "bob@example.com", db[0], db[1]], &[]).status.success());
+    assert!(magiclink(dir.path(), &["users", "remove", "ann@example.com", db[0], db[1]], &[]).status.success());
+
+    // Ann is gone: her events are found by her id, not her address.
+    let by_address = magiclink(dir.path(), &["audit", "--user", "ann@example.com", db[0], db[1]], &[]);
+    assert!(String::from_utf8_lossy(&by_address.stderr).contains("no user has the address"));
+    let by_id = magiclink(dir.path(), &["audit", "--json", "--user", &user_id, db[0], db[1]], &[]);
+    let lines: Vec<serde_json::Value> =
+        stdout(&by_id).lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
+    let kinds: Vec<&str> = lines.iter().map(|line| line["kind"].as_str().expect("kind")).collect();
+    assert_eq!(kinds, vec!["user.deleted", "user.created"], "newest first");
+    for line in &lines {
+        assert_eq!(line["user_id"], user_id.as_str());
+        assert!(chrono::DateTime::parse_from_rfc3339(line["at"].as_str().expect("at")).is_ok());
+        assert!(line["detail"].as_str().is_some_and(|detail| detail.starts_with("operator: users ")));
+    }
+    assert!(!stdout(&by_id).contains("ann@example.com"), "no address in the log");
+
+    let created = magiclink(dir.path(), &["audit", "--kind", "user.created", db[0], db[1]], &[]);
+    assert_eq!(stdout(&created).lines().count(), 2, "{}", stdout(&created));
+    assert!(stdout(&created).lines().all(|line| line.contains("user.created")));
+    let future = magiclink(dir.path(), &["audit", "--since", "2999-01-01", db[0], db[1]], &[]);
+    assert_eq!(stdout(&future), "");
+    let unknown = magiclink(dir.path(), &["audit", "--kind", "user.vanished", db[0], db[1]], &[]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("one of link.requested"));
+    let bad_time = magiclink(dir.path(), &["audit", "--since", "yesterday", db[0], db[1]], &[]);
+    assert!(!bad_time.status.success());
 }
 
 /// Whether a log line's fields are plain values: strings, numbers (with at most microsecond

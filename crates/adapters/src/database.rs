@@ -32,8 +32,10 @@ pub struct Database {
     pub grants: Arc<dyn ports::GrantStore>,
     /// The OpenID Provider's signing keys.
     pub signing_keys: Arc<dyn ports::SigningKeyStore>,
-    /// The email outbox.
+    /// The outbox: emails and notices to apps.
     pub outbox: Arc<dyn Outbox>,
+    /// The security audit log.
+    pub audit: Arc<dyn ports::AuditLog>,
     /// Whether it answers.
     pub health: Arc<dyn StoreHealth>,
     /// Rate-limit counters kept in the database.
@@ -144,6 +146,7 @@ impl Database {
             grants: shared.clone(),
             signing_keys: shared.clone(),
             outbox: shared.clone(),
+            audit: shared.clone(),
             health: shared.clone(),
             rate_limits: shared,
             store,

@@ -6,6 +6,7 @@
 //! plain `#[test]`s and fixed inputs. Nothing here derives serde, sqlx or poem traits: the
 //! outer crates own their own representations and convert.
 
+pub mod audit;
 pub mod callback;
 pub mod code;
 pub mod digest;

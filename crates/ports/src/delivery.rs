@@ -344,9 +344,12 @@ impl Deliverer {
 
     async fn deliver_one(&self, message: OutboxMessage) -> anyhow::Result<Outcome> {
         let now = self.clock.now();
-        let (to, kind) = match &message.payload {
-            Payload::Email(email) => (email.recipient.masked(), email.kind.as_str()),
-            Payload::BackchannelLogout(notice) => (format!("app {}", notice.client_id), "backchannel_logout"),
+        // What the log calls it: operators search for "email sent" and "email refused".
+        let (to, kind, what, a_what) = match &message.payload {
+            Payload::Email(email) => (email.recipient.masked(), email.kind.as_str(), "email", "an email"),
+            Payload::BackchannelLogout(notice) => {
+                (format!("app {}", notice.client_id), "backchannel_logout", "logout notice", "a logout notice")
+            }
         };
         let attempt = if is_expired(message.expires, now) {
             Attempt::Moot("expired before it could be sent".to_owned())
@@ -359,23 +362,23 @@ impl Deliverer {
         let now = self.clock.now();
         match attempt {
             Attempt::Accepted(provider_message_id) => {
-                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, provider_id = provider_message_id.as_deref(), "message sent");
+                tracing::info!(to = %to, id = %message.id, kind, attempts = message.attempts, provider_id = provider_message_id.as_deref(), "{what} sent");
                 let record = SentMessage { id: message.id, provider_message_id };
                 Ok(Outcome::Sent(record, message.leased_until))
             }
             Attempt::Moot(reason) => {
-                tracing::warn!(to = %to, id = %message.id, kind, reason = %reason, "dropping a message: not sent");
+                tracing::warn!(to = %to, id = %message.id, kind, reason = %reason, "dropping {a_what}: not sent");
                 self.outbox.mark_final(&message.id, DeliveryState::Dropped, &reason, now).await?;
                 Ok(Outcome::Dropped)
             }
             Attempt::Refused(reason) => {
-                tracing::error!(to = %to, id = %message.id, kind, reason = %reason, "message refused for good: not sent");
+                tracing::error!(to = %to, id = %message.id, kind, reason = %reason, "{what} refused for good: not sent");
                 self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
                 Ok(Outcome::Failed)
             }
             Attempt::Unavailable { reason, retry_after } => {
                 if message.attempts >= self.settings.retry.max_attempts {
-                    tracing::error!(to = %to, id = %message.id, kind, attempts = message.attempts, reason = %reason, "giving up on a message: not sent");
+                    tracing::error!(to = %to, id = %message.id, kind, attempts = message.attempts, reason = %reason, "giving up on {a_what}: not sent");
                     let reason = format!("gave up after {} attempts: {reason}", message.attempts);
                     self.outbox.mark_final(&message.id, DeliveryState::Failed, &reason, now).await?;
                     return Ok(Outcome::Failed);
@@ -385,7 +388,7 @@ impl Deliverer {
                 if let Some(asked) = retry_after.and_then(|d| TimeDelta::from_std(d).ok()) {
                     delay = delay.max(asked);
                 }
-                tracing::warn!(to = %to, id = %message.id, kind, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "sending a message failed; it will be retried");
+                tracing::warn!(to = %to, id = %message.id, kind, attempts = message.attempts, retry_in_ms = delay.num_milliseconds(), reason = %reason, "sending {a_what} failed; it will be retried");
                 self.outbox.mark_retry(&message.id, now + delay, &reason, now).await?;
                 Ok(Outcome::Retried)
             }

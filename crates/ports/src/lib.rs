@@ -12,6 +12,7 @@
 //! direction: magiclink as an OpenID Provider, signing people in to other apps. The delivery of
 //! queued emails lives in [`delivery`].
 
+pub mod audit;
 pub mod clock;
 pub mod delivery;
 pub mod mailer;
@@ -29,6 +30,7 @@ pub mod unavailable;
 pub mod webauthn;
 pub mod webhook;
 
+pub use audit::{AuditLog, AuditQuery, RecordedEvent};
 pub use clock::Clock;
 pub use delivery::{BatchReport, Deliverer, DeliveryError, DeliverySettings, RetryPolicy};
 pub use mailer::{

@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::audit::{AuditKind, RequestOrigin};
 use domain::rate_limit::client_key;
 use domain::{CeremonyToken, Passkey, PasskeyId, PasskeyName, Quota, ServerSecret, SignInMethod, UserHandle};
 
@@ -128,6 +129,8 @@ pub struct PasskeySignIn {
     pub user_agent: Option<String>,
     /// The client's address, for the limit on failures.
     pub client: Option<IpAddr>,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// Why a passkey signed nobody in.
@@ -300,10 +303,26 @@ impl Passkeys {
         let bucket = self.client_bucket("passkey-client", self.settings.failed_sign_ins_per_client, request.client);
         if let Some(bucket) = &bucket {
             if let Some(retry_after) = self.limiter.wait(bucket, now).await? {
+                self.sessions
+                    .record_refusal(AuditKind::PasskeySignIn, "rate_limited", &request.origin, None, None)
+                    .await?;
                 return Err(PasskeySignInError::RateLimited { retry_after });
             }
         }
         let outcome = self.check_assertion(&request, now).await;
+        if let Err(error) = &outcome {
+            let reason = match error {
+                PasskeySignInError::CeremonyExpired => Some("ceremony_expired"),
+                PasskeySignInError::Refused(CeremonyRefusal::CounterWentBack) => Some("counter_regressed"),
+                PasskeySignInError::Refused(_) => Some("assertion_refused"),
+                PasskeySignInError::UnknownPasskey => Some("unknown_passkey"),
+                PasskeySignInError::RateLimited { .. } => Some("rate_limited"),
+                PasskeySignInError::Unexpected(_) => None,
+            };
+            if let Some(reason) = reason {
+                self.sessions.record_refusal(AuditKind::PasskeySignIn, reason, &request.origin, None, None).await?;
+            }
+        }
         if let (Err(error), Some(bucket)) = (&outcome, &bucket) {
             if counts_as_failure(error) {
                 if let Admission::Refused { .. } = self.limiter.acquire(std::slice::from_ref(bucket), now).await? {
@@ -312,11 +331,12 @@ impl Passkeys {
             }
         }
         let record = outcome?;
-        let signed_in = self.sessions.open(record, request.user_agent, SignInMethod::Passkey).await.map_err(
-            |error| match error {
-                OpenSessionError::Unexpected(inner) => PasskeySignInError::Unexpected(inner),
-            },
-        )?;
+        let signed_in =
+            self.sessions.open(record, &request.origin, request.user_agent, SignInMethod::Passkey).await.map_err(
+                |error| match error {
+                    OpenSessionError::Unexpected(inner) => PasskeySignInError::Unexpected(inner),
+                },
+            )?;
         tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a passkey");
         Ok(signed_in)
     }

@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::audit::{AuditKind, RequestOrigin};
 use domain::rate_limit::client_key;
 use domain::{
     EmailAddress, Password, PasswordHash, PasswordRefusal, PasswordRules, Quota, ServerSecret, SessionToken,
@@ -81,6 +82,8 @@ pub struct PasswordSignIn {
     pub user_agent: Option<String>,
     /// The client's address, for the per-client limit.
     pub client: Option<IpAddr>,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// Why a password signed nobody in. `Rejected` never says which of address or password was
@@ -109,6 +112,8 @@ pub struct SetPassword {
     pub password: Password,
     /// Whether to end the person's other sessions (the default on every form).
     pub sign_out_other_sessions: bool,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// A password set.
@@ -163,12 +168,32 @@ impl Passwords {
     /// A [`PasswordSignInError`]; `Rejected` for every wrong combination alike.
     pub async fn sign_in_with_password(&self, request: PasswordSignIn) -> Result<SignedIn, PasswordSignInError> {
         let now = self.clock.now();
-        let user = self.check_password(&request.email, &request.password, request.client, now).await?;
-        let signed_in = self.sessions.open(user, request.user_agent, SignInMethod::Password).await.map_err(
-            |error| match error {
-                OpenSessionError::Unexpected(inner) => PasswordSignInError::Unexpected(inner),
-            },
-        )?;
+        let user = match self.check_password(&request.email, &request.password, request.client, now).await {
+            Ok(user) => user,
+            Err(error) => {
+                let reason = match &error {
+                    PasswordSignInError::Rejected => "rejected",
+                    PasswordSignInError::RateLimited { .. } => "rate_limited",
+                    PasswordSignInError::Unexpected(_) => return Err(error),
+                };
+                self.sessions
+                    .record_refusal(
+                        AuditKind::PasswordSignIn,
+                        reason,
+                        &request.origin,
+                        None,
+                        Some(request.email.masked()),
+                    )
+                    .await?;
+                return Err(error);
+            }
+        };
+        let signed_in =
+            self.sessions.open(user, &request.origin, request.user_agent, SignInMethod::Password).await.map_err(
+                |error| match error {
+                    OpenSessionError::Unexpected(inner) => PasswordSignInError::Unexpected(inner),
+                },
+            )?;
         tracing::info!(user.id = %signed_in.user.id.as_str(), "signed in with a password");
         Ok(signed_in)
     }
@@ -186,10 +211,12 @@ impl Passwords {
         password: Password,
         user_agent: Option<String>,
         client: Option<IpAddr>,
+        origin: &RequestOrigin,
     ) -> Result<SignedIn, PasswordSignInError> {
-        let request = PasswordSignIn { email: active.user.email.clone(), password, user_agent, client };
+        let request =
+            PasswordSignIn { email: active.user.email.clone(), password, user_agent, client, origin: origin.clone() };
         let signed_in = self.sign_in_with_password(request).await?;
-        self.sessions.end(current).await.map_err(|error| match error {
+        self.sessions.end(current, origin).await.map_err(|error| match error {
             crate::sessions::SignOutError::Unexpected(inner) => PasswordSignInError::Unexpected(inner),
         })?;
         Ok(signed_in)
@@ -217,7 +244,7 @@ impl Passwords {
         let hash = support.hasher.hash(&request.password).await?;
         support.store.set_password(&active.user.id, &hash, self.clock.now()).await?;
         let other_sessions_ended = if request.sign_out_other_sessions {
-            self.sessions.end_others_of(&active.user.id, &active.session_id).await?
+            self.sessions.end_others_of(&active.user.id, &active.session_id, "password set", &request.origin).await?
         } else {
             0
         };

@@ -7,12 +7,18 @@
 //! A session stores only the SHA-256 of its cookie token, and when it began: a sign-in counts
 //! as recent ("sudo mode") for [`SessionSettings::recent_sign_in`], which sensitive changes
 //! check with [`Sessions::is_recent`].
+//!
+//! Every sign-in and every session ended is audited here, the event travelling with the change
+//! into the store (see [`crate::audit`]); the providers' refusals are recorded through
+//! [`Sessions::record_refusal`], so that the audit log is reached through one service.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::audit::{AuditEvent, AuditKind, AuditOutcome, RequestOrigin};
 use domain::{SessionId, SessionPolicy, SessionSummary, SessionToken, SignInMethod, User, UserId};
 
+use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::random::os_random;
 use crate::stores::{NewSession, SessionDraft, SessionStore, SignedInRecord};
@@ -30,6 +36,7 @@ pub struct SessionSettings {
 /// The session service.
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
+    audit: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
     settings: SessionSettings,
 }
@@ -122,8 +129,43 @@ pub enum OpenSessionError {
 
 impl Sessions {
     /// The service over its store.
-    pub fn new(store: Arc<dyn SessionStore>, clock: Arc<dyn Clock>, settings: SessionSettings) -> Self {
-        Self { store, clock, settings }
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        audit: Arc<dyn AuditLog>,
+        clock: Arc<dyn Clock>,
+        settings: SessionSettings,
+    ) -> Self {
+        Self { store, audit, clock, settings }
+    }
+
+    /// The audit event of a sign-in by `method`, succeeded, now.
+    fn sign_in_event(&self, origin: &RequestOrigin, method: SignInMethod) -> AuditEvent {
+        let kind = match method {
+            SignInMethod::Link => AuditKind::LinkRedeemed,
+            SignInMethod::Code => AuditKind::CodeRedeemed,
+            SignInMethod::Password => AuditKind::PasswordSignIn,
+            SignInMethod::Passkey => AuditKind::PasskeySignIn,
+        };
+        AuditEvent::new(kind, AuditOutcome::Succeeded, self.clock.now(), origin).by(method)
+    }
+
+    /// Records that a provider refused `kind` for `reason` (a refusal changes nothing, so it
+    /// is written on its own); `user_id` when the refusal is about a known account.
+    ///
+    /// # Errors
+    /// Only when storage fails.
+    pub async fn record_refusal(
+        &self,
+        kind: AuditKind,
+        reason: &'static str,
+        origin: &RequestOrigin,
+        user_id: Option<&UserId>,
+        detail: Option<String>,
+    ) -> anyhow::Result<()> {
+        let mut event = AuditEvent::new(kind, AuditOutcome::refused(reason), self.clock.now(), origin);
+        event.user_id = user_id.cloned();
+        event.detail = detail;
+        self.audit.record(&event).await
     }
 
     /// How sessions live.
@@ -144,12 +186,14 @@ impl Sessions {
     /// Only when the OS gives no randomness.
     pub fn draft(
         &self,
+        origin: &RequestOrigin,
         user_agent: Option<String>,
         method: SignInMethod,
     ) -> anyhow::Result<(SessionToken, SessionDraft)> {
         let token = SessionToken::from_random_bytes(os_random()?);
         let expires = self.settings.policy.expires_at(self.clock.now());
-        let draft = SessionDraft { token_hash: token.hash(), expires, user_agent, method };
+        let audit = self.sign_in_event(origin, method);
+        let draft = SessionDraft { token_hash: token.hash(), expires, user_agent, method, audit };
         Ok((token, draft))
     }
 
@@ -160,11 +204,12 @@ impl Sessions {
     pub async fn open(
         &self,
         user: User,
+        origin: &RequestOrigin,
         user_agent: Option<String>,
         method: SignInMethod,
     ) -> Result<SignedIn, OpenSessionError> {
         let now = self.clock.now();
-        let (session_token, draft) = self.draft(user_agent, method)?;
+        let (session_token, draft) = self.draft(origin, user_agent, method)?;
         let session = self
             .store
             .create(&NewSession {
@@ -174,6 +219,7 @@ impl Sessions {
                 user_agent: draft.user_agent,
                 created_at: now,
                 method,
+                audit: draft.audit.of_user(&user.id),
             })
             .await?;
         Ok(SignedIn::new(session_token, SignedInRecord { user, session }))
@@ -225,8 +271,9 @@ impl Sessions {
     ///
     /// # Errors
     /// Only [`SignOutError::Unexpected`].
-    pub async fn end(&self, token: &SessionToken) -> Result<(), SignOutError> {
-        self.store.delete(&token.hash()).await?;
+    pub async fn end(&self, token: &SessionToken, origin: &RequestOrigin) -> Result<(), SignOutError> {
+        let event = AuditEvent::new(AuditKind::SignedOut, AuditOutcome::Succeeded, self.clock.now(), origin);
+        self.store.delete(&token.hash(), &event).await?;
         Ok(())
     }
 
@@ -244,8 +291,16 @@ impl Sessions {
     ///
     /// # Errors
     /// [`RevokeSessionError::NotFound`] when the person has no session with that id.
-    pub async fn revoke(&self, active: &ActiveSession, session_id: &SessionId) -> Result<(), RevokeSessionError> {
-        if !self.store.delete_for_user(&active.user.id, session_id).await? {
+    pub async fn revoke(
+        &self,
+        active: &ActiveSession,
+        session_id: &SessionId,
+        origin: &RequestOrigin,
+    ) -> Result<(), RevokeSessionError> {
+        let event = AuditEvent::new(AuditKind::SessionRevoked, AuditOutcome::Succeeded, self.clock.now(), origin)
+            .of_user(&active.user.id)
+            .in_session(session_id);
+        if !self.store.delete_for_user(&active.user.id, session_id, &event).await? {
             return Err(RevokeSessionError::NotFound);
         }
         tracing::info!(user.id = %active.user.id.as_str(), session.id = %session_id.as_str(), "session revoked");
@@ -257,19 +312,35 @@ impl Sessions {
     ///
     /// # Errors
     /// Only [`RevokeOtherSessionsError::Unexpected`].
-    pub async fn revoke_others(&self, active: &ActiveSession) -> Result<u64, RevokeOtherSessionsError> {
-        let revoked = self.store.delete_others(&active.user.id, &active.session_id).await?;
+    pub async fn revoke_others(
+        &self,
+        active: &ActiveSession,
+        origin: &RequestOrigin,
+    ) -> Result<u64, RevokeOtherSessionsError> {
+        let event = AuditEvent::new(AuditKind::SessionRevoked, AuditOutcome::Succeeded, self.clock.now(), origin)
+            .of_user(&active.user.id)
+            .with_detail("every other session");
+        let revoked = self.store.delete_others(&active.user.id, &active.session_id, &event).await?;
         tracing::info!(user.id = %active.user.id.as_str(), revoked, "other sessions revoked");
         Ok(revoked)
     }
 
     /// Ends every session of `user_id` except `keep`, returning how many ended: after a
-    /// password change, say.
+    /// password change, say (`why`, in the audit event).
     ///
     /// # Errors
     /// Only when storage fails.
-    pub async fn end_others_of(&self, user_id: &UserId, keep: &SessionId) -> anyhow::Result<u64> {
-        self.store.delete_others(user_id, keep).await
+    pub async fn end_others_of(
+        &self,
+        user_id: &UserId,
+        keep: &SessionId,
+        why: &'static str,
+        origin: &RequestOrigin,
+    ) -> anyhow::Result<u64> {
+        let event = AuditEvent::new(AuditKind::SessionRevoked, AuditOutcome::Succeeded, self.clock.now(), origin)
+            .of_user(user_id)
+            .with_detail(why);
+        self.store.delete_others(user_id, keep, &event).await
     }
 
     /// Deletes sessions that have expired, returning how many.

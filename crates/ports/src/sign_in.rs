@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::audit::RequestOrigin;
+use domain::audit::{AuditEvent, AuditKind, AuditOutcome};
 use domain::code::MAX_CODE_ATTEMPTS;
 use domain::rate_limit::client_key;
 use domain::{
@@ -124,6 +126,8 @@ pub struct RequestLink {
     pub client: Option<IpAddr>,
     /// The language of the page it was asked from, in which the email is written.
     pub lang: String,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// A link stored and its email queued.
@@ -167,6 +171,8 @@ pub struct RedeemLink {
     pub user_agent: Option<String>,
     /// The client's address, for the limit on failed redemptions.
     pub client: Option<IpAddr>,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// Why a link signed nobody in. None of these says whether the address has an account.
@@ -211,6 +217,8 @@ pub struct RedeemCode {
     pub user_agent: Option<String>,
     /// The client's address, for the limit on failed redemptions.
     pub client: Option<IpAddr>,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// Why a code signed nobody in. None of these says whether the address has an account.
@@ -307,13 +315,16 @@ impl SignIn {
     /// stored and nothing will be sent.
     pub async fn request_link(&self, request: RequestLink) -> Result<LinkQueued, RequestLinkError> {
         let now = self.clock.now();
+        let masked = request.email.masked();
         if let Some((scope, retry_after)) = self.admit_email_to(&request.email, request.client, now).await? {
+            self.refused(AuditKind::LinkRequested, "rate_limited", &request.origin, Some(masked)).await?;
             return Err(RequestLinkError::RateLimited { scope, retry_after });
         }
         let expires = self.settings.link_policy.expires_at(now);
         let expires_in_minutes = self.settings.link_policy.max_age_minutes();
         if !self.may_sign_in(&request.email).await? {
-            tracing::info!(to = %request.email.masked(), "no link sent: the sign-up policy refuses this address");
+            tracing::info!(to = %masked, "no link sent: the sign-up policy refuses this address");
+            self.refused(AuditKind::LinkRequested, "sign_up_policy", &request.origin, Some(masked)).await?;
             // The same answer as for a link sent, naming a link that does not exist.
             let link = LinkTokenHash::from_bytes(os_random()?);
             return Ok(LinkQueued { email: request.email, link, expires, expires_in_minutes });
@@ -330,7 +341,9 @@ impl SignIn {
             created_at: now,
         };
         let email = self.outgoing(&request.email, &request.lang, token_hash.clone(), &content, expires, now)?;
-        let outbox_id = self.links.insert_with_email(&link, &email).await?;
+        let audit = AuditEvent::new(AuditKind::LinkRequested, AuditOutcome::Succeeded, now, &request.origin)
+            .with_detail(masked);
+        let outbox_id = self.links.insert_with_email(&link, &email, &audit).await?;
         self.after_commit(email, outbox_id);
         tracing::info!(to = %request.email.masked(), "sign-in link queued");
         Ok(LinkQueued { email: request.email, link: token_hash, expires, expires_in_minutes })
@@ -466,9 +479,11 @@ impl SignIn {
     pub async fn redeem_link(&self, request: RedeemLink) -> Result<SignedIn, RedeemLinkError> {
         let now = self.clock.now();
         if let Some(retry_after) = self.failure_wait(request.client, now).await? {
+            self.refused(AuditKind::LinkRedeemed, "rate_limited", &request.origin, None).await?;
             return Err(RedeemLinkError::RateLimited { retry_after });
         }
-        let (session_token, session) = self.sessions.draft(request.user_agent, SignInMethod::Link)?;
+        let (session_token, session) =
+            self.sessions.draft(&request.origin, request.user_agent.clone(), SignInMethod::Link)?;
         // A link issued before the secret was rotated is stored under an older secret's hash.
         let mut redemption = Redemption::Unknown;
         for secret in self.settings.secrets.all() {
@@ -477,19 +492,33 @@ impl SignIn {
                 break;
             }
         }
-        let record = match redemption {
-            Redemption::Redeemed(record) => record,
-            Redemption::AlreadyUsed => return Err(RedeemLinkError::AlreadyUsed),
-            Redemption::Replaced => return Err(RedeemLinkError::Replaced),
-            Redemption::Expired => return Err(RedeemLinkError::Expired { email: request.email }),
+        let (refusal, reason) = match redemption {
+            Redemption::Redeemed(record) => {
+                tracing::info!(user.id = %record.user.id.as_str(), "signed in with a magic link");
+                return Ok(SignedIn::new(session_token, record));
+            }
+            Redemption::AlreadyUsed => (RedeemLinkError::AlreadyUsed, "used"),
+            Redemption::Replaced => (RedeemLinkError::Replaced, "replaced"),
+            Redemption::Expired => (RedeemLinkError::Expired { email: request.email.clone() }, "expired"),
             // Unknown links are what guessing looks like; used and expired ones are people late.
             Redemption::Unknown => {
                 self.count_failure(request.client, now).await?;
-                return Err(RedeemLinkError::Invalid);
+                (RedeemLinkError::Invalid, "unknown")
             }
         };
-        tracing::info!(user.id = %record.user.id.as_str(), "signed in with a magic link");
-        Ok(SignedIn::new(session_token, record))
+        self.refused(AuditKind::LinkRedeemed, reason, &request.origin, Some(request.email.masked())).await?;
+        Err(refusal)
+    }
+
+    /// Records a refusal in the audit log.
+    async fn refused(
+        &self,
+        kind: AuditKind,
+        reason: &'static str,
+        origin: &domain::audit::RequestOrigin,
+        detail: Option<String>,
+    ) -> anyhow::Result<()> {
+        self.sessions.record_refusal(kind, reason, origin, None, detail).await
     }
 
     /// Redeems a link by the short code from its email, typed in the browser that asked for
@@ -501,28 +530,34 @@ impl SignIn {
     pub async fn redeem_code(&self, request: RedeemCode) -> Result<SignedIn, RedeemCodeError> {
         let now = self.clock.now();
         if let Some(retry_after) = self.failure_wait(request.client, now).await? {
+            self.refused(AuditKind::CodeRedeemed, "rate_limited", &request.origin, None).await?;
             return Err(RedeemCodeError::RateLimited { retry_after });
         }
         // The code is keyed by the secret that issued its link (the one the pending cookie was
         // signed with), so a wrong code counts once, not once per secret.
         let secret = self.settings.secrets.all().nth(request.issued_under).unwrap_or(self.settings.secrets.current());
         let code_hash = request.code.hash(secret, &request.link);
-        let (session_token, session) = self.sessions.draft(request.user_agent, SignInMethod::Code)?;
-        let record = match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, &session, now).await? {
-            CodeRedemption::Redeemed(record) => record,
-            CodeRedemption::Wrong { attempts_left } => {
-                tracing::info!(attempts_left, "a wrong sign-in code");
-                self.count_failure(request.client, now).await?;
-                return Err(RedeemCodeError::Wrong { attempts_left });
-            }
-            CodeRedemption::Exhausted => return Err(RedeemCodeError::Exhausted),
-            CodeRedemption::AlreadyUsed => return Err(RedeemCodeError::AlreadyUsed),
-            CodeRedemption::Replaced => return Err(RedeemCodeError::Replaced),
-            CodeRedemption::Expired => return Err(RedeemCodeError::Expired),
-            CodeRedemption::Unknown => return Err(RedeemCodeError::Invalid),
-        };
-        tracing::info!(user.id = %record.user.id.as_str(), "signed in with a code");
-        Ok(SignedIn::new(session_token, record))
+        let (session_token, session) =
+            self.sessions.draft(&request.origin, request.user_agent.clone(), SignInMethod::Code)?;
+        let (refusal, reason) =
+            match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, &session, now).await? {
+                CodeRedemption::Redeemed(record) => {
+                    tracing::info!(user.id = %record.user.id.as_str(), "signed in with a code");
+                    return Ok(SignedIn::new(session_token, record));
+                }
+                CodeRedemption::Wrong { attempts_left } => {
+                    tracing::info!(attempts_left, "a wrong sign-in code");
+                    self.count_failure(request.client, now).await?;
+                    (RedeemCodeError::Wrong { attempts_left }, "wrong_code")
+                }
+                CodeRedemption::Exhausted => (RedeemCodeError::Exhausted, "attempts_used_up"),
+                CodeRedemption::AlreadyUsed => (RedeemCodeError::AlreadyUsed, "used"),
+                CodeRedemption::Replaced => (RedeemCodeError::Replaced, "replaced"),
+                CodeRedemption::Expired => (RedeemCodeError::Expired, "expired"),
+                CodeRedemption::Unknown => (RedeemCodeError::Invalid, "unknown"),
+            };
+        self.refused(AuditKind::CodeRedeemed, reason, &request.origin, None).await?;
+        Err(refusal)
     }
 
     /// Sets the signed-in person's display name (`None` removes it).

@@ -12,6 +12,7 @@ use domain::{
 };
 
 use crate::outbox::NewOutboxMessage;
+use domain::audit::AuditEvent;
 
 /// A link about to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub struct SessionDraft {
     pub user_agent: Option<String>,
     /// How the person signed in.
     pub method: SignInMethod,
+    /// The sign-in's audit event, written with the session; the store fills in the user and
+    /// the session, and adds a `user.created` event when it created the user.
+    pub audit: AuditEvent,
 }
 
 /// What a successful redemption stored: the person's user (created on their first sign-in,
@@ -165,11 +169,17 @@ pub trait LinkStore: Send + Sync {
     /// are still unused and unexpired are marked replaced: only the newest link to an address
     /// signs in. Returns the row's id. A row with
     /// [`NewOutboxMessage::leased_until`] is stored claimed (one attempt, due again when the
-    /// lease runs out); one without is due at once.
+    /// lease runs out); one without is due at once. `audit` (`link.requested`) is written in
+    /// the same transaction, naming the address's user when there is one.
     ///
     /// # Errors
     /// MUST fail if they could not be stored durably.
-    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<OutboxId>;
+    async fn insert_with_email(
+        &self,
+        link: &NewLink,
+        email: &NewOutboxMessage,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<OutboxId>;
 
     /// Marks the link `token_hash` issued to `identifier` as used at `now`, atomically: of any
     /// number of concurrent calls for one link, exactly one sees [`Redemption::Redeemed`].
@@ -578,6 +588,8 @@ pub struct NewSession {
     pub created_at: DateTime<Utc>,
     /// How the person signed in.
     pub method: SignInMethod,
+    /// The sign-in's audit event, written with the session (its session id filled in).
+    pub audit: AuditEvent,
 }
 
 /// Stores sessions.
@@ -610,23 +622,31 @@ pub trait SessionStore: Send + Sync {
     async fn list_for_user(&self, user_id: &UserId, now: DateTime<Utc>) -> anyhow::Result<Vec<SessionSummary>>;
 
     /// Deletes the session `session_id` if it belongs to `user_id`: `false` when that user has
-    /// no such session. Another user's session is never touched, whatever its id.
+    /// no such session. Another user's session is never touched, whatever its id. `audit` is
+    /// written in the same transaction when a session ended.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn delete_for_user(&self, user_id: &UserId, session_id: &SessionId) -> anyhow::Result<bool>;
+    async fn delete_for_user(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool>;
 
-    /// Deletes every session of `user_id` except `keep`, returning how many.
+    /// Deletes every session of `user_id` except `keep`, returning how many; `audit` is
+    /// written in the same transaction when any ended.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn delete_others(&self, user_id: &UserId, keep: &SessionId) -> anyhow::Result<u64>;
+    async fn delete_others(&self, user_id: &UserId, keep: &SessionId, audit: &AuditEvent) -> anyhow::Result<u64>;
 
     /// Deletes the session with this token hash; deleting a missing one is not an error.
+    /// `audit` is written in the same transaction when a session ended, naming its user and id.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()>;
+    async fn delete(&self, token_hash: &SessionTokenHash, audit: &AuditEvent) -> anyhow::Result<()>;
 
     /// Deletes sessions that expired before `cutoff`, returning how many.
     ///

@@ -26,6 +26,7 @@ use tera::Context;
 
 use crate::auth::{self, checked_form};
 use crate::client::client_ip;
+use crate::client::request_origin;
 use crate::errors::{respond, FieldError, WebError};
 use crate::forms::CsrfProtected;
 use crate::render::{page, say};
@@ -271,7 +272,7 @@ pub async fn revoke(req: &Request, state: Data<&Arc<AppState>>, form: poem::Resu
             return Ok(sign_in_first(&state));
         };
         let id = form.session.as_deref().and_then(|id| SessionId::parse(id).ok()).ok_or(WebError::NoSuchSession)?;
-        state.sessions.revoke(&active, &id).await?;
+        state.sessions.revoke(&active, &id, &request_origin(req, &state.settings)).await?;
         telemetry::sessions_revoked(&state.settings, "revoke", 1);
         if id == active.session_id {
             crate::cookies::clear(req.cookie(), &state.settings, crate::cookies::Kind::Session);
@@ -293,7 +294,7 @@ pub async fn revoke_others(
         let Some((_form, active)) = signed_in_form(req, &state, form).await? else {
             return Ok(sign_in_first(&state));
         };
-        let revoked = state.sessions.revoke_others(&active).await?;
+        let revoked = state.sessions.revoke_others(&active, &request_origin(req, &state.settings)).await?;
         telemetry::sessions_revoked(&state.settings, "revoke-others", revoked);
         Ok(back(&state, "others"))
     };

@@ -31,6 +31,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use ports::ActiveSession;
 
 use crate::auth::{LinkSentBody, UrlBody};
+use crate::client::request_origin;
 use crate::errors::{Format, WebError};
 use crate::forms::{CallbackForm, CallbackQuery, SignInForm};
 use crate::{auth, csrf, telemetry, AppState};
@@ -724,7 +725,11 @@ impl AuthApi {
         let active = self.signed_in_to_change(req).await?;
         // A malformed id names none of the person's sessions, like an unknown one.
         let session_id = SessionId::parse(&id.0).map_err(|_| self.problem(req, WebError::NoSuchSession))?;
-        self.state.sessions.revoke(&active, &session_id).await.map_err(|e| self.problem(req, e.into()))?;
+        self.state
+            .sessions
+            .revoke(&active, &session_id, &request_origin(req, &self.state.settings))
+            .await
+            .map_err(|e| self.problem(req, e.into()))?;
         telemetry::sessions_revoked(&self.state.settings, "revoke", 1);
         if session_id == active.session_id {
             crate::cookies::clear(req.cookie(), &self.state.settings, crate::cookies::Kind::Session);
@@ -811,7 +816,7 @@ impl AuthApi {
         auth::check_csrf(req, &self.state, body.csrf_token.as_deref()).map_err(|e| self.problem(req, e))?;
         let active = self.signed_in(req).await?;
         let sign_out_others = body.sign_out_other_sessions.unwrap_or(true);
-        let ended = crate::password::set_password(&self.state, &active, &body.password, sign_out_others)
+        let ended = crate::password::set_password(req, &self.state, &active, &body.password, sign_out_others)
             .await
             .map_err(|e| self.problem(req, e))?;
         Ok(Json(PasswordSetBody { other_sessions_ended: ended }))
@@ -844,7 +849,12 @@ impl AuthApi {
     #[oai(path = "/sessions/revoke-others", method = "post")]
     async fn revoke_other_sessions(&self, req: &Request) -> Result<Json<RevokedBody>, Problem<RevokeOthersProblems>> {
         let active = self.signed_in_to_change(req).await?;
-        let revoked = self.state.sessions.revoke_others(&active).await.map_err(|e| self.problem(req, e.into()))?;
+        let revoked = self
+            .state
+            .sessions
+            .revoke_others(&active, &request_origin(req, &self.state.settings))
+            .await
+            .map_err(|e| self.problem(req, e.into()))?;
         telemetry::sessions_revoked(&self.state.settings, "revoke-others", revoked);
         Ok(Json(RevokedBody { revoked }))
     }

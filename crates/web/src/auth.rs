@@ -15,7 +15,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::Object;
 use ports::{ActiveSession, LinkState, RedeemCode, RedeemLink, SignedIn};
 
-use crate::client::client_ip;
+use crate::client::{client_ip, request_origin};
 use crate::errors::{link_refusal, respond, CodeProblem, Format, LinkRefusal, WebError};
 use crate::forms::{self, CallbackForm, CallbackQuery, CsrfProtected, SignInForm, SignOutForm};
 use crate::pending::{self, PendingSignIn};
@@ -70,7 +70,8 @@ pub async fn sign_in_email(
 /// [`WebError::InvalidEmail`], [`WebError::RateLimited`] or [`WebError::Unexpected`].
 pub(crate) async fn send_link(req: &Request, state: &AppState, form: &SignInForm) -> Result<LinkSentBody, WebError> {
     let client = client_ip(req, &state.settings.trusted_proxies);
-    let request = form.to_request(&state.settings, client, &crate::lang::of(req)).map_err(|reason| {
+    let origin = request_origin(req, &state.settings);
+    let request = form.to_request(&state.settings, client, &crate::lang::of(req), origin).map_err(|reason| {
         WebError::InvalidEmail { typed: form.email.clone(), callback_url: form.callback_url.clone(), reason }
     })?;
     let callback = request.callback.as_str().to_owned();
@@ -120,7 +121,8 @@ async fn open_link(
         return Err(link_refusal(ports::RedeemLinkError::Invalid));
     };
     let client = client_ip(req, &state.settings.trusted_proxies);
-    let Ok(request) = query.to_request(req.header(header::USER_AGENT), client) else {
+    let Ok(request) = query.to_request(req.header(header::USER_AGENT), client, request_origin(req, &state.settings))
+    else {
         return Err(link_refusal(ports::RedeemLinkError::Invalid));
     };
     let hashes = state.sign_in.link_hashes(&request.token);
@@ -261,7 +263,7 @@ pub(crate) async fn redeem(req: &Request, state: &AppState, form: CallbackForm) 
     }
     let query = form.link;
     let client = client_ip(req, &state.settings.trusted_proxies);
-    let Ok(request) = query.to_request(user_agent, client) else {
+    let Ok(request) = query.to_request(user_agent, client, request_origin(req, &state.settings)) else {
         return Err(link_refusal(ports::RedeemLinkError::Invalid));
     };
     sign_in_with_link(req, state, request).await?;
@@ -289,6 +291,7 @@ async fn sign_in_with_code(
         code,
         user_agent: user_agent.map(forms::user_agent),
         client: client_ip(req, &state.settings.trusted_proxies),
+        origin: request_origin(req, &state.settings),
     };
     let signed_in = state.sign_in.redeem_code(request).await?;
     finish_sign_in(req, state, &signed_in).await?;
@@ -300,7 +303,7 @@ async fn sign_in_with_code(
 pub(crate) async fn finish_sign_in(req: &Request, state: &AppState, signed_in: &SignedIn) -> Result<(), WebError> {
     // A browser holds one session: end the one it had, if any, before replacing its cookie.
     if let Some(previous) = session_token(req, state) {
-        state.sessions.end(&previous).await?;
+        state.sessions.end(&previous, &request_origin(req, &state.settings)).await?;
     }
     set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
     pending::clear(req.cookie(), &state.settings);
@@ -340,7 +343,7 @@ pub async fn sign_out(req: &Request, state: Data<&Arc<AppState>>, form: poem::Re
 /// [`WebError::Unexpected`] when the store fails.
 pub(crate) async fn end_session(req: &Request, state: &AppState) -> Result<(), WebError> {
     if let Some(token) = session_token(req, state) {
-        state.sessions.end(&token).await?;
+        state.sessions.end(&token, &request_origin(req, &state.settings)).await?;
         telemetry::sessions_revoked(&state.settings, "sign-out", 1);
     }
     cookies::clear(req.cookie(), &state.settings, cookies::Kind::Session);

@@ -5,12 +5,30 @@
 //! nearest us) leftwards, skipping trusted proxies, and the first untrusted address is the
 //! client. Anything to its left was written by the client itself and proves nothing, so a
 //! spoofed header from an untrusted peer changes nothing.
+//!
+//! [`request_origin`] is the same client as the audit log records it: its address cut down by
+//! `audit.client_address`, its browser in words, and the request's id.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use poem::http::HeaderMap;
 use poem::{Addr, Request};
+
+/// The id the request middleware gave this request (`X-Request-Id`), kept in its extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Where this request came from, as the audit log keeps it.
+pub fn request_origin(req: &Request, settings: &crate::WebSettings) -> domain::audit::RequestOrigin {
+    let user_agent = req.header(poem::http::header::USER_AGENT);
+    domain::audit::RequestOrigin {
+        client_address: client_ip(req, &settings.trusted_proxies)
+            .and_then(|client| settings.audit_client_address.keep(client)),
+        user_agent: user_agent.map(|agent| crate::user_agent::describe(Some(agent))),
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+    }
+}
 
 /// The client's address, or `None` when the connection has no IP peer (in-process tests).
 pub fn client_ip(req: &Request, trusted_proxies: &[IpNet]) -> Option<IpAddr> {

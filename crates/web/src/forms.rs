@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use domain::audit::RequestOrigin;
 use domain::{EmailAddress, InvalidEmail, LinkToken};
 use ports::{RedeemLink, RequestLink};
 use serde::Deserialize;
@@ -77,6 +78,7 @@ impl SignInForm {
         settings: &WebSettings,
         client: Option<IpAddr>,
         lang: &str,
+        origin: RequestOrigin,
     ) -> Result<RequestLink, InvalidEmail> {
         let email = typed_address(settings, &self.email)?;
         Ok(RequestLink {
@@ -84,6 +86,7 @@ impl SignInForm {
             callback: settings.callback(self.callback_url.as_deref()),
             client,
             lang: lang.to_owned(),
+            origin,
         })
     }
 }
@@ -124,10 +127,15 @@ impl CallbackQuery {
     ///
     /// # Errors
     /// [`MalformedLink`] when the token or address is missing or malformed.
-    pub fn to_request(&self, user_agent: Option<&str>, client: Option<IpAddr>) -> Result<RedeemLink, MalformedLink> {
+    pub fn to_request(
+        &self,
+        user_agent: Option<&str>,
+        client: Option<IpAddr>,
+        origin: RequestOrigin,
+    ) -> Result<RedeemLink, MalformedLink> {
         let token = LinkToken::parse(self.token.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
         let email = EmailAddress::parse(self.email.as_deref().ok_or(MalformedLink)?).map_err(|_| MalformedLink)?;
-        Ok(RedeemLink { token, email, user_agent: user_agent.map(self::user_agent), client })
+        Ok(RedeemLink { token, email, user_agent: user_agent.map(self::user_agent), client, origin })
     }
 }
 
@@ -208,7 +216,10 @@ mod tests {
         for (token, email) in cases {
             let query =
                 CallbackQuery { token: token.map(str::to_owned), email: email.map(str::to_owned), callback_url: None };
-            assert_eq!(query.to_request(None, None).map(|_| ()), Err(MalformedLink));
+            assert_eq!(
+                query.to_request(None, None, domain::audit::RequestOrigin::default()).map(|_| ()),
+                Err(MalformedLink)
+            );
         }
     }
 }

@@ -170,7 +170,7 @@ async fn link_state(state: &AppState, link: &str) -> Result<&'static str, WebErr
             _ => {}
         }
     }
-    let Ok(request) = query.to_request(None, None) else {
+    let Ok(request) = query.to_request(None, None, domain::audit::RequestOrigin::default()) else {
         return Ok("unknown");
     };
     let found = state.sign_in.link_state(&request.token, &request.email).await.map_err(|error| match error {

@@ -376,6 +376,7 @@ impl PasskeyApi {
             response: body.credential.to_string(),
             user_agent: req.header(header::USER_AGENT).map(forms::user_agent),
             client: client::client_ip(req, &self.state.settings.trusted_proxies),
+            origin: client::request_origin(req, &self.state.settings),
         };
         let signed_in = passkeys.sign_in(request).await.map_err(|e| self.problem(req, e.into()))?;
         auth::finish_sign_in(req, &self.state, &signed_in).await.map_err(|e| self.problem(req, e))?;

@@ -16,7 +16,7 @@ use ports::{ActiveSession, PasswordSignIn, Passwords, SetPassword};
 use serde::Deserialize;
 
 use crate::auth::{self, checked_form};
-use crate::client::client_ip;
+use crate::client::{client_ip, request_origin};
 use crate::errors::{respond, Format, WebError};
 use crate::forms::{self, CsrfProtected, SignInForm};
 use crate::AppState;
@@ -126,6 +126,7 @@ pub(crate) async fn sign_in_with_password(
         password,
         user_agent: req.header(header::USER_AGENT).map(forms::user_agent),
         client: client_ip(req, &state.settings.trusted_proxies),
+        origin: request_origin(req, &state.settings),
     };
     let signed_in = passwords.sign_in_with_password(request).await.map_err(map)?;
     auth::finish_sign_in(req, state, &signed_in).await?;
@@ -142,7 +143,7 @@ pub async fn set(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<
             return Ok(crate::account::sign_in_first(&state));
         };
         let sign_out_others = form.sign_out_other_sessions.as_deref() == Some("on");
-        match set_password(&state, &active, &form.password, sign_out_others).await {
+        match set_password(req, &state, &active, &form.password, sign_out_others).await {
             Ok(ended) if ended > 0 => Ok(crate::account::back(&state, "password-others")),
             Ok(_) => Ok(crate::account::back(&state, "password")),
             Err(error) => {
@@ -159,6 +160,7 @@ pub async fn set(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<
 /// [`WebError::PasswordRefused`], [`WebError::ReauthenticationRequired`],
 /// [`WebError::PasswordsDisabled`] or [`WebError::Unexpected`].
 pub(crate) async fn set_password(
+    req: &Request,
     state: &AppState,
     active: &ActiveSession,
     typed: &str,
@@ -166,7 +168,8 @@ pub(crate) async fn set_password(
 ) -> Result<u64, WebError> {
     let passwords = enabled(state)?;
     let password = Password::typed(typed).map_err(WebError::PasswordRefused)?;
-    let done = passwords.set_password(active, SetPassword { password, sign_out_other_sessions }).await?;
+    let origin = request_origin(req, &state.settings);
+    let done = passwords.set_password(active, SetPassword { password, sign_out_other_sessions, origin }).await?;
     crate::telemetry::sessions_revoked(&state.settings, "password-set", done.other_sessions_ended);
     Ok(done.other_sessions_ended)
 }
@@ -218,8 +221,10 @@ pub(crate) async fn confirm_with_password(
     };
     let user_agent = req.header(header::USER_AGENT).map(forms::user_agent);
     let client = client_ip(req, &state.settings.trusted_proxies);
-    let signed_in =
-        passwords.confirm_with_password(active, &current, password, user_agent, client).await.map_err(map)?;
+    let signed_in = passwords
+        .confirm_with_password(active, &current, password, user_agent, client, &request_origin(req, &state.settings))
+        .await
+        .map_err(map)?;
     auth::set_session_cookie(req, state, &signed_in.session_token, signed_in.expires);
     Ok(())
 }

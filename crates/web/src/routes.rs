@@ -487,6 +487,7 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
             let allowed = Arc::clone(&allowed);
             let started = Instant::now();
             let id = request_id(&req);
+            req.extensions_mut().insert(crate::client::RequestId(id.clone()));
             // Every line the request logs carries its id; the id goes back in the response.
             let span = tracing::info_span!("request", request_id = %id);
             let method = req.method().clone();

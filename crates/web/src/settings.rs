@@ -125,6 +125,8 @@ pub struct WebSettings {
     pub limits: RequestLimits,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How much of a client's address the audit log keeps (`audit.client_address`).
+    pub audit_client_address: domain::audit::ClientAddressPolicy,
     /// Accept addresses whose local part is not ASCII (SMTPUTF8 set-ups).
     pub allow_unicode_local_part: bool,
     /// The session cookie's `Domain`, so apps on sibling subdomains see it (forward auth);

@@ -26,7 +26,7 @@ proptest! {
     #[test]
     fn sign_in_forms_parse_or_refuse_without_panicking(email in ".{0,300}", callback in proptest::option::of(".{0,300}")) {
         let form = SignInForm { email, csrf_token: None, callback_url: callback };
-        if let Ok(request) = form.to_request(&settings(), None, "en") {
+        if let Ok(request) = form.to_request(&settings(), None, "en", domain::audit::RequestOrigin::default()) {
             prop_assert!(request.email.has_ascii_local_part());
             prop_assert!(request.callback.as_str().starts_with('/'));
         }
@@ -38,7 +38,7 @@ proptest! {
         email in proptest::option::of(".{0,100}"),
     ) {
         let query = CallbackQuery { token, email, callback_url: None };
-        let _ = query.to_request(Some("agent"), None);
+        let _ = query.to_request(Some("agent"), None, domain::audit::RequestOrigin::default());
     }
 
     #[test]

@@ -29,8 +29,12 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
     let mut clock = MockClock::new();
     clock.expect_now().returning(Utc::now);
     let clock: Arc<dyn ports::Clock> = Arc::new(clock);
+    // Refusals are recorded on their own; the tests here do not look at them.
+    let mut audit = ports::audit::MockAuditLog::new();
+    audit.expect_record().returning(|_| Ok(()));
     let sessions = Arc::new(ports::Sessions::new(
         Arc::new(mocks.sessions),
+        Arc::new(audit),
         Arc::clone(&clock),
         ports::SessionSettings { policy: SessionPolicy::new(86_400, 3_600), recent_sign_in: TimeDelta::minutes(10) },
     ));
@@ -92,7 +96,7 @@ async fn a_store_outage_is_a_500_with_a_fixed_message_never_signed_out() {
 #[tokio::test]
 async fn a_storage_failure_while_queueing_a_link_is_a_500_and_wakes_no_worker() {
     let mut mocks = Mocks::default();
-    mocks.links.expect_insert_with_email().returning(|_, _| Err(anyhow::anyhow!("disk I/O error")));
+    mocks.links.expect_insert_with_email().returning(|_, _, _| Err(anyhow::anyhow!("disk I/O error")));
     mocks.delivery.expect_lease_for_new().return_const(None);
     mocks.delivery.expect_hand_over().never();
     mocks.delivery.expect_wake().never();

@@ -417,3 +417,21 @@ fn configured_clients_come_from_the_file_or_the_environment_and_each_problem_is_
         assert!(text.contains(expected), "{expected:?} in {text}");
     }
 }
+
+#[test]
+fn audit_settings_come_from_the_environment_and_a_retention_of_zero_days_is_refused() {
+    Jail::expect_with(|jail| {
+        jail.set_env("MAGICLINK_AUDIT__CLIENT_ADDRESS", "none");
+        jail.set_env("MAGICLINK_AUDIT__RETENTION_DAYS", "30");
+        jail.set_env("MAGICLINK_AUDIT__LOG_JSON", "true");
+        let settings = load(&sources(jail, DEVELOPMENT), &Overrides::default()).expect("loads");
+        assert_eq!(settings.audit.client_address.policy(), domain::audit::ClientAddressPolicy::None);
+        assert_eq!(settings.audit.retention_days, 30);
+        assert!(settings.audit.log_json);
+        Ok(())
+    });
+    let mut settings = Settings::default();
+    settings.audit.retention_days = 0;
+    let Err(refusal) = settings.check("development", Program::CargoXtask) else { panic!("refused") };
+    assert!(refusal.to_string().contains("audit.retention_days must be at least 1"), "{refusal}");
+}

@@ -3,6 +3,7 @@
 //! by the code), and on use storing the user and the session in the same transaction.
 
 use chrono::{DateTime, Utc};
+use domain::audit::AuditEvent;
 use domain::{EmailAddress, LinkTokenHash, OutboxId, SignInCodeHash};
 use ports::{
     CodeRedemption, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Redemption, SessionDraft,
@@ -87,6 +88,7 @@ impl SqlStore {
             anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
             let record = self.sign_in_within(&mut tx, identifier, session, now).await?;
             tx.commit().await.doing("cannot commit the redemption")?;
+            self.log_committed(&[&session.audit.clone().of_user(&record.user.id).in_session(&record.session.id)]);
             return Ok(Redemption::Redeemed(record));
         }
         let (state, _) = self.link_state_in(&mut *tx, token_hash, Some(identifier), now).await?;
@@ -138,6 +140,7 @@ impl SqlStore {
             let identifier = stored_address(&row, "identifier")?;
             let record = self.sign_in_within(&mut tx, &identifier, session, now).await?;
             tx.commit().await.doing("cannot commit the redemption")?;
+            self.log_committed(&[&session.audit.clone().of_user(&record.user.id).in_session(&record.session.id)]);
             return Ok(CodeRedemption::Redeemed(record));
         }
         let counted = sqlx::query(&self.sql(
@@ -181,8 +184,9 @@ impl SqlStore {
         // moment on a database that let both requests commit (PostgreSQL and MariaDB's read
         // committed): one sign-in per batch of emails.
         self.replace_live_links(tx, identifier, now).await?;
-        let (UserAdded::Created(user) | UserAdded::Existed(user)) =
-            self.insert_user_within(tx, identifier, Some(now), now).await?;
+        let added = self.insert_user_within(tx, identifier, Some(now), now).await?;
+        let created = matches!(added, UserAdded::Created(_));
+        let (UserAdded::Created(user) | UserAdded::Existed(user)) = added;
         let session = NewSession {
             token_hash: session.token_hash.clone(),
             user_id: user.id.clone(),
@@ -190,8 +194,14 @@ impl SqlStore {
             user_agent: session.user_agent.clone(),
             created_at: now,
             method: session.method,
+            audit: session.audit.clone().of_user(&user.id),
         };
-        let session = self.insert_session(&mut **tx, &session).await?;
+        if created {
+            let mut event = session.audit.clone();
+            event.kind = domain::audit::AuditKind::UserCreated;
+            self.insert_audit(&mut **tx, &event, None).await?;
+        }
+        let session = self.insert_session(tx, &session).await?;
         Ok(SignedInRecord { user, session })
     }
 
@@ -235,7 +245,12 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl LinkStore for SqlStore {
-    async fn insert_with_email(&self, link: &NewLink, email: &NewOutboxMessage) -> anyhow::Result<OutboxId> {
+    async fn insert_with_email(
+        &self,
+        link: &NewLink,
+        email: &NewOutboxMessage,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<OutboxId> {
         let mut tx = self.begin_write().await?;
         self.replace_live_links(&mut tx, &link.identifier, link.created_at).await?;
         sqlx::query(&self.sql(
@@ -250,7 +265,9 @@ impl LinkStore for SqlStore {
         .await
         .doing("cannot store the link")?;
         let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
+        self.insert_audit(&mut *tx, audit, Some(&link.identifier)).await?;
         tx.commit().await.doing("cannot commit the link and its email")?;
+        self.log_committed(&[audit]);
         Ok(outbox_id)
     }
 

@@ -9,7 +9,8 @@
 //! instance's delivery worker ([`crate::handover::Wakes`]), since nothing was handed over.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::id::OutboxKind;
+use domain::audit::AuditEvent;
+use domain::id::{Id, OutboxKind};
 use domain::oidc::LogoutNotice;
 use ports::MessageKind;
 use sqlx::{Any, Row as _, Transaction};
@@ -82,12 +83,29 @@ impl SqlStore {
         Ok(rows.len())
     }
 
-    /// Ends the sessions `ending` selects, with their notices, in one transaction; returns how
-    /// many sessions ended.
-    pub(super) async fn end_sessions(&self, ending: &EndingSessions<'_>, what: &str) -> anyhow::Result<u64> {
+    /// Ends the sessions `ending` selects, with their notices and `audit`, in one transaction;
+    /// returns how many sessions ended. The event is written only when a session ended, naming
+    /// its user, and its id when it was one session.
+    pub(super) async fn end_sessions(
+        &self,
+        ending: &EndingSessions<'_>,
+        audit: &AuditEvent,
+        what: &str,
+    ) -> anyhow::Result<u64> {
         let now = Utc::now();
-        let (ended, notices) = retrying(|| async {
+        let (ended, notices, event) = retrying(|| async {
             let mut tx = self.begin_write().await?;
+            let select = format!("SELECT id, user_id FROM sessions WHERE {}", ending.condition);
+            let select = self.sql(&select);
+            let mut query = sqlx::query(&select);
+            for value in &ending.values {
+                query = query.bind(*value);
+            }
+            let sessions = query.fetch_all(&mut *tx).await.doing_with(|| format!("cannot {what}"))?;
+            let Some(first) = sessions.first() else {
+                tx.rollback().await.doing_with(|| format!("cannot {what}"))?;
+                return Ok((0, 0, None));
+            };
             let notices = self.queue_logout_notices_within(&mut tx, ending, now).await?;
             let statement = format!("DELETE FROM sessions WHERE {}", ending.condition);
             let statement = self.sql(&statement);
@@ -96,11 +114,22 @@ impl SqlStore {
                 delete = delete.bind(*value);
             }
             let done = delete.execute(&mut *tx).await.doing_with(|| format!("cannot {what}"))?;
+            let mut event = audit.clone();
+            if event.user_id.is_none() {
+                event.user_id = Some(stored_id(&text_column(first, "user_id")?)?);
+            }
+            if sessions.len() == 1 && event.session_id.is_none() {
+                event.session_id = Some(stored_id(&text_column(first, "id")?)?);
+            }
+            self.insert_audit(&mut *tx, &event, None).await?;
             tx.commit().await.doing_with(|| format!("cannot commit: {what}"))?;
-            Ok((done.rows_affected(), notices))
+            Ok((done.rows_affected(), notices, Some(event)))
         })
         .await?;
         self.notices_queued(notices);
+        if let Some(event) = &event {
+            self.log_committed(&[event]);
+        }
         Ok(ended)
     }
 
@@ -112,6 +141,10 @@ impl SqlStore {
             }
         }
     }
+}
+
+fn stored_id<K>(text: &str) -> anyhow::Result<Id<K>> {
+    Id::parse(text).map_err(|_| anyhow::anyhow!("stored id is not an id"))
 }
 
 /// Reads a stored notice (the `payload` column of a `backchannel_logout` row).

@@ -7,6 +7,7 @@
 //! carries the few types the schema uses to every backend, so only the SQL that really differs
 //! is per backend, in [`Dialect`] and in `migrations/{sqlite,postgres,mysql}`.
 
+mod audit;
 mod dialect;
 mod links;
 mod logout;
@@ -31,6 +32,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::AnyConnection;
 use sqlx::Executor as _;
 
+pub use audit::{event_json, log_events_as_json};
 pub use dialect::Dialect;
 pub use seed::{seeded_address, seeded_session_token, Seeded};
 pub use store::{PoolUsage, SqlStore, MAX_DELIVERY_ERROR, MAX_USER_AGENT};

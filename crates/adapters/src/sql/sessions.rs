@@ -2,6 +2,7 @@
 //! extended, listed and revoked by their owner, purged once expired.
 
 use chrono::{DateTime, Utc};
+use domain::audit::AuditEvent;
 use domain::{Session, SessionId, SessionSummary, SessionTokenHash, User, UserId};
 use ports::{NewSession, SessionStore};
 use sqlx::any::AnyRow;
@@ -14,7 +15,11 @@ use crate::time::{from_millis, to_millis};
 #[async_trait::async_trait]
 impl SessionStore for SqlStore {
     async fn create(&self, session: &NewSession) -> anyhow::Result<Session> {
-        self.insert_session(&self.writer, session).await
+        let mut tx = self.begin_write().await?;
+        let stored = self.insert_session(&mut tx, session).await?;
+        tx.commit().await.doing("cannot commit the session")?;
+        self.log_committed(&[&session.audit.clone().of_user(&stored.user_id).in_session(&stored.id)]);
+        Ok(stored)
     }
 
     async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
@@ -75,22 +80,27 @@ impl SessionStore for SqlStore {
             .collect()
     }
 
-    async fn delete_for_user(&self, user_id: &UserId, session_id: &SessionId) -> anyhow::Result<bool> {
+    async fn delete_for_user(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool> {
         let ending =
             EndingSessions { condition: "id = ? AND user_id = ?", values: vec![session_id.as_str(), user_id.as_str()] };
-        Ok(self.end_sessions(&ending, "revoke the session").await? > 0)
+        Ok(self.end_sessions(&ending, audit, "revoke the session").await? > 0)
     }
 
-    async fn delete_others(&self, user_id: &UserId, keep: &SessionId) -> anyhow::Result<u64> {
+    async fn delete_others(&self, user_id: &UserId, keep: &SessionId, audit: &AuditEvent) -> anyhow::Result<u64> {
         let ending =
             EndingSessions { condition: "user_id = ? AND id <> ?", values: vec![user_id.as_str(), keep.as_str()] };
-        self.end_sessions(&ending, "revoke the other sessions").await
+        self.end_sessions(&ending, audit, "revoke the other sessions").await
     }
 
-    async fn delete(&self, token_hash: &SessionTokenHash) -> anyhow::Result<()> {
+    async fn delete(&self, token_hash: &SessionTokenHash, audit: &AuditEvent) -> anyhow::Result<()> {
         let token = token_hash.to_hex();
         let ending = EndingSessions { condition: "session_token = ?", values: vec![token.as_str()] };
-        self.end_sessions(&ending, "delete the session").await?;
+        self.end_sessions(&ending, audit, "delete the session").await?;
         Ok(())
     }
 

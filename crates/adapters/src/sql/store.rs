@@ -374,9 +374,10 @@ impl SqlStore {
     }
 
     /// Stores a new session through `executor` (the writer, or a redemption's transaction).
+    /// Stores a session and its sign-in's audit event (naming the new session) inside `tx`.
     pub(super) async fn insert_session(
         &self,
-        executor: impl sqlx::Executor<'_, Database = Any>,
+        tx: &mut Transaction<'static, Any>,
         session: &NewSession,
     ) -> anyhow::Result<Session> {
         let id = new_id::<SessionKind>()?;
@@ -392,9 +393,10 @@ impl SqlStore {
         .bind(to_millis(session.created_at))
         .bind(to_millis(session.created_at))
         .bind(session.method.as_str())
-        .execute(executor)
+        .execute(&mut **tx)
         .await
         .doing("cannot store the session")?;
+        self.insert_audit(&mut **tx, &session.audit.clone().of_user(&session.user_id).in_session(&id), None).await?;
         Ok(Session {
             id,
             user_id: session.user_id.clone(),

@@ -93,8 +93,11 @@ impl Ports {
         let mut clock = MockClock::new();
         clock.expect_now().returning(now);
         let clock: Arc<dyn crate::Clock> = Arc::new(clock);
+        let mut audit = crate::audit::MockAuditLog::new();
+        audit.expect_record().returning(|_| Ok(()));
         let sessions = Arc::new(Sessions::new(
             Arc::new(self.sessions),
+            Arc::new(audit),
             Arc::clone(&clock),
             SessionSettings { policy: SessionPolicy::new(30 * 86_400, 86_400), recent_sign_in: TimeDelta::minutes(10) },
         ));
@@ -156,6 +159,7 @@ fn sign_in_request() -> PasskeySignIn {
         response: "{}".to_owned(),
         user_agent: Some("Firefox".to_owned()),
         client: client(),
+        origin: domain::audit::RequestOrigin::default(),
     }
 }
 

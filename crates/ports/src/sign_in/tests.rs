@@ -61,8 +61,16 @@ fn clock() -> Arc<dyn crate::Clock> {
 
 /// The session service over `store`, as every provider shares it.
 fn sessions_over(store: MockSessionStore) -> Arc<Sessions> {
+    let mut audit = crate::audit::MockAuditLog::new();
+    audit.expect_record().returning(|_| Ok(()));
+    sessions_auditing(store, audit)
+}
+
+/// The same, recording refusals in `audit`.
+fn sessions_auditing(store: MockSessionStore, audit: crate::audit::MockAuditLog) -> Arc<Sessions> {
     Arc::new(Sessions::new(
         Arc::new(store),
+        Arc::new(audit),
         clock(),
         SessionSettings { policy: SessionPolicy::new(30 * 86_400, 86_400), recent_sign_in: TimeDelta::minutes(10) },
     ))
@@ -86,16 +94,20 @@ impl Ports {
             Arc::new(self.delivery),
             Arc::new(self.limiter),
             clock(),
-            SignInSettings {
-                secrets: domain::SecretRing::single(secret()),
-                link_policy: LinkPolicy::new(600),
-                callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
-                confirm_address_endpoint: Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid URL"),
-                link_retention: TimeDelta::days(1),
-                limits,
-                sign_up: super::SignUpPolicy::Open,
-            },
+            settings(limits),
         )
+    }
+}
+
+fn settings(limits: SignInLimits) -> SignInSettings {
+    SignInSettings {
+        secrets: domain::SecretRing::single(secret()),
+        link_policy: LinkPolicy::new(600),
+        callback_endpoint: Url::parse("http://127.0.0.1:3000/api/auth/callback/email").expect("valid URL"),
+        confirm_address_endpoint: Url::parse("http://127.0.0.1:3000/account/email/confirm").expect("valid URL"),
+        link_retention: TimeDelta::days(1),
+        limits,
+        sign_up: super::SignUpPolicy::Open,
     }
 }
 
@@ -105,6 +117,16 @@ fn request() -> RequestLink {
         callback: CallbackPath::resolve(Some("/dashboard"), &site()),
         client: None,
         lang: "de".to_owned(),
+        origin: origin(),
+    }
+}
+
+/// Where the tests' requests come from.
+fn origin() -> domain::audit::RequestOrigin {
+    domain::audit::RequestOrigin {
+        client_address: Some("203.0.113.0/24".to_owned()),
+        user_agent: Some("Firefox on Linux".to_owned()),
+        request_id: Some("req-1".to_owned()),
     }
 }
 
@@ -113,7 +135,13 @@ fn site() -> Url {
 }
 
 fn redeem_request(token_byte: u8) -> RedeemLink {
-    RedeemLink { token: LinkToken::from_random_bytes([token_byte; 32]), email: email(), user_agent: None, client: None }
+    RedeemLink {
+        token: LinkToken::from_random_bytes([token_byte; 32]),
+        email: email(),
+        user_agent: None,
+        client: None,
+        origin: origin(),
+    }
 }
 
 #[tokio::test]
@@ -121,7 +149,7 @@ async fn requesting_a_link_stores_the_hash_and_a_sealed_email_together_and_wakes
     let stored: Arc<Mutex<Option<(NewLink, NewOutboxMessage)>>> = Arc::default();
     let mut ports = Ports::default();
     let stored_by_insert = Arc::clone(&stored);
-    ports.links.expect_insert_with_email().times(1).returning(move |link, email| {
+    ports.links.expect_insert_with_email().times(1).returning(move |link, email, _| {
         *stored_by_insert.lock().expect("lock") = Some((link.clone(), email.clone()));
         Ok(outbox_id())
     });
@@ -169,7 +197,7 @@ async fn a_new_email_is_stored_leased_and_handed_to_the_worker_only_after_it_is_
     let mut ports = Ports::default();
     let stored_by_insert = Arc::clone(&stored);
     let handed_before_insert = Arc::clone(&handed);
-    ports.links.expect_insert_with_email().times(1).returning(move |_, email| {
+    ports.links.expect_insert_with_email().times(1).returning(move |_, email, _| {
         assert!(handed_before_insert.lock().expect("lock").is_empty(), "handed over before it was stored");
         *stored_by_insert.lock().expect("lock") = Some(email.clone());
         Ok(outbox_id())
@@ -201,7 +229,7 @@ async fn a_new_email_is_stored_leased_and_handed_to_the_worker_only_after_it_is_
 #[tokio::test]
 async fn a_storage_failure_queues_nothing_and_wakes_no_one() {
     let mut ports = Ports::default();
-    ports.links.expect_insert_with_email().returning(|_, _| Err(anyhow::anyhow!("disk full")));
+    ports.links.expect_insert_with_email().returning(|_, _, _| Err(anyhow::anyhow!("disk full")));
     ports.delivery.expect_lease_for_new().return_const(Some(now() + TimeDelta::minutes(2)));
     ports.delivery.expect_hand_over().never();
     ports.delivery.expect_wake().never();
@@ -209,6 +237,37 @@ async fn a_storage_failure_queues_nothing_and_wakes_no_one() {
     let result = ports.build().request_link(request()).await;
 
     assert!(matches!(result, Err(RequestLinkError::Unexpected(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_refused_link_is_audited_with_its_reason_and_where_it_came_from() {
+    let mut ports = Ports::default();
+    ports.links.expect_redeem().times(1).returning(|_, _, _, _| Ok(Redemption::Expired));
+    let mut audit = crate::audit::MockAuditLog::new();
+    audit
+        .expect_record()
+        .withf(|event| {
+            event.kind == domain::audit::AuditKind::LinkRedeemed
+                && event.outcome.reason() == Some("expired")
+                && event.origin == origin()
+                && event.detail.as_deref() == Some(email().masked().as_str())
+                && event.at == now()
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    let sign_in = SignIn::new(
+        Arc::new(ports.links),
+        Arc::new(ports.users),
+        sessions_auditing(ports.sessions, audit),
+        Arc::new(ports.delivery),
+        Arc::new(ports.limiter),
+        clock(),
+        settings(SignInLimits::default()),
+    );
+
+    let result = sign_in.redeem_link(redeem_request(1)).await;
+
+    assert!(matches!(result, Err(RedeemLinkError::Expired { .. })), "{result:?}");
 }
 
 #[tokio::test]
@@ -288,6 +347,7 @@ fn code_request(code: &str) -> RedeemCode {
         code: SignInCode::parse(code).expect("a well-formed code"),
         user_agent: Some("phone".to_owned()),
         client: None,
+        origin: origin(),
     }
 }
 
@@ -419,9 +479,16 @@ async fn signing_out_deletes_the_session_by_its_hash() {
     let token = SessionToken::from_random_bytes([6; 32]);
     let expected = token.hash();
     let mut ports = Ports::default();
-    ports.sessions.expect_delete().times(1).withf(move |hash| *hash == expected).returning(|_| Ok(()));
+    ports
+        .sessions
+        .expect_delete()
+        .times(1)
+        .withf(move |hash, event| {
+            *hash == expected && event.kind == domain::audit::AuditKind::SignedOut && event.origin == origin()
+        })
+        .returning(|_, _| Ok(()));
 
-    ports.sessions().end(&token).await.expect("signed out");
+    ports.sessions().end(&token, &origin()).await.expect("signed out");
 }
 
 /// The session of [`user`] that is reading, as `read_session` answers it.
@@ -449,25 +516,32 @@ async fn a_person_lists_and_revokes_only_their_own_sessions_and_keeps_this_one_w
     ports
         .sessions
         .expect_delete_for_user()
-        .withf(|user_id, id| *user_id == user().id && *id == session_id(2))
+        .withf(|user_id, id, event| {
+            *user_id == user().id
+                && *id == session_id(2)
+                && event.kind == domain::audit::AuditKind::SessionRevoked
+                && event.session_id == Some(session_id(2))
+        })
         .times(1)
         .in_sequence(&mut sequence)
-        .returning(|_, _| Ok(true));
+        .returning(|_, _, _| Ok(true));
     // Someone else's session, or one already ended: the store deletes nothing.
-    ports.sessions.expect_delete_for_user().times(1).in_sequence(&mut sequence).returning(|_, _| Ok(false));
+    ports.sessions.expect_delete_for_user().times(1).in_sequence(&mut sequence).returning(|_, _, _| Ok(false));
     ports
         .sessions
         .expect_delete_others()
-        .withf(|user_id, keep| *user_id == user().id && *keep == session_id(1))
+        .withf(|user_id, keep, event| {
+            *user_id == user().id && *keep == session_id(1) && event.user_id == Some(user().id)
+        })
         .times(1)
-        .returning(|_, _| Ok(3));
+        .returning(|_, _, _| Ok(3));
     let sessions = ports.sessions();
 
     assert!(sessions.list(&this_session()).await.expect("listed").is_empty());
-    sessions.revoke(&this_session(), &session_id(2)).await.expect("revoked");
-    let missing = sessions.revoke(&this_session(), &session_id(3)).await;
+    sessions.revoke(&this_session(), &session_id(2), &origin()).await.expect("revoked");
+    let missing = sessions.revoke(&this_session(), &session_id(3), &origin()).await;
     assert!(matches!(missing, Err(crate::RevokeSessionError::NotFound)), "{missing:?}");
-    assert_eq!(sessions.revoke_others(&this_session()).await.expect("revoked"), 3);
+    assert_eq!(sessions.revoke_others(&this_session(), &origin()).await.expect("revoked"), 3);
 }
 
 #[tokio::test]
@@ -785,6 +859,7 @@ fn password_sign_in(password: &str) -> PasswordSignIn {
         password: domain::Password::typed(password).expect("not too long"),
         user_agent: None,
         client: Some("198.51.100.7".parse().expect("an IP")),
+        origin: origin(),
     }
 }
 
@@ -908,7 +983,11 @@ async fn over_a_password_limit_nothing_is_checked_and_no_link_counter_is_touched
 }
 
 fn new_password(password: &str, sign_out_other_sessions: bool) -> SetPassword {
-    SetPassword { password: domain::Password::typed(password).expect("not too long"), sign_out_other_sessions }
+    SetPassword {
+        password: domain::Password::typed(password).expect("not too long"),
+        sign_out_other_sessions,
+        origin: origin(),
+    }
 }
 
 #[tokio::test]
@@ -955,8 +1034,10 @@ async fn setting_a_password_stores_its_hash_and_signs_out_the_other_sessions_whe
             .sessions
             .expect_delete_others()
             .times(usize::from(sign_out_others))
-            .withf(|user_id, keep| *user_id == user().id && *keep == session_id(1))
-            .returning(|_, _| Ok(3));
+            .withf(|user_id, keep, event| {
+                *user_id == user().id && *keep == session_id(1) && event.detail.as_deref() == Some("password set")
+            })
+            .returning(|_, _, _| Ok(3));
         let mut passwords = PasswordPorts::default();
         passwords.common.expect_is_common().returning(|_, _| false);
         passwords.hasher.expect_hash().times(1).returning(|_| Ok(stored_hash()));

@@ -20,6 +20,7 @@ pub fn web_settings(base_url: &str, secret: ServerSecret) -> WebSettings {
         cookie_names: CookieNames::default(),
         limits: RequestLimits::default(),
         trusted_proxies: Vec::new(),
+        audit_client_address: domain::audit::ClientAddressPolicy::Truncated,
         allow_unicode_local_part: false,
         session_cookie_domain: None,
         forward_auth: web::ForwardAuth::default(),
