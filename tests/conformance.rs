@@ -1334,19 +1334,7 @@ async fn purging_delivery_records_keeps_pending_rows_and_recent_ones(store: &Scr
 /// session stored for them now.
 async fn signed_in_as(db: &Database, email: &str) -> ports::ActiveSession {
     let user = db.users.find_or_create_verified(&address(email), t0()).await.expect("user");
-    let session = db
-        .sessions
-        .create(&NewSession {
-            token_hash: a_session().token_hash,
-            user_id: user.id.clone(),
-            expires: t0() + TimeDelta::days(1),
-            user_agent: None,
-            created_at: t0(),
-            method: domain::SignInMethod::Link,
-            audit: audit(domain::audit::AuditKind::LinkRedeemed),
-        })
-        .await
-        .expect("a session");
+    let session = db.sessions.create(&new_session(&user.id, a_session().token_hash)).await.expect("a session");
     ports::ActiveSession {
         session_id: session.id,
         user,
@@ -1990,22 +1978,23 @@ async fn a_grant(db: &Database, user: &domain::User) -> ports::GrantId {
     }
 }
 
+/// A link sign-in's session for `user_id` with `token_hash`, opened at t0 for a day.
+fn new_session(user_id: &domain::UserId, token_hash: domain::SessionTokenHash) -> NewSession {
+    NewSession {
+        token_hash,
+        user_id: user_id.clone(),
+        expires: t0() + TimeDelta::days(1),
+        user_agent: None,
+        created_at: t0(),
+        method: domain::SignInMethod::Link,
+        audit: audit(domain::audit::AuditKind::LinkRedeemed),
+    }
+}
+
 /// A session of `user` opened at t0, with its token made from `byte`.
 async fn a_stored_session(db: &Database, user: &domain::User, byte: u8) -> (domain::Session, SessionToken) {
     let token = SessionToken::from_random_bytes([byte; 32]);
-    let session = db
-        .sessions
-        .create(&NewSession {
-            token_hash: token.hash(),
-            user_id: user.id.clone(),
-            expires: t0() + TimeDelta::days(1),
-            user_agent: None,
-            created_at: t0(),
-            method: domain::SignInMethod::Link,
-            audit: audit(domain::audit::AuditKind::LinkRedeemed),
-        })
-        .await
-        .expect("session");
+    let session = db.sessions.create(&new_session(&user.id, token.hash())).await.expect("session");
     (session, token)
 }
 
@@ -2195,6 +2184,12 @@ async fn audit_events_are_written_with_their_change_and_read_back_by_person_kind
 
     // Retention: only what is older than the cutoff goes.
     assert_eq!(db.audit.purge_before(t0() + TimeDelta::seconds(2)).await.expect("purged"), 4);
+    assert_eq!(audited(db, everything()).await.len(), 2);
+
+    // Turned off (audit.enabled = false, for measuring its cost), nothing more is written.
+    db.configure_audit(adapters::sql::AuditOptions { enabled: false, log_json: false });
+    db.audit.record(&refused).await.expect("accepted");
+    insert_link(db, 3, "new@example.com", t0() + TimeDelta::seconds(4)).await;
     assert_eq!(audited(db, everything()).await.len(), 2);
 }
 

@@ -114,6 +114,9 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditSettings {
+    /// Whether events are written at all. Off only to measure what the log costs, or where
+    /// another system keeps the record.
+    pub enabled: bool,
     /// Days an event is kept before the housekeeping deletes it.
     pub retention_days: u32,
     /// How much of a client's address is kept: `full`, `truncated` (/24 and /48) or `none`.
@@ -124,7 +127,7 @@ pub struct AuditSettings {
 
 impl Default for AuditSettings {
     fn default() -> Self {
-        Self { retention_days: 90, client_address: ClientAddressSetting::Truncated, log_json: false }
+        Self { enabled: true, retention_days: 90, client_address: ClientAddressSetting::Truncated, log_json: false }
     }
 }
 

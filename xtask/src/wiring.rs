@@ -564,7 +564,10 @@ pub async fn build(
     let (handover, handed_over) = adapters::handover::handover(HANDOVER_CAPACITY, DELIVERY_LEASE);
     let (limiter, limiter_health) = build_rate_limiter(settings, &store).await?;
     // Sessions first: both providers (links, passwords) open sessions through the service.
-    adapters::sql::log_events_as_json(settings.audit.log_json);
+    store.configure_audit(adapters::sql::AuditOptions {
+        enabled: settings.audit.enabled,
+        log_json: settings.audit.log_json,
+    });
     let sessions = Arc::new(Sessions::new(
         Arc::clone(&store.sessions),
         Arc::clone(&store.audit),

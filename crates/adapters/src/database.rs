@@ -118,6 +118,12 @@ impl Database {
         self.store.wake_worker_with(wakes);
     }
 
+    /// Sets what the store does with audit events (`[audit]`); see
+    /// [`SqlStore::configure_audit`].
+    pub fn configure_audit(&self, options: crate::sql::AuditOptions) {
+        self.store.configure_audit(options);
+    }
+
     /// Opens the database at `url`, choosing the backend by the URL's scheme: `sqlite:`,
     /// `postgres://` or `postgresql://`, `mysql://` or `mariadb://`. With
     /// [`OpenMode::MustExist`], `None` when it does not exist yet (and nothing is created).

@@ -424,7 +424,9 @@ fn audit_settings_come_from_the_environment_and_a_retention_of_zero_days_is_refu
         jail.set_env("MAGICLINK_AUDIT__CLIENT_ADDRESS", "none");
         jail.set_env("MAGICLINK_AUDIT__RETENTION_DAYS", "30");
         jail.set_env("MAGICLINK_AUDIT__LOG_JSON", "true");
+        jail.set_env("MAGICLINK_AUDIT__ENABLED", "false");
         let settings = load(&sources(jail, DEVELOPMENT), &Overrides::default()).expect("loads");
+        assert!(!settings.audit.enabled);
         assert_eq!(settings.audit.client_address.policy(), domain::audit::ClientAddressPolicy::None);
         assert_eq!(settings.audit.retention_days, 30);
         assert!(settings.audit.log_json);

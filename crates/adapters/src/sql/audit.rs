@@ -24,12 +24,19 @@ pub enum AuditEventKind {}
 /// The longest detail, user-agent summary or request id kept, in characters.
 const MAX_AUDIT_TEXT: usize = 200;
 
-/// Whether events are also written to the log as JSON lines (`audit.log_json`).
-static LOG_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// What a store does with audit events, from `[audit]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditOptions {
+    /// Events are written (`audit.enabled`); off, nothing is (for measuring its cost).
+    pub enabled: bool,
+    /// Events are also written to the log as JSON lines once committed (`audit.log_json`).
+    pub log_json: bool,
+}
 
-/// Turns the JSON lines on or off for this process (set once, from the configuration).
-pub fn log_events_as_json(on: bool) {
-    LOG_JSON.store(on, std::sync::atomic::Ordering::Relaxed);
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self { enabled: true, log_json: false }
+    }
 }
 
 impl SqlStore {
@@ -42,6 +49,9 @@ impl SqlStore {
         event: &AuditEvent,
         user_of: Option<&EmailAddress>,
     ) -> anyhow::Result<()> {
+        if !self.audit_options().enabled {
+            return Ok(());
+        }
         let id = new_id::<AuditEventKind>()?;
         let user = match (&event.user_id, user_of) {
             (None, Some(_)) => "(SELECT id FROM users WHERE email = ?)",
@@ -75,9 +85,20 @@ impl SqlStore {
         Ok(())
     }
 
+    /// This store's options (the defaults until [`SqlStore::configure_audit`]).
+    fn audit_options(&self) -> AuditOptions {
+        self.audit_options.get().copied().unwrap_or_default()
+    }
+
+    /// Sets what this store does with audit events. Set once; later calls are ignored.
+    pub fn configure_audit(&self, options: AuditOptions) {
+        let _already_set = self.audit_options.set(options);
+    }
+
     /// Writes committed events to the log as JSON lines, when that is on.
     pub(super) fn log_committed(&self, events: &[&AuditEvent]) {
-        if !LOG_JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        let options = self.audit_options();
+        if !(options.enabled && options.log_json) {
             return;
         }
         for event in events {

@@ -58,6 +58,8 @@ pub struct SqlStore {
     /// This instance's delivery worker, woken when the store queues rows on its own (logout
     /// notices); unset where no worker runs (commands, tests of the store alone).
     pub(super) worker: std::sync::Arc<std::sync::OnceLock<crate::handover::Wakes>>,
+    /// What it does with audit events (`[audit]`); the defaults until configured.
+    pub(super) audit_options: std::sync::Arc<std::sync::OnceLock<super::audit::AuditOptions>>,
 }
 
 /// How many database connections a store holds, for the metrics.
@@ -230,7 +232,7 @@ impl SqlStore {
     /// A store reading through `pool` and writing through `writer` (the same pool, or on
     /// SQLite a pool of one connection), speaking `dialect`.
     pub(crate) fn new(pool: AnyPool, writer: AnyPool, dialect: Dialect) -> Self {
-        Self { pool, writer, dialect, worker: std::sync::Arc::default() }
+        Self { pool, writer, dialect, worker: std::sync::Arc::default(), audit_options: std::sync::Arc::default() }
     }
 
     /// Has the store wake `wakes` (this instance's delivery worker) whenever it queues rows on
