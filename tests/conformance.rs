@@ -738,25 +738,13 @@ async fn a_user_lists_and_revokes_only_their_own_live_sessions(store: &ScratchSt
     assert_eq!((listed[0].created_at, listed[0].last_used, listed[0].expires), (t0(), used_at, used_at + month));
     assert_eq!(listed[1].last_used, t0() + TimeDelta::hours(1), "never extended: last used at sign-in");
 
+    let revoked = audit(domain::audit::AuditKind::SessionRevoked);
     assert!(
-        !db.sessions
-            .delete_for_user(&alice.id, &bobs.id, &audit(domain::audit::AuditKind::SessionRevoked))
-            .await
-            .expect("delete"),
+        !db.sessions.delete_for_user(&alice.id, &bobs.id, &revoked).await.expect("delete"),
         "not alice's to revoke"
     );
-    assert!(db
-        .sessions
-        .delete_for_user(&alice.id, &phone.id, &audit(domain::audit::AuditKind::SessionRevoked))
-        .await
-        .expect("delete"));
-    assert!(
-        !db.sessions
-            .delete_for_user(&alice.id, &phone.id, &audit(domain::audit::AuditKind::SessionRevoked))
-            .await
-            .expect("delete"),
-        "already gone"
-    );
+    assert!(db.sessions.delete_for_user(&alice.id, &phone.id, &revoked).await.expect("delete"));
+    assert!(!db.sessions.delete_for_user(&alice.id, &phone.id, &revoked).await.expect("delete"), "already gone");
     // The laptop stays; the ended session goes too.
     assert_eq!(
         db.sessions

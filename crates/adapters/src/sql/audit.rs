@@ -96,7 +96,7 @@ impl SqlStore {
     }
 
     /// Writes committed events to the log as JSON lines, when that is on.
-    pub(super) fn log_committed(&self, events: &[&AuditEvent]) {
+    pub(super) fn log_committed<'a>(&self, events: impl IntoIterator<Item = &'a AuditEvent>) {
         let options = self.audit_options();
         if !(options.enabled && options.log_json) {
             return;
@@ -163,7 +163,7 @@ fn event_from_row(row: &AnyRow) -> anyhow::Result<RecordedEvent> {
 impl AuditLog for SqlStore {
     async fn record(&self, event: &AuditEvent) -> anyhow::Result<()> {
         self.insert_audit(&self.writer, event, None).await?;
-        self.log_committed(&[event]);
+        self.log_committed([event]);
         Ok(())
     }
 

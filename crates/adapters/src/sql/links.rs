@@ -86,9 +86,9 @@ impl SqlStore {
             .doing("cannot read the redeemed link")?;
             // The final decision is a constant-time comparison, whatever the index did.
             anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
-            let record = self.sign_in_within(&mut tx, identifier, session, now).await?;
+            let (record, events) = self.sign_in_within(&mut tx, identifier, session, now).await?;
             tx.commit().await.doing("cannot commit the redemption")?;
-            self.log_committed(&[&session.audit.clone().of_user(&record.user.id).in_session(&record.session.id)]);
+            self.log_committed(&events);
             return Ok(Redemption::Redeemed(record));
         }
         let (state, _) = self.link_state_in(&mut *tx, token_hash, Some(identifier), now).await?;
@@ -138,9 +138,9 @@ impl SqlStore {
             let stored: String = row.try_get("code_hash")?;
             anyhow::ensure!(SignInCodeHash::from_hex(&stored)?.matches(code_hash), "index returned another code");
             let identifier = stored_address(&row, "identifier")?;
-            let record = self.sign_in_within(&mut tx, &identifier, session, now).await?;
+            let (record, events) = self.sign_in_within(&mut tx, &identifier, session, now).await?;
             tx.commit().await.doing("cannot commit the redemption")?;
-            self.log_committed(&[&session.audit.clone().of_user(&record.user.id).in_session(&record.session.id)]);
+            self.log_committed(&events);
             return Ok(CodeRedemption::Redeemed(record));
         }
         let counted = sqlx::query(&self.sql(
@@ -172,14 +172,16 @@ impl SqlStore {
     }
 
     /// After a link was used, inside its transaction: the other live links of the address
-    /// marked replaced, its user found or created (verified now), and the new session stored.
+    /// marked replaced, its user found or created (verified now), and the new session stored,
+    /// with their audit events (`user.created` when it made the user), which it returns for
+    /// [`SqlStore::log_committed`] once the caller commits.
     pub(super) async fn sign_in_within(
         &self,
         tx: &mut Transaction<'static, Any>,
         identifier: &EmailAddress,
         session: &SessionDraft,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<SignedInRecord> {
+    ) -> anyhow::Result<(SignedInRecord, Vec<AuditEvent>)> {
         // A new link already replaced the older ones; this catches links requested at the same
         // moment on a database that let both requests commit (PostgreSQL and MariaDB's read
         // committed): one sign-in per batch of emails.
@@ -196,13 +198,16 @@ impl SqlStore {
             method: session.method,
             audit: session.audit.clone().of_user(&user.id),
         };
+        let mut events = Vec::with_capacity(2);
         if created {
             let mut event = session.audit.clone();
             event.kind = domain::audit::AuditKind::UserCreated;
             self.insert_audit(&mut **tx, &event, None).await?;
+            events.push(event);
         }
-        let session = self.insert_session(tx, &session).await?;
-        Ok(SignedInRecord { user, session })
+        let (session, signed_in) = self.insert_session(tx, &session).await?;
+        events.push(signed_in);
+        Ok((SignedInRecord { user, session }, events))
     }
 
     /// Deletes `identifier`'s unused links: once the address left its account, a link mailed
@@ -267,7 +272,7 @@ impl LinkStore for SqlStore {
         let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
         self.insert_audit(&mut *tx, audit, Some(&link.identifier)).await?;
         tx.commit().await.doing("cannot commit the link and its email")?;
-        self.log_committed(&[audit]);
+        self.log_committed([audit]);
         Ok(outbox_id)
     }
 

@@ -128,7 +128,7 @@ impl SqlStore {
         .await?;
         self.notices_queued(notices);
         if let Some(event) = &event {
-            self.log_committed(&[event]);
+            self.log_committed([event]);
         }
         Ok(ended)
     }

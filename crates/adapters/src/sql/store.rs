@@ -376,12 +376,13 @@ impl SqlStore {
     }
 
     /// Stores a new session through `executor` (the writer, or a redemption's transaction).
-    /// Stores a session and its sign-in's audit event (naming the new session) inside `tx`.
+    /// Stores a session and its sign-in's audit event (naming the new session) inside `tx`;
+    /// returns both, the event for [`SqlStore::log_committed`] once `tx` commits.
     pub(super) async fn insert_session(
         &self,
         tx: &mut Transaction<'static, Any>,
         session: &NewSession,
-    ) -> anyhow::Result<Session> {
+    ) -> anyhow::Result<(Session, domain::audit::AuditEvent)> {
         let id = new_id::<SessionKind>()?;
         sqlx::query(&self.sql(
             "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at, method) \
@@ -398,14 +399,16 @@ impl SqlStore {
         .execute(&mut **tx)
         .await
         .doing("cannot store the session")?;
-        self.insert_audit(&mut **tx, &session.audit.clone().of_user(&session.user_id).in_session(&id), None).await?;
-        Ok(Session {
+        let event = session.audit.clone().of_user(&session.user_id).in_session(&id);
+        self.insert_audit(&mut **tx, &event, None).await?;
+        let stored = Session {
             id,
             user_id: session.user_id.clone(),
             expires: session.expires,
             created_at: session.created_at,
             method: session.method,
-        })
+        };
+        Ok((stored, event))
     }
 
     pub(super) async fn user_by_email(
