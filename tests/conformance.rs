@@ -148,8 +148,20 @@ async fn a_session_for_a_missing_user_is_refused_and_removing_a_user_ends_their_
 
     let user = db.users.find_or_create_verified(&address("gone@example.com"), t0()).await.expect("user");
     let (_, token) = a_stored_session(db, &user, 3).await;
-    assert!(db.users.remove(&address("gone@example.com")).await.expect("remove"));
-    assert!(!db.users.remove(&address("gone@example.com")).await.expect("remove"), "removing twice finds nobody");
+    assert!(db
+        .users
+        .remove(&address("gone@example.com"), None, &audit(domain::audit::AuditKind::UserDeleted))
+        .await
+        .expect("remove")
+        .is_some());
+    assert!(
+        db.users
+            .remove(&address("gone@example.com"), None, &audit(domain::audit::AuditKind::UserDeleted))
+            .await
+            .expect("remove")
+            .is_none(),
+        "removing twice finds nobody"
+    );
     assert!(db.sessions.find(&token.hash()).await.expect("read").is_none(), "the session went with its user");
 }
 
@@ -1334,7 +1346,7 @@ async fn signed_in_as(db: &Database, email: &str) -> ports::ActiveSession {
 }
 
 fn change_to(new_email: &str) -> ChangeAddress {
-    ChangeAddress { new_email: address(new_email), client: None, lang: "de".to_owned() }
+    ChangeAddress { new_email: address(new_email), client: None, lang: "de".to_owned(), origin: Default::default() }
 }
 
 /// The token in the newest confirmation link `mailer` sent.
@@ -1359,6 +1371,7 @@ fn confirm(token: &LinkToken, active: &ports::ActiveSession) -> ConfirmAddress {
         client: None,
         lang: "de".to_owned(),
         signed_in: Some(active.clone()),
+        origin: Default::default(),
     }
 }
 
@@ -1402,6 +1415,17 @@ async fn an_address_change_waits_for_its_link_then_changes_once_and_tells_the_ol
     assert_eq!(kinds, ["confirm_address", "address_changed"]);
     let langs = raw_texts(store, "SELECT lang FROM outbox ORDER BY created_at").await;
     assert_eq!(langs, ["de", "de"], "each email remembers the language it is to be written in");
+    // Both steps are in the person's log, written with the change; the refused second
+    // confirmation changed nothing and wrote nothing.
+    let by_user = ports::AuditQuery { user_id: Some(active.user.id.clone()), ..everything() };
+    let events: Vec<_> = audited(db, by_user).await.into_iter().map(|(kind, outcome, ..)| (kind, outcome)).collect();
+    assert_eq!(
+        events,
+        [("address.changed", "succeeded"), ("address.change_requested", "succeeded"), ("link.redeemed", "succeeded")],
+        "newest first, after the sign-in that opened the session"
+    );
+    let details = raw_texts(store, "SELECT detail FROM audit_events WHERE kind LIKE 'address.%' ORDER BY id").await;
+    assert!(details.iter().all(|detail| !detail.contains("new@example.com") && !detail.contains("old@example.com")));
 }
 
 async fn an_address_that_is_taken_gets_no_email_and_one_taken_meanwhile_changes_nothing(store: &ScratchStore) {
@@ -1585,8 +1609,19 @@ async fn a_password_is_found_with_its_user_by_address_only_and_replaced_whole(st
     let (found, hash) = db.passwords.find_with_password(&address("ada@example.com")).await.expect("read").expect("ada");
     assert_eq!((found, hash), (ada.clone(), None), "a user without a password");
 
-    db.passwords.set_password(&ada.id, &phc("first"), t0()).await.expect("set");
-    db.passwords.set_password(&ada.id, &phc("second"), t0() + TimeDelta::minutes(1)).await.expect("changed");
+    db.passwords
+        .set_password(&ada.id, &phc("first"), &audit(domain::audit::AuditKind::PasswordSet), t0())
+        .await
+        .expect("set");
+    db.passwords
+        .set_password(
+            &ada.id,
+            &phc("second"),
+            &audit(domain::audit::AuditKind::PasswordSet),
+            t0() + TimeDelta::minutes(1),
+        )
+        .await
+        .expect("changed");
 
     let (_, hash) = db.passwords.find_with_password(&address("ADA@example.com")).await.expect("read").expect("ada");
     assert_eq!(hash, Some(phc("second")), "found whatever the case of the address, the newest hash only");
@@ -1596,18 +1631,29 @@ async fn a_password_is_found_with_its_user_by_address_only_and_replaced_whole(st
     let rows = raw_texts(store, "SELECT hash FROM passwords").await;
     assert_eq!(rows, vec![phc("second").as_phc().to_owned()], "one row per user");
 
-    assert!(db.users.remove(&address("ada@example.com")).await.expect("removed"));
+    assert!(db
+        .users
+        .remove(&address("ada@example.com"), None, &audit(domain::audit::AuditKind::UserDeleted))
+        .await
+        .expect("removed")
+        .is_some());
     assert!(raw_texts(store, "SELECT hash FROM passwords").await.is_empty(), "removing a user removes the hash");
 }
 
 async fn a_rehash_replaces_only_the_hash_it_was_made_from(store: &ScratchStore) {
     let db = &store.database;
     let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
-    db.passwords.set_password(&ada.id, &phc("old"), t0()).await.expect("set");
+    db.passwords
+        .set_password(&ada.id, &phc("old"), &audit(domain::audit::AuditKind::PasswordSet), t0())
+        .await
+        .expect("set");
 
     assert!(db.passwords.replace_password_hash(&ada.id, &phc("old"), &phc("rehashed"), t0()).await.expect("ran"));
     // The person changed their password meanwhile: a late re-hash of the old one must not undo it.
-    db.passwords.set_password(&ada.id, &phc("changed"), t0()).await.expect("set");
+    db.passwords
+        .set_password(&ada.id, &phc("changed"), &audit(domain::audit::AuditKind::PasswordSet), t0())
+        .await
+        .expect("set");
     assert!(!db.passwords.replace_password_hash(&ada.id, &phc("rehashed"), &phc("late"), t0()).await.expect("ran"));
 
     assert_eq!(db.passwords.password_of(&ada.id).await.expect("read"), Some(phc("changed")));
@@ -1619,7 +1665,11 @@ async fn concurrent_first_passwords_for_one_user_leave_exactly_one(store: &Scrat
     let attempts = (0..12).map(|n| {
         let passwords = Arc::clone(&db.passwords);
         let id = ada.id.clone();
-        tokio::spawn(async move { passwords.set_password(&id, &phc(&format!("p{n}")), t0()).await })
+        tokio::spawn(async move {
+            passwords
+                .set_password(&id, &phc(&format!("p{n}")), &audit(domain::audit::AuditKind::PasswordSet), t0())
+                .await
+        })
     });
     for attempt in attempts {
         attempt.await.expect("joined").expect("every concurrent set succeeds");
@@ -1683,7 +1733,8 @@ fn new_passkey(user: &domain::User, byte: u8, created: DateTime<Utc>) -> ports::
 async fn add_passkey(db: &Database, user: &domain::User, byte: u8, created: DateTime<Utc>) -> domain::Passkey {
     let candidate = domain::UserHandle::from_random_bytes([byte.wrapping_add(100); 16]);
     db.passkeys.user_handle(&user.id, &candidate).await.expect("a handle");
-    match db.passkeys.add(&new_passkey(user, byte, created)).await.expect("stored") {
+    let event = audit(domain::audit::AuditKind::PasskeyAdded).of_user(&user.id);
+    match db.passkeys.add(&new_passkey(user, byte, created), &event).await.expect("stored") {
         ports::PasskeyAdded::Added(passkey) => passkey,
         ports::PasskeyAdded::CredentialTaken => panic!("credential {byte} was taken"),
     }
@@ -1738,15 +1789,24 @@ async fn a_credential_id_is_registered_once_across_every_account_however_they_ra
     let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
     let bob = db.users.find_or_create_verified(&address("bob@example.com"), t0()).await.expect("user");
     add_passkey(db, &ada, 1, t0()).await;
-    let again = db.passkeys.add(&new_passkey(&bob, 1, t0())).await.expect("answered");
+    let again = db
+        .passkeys
+        .add(&new_passkey(&bob, 1, t0()), &audit(domain::audit::AuditKind::PasskeyAdded))
+        .await
+        .expect("answered");
     assert_eq!(again, ports::PasskeyAdded::CredentialTaken);
 
-    let racers = futures_util::future::join_all((0..10).map(|n| {
-        let passkeys = Arc::clone(&db.passkeys);
-        let owner = if n % 2 == 0 { ada.clone() } else { bob.clone() };
-        async move { passkeys.add(&new_passkey(&owner, 2, t0())).await }
-    }))
-    .await;
+    let racers =
+        futures_util::future::join_all(
+            (0..10).map(|n| {
+                let passkeys = Arc::clone(&db.passkeys);
+                let owner = if n % 2 == 0 { ada.clone() } else { bob.clone() };
+                async move {
+                    passkeys.add(&new_passkey(&owner, 2, t0()), &audit(domain::audit::AuditKind::PasskeyAdded)).await
+                }
+            }),
+        )
+        .await;
     let added = racers.iter().filter(|outcome| matches!(outcome, Ok(ports::PasskeyAdded::Added(_)))).count();
     let taken = racers.iter().filter(|outcome| matches!(outcome, Ok(ports::PasskeyAdded::CredentialTaken))).count();
     assert_eq!((added, taken), (1, 9), "{racers:?}");
@@ -1801,9 +1861,25 @@ async fn renaming_and_deleting_touch_only_the_owners_passkey_and_nothing_else(st
     let same = db.passkeys.rename(&ada.id, &adas.id, &name).await.expect("renamed again");
     assert_eq!(same.map(|passkey| passkey.name), Some(name), "an unchanged name is still found");
 
-    assert!(!db.passkeys.delete(&bob.id, &adas.id).await.expect("answered"), "not bob's");
-    assert!(db.passkeys.delete(&ada.id, &adas.id).await.expect("deleted"));
-    assert!(!db.passkeys.delete(&ada.id, &adas.id).await.expect("answered"), "gone");
+    assert!(
+        !db.passkeys
+            .delete(&bob.id, &adas.id, &audit(domain::audit::AuditKind::PasskeyRemoved))
+            .await
+            .expect("answered"),
+        "not bob's"
+    );
+    assert!(db
+        .passkeys
+        .delete(&ada.id, &adas.id, &audit(domain::audit::AuditKind::PasskeyRemoved))
+        .await
+        .expect("deleted"));
+    assert!(
+        !db.passkeys
+            .delete(&ada.id, &adas.id, &audit(domain::audit::AuditKind::PasskeyRemoved))
+            .await
+            .expect("answered"),
+        "gone"
+    );
     assert_eq!(db.passkeys.find_for_sign_in(&credential(1)).await.expect("read"), None);
     let sessions = db.sessions.list_for_user(&ada.id, t0()).await.expect("listed");
     assert_eq!(sessions.len(), 1, "deleting a passkey ends no session");
@@ -1819,7 +1895,12 @@ async fn a_users_passkeys_outlive_an_address_change_and_go_with_the_user(store: 
         .expect("address changed");
     let found = db.passkeys.find_for_sign_in(&credential(1)).await.expect("read").expect("still found");
     assert_eq!(found.user.email, address("ada@example.org"));
-    assert!(db.users.remove(&address("ada@example.org")).await.expect("removed"));
+    assert!(db
+        .users
+        .remove(&address("ada@example.org"), None, &audit(domain::audit::AuditKind::UserDeleted))
+        .await
+        .expect("removed")
+        .is_some());
     assert_eq!(db.passkeys.find_for_sign_in(&credential(1)).await.expect("read"), None);
 }
 
@@ -2062,7 +2143,12 @@ async fn ending_a_session_queues_a_logout_notice_for_each_app_registered_for_one
         .expect("already gone: nothing to tell");
     assert_eq!(claimed_notices(db).await, vec![]);
     // Removing a person ends their sessions: the apps are told of them too.
-    assert!(db.users.remove(&address("bob@example.com")).await.expect("removed"));
+    assert!(db
+        .users
+        .remove(&address("bob@example.com"), None, &audit(domain::audit::AuditKind::UserDeleted))
+        .await
+        .expect("removed")
+        .is_some());
     assert_eq!(claimed_notices(db).await, vec![ids(&bobs)]);
     // The notice holds identifiers only, erased with the row once it is sent.
     let listed = db.outbox.list(None, 10).await.expect("list");
@@ -2179,6 +2265,122 @@ async fn audit_events_are_written_with_their_change_and_read_back_by_person_kind
     db.audit.record(&refused).await.expect("accepted");
     insert_link(db, 3, "new@example.com", t0() + TimeDelta::seconds(4)).await;
     assert_eq!(audited(db, everything()).await.len(), 2);
+}
+
+/// How many rows `query` counts.
+async fn count(store: &ScratchStore, query: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(query).fetch_one(&store.raw).await.expect("counted")
+}
+
+async fn a_disabled_account_signs_in_nowhere_until_enabled_and_a_deleted_one_leaves_only_its_events(
+    store: &ScratchStore,
+) {
+    use domain::audit::AuditKind;
+    use ports::AccountStatusChange;
+    let db = &store.database;
+    let ada = db.users.find_or_create_verified(&address("ada@example.com"), t0()).await.expect("user");
+    let (_, token) = a_stored_session(db, &ada, 7).await;
+    db.passwords
+        .set_password(&ada.id, &phc("ada"), &audit(AuditKind::PasswordSet).of_user(&ada.id), t0())
+        .await
+        .expect("set");
+    add_passkey(db, &ada, 9, t0()).await;
+    insert_link(db, 1, "ada@example.com", t0()).await;
+    let bobs_link = insert_link(db, 2, "bob@example.com", t0()).await;
+
+    let disabled =
+        db.users.set_disabled(&address("ada@example.com"), true, &audit(AuditKind::UserDisabled), t0()).await;
+    assert_eq!(
+        disabled.expect("disabled"),
+        AccountStatusChange::Changed { user_id: ada.id.clone(), sessions_ended: 1 }
+    );
+
+    // Nothing signs Ada in: no session, no new link, no password or passkey found.
+    assert!(db.sessions.find(&token.hash()).await.expect("read").is_none(), "her session ended");
+    let ada_texts = "SELECT COUNT(*) FROM verification_tokens WHERE identifier = 'ada@example.com'";
+    assert_eq!(count(store, ada_texts).await, 0, "her unused link is gone");
+    let pending = "SELECT COUNT(*) FROM outbox WHERE recipient = 'ada@example.com' AND status = 'pending'";
+    assert_eq!(count(store, pending).await, 0, "the email carrying it will not be sent");
+    let link = NewLink {
+        identifier: address("ada@example.com"),
+        token_hash: hash_of(3),
+        code_hash: code_of(CODE_BYTE, &hash_of(3)),
+        expires: t0() + LINK_LIFETIME,
+        created_at: t0(),
+    };
+    let email = NewOutboxMessage {
+        kind: EmailKind::SignIn,
+        lang: "en".to_owned(),
+        recipient: address("ada@example.com"),
+        link_token_hash: hash_of(3),
+        sealed_body: vec![0; 40],
+        expires: link.expires,
+        created_at: t0(),
+        leased_until: None,
+    };
+    let refused = db.links.insert_with_email(&link, &email, &audit(AuditKind::LinkRequested)).await.expect("answered");
+    assert_eq!(refused, ports::LinkIssued::AccountDisabled);
+    assert_eq!(count(store, ada_texts).await, 0, "nothing stored for her address");
+    assert!(db.passwords.find_with_password(&address("ada@example.com")).await.expect("read").is_none());
+    assert!(db.passkeys.find_for_sign_in(&credential(9)).await.expect("read").is_none());
+    let again = db.users.set_disabled(&address("ada@example.com"), true, &audit(AuditKind::UserDisabled), t0()).await;
+    assert_eq!(again.expect("answered"), AccountStatusChange::Unchanged);
+    assert_eq!(
+        db.links.state(&bobs_link, &address("bob@example.com"), t0()).await.expect("state"),
+        LinkState::Unused,
+        "nobody else is touched"
+    );
+
+    // Enabled again, she signs in as before (with a new session: the old one stays ended).
+    let enabled = db.users.set_disabled(&address("ada@example.com"), false, &audit(AuditKind::UserEnabled), t0()).await;
+    assert!(matches!(enabled.expect("enabled"), AccountStatusChange::Changed { sessions_ended: 0, .. }));
+    assert!(db.passwords.find_with_password(&address("ada@example.com")).await.expect("read").is_some());
+    assert!(db.passkeys.find_for_sign_in(&credential(9)).await.expect("read").is_some());
+    assert!(matches!(
+        db.links.insert_with_email(&link, &email, &audit(AuditKind::LinkRequested)).await.expect("stored"),
+        ports::LinkIssued::Queued(_)
+    ));
+    let nobody = db.users.set_disabled(&address("eve@example.com"), true, &audit(AuditKind::UserDisabled), t0()).await;
+    assert_eq!(nobody.expect("answered"), AccountStatusChange::NoSuchUser);
+
+    // Deleted: everything tied to her goes, the farewell is queued, her events stay.
+    let (_, token) = a_stored_session(db, &ada, 8).await;
+    let farewell = NewOutboxMessage { kind: EmailKind::AddressChanged, link_token_hash: hash_of(4), ..email.clone() };
+    let deleted = db.users.remove(&address("ada@example.com"), Some(&farewell), &audit(AuditKind::UserDeleted)).await;
+    assert_eq!(deleted.expect("deleted"), Some(ada.id.clone()));
+    assert!(db.sessions.find(&token.hash()).await.expect("read").is_none());
+    for table in ["sessions", "passwords", "passkeys"] {
+        let left = count(store, &format!("SELECT COUNT(*) FROM {table} WHERE user_id = '{}'", ada.id.as_str())).await;
+        assert_eq!(left, 0, "{table}");
+    }
+    assert_eq!(count(store, ada_texts).await, 0, "her links, used or not");
+    let kinds = raw_texts(store, "SELECT kind FROM outbox WHERE recipient = 'ada@example.com'").await;
+    assert_eq!(kinds, ["address_changed"], "only the farewell is left to send");
+    assert!(db
+        .users
+        .remove(&address("ada@example.com"), None, &audit(AuditKind::UserDeleted))
+        .await
+        .expect("answered")
+        .is_none());
+    let hers = ports::AuditQuery { user_id: Some(ada.id.clone()), ..everything() };
+    let kinds: Vec<_> = audited(db, hers).await.into_iter().map(|(kind, ..)| kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "user.deleted",
+            "link.redeemed",
+            "link.requested",
+            "user.enabled",
+            "user.disabled",
+            "link.requested",
+            "passkey.added",
+            "password.set",
+            "link.redeemed"
+        ],
+        "newest first, every change with its event (the refused link wrote none of the store's)"
+    );
+    let addressed = "SELECT COUNT(*) FROM audit_events WHERE detail LIKE '%ada@example.com%'";
+    assert_eq!(count(store, addressed).await, 0, "no event keeps her address");
 }
 
 async fn clients_are_stored_as_registered_with_only_the_hash_of_their_secret(store: &ScratchStore) {
@@ -2420,6 +2622,7 @@ macro_rules! every_contract {
             clients_are_stored_as_registered_with_only_the_hash_of_their_secret,
             ending_a_session_queues_a_logout_notice_for_each_app_registered_for_one,
             audit_events_are_written_with_their_change_and_read_back_by_person_kind_and_time,
+            a_disabled_account_signs_in_nowhere_until_enabled_and_a_deleted_one_leaves_only_its_events,
             a_code_is_redeemed_once_and_a_second_use_revokes_what_the_first_got,
             access_tokens_expire_exactly_and_revocation_is_by_their_own_client_only,
             a_refresh_token_rotates_once_and_a_spent_one_revokes_its_family,

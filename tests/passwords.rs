@@ -287,7 +287,21 @@ async fn a_hash_made_with_a_weaker_cost_is_replaced_at_the_next_sign_in() {
     .expect("valid cost");
     let old =
         ports::PasswordHasher::hash(&weaker, &domain::Password::typed(GOOD).expect("typed")).await.expect("hashed");
-    app.database.passwords.set_password(&user.id, &old, app.clock.now()).await.expect("stored");
+    app.database
+        .passwords
+        .set_password(
+            &user.id,
+            &old,
+            &domain::audit::AuditEvent::new(
+                domain::audit::AuditKind::PasswordSet,
+                domain::audit::AuditOutcome::Succeeded,
+                app.clock.now(),
+                &domain::audit::RequestOrigin::default(),
+            ),
+            app.clock.now(),
+        )
+        .await
+        .expect("stored");
 
     let signed_in = password_form(&app, "old@example.com", GOOD).await;
     let stored = app.database.passwords.password_of(&user.id).await.expect("read").expect("a hash");

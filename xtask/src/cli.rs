@@ -120,7 +120,7 @@ pub enum Command {
     },
 }
 
-/// `users add|list|remove`.
+/// `users add|list|delete|disable|enable`.
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Add a user, so that the address may sign in when sign-up is closed.
@@ -134,8 +134,21 @@ pub enum UsersCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// Remove a user and end their sessions.
-    Remove {
+    /// Delete a user and everything tied to them (sessions, links, password, passkeys, app
+    /// grants, emails); their audit events stay, without the address.
+    #[command(alias = "remove")]
+    Delete {
+        /// The address.
+        email: String,
+    },
+    /// Disable a user: their sessions end at once, and until enabled they cannot sign in (a
+    /// link asked for gets the usual answer and no email).
+    Disable {
+        /// The address.
+        email: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
         /// The address.
         email: String,
     },
@@ -302,13 +315,34 @@ async fn users(settings: &Settings, command: UsersCommand, program: Program) -> 
                     println!("{}  {}  {}", user.id.as_str(), user.email, verified);
                 }
             }
-            UsersCommand::Remove { email } => {
+            UsersCommand::Delete { email } => {
                 let email = parse(&email)?;
-                let user = store.users.find_by_email(&email).await?;
-                anyhow::ensure!(store.users.remove(&email).await?, "no user has the address {email}");
-                let user_id = user.map(|user| user.id);
-                wiring::operator_did(&store, AuditKind::UserDeleted, user_id.as_ref(), "users remove").await?;
-                println!("Removed {email} and ended their sessions");
+                let event = wiring::operator_event(AuditKind::UserDeleted, "users delete");
+                let deleted = store.users.remove(&email, None, &event).await?;
+                let user_id = deleted.ok_or_else(|| anyhow::anyhow!("no user has the address {email}"))?;
+                println!("Deleted {email} ({}), their sessions, links, passkeys and password", user_id.as_str());
+            }
+            UsersCommand::Disable { email } => {
+                let email = parse(&email)?;
+                let event = wiring::operator_event(AuditKind::UserDisabled, "users disable");
+                match store.users.set_disabled(&email, true, &event, chrono::Utc::now()).await? {
+                    ports::AccountStatusChange::Changed { user_id, sessions_ended } => {
+                        println!("Disabled {email} ({}); {sessions_ended} session(s) ended", user_id.as_str())
+                    }
+                    ports::AccountStatusChange::Unchanged => println!("{email} was disabled already"),
+                    ports::AccountStatusChange::NoSuchUser => anyhow::bail!("no user has the address {email}"),
+                }
+            }
+            UsersCommand::Enable { email } => {
+                let email = parse(&email)?;
+                let event = wiring::operator_event(AuditKind::UserEnabled, "users enable");
+                match store.users.set_disabled(&email, false, &event, chrono::Utc::now()).await? {
+                    ports::AccountStatusChange::Changed { user_id, .. } => {
+                        println!("Enabled {email} ({})", user_id.as_str());
+                    }
+                    ports::AccountStatusChange::Unchanged => println!("{email} was not disabled"),
+                    ports::AccountStatusChange::NoSuchUser => anyhow::bail!("no user has the address {email}"),
+                }
             }
         }
         Ok(())

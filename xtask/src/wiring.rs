@@ -310,12 +310,16 @@ pub async fn operator_did(
     user_id: Option<&domain::UserId>,
     command: &str,
 ) -> anyhow::Result<()> {
-    let origin = domain::audit::RequestOrigin::default();
-    let mut event =
-        domain::audit::AuditEvent::new(kind, domain::audit::AuditOutcome::Succeeded, chrono::Utc::now(), &origin)
-            .with_detail(format!("operator: {command}"));
+    let mut event = operator_event(kind, command);
     event.user_id = user_id.cloned();
     store.audit.record(&event).await
+}
+
+/// The audit event of an operator's `command`, for a store method to write with the change.
+pub fn operator_event(kind: domain::audit::AuditKind, command: &str) -> domain::audit::AuditEvent {
+    let origin = domain::audit::RequestOrigin::default();
+    domain::audit::AuditEvent::new(kind, domain::audit::AuditOutcome::Succeeded, chrono::Utc::now(), &origin)
+        .with_detail(format!("operator: {command}"))
 }
 
 /// The OpenID Provider's issuer: the base URL without a trailing slash.

@@ -308,7 +308,7 @@ fn the_first_start_makes_the_providers_signing_key_and_a_restart_keeps_it() {
 }
 
 #[test]
-fn users_are_added_listed_and_removed_by_address() {
+fn users_are_added_listed_disabled_enabled_and_deleted_by_address() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("users.sqlite").display());
     let db = ["--database-url", url.as_str()];
@@ -318,7 +318,11 @@ fn users_are_added_listed_and_removed_by_address() {
     let again = magiclink(dir.path(), &["users", "add", "ann@example.com", db[0], db[1]], &[]);
     let bad = magiclink(dir.path(), &["users", "add", "not an address", db[0], db[1]], &[]);
     let listed = magiclink(dir.path(), &["users", "list", db[0], db[1]], &[]);
-    let removed = magiclink(dir.path(), &["users", "remove", "ann@example.com", db[0], db[1]], &[]);
+    let disabled = magiclink(dir.path(), &["users", "disable", "ann@example.com", db[0], db[1]], &[]);
+    let disabled_again = magiclink(dir.path(), &["users", "disable", "ann@example.com", db[0], db[1]], &[]);
+    let enabled = magiclink(dir.path(), &["users", "enable", "ann@example.com", db[0], db[1]], &[]);
+    let nobody = magiclink(dir.path(), &["users", "disable", "bob@example.com", db[0], db[1]], &[]);
+    let removed = magiclink(dir.path(), &["users", "delete", "ann@example.com", db[0], db[1]], &[]);
     let gone = magiclink(dir.path(), &["users", "remove", "ann@example.com", db[0], db[1]], &[]);
     let empty = magiclink(dir.path(), &["users", "list", db[0], db[1]], &[]);
 
@@ -327,7 +331,13 @@ fn users_are_added_listed_and_removed_by_address() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`not an address` is not an address"));
     assert!(stdout(&listed).contains("ann@example.com  never signed in"), "{}", stdout(&listed));
-    assert_eq!(stdout(&removed).trim(), "Removed ann@example.com and ended their sessions");
+    assert!(stdout(&disabled).starts_with("Disabled ann@example.com ("), "{}", stdout(&disabled));
+    assert!(stdout(&disabled).trim().ends_with("0 session(s) ended"), "{}", stdout(&disabled));
+    assert_eq!(stdout(&disabled_again).trim(), "ann@example.com was disabled already");
+    assert!(stdout(&enabled).starts_with("Enabled ann@example.com ("), "{}", stdout(&enabled));
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no user has the address bob@example.com"));
+    assert!(stdout(&removed).starts_with("Deleted ann@example.com ("), "{}", stdout(&removed));
     assert!(!gone.status.success());
     assert_eq!(stdout(&empty), "");
 }

@@ -61,8 +61,8 @@ pub use passwords::{
 };
 pub use rate_limit::{Admission, Bucket, RateLimiter};
 pub use sessions::{
-    ActiveSession, ListSessionsError, OpenSessionError, ReadSessionError, RevokeOtherSessionsError, RevokeSessionError,
-    SessionSettings, Sessions, SignOutError, SignedIn,
+    ActiveSession, ListSessionsError, OpenSessionError, ReadActivityError, ReadSessionError, RevokeOtherSessionsError,
+    RevokeSessionError, SessionSettings, Sessions, SignOutError, SignedIn, MAX_ACTIVITY_PAGE,
 };
 pub use sign_in::address::{
     AddressChangePreview, ChangeAddress, ChangeAddressError, ConfirmAddress, ConfirmAddressError, ConfirmationQueued,
@@ -72,10 +72,10 @@ pub use sign_in::{
     RenameError, RequestLink, RequestLinkError, SignIn, SignInLimits, SignInSettings, SignUpPolicy,
 };
 pub use stores::{
-    AddressChangeOutcome, CeremonyPurpose, CodeRedemption, LinkState, LinkStore, NewAddressChange, NewCeremony,
-    NewLink, NewPasskey, NewSession, PasskeyAdded, PasskeyForSignIn, PasskeyStore, PasskeyUse, PasswordStore,
-    PendingAddressChange, Redemption, SessionDraft, SessionStore, SignedInRecord, StoreHealth, StoredCredential,
-    TakenCeremony, UserAdded, UserStore,
+    AccountStatusChange, AddressChangeOutcome, CeremonyPurpose, CodeRedemption, LinkIssued, LinkState, LinkStore,
+    NewAddressChange, NewCeremony, NewLink, NewPasskey, NewSession, PasskeyAdded, PasskeyForSignIn, PasskeyStore,
+    PasskeyUse, PasswordStore, PendingAddressChange, Redemption, SessionDraft, SessionStore, SignedInRecord,
+    StoreHealth, StoredCredential, TakenCeremony, UserAdded, UserStore,
 };
 pub use unavailable::Unavailable;
 pub use webauthn::{

@@ -96,6 +96,8 @@ pub struct AddPasskey {
     pub response: String,
     /// The name to give it (the browser and system by default).
     pub name: PasskeyName,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// Why no passkey was added.
@@ -239,7 +241,11 @@ impl Passkeys {
             sign_count: registered.sign_count,
             created_at: now,
         };
-        match self.store.add(&new).await? {
+        let audit = self
+            .sessions
+            .account_event(active, AuditKind::PasskeyAdded, &request.origin)
+            .with_detail(new.name.as_str().to_owned());
+        match self.store.add(&new, &audit).await? {
             PasskeyAdded::Added(passkey) => {
                 tracing::info!(user.id = %active.user.id.as_str(), passkey.id = %passkey.id.as_str(), "passkey added");
                 Ok(passkey)
@@ -267,11 +273,17 @@ impl Passkeys {
     /// # Errors
     /// [`ChangePasskeyError::ReauthenticationRequired`] unless the sign-in is recent;
     /// [`ChangePasskeyError::NotFound`] when they have no passkey with that id.
-    pub async fn delete(&self, active: &ActiveSession, id: &PasskeyId) -> Result<(), ChangePasskeyError> {
+    pub async fn delete(
+        &self,
+        active: &ActiveSession,
+        id: &PasskeyId,
+        origin: &RequestOrigin,
+    ) -> Result<(), ChangePasskeyError> {
         if !self.sessions.is_recent(active) {
             return Err(ChangePasskeyError::ReauthenticationRequired);
         }
-        if !self.store.delete(&active.user.id, id).await? {
+        let audit = self.sessions.account_event(active, AuditKind::PasskeyRemoved, origin).with_detail(id.as_str());
+        if !self.store.delete(&active.user.id, id, &audit).await? {
             return Err(ChangePasskeyError::NotFound);
         }
         tracing::info!(user.id = %active.user.id.as_str(), passkey.id = %id.as_str(), "passkey deleted");

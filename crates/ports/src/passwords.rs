@@ -242,7 +242,8 @@ impl Passwords {
             return Err(PasswordRefusal::Common.into());
         }
         let hash = support.hasher.hash(&request.password).await?;
-        support.store.set_password(&active.user.id, &hash, self.clock.now()).await?;
+        let audit = self.sessions.account_event(active, AuditKind::PasswordSet, &request.origin);
+        support.store.set_password(&active.user.id, &hash, &audit, self.clock.now()).await?;
         let other_sessions_ended = if request.sign_out_other_sessions {
             self.sessions.end_others_of(&active.user.id, &active.session_id, "password set", &request.origin).await?
         } else {

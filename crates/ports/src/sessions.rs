@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::audit::{AuditEvent, AuditKind, AuditOutcome, RequestOrigin};
 use domain::{SessionId, SessionPolicy, SessionSummary, SessionToken, SignInMethod, User, UserId};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditQuery, RecordedEvent};
 use crate::clock::Clock;
 use crate::random::os_random;
 use crate::stores::{NewSession, SessionDraft, SessionStore, SignedInRecord};
@@ -100,6 +100,17 @@ pub enum ListSessionsError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Why a person's security activity could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadActivityError {
+    /// Storage failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The most events one page of a person's activity holds.
+pub const MAX_ACTIVITY_PAGE: u32 = 100;
+
 /// Why a session was not revoked.
 #[derive(Debug, thiserror::Error)]
 pub enum RevokeSessionError {
@@ -147,6 +158,15 @@ impl Sessions {
             SignInMethod::Passkey => AuditKind::PasskeySignIn,
         };
         AuditEvent::new(kind, AuditOutcome::Succeeded, self.clock.now(), origin).by(method)
+    }
+
+    /// The event for a change the signed-in person made to their account (`kind` succeeded
+    /// now, from `origin`, in `active`'s session), to store with the change.
+    pub fn account_event(&self, active: &ActiveSession, kind: AuditKind, origin: &RequestOrigin) -> AuditEvent {
+        AuditEvent::new(kind, AuditOutcome::Succeeded, self.clock.now(), origin)
+            .of_user(&active.user.id)
+            .in_session(&active.session_id)
+            .by(active.method)
     }
 
     /// Records that a provider refused `kind` for `reason` (a refusal changes nothing, so it
@@ -283,6 +303,28 @@ impl Sessions {
     /// Only [`ListSessionsError::Unexpected`].
     pub async fn list(&self, active: &ActiveSession) -> Result<Vec<SessionSummary>, ListSessionsError> {
         Ok(self.store.list_for_user(&active.user.id, self.clock.now()).await?)
+    }
+
+    /// One page of the signed-in person's security activity (their sign-ins, failed attempts
+    /// on their account, and changes to it), newest first: at most `limit` events (capped at
+    /// [`MAX_ACTIVITY_PAGE`]), older than the event `before` when given (the next page).
+    ///
+    /// # Errors
+    /// Only [`ReadActivityError::Unexpected`].
+    pub async fn activity(
+        &self,
+        active: &ActiveSession,
+        before: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, ReadActivityError> {
+        let query = AuditQuery {
+            user_id: Some(active.user.id.clone()),
+            kind: None,
+            since: None,
+            before_id: before,
+            limit: limit.clamp(1, MAX_ACTIVITY_PAGE),
+        };
+        Ok(self.audit.list(&query).await?)
     }
 
     /// Ends one of the signed-in person's sessions, this one included (which signs this

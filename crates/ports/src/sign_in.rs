@@ -27,7 +27,7 @@ use crate::outbox::{DeliveryQueue, NewOutboxMessage};
 use crate::random::os_random;
 use crate::rate_limit::{Admission, Bucket, RateLimiter};
 use crate::sessions::{ActiveSession, SignedIn};
-use crate::stores::{CodeRedemption, LinkState, LinkStore, NewLink, Redemption, UserStore};
+use crate::stores::{CodeRedemption, LinkIssued, LinkState, LinkStore, NewLink, Redemption, UserStore};
 use crate::Sessions;
 
 /// Fixed settings of the sign-in flow.
@@ -308,7 +308,8 @@ impl SignIn {
     /// transaction and hands the email to the delivery worker (or, when that is backed up,
     /// wakes it to claim the stored row). It never waits for a mail provider.
     ///
-    /// The answer is the same whether or not the address has an account: no user is looked up.
+    /// The answer is the same whether or not the address has an account, and whether or not
+    /// that account is disabled (then nothing is stored or sent).
     ///
     /// # Errors
     /// [`RequestLinkError::Unexpected`] when storage or randomness fails; then nothing is
@@ -342,10 +343,18 @@ impl SignIn {
         };
         let email = self.outgoing(&request.email, &request.lang, token_hash.clone(), &content, expires, now)?;
         let audit = AuditEvent::new(AuditKind::LinkRequested, AuditOutcome::Succeeded, now, &request.origin)
-            .with_detail(masked);
-        let outbox_id = self.links.insert_with_email(&link, &email, &audit).await?;
-        self.after_commit(email, outbox_id);
-        tracing::info!(to = %request.email.masked(), "sign-in link queued");
+            .with_detail(masked.clone());
+        match self.links.insert_with_email(&link, &email, &audit).await? {
+            LinkIssued::Queued(outbox_id) => {
+                self.after_commit(email, outbox_id);
+                tracing::info!(to = %masked, "sign-in link queued");
+            }
+            LinkIssued::AccountDisabled => {
+                tracing::info!(to = %masked, "no link sent: the account is disabled");
+                self.refused(AuditKind::LinkRequested, "account_disabled", &request.origin, Some(masked)).await?;
+                // The same answer again; the hash names a link that was never stored.
+            }
+        }
         Ok(LinkQueued { email: request.email, link: token_hash, expires, expires_in_minutes })
     }
 

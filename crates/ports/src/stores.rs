@@ -145,6 +145,31 @@ pub enum CodeRedemption {
     Unknown,
 }
 
+/// What became of storing a link with its email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkIssued {
+    /// Both stored; the email's outbox row.
+    Queued(OutboxId),
+    /// The address belongs to a disabled account: nothing was stored.
+    AccountDisabled,
+}
+
+/// What became of disabling or enabling an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountStatusChange {
+    /// Changed; the account's id (and, when disabled, how many sessions ended).
+    Changed {
+        /// Whose account.
+        user_id: UserId,
+        /// Sessions ended (always 0 when enabling).
+        sessions_ended: u64,
+    },
+    /// It was disabled (or enabled) already: nothing changed.
+    Unchanged,
+    /// No account has the address.
+    NoSuchUser,
+}
+
 /// What a stored link is now, as seen without changing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
@@ -172,6 +197,10 @@ pub trait LinkStore: Send + Sync {
     /// lease runs out); one without is due at once. `audit` (`link.requested`) is written in
     /// the same transaction, naming the address's user when there is one.
     ///
+    /// When the address belongs to a disabled account (decided inside the transaction, so a
+    /// `users disable` racing the request either retires the link or prevents it), nothing is
+    /// stored: [`LinkIssued::AccountDisabled`].
+    ///
     /// # Errors
     /// MUST fail if they could not be stored durably.
     async fn insert_with_email(
@@ -179,7 +208,7 @@ pub trait LinkStore: Send + Sync {
         link: &NewLink,
         email: &NewOutboxMessage,
         audit: &AuditEvent,
-    ) -> anyhow::Result<OutboxId>;
+    ) -> anyhow::Result<LinkIssued>;
 
     /// Marks the link `token_hash` issued to `identifier` as used at `now`, atomically: of any
     /// number of concurrent calls for one link, exactly one sees [`Redemption::Redeemed`].
@@ -291,10 +320,12 @@ pub trait UserStore: Send + Sync {
     ///
     /// # Errors
     /// MUST fail if they could not be stored durably.
+    /// `audit` (`address.change_requested`) is written in the same transaction.
     async fn request_address_change(
         &self,
         change: &NewAddressChange,
         email: &NewOutboxMessage,
+        audit: &AuditEvent,
     ) -> anyhow::Result<OutboxId>;
 
     /// The change a confirmation link names, as stored, changing nothing.
@@ -310,6 +341,7 @@ pub trait UserStore: Send + Sync {
     /// sign-in links of the old address, and stores `notice` (the email telling the old
     /// address). If the new address belongs to another user by now (the unique address
     /// decides, however the two race), nothing changes: [`AddressChangeOutcome::AddressTaken`].
+    /// `audit` (`address.changed`) is written with the change, and only with it.
     ///
     /// # Errors
     /// MUST fail only on a storage failure (then nothing changed).
@@ -319,15 +351,46 @@ pub trait UserStore: Send + Sync {
         old_email: &EmailAddress,
         keep_session: &SessionId,
         notice: &NewOutboxMessage,
+        audit: &AuditEvent,
         now: DateTime<Utc>,
     ) -> anyhow::Result<AddressChangeOutcome>;
 
-    /// Deletes the user with this address and, with it, their sessions. `false` when there was
-    /// no such user.
+    /// Deletes the user with this address and everything tied to them: sessions, sign-in links
+    /// and address changes, password, passkeys, app grants, and emails still waiting to be sent
+    /// to the address (the apps they were signed in to are told by back-channel notices queued
+    /// in the same transaction). Their audit events stay, with their id and without the
+    /// address; `audit` (`user.deleted`, its user filled in) is written in the same
+    /// transaction, and so is `farewell` (the goodbye email), when given, after the pending
+    /// emails were dropped. The deleted user's id, or `None` when there was no such user (then
+    /// nothing is stored).
     ///
     /// # Errors
-    /// MUST fail only on a storage failure.
-    async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool>;
+    /// MUST fail only on a storage failure (then nothing changed).
+    async fn remove<'a>(
+        &self,
+        email: &EmailAddress,
+        farewell: Option<&'a NewOutboxMessage>,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<Option<UserId>>;
+
+    /// Disables (`disabled: true`) or enables the account with this address. Disabling, in one
+    /// transaction: marks it disabled at `now`, ends its sessions (queuing back-channel notices
+    /// for the apps), revokes its apps' grants and unused codes, and retires its sign-in links
+    /// and the emails carrying them. While
+    /// disabled, no session of the account is found, no link is stored for its address, and
+    /// password and passkey sign-ins do not find it. `audit` (`user.disabled` or
+    /// `user.enabled`, its user filled in) is written in the same transaction when the status
+    /// changed.
+    ///
+    /// # Errors
+    /// MUST fail only on a storage failure (then nothing changed).
+    async fn set_disabled(
+        &self,
+        email: &EmailAddress,
+        disabled: bool,
+        audit: &AuditEvent,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<AccountStatusChange>;
 }
 
 /// Stores the optional passwords (one per user at most, as an argon2id PHC string).
@@ -335,7 +398,7 @@ pub trait UserStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait PasswordStore: Send + Sync {
     /// The user with this address and their password hash, if they have one: what a password
-    /// sign-in checks. `None` when no user has the address.
+    /// sign-in checks. `None` when no user has the address, or its account is disabled.
     ///
     /// # Errors
     /// MUST fail only on a storage failure, never to say "not found".
@@ -348,11 +411,18 @@ pub trait PasswordStore: Send + Sync {
     async fn password_of(&self, user_id: &UserId) -> anyhow::Result<Option<PasswordHash>>;
 
     /// Sets the user's password hash, replacing any earlier one. Concurrent calls for one user
-    /// leave exactly one of their hashes.
+    /// leave exactly one of their hashes. `audit` (`password.set`) is written in the same
+    /// transaction.
     ///
     /// # Errors
     /// MUST fail if the hash could not be stored durably.
-    async fn set_password(&self, user_id: &UserId, hash: &PasswordHash, now: DateTime<Utc>) -> anyhow::Result<()>;
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        audit: &AuditEvent,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
 
     /// Replaces the user's hash with `new` only if it is still `old`: a re-hash with stronger
     /// parameters after a sign-in, which must not undo a password changed meanwhile. `false`
@@ -501,13 +571,15 @@ pub trait PasskeyStore: Send + Sync {
     async fn list(&self, user_id: &UserId) -> anyhow::Result<Vec<(Passkey, CredentialId)>>;
 
     /// Stores a new passkey; [`PasskeyAdded::CredentialTaken`] when its credential id is
-    /// stored already, whoever's it is (the unique index decides, however two race).
+    /// stored already, whoever's it is (the unique index decides, however two race). `audit`
+    /// (`passkey.added`) is written in the same transaction when it was stored.
     ///
     /// # Errors
     /// MUST fail if it could not be stored durably.
-    async fn add(&self, passkey: &NewPasskey) -> anyhow::Result<PasskeyAdded>;
+    async fn add(&self, passkey: &NewPasskey, audit: &AuditEvent) -> anyhow::Result<PasskeyAdded>;
 
-    /// The passkey with this credential id and its owner, if any.
+    /// The passkey with this credential id and its owner, if any (none while the owner's
+    /// account is disabled).
     ///
     /// # Errors
     /// MUST fail only on a storage failure, never to say "not found".
@@ -531,11 +603,12 @@ pub trait PasskeyStore: Send + Sync {
     async fn rename(&self, user_id: &UserId, id: &PasskeyId, name: &PasskeyName) -> anyhow::Result<Option<Passkey>>;
 
     /// Deletes the user's passkey `id`; `false` when the user has no such passkey. Nothing
-    /// else (sessions, other passkeys) changes.
+    /// else (sessions, other passkeys) changes. `audit` (`passkey.removed`) is written in the
+    /// same transaction when one was deleted.
     ///
     /// # Errors
     /// MUST fail only on a storage failure.
-    async fn delete(&self, user_id: &UserId, id: &PasskeyId) -> anyhow::Result<bool>;
+    async fn delete(&self, user_id: &UserId, id: &PasskeyId, audit: &AuditEvent) -> anyhow::Result<bool>;
 
     /// Stores a ceremony's state.
     ///
@@ -603,7 +676,8 @@ pub trait SessionStore: Send + Sync {
     /// MUST fail if the session could not be stored durably.
     async fn create(&self, session: &NewSession) -> anyhow::Result<Session>;
 
-    /// The session with this token hash and its user, expired or not (the caller decides).
+    /// The session with this token hash and its user, expired or not (the caller decides);
+    /// none while the user's account is disabled.
     ///
     /// # Errors
     /// MUST fail only on a storage failure, never to say "not found".

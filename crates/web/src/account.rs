@@ -124,6 +124,9 @@ pub struct AccountQuery {
     /// `password-others`, `confirmed` or `app-revoked`.
     #[serde(default)]
     pub done: Option<String>,
+    /// Show the security activity older than the event with this id (the next page).
+    #[serde(default)]
+    pub activity_before: Option<String>,
 }
 
 /// One session as the page lists it.
@@ -156,7 +159,8 @@ pub async fn show(req: &Request, state: Data<&Arc<AppState>>, query: Query<Accou
             Some("app-revoked") => Some("account-done-app-revoked"),
             _ => None,
         };
-        account_page(req, &state, &active, StatusCode::OK, done, FieldError::None).await
+        let view = PageView { done, error: FieldError::None, activity_before: query.0.activity_before };
+        account_page_with(req, &state, &active, StatusCode::OK, view).await
     };
     respond(req, &state, result.await)
 }
@@ -210,6 +214,7 @@ pub async fn change_email(
             new_email,
             client: client_ip(req, &state.settings.trusted_proxies),
             lang: crate::lang::of(req),
+            origin: request_origin(req, &state.settings),
         };
         match state.sign_in.request_address_change(&active, request).await {
             Ok(_) => Ok(back(&state, "confirm-sent")),
@@ -257,6 +262,7 @@ pub async fn confirm_email(
             client: client_ip(req, &state.settings.trusted_proxies),
             lang: crate::lang::of(req),
             signed_in: auth::current_session(req, &state).await?,
+            origin: request_origin(req, &state.settings),
         };
         state.sign_in.confirm_address_change(request).await?;
         Ok(back(&state, "email-changed"))
@@ -367,6 +373,28 @@ pub(crate) async fn account_page(
     done: Option<&str>,
     error: FieldError,
 ) -> Result<Response, WebError> {
+    account_page_with(req, state, active, status, PageView { done, error, activity_before: None }).await
+}
+
+/// What the account page says besides the account itself.
+struct PageView<'a> {
+    /// The change just made, to confirm at the top.
+    done: Option<&'a str>,
+    /// A refusal, under its field.
+    error: FieldError,
+    /// The activity page to show: older than this event.
+    activity_before: Option<String>,
+}
+
+/// The account page as `view` asks.
+async fn account_page_with(
+    req: &Request,
+    state: &AppState,
+    active: &ActiveSession,
+    status: StatusCode,
+    view: PageView<'_>,
+) -> Result<Response, WebError> {
+    let PageView { done, error, activity_before } = view;
     let said = |sentence: Sentence| Some(say(req, state, &sentence));
     let (mut name_error, mut email_error, mut password_error, mut reauth_error) = (None, None, None, None);
     match error {
@@ -452,6 +480,9 @@ pub(crate) async fn account_page(
     context.insert("apps", &apps);
     context.insert("revoke_app_action", &format!("{page_path}/apps/revoke"));
     context.insert("max_passkey_name", &domain::passkey::MAX_PASSKEY_NAME);
+    let (activity, activity_next) = crate::activity::activity_rows(state, active, activity_before).await?;
+    context.insert("activity", &activity);
+    context.insert("activity_next", &activity_next.map(|id| format!("{page_path}?activity_before={id}#activity")));
     context.insert("csrf_token", &csrf::token_for_form(req.cookie(), &state.settings)?);
     Ok(page(req, state, status, "account.html", context)?)
 }

@@ -772,6 +772,7 @@ impl AuthApi {
             client: crate::client::client_ip(req, &self.state.settings.trusted_proxies),
             lang: crate::lang::of(req),
             signed_in,
+            origin: request_origin(req, &self.state.settings),
         };
         let user = self.state.sign_in.confirm_address_change(request).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(EmailChangedBody { email: user.email.as_str().to_owned() }))
@@ -877,6 +878,7 @@ impl AuthApi {
             new_email,
             client: crate::client::client_ip(req, &self.state.settings.trusted_proxies),
             lang: crate::lang::of(req),
+            origin: request_origin(req, &self.state.settings),
         };
         let queued = self
             .state

@@ -11,8 +11,8 @@ use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response};
 use ports::{
     ChangeAddressError, ConfirmAddressError, LimitScope, LinkStateError, ListSessionsError, PasswordSignInError,
-    ReadSessionError, RedeemCodeError, RedeemLinkError, RenameError, RequestLinkError, RevokeOtherSessionsError,
-    RevokeSessionError, SetPasswordError, SignOutError, Unavailable,
+    ReadActivityError, ReadSessionError, RedeemCodeError, RedeemLinkError, RenameError, RequestLinkError,
+    RevokeOtherSessionsError, RevokeSessionError, SetPasswordError, SignOutError, Unavailable,
 };
 use tera::Context;
 
@@ -581,6 +581,7 @@ unexpected_only!(
     LinkStateError,
     ReadSessionError,
     ListSessionsError,
+    ReadActivityError,
     RenameError,
     RevokeOtherSessionsError,
     SignOutError

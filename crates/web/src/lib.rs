@@ -10,6 +10,7 @@
 //! callback are plain poem handlers ([`auth`]) because they answer with redirects and cookies.
 
 pub mod account;
+pub mod activity;
 pub mod api;
 pub mod auth;
 pub mod client;

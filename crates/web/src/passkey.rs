@@ -304,7 +304,12 @@ impl PasskeyApi {
             None => PasskeyName::parse(&crate::user_agent::describe(req.header(header::USER_AGENT))),
         }
         .map_err(|_| self.problem(req, WebError::Passkey(PasskeyRefusal::InvalidName)))?;
-        let request = AddPasskey { token: self.take_token(req), response: body.credential.to_string(), name };
+        let request = AddPasskey {
+            token: self.take_token(req),
+            response: body.credential.to_string(),
+            name,
+            origin: crate::client::request_origin(req, &self.state.settings),
+        };
         let added = passkeys.add(&active, request).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(PasskeyAdded::Created(Json(added.into())))
     }
@@ -338,7 +343,8 @@ impl PasskeyApi {
         let passkeys = self.enabled().map_err(|e| self.problem(req, e))?;
         let active = crate::api::signed_in_to_change(req, &self.state).await?;
         let id = PasskeyId::parse(&id.0).map_err(|_| self.problem(req, WebError::NoSuchPasskey))?;
-        passkeys.delete(&active, &id).await.map_err(|e| self.problem(req, e.into()))?;
+        let origin = crate::client::request_origin(req, &self.state.settings);
+        passkeys.delete(&active, &id, &origin).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(PasskeyDeleted::Deleted)
     }
 

@@ -10,6 +10,7 @@ use poem::{get, post, Endpoint, EndpointExt, IntoResponse, PathPattern, Response
 use poem_openapi::OpenApiService;
 use tracing::Instrument as _;
 
+use crate::activity::ActivityApi;
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
 use crate::passkey::PasskeyApi;
@@ -435,7 +436,11 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
     let settings = &state.settings;
     let base = settings.auth_base_path.trim_end_matches('/').to_owned();
     let api = OpenApiService::new(
-        (AuthApi { state: Arc::clone(&state) }, PasskeyApi { state: Arc::clone(&state) }),
+        (
+            AuthApi { state: Arc::clone(&state) },
+            PasskeyApi { state: Arc::clone(&state) },
+            ActivityApi { state: Arc::clone(&state) },
+        ),
         "magiclink",
         env!("CARGO_PKG_VERSION"),
     )

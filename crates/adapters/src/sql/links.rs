@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use domain::audit::AuditEvent;
-use domain::{EmailAddress, LinkTokenHash, OutboxId, SignInCodeHash};
+use domain::{EmailAddress, LinkTokenHash, SignInCodeHash};
 use ports::{
-    CodeRedemption, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Redemption, SessionDraft,
+    CodeRedemption, LinkIssued, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Redemption, SessionDraft,
     SignedInRecord, UserAdded,
 };
 use sqlx::{Any, Row as _, Transaction};
@@ -225,6 +225,24 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Whether `email` belongs to a disabled account, holding its row until the transaction
+    /// ends: a `users disable` racing this transaction either commits first (and this sees it)
+    /// or waits for it (and then retires whatever link this stored). On SQLite the write
+    /// transaction already excludes every other writer.
+    pub(super) async fn account_disabled_within(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        email: &EmailAddress,
+    ) -> anyhow::Result<bool> {
+        let statement = format!("SELECT disabled_at FROM users WHERE email = ?{}", self.dialect.for_update());
+        let disabled_at: Option<Option<i64>> = sqlx::query_scalar(&self.sql(&statement))
+            .bind(email.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .doing("cannot read whether the account is disabled")?;
+        Ok(matches!(disabled_at, Some(Some(_))))
+    }
+
     /// Marks `identifier`'s links that are still unused and unexpired as replaced at `now`: a
     /// newer link (or a sign-in) has made them pointless, and a person holding two emails
     /// should find exactly one that works.
@@ -255,8 +273,12 @@ impl LinkStore for SqlStore {
         link: &NewLink,
         email: &NewOutboxMessage,
         audit: &AuditEvent,
-    ) -> anyhow::Result<OutboxId> {
+    ) -> anyhow::Result<LinkIssued> {
         let mut tx = self.begin_write().await?;
+        if self.account_disabled_within(&mut tx, &link.identifier).await? {
+            tx.rollback().await.doing("cannot roll back the refused link")?;
+            return Ok(LinkIssued::AccountDisabled);
+        }
         self.replace_live_links(&mut tx, &link.identifier, link.created_at).await?;
         sqlx::query(&self.sql(
             "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -273,7 +295,7 @@ impl LinkStore for SqlStore {
         self.insert_audit(&mut *tx, audit, Some(&link.identifier)).await?;
         tx.commit().await.doing("cannot commit the link and its email")?;
         self.log_committed([audit]);
-        Ok(outbox_id)
+        Ok(LinkIssued::Queued(outbox_id))
     }
 
     async fn redeem(

@@ -367,7 +367,8 @@ impl GrantStore for SqlStore {
         let row = sqlx::query(&self.sql(&format!(
             "SELECT {GRANT_COLUMNS}, {USER_COLUMNS} FROM oidc_tokens t \
              JOIN oidc_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id \
-             WHERE t.token_hash = ? AND t.kind = 'access' AND t.expires > ? AND g.revoked_at IS NULL"
+             WHERE t.token_hash = ? AND t.kind = 'access' AND t.expires > ? AND g.revoked_at IS NULL \
+             AND u.disabled_at IS NULL"
         )))
         .bind(hash.to_hex())
         .bind(to_millis(now))
@@ -388,7 +389,7 @@ impl GrantStore for SqlStore {
         let row = sqlx::query(&self.sql(&format!(
             "SELECT {GRANT_COLUMNS}, {USER_COLUMNS}, t.expires AS token_expires, t.used_at AS token_used_at \
              FROM oidc_tokens t JOIN oidc_grants g ON g.id = t.grant_id JOIN users u ON u.id = g.user_id \
-             WHERE t.token_hash = ? AND t.kind = 'refresh'{}",
+             WHERE t.token_hash = ? AND t.kind = 'refresh' AND u.disabled_at IS NULL{}",
             self.dialect().for_update()
         )))
         .bind(hash.to_hex())

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use domain::audit::AuditEvent;
 use domain::id::Id;
 use domain::{CeremonyHash, CredentialId, Passkey, PasskeyId, PasskeyName, UserHandle, UserId};
 use ports::{
@@ -88,8 +89,9 @@ impl PasskeyStore for SqlStore {
             .collect()
     }
 
-    async fn add(&self, passkey: &NewPasskey) -> anyhow::Result<PasskeyAdded> {
+    async fn add(&self, passkey: &NewPasskey, audit: &AuditEvent) -> anyhow::Result<PasskeyAdded> {
         let id = new_id::<domain::passkey::PasskeyKind>()?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(&self.sql(
             "INSERT INTO passkeys (id, user_id, credential_key, credential_id, credential, name, backed_up, sign_count, \
              created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -103,26 +105,35 @@ impl PasskeyStore for SqlStore {
         .bind(i64::from(passkey.backed_up))
         .bind(i64::from(passkey.sign_count))
         .bind(to_millis(passkey.created_at))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => Ok(PasskeyAdded::Added(Passkey {
-                id,
-                user_id: passkey.user_id.clone(),
-                name: passkey.name.clone(),
-                created_at: passkey.created_at,
-                last_used_at: None,
-                backed_up: passkey.backed_up,
-            })),
-            Err(error) if is_unique_violation(&error) => Ok(PasskeyAdded::CredentialTaken),
-            Err(error) => Err::<PasskeyAdded, _>(error).doing("cannot store the passkey"),
+            Ok(_) => {
+                self.insert_audit(&mut *tx, audit, None).await?;
+                tx.commit().await.doing("cannot commit the passkey")?;
+                self.log_committed([audit]);
+            }
+            Err(error) if is_unique_violation(&error) => {
+                // PostgreSQL's transaction is unusable after the failed insert: only rollback.
+                tx.rollback().await.doing("cannot roll back the refused passkey")?;
+                return Ok(PasskeyAdded::CredentialTaken);
+            }
+            Err(error) => return Err::<PasskeyAdded, _>(error).doing("cannot store the passkey"),
         }
+        Ok(PasskeyAdded::Added(Passkey {
+            id,
+            user_id: passkey.user_id.clone(),
+            name: passkey.name.clone(),
+            created_at: passkey.created_at,
+            last_used_at: None,
+            backed_up: passkey.backed_up,
+        }))
     }
 
     async fn find_for_sign_in(&self, credential_id: &CredentialId) -> anyhow::Result<Option<PasskeyForSignIn>> {
         let row = sqlx::query(&self.sql(&format!(
             "SELECT {PASSKEY_COLUMNS}, u.passkey_handle, {USER_COLUMNS} \
-             FROM passkeys p JOIN users u ON u.id = p.user_id WHERE p.credential_key = ?"
+             FROM passkeys p JOIN users u ON u.id = p.user_id WHERE p.credential_key = ? AND u.disabled_at IS NULL"
         )))
         .bind(credential_id.key())
         .fetch_optional(&self.pool)
@@ -180,14 +191,22 @@ impl PasskeyStore for SqlStore {
         row.as_ref().map(passkey_from_row).transpose()
     }
 
-    async fn delete(&self, user_id: &UserId, id: &PasskeyId) -> anyhow::Result<bool> {
+    async fn delete(&self, user_id: &UserId, id: &PasskeyId, audit: &AuditEvent) -> anyhow::Result<bool> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(&self.sql("DELETE FROM passkeys WHERE id = ? AND user_id = ?"))
             .bind(id.as_str())
             .bind(user_id.as_str())
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .doing("cannot delete the passkey")?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            tx.rollback().await.doing("cannot roll back")?;
+            return Ok(false);
+        }
+        self.insert_audit(&mut *tx, audit, None).await?;
+        tx.commit().await.doing("cannot commit the passkey's deletion")?;
+        self.log_committed([audit]);
+        Ok(true)
     }
 
     async fn save_ceremony(&self, ceremony: &NewCeremony) -> anyhow::Result<()> {

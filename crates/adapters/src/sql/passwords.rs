@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use domain::audit::AuditEvent;
 use domain::{EmailAddress, PasswordHash, User, UserId};
 use ports::PasswordStore;
 use sqlx::Row as _;
@@ -14,7 +15,8 @@ use crate::time::to_millis;
 impl PasswordStore for SqlStore {
     async fn find_with_password(&self, email: &EmailAddress) -> anyhow::Result<Option<(User, Option<PasswordHash>)>> {
         let row = sqlx::query(&self.sql(&format!(
-            "SELECT {USER_COLUMNS}, p.hash FROM users u LEFT JOIN passwords p ON p.user_id = u.id WHERE u.email = ?"
+            "SELECT {USER_COLUMNS}, p.hash FROM users u LEFT JOIN passwords p ON p.user_id = u.id WHERE u.email = ? \
+             AND u.disabled_at IS NULL"
         )))
         .bind(email.as_str())
         .fetch_optional(&self.pool)
@@ -34,7 +36,13 @@ impl PasswordStore for SqlStore {
         Ok(hash.map(PasswordHash::from_phc))
     }
 
-    async fn set_password(&self, user_id: &UserId, hash: &PasswordHash, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        audit: &AuditEvent,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         // Insert-or-nothing, then update, in one transaction: an upsert in the SQL every backend
         // speaks, with no unique-key failure when two requests set a first password at once.
         let mut tx = self.begin_write().await?;
@@ -57,7 +65,9 @@ impl PasswordStore for SqlStore {
             .execute(&mut *tx)
             .await
             .doing("cannot store the password hash")?;
+        self.insert_audit(&mut *tx, audit, None).await?;
         tx.commit().await.doing("cannot store the password hash")?;
+        self.log_committed([audit]);
         Ok(())
     }
 

@@ -25,7 +25,7 @@ impl SessionStore for SqlStore {
     async fn find(&self, token_hash: &SessionTokenHash) -> anyhow::Result<Option<(Session, User)>> {
         let row = sqlx::query(&self.sql(&format!(
             "SELECT s.id AS session_id, s.expires, s.created_at AS session_created_at, s.method, {USER_COLUMNS} \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.session_token = ?"
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.session_token = ? AND u.disabled_at IS NULL"
         )))
         .bind(token_hash.to_hex())
         .fetch_optional(&self.pool)

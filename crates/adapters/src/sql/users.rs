@@ -4,8 +4,12 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use domain::audit::AuditEvent;
 use domain::{DisplayName, EmailAddress, LinkTokenHash, OutboxId, SessionId, User, UserId};
-use ports::{AddressChangeOutcome, NewAddressChange, NewOutboxMessage, PendingAddressChange, UserAdded, UserStore};
+use ports::{
+    AccountStatusChange, AddressChangeOutcome, NewAddressChange, NewOutboxMessage, PendingAddressChange, UserAdded,
+    UserStore,
+};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
@@ -172,6 +176,7 @@ impl UserStore for SqlStore {
         &self,
         change: &NewAddressChange,
         email: &NewOutboxMessage,
+        audit: &AuditEvent,
     ) -> anyhow::Result<OutboxId> {
         let mut tx = self.begin_write().await?;
         sqlx::query(&self.sql("DELETE FROM address_changes WHERE user_id = ? AND used_at IS NULL"))
@@ -191,7 +196,9 @@ impl UserStore for SqlStore {
         .await
         .doing("cannot store the address change")?;
         let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
+        self.insert_audit(&mut *tx, audit, None).await?;
         tx.commit().await.doing("cannot commit the address change and its email")?;
+        self.log_committed([audit]);
         Ok(outbox_id)
     }
 
@@ -205,6 +212,7 @@ impl UserStore for SqlStore {
         old_email: &EmailAddress,
         keep_session: &SessionId,
         notice: &NewOutboxMessage,
+        audit: &AuditEvent,
         now: DateTime<Utc>,
     ) -> anyhow::Result<AddressChangeOutcome> {
         retrying(|| async {
@@ -212,8 +220,10 @@ impl UserStore for SqlStore {
             let (outcome, notices) =
                 self.confirm_address_change_within(&mut tx, token_hash, old_email, keep_session, notice, now).await?;
             if matches!(outcome, AddressChangeOutcome::Changed { .. }) {
+                self.insert_audit(&mut *tx, audit, None).await?;
                 tx.commit().await.doing("cannot commit the address change")?;
                 self.notices_queued(notices);
+                self.log_committed([audit]);
             } else {
                 tx.rollback().await.doing("cannot roll back the address change")?;
             }
@@ -222,29 +232,172 @@ impl UserStore for SqlStore {
         .await
     }
 
-    async fn remove(&self, email: &EmailAddress) -> anyhow::Result<bool> {
-        // The person's sessions go with them (foreign keys), so the apps they were signed in
-        // to are told first, in the same transaction.
+    async fn remove<'a>(
+        &self,
+        email: &EmailAddress,
+        farewell: Option<&'a NewOutboxMessage>,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<Option<UserId>> {
         let now = Utc::now();
-        let (removed, notices) = retrying(|| async {
+        let removed = retrying(|| async {
             let mut tx = self.begin_write().await?;
-            let ending = EndingSessions {
-                condition: "user_id IN (SELECT id FROM users WHERE email = ?)",
-                values: vec![email.as_str()],
+            let Some(user_id) = self.user_id_for_update(&mut tx, email).await? else {
+                tx.rollback().await.doing("cannot roll back the removal of no one")?;
+                return Ok(None);
             };
+            // The person's sessions go with them (foreign keys), so the apps they were signed
+            // in to are told first, in the same transaction.
+            let ending = EndingSessions { condition: "user_id = ?", values: vec![user_id.as_str()] };
             let notices = self.queue_logout_notices_within(&mut tx, &ending, now).await?;
-            let done = sqlx::query(&self.sql("DELETE FROM users WHERE email = ?"))
-                .bind(email.as_str())
+            // Sessions, password, passkeys, address changes and grants cascade from the user;
+            // links and emails are keyed by address, so they are deleted by it.
+            self.forget_address_within(&mut tx, email, Forget::Everything).await?;
+            sqlx::query(&self.sql("DELETE FROM users WHERE id = ?"))
+                .bind(user_id.as_str())
                 .execute(&mut *tx)
                 .await
                 .doing("cannot remove the user")?;
+            let farewell = match farewell {
+                Some(message) => Some(self.insert_outbox_within(&mut tx, message).await?),
+                None => None,
+            };
+            let event = audit.clone().of_user(&user_id);
+            self.insert_audit(&mut *tx, &event, None).await?;
             tx.commit().await.doing("cannot commit the removal of the user")?;
-            Ok((done.rows_affected() > 0, notices))
+            Ok(Some((user_id, notices + usize::from(farewell.is_some()), event)))
         })
         .await?;
-        self.notices_queued(notices);
-        Ok(removed)
+        Ok(removed.map(|(user_id, queued, event)| {
+            self.notices_queued(queued);
+            self.log_committed([&event]);
+            user_id
+        }))
     }
+
+    async fn set_disabled(
+        &self,
+        email: &EmailAddress,
+        disabled: bool,
+        audit: &AuditEvent,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<AccountStatusChange> {
+        let changed = retrying(|| async {
+            let mut tx = self.begin_write().await?;
+            let Some(user_id) = self.user_id_for_update(&mut tx, email).await? else {
+                tx.rollback().await.doing("cannot roll back")?;
+                return Ok(None);
+            };
+            let statement = if disabled {
+                "UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ? AND disabled_at IS NULL"
+            } else {
+                "UPDATE users SET disabled_at = NULL, updated_at = ? WHERE id = ? AND disabled_at IS NOT NULL"
+            };
+            let statement = self.sql(statement);
+            let mut update = sqlx::query(&statement);
+            if disabled {
+                update = update.bind(to_millis(now));
+            }
+            let done = update
+                .bind(to_millis(now))
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .doing("cannot change whether the account is disabled")?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await.doing("cannot roll back")?;
+                return Ok(Some((AccountStatusChange::Unchanged, 0, None)));
+            }
+            let (mut ended, mut notices) = (0, 0);
+            if disabled {
+                let ending = EndingSessions { condition: "user_id = ?", values: vec![user_id.as_str()] };
+                notices = self.queue_logout_notices_within(&mut tx, &ending, now).await?;
+                ended = sqlx::query(&self.sql("DELETE FROM sessions WHERE user_id = ?"))
+                    .bind(user_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .doing("cannot end the disabled account's sessions")?
+                    .rows_affected();
+                // The apps' tokens die with the sessions: an app must sign the person in again
+                // once they are enabled.
+                sqlx::query(
+                    &self.sql("UPDATE oidc_grants SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"),
+                )
+                .bind(to_millis(now))
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .doing("cannot revoke the disabled account's app grants")?;
+                sqlx::query(&self.sql("DELETE FROM oidc_codes WHERE user_id = ?"))
+                    .bind(user_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .doing("cannot delete the disabled account's unused app codes")?;
+                self.forget_address_within(&mut tx, email, Forget::PendingEmails).await?;
+            }
+            let event = audit.clone().of_user(&user_id);
+            self.insert_audit(&mut *tx, &event, None).await?;
+            tx.commit().await.doing("cannot commit the account's status")?;
+            Ok(Some((AccountStatusChange::Changed { user_id, sessions_ended: ended }, notices, Some(event))))
+        })
+        .await?;
+        let Some((change, notices, event)) = changed else { return Ok(AccountStatusChange::NoSuchUser) };
+        self.notices_queued(notices);
+        self.log_committed(event.as_ref());
+        Ok(change)
+    }
+}
+
+impl SqlStore {
+    /// The id of the user with this address, their row locked until the transaction ends.
+    async fn user_id_for_update(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        email: &EmailAddress,
+    ) -> anyhow::Result<Option<UserId>> {
+        let statement = format!("SELECT id FROM users WHERE email = ?{}", self.dialect.for_update());
+        let id: Option<String> = sqlx::query_scalar(&self.sql(&statement))
+            .bind(email.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .doing("cannot find the user")?;
+        id.map(|id| UserId::parse(&id).map_err(|_| anyhow::anyhow!("stored user id is not an id"))).transpose()
+    }
+
+    /// Deletes what is keyed by an address rather than by its user: its sign-in links, used or
+    /// not, and the emails still waiting to be sent to it (their sealed links with them); with
+    /// `Forget::Everything`, also the delivery records of the emails sent to it, which keep
+    /// the address.
+    async fn forget_address_within(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        email: &EmailAddress,
+        forget: Forget,
+    ) -> anyhow::Result<()> {
+        sqlx::query(&self.sql("DELETE FROM verification_tokens WHERE identifier = ?"))
+            .bind(email.as_str())
+            .execute(&mut **tx)
+            .await
+            .doing("cannot delete the address's links")?;
+        let statement = match forget {
+            Forget::PendingEmails => "DELETE FROM outbox WHERE recipient = ? AND status = 'pending'",
+            Forget::Everything => "DELETE FROM outbox WHERE recipient = ?",
+        };
+        sqlx::query(&self.sql(statement))
+            .bind(email.as_str())
+            .execute(&mut **tx)
+            .await
+            .doing("cannot drop the emails waiting for the address")?;
+        Ok(())
+    }
+}
+
+/// How much of an address's email [`SqlStore::forget_address_within`] forgets.
+#[derive(Clone, Copy)]
+enum Forget {
+    /// What is still to be sent (disabling: the links in them must not arrive).
+    PendingEmails,
+    /// Every record of it (deleting the person).
+    Everything,
 }
 
 /// A requested change of sign-in address.

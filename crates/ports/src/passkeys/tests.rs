@@ -21,6 +21,7 @@ use crate::stores::{
     TakenCeremony,
 };
 use crate::webauthn::{BegunCeremony, CeremonyRefusal, ClaimedCredential, MockWebAuthn, VerifiedAssertion};
+use domain::audit::{AuditKind, RequestOrigin};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).single().expect("valid date")
@@ -267,7 +268,12 @@ async fn adding_a_passkey_needs_a_recent_sign_in_at_both_ends() {
     let passkeys = ports.build();
     let stale = active(11);
     assert!(matches!(passkeys.begin_registration(&stale).await, Err(BeginCeremonyError::ReauthenticationRequired)));
-    let request = AddPasskey { token: None, response: "{}".into(), name: PasskeyName::parse("Key").expect("a name") };
+    let request = AddPasskey {
+        token: None,
+        response: "{}".into(),
+        name: PasskeyName::parse("Key").expect("a name"),
+        origin: RequestOrigin::default(),
+    };
     assert!(matches!(passkeys.add(&stale, request).await, Err(AddPasskeyError::ReauthenticationRequired)));
 }
 
@@ -302,6 +308,7 @@ async fn a_registration_begun_for_another_account_finishes_nothing() {
         token: Some(CeremonyToken::from_random_bytes([2; 32])),
         response: "{}".into(),
         name: PasskeyName::parse("Key").expect("a name"),
+        origin: RequestOrigin::default(),
     };
     let result = ports.build().add(&active(1), request).await;
     assert!(matches!(result, Err(AddPasskeyError::CeremonyExpired)), "{result:?}");
@@ -322,11 +329,15 @@ async fn a_credential_registered_already_is_refused_as_such() {
             sign_count: 0,
         })
     });
-    ports.store.expect_add().returning(|_| Ok(PasskeyAdded::CredentialTaken));
+    ports.store.expect_add().returning(|_, audit| {
+        assert_eq!((audit.kind, audit.detail.as_deref()), (AuditKind::PasskeyAdded, Some("Key")));
+        Ok(PasskeyAdded::CredentialTaken)
+    });
     let request = AddPasskey {
         token: Some(CeremonyToken::from_random_bytes([2; 32])),
         response: "{}".into(),
         name: PasskeyName::parse("Key").expect("a name"),
+        origin: RequestOrigin::default(),
     };
     let result = ports.build().add(&active(1), request).await;
     assert!(matches!(result, Err(AddPasskeyError::AlreadyRegistered)), "{result:?}");
@@ -335,13 +346,17 @@ async fn a_credential_registered_already_is_refused_as_such() {
 #[tokio::test]
 async fn deleting_needs_a_recent_sign_in_and_someone_elses_passkey_is_not_found() {
     let mut ports = Ports::default();
-    ports.store.expect_delete().times(1).returning(|_, _| Ok(false));
+    ports.store.expect_delete().times(1).returning(|_, _, audit| {
+        assert_eq!((audit.kind, audit.user_id.clone()), (AuditKind::PasskeyRemoved, Some(user().id)));
+        Ok(false)
+    });
     let passkeys = ports.build();
+    let origin = RequestOrigin::default();
     assert!(matches!(
-        passkeys.delete(&active(11), &passkey_id()).await,
+        passkeys.delete(&active(11), &passkey_id(), &origin).await,
         Err(ChangePasskeyError::ReauthenticationRequired)
     ));
-    assert!(matches!(passkeys.delete(&active(1), &passkey_id()).await, Err(ChangePasskeyError::NotFound)));
+    assert!(matches!(passkeys.delete(&active(1), &passkey_id(), &origin).await, Err(ChangePasskeyError::NotFound)));
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@
 use std::net::IpAddr;
 
 use chrono::TimeDelta;
+use domain::audit::{AuditKind, RequestOrigin};
 use domain::{EmailAddress, LinkToken, LinkTokenHash, User};
 use url::Url;
 
@@ -41,6 +42,8 @@ pub struct ChangeAddress {
     pub client: Option<IpAddr>,
     /// The language of the page, in which the confirmation email is written.
     pub lang: String,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// A confirmation queued (or, for an address that is someone else's, pretended to be).
@@ -91,6 +94,8 @@ pub struct ConfirmAddress {
     /// The session of the confirming browser, if any: it must be the account that asked, and
     /// it is the one session of that account that outlives the change.
     pub signed_in: Option<ActiveSession>,
+    /// Where the request came from, for the audit log.
+    pub origin: RequestOrigin,
 }
 
 /// The change a confirmation link would make, for the page that asks to confirm it.
@@ -179,7 +184,13 @@ impl SignIn {
             expires,
             created_at: now,
         };
-        let outbox_id = self.users.request_address_change(&change, &email).await?;
+        // The new address is masked even here: the person sees their own log unmasked, but
+        // support and `audit` readers need not.
+        let audit = self
+            .sessions
+            .account_event(active, AuditKind::AddressChangeRequested, &request.origin)
+            .with_detail(change.new_email.masked());
+        let outbox_id = self.users.request_address_change(&change, &email, &audit).await?;
         self.after_commit(email, outbox_id);
         tracing::info!(user.id = %active.user.id.as_str(), to = %change.new_email.masked(), "address change requested");
         Ok(queued)
@@ -237,7 +248,15 @@ impl SignIn {
         let content = EmailContent::AddressChanged { new_address: pending.new_email.clone() };
         let seal_id = LinkTokenHash::from_bytes(os_random()?);
         let notice = self.outgoing(&user.email, &request.lang, seal_id, &content, now + NOTICE_LIFETIME, now)?;
-        match self.users.confirm_address_change(&token_hash, &user.email, &confirming.session_id, &notice, now).await? {
+        let audit = self
+            .sessions
+            .account_event(&confirming, AuditKind::AddressChanged, &request.origin)
+            .with_detail(format!("{} -> {}", user.email.masked(), pending.new_email.masked()));
+        match self
+            .users
+            .confirm_address_change(&token_hash, &user.email, &confirming.session_id, &notice, &audit, now)
+            .await?
+        {
             AddressChangeOutcome::Changed { user: changed, notice: notice_id } => {
                 self.after_commit(notice, notice_id);
                 tracing::info!(user.id = %changed.id.as_str(), from = %user.email.masked(), to = %changed.email.masked(), "sign-in address changed");

@@ -151,7 +151,7 @@ async fn requesting_a_link_stores_the_hash_and_a_sealed_email_together_and_wakes
     let stored_by_insert = Arc::clone(&stored);
     ports.links.expect_insert_with_email().times(1).returning(move |link, email, _| {
         *stored_by_insert.lock().expect("lock") = Some((link.clone(), email.clone()));
-        Ok(outbox_id())
+        Ok(crate::LinkIssued::Queued(outbox_id()))
     });
     // The worker is backed up: the row is stored due, and the worker woken to claim it.
     ports.delivery.expect_lease_for_new().times(1).return_const(None);
@@ -200,7 +200,7 @@ async fn a_new_email_is_stored_leased_and_handed_to_the_worker_only_after_it_is_
     ports.links.expect_insert_with_email().times(1).returning(move |_, email, _| {
         assert!(handed_before_insert.lock().expect("lock").is_empty(), "handed over before it was stored");
         *stored_by_insert.lock().expect("lock") = Some(email.clone());
-        Ok(outbox_id())
+        Ok(crate::LinkIssued::Queued(outbox_id()))
     });
     ports.delivery.expect_lease_for_new().times(1).return_const(Some(lease));
     let handed_by_queue = Arc::clone(&handed);
@@ -268,6 +268,39 @@ async fn a_refused_link_is_audited_with_its_reason_and_where_it_came_from() {
     let result = sign_in.redeem_link(redeem_request(1)).await;
 
     assert!(matches!(result, Err(RedeemLinkError::Expired { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_disabled_account_gets_the_answer_anyone_gets_no_email_and_an_audited_refusal() {
+    let mut ports = Ports::default();
+    ports.links.expect_insert_with_email().times(1).returning(|_, _, _| Ok(crate::LinkIssued::AccountDisabled));
+    ports.delivery.expect_lease_for_new().return_const(None);
+    ports.delivery.expect_hand_over().never();
+    ports.delivery.expect_wake().never();
+    let mut audit = crate::audit::MockAuditLog::new();
+    audit
+        .expect_record()
+        .withf(|event| {
+            event.kind == domain::audit::AuditKind::LinkRequested
+                && event.outcome.reason() == Some("account_disabled")
+                && event.detail.as_deref() == Some(email().masked().as_str())
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    let sign_in = SignIn::new(
+        Arc::new(ports.links),
+        Arc::new(ports.users),
+        sessions_auditing(ports.sessions, audit),
+        Arc::new(ports.delivery),
+        Arc::new(ports.limiter),
+        clock(),
+        settings(SignInLimits::default()),
+    );
+
+    let queued = sign_in.request_link(request()).await.expect("the usual answer");
+
+    assert_eq!((queued.email, queued.expires_in_minutes), (email(), 10));
+    assert_eq!(queued.expires, now() + TimeDelta::minutes(10));
 }
 
 #[tokio::test]
@@ -669,7 +702,12 @@ fn new_email() -> EmailAddress {
 }
 
 fn change() -> super::address::ChangeAddress {
-    super::address::ChangeAddress { new_email: new_email(), client: None, lang: "de".to_owned() }
+    super::address::ChangeAddress {
+        new_email: new_email(),
+        client: None,
+        lang: "de".to_owned(),
+        origin: domain::audit::RequestOrigin::default(),
+    }
 }
 
 #[tokio::test]
@@ -701,7 +739,10 @@ async fn asking_for_a_free_address_stores_the_change_and_a_sealed_confirmation_t
     let mut ports = Ports::default();
     ports.users.expect_find_by_email().times(1).returning(|_| Ok(None));
     let stored_by_store = Arc::clone(&stored);
-    ports.users.expect_request_address_change().times(1).returning(move |change, email| {
+    ports.users.expect_request_address_change().times(1).returning(move |change, email, audit| {
+        assert_eq!(audit.kind, domain::audit::AuditKind::AddressChangeRequested);
+        assert_eq!(audit.user_id.as_ref(), Some(&change.user_id));
+        assert_eq!(audit.detail.as_deref(), Some(change.new_email.masked().as_str()), "masked, never whole");
         *stored_by_store.lock().expect("lock") = Some((change.clone(), email.clone()));
         Ok(outbox_id())
     });
@@ -743,8 +784,10 @@ async fn confirming_stores_the_change_with_a_notice_to_the_old_address_and_hands
         .users
         .expect_confirm_address_change()
         .times(1)
-        .withf(move |token_hash, old, keep, notice, at| {
-            *token_hash == hash
+        .withf(move |token_hash, old, keep, notice, audit, at| {
+            audit.kind == domain::audit::AuditKind::AddressChanged
+                && audit.session_id.as_ref() == Some(&active().session_id)
+                && *token_hash == hash
                 && *old == email()
                 && *keep == active().session_id
                 && notice.recipient == email()
@@ -752,7 +795,7 @@ async fn confirming_stores_the_change_with_a_notice_to_the_old_address_and_hands
                 && notice.expires > now() + TimeDelta::days(1)
                 && *at == now()
         })
-        .returning(|_, _, _, _, _| {
+        .returning(|_, _, _, _, _, _| {
             Ok(crate::stores::AddressChangeOutcome::Changed {
                 user: User { email: new_email(), ..user() },
                 notice: outbox_id(),
@@ -760,8 +803,13 @@ async fn confirming_stores_the_change_with_a_notice_to_the_old_address_and_hands
         });
     ports.delivery.expect_lease_for_new().times(1).return_const(Some(now() + TimeDelta::minutes(2)));
     ports.delivery.expect_hand_over().times(1).withf(|message| message.id == outbox_id()).return_const(());
-    let request =
-        super::address::ConfirmAddress { token, client: None, lang: "de".to_owned(), signed_in: Some(active()) };
+    let request = super::address::ConfirmAddress {
+        token,
+        client: None,
+        lang: "de".to_owned(),
+        signed_in: Some(active()),
+        origin: domain::audit::RequestOrigin::default(),
+    };
 
     let changed = ports.build().confirm_address_change(request).await.expect("changed");
 
@@ -782,6 +830,7 @@ async fn an_unknown_confirmation_link_changes_nothing_and_counts_as_a_failure() 
         client: Some("192.0.2.1".parse().expect("an IP")),
         lang: "en".to_owned(),
         signed_in: Some(active()),
+        origin: domain::audit::RequestOrigin::default(),
     };
 
     let result = ports.build_with(limits).confirm_address_change(request).await;
@@ -1045,8 +1094,14 @@ async fn setting_a_password_stores_its_hash_and_signs_out_the_other_sessions_whe
             .store
             .expect_set_password()
             .times(1)
-            .withf(|id, hash, at| *id == user().id && *hash == stored_hash() && *at == now())
-            .returning(|_, _, _| Ok(()));
+            .withf(|id, hash, audit, at| {
+                *id == user().id
+                    && *hash == stored_hash()
+                    && audit.kind == domain::audit::AuditKind::PasswordSet
+                    && audit.user_id.as_ref() == Some(id)
+                    && *at == now()
+            })
+            .returning(|_, _, _, _| Ok(()));
 
         let done = passwords
             .on(ports, limits())
