@@ -91,3 +91,106 @@ async fn every_step_of_a_sign_in_and_a_sign_out_is_audited_with_where_it_came_fr
         format!("{:?}", server.database.audit.list(&ports::AuditQuery { limit: 100, ..Default::default() }).await);
     assert!(!stored.contains(&forged) && !stored.contains(value), "no token or cookie is ever kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_reads_their_activity_and_a_disabled_account_is_signed_out_and_sent_nothing() {
+    let server = RunningServer::start().await;
+    let base = &server.base_url;
+    let session_cookie = server.sign_in_over_http("reader@example.com").await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut request = http.get(format!("{base}{path}")).header("accept", "application/json");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+
+    // The JSON twin: their sign-in, from this session, newest first; nothing of anyone else.
+    server.sign_in_over_http("someone-else@example.com").await;
+    let activity = get("/api/auth/activity", Some(&session_cookie)).await.expect("answers");
+    assert_eq!(activity.status(), StatusCode::OK);
+    let body: serde_json::Value = activity.json().await.expect("JSON");
+    let events = body["events"].as_array().expect("events");
+    let kinds: Vec<&str> = events.iter().map(|event| event["kind"].as_str().expect("kind")).collect();
+    assert_eq!(kinds, ["link.redeemed", "user.created"], "{body}");
+    assert_eq!(events[0]["thisSession"], true);
+    assert_eq!(events[0]["method"], "link");
+    assert_eq!(events[0]["clientAddress"], "127.0.0.0/24");
+    assert!(body["next"].is_null(), "one page holds it all");
+    let paged = get("/api/auth/activity?limit=1", Some(&session_cookie)).await.expect("answers");
+    let paged: serde_json::Value = paged.json().await.expect("JSON");
+    let next = paged["next"].as_str().expect("a next page");
+    let older = get(&format!("/api/auth/activity?limit=1&before={next}"), Some(&session_cookie)).await.expect("ok");
+    let older: serde_json::Value = older.json().await.expect("JSON");
+    assert_eq!(older["events"][0]["kind"], "user.created");
+    let malformed = get("/api/auth/activity?limit=lots", Some(&session_cookie)).await.expect("answers");
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let anonymous = get("/api/auth/activity", None).await.expect("answers");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers()["content-type"].to_str().unwrap_or_default().starts_with("application/problem+json"));
+
+    // The account page shows the same, in words.
+    let page = http
+        .get(format!("{base}/account"))
+        .header("cookie", &session_cookie)
+        .header("accept-language", "en")
+        .send()
+        .await
+        .expect("answers");
+    let page = page.text().await.expect("text");
+    assert!(page.contains("Recent security activity"), "{page}");
+    assert!(page.contains("Signed in with a link") && page.contains("Account created"), "{page}");
+
+    // Disabled by an operator: the session stops working at once, and a link asked for the
+    // address gets the answer anyone gets and no email.
+    let address = domain::EmailAddress::parse("reader@example.com").expect("address");
+    let event = domain::audit::AuditEvent::new(
+        AuditKind::UserDisabled,
+        domain::audit::AuditOutcome::Succeeded,
+        chrono::Utc::now(),
+        &domain::audit::RequestOrigin::default(),
+    );
+    let disabled = server.database.users.set_disabled(&address, true, &event, chrono::Utc::now()).await;
+    assert!(matches!(disabled.expect("disabled"), ports::AccountStatusChange::Changed { sessions_ended: 1, .. }));
+    let session = get("/api/auth/session", Some(&session_cookie)).await.expect("answers");
+    assert_eq!(session.text().await.expect("text").trim(), "null", "signed out, as Auth.js says it");
+
+    let mailbox = server.mailbox.as_ref().expect("the dev mailer");
+    let mut delivered = mailbox.subscribe();
+    let before = *delivered.borrow_and_update();
+    let mut answers = Vec::new();
+    for email in ["reader@example.com", "nobody-yet@example.com"] {
+        let mut jar = BTreeMap::new();
+        let csrf = http.get(format!("{base}/api/auth/csrf")).send().await.expect("csrf answers");
+        keep_cookies(&mut jar, csrf.headers());
+        let token = csrf.json::<serde_json::Value>().await.expect("JSON")["csrfToken"].as_str().expect("t").to_owned();
+        let posted = http
+            .post(format!("{base}/api/auth/signin/email"))
+            .header("cookie", cookie_header(&jar))
+            .form(&[("email", email), ("csrfToken", &token), ("callbackUrl", "/")])
+            .send()
+            .await
+            .expect("answers");
+        let location = posted.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        answers.push((posted.status(), location.to_owned()));
+    }
+    assert_eq!(answers[0].0, answers[1].0, "the same answer: {answers:?}");
+    assert_eq!(answers[0].1, answers[1].1.replace("nobody-yet", "reader"), "{answers:?}");
+    // The allowed address's email arrives; by then the disabled one's would have too.
+    server.mail_after(&mut delivered, before, "nobody-yet@example.com").await;
+    let to_reader = get("/dev/mailbox?to=reader@example.com", None).await.expect("mailbox");
+    let to_reader: serde_json::Value = to_reader.json().await.expect("JSON");
+    assert_eq!(to_reader.as_array().map(Vec::len), Some(1), "only the first sign-in's email: {to_reader}");
+    let refused = ports::AuditQuery { kind: Some(AuditKind::LinkRequested), limit: 50, ..Default::default() };
+    let reasons: Vec<_> = server
+        .database
+        .audit
+        .list(&refused)
+        .await
+        .expect("read")
+        .into_iter()
+        .filter_map(|recorded| recorded.event.outcome.reason().map(str::to_owned))
+        .collect();
+    assert_eq!(reasons, ["account_disabled"]);
+}

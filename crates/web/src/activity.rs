@@ -17,7 +17,7 @@ use poem_openapi::{Object, OpenApi};
 use ports::{ActiveSession, RecordedEvent};
 use serde::Serialize;
 
-use crate::api::{Problem, SignedInProblems};
+use crate::api::{Problem, ProblemStatuses, INTERNAL, SIGNED_OUT, UNAVAILABLE};
 use crate::AppState;
 
 /// How many events a page shows unless asked for another number.
@@ -94,6 +94,17 @@ fn next_page(events: &[RecordedEvent], limit: u32) -> Option<String> {
     (events.len() as u64 == u64::from(limit)).then(|| events.last().map(|last| last.id.clone())).flatten()
 }
 
+/// Reading a page of activity: the query may be malformed.
+pub struct ActivityProblems;
+impl ProblemStatuses for ActivityProblems {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "`limit` is not a whole number from 0 to 4294967295 (`bad-request`)."),
+        SIGNED_OUT,
+        INTERNAL,
+        UNAVAILABLE,
+    ];
+}
+
 /// The security-activity JSON API; it shares the application state with the rest.
 pub struct ActivityApi {
     /// Shared state.
@@ -157,7 +168,7 @@ impl ActivityApi {
         req: &Request,
         before: Query<Option<String>>,
         limit: Query<Option<u32>>,
-    ) -> Result<Json<ActivityBody>, Problem<SignedInProblems>> {
+    ) -> Result<Json<ActivityBody>, Problem<ActivityProblems>> {
         let active = crate::api::signed_in(req, &self.state).await?;
         let limit = limit.0.unwrap_or(ACTIVITY_PAGE).clamp(1, ports::MAX_ACTIVITY_PAGE);
         let events = self
