@@ -1010,6 +1010,7 @@ fn recipient_of(message: &ports::OutboxMessage) -> String {
     match &message.payload {
         ports::Payload::Email(email) => email.recipient.masked(),
         ports::Payload::BackchannelLogout(notice) => format!("app {}", notice.client_id),
+        ports::Payload::Webhook(webhook) => format!("webhook {}", webhook.endpoint),
     }
 }
 
@@ -2094,6 +2095,7 @@ async fn claimed_notices(db: &Database) -> Vec<(String, String, String)> {
                 notice.session_id.as_str().to_owned(),
             ),
             ports::Payload::Email(email) => panic!("an email was queued: {:?}", email.kind),
+            ports::Payload::Webhook(webhook) => panic!("a webhook was queued: {}", webhook.endpoint),
         })
         .collect();
     notices.sort();
@@ -2383,6 +2385,81 @@ async fn a_disabled_account_signs_in_nowhere_until_enabled_and_a_deleted_one_lea
     assert_eq!(count(store, addressed).await, 0, "no event keeps her address");
 }
 
+async fn webhooks_are_queued_sealed_with_their_event_and_claimed_one_at_a_time_per_person(store: &ScratchStore) {
+    use domain::webhook::WebhookEventType;
+    let db = &store.database;
+    let endpoint = "https://hooks.example.com/magiclink";
+    db.configure_webhooks(adapters::sql::WebhookRouting {
+        endpoints: vec![(endpoint.to_owned(), vec![WebhookEventType::UserCreated, WebhookEventType::UserSignedIn])],
+        seal: secret(),
+    });
+    // Ada signs in twice (her account made the first time), Bob once; a link asked for is
+    // not an event any endpoint is told of.
+    for (byte, to) in [(1, "ada@example.com"), (2, "ada@example.com"), (3, "bob@example.com")] {
+        let link = insert_link(db, byte, to, t0()).await;
+        let redeemed = db.links.redeem(&link, &address(to), &a_session(), t0()).await.expect("redeemed");
+        assert!(matches!(redeemed, Redemption::Redeemed(_)), "{redeemed:?}");
+    }
+    let kinds = raw_texts(store, "SELECT kind FROM outbox WHERE kind = 'webhook'").await;
+    assert_eq!(kinds.len(), 5, "created and signed in for each, and Ada's second sign-in");
+    let bodies = raw_texts(store, "SELECT recipient FROM outbox WHERE kind = 'webhook'").await;
+    assert!(bodies.iter().all(|recipient| recipient == endpoint));
+    let sealed: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sealed_body FROM outbox WHERE kind = 'webhook'")
+        .fetch_all(&store.raw)
+        .await
+        .expect("bodies");
+    assert!(
+        sealed.iter().all(|body| !String::from_utf8_lossy(body).contains("example.com")),
+        "sealed at rest, like an email"
+    );
+
+    // Each person's oldest webhook only: one at a time, in order.
+    let now = t0() + TimeDelta::seconds(1);
+    // (The links' emails are claimed with the first batch; only the webhooks matter here.)
+    let claim = || async {
+        let claimed = db.outbox.claim_due(now, now + TimeDelta::minutes(2), 100).await;
+        claimed.map(|messages| {
+            messages.into_iter().filter(|m| matches!(m.payload, ports::Payload::Webhook(_))).collect::<Vec<_>>()
+        })
+    };
+    let opened = |message: &ports::OutboxMessage| -> serde_json::Value {
+        let ports::Payload::Webhook(webhook) = &message.payload else { panic!("a webhook") };
+        let body = domain::sealed::open(&secret(), webhook.seal_id.to_hex().as_bytes(), &webhook.sealed_body)
+            .expect("opens with the secret");
+        serde_json::from_slice(&body).expect("JSON")
+    };
+    let first = claim().await.expect("claimed");
+    let mut seen: Vec<(String, String)> = first
+        .iter()
+        .map(|m| (opened(m)["data"]["email"].as_str().expect("email").to_owned(), opened(m)["type"].to_string()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("ada@example.com".to_owned(), "\"user.created\"".to_owned()),
+            ("bob@example.com".to_owned(), "\"user.created\"".to_owned())
+        ]
+    );
+    assert!(claim().await.expect("claimed").is_empty(), "the next ones wait for these");
+    assert_eq!(
+        db.outbox.next_due().await.expect("read"),
+        Some(now + TimeDelta::minutes(2)),
+        "due when the claimed ones' lease ends, not now"
+    );
+    let adas = first.iter().find(|m| opened(m)["data"]["email"] == "ada@example.com").expect("Ada's");
+    db.outbox
+        .mark_sent(&[ports::SentMessage { id: adas.id.clone(), provider_message_id: None }], now)
+        .await
+        .expect("recorded");
+    let second = claim().await.expect("claimed");
+    assert_eq!(second.len(), 1, "only Ada's next: Bob's first is still out");
+    assert_eq!(
+        (opened(&second[0])["type"].as_str(), opened(&second[0])["data"]["email"].as_str()),
+        (Some("user.signed_in"), Some("ada@example.com"))
+    );
+}
+
 async fn clients_are_stored_as_registered_with_only_the_hash_of_their_secret(store: &ScratchStore) {
     let db = &store.database;
     let client = oidc_client("grafana");
@@ -2623,6 +2700,7 @@ macro_rules! every_contract {
             ending_a_session_queues_a_logout_notice_for_each_app_registered_for_one,
             audit_events_are_written_with_their_change_and_read_back_by_person_kind_and_time,
             a_disabled_account_signs_in_nowhere_until_enabled_and_a_deleted_one_leaves_only_its_events,
+            webhooks_are_queued_sealed_with_their_event_and_claimed_one_at_a_time_per_person,
             a_code_is_redeemed_once_and_a_second_use_revokes_what_the_first_got,
             access_tokens_expire_exactly_and_revocation_is_by_their_own_client_only,
             a_refresh_token_rotates_once_and_a_spent_one_revokes_its_family,

@@ -28,3 +28,4 @@ mod schema_agreement;
 mod secret_rotation;
 mod shared_host;
 mod smtp;
+mod webhooks;

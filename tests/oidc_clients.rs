@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 
 use domain::oidc::{Client, ClientId, ClientKind, ClientSecret, SigningAlgorithm};
 use serde_json::Value;
+use system_tests::child::{lines_of, next_line, StopOnDrop};
 use system_tests::RunningServer;
 use xtask::tasks::require;
 
@@ -217,41 +218,9 @@ async fn a_person_signs_in_to_an_authjs_app_through_magiclinks_link_in_chromium(
     browser.quit().await.expect("browser quits");
 }
 
-/// A child process stopped when the test ends, passed or failed (`cargo xtask test` fails a run
-/// that leaves one behind).
-struct StopOnDrop(std::process::Child);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The RFC 7636 example verifier and its S256 challenge.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-/// Lines a child prints, read on a thread of their own so that the test can wait for the next
-/// with a deadline instead of blocking forever on a delivery that never comes.
-fn lines_of(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<Value> {
-    let (send, receive) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(json) = serde_json::from_str::<Value>(&line) {
-                if send.send(json).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    receive
-}
-
-fn next_line(lines: &std::sync::mpsc::Receiver<Value>, waiting_for: &str) -> Value {
-    tokio::task::block_in_place(|| lines.recv_timeout(std::time::Duration::from_secs(60)))
-        .unwrap_or_else(|_| panic!("the receiver printed nothing while waiting for {waiting_for}"))
-}
 
 /// The claims of a compact JWS, unverified (the test reads its own ID token).
 fn claims_of(jwt: &str) -> Value {

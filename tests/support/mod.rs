@@ -22,6 +22,7 @@ use xtask::wiring::{self, Parts, Service};
 pub mod authenticator;
 pub mod cable;
 pub mod caddy;
+pub mod child;
 pub mod limiter_contract;
 pub mod nginx;
 pub mod scratch;

@@ -108,6 +108,56 @@ pub struct Settings {
     pub oidc: OidcSettings,
     /// `[audit]`: the security audit log.
     pub audit: AuditSettings,
+    /// `[[webhooks]]`: endpoints told of account events, signed as Standard Webhooks.
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+/// One of `[[webhooks]]`: an endpoint, the event types it wants, and its signing secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Where to POST: https (http only on loopback).
+    pub url: String,
+    /// The event types it is sent (`user.created`, `user.signed_in`, ...).
+    pub events: Vec<String>,
+    /// `whsec_` + base64: the secret its signatures are made with.
+    #[serde(with = "secret_serde")]
+    pub secret: Secret,
+    /// Secrets being rotated out: every delivery is signed with these too, so the receiver
+    /// verifies with the old secret until it has the new one.
+    #[serde(default, with = "secret_serde::list")]
+    pub previous_secrets: Vec<Secret>,
+}
+
+impl WebhookSettings {
+    /// The endpoint it describes, every field checked.
+    ///
+    /// # Errors
+    /// One sentence naming the field at fault; never a secret.
+    pub fn to_endpoint(&self) -> Result<ports::WebhookEndpoint, String> {
+        let url = domain::webhook::check_endpoint_url(&self.url).map_err(|reason| format!("{}: {reason}", self.url))?;
+        if self.events.is_empty() {
+            return Err(format!("{}: `events` names no event type", self.url));
+        }
+        let events = self
+            .events
+            .iter()
+            .map(|name| {
+                domain::webhook::WebhookEventType::parse(name).ok_or_else(|| {
+                    let known: Vec<&str> = domain::webhook::WebhookEventType::ALL.iter().map(|t| t.as_str()).collect();
+                    format!("{}: unknown event type {name:?} (known: {})", self.url, known.join(", "))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let secrets = std::iter::once(&self.secret)
+            .chain(&self.previous_secrets)
+            .map(|secret| {
+                domain::webhook::WebhookSecret::parse(secret.expose())
+                    .map_err(|reason| format!("{}: a secret is not valid: {reason}", self.url))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ports::WebhookEndpoint { url, events, secrets })
+    }
 }
 
 /// `[audit]`.
@@ -895,6 +945,7 @@ impl Default for Settings {
             passkey: PasskeySettings::default(),
             oidc: OidcSettings::default(),
             audit: AuditSettings::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -1051,6 +1102,13 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Settings, Box<fi
         figment = figment.merge(Env::raw().only(&[name]).map(move |_| key.into()));
     }
     figment = figment.merge(Env::prefixed("MAGICLINK_").split("__").ignore(&LOADER_NAMES));
+    // A list of tables written as JSON (`MAGICLINK_WEBHOOKS='[{"url": ...}]'`), which figment's
+    // own value syntax (`[{url="..."}]`) does not read, replaces what figment made of it.
+    for (name, value) in std::env::vars() {
+        if let (Some(key), Some(json)) = (magiclink_key(&name), json_env_value(&value)) {
+            figment = figment.merge(Serialized::default(&key, json));
+        }
+    }
     if let Some(bind) = &overrides.bind {
         figment = figment.merge(Serialized::default("server.bind", bind));
     }
@@ -1066,9 +1124,23 @@ fn magiclink_key(name: &str) -> Option<String> {
     (!LOADER_NAMES.contains(&key.as_str())).then_some(key)
 }
 
-/// Environment values are typed the way figment types real environment variables.
+/// Environment values are typed the way figment types real environment variables, except that
+/// a JSON list of objects or a JSON object is read as JSON.
 fn parse_env_value(raw: &str) -> Value {
+    if let Some(json) = json_env_value(raw) {
+        if let Ok(value) = Value::serialize(json) {
+            return value;
+        }
+    }
     raw.parse().unwrap_or_else(|_| Value::from(raw.to_owned()))
+}
+
+/// `raw` as JSON, when it is a JSON object or a JSON list of objects.
+fn json_env_value(raw: &str) -> Option<serde_json::Value> {
+    let trimmed = raw.trim_start();
+    let object_like =
+        trimmed.starts_with('{') || trimmed.strip_prefix('[').is_some_and(|rest| rest.trim_start().starts_with('{'));
+    object_like.then(|| serde_json::from_str(raw).ok()).flatten()
 }
 
 /// The `.env` file's pairs, or none if there is no such file. Malformed lines are skipped with
@@ -1239,6 +1311,15 @@ impl Settings {
         }
         self.check_password(&mut problems);
         self.check_oidc(&mut problems);
+        let mut urls = std::collections::BTreeSet::new();
+        for webhook in &self.webhooks {
+            if let Err(problem) = webhook.to_endpoint() {
+                problems.push(format!("webhooks: {problem}"));
+            }
+            if !urls.insert(webhook.url.as_str()) {
+                problems.push(format!("webhooks: {} is listed twice", webhook.url));
+            }
+        }
         if let Some(base_url) = &base_url {
             let host = base_url.host_str().unwrap_or_default();
             let rp_id = self.passkey.effective_rp_id(base_url);

@@ -155,6 +155,19 @@ pub const AUTHLIB: Prerequisite = Prerequisite {
     probe: Probe::PythonModule { pythons: &["/opt/magiclink-ci/authlib/bin/python"], module: "authlib" },
 };
 
+/// standardwebhooks, the Standard Webhooks reference library, with which a test receiver
+/// verifies every webhook. From PyPI (pinned), installed by `.ci/run` into a virtual
+/// environment of its own.
+pub const STANDARDWEBHOOKS: Prerequisite = Prerequisite {
+    what: "standardwebhooks (PyPI)",
+    package: "standardwebhooks==1.3.0",
+    used_by: "the webhook test's receiver",
+    probe: Probe::PythonModule {
+        pythons: &["/opt/magiclink-ci/standardwebhooks/bin/python"],
+        module: "standardwebhooks",
+    },
+};
+
 /// Where `.ci/run` installs openid-client.
 pub const OPENID_CLIENT_DIR: &str = "/opt/magiclink-ci/openid-client";
 
@@ -171,7 +184,7 @@ pub const AUTHJS: Prerequisite = Prerequisite {
 pub const AUTHJS_DIR: &str = "/opt/magiclink-ci/authjs";
 
 /// Everything `cargo xtask test` checks for, in the order it reports them.
-pub const PREREQUISITES: [Prerequisite; 16] = [
+pub const PREREQUISITES: [Prerequisite; 17] = [
     CHROMIUM,
     CHROMEDRIVER,
     AIOSMTPD,
@@ -188,6 +201,7 @@ pub const PREREQUISITES: [Prerequisite; 16] = [
     JOSE,
     AUTHLIB,
     AUTHJS,
+    STANDARDWEBHOOKS,
 ];
 
 impl Prerequisite {

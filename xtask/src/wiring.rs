@@ -303,6 +303,15 @@ fn oidc(
     })
 }
 
+/// The configured webhook endpoints (`[[webhooks]]`), each checked.
+fn webhook_endpoints(settings: &Settings) -> anyhow::Result<Vec<ports::WebhookEndpoint>> {
+    settings
+        .webhooks
+        .iter()
+        .map(|webhook| webhook.to_endpoint().map_err(|problem| anyhow::anyhow!("webhooks: {problem}")))
+        .collect()
+}
+
 /// Records an operator's change in the audit log: `kind`, about `user_id`, by `command`.
 pub async fn operator_did(
     store: &adapters::database::Database,
@@ -608,6 +617,7 @@ pub async fn build(
         },
     ));
     let outbox = &settings.outbox;
+    let secrets_for_webhooks = secrets.clone();
     let deliverer = Deliverer::new(
         Arc::clone(&store.outbox),
         renderer,
@@ -626,12 +636,23 @@ pub async fn build(
             host: base_url.host_str().unwrap_or_default().to_owned(),
         },
     );
-    let deliverer = Arc::new(if settings.oidc.enabled {
+    let app_sender: Arc<dyn ports::WebhookSender> =
+        Arc::new(adapters::webhook::HttpWebhookSender::new(APP_NOTICE_TIMEOUT)?);
+    let deliverer = if settings.oidc.enabled {
         let logout = ports::BackchannelLogout::new(Arc::clone(&store.clients), signer, issuer(&base_url));
-        let sender = adapters::webhook::HttpWebhookSender::new(APP_NOTICE_TIMEOUT)?;
-        deliverer.with_app_notices(Arc::new(logout), Arc::new(sender))
+        deliverer.with_app_notices(Arc::new(logout), Arc::clone(&app_sender))
     } else {
         deliverer
+    };
+    let deliverer = Arc::new(match webhook_endpoints(settings)? {
+        endpoints if endpoints.is_empty() => deliverer,
+        endpoints => {
+            store.configure_webhooks(adapters::sql::WebhookRouting {
+                endpoints: endpoints.iter().map(|e| (e.url.as_str().to_owned(), e.events.clone())).collect(),
+                seal: secrets_for_webhooks.current().clone(),
+            });
+            deliverer.with_webhooks(endpoints, app_sender)
+        }
     });
     let magiclink = web::Magiclink::new(AppState {
         sign_in: Arc::clone(&sign_in),

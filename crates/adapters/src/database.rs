@@ -124,6 +124,12 @@ impl Database {
         self.store.configure_audit(options);
     }
 
+    /// Sets which audit events the store queues as webhooks, and for which endpoints; see
+    /// [`SqlStore::configure_webhooks`].
+    pub fn configure_webhooks(&self, routing: crate::sql::WebhookRouting) {
+        self.store.configure_webhooks(routing);
+    }
+
     /// Opens the database at `url`, choosing the backend by the URL's scheme: `sqlite:`,
     /// `postgres://` or `postgresql://`, `mysql://` or `mariadb://`. With
     /// [`OpenMode::MustExist`], `None` when it does not exist yet (and nothing is created).

@@ -37,18 +37,15 @@ impl HttpWebhookSender {
 #[async_trait::async_trait]
 impl WebhookSender for HttpWebhookSender {
     async fn post(&self, request: &HttpPost) -> Result<u16, PostError> {
-        let response = self
-            .http
-            .post(request.url.clone())
-            .header(CONTENT_TYPE, request.content_type)
-            .body(request.body.clone())
-            .send()
-            .await
-            .map_err(|error| PostError::Transient {
-                // Without the URL: reqwest's message repeats it, and the outbox row names the app.
-                source: anyhow::Error::new(error.without_url()).context("the app did not answer"),
-                retry_after: None,
-            })?;
+        let mut post = self.http.post(request.url.clone()).header(CONTENT_TYPE, request.content_type);
+        for (name, value) in &request.headers {
+            post = post.header(*name, value);
+        }
+        let response = post.body(request.body.clone()).send().await.map_err(|error| PostError::Transient {
+            // Without the URL: reqwest's message repeats it, and the outbox row names the app.
+            source: anyhow::Error::new(error.without_url()).context("the app did not answer"),
+            retry_after: None,
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(status.as_u16());

@@ -22,6 +22,7 @@ pub mod sealed;
 pub mod secret;
 pub mod session;
 pub mod user;
+pub mod webhook;
 
 pub use callback::CallbackPath;
 pub use code::{MalformedCode, SignInCode, SignInCodeHash};

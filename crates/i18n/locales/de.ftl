@@ -409,3 +409,4 @@ activity-user-disabled = Konto gesperrt
 activity-user-enabled = Konto wieder freigegeben
 activity-user-deleted = Konto gelöscht
 activity-operator-command = Von einem Administrator geändert
+activity-this-session = (in dieser Sitzung)

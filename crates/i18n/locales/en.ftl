@@ -410,3 +410,4 @@ activity-user-disabled = Account disabled
 activity-user-enabled = Account enabled again
 activity-user-deleted = Account deleted
 activity-operator-command = Changed by an administrator
+activity-this-session = (in this session)

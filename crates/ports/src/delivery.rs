@@ -29,9 +29,9 @@ use futures_util::stream::{self, StreamExt as _};
 use crate::clock::Clock;
 use crate::mailer::{Email, EmailContent, EmailRenderer, MailError, Mailer, OutgoingEmail};
 use crate::oidc::logout::BackchannelLogout;
-use crate::outbox::{DeliveryState, Outbox, OutboxMessage, Payload, QueuedEmail, SentMessage};
+use crate::outbox::{DeliveryState, Outbox, OutboxMessage, Payload, QueuedEmail, QueuedWebhook, SentMessage};
 use crate::random::os_random;
-use crate::webhook::{PostError, WebhookSender};
+use crate::webhook::{HttpPost, PostError, WebhookEndpoint, WebhookSender};
 
 /// When to retry a transient failure, and when to give up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +125,12 @@ pub enum DeliveryError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Where webhooks go: the configured endpoints and the HTTP door.
+struct Webhooks {
+    endpoints: Vec<WebhookEndpoint>,
+    sender: Arc<dyn WebhookSender>,
+}
+
 /// Where notices to apps go: the logout tokens they carry, and the HTTP door.
 struct AppNotices {
     logout: Arc<BackchannelLogout>,
@@ -140,6 +146,8 @@ pub struct Deliverer {
     settings: DeliverySettings,
     /// `None` while the OpenID Provider is off: a notice queued before it was turned off fails.
     apps: Option<AppNotices>,
+    /// `None` with no webhook configured: a webhook queued before that was dropped.
+    webhooks: Option<Webhooks>,
     /// Messages the provider accepted whose record failed, with when their lease runs out:
     /// recorded again until then, since after it another worker would send them a second time.
     unrecorded: std::sync::Mutex<Vec<(SentMessage, DateTime<Utc>)>>,
@@ -197,7 +205,23 @@ impl Deliverer {
         clock: Arc<dyn Clock>,
         settings: DeliverySettings,
     ) -> Self {
-        Self { outbox, renderer, mailer, clock, settings, apps: None, unrecorded: std::sync::Mutex::default() }
+        Self {
+            outbox,
+            renderer,
+            mailer,
+            clock,
+            settings,
+            apps: None,
+            webhooks: None,
+            unrecorded: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Delivers webhooks too: to `endpoints`, through `sender`.
+    #[must_use]
+    pub fn with_webhooks(mut self, endpoints: Vec<WebhookEndpoint>, sender: Arc<dyn WebhookSender>) -> Self {
+        self.webhooks = Some(Webhooks { endpoints, sender });
+        self
     }
 
     /// Delivers back-channel logout notices too: signed by `logout`, POSTed through `sender`.
@@ -350,6 +374,7 @@ impl Deliverer {
             Payload::BackchannelLogout(notice) => {
                 (format!("app {}", notice.client_id), "backchannel_logout", "logout notice", "a logout notice")
             }
+            Payload::Webhook(webhook) => (format!("webhook {}", webhook.endpoint), "webhook", "webhook", "a webhook"),
         };
         let attempt = if is_expired(message.expires, now) {
             Attempt::Moot("expired before it could be sent".to_owned())
@@ -357,6 +382,7 @@ impl Deliverer {
             match &message.payload {
                 Payload::Email(email) => self.send_email(&message, email, now).await,
                 Payload::BackchannelLogout(notice) => self.send_logout_notice(notice, now).await,
+                Payload::Webhook(webhook) => self.send_webhook(&message, webhook, now).await,
             }
         };
         let now = self.clock.now();
@@ -434,6 +460,44 @@ impl Deliverer {
             Err(error) => return Attempt::Unavailable { reason: format!("{error:#}"), retry_after: None },
         };
         match apps.sender.post(&request).await {
+            Ok(status) => Attempt::Accepted(Some(format!("HTTP {status}"))),
+            Err(error) => error.into(),
+        }
+    }
+
+    /// One attempt at a webhook: open its body, sign it for its endpoint now, POST it. The
+    /// `webhook-id` is the row's id, the same on every attempt, so the receiver can tell a
+    /// retry from a new event.
+    async fn send_webhook(&self, message: &OutboxMessage, queued: &QueuedWebhook, now: DateTime<Utc>) -> Attempt {
+        let Some(webhooks) = &self.webhooks else {
+            return Attempt::Moot("no webhook is configured any more".to_owned());
+        };
+        let Some(endpoint) = webhooks.endpoints.iter().find(|endpoint| endpoint.url.as_str() == queued.endpoint) else {
+            return Attempt::Moot("its endpoint is no longer configured".to_owned());
+        };
+        let associated = queued.seal_id.to_hex();
+        let Some(body) = self
+            .settings
+            .secrets
+            .all()
+            .find_map(|secret| domain::sealed::open(secret, associated.as_bytes(), &queued.sealed_body).ok())
+        else {
+            return Attempt::Refused("sealed body does not open (secret changed?)".to_owned());
+        };
+        let id = format!("msg_{}", message.id.as_str());
+        let timestamp = now.timestamp();
+        let signature = domain::webhook::signature_header(&endpoint.secrets, &id, timestamp, &body);
+        let request = HttpPost {
+            url: endpoint.url.clone(),
+            content_type: "application/json",
+            headers: vec![
+                ("webhook-id", id),
+                ("webhook-timestamp", timestamp.to_string()),
+                ("webhook-signature", signature),
+            ],
+            body,
+        };
+        match webhooks.sender.post(&request).await {
             Ok(status) => Attempt::Accepted(Some(format!("HTTP {status}"))),
             Err(error) => error.into(),
         }

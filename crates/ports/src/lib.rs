@@ -48,7 +48,7 @@ pub use oidc::{
 };
 pub use outbox::{
     Addressee, DeliveryQueue, DeliveryState, MessageKind, NewOutboxMessage, Outbox, OutboxCounts, OutboxEntry,
-    OutboxMessage, Payload, QueuedEmail, SentMessage,
+    OutboxMessage, Payload, QueuedEmail, QueuedWebhook, SentMessage,
 };
 pub use passkeys::{
     AddPasskey, AddPasskeyError, BeginCeremonyError, Ceremony, ChangePasskeyError, PasskeySettings, PasskeySignIn,
@@ -81,4 +81,4 @@ pub use unavailable::Unavailable;
 pub use webauthn::{
     BegunCeremony, CeremonyRefusal, ClaimedCredential, PasskeyHolder, RegisteredCredential, VerifiedAssertion, WebAuthn,
 };
-pub use webhook::{HttpPost, PostError, WebhookSender};
+pub use webhook::{HttpPost, PostError, WebhookEndpoint, WebhookSender};

@@ -16,7 +16,9 @@
 //! queues a back-channel logout notice for that app in the same transaction (see
 //! [`crate::SessionStore::delete`]); the worker signs a logout token and POSTs it
 //! ([`crate::WebhookSender`]) with the same leases, retries and records as an email. A notice
-//! holds only identifiers, so it is stored in the clear.
+//! holds only identifiers, so it is stored in the clear. Webhooks are queued the same way, by
+//! the store, with the audit event they tell of (see `domain::webhook`); their body is sealed
+//! like an email's, and they are delivered one at a time per person and endpoint, in order.
 
 use chrono::{DateTime, Utc};
 use domain::oidc::{ClientId, LogoutNotice};
@@ -89,6 +91,20 @@ pub enum Payload {
     /// A back-channel logout notice, signed as a logout token when it is sent and POSTed to
     /// the app through the [`crate::WebhookSender`].
     BackchannelLogout(LogoutNotice),
+    /// A webhook: its body sealed like an email's, signed for its endpoint at each attempt and
+    /// POSTed through the [`crate::WebhookSender`].
+    Webhook(QueuedWebhook),
+}
+
+/// A queued webhook as the worker reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedWebhook {
+    /// The endpoint's URL, as configured (`webhooks[].url`).
+    pub endpoint: String,
+    /// Associated data of the seal (random per row), which binds the body to this row.
+    pub seal_id: LinkTokenHash,
+    /// The sealed JSON body.
+    pub sealed_body: Vec<u8>,
 }
 
 /// A claimed outbox row, ready to send.
@@ -155,6 +171,8 @@ pub enum MessageKind {
     Email(EmailKind),
     /// A back-channel logout notice.
     BackchannelLogout,
+    /// A webhook.
+    Webhook,
 }
 
 impl MessageKind {
@@ -163,6 +181,7 @@ impl MessageKind {
         match self {
             MessageKind::Email(kind) => kind.as_str(),
             MessageKind::BackchannelLogout => "backchannel_logout",
+            MessageKind::Webhook => "webhook",
         }
     }
 
@@ -170,6 +189,7 @@ impl MessageKind {
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "backchannel_logout" => Some(MessageKind::BackchannelLogout),
+            "webhook" => Some(MessageKind::Webhook),
             other => EmailKind::parse(other).map(MessageKind::Email),
         }
     }
@@ -182,6 +202,8 @@ pub enum Addressee {
     Email(EmailAddress),
     /// A registered app (its back-channel logout URI is looked up when the notice is sent).
     App(ClientId),
+    /// A configured webhook endpoint, by its URL.
+    Endpoint(String),
 }
 
 impl Addressee {
@@ -190,6 +212,7 @@ impl Addressee {
         match self {
             Addressee::Email(address) => address.masked(),
             Addressee::App(client_id) => format!("app {client_id}"),
+            Addressee::Endpoint(url) => format!("webhook {url}"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Telling apps over HTTP: the port the outbox worker POSTs through.
 //!
-//! Back-channel logout notices go this way (a logout token, form-encoded); the outbox row, its
+//! Back-channel logout notices go this way (a logout token, form-encoded), and webhooks (JSON,
+//! signed in headers); the outbox row, its
 //! lease and its retries are the same as an email's (see [`crate::Deliverer`]). The adapter
 //! only sends and sorts the answer into "done", "try again" or "will never work"; what is sent
 //! and when is decided above it.
@@ -17,6 +18,8 @@ pub struct HttpPost {
     pub url: Url,
     /// The body's media type.
     pub content_type: &'static str,
+    /// Further headers (a webhook's id, timestamp and signature).
+    pub headers: Vec<(&'static str, String)>,
     /// The body. It may carry a signed token, so `Debug` shows only its length.
     pub body: Vec<u8>,
 }
@@ -26,6 +29,7 @@ impl fmt::Debug for HttpPost {
         f.debug_struct("HttpPost")
             .field("url", &self.url.as_str())
             .field("content_type", &self.content_type)
+            .field("headers", &self.headers.iter().map(|(name, _)| *name).collect::<Vec<_>>())
             .field("body_bytes", &self.body.len())
             .finish()
     }
@@ -58,4 +62,16 @@ pub trait WebhookSender: Send + Sync {
     /// # Errors
     /// A [`PostError`] saying whether trying again may help.
     async fn post(&self, request: &HttpPost) -> Result<u16, PostError>;
+}
+
+/// A configured webhook endpoint (`[[webhooks]]`): where to POST, which event types it wants,
+/// and the secrets to sign with (the current one first, then those being rotated out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// Where to POST (https, or http on loopback).
+    pub url: Url,
+    /// The event types it is sent.
+    pub events: Vec<domain::webhook::WebhookEventType>,
+    /// Signing secrets: every attempt is signed with each.
+    pub secrets: Vec<domain::webhook::WebhookSecret>,
 }

@@ -1590,6 +1590,8 @@ mod tests {
             .flatten()
             .collect::<Vec<_>>(),
             "GET /passkeys" => vec![WebError::SignedOut, WebError::PasskeysDisabled],
+            // A `limit` that is not a number is refused by the parameter's parsing.
+            "GET /activity" => vec![WebError::SignedOut, WebError::BadQuery("x".to_owned())],
             "POST /passkeys/registration" => vec![
                 WebError::SignedOut,
                 WebError::Csrf,

@@ -437,3 +437,52 @@ fn audit_settings_come_from_the_environment_and_a_retention_of_zero_days_is_refu
     let Err(refusal) = settings.check("development", Program::CargoXtask) else { panic!("refused") };
     assert!(refusal.to_string().contains("audit.retention_days must be at least 1"), "{refusal}");
 }
+
+#[test]
+fn webhooks_come_from_json_in_the_environment_and_a_malformed_one_is_refused_without_its_secret() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    Jail::expect_with(|jail| {
+        jail.set_env(
+            "MAGICLINK_WEBHOOKS",
+            format!(r#"[{{"url": "https://app.example.com/hooks", "events": ["user.created", "user.deleted"], "secret": "{secret}"}}]"#),
+        );
+        let settings = load(&sources(jail, "development"), &Overrides::default()).expect("loads");
+        assert_eq!(settings.webhooks.len(), 1);
+        let endpoint = settings.webhooks[0].to_endpoint().expect("valid");
+        assert_eq!(endpoint.url.as_str(), "https://app.example.com/hooks");
+        assert_eq!(
+            endpoint.events,
+            [domain::webhook::WebhookEventType::UserCreated, domain::webhook::WebhookEventType::UserDeleted]
+        );
+        assert_eq!(endpoint.secrets.len(), 1);
+        Ok(())
+    });
+    let webhook = |url: &str, events: &[&str], secret: &str| crate::settings::WebhookSettings {
+        url: url.to_owned(),
+        events: events.iter().map(|event| (*event).to_owned()).collect(),
+        secret: secret.to_owned().into(),
+        previous_secrets: Vec::new(),
+    };
+    let settings = Settings {
+        webhooks: vec![
+            webhook("http://app.example.com/a", &["user.created"], secret),
+            webhook("https://app.example.com/b", &["user.exploded"], secret),
+            webhook("https://app.example.com/c", &["user.created"], "whsec_c2hvcnQ="),
+            webhook("https://app.example.com/d", &[], secret),
+            webhook("https://app.example.com/d", &["user.created"], secret),
+        ],
+        ..Settings::default()
+    };
+    let Err(refusal) = settings.check("development", Program::CargoXtask) else { panic!("refused") };
+    let text = refusal.to_string();
+    for expected in [
+        "/a: a webhook URL must use https",
+        "/b: unknown event type \"user.exploded\"",
+        "/c: a secret is not valid: it is shorter than 24 bytes",
+        "/d: `events` names no event type",
+        "/d is listed twice",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+    assert!(!text.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") && !text.contains("c2hvcnQ"), "no secret: {text}");
+}

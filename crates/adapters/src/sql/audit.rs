@@ -4,14 +4,21 @@
 //!
 //! `user_id` has no foreign key on purpose: a deleted person's events stay, with the id and
 //! without the address.
+//!
+//! Webhooks ride on the same write: an event an endpoint subscribed to (see
+//! `domain::webhook::WebhookEventType::of_audit`) is queued in the outbox in the same
+//! transaction, its JSON body sealed like an email's, so a committed change is told exactly
+//! when it committed. Rows of one person and endpoint carry the person's id as their ordering
+//! key: the worker claims them one at a time, oldest first.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use domain::audit::{AuditEvent, AuditKind, AuditOutcome, RequestOrigin};
-use domain::id::Id;
-use domain::EmailAddress;
-use ports::{AuditLog, AuditQuery, RecordedEvent};
+use domain::id::{Id, OutboxKind};
+use domain::webhook::WebhookEventType;
+use domain::{EmailAddress, ServerSecret};
+use ports::{AuditLog, AuditQuery, MessageKind, RecordedEvent};
 use sqlx::any::AnyRow;
-use sqlx::Any;
+use sqlx::AnyConnection;
 
 use super::store::*;
 use super::Doing as _;
@@ -39,13 +46,110 @@ impl Default for AuditOptions {
     }
 }
 
+/// Which audit events become webhooks, for which endpoints, and the secret their bodies are
+/// sealed under (`[[webhooks]]`, and the server secret).
+#[derive(Clone)]
+pub struct WebhookRouting {
+    /// Each endpoint's URL and the event types it wants.
+    pub endpoints: Vec<(String, Vec<WebhookEventType>)>,
+    /// The current server secret, which seals the queued bodies.
+    pub seal: ServerSecret,
+}
+
+impl std::fmt::Debug for WebhookRouting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRouting").field("endpoints", &self.endpoints).finish_non_exhaustive()
+    }
+}
+
+/// How long a webhook is worth delivering: an endpoint down for longer than that has missed
+/// the event, and the operator sees it `dropped` in `magiclink outbox`.
+const WEBHOOK_LIFETIME: TimeDelta = TimeDelta::days(3);
+
 impl SqlStore {
-    /// Writes `event` through `executor` (inside the caller's transaction). When the event
-    /// names no user and `user_of` is given, the user with that address, if any, is named (a
-    /// link asked for an existing account).
+    /// Sets which audit events become webhooks. Set once; later calls are ignored.
+    pub fn configure_webhooks(&self, routing: WebhookRouting) {
+        let _already_set = self.webhooks.set(routing);
+    }
+
+    /// The endpoints `event` is to be told to, with its webhook type.
+    fn webhook_targets(&self, event: &AuditEvent) -> Option<(WebhookEventType, Vec<&str>)> {
+        let routing = self.webhooks.get()?;
+        let kind = WebhookEventType::of_audit(event.kind, &event.outcome)?;
+        let urls: Vec<&str> = routing
+            .endpoints
+            .iter()
+            .filter(|(_, wanted)| wanted.contains(&kind))
+            .map(|(url, _)| url.as_str())
+            .collect();
+        (!urls.is_empty()).then_some((kind, urls))
+    }
+
+    /// Queues the webhooks `event` (stored as `event_id`) is told as, on `connection` (inside
+    /// the caller's transaction). The body names the account's current address when it still
+    /// has one.
+    async fn queue_webhooks(
+        &self,
+        connection: &mut AnyConnection,
+        event_id: &str,
+        event: &AuditEvent,
+    ) -> anyhow::Result<()> {
+        let (Some((kind, urls)), Some(user_id), Some(routing)) =
+            (self.webhook_targets(event), event.user_id.as_ref(), self.webhooks.get())
+        else {
+            return Ok(());
+        };
+        let email: Option<String> = sqlx::query_scalar(&self.sql("SELECT email FROM users WHERE id = ?"))
+            .bind(user_id.as_str())
+            .fetch_optional(&mut *connection)
+            .await
+            .doing("cannot read the address for a webhook")?;
+        let body = serde_json::json!({
+            "type": kind.as_str(),
+            "timestamp": event.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": {
+                "user_id": user_id.as_str(),
+                "email": email,
+                "session_id": event.session_id.as_ref().map(|id| id.as_str()),
+                "method": event.method.map(domain::SignInMethod::as_str),
+                "event": event.kind.as_str(),
+                "event_id": event_id,
+            },
+        })
+        .to_string();
+        for url in urls {
+            let id = new_id::<OutboxKind>()?;
+            let seal_id = domain::hex::encode(&ports::random::os_random::<32>()?);
+            let sealed =
+                domain::sealed::seal(&routing.seal, seal_id.as_bytes(), ports::random::os_random()?, body.as_bytes());
+            sqlx::query(&self.sql(
+                "INSERT INTO outbox (id, kind, lang, recipient, link_token_hash, sealed_body, ordering_key, \
+                 link_expires, attempts, next_attempt_at, created_at, updated_at) \
+                 VALUES (?, ?, '', ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            ))
+            .bind(id.as_str())
+            .bind(MessageKind::Webhook.as_str())
+            .bind(url)
+            .bind(seal_id)
+            .bind(sealed)
+            .bind(user_id.as_str())
+            .bind(to_millis(event.at + WEBHOOK_LIFETIME))
+            .bind(to_millis(event.at))
+            .bind(to_millis(event.at))
+            .bind(to_millis(event.at))
+            .execute(&mut *connection)
+            .await
+            .doing("cannot queue a webhook")?;
+        }
+        Ok(())
+    }
+
+    /// Writes `event` on `connection` (inside the caller's transaction), with the webhooks it
+    /// is told as. When the event names no user and `user_of` is given, the user with that
+    /// address, if any, is named (a link asked for an existing account).
     pub(super) async fn insert_audit(
         &self,
-        executor: impl sqlx::Executor<'_, Database = Any>,
+        connection: &mut AnyConnection,
         event: &AuditEvent,
         user_of: Option<&EmailAddress>,
     ) -> anyhow::Result<()> {
@@ -79,10 +183,10 @@ impl SqlStore {
             .bind(event.origin.user_agent.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
             .bind(event.origin.request_id.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
             .bind(event.detail.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
-            .execute(executor)
+            .execute(&mut *connection)
             .await
             .doing("cannot record the audit event")?;
-        Ok(())
+        self.queue_webhooks(connection, id.as_str(), event).await
     }
 
     /// This store's options (the defaults until [`SqlStore::configure_audit`]).
@@ -95,15 +199,23 @@ impl SqlStore {
         let _already_set = self.audit_options.set(options);
     }
 
-    /// Writes committed events to the log as JSON lines, when that is on.
+    /// After the commit of `events`: writes them to the log as JSON lines, when that is on, and
+    /// wakes this instance's worker when webhooks were queued with them.
     pub(super) fn log_committed<'a>(&self, events: impl IntoIterator<Item = &'a AuditEvent>) {
         let options = self.audit_options();
-        if !(options.enabled && options.log_json) {
+        if !options.enabled {
             return;
         }
+        let mut webhooks = 0;
         for event in events {
-            tracing::info!(target: "magiclink::audit", event = %event_json(None, event), "audit event");
+            if options.log_json {
+                tracing::info!(target: "magiclink::audit", event = %event_json(None, event), "audit event");
+            }
+            if event.user_id.is_some() && self.webhook_targets(event).is_some() {
+                webhooks += 1;
+            }
         }
+        self.notices_queued(webhooks);
     }
 }
 
@@ -162,7 +274,8 @@ fn event_from_row(row: &AnyRow) -> anyhow::Result<RecordedEvent> {
 #[async_trait::async_trait]
 impl AuditLog for SqlStore {
     async fn record(&self, event: &AuditEvent) -> anyhow::Result<()> {
-        self.insert_audit(&self.writer, event, None).await?;
+        let mut connection = self.writer.acquire().await.doing("cannot record the audit event")?;
+        self.insert_audit(&mut connection, event, None).await?;
         self.log_committed([event]);
         Ok(())
     }

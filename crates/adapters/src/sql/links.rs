@@ -202,7 +202,7 @@ impl SqlStore {
         if created {
             let mut event = session.audit.clone();
             event.kind = domain::audit::AuditKind::UserCreated;
-            self.insert_audit(&mut **tx, &event, None).await?;
+            self.insert_audit(tx, &event, None).await?;
             events.push(event);
         }
         let (session, signed_in) = self.insert_session(tx, &session).await?;
@@ -292,7 +292,7 @@ impl LinkStore for SqlStore {
         .await
         .doing("cannot store the link")?;
         let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
-        self.insert_audit(&mut *tx, audit, Some(&link.identifier)).await?;
+        self.insert_audit(&mut tx, audit, Some(&link.identifier)).await?;
         tx.commit().await.doing("cannot commit the link and its email")?;
         self.log_committed([audit]);
         Ok(LinkIssued::Queued(outbox_id))

@@ -121,7 +121,7 @@ impl SqlStore {
             if sessions.len() == 1 && event.session_id.is_none() {
                 event.session_id = Some(stored_id(&text_column(first, "id")?)?);
             }
-            self.insert_audit(&mut *tx, &event, None).await?;
+            self.insert_audit(&mut tx, &event, None).await?;
             tx.commit().await.doing_with(|| format!("cannot commit: {what}"))?;
             Ok((done.rows_affected(), notices, Some(event)))
         })

@@ -32,7 +32,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::AnyConnection;
 use sqlx::Executor as _;
 
-pub use audit::{event_json, AuditOptions};
+pub use audit::{event_json, AuditOptions, WebhookRouting};
 pub use dialect::Dialect;
 pub use seed::{seeded_address, seeded_session_token, Seeded};
 pub use store::{PoolUsage, SqlStore, MAX_DELIVERY_ERROR, MAX_USER_AGENT};

@@ -42,6 +42,7 @@ fn stored_addressee(kind: MessageKind, recipient: &str) -> anyhow::Result<Addres
         MessageKind::BackchannelLogout => Addressee::App(
             domain::oidc::ClientId::parse(recipient).map_err(|_| anyhow::anyhow!("stored client id is malformed"))?,
         ),
+        MessageKind::Webhook => Addressee::Endpoint(recipient.to_owned()),
     })
 }
 
@@ -61,6 +62,13 @@ fn outbox_entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
     })
 }
 
+/// The rows a worker may claim (once due): pending, and for a row with an ordering key (a
+/// person's webhooks to one endpoint), only while no older row of its key and recipient is
+/// pending, so that they arrive one at a time, in order.
+const CLAIMABLE: &str = "status = 'pending' AND (ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox older \
+     WHERE older.ordering_key = outbox.ordering_key AND older.recipient = outbox.recipient \
+     AND older.status = 'pending' AND older.id < outbox.id))";
+
 impl SqlStore {
     pub(super) async fn try_claim_due(
         &self,
@@ -74,7 +82,7 @@ impl SqlStore {
         // rows back when the lease runs out.
         let select = format!(
             "SELECT id, kind, lang, recipient, link_token_hash, sealed_body, payload, link_expires, attempts FROM outbox \
-             WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{}",
+             WHERE {CLAIMABLE} AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{}",
             self.dialect.for_update_skip_locked()
         );
         let rows = sqlx::query(&self.sql(&select))
@@ -105,6 +113,11 @@ impl SqlStore {
                     link_token_hash: LinkTokenHash::from_hex(&row.link_token_hash)
                         .context("stored token hash is not valid")?,
                     sealed_body: row.sealed_body.context("a pending email has no body")?,
+                }),
+                MessageKind::Webhook => Payload::Webhook(ports::QueuedWebhook {
+                    endpoint: row.recipient,
+                    seal_id: LinkTokenHash::from_hex(&row.link_token_hash).context("stored seal id is not valid")?,
+                    sealed_body: row.sealed_body.context("a pending webhook has no body")?,
                 }),
                 MessageKind::BackchannelLogout => Payload::BackchannelLogout(super::logout::stored_notice(
                     // Text that MySQL's TEXT hands the `Any` driver as bytes.
@@ -229,10 +242,13 @@ impl Outbox for SqlStore {
     }
 
     async fn next_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
-            .fetch_one(&self.pool)
-            .await
-            .doing("cannot read the outbox")?;
+        // Of claimable rows only: a webhook waiting behind an older one of its person is due
+        // when that one is, or the worker would wake for it again and again.
+        let next: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT MIN(next_attempt_at) FROM outbox WHERE {CLAIMABLE}"))
+                .fetch_one(&self.pool)
+                .await
+                .doing("cannot read the outbox")?;
         next.map(from_millis).transpose()
     }
 

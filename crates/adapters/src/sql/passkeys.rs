@@ -109,7 +109,7 @@ impl PasskeyStore for SqlStore {
         .await;
         match inserted {
             Ok(_) => {
-                self.insert_audit(&mut *tx, audit, None).await?;
+                self.insert_audit(&mut tx, audit, None).await?;
                 tx.commit().await.doing("cannot commit the passkey")?;
                 self.log_committed([audit]);
             }
@@ -203,7 +203,7 @@ impl PasskeyStore for SqlStore {
             tx.rollback().await.doing("cannot roll back")?;
             return Ok(false);
         }
-        self.insert_audit(&mut *tx, audit, None).await?;
+        self.insert_audit(&mut tx, audit, None).await?;
         tx.commit().await.doing("cannot commit the passkey's deletion")?;
         self.log_committed([audit]);
         Ok(true)

@@ -65,7 +65,7 @@ impl PasswordStore for SqlStore {
             .execute(&mut *tx)
             .await
             .doing("cannot store the password hash")?;
-        self.insert_audit(&mut *tx, audit, None).await?;
+        self.insert_audit(&mut tx, audit, None).await?;
         tx.commit().await.doing("cannot store the password hash")?;
         self.log_committed([audit]);
         Ok(())

@@ -60,6 +60,9 @@ pub struct SqlStore {
     pub(super) worker: std::sync::Arc<std::sync::OnceLock<crate::handover::Wakes>>,
     /// What it does with audit events (`[audit]`); the defaults until configured.
     pub(super) audit_options: std::sync::Arc<std::sync::OnceLock<super::audit::AuditOptions>>,
+    /// Which audit events become webhooks, for which endpoints (`[[webhooks]]`); none until
+    /// configured.
+    pub(super) webhooks: std::sync::Arc<std::sync::OnceLock<super::audit::WebhookRouting>>,
 }
 
 /// How many database connections a store holds, for the metrics.
@@ -232,7 +235,14 @@ impl SqlStore {
     /// A store reading through `pool` and writing through `writer` (the same pool, or on
     /// SQLite a pool of one connection), speaking `dialect`.
     pub(crate) fn new(pool: AnyPool, writer: AnyPool, dialect: Dialect) -> Self {
-        Self { pool, writer, dialect, worker: std::sync::Arc::default(), audit_options: std::sync::Arc::default() }
+        Self {
+            pool,
+            writer,
+            dialect,
+            worker: std::sync::Arc::default(),
+            audit_options: std::sync::Arc::default(),
+            webhooks: std::sync::Arc::default(),
+        }
     }
 
     /// Has the store wake `wakes` (this instance's delivery worker) whenever it queues rows on
@@ -400,7 +410,7 @@ impl SqlStore {
         .await
         .doing("cannot store the session")?;
         let event = session.audit.clone().of_user(&session.user_id).in_session(&id);
-        self.insert_audit(&mut **tx, &event, None).await?;
+        self.insert_audit(tx, &event, None).await?;
         let stored = Session {
             id,
             user_id: session.user_id.clone(),

@@ -196,7 +196,7 @@ impl UserStore for SqlStore {
         .await
         .doing("cannot store the address change")?;
         let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
-        self.insert_audit(&mut *tx, audit, None).await?;
+        self.insert_audit(&mut tx, audit, None).await?;
         tx.commit().await.doing("cannot commit the address change and its email")?;
         self.log_committed([audit]);
         Ok(outbox_id)
@@ -220,7 +220,7 @@ impl UserStore for SqlStore {
             let (outcome, notices) =
                 self.confirm_address_change_within(&mut tx, token_hash, old_email, keep_session, notice, now).await?;
             if matches!(outcome, AddressChangeOutcome::Changed { .. }) {
-                self.insert_audit(&mut *tx, audit, None).await?;
+                self.insert_audit(&mut tx, audit, None).await?;
                 tx.commit().await.doing("cannot commit the address change")?;
                 self.notices_queued(notices);
                 self.log_committed([audit]);
@@ -262,7 +262,7 @@ impl UserStore for SqlStore {
                 None => None,
             };
             let event = audit.clone().of_user(&user_id);
-            self.insert_audit(&mut *tx, &event, None).await?;
+            self.insert_audit(&mut tx, &event, None).await?;
             tx.commit().await.doing("cannot commit the removal of the user")?;
             Ok(Some((user_id, notices + usize::from(farewell.is_some()), event)))
         })
@@ -335,7 +335,7 @@ impl UserStore for SqlStore {
                 self.forget_address_within(&mut tx, email, Forget::PendingEmails).await?;
             }
             let event = audit.clone().of_user(&user_id);
-            self.insert_audit(&mut *tx, &event, None).await?;
+            self.insert_audit(&mut tx, &event, None).await?;
             tx.commit().await.doing("cannot commit the account's status")?;
             Ok(Some((AccountStatusChange::Changed { user_id, sessions_ended: ended }, notices, Some(event))))
         })

@@ -290,7 +290,7 @@ pub fn check_backchannel_logout_uri(uri: &str) -> Result<Url, &'static str> {
 }
 
 /// Whether a URL's host is `localhost` or a loopback address.
-fn is_loopback(url: &Url) -> bool {
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(host)) => host == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

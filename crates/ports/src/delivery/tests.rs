@@ -51,7 +51,7 @@ fn message(expires: DateTime<Utc>, attempts: u32) -> OutboxMessage {
 fn email_of(message: &mut OutboxMessage) -> &mut QueuedEmail {
     match &mut message.payload {
         Payload::Email(email) => email,
-        Payload::BackchannelLogout(_) => panic!("not an email"),
+        Payload::BackchannelLogout(_) | Payload::Webhook(_) => panic!("not an email"),
     }
 }
 

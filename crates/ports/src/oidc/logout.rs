@@ -53,6 +53,11 @@ impl BackchannelLogout {
         };
         let token = self.signer.sign_logout_token(&claims, client.id_token_algorithm).await?;
         let body = url::form_urlencoded::Serializer::new(String::new()).append_pair("logout_token", &token).finish();
-        Ok(Some(HttpPost { url, content_type: "application/x-www-form-urlencoded", body: body.into_bytes() }))
+        Ok(Some(HttpPost {
+            url,
+            content_type: "application/x-www-form-urlencoded",
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        }))
     }
 }

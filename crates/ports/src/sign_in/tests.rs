@@ -222,7 +222,9 @@ async fn a_new_email_is_stored_leased_and_handed_to_the_worker_only_after_it_is_
     assert_eq!(handed[0].attempts, 1, "storing it began its first attempt");
     match &handed[0].payload {
         crate::outbox::Payload::Email(email) => assert_eq!(email.sealed_body, row.sealed_body),
-        crate::outbox::Payload::BackchannelLogout(_) => panic!("a link is handed over as an email"),
+        crate::outbox::Payload::BackchannelLogout(_) | crate::outbox::Payload::Webhook(_) => {
+            panic!("a link is handed over as an email")
+        }
     }
 }
 
