@@ -297,6 +297,13 @@ async fn users(settings: &Settings, command: UsersCommand, program: Program) -> 
         domain::EmailAddress::parse(raw).map_err(|reason| anyhow::anyhow!("`{raw}` is not an address: {reason}"))
     };
     let store = wiring::open_migrated(settings, program).await?;
+    // Webhooks are sealed under the server secret, so that the server opens them; without one
+    // configured (development's ephemeral secret) a command cannot queue them.
+    if !settings.secret.expose().is_empty() {
+        wiring::route_webhooks(settings, &store, wiring::secret_ring(settings).current())?;
+    } else if !settings.webhooks.is_empty() {
+        eprintln!("note: no secret is configured, so this command's changes are not told to the webhooks");
+    }
     let result = async {
         match command {
             UsersCommand::Add { email } => match store.users.add(&parse(&email)?, chrono::Utc::now()).await? {

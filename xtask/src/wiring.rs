@@ -303,13 +303,29 @@ fn oidc(
     })
 }
 
-/// The configured webhook endpoints (`[[webhooks]]`), each checked.
-fn webhook_endpoints(settings: &Settings) -> anyhow::Result<Vec<ports::WebhookEndpoint>> {
-    settings
+/// The configured webhook endpoints (`[[webhooks]]`), each checked, with the store told which
+/// audit events to queue for them, sealed under `seal` (the current server secret). Commands
+/// that change accounts (`users ...`) call it too, so their events are told like the server's.
+///
+/// # Errors
+/// On an entry the checks would refuse.
+pub fn route_webhooks(
+    settings: &Settings,
+    store: &Database,
+    seal: &ServerSecret,
+) -> anyhow::Result<Vec<ports::WebhookEndpoint>> {
+    let endpoints = settings
         .webhooks
         .iter()
         .map(|webhook| webhook.to_endpoint().map_err(|problem| anyhow::anyhow!("webhooks: {problem}")))
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !endpoints.is_empty() {
+        store.configure_webhooks(adapters::sql::WebhookRouting {
+            endpoints: endpoints.iter().map(|e| (e.url.as_str().to_owned(), e.events.clone())).collect(),
+            seal: seal.clone(),
+        });
+    }
+    Ok(endpoints)
 }
 
 /// Records an operator's change in the audit log: `kind`, about `user_id`, by `command`.
@@ -644,15 +660,9 @@ pub async fn build(
     } else {
         deliverer
     };
-    let deliverer = Arc::new(match webhook_endpoints(settings)? {
+    let deliverer = Arc::new(match route_webhooks(settings, &store, secrets_for_webhooks.current())? {
         endpoints if endpoints.is_empty() => deliverer,
-        endpoints => {
-            store.configure_webhooks(adapters::sql::WebhookRouting {
-                endpoints: endpoints.iter().map(|e| (e.url.as_str().to_owned(), e.events.clone())).collect(),
-                seal: secrets_for_webhooks.current().clone(),
-            });
-            deliverer.with_webhooks(endpoints, app_sender)
-        }
+        endpoints => deliverer.with_webhooks(endpoints, app_sender),
     });
     let magiclink = web::Magiclink::new(AppState {
         sign_in: Arc::clone(&sign_in),
