@@ -194,3 +194,52 @@ async fn a_person_reads_their_activity_and_a_disabled_account_is_signed_out_and_
         .collect();
     assert_eq!(reasons, ["account_disabled"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_from_a_browser_new_to_the_account_is_emailed_to_its_owner_once() {
+    const CHROME: &str =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let server = RunningServer::start().await;
+    let mailbox = server.mailbox.as_ref().expect("the dev mailer");
+    let kinds = || async {
+        let mail: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/dev/mailbox?to=owner@example.com", server.base_url))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("mailbox")
+            .json()
+            .await
+            .expect("JSON");
+        mail.as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| (m["kind"].as_str().expect("kind").to_owned(), m["subject"].as_str().expect("s").to_owned()))
+            .collect::<Vec<_>>()
+    };
+
+    // The first sign-in (Firefox) makes the account: nothing to compare with, no alert.
+    server.sign_in_over_http_as("owner@example.com", Some(FIREFOX)).await;
+    // Chrome, new to the account: its owner is told, after the link it signed in with.
+    let mut delivered = mailbox.subscribe();
+    let before = *delivered.borrow_and_update();
+    server.sign_in_over_http_as("owner@example.com", Some(CHROME)).await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), delivered.wait_for(|sent| *sent >= before + 2))
+        .await
+        .expect("the link and the alert")
+        .expect("mailbox");
+    let after_chrome = kinds().await;
+    assert_eq!(
+        after_chrome[0],
+        ("security_alert".to_owned(), "New sign-in to magiclink from Chrome on Linux".to_owned())
+    );
+    assert_eq!(after_chrome.iter().filter(|(kind, _)| kind == "security_alert").count(), 1, "{after_chrome:?}");
+
+    // Chrome again, and Firefox again: both known, no more alerts. (The next link arriving
+    // shows the worker has caught up.)
+    server.sign_in_over_http_as("owner@example.com", Some(CHROME)).await;
+    server.sign_in_over_http_as("owner@example.com", Some(FIREFOX)).await;
+    let all = kinds().await;
+    assert_eq!(all.iter().filter(|(kind, _)| kind == "security_alert").count(), 1, "{all:?}");
+    assert_eq!(all.iter().filter(|(kind, _)| kind == "sign_in").count(), 4, "{all:?}");
+}

@@ -890,6 +890,7 @@ fn sign_in_handing_to(db: &Database, clock: Arc<ManualClock>, delivery: Arc<dyn 
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
             sign_up: ports::SignUpPolicy::Open,
+            notify_address_change: true,
         },
     )
 }
@@ -2225,6 +2226,7 @@ async fn audit_events_are_written_with_their_change_and_read_back_by_person_kind
             client_address: Some("203.0.113.0/24".to_owned()),
             user_agent: Some("Firefox on Linux".to_owned()),
             request_id: Some("req-7".to_owned()),
+            lang: None,
         },
     );
     refused.detail = Some("n***@example.com".to_owned());

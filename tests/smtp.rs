@@ -348,6 +348,7 @@ async fn a_whole_run_logs_json_with_request_ids_and_never_a_secret_or_an_address
         .expect("set password");
     assert_eq!(set.status(), reqwest::StatusCode::SEE_OTHER);
     keep_cookies(&mut jar, set.headers());
+    assert_eq!(smtp.next_delivery().await, "logged.person@example.com", "the password-changed alert");
     let out = post("/api/auth/signout", vec![("csrfToken", token.clone())], &jar).await.expect("sign-out");
     assert_eq!(out.status(), reqwest::StatusCode::SEE_OTHER);
     keep_cookies(&mut jar, out.headers());

@@ -380,7 +380,13 @@ impl TestApp {
         self.deliver().await;
         let reply = self.get_json(&format!("/dev/mailbox?to={email}")).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        let link = reply.json()[0]["link"].as_str().expect("a message with a link").to_owned();
+        // Newest first; alerts (a password changed, say) carry no link.
+        let messages = reply.json();
+        let link = messages
+            .as_array()
+            .and_then(|messages| messages.iter().find_map(|message| message["link"].as_str()))
+            .expect("a message with a link")
+            .to_owned();
         let url = url::Url::parse(&link).expect("the link is an absolute URL");
         let configured = url::Url::parse(&self.base_url).expect("the base URL is a URL");
         assert_eq!(url.host_str(), configured.host_str(), "links point at the configured base URL");
@@ -449,7 +455,16 @@ impl RunningServer {
     /// Signs `email` in over real HTTP, as a browser would (CSRF token, form post, the link from
     /// the development mailbox), and returns the `Cookie` header value that carries the session.
     pub async fn sign_in_over_http(&self, email: &str) -> String {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        self.sign_in_over_http_as(email, None).await
+    }
+
+    /// As [`RunningServer::sign_in_over_http`], from a browser that sends `user_agent`.
+    pub async fn sign_in_over_http_as(&self, email: &str, user_agent: Option<&str>) -> String {
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Some(agent) = user_agent {
+            http = http.user_agent(agent);
+        }
+        let http = http.build().expect("client");
         let base = &self.base_url;
         let mut jar = BTreeMap::new();
         let csrf = http.get(format!("{base}/api/auth/csrf")).send().await.expect("csrf answers");

@@ -108,8 +108,31 @@ pub struct Settings {
     pub oidc: OidcSettings,
     /// `[audit]`: the security audit log.
     pub audit: AuditSettings,
+    /// `[alerts]`: the security alerts emailed to people.
+    pub alerts: AlertsSettings,
     /// `[[webhooks]]`: endpoints told of account events, signed as Standard Webhooks.
     pub webhooks: Vec<WebhookSettings>,
+}
+
+/// `[alerts]`: which security alerts are emailed (each with a link to the account page and
+/// "if this was not you" advice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSettings {
+    /// A sign-in from a browser not seen on the account before.
+    pub new_sign_in: bool,
+    /// To the old address when the sign-in address changed.
+    pub address_changed: bool,
+    /// The password was set or changed.
+    pub password_changed: bool,
+    /// A passkey was added.
+    pub passkey_added: bool,
+}
+
+impl Default for AlertsSettings {
+    fn default() -> Self {
+        Self { new_sign_in: true, address_changed: true, password_changed: true, passkey_added: true }
+    }
 }
 
 /// One of `[[webhooks]]`: an endpoint, the event types it wants, and its signing secret.
@@ -945,6 +968,7 @@ impl Default for Settings {
             passkey: PasskeySettings::default(),
             oidc: OidcSettings::default(),
             audit: AuditSettings::default(),
+            alerts: AlertsSettings::default(),
             webhooks: Vec::new(),
         }
     }

@@ -597,7 +597,7 @@ pub async fn build(
         enabled: settings.audit.enabled,
         log_json: settings.audit.log_json,
     });
-    let sessions = Arc::new(Sessions::new(
+    let sessions = Sessions::new(
         Arc::clone(&store.sessions),
         Arc::clone(&store.audit),
         Arc::clone(&clock),
@@ -606,7 +606,26 @@ pub async fn build(
                 .with_absolute_max_age(settings.session.absolute_max_age),
             recent_sign_in: TimeDelta::seconds(i64::from(settings.session.recent_sign_in)),
         },
-    ));
+    );
+    let alerts = &settings.alerts;
+    let sessions = Arc::new(if alerts.new_sign_in || alerts.password_changed || alerts.passkey_added {
+        let account_url = base_url.join(&settings.pages.account).context("pages.account does not make a valid URL")?;
+        sessions.with_alerts(Arc::new(ports::alerts::Alerts::new(
+            Arc::clone(&store.outbox),
+            handover.clone(),
+            Arc::clone(&store.audit),
+            Arc::clone(&clock),
+            ports::alerts::AlertSettings {
+                new_sign_in: alerts.new_sign_in,
+                password_changed: alerts.password_changed,
+                passkey_added: alerts.passkey_added,
+                account_url,
+                secrets: secrets.clone(),
+            },
+        )))
+    } else {
+        sessions
+    });
     let passwords = password_support(settings, &store, secrets.current())?.map(|support| {
         Arc::new(Passwords::new(support, Arc::clone(&sessions), Arc::clone(&limiter), Arc::clone(&clock)))
     });
@@ -630,6 +649,7 @@ pub async fn build(
             link_retention: LINK_RETENTION,
             limits: sign_in_limits(&settings.rate_limit),
             sign_up: sign_up_policy(settings)?,
+            notify_address_change: settings.alerts.address_changed,
         },
     ));
     let outbox = &settings.outbox;

@@ -191,6 +191,9 @@ pub struct RequestOrigin {
     pub user_agent: Option<String>,
     /// The request's id (`X-Request-Id`), to find its log lines.
     pub request_id: Option<String>,
+    /// The language of the page it came from, in which the emails it causes (alerts) are
+    /// written. Not kept in the log.
+    pub lang: Option<String>,
 }
 
 /// One audit event, as recorded.

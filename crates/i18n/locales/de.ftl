@@ -410,3 +410,16 @@ activity-user-enabled = Konto wieder freigegeben
 activity-user-deleted = Konto gelöscht
 activity-operator-command = Von einem Administrator geändert
 activity-this-session = (in dieser Sitzung)
+
+# Sicherheitshinweise (alerts.*): je einer pro Änderung, mit Link zur Kontoseite und was zu tun ist, wenn Sie es nicht waren.
+alert-new-sign-in-subject = Neue Anmeldung bei { $site } mit { $device }
+alert-new-sign-in-heading = Eine neue Anmeldung bei Ihrem Konto
+alert-new-sign-in-text = Jemand hat sich bei Ihrem Konto bei { $site } ({ $to }) mit { $device } angemeldet, einem Browser, der dafür noch nicht verwendet wurde.
+alert-password-subject = Ihr Passwort bei { $site } wurde geändert
+alert-password-heading = Ihr Passwort wurde geändert
+alert-password-text = Das Passwort Ihres Kontos bei { $site } ({ $to }) wurde gesetzt oder geändert.
+alert-passkey-subject = Ihrem Konto bei { $site } wurde ein Passkey hinzugefügt
+alert-passkey-heading = Ein Passkey wurde hinzugefügt
+alert-passkey-text = Ihrem Konto bei { $site } ({ $to }) wurde ein Passkey namens „{ $name }“ hinzugefügt.
+alert-review-button = Konto überprüfen
+alert-not-me = Wenn Sie das waren, ist nichts zu tun. Wenn nicht: Öffnen Sie Ihre Kontoseite, melden Sie Ihre anderen Sitzungen ab, entfernen Sie, was Sie nicht kennen, und sagen Sie den Betreibern von { $site } Bescheid.

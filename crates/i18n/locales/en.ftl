@@ -411,3 +411,16 @@ activity-user-enabled = Account enabled again
 activity-user-deleted = Account deleted
 activity-operator-command = Changed by an administrator
 activity-this-session = (in this session)
+
+# Security alerts (alerts.*): each tells of one change, links to the account page, and says what to do if it was not you.
+alert-new-sign-in-subject = New sign-in to { $site } from { $device }
+alert-new-sign-in-heading = A new sign-in to your account
+alert-new-sign-in-text = Someone signed in to your { $site } account ({ $to }) from { $device }, a browser not used on it before.
+alert-password-subject = Your { $site } password was changed
+alert-password-heading = Your password was changed
+alert-password-text = The password of your { $site } account ({ $to }) was set or changed.
+alert-passkey-subject = A passkey was added to your { $site } account
+alert-passkey-heading = A passkey was added
+alert-passkey-text = A passkey named “{ $name }” was added to your { $site } account ({ $to }).
+alert-review-button = Review your account
+alert-not-me = If this was you, there is nothing to do. If it was not: open your account page, sign out your other sessions, remove what you do not recognise, and tell the people who run { $site }.

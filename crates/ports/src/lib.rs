@@ -12,6 +12,7 @@
 //! direction: magiclink as an OpenID Provider, signing people in to other apps. The delivery of
 //! queued emails lives in [`delivery`].
 
+pub mod alerts;
 pub mod audit;
 pub mod clock;
 pub mod delivery;
@@ -61,8 +62,8 @@ pub use passwords::{
 };
 pub use rate_limit::{Admission, Bucket, RateLimiter};
 pub use sessions::{
-    ActiveSession, ListSessionsError, OpenSessionError, ReadActivityError, ReadSessionError, RevokeOtherSessionsError,
-    RevokeSessionError, SessionSettings, Sessions, SignOutError, SignedIn, MAX_ACTIVITY_PAGE,
+    AccountAlert, ActiveSession, ListSessionsError, OpenSessionError, ReadActivityError, ReadSessionError,
+    RevokeOtherSessionsError, RevokeSessionError, SessionSettings, Sessions, SignOutError, SignedIn, MAX_ACTIVITY_PAGE,
 };
 pub use sign_in::address::{
     AddressChangePreview, ChangeAddress, ChangeAddressError, ConfirmAddress, ConfirmAddressError, ConfirmationQueued,

@@ -23,11 +23,15 @@ pub enum EmailKind {
     ConfirmNewAddress,
     /// A notice to an account's former address that it no longer signs in with it.
     AddressChanged,
+    /// A security alert to the account's address: a sign-in from a new browser, a password
+    /// changed, a passkey added.
+    SecurityAlert,
 }
 
 impl EmailKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EmailKind; 3] = [EmailKind::SignIn, EmailKind::ConfirmNewAddress, EmailKind::AddressChanged];
+    pub const ALL: [EmailKind; 4] =
+        [EmailKind::SignIn, EmailKind::ConfirmNewAddress, EmailKind::AddressChanged, EmailKind::SecurityAlert];
 
     /// The stored name, which is also the stem of the kind's template files.
     pub fn as_str(self) -> &'static str {
@@ -35,6 +39,7 @@ impl EmailKind {
             EmailKind::SignIn => "sign_in",
             EmailKind::ConfirmNewAddress => "confirm_address",
             EmailKind::AddressChanged => "address_changed",
+            EmailKind::SecurityAlert => "security_alert",
         }
     }
 
@@ -66,6 +71,59 @@ pub enum EmailContent {
         /// The address the account signs in with now.
         new_address: EmailAddress,
     },
+    /// "Was this you?": something security-relevant happened to the account.
+    SecurityAlert {
+        /// What happened.
+        alert: SecurityAlert,
+        /// The account page, where the person sees their activity and can undo it.
+        account_url: Url,
+    },
+}
+
+/// What a security alert tells of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityAlert {
+    /// A sign-in from a browser not seen on the account before ("Chrome on Linux").
+    NewSignIn {
+        /// The browser and system.
+        device: String,
+    },
+    /// The password was set or changed.
+    PasswordChanged,
+    /// A passkey was added, with the name it was given.
+    PasskeyAdded {
+        /// Its name.
+        name: String,
+    },
+}
+
+impl SecurityAlert {
+    /// Its name in templates (`alert`) and in the sealed text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SecurityAlert::NewSignIn { .. } => "new_sign_in",
+            SecurityAlert::PasswordChanged => "password_changed",
+            SecurityAlert::PasskeyAdded { .. } => "passkey_added",
+        }
+    }
+
+    /// The alert's one value (the device, the passkey's name), if it has one.
+    pub fn detail(&self) -> &str {
+        match self {
+            SecurityAlert::NewSignIn { device } => device,
+            SecurityAlert::PasskeyAdded { name } => name,
+            SecurityAlert::PasswordChanged => "",
+        }
+    }
+
+    fn from_parts(name: &str, detail: &str) -> Option<Self> {
+        Some(match name {
+            "new_sign_in" => SecurityAlert::NewSignIn { device: detail.to_owned() },
+            "password_changed" => SecurityAlert::PasswordChanged,
+            "passkey_added" => SecurityAlert::PasskeyAdded { name: detail.to_owned() },
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Debug for EmailContent {
@@ -81,6 +139,7 @@ impl EmailContent {
             EmailContent::SignIn { .. } => EmailKind::SignIn,
             EmailContent::ConfirmNewAddress { .. } => EmailKind::ConfirmNewAddress,
             EmailContent::AddressChanged { .. } => EmailKind::AddressChanged,
+            EmailContent::SecurityAlert { .. } => EmailKind::SecurityAlert,
         }
     }
 
@@ -88,7 +147,7 @@ impl EmailContent {
     pub fn link(&self) -> Option<&Url> {
         match self {
             EmailContent::SignIn { link, .. } | EmailContent::ConfirmNewAddress { link } => Some(link),
-            EmailContent::AddressChanged { .. } => None,
+            EmailContent::AddressChanged { .. } | EmailContent::SecurityAlert { .. } => None,
         }
     }
 
@@ -107,6 +166,11 @@ impl EmailContent {
             EmailContent::SignIn { link, code: Some(code) } => format!("{link}\n{code}"),
             EmailContent::SignIn { link, code: None } | EmailContent::ConfirmNewAddress { link } => link.to_string(),
             EmailContent::AddressChanged { new_address } => new_address.as_str().to_owned(),
+            // The detail last: a passkey's name is the person's text, on one line (names
+            // refuse control characters).
+            EmailContent::SecurityAlert { alert, account_url } => {
+                format!("{}\n{account_url}\n{}", alert.as_str(), alert.detail())
+            }
         }
     }
 
@@ -120,6 +184,11 @@ impl EmailContent {
             }
             EmailKind::ConfirmNewAddress => EmailContent::ConfirmNewAddress { link: Url::parse(first).ok()? },
             EmailKind::AddressChanged => EmailContent::AddressChanged { new_address: EmailAddress::parse(first).ok()? },
+            EmailKind::SecurityAlert => {
+                let account_url = Url::parse(lines.next()?).ok()?;
+                let detail = lines.next().unwrap_or_default();
+                EmailContent::SecurityAlert { alert: SecurityAlert::from_parts(first, detail)?, account_url }
+            }
         })
     }
 }

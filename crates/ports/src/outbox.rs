@@ -272,6 +272,13 @@ pub trait Outbox: Send + Sync {
         limit: u32,
     ) -> anyhow::Result<Vec<OutboxMessage>>;
 
+    /// Stores an email that belongs to no other change (a security alert, sent after the
+    /// change it tells of committed), due at once unless leased. Returns its row's id.
+    ///
+    /// # Errors
+    /// MUST fail if it could not be stored durably.
+    async fn enqueue(&self, message: &NewOutboxMessage) -> anyhow::Result<OutboxId>;
+
     /// Records sent messages and erases their bodies, all in one write: a worker records a
     /// whole batch at once. A row already recorded sent keeps its first record; a row that a
     /// worker whose lease ran out recorded failed or dropped meanwhile is recorded sent, since

@@ -248,6 +248,8 @@ impl Passkeys {
         match self.store.add(&new, &audit).await? {
             PasskeyAdded::Added(passkey) => {
                 tracing::info!(user.id = %active.user.id.as_str(), passkey.id = %passkey.id.as_str(), "passkey added");
+                let alert = crate::sessions::AccountAlert::PasskeyAdded(passkey.name.as_str());
+                self.sessions.alert(active, alert, &request.origin).await;
                 Ok(passkey)
             }
             PasskeyAdded::CredentialTaken => Err(AddPasskeyError::AlreadyRegistered),

@@ -244,6 +244,7 @@ impl Passwords {
         let hash = support.hasher.hash(&request.password).await?;
         let audit = self.sessions.account_event(active, AuditKind::PasswordSet, &request.origin);
         support.store.set_password(&active.user.id, &hash, &audit, self.clock.now()).await?;
+        self.sessions.alert(active, crate::sessions::AccountAlert::PasswordChanged, &request.origin).await;
         let other_sessions_ended = if request.sign_out_other_sessions {
             self.sessions.end_others_of(&active.user.id, &active.session_id, "password set", &request.origin).await?
         } else {

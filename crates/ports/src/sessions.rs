@@ -18,6 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::audit::{AuditEvent, AuditKind, AuditOutcome, RequestOrigin};
 use domain::{SessionId, SessionPolicy, SessionSummary, SessionToken, SignInMethod, User, UserId};
 
+use crate::alerts::Alerts;
 use crate::audit::{AuditLog, AuditQuery, RecordedEvent};
 use crate::clock::Clock;
 use crate::random::os_random;
@@ -39,6 +40,8 @@ pub struct Sessions {
     audit: Arc<dyn AuditLog>,
     clock: Arc<dyn Clock>,
     settings: SessionSettings,
+    /// Security alerts, when any is on.
+    alerts: Option<Arc<Alerts>>,
 }
 
 /// A person who just signed in.
@@ -57,6 +60,15 @@ impl SignedIn {
     pub(crate) fn new(session_token: SessionToken, record: SignedInRecord) -> Self {
         Self { session_token, expires: record.session.expires, user: record.user }
     }
+}
+
+/// A change to an account the person is alerted of.
+#[derive(Debug, Clone, Copy)]
+pub enum AccountAlert<'a> {
+    /// The password was set or changed.
+    PasswordChanged,
+    /// A passkey with this name was added.
+    PasskeyAdded(&'a str),
 }
 
 /// A live session and its user.
@@ -146,7 +158,44 @@ impl Sessions {
         clock: Arc<dyn Clock>,
         settings: SessionSettings,
     ) -> Self {
-        Self { store, audit, clock, settings }
+        Self { store, audit, clock, settings, alerts: None }
+    }
+
+    /// Sends security alerts through `alerts` after sign-ins and account changes.
+    #[must_use]
+    pub fn with_alerts(mut self, alerts: Arc<Alerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
+    /// The person `record` signed in, holding `session_token`, after the sign-in committed:
+    /// alerts them of a browser new to their account. An alert that cannot be queued is
+    /// logged; the sign-in stands.
+    pub async fn signed_in(
+        &self,
+        session_token: SessionToken,
+        record: SignedInRecord,
+        origin: &RequestOrigin,
+    ) -> SignedIn {
+        if let Some(alerts) = &self.alerts {
+            if let Err(error) = alerts.signed_in(&record.user, &record.session.id, origin).await {
+                tracing::warn!(user.id = %record.user.id.as_str(), error = %format!("{error:#}"), "the new-sign-in alert was not queued");
+            }
+        }
+        SignedIn::new(session_token, record)
+    }
+
+    /// After a change to `active`'s account that the person is told of (`alert` picks which),
+    /// once it committed. A failure is logged; the change stands.
+    pub async fn alert(&self, active: &ActiveSession, alert: AccountAlert<'_>, origin: &RequestOrigin) {
+        let Some(alerts) = &self.alerts else { return };
+        let queued = match alert {
+            AccountAlert::PasswordChanged => alerts.password_changed(&active.user, origin).await,
+            AccountAlert::PasskeyAdded(name) => alerts.passkey_added(&active.user, name, origin).await,
+        };
+        if let Err(error) = queued {
+            tracing::warn!(user.id = %active.user.id.as_str(), error = %format!("{error:#}"), "a security alert was not queued");
+        }
     }
 
     /// The audit event of a sign-in by `method`, succeeded, now.
@@ -242,7 +291,7 @@ impl Sessions {
                 audit: draft.audit.of_user(&user.id),
             })
             .await?;
-        Ok(SignedIn::new(session_token, SignedInRecord { user, session }))
+        Ok(self.signed_in(session_token, SignedInRecord { user, session }, origin).await)
     }
 
     /// Whether the person signed in recently enough for a sensitive change: within

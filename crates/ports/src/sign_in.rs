@@ -50,6 +50,9 @@ pub struct SignInSettings {
     pub limits: SignInLimits,
     /// Who may get a link.
     pub sign_up: SignUpPolicy,
+    /// Whether the old address is told when an account's address changes
+    /// (`alerts.address_changed`).
+    pub notify_address_change: bool,
 }
 
 /// Who may get a sign-in link. A refused address gets exactly the answer an allowed one gets,
@@ -504,7 +507,7 @@ impl SignIn {
         let (refusal, reason) = match redemption {
             Redemption::Redeemed(record) => {
                 tracing::info!(user.id = %record.user.id.as_str(), "signed in with a magic link");
-                return Ok(SignedIn::new(session_token, record));
+                return Ok(self.sessions.signed_in(session_token, record, &request.origin).await);
             }
             Redemption::AlreadyUsed => (RedeemLinkError::AlreadyUsed, "used"),
             Redemption::Replaced => (RedeemLinkError::Replaced, "replaced"),
@@ -552,7 +555,7 @@ impl SignIn {
             match self.links.redeem_code(&request.link, &code_hash, MAX_CODE_ATTEMPTS, &session, now).await? {
                 CodeRedemption::Redeemed(record) => {
                     tracing::info!(user.id = %record.user.id.as_str(), "signed in with a code");
-                    return Ok(SignedIn::new(session_token, record));
+                    return Ok(self.sessions.signed_in(session_token, record, &request.origin).await);
                 }
                 CodeRedemption::Wrong { attempts_left } => {
                     tracing::info!(attempts_left, "a wrong sign-in code");

@@ -103,12 +103,13 @@ pub struct PendingAddressChange {
 /// What became of an attempt to confirm an address change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddressChangeOutcome {
-    /// The account signs in with the new address now; the notice to the old one is queued.
+    /// The account signs in with the new address now; the notice to the old one is queued
+    /// (unless `alerts.address_changed` is off).
     Changed {
         /// The user, with the new address.
         user: User,
-        /// The notice's outbox row.
-        notice: OutboxId,
+        /// The notice's outbox row, when one was stored.
+        notice: Option<OutboxId>,
     },
     /// The link was used before.
     AlreadyUsed,
@@ -345,12 +346,12 @@ pub trait UserStore: Send + Sync {
     ///
     /// # Errors
     /// MUST fail only on a storage failure (then nothing changed).
-    async fn confirm_address_change(
+    async fn confirm_address_change<'a>(
         &self,
         token_hash: &LinkTokenHash,
         old_email: &EmailAddress,
         keep_session: &SessionId,
-        notice: &NewOutboxMessage,
+        notice: Option<&'a NewOutboxMessage>,
         audit: &AuditEvent,
         now: DateTime<Utc>,
     ) -> anyhow::Result<AddressChangeOutcome>;

@@ -27,6 +27,7 @@ pub fn request_origin(req: &Request, settings: &crate::WebSettings) -> domain::a
             .and_then(|client| settings.audit_client_address.keep(client)),
         user_agent: user_agent.map(|agent| crate::user_agent::describe(Some(agent))),
         request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+        lang: Some(crate::lang::of(req)),
     }
 }
 

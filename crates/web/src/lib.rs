@@ -11,6 +11,7 @@
 
 pub mod account;
 pub mod activity;
+pub mod activity_api;
 pub mod api;
 pub mod auth;
 pub mod client;

@@ -10,7 +10,7 @@ use poem::{get, post, Endpoint, EndpointExt, IntoResponse, PathPattern, Response
 use poem_openapi::OpenApiService;
 use tracing::Instrument as _;
 
-use crate::activity::ActivityApi;
+use crate::activity_api::ActivityApi;
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
 use crate::passkey::PasskeyApi;

@@ -53,6 +53,7 @@ fn app(mocks: Mocks) -> TestClient<impl poem::Endpoint> {
             link_retention: TimeDelta::days(1),
             limits: ports::SignInLimits::default(),
             sign_up: ports::SignUpPolicy::Open,
+            notify_address_change: true,
         },
     );
     TestClient::new(web::build_app(AppState {

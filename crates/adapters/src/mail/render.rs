@@ -12,7 +12,7 @@ use ports::{Email, EmailContent, RenderedEmail};
 use tera::{Context, Tera};
 
 /// The built-in email templates, by the name an override file must have.
-const BUILTIN: [(&str, &str); 10] = [
+const BUILTIN: [(&str, &str); 13] = [
     ("email/layout.html", include_str!("../../templates/email/layout.html")),
     ("email/sign_in.subject.txt", include_str!("../../templates/email/sign_in.subject.txt")),
     ("email/sign_in.html", include_str!("../../templates/email/sign_in.html")),
@@ -23,6 +23,9 @@ const BUILTIN: [(&str, &str); 10] = [
     ("email/address_changed.subject.txt", include_str!("../../templates/email/address_changed.subject.txt")),
     ("email/address_changed.html", include_str!("../../templates/email/address_changed.html")),
     ("email/address_changed.txt", include_str!("../../templates/email/address_changed.txt")),
+    ("email/security_alert.subject.txt", include_str!("../../templates/email/security_alert.subject.txt")),
+    ("email/security_alert.html", include_str!("../../templates/email/security_alert.html")),
+    ("email/security_alert.txt", include_str!("../../templates/email/security_alert.txt")),
 ];
 
 /// The email templates an operator may override, by file name under `templates.dir`.
@@ -74,6 +77,11 @@ impl ports::EmailRenderer for TemplateRenderer {
             }
             EmailContent::ConfirmNewAddress { link } => context.insert("link", link.as_str()),
             EmailContent::AddressChanged { new_address } => context.insert("new_address", new_address.as_str()),
+            EmailContent::SecurityAlert { alert, account_url } => {
+                context.insert("alert", alert.as_str());
+                context.insert("detail", alert.detail());
+                context.insert("account_url", account_url.as_str());
+            }
         }
         let kind = email.content.kind().as_str();
         // One context for the three parts; rendering only adds `lang` to it.

@@ -265,6 +265,7 @@ fn event_from_row(row: &AnyRow) -> anyhow::Result<RecordedEvent> {
                 client_address: optional_text_column(row, "client_address")?,
                 user_agent: optional_text_column(row, "user_agent")?,
                 request_id: optional_text_column(row, "request_id")?,
+                lang: None,
             },
             detail: optional_text_column(row, "detail")?,
         },

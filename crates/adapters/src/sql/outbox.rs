@@ -142,6 +142,13 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl Outbox for SqlStore {
+    async fn enqueue(&self, message: &ports::NewOutboxMessage) -> anyhow::Result<OutboxId> {
+        let mut tx = self.begin_write().await?;
+        let id = self.insert_outbox_within(&mut tx, message).await?;
+        tx.commit().await.doing("cannot commit the queued email")?;
+        Ok(id)
+    }
+
     async fn claim_due(
         &self,
         now: DateTime<Utc>,

@@ -28,7 +28,7 @@ impl SqlStore {
         token_hash: &LinkTokenHash,
         old_email: &EmailAddress,
         keep_session: &SessionId,
-        notice: &NewOutboxMessage,
+        notice: Option<&NewOutboxMessage>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<(AddressChangeOutcome, usize)> {
         let used = sqlx::query(
@@ -83,7 +83,10 @@ impl SqlStore {
             .await
             .doing("cannot end the account's other sessions")?;
         self.delete_unused_links(tx, old_email).await?;
-        let notice = self.insert_outbox_within(tx, notice).await?;
+        let notice = match notice {
+            Some(notice) => Some(self.insert_outbox_within(tx, notice).await?),
+            None => None,
+        };
         let user = self.user_by_email(&mut **tx, &pending.new_email).await?.context("the changed user vanished")?;
         Ok((AddressChangeOutcome::Changed { user, notice }, notices))
     }
@@ -206,12 +209,12 @@ impl UserStore for SqlStore {
         self.address_change_in(&self.pool, token_hash).await
     }
 
-    async fn confirm_address_change(
+    async fn confirm_address_change<'a>(
         &self,
         token_hash: &LinkTokenHash,
         old_email: &EmailAddress,
         keep_session: &SessionId,
-        notice: &NewOutboxMessage,
+        notice: Option<&'a NewOutboxMessage>,
         audit: &AuditEvent,
         now: DateTime<Utc>,
     ) -> anyhow::Result<AddressChangeOutcome> {

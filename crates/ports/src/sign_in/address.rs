@@ -248,17 +248,20 @@ impl SignIn {
         let content = EmailContent::AddressChanged { new_address: pending.new_email.clone() };
         let seal_id = LinkTokenHash::from_bytes(os_random()?);
         let notice = self.outgoing(&user.email, &request.lang, seal_id, &content, now + NOTICE_LIFETIME, now)?;
+        let notice = self.settings.notify_address_change.then_some(notice);
         let audit = self
             .sessions
             .account_event(&confirming, AuditKind::AddressChanged, &request.origin)
             .with_detail(format!("{} -> {}", user.email.masked(), pending.new_email.masked()));
         match self
             .users
-            .confirm_address_change(&token_hash, &user.email, &confirming.session_id, &notice, &audit, now)
+            .confirm_address_change(&token_hash, &user.email, &confirming.session_id, notice.as_ref(), &audit, now)
             .await?
         {
             AddressChangeOutcome::Changed { user: changed, notice: notice_id } => {
-                self.after_commit(notice, notice_id);
+                if let (Some(notice), Some(notice_id)) = (notice, notice_id) {
+                    self.after_commit(notice, notice_id);
+                }
                 tracing::info!(user.id = %changed.id.as_str(), from = %user.email.masked(), to = %changed.email.masked(), "sign-in address changed");
                 Ok(changed)
             }

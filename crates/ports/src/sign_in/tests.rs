@@ -108,6 +108,7 @@ fn settings(limits: SignInLimits) -> SignInSettings {
         link_retention: TimeDelta::days(1),
         limits,
         sign_up: super::SignUpPolicy::Open,
+        notify_address_change: true,
     }
 }
 
@@ -127,6 +128,7 @@ fn origin() -> domain::audit::RequestOrigin {
         client_address: Some("203.0.113.0/24".to_owned()),
         user_agent: Some("Firefox on Linux".to_owned()),
         request_id: Some("req-1".to_owned()),
+        lang: Some("de".to_owned()),
     }
 }
 
@@ -792,15 +794,17 @@ async fn confirming_stores_the_change_with_a_notice_to_the_old_address_and_hands
                 && *token_hash == hash
                 && *old == email()
                 && *keep == active().session_id
-                && notice.recipient == email()
-                && notice.kind == crate::EmailKind::AddressChanged
-                && notice.expires > now() + TimeDelta::days(1)
+                && notice.is_some_and(|notice| {
+                    notice.recipient == email()
+                        && notice.kind == crate::EmailKind::AddressChanged
+                        && notice.expires > now() + TimeDelta::days(1)
+                })
                 && *at == now()
         })
         .returning(|_, _, _, _, _, _| {
             Ok(crate::stores::AddressChangeOutcome::Changed {
                 user: User { email: new_email(), ..user() },
-                notice: outbox_id(),
+                notice: Some(outbox_id()),
             })
         });
     ports.delivery.expect_lease_for_new().times(1).return_const(Some(now() + TimeDelta::minutes(2)));
