@@ -359,6 +359,61 @@ async fn a_person_renames_themselves_and_signs_out_another_device_on_the_account
     browser.quit().await.expect("browser closes");
 }
 
+/// The account page's own-data section in Chromium: the person reads their activity, fetches
+/// their data, mistypes the address to delete the account (nothing happens), types it right,
+/// and lands on the home page signed out, told it is done.
+#[tokio::test]
+async fn a_person_reads_their_activity_downloads_their_data_and_deletes_their_account() {
+    let Some((browser, _driver, _profile)) = chromium().await else { return };
+    let server = RunningServer::start().await;
+    let base = &server.base_url;
+    let address = "closing@example.com";
+    request_a_link(&browser, base, address, "closing").await;
+    let (link, _code) = newest_message(&server, address, 1).await;
+    browser.goto(&link).await.expect("link opened");
+    browser.wait_for_text("#status", &format!("Signed in as {address}"), WAIT).await.expect("signed in");
+    browser.goto(&format!("{base}/account")).await.expect("account page");
+    let activity = "return Array.from(document.querySelectorAll('#activity-list tr.event td:first-child'))\
+                    .map(td => td.textContent.trim())";
+    let rows = browser.execute(activity, Vec::new()).await.expect("script");
+    browser.screenshot(&screenshots(), "closing-3-account").await.expect("screenshot");
+    assert_eq!(
+        rows,
+        serde_json::json!(["Signed in with a link (in this session)", "Account created"]),
+        "newest first (the link was asked for before there was an account to name)"
+    );
+    // The download link saves the export (its content is `account_data.rs`'s to check).
+    let export =
+        "const a = document.querySelector('#export'); return [a.getAttribute('href'), a.hasAttribute('download')]";
+    let export = browser.execute(export, Vec::new()).await.expect("script");
+    assert_eq!(export, serde_json::json!(["/api/auth/account/export", true]));
+
+    browser
+        .type_into(&browser.find("#delete-email").await.expect("field"), "someone@example.com")
+        .await
+        .expect("typed");
+    browser.click(&browser.find("#delete-account-button").await.expect("button")).await.expect("clicked");
+    browser
+        .wait_for_text("#delete-error", "That is not your sign-in address; nothing was deleted.", WAIT)
+        .await
+        .expect("refused");
+    browser.screenshot(&screenshots(), "closing-4-mismatch").await.expect("screenshot");
+    browser.type_into(&browser.find("#delete-email").await.expect("field"), address).await.expect("typed");
+    browser.click(&browser.find("#delete-account-button").await.expect("button")).await.expect("clicked");
+    browser
+        .wait_for_text("#done", "Your account was deleted. We sent a last email to confirm it.", WAIT)
+        .await
+        .expect("deleted");
+    browser.screenshot(&screenshots(), "closing-5-deleted").await.expect("screenshot");
+    assert_eq!(
+        browser.execute("return document.querySelector('#status').textContent", Vec::new()).await.expect("script"),
+        "You are not signed in."
+    );
+    let gone = server.database.users.find_by_email(&domain::EmailAddress::parse(address).expect("valid")).await;
+    assert!(gone.expect("read").is_none());
+    browser.quit().await.expect("browser closes");
+}
+
 /// The account page in German (chosen with `?lang=de`, remembered by its cookie): a person asks
 /// to sign in with another address, opens the confirmation link from the new mailbox, confirms
 /// on the page it opens, and is back on the account page under the new address.
@@ -604,8 +659,9 @@ async fn the_api_docs_page_draws_every_operation() {
     // csrf, providers, session; request a link, redeem it, sign out; list sessions, revoke one,
     // revoke the others; change the address, confirm it; sign in with a password, set one,
     // confirm it is you; list passkeys, begin adding one, add it, rename one, delete one, begin
-    // signing in with one, sign in with it; read your activity.
-    assert_eq!(operations, 22);
+    // signing in with one, sign in with it; read your activity; download your data, delete your
+    // account.
+    assert_eq!(operations, 24);
     assert_eq!(drawn, operations, "Swagger UI drew every operation");
     let title = browser.execute("return document.querySelector('.info .title').textContent", Vec::new()).await;
     assert!(title.expect("script").as_str().is_some_and(|t| t.starts_with("magiclink")));

@@ -4,6 +4,7 @@
 //! `metrics` facade has one recorder per process, and every other test's requests would count
 //! in it.
 
+mod account_data;
 mod architecture;
 mod audit;
 mod browser;

@@ -423,3 +423,21 @@ alert-passkey-heading = Ein Passkey wurde hinzugefügt
 alert-passkey-text = Ihrem Konto bei { $site } ({ $to }) wurde ein Passkey namens „{ $name }“ hinzugefügt.
 alert-review-button = Konto überprüfen
 alert-not-me = Wenn Sie das waren, ist nichts zu tun. Wenn nicht: Öffnen Sie Ihre Kontoseite, melden Sie Ihre anderen Sitzungen ab, entfernen Sie, was Sie nicht kennen, und sagen Sie den Betreibern von { $site } Bescheid.
+alert-deleted-subject = Ihr Konto bei { $site } wurde gelöscht
+alert-deleted-heading = Ihr Konto wurde gelöscht
+alert-deleted-text = Ihr Konto bei { $site } ({ $to }) wurde wie gewünscht gelöscht, mit allem, was dazu gespeichert war: Sitzungen, Passkeys, Passwort und die Apps, denen Sie Zugriff gegeben hatten. Auf Wiedersehen.
+alert-home-button = Zu { $site }
+alert-deleted-not-me = Wenn Sie das nicht veranlasst haben, war jemand als Sie angemeldet: Sagen Sie den Betreibern von { $site } sofort Bescheid. Sie können mit derselben Adresse ein neues Konto anlegen.
+
+# Daten herunterladen und Konto löschen (die Kontoseite).
+account-data-heading = Ihre Daten
+account-export-text = Alles, was über Sie gespeichert ist, Ihre Aktivität eingeschlossen, als eine JSON-Datei.
+account-export-button = Meine Daten herunterladen
+account-delete-text = Wenn Sie Ihr Konto löschen, wird es mit allem entfernt, was dazu gespeichert ist: Sitzungen, Passkeys, Passwort und die Apps, denen Sie Zugriff gegeben haben. Das lässt sich nicht rückgängig machen; später können Sie mit derselben Adresse ein neues Konto anlegen.
+account-delete-label = Geben Sie zur Bestätigung Ihre Anmeldeadresse ein
+account-delete-button = Mein Konto löschen
+account-delete-mismatch = Das ist nicht Ihre Anmeldeadresse; nichts wurde gelöscht.
+account-data-needs-recent = Bestätigen Sie oben, dass Sie es sind, um Ihre Daten herunterzuladen oder Ihr Konto zu löschen.
+problem-confirmation-mismatch-title = Die zur Bestätigung eingegebene Adresse ist nicht die des Kontos
+problem-confirmation-mismatch-detail = Senden Sie die Anmeldeadresse des Kontos als `confirmEmail`, um es zu löschen; nichts wurde gelöscht.
+home-account-deleted = Ihr Konto wurde gelöscht. Wir haben Ihnen eine letzte E-Mail zur Bestätigung geschickt.

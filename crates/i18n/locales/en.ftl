@@ -424,3 +424,21 @@ alert-passkey-heading = A passkey was added
 alert-passkey-text = A passkey named “{ $name }” was added to your { $site } account ({ $to }).
 alert-review-button = Review your account
 alert-not-me = If this was you, there is nothing to do. If it was not: open your account page, sign out your other sessions, remove what you do not recognise, and tell the people who run { $site }.
+alert-deleted-subject = Your { $site } account was deleted
+alert-deleted-heading = Your account was deleted
+alert-deleted-text = Your { $site } account ({ $to }) was deleted, as you asked, with everything kept about it: sessions, passkeys, password and the apps you let in. Goodbye.
+alert-home-button = Go to { $site }
+alert-deleted-not-me = If you did not ask for this, someone was signed in as you: tell the people who run { $site } at once. You can make a new account with the same address.
+
+# Downloading your data and deleting your account (the account page).
+account-data-heading = Your data
+account-export-text = Everything kept about you, your activity included, as one JSON file.
+account-export-button = Download my data
+account-delete-text = Deleting your account removes it and everything kept about it: sessions, passkeys, password, and the apps you let in. It cannot be undone; you can make a new account with the same address later.
+account-delete-label = Type your sign-in address to confirm
+account-delete-button = Delete my account
+account-delete-mismatch = That is not your sign-in address; nothing was deleted.
+account-data-needs-recent = Confirm it is you (above) to download your data or delete your account.
+problem-confirmation-mismatch-title = The address typed to confirm is not the account's
+problem-confirmation-mismatch-detail = Send the account's sign-in address as `confirmEmail` to delete it; nothing was deleted.
+home-account-deleted = Your account was deleted. We sent a last email to confirm it.

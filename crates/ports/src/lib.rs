@@ -68,6 +68,7 @@ pub use sessions::{
 pub use sign_in::address::{
     AddressChangePreview, ChangeAddress, ChangeAddressError, ConfirmAddress, ConfirmAddressError, ConfirmationQueued,
 };
+pub use sign_in::closing::{DeleteAccount, DeleteAccountError};
 pub use sign_in::{
     LimitScope, LinkQueued, LinkStateError, PurgeError, RedeemCode, RedeemCodeError, RedeemLink, RedeemLinkError,
     RenameError, RequestLink, RequestLinkError, SignIn, SignInLimits, SignInSettings, SignUpPolicy,

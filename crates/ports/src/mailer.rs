@@ -95,6 +95,8 @@ pub enum SecurityAlert {
         /// Its name.
         name: String,
     },
+    /// The account was deleted by its owner (the goodbye email; the link goes to the site).
+    AccountDeleted,
 }
 
 impl SecurityAlert {
@@ -104,6 +106,7 @@ impl SecurityAlert {
             SecurityAlert::NewSignIn { .. } => "new_sign_in",
             SecurityAlert::PasswordChanged => "password_changed",
             SecurityAlert::PasskeyAdded { .. } => "passkey_added",
+            SecurityAlert::AccountDeleted => "account_deleted",
         }
     }
 
@@ -112,7 +115,7 @@ impl SecurityAlert {
         match self {
             SecurityAlert::NewSignIn { device } => device,
             SecurityAlert::PasskeyAdded { name } => name,
-            SecurityAlert::PasswordChanged => "",
+            SecurityAlert::PasswordChanged | SecurityAlert::AccountDeleted => "",
         }
     }
 
@@ -121,6 +124,7 @@ impl SecurityAlert {
             "new_sign_in" => SecurityAlert::NewSignIn { device: detail.to_owned() },
             "password_changed" => SecurityAlert::PasswordChanged,
             "passkey_added" => SecurityAlert::PasskeyAdded { name: detail.to_owned() },
+            "account_deleted" => SecurityAlert::AccountDeleted,
             _ => return None,
         })
     }

@@ -622,6 +622,7 @@ impl SignIn {
 }
 
 pub mod address;
+pub mod closing;
 
 #[cfg(test)]
 mod tests;

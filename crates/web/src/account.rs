@@ -43,6 +43,23 @@ pub struct RenameForm {
     pub name: String,
 }
 
+/// `POST {account}/delete`.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteForm {
+    /// The double-submit CSRF token.
+    #[serde(default, rename = "csrfToken")]
+    pub csrf_token: Option<String>,
+    /// The account's address, typed again to confirm.
+    #[serde(default)]
+    pub email: String,
+}
+
+impl CsrfProtected for DeleteForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// `POST {account}/sessions/revoke` and `POST {account}/sessions/revoke-others`.
 #[derive(Debug, Default, Deserialize)]
 pub struct SessionForm {
@@ -270,6 +287,22 @@ pub async fn confirm_email(
     respond(req, &state, result.await)
 }
 
+/// `POST {account}/delete`: deletes the account, once the person typed its address, and goes
+/// to the home page, signed out.
+#[handler]
+pub async fn delete(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<DeleteForm>>) -> Response {
+    let result = async {
+        let Some((form, active)) = signed_in_form(req, &state, form).await? else {
+            return Ok(sign_in_first(&state));
+        };
+        match crate::account_data::delete(req, &state, &active, &form.email).await {
+            Ok(()) => Ok(Redirect::see_other("/?deleted=1").into_response()),
+            Err(error) => account_refusal(req, &state, &active, error, FieldError::Delete).await,
+        }
+    };
+    respond(req, &state, result.await)
+}
+
 /// `POST {account}/sessions/revoke`: ends one of the person's sessions (this one signs out).
 #[handler]
 pub async fn revoke(req: &Request, state: Data<&Arc<AppState>>, form: poem::Result<Form<SessionForm>>) -> Response {
@@ -397,12 +430,14 @@ async fn account_page_with(
     let PageView { done, error, activity_before } = view;
     let said = |sentence: Sentence| Some(say(req, state, &sentence));
     let (mut name_error, mut email_error, mut password_error, mut reauth_error) = (None, None, None, None);
+    let mut delete_error = None;
     match error {
         FieldError::None => {}
         FieldError::Name(sentence) => name_error = said(sentence),
         FieldError::Email(sentence) => email_error = said(sentence),
         FieldError::Password(sentence) => password_error = said(sentence),
         FieldError::Reauthenticate(sentence) => reauth_error = said(sentence),
+        FieldError::Delete(sentence) => delete_error = said(sentence),
     }
     let recent_seconds = state.sessions.settings().recent_sign_in.num_seconds().max(0);
     let sessions = state.sessions.list(active).await?;
@@ -428,6 +463,9 @@ async fn account_page_with(
     context.insert("email_error", &email_error);
     context.insert("password_error", &password_error);
     context.insert("reauth_error", &reauth_error);
+    context.insert("delete_error", &delete_error);
+    context.insert("delete_action", &format!("{page_path}/delete"));
+    context.insert("export_url", &state.settings.auth_path("/account/export"));
     // Sensitive changes (address, password) need a recent sign-in; otherwise the page offers
     // to confirm it is the person first.
     context.insert("recent", &state.sessions.is_recent(active));

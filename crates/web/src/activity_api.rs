@@ -98,25 +98,27 @@ impl ActivityApi {
             .map_err(|e| Problem::new(req, &self.state, e.into()))?;
         let next = next_page(&events, limit);
         Ok(Json(ActivityBody {
-            events: events
-                .into_iter()
-                .map(|recorded| {
-                    let event = recorded.event;
-                    ActivityItem {
-                        id: recorded.id,
-                        at: event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                        kind: event.kind.as_str().to_owned(),
-                        outcome: event.outcome.as_str().to_owned(),
-                        reason: event.outcome.reason().map(str::to_owned),
-                        method: event.method.map(|method| method.as_str().to_owned()),
-                        client_address: event.origin.client_address,
-                        user_agent: event.origin.user_agent,
-                        detail: event.detail,
-                        this_session: event.session_id.as_ref() == Some(&active.session_id),
-                    }
-                })
-                .collect(),
+            events: events.into_iter().map(|recorded| ActivityItem::of(recorded, &active.session_id)).collect(),
             next,
         }))
+    }
+}
+
+impl ActivityItem {
+    /// `recorded` as the person reads it, from the session `reading`.
+    pub(crate) fn of(recorded: ports::RecordedEvent, reading: &domain::SessionId) -> Self {
+        let event = recorded.event;
+        Self {
+            id: recorded.id,
+            at: event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            kind: event.kind.as_str().to_owned(),
+            outcome: event.outcome.as_str().to_owned(),
+            reason: event.outcome.reason().map(str::to_owned),
+            method: event.method.map(|method| method.as_str().to_owned()),
+            client_address: event.origin.client_address,
+            user_agent: event.origin.user_agent,
+            detail: event.detail,
+            this_session: event.session_id.as_ref() == Some(reading),
+        }
     }
 }

@@ -394,7 +394,7 @@ const PASSWORDS_DISABLED: (u16, &str) = (404, "Passwords are not enabled here (`
 const UNREADABLE: (u16, &str) =
     (400, "The body is not JSON this operation reads, or names a key twice (`bad-request`); nothing was done.");
 /// Every operation that reads a JSON body: a body of another kind.
-const NOT_JSON: (u16, &str) = (
+pub(crate) const NOT_JSON: (u16, &str) = (
     415,
     "The body is not `application/json` (nor, where the path also takes the form, \
      `application/x-www-form-urlencoded`) (`bad-request`); nothing was done.",
@@ -568,6 +568,20 @@ pub enum SessionRevoked {
     Revoked,
 }
 
+impl SessionItem {
+    /// `session` as its owner reads it, from the session `reading`.
+    pub(crate) fn of(session: domain::SessionSummary, reading: &SessionId) -> Self {
+        Self {
+            current: session.id == *reading,
+            id: session.id.as_str().to_owned(),
+            created_at: rfc3339(session.created_at),
+            last_used_at: rfc3339(session.last_used),
+            expires: rfc3339(session.expires),
+            user_agent: session.user_agent,
+        }
+    }
+}
+
 fn rfc3339(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -698,17 +712,7 @@ impl AuthApi {
         let active = self.signed_in(req).await?;
         let listed = self.state.sessions.list(&active).await.map_err(|e| self.problem(req, e.into()))?;
         Ok(Json(SessionsBody {
-            sessions: listed
-                .into_iter()
-                .map(|session| SessionItem {
-                    current: session.id == active.session_id,
-                    id: session.id.as_str().to_owned(),
-                    created_at: rfc3339(session.created_at),
-                    last_used_at: rfc3339(session.last_used),
-                    expires: rfc3339(session.expires),
-                    user_agent: session.user_agent,
-                })
-                .collect(),
+            sessions: listed.into_iter().map(|session| SessionItem::of(session, &active.session_id)).collect(),
         }))
     }
 

@@ -116,6 +116,9 @@ pub enum WebError {
     /// The new sign-in address asked for is the one the account has.
     #[error("that is already the sign-in address")]
     SameAddress,
+    /// Deleting an account: the address typed to confirm is not the account's.
+    #[error("the typed address is not the account's")]
+    ConfirmationMismatch,
     /// The sign-up policy is an allowlist and the new sign-in address is outside it.
     #[error("that address cannot sign in here")]
     AddressNotAllowed,
@@ -587,6 +590,16 @@ unexpected_only!(
     SignOutError
 );
 
+impl From<ports::DeleteAccountError> for WebError {
+    fn from(error: ports::DeleteAccountError) -> Self {
+        match error {
+            ports::DeleteAccountError::ReauthenticationRequired => WebError::ReauthenticationRequired,
+            ports::DeleteAccountError::ConfirmationMismatch => WebError::ConfirmationMismatch,
+            ports::DeleteAccountError::Unexpected(inner) => WebError::Unexpected(inner),
+        }
+    }
+}
+
 impl From<RevokeSessionError> for WebError {
     fn from(error: RevokeSessionError) -> Self {
         match error {
@@ -872,6 +885,8 @@ pub(crate) enum FieldError {
     Password(Sentence),
     /// The current password, confirming it is the person.
     Reauthenticate(Sentence),
+    /// The address typed to confirm deleting the account.
+    Delete(Sentence),
 }
 
 /// What an error counts as in the metrics.
@@ -998,6 +1013,15 @@ impl WebError {
                     "problem-address-change-not-requester-title",
                     "problem-address-change-not-requester-detail",
                 ),
+            },
+            WebError::ConfirmationMismatch => Answer {
+                account: Some(AccountShown::Under(Sentence::new("account-delete-mismatch"))),
+                ..plain(
+                    StatusCode::BAD_REQUEST,
+                    "confirmation-mismatch",
+                    "problem-confirmation-mismatch-title",
+                    "problem-confirmation-mismatch-detail",
+                )
             },
             WebError::SameAddress => Answer {
                 account: Some(AccountShown::Under(Sentence::new("account-same-address"))),
@@ -1396,6 +1420,7 @@ mod tests {
             WebError::AddressChange(AddressChangeRefusal::Taken),
             WebError::AddressChange(AddressChangeRefusal::NotTheRequester),
             WebError::SameAddress,
+            WebError::ConfirmationMismatch,
             WebError::AddressNotAllowed,
             WebError::PasswordsDisabled,
             WebError::PasswordRejected { typed: "x".to_owned(), callback_url: None },
@@ -1446,6 +1471,7 @@ mod tests {
                 | WebError::Code(_)
                 | WebError::AddressChange(_)
                 | WebError::SameAddress
+                | WebError::ConfirmationMismatch
                 | WebError::AddressNotAllowed
                 | WebError::PasswordsDisabled
                 | WebError::PasswordRejected { .. }
@@ -1592,6 +1618,19 @@ mod tests {
             "GET /passkeys" => vec![WebError::SignedOut, WebError::PasskeysDisabled],
             // A `limit` that is not a number is refused by the parameter's parsing.
             "GET /activity" => vec![WebError::SignedOut, WebError::BadQuery("x".to_owned())],
+            "GET /account/export" => vec![WebError::SignedOut, WebError::ReauthenticationRequired],
+            "DELETE /account" => [
+                unreadable(),
+                vec![
+                    WebError::SignedOut,
+                    WebError::Csrf,
+                    WebError::ReauthenticationRequired,
+                    WebError::ConfirmationMismatch,
+                ],
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
             "POST /passkeys/registration" => vec![
                 WebError::SignedOut,
                 WebError::Csrf,

@@ -10,6 +10,7 @@
 //! callback are plain poem handlers ([`auth`]) because they answer with redirects and cookies.
 
 pub mod account;
+pub mod account_data;
 pub mod activity;
 pub mod activity_api;
 pub mod api;

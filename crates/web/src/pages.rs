@@ -23,7 +23,10 @@ pub async fn home(req: &Request, state: Data<&Arc<AppState>>) -> Response {
 }
 
 async fn home_page(req: &Request, state: &AppState) -> Result<Response, WebError> {
-    let context = signed_in_context(req, state).await?;
+    let mut context = signed_in_context(req, state).await?;
+    // `?deleted=1`, where deleting an account lands: says so (it changes nothing).
+    let deleted = req.uri().query().is_some_and(|query| query.split('&').any(|pair| pair == "deleted=1"));
+    context.insert("deleted", &deleted);
     Ok(page(req, state, StatusCode::OK, "home.html", context)?)
 }
 

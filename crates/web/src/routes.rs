@@ -10,6 +10,7 @@ use poem::{get, post, Endpoint, EndpointExt, IntoResponse, PathPattern, Response
 use poem_openapi::OpenApiService;
 use tracing::Instrument as _;
 
+use crate::account_data::AccountDataApi;
 use crate::activity_api::ActivityApi;
 use crate::api::AuthApi;
 use crate::errors::{router_error, Format, WebError};
@@ -286,6 +287,7 @@ enum Handler {
     OidcRevoke,
     OidcEndSession,
     RevokeApp,
+    DeleteAccount,
 }
 
 impl Handler {
@@ -326,6 +328,7 @@ impl Handler {
             Handler::OidcRevoke => post(oidc::revoke).options(oidc::preflight).boxed(),
             Handler::OidcEndSession => get(oidc::end_session).post(oidc::end_session_post).boxed(),
             Handler::RevokeApp => post(account::revoke_app).boxed(),
+            Handler::DeleteAccount => post(account::delete).boxed(),
         }
     }
 }
@@ -355,6 +358,7 @@ pub fn served_routes(settings: &crate::WebSettings, dev_mailbox: bool) -> Vec<Se
         route(format!("{account}/reauthenticate/link"), "POST", Handler::ReauthenticateWithLink),
         route(format!("{account}/sessions/revoke"), "POST", Handler::RevokeSession),
         route(format!("{account}/sessions/revoke-others"), "POST", Handler::RevokeOtherSessions),
+        route(format!("{account}/delete"), "POST", Handler::DeleteAccount),
         route(format!("{base}/callback/password"), "POST", Handler::PasswordSignIn),
         route(format!("{base}/signin/email"), "POST", Handler::LinkRequest),
         route(format!("{base}/callback/email"), "GET, HEAD, POST", Handler::LinkCallback),
@@ -440,6 +444,7 @@ pub fn build_shared_app(state: Arc<AppState>) -> impl Endpoint<Output = Response
             AuthApi { state: Arc::clone(&state) },
             PasskeyApi { state: Arc::clone(&state) },
             ActivityApi { state: Arc::clone(&state) },
+            AccountDataApi { state: Arc::clone(&state) },
         ),
         "magiclink",
         env!("CARGO_PKG_VERSION"),
