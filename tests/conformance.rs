@@ -2462,6 +2462,147 @@ async fn webhooks_are_queued_sealed_with_their_event_and_claimed_one_at_a_time_p
     );
 }
 
+/// The link and code of the newest sign-in email `mailer` sent.
+fn sign_in_link(mailer: &ScriptedMailer) -> (LinkToken, String) {
+    let delivered = mailer.delivered();
+    let (link, code) = delivered
+        .iter()
+        .rev()
+        .find_map(|email| match &email.content {
+            EmailContent::SignIn { link, code } => Some((link.clone(), code.clone().expect("a code"))),
+            _ => None,
+        })
+        .expect("a sign-in email was sent");
+    let token = link.query_pairs().find(|(name, _)| name == "token").expect("a token").1.into_owned();
+    (LinkToken::parse(&token).expect("a token"), code)
+}
+
+async fn every_kind_of_audit_event_is_written_by_its_own_flow_and_read_back(store: &ScratchStore) {
+    use domain::audit::{AuditKind, RequestOrigin};
+    use ports::{Clock as _, RedeemCode, RedeemLink};
+    let db = &store.database;
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+    let core = sign_in(db, Arc::clone(&clock));
+    let mailer = Arc::new(ScriptedMailer::default());
+    let worker = deliverer(db, mailer.clone(), Arc::clone(&clock));
+    let origin = RequestOrigin { user_agent: Some("Firefox on Linux".to_owned()), ..RequestOrigin::default() };
+    let ask = |email: &str| RequestLink {
+        email: address(email),
+        callback: CallbackPath::root(),
+        client: None,
+        lang: "en".to_owned(),
+        origin: origin.clone(),
+    };
+
+    // A link asked for, opened (the account made), a dead link refused.
+    core.request_link(ask("every@example.com")).await.expect("queued");
+    worker.deliver_due().await.expect("delivered");
+    let (token, _) = sign_in_link(&mailer);
+    let redeem = |token: LinkToken| RedeemLink {
+        token,
+        email: address("every@example.com"),
+        user_agent: None,
+        client: None,
+        origin: origin.clone(),
+    };
+    let signed_in = core.redeem_link(redeem(token)).await.expect("signed in");
+    let refused = core.redeem_link(redeem(LinkToken::from_random_bytes([3; 32]))).await;
+    assert!(matches!(refused, Err(ports::RedeemLinkError::Invalid)), "{refused:?}");
+    // A second link, redeemed by its code on the device that asked.
+    clock.advance(TimeDelta::minutes(1));
+    let queued = core.request_link(ask("every@example.com")).await.expect("queued");
+    worker.deliver_due().await.expect("delivered");
+    let (_, code) = sign_in_link(&mailer);
+    let by_code = RedeemCode {
+        link: queued.link,
+        issued_under: 0,
+        code: domain::SignInCode::parse(&code).expect("a code"),
+        user_agent: None,
+        client: None,
+        origin: origin.clone(),
+    };
+    core.redeem_code(by_code).await.expect("signed in by code");
+    let active = ports::ActiveSession {
+        session_id: db.sessions.find(&signed_in.session_token.hash()).await.expect("read").expect("live").0.id,
+        user: signed_in.user.clone(),
+        expires: signed_in.expires,
+        signed_in_at: clock.now(),
+        extended: false,
+        method: domain::SignInMethod::Link,
+    };
+
+    // A password set, then signed in with; a passkey added, signed in with, removed.
+    let passwords = ports::Passwords::new(
+        ports::PasswordSupport {
+            store: Arc::clone(&db.passwords),
+            hasher: Arc::new(
+                adapters::password::Argon2Hasher::new(
+                    adapters::password::Argon2Cost { memory_kib: 7_168, iterations: 5, parallelism: 1 },
+                    1,
+                )
+                .expect("a cost"),
+            ),
+            common: Arc::new(adapters::password::ZxcvbnList),
+            rules: domain::PasswordRules::new(12).expect("rules"),
+            limits: ports::PasswordLimits { per_address: None, per_client: None },
+            site_name: "magiclink".to_owned(),
+            secret: secret(),
+        },
+        sessions_of(db, &clock),
+        Arc::clone(&db.rate_limits),
+        clock.clone(),
+    );
+    let password = || domain::Password::typed("violet kestrel under a tin roof").expect("typed");
+    let set = ports::SetPassword { password: password(), sign_out_other_sessions: true, origin: origin.clone() };
+    passwords.set_password(&active, set).await.expect("set");
+    let with_password = ports::PasswordSignIn {
+        email: address("every@example.com"),
+        password: password(),
+        user_agent: None,
+        client: None,
+        origin: origin.clone(),
+    };
+    let by_password = passwords.sign_in_with_password(with_password).await.expect("signed in");
+    let user = by_password.user.clone();
+    let key = add_passkey(db, &user, 7, clock.now()).await;
+    sessions_of(db, &clock)
+        .open(user.clone(), &origin, None, domain::SignInMethod::Passkey)
+        .await
+        .expect("signed in with the passkey");
+    let removed = audit(AuditKind::PasskeyRemoved).of_user(&user.id);
+    assert!(db.passkeys.delete(&user.id, &key.id, &removed).await.expect("deleted"));
+
+    sessions_of(db, &clock).end(&by_password.session_token, &origin).await.expect("signed out");
+
+    // The address moved, sessions ended, the account disabled, enabled and deleted, and an
+    // operator's command.
+    let moved_active = signed_in_as(db, "every@example.com").await;
+    core.request_address_change(&moved_active, change_to("moved@example.com")).await.expect("requested");
+    worker.deliver_due().await.expect("delivered");
+    core.confirm_address_change(confirm(&confirmation_token(&mailer), &moved_active)).await.expect("moved");
+    sessions_of(db, &clock).revoke_others(&moved_active, &origin).await.expect("revoked");
+    let moved = address("moved@example.com");
+    db.users.set_disabled(&moved, true, &audit(AuditKind::UserDisabled), clock.now()).await.expect("disabled");
+    db.users.set_disabled(&moved, false, &audit(AuditKind::UserEnabled), clock.now()).await.expect("enabled");
+    db.audit.record(&audit(AuditKind::OperatorCommand).with_detail("operator: keys rotate")).await.expect("recorded");
+    db.users.remove(&moved, None, &audit(AuditKind::UserDeleted)).await.expect("deleted").expect("someone");
+
+    let written: std::collections::BTreeSet<&str> =
+        audited(db, everything()).await.into_iter().map(|(kind, ..)| kind).collect();
+    let every: std::collections::BTreeSet<&str> = AuditKind::ALL.iter().map(|kind| kind.as_str()).collect();
+    assert_eq!(written, every, "each kind, written by its flow and read back");
+}
+
+/// The sessions service on `db`, reading `clock`.
+fn sessions_of(db: &Database, clock: &Arc<ManualClock>) -> Arc<ports::Sessions> {
+    Arc::new(ports::Sessions::new(
+        Arc::clone(&db.sessions),
+        Arc::clone(&db.audit),
+        clock.clone(),
+        ports::SessionSettings { policy: SessionPolicy::new(86_400, 3_600), recent_sign_in: TimeDelta::minutes(10) },
+    ))
+}
+
 async fn clients_are_stored_as_registered_with_only_the_hash_of_their_secret(store: &ScratchStore) {
     let db = &store.database;
     let client = oidc_client("grafana");
@@ -2703,6 +2844,7 @@ macro_rules! every_contract {
             audit_events_are_written_with_their_change_and_read_back_by_person_kind_and_time,
             a_disabled_account_signs_in_nowhere_until_enabled_and_a_deleted_one_leaves_only_its_events,
             webhooks_are_queued_sealed_with_their_event_and_claimed_one_at_a_time_per_person,
+            every_kind_of_audit_event_is_written_by_its_own_flow_and_read_back,
             a_code_is_redeemed_once_and_a_second_use_revokes_what_the_first_got,
             access_tokens_expire_exactly_and_revocation_is_by_their_own_client_only,
             a_refresh_token_rotates_once_and_a_spent_one_revokes_its_family,

@@ -295,12 +295,30 @@ pub async fn delete(req: &Request, state: Data<&Arc<AppState>>, form: poem::Resu
         let Some((form, active)) = signed_in_form(req, &state, form).await? else {
             return Ok(sign_in_first(&state));
         };
-        match crate::account_data::delete(req, &state, &active, &form.email).await {
+        match delete_account(req, &state, &active, &form.email).await {
             Ok(()) => Ok(Redirect::see_other("/?deleted=1").into_response()),
             Err(error) => account_refusal(req, &state, &active, error, FieldError::Delete).await,
         }
     };
     respond(req, &state, result.await)
+}
+
+/// Deletes `active`'s account when `confirmation` is its address, and clears the session cookie:
+/// for the JSON operation and the account page's form alike.
+pub(crate) async fn delete_account(
+    req: &Request,
+    state: &AppState,
+    active: &ActiveSession,
+    confirmation: &str,
+) -> Result<(), WebError> {
+    let request = ports::DeleteAccount {
+        confirmation: confirmation.to_owned(),
+        lang: crate::lang::of(req),
+        origin: request_origin(req, &state.settings),
+    };
+    state.sign_in.delete_account(active, request).await?;
+    crate::cookies::clear(req.cookie(), &state.settings, crate::cookies::Kind::Session);
+    Ok(())
 }
 
 /// `POST {account}/sessions/revoke`: ends one of the person's sessions (this one signs out).

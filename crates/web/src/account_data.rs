@@ -10,11 +10,10 @@ use chrono::{SecondsFormat, Utc};
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use ports::{ActiveSession, DeleteAccount};
+use ports::ActiveSession;
 
 use crate::activity_api::ActivityItem;
 use crate::api::{Problem, ProblemStatuses, SessionItem, INTERNAL, NOT_JSON, SIGNED_OUT, UNAVAILABLE};
-use crate::client::request_origin;
 use crate::errors::WebError;
 use crate::passkey::PasskeyItem;
 use crate::AppState;
@@ -166,29 +165,11 @@ impl AccountDataApi {
         body: Json<DeleteAccountBody>,
     ) -> Result<AccountDeleted, Problem<DeleteProblems>> {
         let active = crate::api::signed_in_to_change(req, &self.state).await?;
-        delete(req, &self.state, &active, &body.0.confirm_email)
+        crate::account::delete_account(req, &self.state, &active, &body.0.confirm_email)
             .await
             .map_err(|e| Problem::new(req, &self.state, e))?;
         Ok(AccountDeleted::Deleted)
     }
-}
-
-/// Deletes `active`'s account when `confirmation` is its address, and clears the session cookie:
-/// for the JSON operation and the account page's form alike.
-pub(crate) async fn delete(
-    req: &Request,
-    state: &AppState,
-    active: &ActiveSession,
-    confirmation: &str,
-) -> Result<(), WebError> {
-    let request = DeleteAccount {
-        confirmation: confirmation.to_owned(),
-        lang: crate::lang::of(req),
-        origin: request_origin(req, &state.settings),
-    };
-    state.sign_in.delete_account(active, request).await?;
-    crate::cookies::clear(req.cookie(), &state.settings, crate::cookies::Kind::Session);
-    Ok(())
 }
 
 /// Everything kept about `active`'s person.
