@@ -202,15 +202,7 @@ async fn a_sign_in_from_a_browser_new_to_the_account_is_emailed_to_its_owner_onc
     let server = RunningServer::start().await;
     let mailbox = server.mailbox.as_ref().expect("the dev mailer");
     let kinds = || async {
-        let mail: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/dev/mailbox?to=owner@example.com", server.base_url))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .expect("mailbox")
-            .json()
-            .await
-            .expect("JSON");
+        let mail = server.mail_to("owner@example.com").await;
         mail.as_array()
             .expect("messages")
             .iter()

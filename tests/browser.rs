@@ -732,15 +732,7 @@ async fn a_person_adds_a_passkey_signs_in_with_it_renames_and_deletes_it() {
     // itself, from a browser the account knows, sends nothing.
     let mut delivered = server.mailbox.as_ref().expect("dev mailer").subscribe();
     tokio::time::timeout(WAIT, delivered.wait_for(|sent| *sent >= 2)).await.expect("the alert").expect("mailbox");
-    let mail: serde_json::Value = reqwest::Client::new()
-        .get(format!("{base}/dev/mailbox?to={address}"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .expect("mailbox answers")
-        .json()
-        .await
-        .expect("JSON");
+    let mail = server.mail_to(address).await;
     let kinds: Vec<&str> =
         mail.as_array().expect("messages").iter().map(|message| message["kind"].as_str().expect("kind")).collect();
     assert_eq!(kinds, ["security_alert", "sign_in"], "newest first: {mail}");

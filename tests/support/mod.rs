@@ -511,6 +511,11 @@ impl RunningServer {
             .await
             .expect("delivered within 30 s")
             .expect("the mailbox is alive");
+        self.mail_to(to).await
+    }
+
+    /// The development mailbox's messages to `to`, newest first, as its JSON.
+    pub async fn mail_to(&self, to: &str) -> serde_json::Value {
         reqwest::Client::new()
             .get(format!("{}/dev/mailbox?to={to}", self.base_url))
             .header("accept", "application/json")

@@ -105,21 +105,19 @@ pub const MAX_ENDPOINT_URL: usize = 254;
 /// # Errors
 /// A sentence saying what is wrong.
 pub fn check_endpoint_url(text: &str) -> Result<url::Url, &'static str> {
-    let url = url::Url::parse(text).map_err(|_| "a webhook URL must be an absolute URL")?;
+    let url = crate::oidc::grant::check_server_url(
+        text,
+        &crate::oidc::grant::ServerUrlSentences {
+            not_absolute: "a webhook URL must be an absolute URL",
+            fragment: "a webhook URL cannot have a fragment",
+            credentials: "a webhook URL cannot carry a user name or password",
+            not_https: "a webhook URL must use https (http only on localhost or a loopback address)",
+        },
+    )?;
     if url.as_str().len() > MAX_ENDPOINT_URL {
         return Err("a webhook URL must be at most 254 characters long");
     }
-    if url.fragment().is_some() {
-        return Err("a webhook URL cannot have a fragment");
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("a webhook URL cannot carry a user name or password");
-    }
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if crate::oidc::grant::is_loopback(&url) => Ok(url),
-        _ => Err("a webhook URL must use https (http only on localhost or a loopback address)"),
-    }
+    Ok(url)
 }
 
 /// The fewest bytes a secret may have: the spec's own generator makes 24 (192 bits).

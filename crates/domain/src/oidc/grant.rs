@@ -275,22 +275,52 @@ pub fn check_redirect_uri(uri: &str) -> Result<Url, &'static str> {
 /// # Errors
 /// A sentence saying what is wrong.
 pub fn check_backchannel_logout_uri(uri: &str) -> Result<Url, &'static str> {
-    let url = Url::parse(uri).map_err(|_| "a back-channel logout URI must be an absolute URL")?;
+    check_server_url(
+        uri,
+        &ServerUrlSentences {
+            not_absolute: "a back-channel logout URI must be an absolute URL",
+            fragment: "a back-channel logout URI cannot have a fragment",
+            credentials: "a back-channel logout URI cannot carry a user name or password",
+            not_https: "a back-channel logout URI must use https (http only on localhost or a loopback address)",
+        },
+    )
+}
+
+/// What [`check_server_url`] says of each fault, in the words of the kind of URL checked.
+pub struct ServerUrlSentences {
+    /// Not an absolute URL.
+    pub not_absolute: &'static str,
+    /// It has a fragment.
+    pub fragment: &'static str,
+    /// It carries a user name or password.
+    pub credentials: &'static str,
+    /// Neither https nor http on loopback.
+    pub not_https: &'static str,
+}
+
+/// A URL this server POSTs to (an app's back-channel logout URI, a webhook endpoint): absolute,
+/// `https` (or `http` on a loopback address or `localhost`, for a receiver on the same
+/// machine), with no fragment and no credentials, which would end up in logs.
+///
+/// # Errors
+/// The sentence of `say` for what is wrong.
+pub fn check_server_url(uri: &str, say: &ServerUrlSentences) -> Result<Url, &'static str> {
+    let url = Url::parse(uri).map_err(|_| say.not_absolute)?;
     if url.fragment().is_some() {
-        return Err("a back-channel logout URI cannot have a fragment");
+        return Err(say.fragment);
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("a back-channel logout URI cannot carry a user name or password");
+        return Err(say.credentials);
     }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
-        _ => Err("a back-channel logout URI must use https (http only on localhost or a loopback address)"),
+        _ => Err(say.not_https),
     }
 }
 
 /// Whether a URL's host is `localhost` or a loopback address.
-pub fn is_loopback(url: &Url) -> bool {
+fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(host)) => host == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -86,6 +86,19 @@ impl Ports {
         sessions_over(self.sessions)
     }
 
+    /// As [`Ports::build`], recording refusals in `audit`.
+    fn build_auditing(self, audit: crate::audit::MockAuditLog) -> SignIn {
+        SignIn::new(
+            Arc::new(self.links),
+            Arc::new(self.users),
+            sessions_auditing(self.sessions, audit),
+            Arc::new(self.delivery),
+            Arc::new(self.limiter),
+            clock(),
+            settings(SignInLimits::default()),
+        )
+    }
+
     fn build_with(self, limits: SignInLimits) -> SignIn {
         SignIn::new(
             Arc::new(self.links),
@@ -259,15 +272,7 @@ async fn a_refused_link_is_audited_with_its_reason_and_where_it_came_from() {
         })
         .times(1)
         .returning(|_| Ok(()));
-    let sign_in = SignIn::new(
-        Arc::new(ports.links),
-        Arc::new(ports.users),
-        sessions_auditing(ports.sessions, audit),
-        Arc::new(ports.delivery),
-        Arc::new(ports.limiter),
-        clock(),
-        settings(SignInLimits::default()),
-    );
+    let sign_in = ports.build_auditing(audit);
 
     let result = sign_in.redeem_link(redeem_request(1)).await;
 
@@ -291,15 +296,7 @@ async fn a_disabled_account_gets_the_answer_anyone_gets_no_email_and_an_audited_
         })
         .times(1)
         .returning(|_| Ok(()));
-    let sign_in = SignIn::new(
-        Arc::new(ports.links),
-        Arc::new(ports.users),
-        sessions_auditing(ports.sessions, audit),
-        Arc::new(ports.delivery),
-        Arc::new(ports.limiter),
-        clock(),
-        settings(SignInLimits::default()),
-    );
+    let sign_in = ports.build_auditing(audit);
 
     let queued = sign_in.request_link(request()).await.expect("the usual answer");
 
