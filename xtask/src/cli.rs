@@ -169,7 +169,7 @@ pub fn main_embedding(global: GlobalArgs, command: Command, program: Program, em
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(global, command, program, embed)) {
+    let code = match runtime.block_on(run(global, command, program, embed)) {
         Ok(()) => ExitCode::SUCCESS,
         // A JSON log stays JSON to its last line: the reason `serve` stopped is an ERROR event.
         Err(error) if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) => {
@@ -180,8 +180,14 @@ pub fn main_embedding(global: GlobalArgs, command: Command, program: Program, em
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The log's last lines (that one included) are written out before the process ends.
+    drop(LOG_WRITER.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+    code
 }
+
+/// The logging thread's guard, once `serve` set it up: dropped last, writing out what is queued.
+static LOG_WRITER: std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>> = std::sync::Mutex::new(None);
 
 /// Whether `serve` set up JSON logging, so that the line saying why it stopped is JSON too.
 static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -581,12 +587,23 @@ fn announce(log: &crate::settings::LogSettings, line: &str) {
     }
 }
 
+/// Installs the process's logger. Lines are written by a thread of their own, not by the
+/// request's worker: a request no longer makes a `write` to stdout per line (a pipe to journald
+/// or a container runtime, which also stalls the worker when the reader is slow), and under load
+/// the thread writes every line queued meanwhile in one `write`. Nothing is dropped: a full queue
+/// (128,000 lines) makes the logging request wait instead. The thread's guard is kept in
+/// [`LOG_WRITER`] until the process ends.
 fn init_logging(log: &crate::settings::LogSettings) {
     // Colour codes only for a person at a terminal: files and journald get plain text.
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("magiclink-log")
+        .finish(std::io::BufWriter::new(std::io::stdout()));
     // A second initialisation (tests) is harmless; ignore it.
-    if tracing::subscriber::set_global_default(log_subscriber(log, colour, std::io::stdout)).is_ok() {
+    if tracing::subscriber::set_global_default(log_subscriber(log, colour, writer)).is_ok() {
         JSON_LOGS.store(log.format == crate::settings::LogFormat::Json, std::sync::atomic::Ordering::Relaxed);
+        *LOG_WRITER.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
     }
 }
 
