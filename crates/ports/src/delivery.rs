@@ -475,13 +475,7 @@ impl Deliverer {
         let Some(endpoint) = webhooks.endpoints.iter().find(|endpoint| endpoint.url.as_str() == queued.endpoint) else {
             return Attempt::Moot("its endpoint is no longer configured".to_owned());
         };
-        let associated = queued.seal_id.to_hex();
-        let Some(body) = self
-            .settings
-            .secrets
-            .all()
-            .find_map(|secret| domain::sealed::open(secret, associated.as_bytes(), &queued.sealed_body).ok())
-        else {
+        let Some(body) = self.open_sealed(&queued.seal_id, &queued.sealed_body) else {
             return Attempt::Refused("sealed body does not open (secret changed?)".to_owned());
         };
         let id = format!("msg_{}", message.id.as_str());
@@ -505,13 +499,15 @@ impl Deliverer {
 
     /// The row's content, opened with the current secret or one rotated out while it waited.
     fn unseal(&self, message: &QueuedEmail) -> Option<EmailContent> {
-        let associated = message.link_token_hash.to_hex();
-        let plain = self
-            .settings
-            .secrets
-            .all()
-            .find_map(|secret| domain::sealed::open(secret, associated.as_bytes(), &message.sealed_body).ok())?;
+        let plain = self.open_sealed(&message.link_token_hash, &message.sealed_body)?;
         EmailContent::from_sealed_text(message.kind, std::str::from_utf8(&plain).ok()?)
+    }
+
+    /// A sealed body bound to `seal_id`, opened with the current secret or one rotated out
+    /// while it waited.
+    fn open_sealed(&self, seal_id: &domain::LinkTokenHash, sealed: &[u8]) -> Option<Vec<u8>> {
+        let associated = seal_id.to_hex();
+        self.settings.secrets.all().find_map(|secret| domain::sealed::open(secret, associated.as_bytes(), sealed).ok())
     }
 }
 

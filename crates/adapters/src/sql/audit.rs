@@ -72,8 +72,8 @@ impl SqlStore {
         let _already_set = self.webhooks.set(routing);
     }
 
-    /// The endpoints `event` is to be told to, with its webhook type.
-    fn webhook_targets(&self, event: &AuditEvent) -> Option<(WebhookEventType, Vec<&str>)> {
+    /// The routing, `event`'s webhook type and the endpoints it is to be told to, when any is.
+    fn webhook_targets(&self, event: &AuditEvent) -> Option<(&WebhookRouting, WebhookEventType, Vec<&str>)> {
         let routing = self.webhooks.get()?;
         let kind = WebhookEventType::of_audit(event.kind, &event.outcome)?;
         let urls: Vec<&str> = routing
@@ -82,7 +82,7 @@ impl SqlStore {
             .filter(|(_, wanted)| wanted.contains(&kind))
             .map(|(url, _)| url.as_str())
             .collect();
-        (!urls.is_empty()).then_some((kind, urls))
+        (!urls.is_empty()).then_some((routing, kind, urls))
     }
 
     /// Queues the webhooks `event` (stored as `event_id`) is told as, on `connection` (inside
@@ -94,9 +94,7 @@ impl SqlStore {
         event_id: &str,
         event: &AuditEvent,
     ) -> anyhow::Result<()> {
-        let (Some((kind, urls)), Some(user_id), Some(routing)) =
-            (self.webhook_targets(event), event.user_id.as_ref(), self.webhooks.get())
-        else {
+        let (Some((routing, kind, urls)), Some(user_id)) = (self.webhook_targets(event), event.user_id.as_ref()) else {
             return Ok(());
         };
         let email: Option<String> = sqlx::query_scalar(&self.sql("SELECT email FROM users WHERE id = ?"))

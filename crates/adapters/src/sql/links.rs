@@ -225,24 +225,6 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Whether `email` belongs to a disabled account, holding its row until the transaction
-    /// ends: a `users disable` racing this transaction either commits first (and this sees it)
-    /// or waits for it (and then retires whatever link this stored). On SQLite the write
-    /// transaction already excludes every other writer.
-    pub(super) async fn account_disabled_within(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        email: &EmailAddress,
-    ) -> anyhow::Result<bool> {
-        let statement = format!("SELECT disabled_at FROM users WHERE email = ?{}", self.dialect.for_update());
-        let disabled_at: Option<Option<i64>> = sqlx::query_scalar(&self.sql(&statement))
-            .bind(email.as_str())
-            .fetch_optional(&mut **tx)
-            .await
-            .doing("cannot read whether the account is disabled")?;
-        Ok(matches!(disabled_at, Some(Some(_))))
-    }
-
     /// Marks `identifier`'s links that are still unused and unexpired as replaced at `now`: a
     /// newer link (or a sign-in) has made them pointless, and a person holding two emails
     /// should find exactly one that works.
@@ -275,7 +257,9 @@ impl LinkStore for SqlStore {
         audit: &AuditEvent,
     ) -> anyhow::Result<LinkIssued> {
         let mut tx = self.begin_write().await?;
-        if self.account_disabled_within(&mut tx, &link.identifier).await? {
+        // The address's account, if any, is locked: a `users disable` racing this either
+        // commits first (and is seen here) or waits, then retires whatever link this stored.
+        if matches!(self.account_for_update(&mut tx, &link.identifier).await?, Some((_, true))) {
             tx.rollback().await.doing("cannot roll back the refused link")?;
             return Ok(LinkIssued::AccountDisabled);
         }

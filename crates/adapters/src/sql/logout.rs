@@ -106,14 +106,7 @@ impl SqlStore {
                 tx.rollback().await.doing_with(|| format!("cannot {what}"))?;
                 return Ok((0, 0, None));
             };
-            let notices = self.queue_logout_notices_within(&mut tx, ending, now).await?;
-            let statement = format!("DELETE FROM sessions WHERE {}", ending.condition);
-            let statement = self.sql(&statement);
-            let mut delete = sqlx::query(&statement);
-            for value in &ending.values {
-                delete = delete.bind(*value);
-            }
-            let done = delete.execute(&mut *tx).await.doing_with(|| format!("cannot {what}"))?;
+            let (ended, notices) = self.end_sessions_within(&mut tx, ending, now).await?;
             let mut event = audit.clone();
             if event.user_id.is_none() {
                 event.user_id = Some(stored_id(&text_column(first, "user_id")?)?);
@@ -123,7 +116,7 @@ impl SqlStore {
             }
             self.insert_audit(&mut tx, &event, None).await?;
             tx.commit().await.doing_with(|| format!("cannot commit: {what}"))?;
-            Ok((done.rows_affected(), notices, Some(event)))
+            Ok((ended, notices, Some(event)))
         })
         .await?;
         self.notices_queued(notices);
@@ -131,6 +124,25 @@ impl SqlStore {
             self.log_committed([event]);
         }
         Ok(ended)
+    }
+
+    /// Ends the sessions `ending` selects inside `tx`: queues their logout notices, then deletes
+    /// them. Returns how many sessions ended and how many notices were queued.
+    pub(super) async fn end_sessions_within(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ending: &EndingSessions<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(u64, usize)> {
+        let notices = self.queue_logout_notices_within(tx, ending, now).await?;
+        let statement = format!("DELETE FROM sessions WHERE {}", ending.condition);
+        let statement = self.sql(&statement);
+        let mut delete = sqlx::query(&statement);
+        for value in &ending.values {
+            delete = delete.bind(*value);
+        }
+        let done = delete.execute(&mut **tx).await.doing("cannot end the sessions")?;
+        Ok((done.rows_affected(), notices))
     }
 
     /// Wakes this instance's worker after `count` notices were queued and committed.

@@ -75,13 +75,7 @@ impl SqlStore {
             condition: "user_id = ? AND id <> ?",
             values: vec![pending.user_id.as_str(), keep_session.as_str()],
         };
-        let notices = self.queue_logout_notices_within(tx, &ending, now).await?;
-        sqlx::query(&self.sql("DELETE FROM sessions WHERE user_id = ? AND id <> ?"))
-            .bind(pending.user_id.as_str())
-            .bind(keep_session.as_str())
-            .execute(&mut **tx)
-            .await
-            .doing("cannot end the account's other sessions")?;
+        let (_, notices) = self.end_sessions_within(tx, &ending, now).await?;
         self.delete_unused_links(tx, old_email).await?;
         let notice = match notice {
             Some(notice) => Some(self.insert_outbox_within(tx, notice).await?),
@@ -244,7 +238,7 @@ impl UserStore for SqlStore {
         let now = Utc::now();
         let removed = retrying(|| async {
             let mut tx = self.begin_write().await?;
-            let Some(user_id) = self.user_id_for_update(&mut tx, email).await? else {
+            let Some((user_id, _)) = self.account_for_update(&mut tx, email).await? else {
                 tx.rollback().await.doing("cannot roll back the removal of no one")?;
                 return Ok(None);
             };
@@ -286,7 +280,7 @@ impl UserStore for SqlStore {
     ) -> anyhow::Result<AccountStatusChange> {
         let changed = retrying(|| async {
             let mut tx = self.begin_write().await?;
-            let Some(user_id) = self.user_id_for_update(&mut tx, email).await? else {
+            let Some((user_id, _)) = self.account_for_update(&mut tx, email).await? else {
                 tx.rollback().await.doing("cannot roll back")?;
                 return Ok(None);
             };
@@ -313,13 +307,7 @@ impl UserStore for SqlStore {
             let (mut ended, mut notices) = (0, 0);
             if disabled {
                 let ending = EndingSessions { condition: "user_id = ?", values: vec![user_id.as_str()] };
-                notices = self.queue_logout_notices_within(&mut tx, &ending, now).await?;
-                ended = sqlx::query(&self.sql("DELETE FROM sessions WHERE user_id = ?"))
-                    .bind(user_id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .doing("cannot end the disabled account's sessions")?
-                    .rows_affected();
+                (ended, notices) = self.end_sessions_within(&mut tx, &ending, now).await?;
                 // The apps' tokens die with the sessions: an app must sign the person in again
                 // once they are enabled.
                 sqlx::query(
@@ -351,19 +339,26 @@ impl UserStore for SqlStore {
 }
 
 impl SqlStore {
-    /// The id of the user with this address, their row locked until the transaction ends.
-    async fn user_id_for_update(
+    /// The user with this address (their id, and whether they are disabled), their row locked
+    /// until the transaction ends: a disable, a deletion or a new link for the address racing
+    /// this transaction waits for it, or commits first and is seen. On SQLite the write
+    /// transaction already excludes every other writer.
+    pub(super) async fn account_for_update(
         &self,
         tx: &mut Transaction<'static, Any>,
         email: &EmailAddress,
-    ) -> anyhow::Result<Option<UserId>> {
-        let statement = format!("SELECT id FROM users WHERE email = ?{}", self.dialect.for_update());
-        let id: Option<String> = sqlx::query_scalar(&self.sql(&statement))
+    ) -> anyhow::Result<Option<(UserId, bool)>> {
+        let statement = format!("SELECT id, disabled_at FROM users WHERE email = ?{}", self.dialect.for_update());
+        let row: Option<(String, Option<i64>)> = sqlx::query_as(&self.sql(&statement))
             .bind(email.as_str())
             .fetch_optional(&mut **tx)
             .await
             .doing("cannot find the user")?;
-        id.map(|id| UserId::parse(&id).map_err(|_| anyhow::anyhow!("stored user id is not an id"))).transpose()
+        row.map(|(id, disabled_at)| {
+            let id = UserId::parse(&id).map_err(|_| anyhow::anyhow!("stored user id is not an id"))?;
+            Ok((id, disabled_at.is_some()))
+        })
+        .transpose()
     }
 
     /// Deletes what is keyed by an address rather than by its user: its sign-in links, used or
