@@ -236,6 +236,65 @@ async fn fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed(sto
     assert!(outcomes.iter().all(|o| matches!(o, Redemption::Redeemed(_) | Redemption::AlreadyUsed)));
 }
 
+/// Sixty-four writers at once, as a busy service sends them: thirty-two people each opening
+/// their own link while thirty-two openings race for one contested link. Whether the store
+/// commits each write alone or many together (SQLite's group commit), every writer gets its
+/// own outcome, nothing more and nothing less is stored, and the losers' rolled-back writes
+/// undo nothing of the winners'.
+async fn sixty_four_concurrent_writers_each_get_exactly_their_own_outcome(store: &ScratchStore) {
+    let db = &store.database;
+    let stored: Vec<_> = (0..32_u8)
+        .map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move { insert_link(&db, 100 + n, &format!("writer{n}@example.com"), t0()).await })
+        })
+        .collect();
+    let mut own_links = Vec::new();
+    for link in stored {
+        own_links.push(link.await.expect("task"));
+    }
+    let contested = insert_link(db, 200, "contested@example.com", t0()).await;
+
+    let own = own_links.iter().enumerate().map(|(n, link)| (link.clone(), format!("writer{n}@example.com")));
+    let racing = std::iter::repeat_n((contested.clone(), "contested@example.com".to_owned()), 32);
+    let writers: Vec<_> = own
+        .chain(racing)
+        .map(|(link, to)| {
+            let links = Arc::clone(&db.links);
+            let draft = a_session();
+            let token_hash = draft.token_hash.clone();
+            tokio::spawn(async move { (links.redeem(&link, &address(&to), &draft, t0()).await, token_hash, to) })
+        })
+        .collect();
+    let mut signed_in = Vec::new();
+    let mut contested_outcomes = Vec::new();
+    for writer in writers {
+        let (outcome, token_hash, to) = writer.await.expect("task");
+        let outcome = outcome.expect("a write never fails on the race");
+        if to == "contested@example.com" {
+            contested_outcomes.push(outcome.clone());
+        } else {
+            assert!(matches!(outcome, Redemption::Redeemed(_)), "{to}: {outcome:?}");
+        }
+        if matches!(outcome, Redemption::Redeemed(_)) {
+            signed_in.push((token_hash, to));
+        }
+    }
+
+    let winners = contested_outcomes.iter().filter(|o| matches!(o, Redemption::Redeemed(_))).count();
+    assert_eq!(winners, 1, "{contested_outcomes:?}");
+    assert!(contested_outcomes.iter().all(|o| matches!(o, Redemption::Redeemed(_) | Redemption::AlreadyUsed)));
+    // Each sign-in's session is stored, for its own person, and nothing else is.
+    assert_eq!(signed_in.len(), 33);
+    for (token_hash, to) in &signed_in {
+        let (_, user) = db.sessions.find(token_hash).await.expect("read").expect("the session was stored");
+        assert_eq!(user.email.as_str(), to);
+    }
+    assert_eq!(count(store, "SELECT COUNT(*) FROM sessions").await, 33);
+    assert_eq!(count(store, "SELECT COUNT(*) FROM users").await, 33);
+    assert_eq!(count(store, "SELECT COUNT(*) FROM verification_tokens WHERE used_at IS NULL").await, 0);
+}
+
 async fn concurrent_redemptions_of_two_links_of_one_address_sign_in_once(store: &ScratchStore) {
     let db = &store.database;
     // Requested at the same moment: on a database that lets both requests commit without
@@ -2821,6 +2880,7 @@ macro_rules! every_contract {
             expiry_is_exact_to_the_millisecond_and_unknown_or_wrong_address_links_sign_nobody_in,
             fifty_concurrent_redemptions_of_one_link_yield_exactly_one_redeemed,
             concurrent_redemptions_of_two_links_of_one_address_sign_in_once,
+            sixty_four_concurrent_writers_each_get_exactly_their_own_outcome,
             a_new_link_replaces_the_live_links_of_its_address_at_once,
             a_redemption_stores_its_user_and_session_with_the_link_and_a_refused_one_stores_neither,
             a_redemption_whose_session_cannot_be_stored_leaves_the_link_unused,

@@ -273,8 +273,10 @@ fn event_from_row(row: &AnyRow) -> anyhow::Result<RecordedEvent> {
 #[async_trait::async_trait]
 impl AuditLog for SqlStore {
     async fn record(&self, event: &AuditEvent) -> anyhow::Result<()> {
-        let mut connection = self.writer.acquire().await.doing("cannot record the audit event")?;
-        self.insert_audit(&mut connection, event, None).await?;
+        // With the webhooks it queues: both or neither.
+        let mut tx = self.begin_write().await?;
+        self.insert_audit(&mut tx, event, None).await?;
+        tx.commit().await.doing("cannot commit the audit event")?;
         self.log_committed([event]);
         Ok(())
     }

@@ -9,7 +9,9 @@ use ports::{
     CodeRedemption, LinkIssued, LinkState, LinkStore, NewLink, NewOutboxMessage, NewSession, Redemption, SessionDraft,
     SignedInRecord, UserAdded,
 };
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::{Any, Row as _};
+
+use super::writer::WriteTx;
 
 use super::store::*;
 use super::Doing as _;
@@ -177,7 +179,7 @@ impl SqlStore {
     /// [`SqlStore::log_committed`] once the caller commits.
     pub(super) async fn sign_in_within(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         identifier: &EmailAddress,
         session: &SessionDraft,
         now: DateTime<Utc>,
@@ -212,11 +214,7 @@ impl SqlStore {
 
     /// Deletes `identifier`'s unused links: once the address left its account, a link mailed
     /// to it must not sign anyone in as a new user of it, nor say more than "not valid".
-    pub(super) async fn delete_unused_links(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        identifier: &EmailAddress,
-    ) -> anyhow::Result<()> {
+    pub(super) async fn delete_unused_links(&self, tx: &mut WriteTx, identifier: &EmailAddress) -> anyhow::Result<()> {
         sqlx::query(&self.sql("DELETE FROM verification_tokens WHERE identifier = ? AND used_at IS NULL"))
             .bind(identifier.as_str())
             .execute(&mut **tx)
@@ -230,7 +228,7 @@ impl SqlStore {
     /// should find exactly one that works.
     async fn replace_live_links(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         identifier: &EmailAddress,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {

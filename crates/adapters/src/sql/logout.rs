@@ -13,7 +13,9 @@ use domain::audit::AuditEvent;
 use domain::id::{Id, OutboxKind};
 use domain::oidc::LogoutNotice;
 use ports::MessageKind;
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::Row as _;
+
+use super::writer::WriteTx;
 
 use super::store::*;
 use super::Doing as _;
@@ -36,7 +38,7 @@ impl SqlStore {
     /// many were queued.
     pub(super) async fn queue_logout_notices_within(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         ending: &EndingSessions<'_>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<usize> {
@@ -130,7 +132,7 @@ impl SqlStore {
     /// them. Returns how many sessions ended and how many notices were queued.
     pub(super) async fn end_sessions_within(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         ending: &EndingSessions<'_>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<(u64, usize)> {

@@ -21,6 +21,7 @@ mod sessions;
 mod sqlite;
 mod store;
 mod users;
+mod writer;
 
 use std::borrow::Cow;
 
@@ -36,6 +37,7 @@ pub use audit::{event_json, AuditOptions, WebhookRouting};
 pub use dialect::Dialect;
 pub use seed::{seeded_address, seeded_session_token, Seeded};
 pub use store::{PoolUsage, SqlStore, MAX_DELIVERY_ERROR, MAX_USER_AGENT};
+pub use writer::{GroupCommitCounts, MAX_TURNS_PER_COMMIT};
 
 use crate::migrations::MigrationState;
 
@@ -274,9 +276,11 @@ impl SqlStore {
                     .await
                     .map_err(|error| connect_error("open", shown, &error))?;
                 checkpoint_in_the_background(readers.clone(), pool.sqlite_wal_limit_bytes);
-                writer
+                writer::Writer::grouped(writer, pool.acquire_timeout)
             }
-            Dialect::Postgres | Dialect::MySql => readers.clone(),
+            Dialect::Postgres | Dialect::MySql => {
+                writer::Writer::Pooled { pool: readers.clone(), begin: dialect.begin_write() }
+            }
         };
         Ok(Some(Self::new(readers, writer, dialect)))
     }

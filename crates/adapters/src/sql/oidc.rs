@@ -15,7 +15,9 @@ use ports::{
     RefreshRotated, SigningKeyAdded, SigningKeyStore, StoredSigningKey,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::{Any, Row as _};
+
+use super::writer::WriteTx;
 
 use super::store::*;
 use super::Doing as _;
@@ -134,9 +136,9 @@ fn live_grant_from_row(row: &AnyRow) -> anyhow::Result<LiveGrant> {
 #[async_trait::async_trait]
 impl ClientStore for SqlStore {
     async fn add_client(&self, client: &Client) -> anyhow::Result<ClientAdded> {
-        let inserted = bind_client(sqlx::query(&self.sql(INSERT_CLIENT)), client)
-            .bind(to_millis(client.created_at))
-            .execute(&self.writer)
+        let inserted = self
+            .writer
+            .execute(bind_client(sqlx::query(&self.sql(INSERT_CLIENT)), client).bind(to_millis(client.created_at)))
             .await;
         match inserted {
             Ok(_) => Ok(ClientAdded::Added),
@@ -164,9 +166,9 @@ impl ClientStore for SqlStore {
 
     async fn remove_client(&self, id: &ClientId) -> anyhow::Result<bool> {
         // The foreign keys take its codes, grants, tokens and consents with it.
-        let done = sqlx::query(&self.sql("DELETE FROM oidc_clients WHERE id = ?"))
-            .bind(id.as_str())
-            .execute(&self.writer)
+        let done = self
+            .writer
+            .execute(sqlx::query(&self.sql("DELETE FROM oidc_clients WHERE id = ?")).bind(id.as_str()))
             .await
             .doing("cannot remove the client")?;
         Ok(done.rows_affected() > 0)
@@ -204,25 +206,24 @@ impl ClientStore for SqlStore {
     }
 
     async fn set_client_secret(&self, id: &ClientId, secret_hash: &ClientSecretHash) -> anyhow::Result<bool> {
-        let done =
-            sqlx::query(&self.sql("UPDATE oidc_clients SET secret_hash = ? WHERE id = ? AND kind = 'confidential'"))
+        let done = self
+            .writer
+            .execute(
+                sqlx::query(
+                    &self.sql("UPDATE oidc_clients SET secret_hash = ? WHERE id = ? AND kind = 'confidential'"),
+                )
                 .bind(secret_hash.to_hex())
-                .bind(id.as_str())
-                .execute(&self.writer)
-                .await
-                .doing("cannot replace the client secret")?;
+                .bind(id.as_str()),
+            )
+            .await
+            .doing("cannot replace the client secret")?;
         Ok(done.rows_affected() > 0)
     }
 }
 
 impl SqlStore {
     /// Revokes the grant `grant_id` inside `tx` (a no-op when it is revoked already).
-    async fn revoke_grant_within(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        grant_id: &str,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
+    async fn revoke_grant_within(&self, tx: &mut WriteTx, grant_id: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
         sqlx::query(&self.sql("UPDATE oidc_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"))
             .bind(to_millis(now))
             .bind(grant_id)
@@ -232,12 +233,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn insert_tokens_within(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        grant_id: &str,
-        tokens: &NewTokens,
-    ) -> anyhow::Result<()> {
+    async fn insert_tokens_within(&self, tx: &mut WriteTx, grant_id: &str, tokens: &NewTokens) -> anyhow::Result<()> {
         let (access, access_expires) = &tokens.access;
         let mut rows = vec![(access.to_hex(), "access", *access_expires)];
         if let Some((refresh, refresh_expires)) = &tokens.refresh {
@@ -264,7 +260,7 @@ impl SqlStore {
 impl GrantStore for SqlStore {
     async fn save_code(&self, code: &NewCode) -> anyhow::Result<()> {
         let grant = &code.grant;
-        sqlx::query(&self.sql(
+        self.writer.execute(sqlx::query(&self.sql(
             "INSERT INTO oidc_codes (code_hash, client_id, user_id, session_id, redirect_uri, code_challenge, nonce, \
              scope, auth_time, method, expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
@@ -280,7 +276,7 @@ impl GrantStore for SqlStore {
         .bind(grant.method.as_str())
         .bind(to_millis(grant.expires))
         .bind(to_millis(code.created_at))
-        .execute(&self.writer)
+        )
         .await
         .doing("cannot store the authorization code")?;
         Ok(())
@@ -442,33 +438,40 @@ impl GrantStore for SqlStore {
         hash: &RefreshTokenHash,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(&self.sql(
-            "UPDATE oidc_grants SET revoked_at = ? WHERE revoked_at IS NULL AND client_id = ? AND id = \
+        self.writer
+            .execute(
+                sqlx::query(&self.sql(
+                    "UPDATE oidc_grants SET revoked_at = ? WHERE revoked_at IS NULL AND client_id = ? AND id = \
              (SELECT grant_id FROM oidc_tokens WHERE token_hash = ? AND kind = 'refresh')",
-        ))
-        .bind(to_millis(now))
-        .bind(client_id.as_str())
-        .bind(hash.to_hex())
-        .execute(&self.writer)
-        .await
-        .doing("cannot revoke the refresh token")?;
+                ))
+                .bind(to_millis(now))
+                .bind(client_id.as_str())
+                .bind(hash.to_hex()),
+            )
+            .await
+            .doing("cannot revoke the refresh token")?;
         Ok(())
     }
 
     async fn revoke_access_token(&self, client_id: &ClientId, hash: &AccessTokenHash) -> anyhow::Result<()> {
-        let grant: Option<String> = sqlx::query_scalar(&self.sql(
-            "SELECT t.grant_id FROM oidc_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
+        let grant = self
+            .writer
+            .fetch_optional(
+                sqlx::query(&self.sql(
+                    "SELECT t.grant_id FROM oidc_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
              WHERE t.token_hash = ? AND t.kind = 'access' AND g.client_id = ?",
-        ))
-        .bind(hash.to_hex())
-        .bind(client_id.as_str())
-        .fetch_optional(&self.writer)
-        .await
-        .doing("cannot read the access token")?;
-        if grant.is_some() {
-            sqlx::query(&self.sql("DELETE FROM oidc_tokens WHERE token_hash = ? AND kind = 'access'"))
+                ))
                 .bind(hash.to_hex())
-                .execute(&self.writer)
+                .bind(client_id.as_str()),
+            )
+            .await
+            .doing("cannot read the access token")?;
+        if grant.is_some() {
+            self.writer
+                .execute(
+                    sqlx::query(&self.sql("DELETE FROM oidc_tokens WHERE token_hash = ? AND kind = 'access'"))
+                        .bind(hash.to_hex()),
+                )
                 .await
                 .doing("cannot revoke the access token")?;
         }
@@ -583,13 +586,14 @@ fn key_from_row(row: &AnyRow) -> anyhow::Result<StoredSigningKey> {
 #[async_trait::async_trait]
 impl SigningKeyStore for SqlStore {
     async fn signing_keys(&self) -> anyhow::Result<Vec<StoredSigningKey>> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT kid, algorithm, sealed_private_key, public_jwk, created_at, retired_at FROM oidc_signing_keys \
+        let rows = self
+            .writer
+            .fetch_all(sqlx::query(&self.sql(
+                "SELECT kid, algorithm, sealed_private_key, public_jwk, created_at, retired_at FROM oidc_signing_keys \
              ORDER BY created_at DESC, kid",
-        ))
-        .fetch_all(&self.writer)
-        .await
-        .doing("cannot read the signing keys")?;
+            )))
+            .await
+            .doing("cannot read the signing keys")?;
         rows.iter().map(key_from_row).collect()
     }
 

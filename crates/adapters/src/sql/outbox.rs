@@ -179,7 +179,7 @@ impl Outbox for SqlStore {
         for message in sent {
             query = query.bind(message.id.as_str());
         }
-        query.execute(&self.writer).await.doing("cannot record sent emails")?;
+        self.writer.execute(query).await.doing("cannot record sent emails")?;
         Ok(())
     }
 
@@ -190,14 +190,14 @@ impl Outbox for SqlStore {
         error: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlx::query(&self.sql(
+        self.writer.execute(sqlx::query(&self.sql(
             "UPDATE outbox SET next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
         ))
         .bind(to_millis(next_attempt_at))
         .bind(truncated(error, MAX_DELIVERY_ERROR))
         .bind(to_millis(now))
         .bind(id.as_str())
-        .execute(&self.writer)
+        )
         .await
         .doing("cannot schedule a retry")?;
         Ok(())
@@ -214,7 +214,7 @@ impl Outbox for SqlStore {
             matches!(state, DeliveryState::Failed | DeliveryState::Dropped),
             "{state:?} is not a final failure"
         );
-        sqlx::query(&self.sql(
+        self.writer.execute(sqlx::query(&self.sql(
             "UPDATE outbox SET status = ?, sealed_body = NULL, payload = NULL, last_error = ?, next_attempt_at = ?, \
              updated_at = ? \
              WHERE id = ? AND status = 'pending'",
@@ -224,7 +224,7 @@ impl Outbox for SqlStore {
         .bind(to_millis(now))
         .bind(to_millis(now))
         .bind(id.as_str())
-        .execute(&self.writer)
+        )
         .await
         .doing("cannot record a failed email")?;
         Ok(())
@@ -244,7 +244,7 @@ impl Outbox for SqlStore {
         for id in ids {
             query = query.bind(id.as_str());
         }
-        let done = query.execute(&self.writer).await.doing("cannot give back leased emails")?;
+        let done = self.writer.execute(query).await.doing("cannot give back leased emails")?;
         Ok(done.rows_affected())
     }
 

@@ -54,15 +54,19 @@ impl PasskeyStore for SqlStore {
     async fn user_handle(&self, user_id: &UserId, candidate: &UserHandle) -> anyhow::Result<UserHandle> {
         // Set only where none is: of racing first ceremonies one handle is stored, and every
         // racer reads that one back.
-        sqlx::query(&self.sql("UPDATE users SET passkey_handle = ? WHERE id = ? AND passkey_handle IS NULL"))
-            .bind(candidate.to_hex())
-            .bind(user_id.as_str())
-            .execute(&self.writer)
+        self.writer
+            .execute(
+                sqlx::query(&self.sql("UPDATE users SET passkey_handle = ? WHERE id = ? AND passkey_handle IS NULL"))
+                    .bind(candidate.to_hex())
+                    .bind(user_id.as_str()),
+            )
             .await
             .doing("cannot store the passkey handle")?;
-        let stored: Option<String> = sqlx::query(&self.sql("SELECT passkey_handle FROM users WHERE id = ?"))
-            .bind(user_id.as_str())
-            .fetch_optional(&self.writer)
+        let stored: Option<String> = self
+            .writer
+            .fetch_optional(
+                sqlx::query(&self.sql("SELECT passkey_handle FROM users WHERE id = ?")).bind(user_id.as_str()),
+            )
             .await
             .doing("cannot read the passkey handle")?
             .map(|row| row.try_get::<Option<String>, _>("passkey_handle"))
@@ -154,40 +158,48 @@ impl PasskeyStore for SqlStore {
 
     async fn record_use(&self, id: &PasskeyId, used: &PasskeyUse) -> anyhow::Result<bool> {
         let count = i64::from(used.sign_count);
-        let done = sqlx::query(&self.sql(
-            "UPDATE passkeys SET credential = ?, sign_count = ?, backed_up = ?, last_used_at = ? \
+        let done = self
+            .writer
+            .execute(
+                sqlx::query(&self.sql(
+                    "UPDATE passkeys SET credential = ?, sign_count = ?, backed_up = ?, last_used_at = ? \
              WHERE id = ? AND (sign_count < ? OR ? = 0)",
-        ))
-        .bind(credential_text(&used.credential)?)
-        .bind(count)
-        .bind(i64::from(used.backed_up))
-        .bind(to_millis(used.at))
-        .bind(id.as_str())
-        .bind(count)
-        .bind(count)
-        .execute(&self.writer)
-        .await
-        .doing("cannot record the passkey's use")?;
+                ))
+                .bind(credential_text(&used.credential)?)
+                .bind(count)
+                .bind(i64::from(used.backed_up))
+                .bind(to_millis(used.at))
+                .bind(id.as_str())
+                .bind(count)
+                .bind(count),
+            )
+            .await
+            .doing("cannot record the passkey's use")?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn rename(&self, user_id: &UserId, id: &PasskeyId, name: &PasskeyName) -> anyhow::Result<Option<Passkey>> {
-        sqlx::query(&self.sql("UPDATE passkeys SET name = ? WHERE id = ? AND user_id = ?"))
-            .bind(name.as_str())
-            .bind(id.as_str())
-            .bind(user_id.as_str())
-            .execute(&self.writer)
+        self.writer
+            .execute(
+                sqlx::query(&self.sql("UPDATE passkeys SET name = ? WHERE id = ? AND user_id = ?"))
+                    .bind(name.as_str())
+                    .bind(id.as_str())
+                    .bind(user_id.as_str()),
+            )
             .await
             .doing("cannot rename the passkey")?;
         // Read back rather than trust rows_affected: MySQL counts an unchanged row as none.
-        let row = sqlx::query(
-            &self.sql(&format!("SELECT {PASSKEY_COLUMNS} FROM passkeys p WHERE p.id = ? AND p.user_id = ?")),
-        )
-        .bind(id.as_str())
-        .bind(user_id.as_str())
-        .fetch_optional(&self.writer)
-        .await
-        .doing("cannot read the passkey")?;
+        let row = self
+            .writer
+            .fetch_optional(
+                sqlx::query(
+                    &self.sql(&format!("SELECT {PASSKEY_COLUMNS} FROM passkeys p WHERE p.id = ? AND p.user_id = ?")),
+                )
+                .bind(id.as_str())
+                .bind(user_id.as_str()),
+            )
+            .await
+            .doing("cannot read the passkey")?;
         row.as_ref().map(passkey_from_row).transpose()
     }
 
@@ -210,7 +222,7 @@ impl PasskeyStore for SqlStore {
     }
 
     async fn save_ceremony(&self, ceremony: &NewCeremony) -> anyhow::Result<()> {
-        sqlx::query(&self.sql(
+        self.writer.execute(sqlx::query(&self.sql(
             "INSERT INTO passkey_ceremonies (ceremony_hash, purpose, user_id, state, expires) VALUES (?, ?, ?, ?, ?)",
         ))
         .bind(ceremony.hash.to_hex())
@@ -218,7 +230,7 @@ impl PasskeyStore for SqlStore {
         .bind(ceremony.user_id.as_ref().map(UserId::as_str))
         .bind(std::str::from_utf8(&ceremony.state).context("a ceremony state to store is not text")?)
         .bind(to_millis(ceremony.expires))
-        .execute(&self.writer)
+        )
         .await
         .doing("cannot store the passkey ceremony")?;
         Ok(())
@@ -230,18 +242,23 @@ impl PasskeyStore for SqlStore {
         purpose: CeremonyPurpose,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<TakenCeremony>> {
-        let row = sqlx::query(
-            &self.sql("SELECT purpose, user_id, state, expires FROM passkey_ceremonies WHERE ceremony_hash = ?"),
-        )
-        .bind(hash.to_hex())
-        .fetch_optional(&self.writer)
-        .await
-        .doing("cannot read the passkey ceremony")?;
+        let row =
+            self.writer
+                .fetch_optional(
+                    sqlx::query(&self.sql(
+                        "SELECT purpose, user_id, state, expires FROM passkey_ceremonies WHERE ceremony_hash = ?",
+                    ))
+                    .bind(hash.to_hex()),
+                )
+                .await
+                .doing("cannot read the passkey ceremony")?;
         let Some(row) = row else { return Ok(None) };
         // The delete decides: of racing answers, the one whose delete removed the row has it.
-        let done = sqlx::query(&self.sql("DELETE FROM passkey_ceremonies WHERE ceremony_hash = ?"))
-            .bind(hash.to_hex())
-            .execute(&self.writer)
+        let done = self
+            .writer
+            .execute(
+                sqlx::query(&self.sql("DELETE FROM passkey_ceremonies WHERE ceremony_hash = ?")).bind(hash.to_hex()),
+            )
             .await
             .doing("cannot finish the passkey ceremony")?;
         let stored_purpose: String = row.try_get("purpose")?;

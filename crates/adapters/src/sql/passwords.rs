@@ -78,15 +78,17 @@ impl PasswordStore for SqlStore {
         new: &PasswordHash,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let done =
-            sqlx::query(&self.sql("UPDATE passwords SET hash = ?, updated_at = ? WHERE user_id = ? AND hash = ?"))
-                .bind(new.as_phc())
-                .bind(to_millis(now))
-                .bind(user_id.as_str())
-                .bind(old.as_phc())
-                .execute(&self.writer)
-                .await
-                .doing("cannot replace the password hash")?;
+        let done = self
+            .writer
+            .execute(
+                sqlx::query(&self.sql("UPDATE passwords SET hash = ?, updated_at = ? WHERE user_id = ? AND hash = ?"))
+                    .bind(new.as_phc())
+                    .bind(to_millis(now))
+                    .bind(user_id.as_str())
+                    .bind(old.as_phc()),
+            )
+            .await
+            .doing("cannot replace the password hash")?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -99,7 +99,7 @@ impl SqlStore {
         .await
         .context("cannot seed sessions")?;
         for statement in self.dialect().analyze() {
-            sqlx::query(statement).execute(self.writer()).await.doing("cannot refresh the planner's statistics")?;
+            self.writer().execute(sqlx::query(statement)).await.doing("cannot refresh the planner's statistics")?;
         }
         Ok(Seeded { users, sessions })
     }
@@ -124,7 +124,7 @@ impl SqlStore {
         let row_placeholders = format!("({})", placeholders(columns));
         let mut rows = rows.peekable();
         while rows.peek().is_some() {
-            let mut tx = self.writer().begin_with(self.dialect().begin_write()).await?;
+            let mut tx = self.writer().begin().await?;
             for _ in 0..INSERTS_PER_TRANSACTION {
                 let batch: Vec<Vec<Value>> = rows.by_ref().take(ROWS_PER_INSERT).collect();
                 if batch.is_empty() {

@@ -45,11 +45,13 @@ impl SessionStore for SqlStore {
     }
 
     async fn extend(&self, session_id: &SessionId, expires: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
-        sqlx::query(&self.sql("UPDATE sessions SET expires = ?, updated_at = ? WHERE id = ?"))
-            .bind(to_millis(expires))
-            .bind(to_millis(now))
-            .bind(session_id.as_str())
-            .execute(&self.writer)
+        self.writer
+            .execute(
+                sqlx::query(&self.sql("UPDATE sessions SET expires = ?, updated_at = ? WHERE id = ?"))
+                    .bind(to_millis(expires))
+                    .bind(to_millis(now))
+                    .bind(session_id.as_str()),
+            )
             .await
             .doing("cannot extend the session")?;
         Ok(())

@@ -27,10 +27,11 @@ use domain::id::{Id, OutboxKind, SessionKind, UserKind};
 use domain::{DisplayName, EmailAddress, OutboxId, Session, User};
 use ports::{NewOutboxMessage, NewSession, StoreHealth, UserAdded};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Row as _, Transaction};
+use sqlx::{Any, AnyPool, Row as _};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
+use super::writer::{WriteTx, Writer};
 use super::Doing as _;
 use crate::time::{from_millis, to_millis};
 
@@ -53,7 +54,7 @@ const ATTEMPTS_AFTER_DEADLOCK: u32 = 5;
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(super) pool: AnyPool,
-    pub(super) writer: AnyPool,
+    pub(super) writer: Writer,
     pub(super) dialect: Dialect,
     /// This instance's delivery worker, woken when the store queues rows on its own (logout
     /// notices); unset where no worker runs (commands, tests of the store alone).
@@ -234,7 +235,7 @@ where
 impl SqlStore {
     /// A store reading through `pool` and writing through `writer` (the same pool, or on
     /// SQLite a pool of one connection), speaking `dialect`.
-    pub(crate) fn new(pool: AnyPool, writer: AnyPool, dialect: Dialect) -> Self {
+    pub(crate) fn new(pool: AnyPool, writer: Writer, dialect: Dialect) -> Self {
         Self {
             pool,
             writer,
@@ -256,8 +257,8 @@ impl SqlStore {
         &self.pool
     }
 
-    /// The writing pool (see [`SqlStore`]).
-    pub(crate) fn writer(&self) -> &AnyPool {
+    /// Where writes go (see [`SqlStore`]).
+    pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }
 
@@ -271,12 +272,18 @@ impl SqlStore {
     pub fn pool_usage(&self) -> PoolUsage {
         let mut usage = PoolUsage::of(&self.pool);
         if self.dialect == Dialect::Sqlite {
-            let writer = PoolUsage::of(&self.writer);
+            let writer = PoolUsage::of(self.writer.pool());
             usage.open += writer.open;
             usage.idle += writer.idle;
             usage.max += writer.max;
         }
         usage
+    }
+
+    /// On SQLite, the writes run and the group commits that made them durable (see
+    /// `writer.rs`); `None` on the servers, which commit each write on its own.
+    pub fn group_commits(&self) -> Option<super::GroupCommitCounts> {
+        self.writer.group_commits()
     }
 
     /// A statement in this store's dialect.
@@ -285,8 +292,8 @@ impl SqlStore {
     }
 
     /// Starts a transaction that will write (see [`Dialect::begin_write`]).
-    pub(super) async fn begin_write(&self) -> anyhow::Result<Transaction<'static, Any>> {
-        self.writer.begin_with(self.dialect.begin_write()).await.doing("cannot start a transaction")
+    pub(super) async fn begin_write(&self) -> anyhow::Result<WriteTx> {
+        self.writer.begin().await.doing("cannot start a transaction")
     }
 
     /// Runs one housekeeping `DELETE` whose only parameter is a cutoff instant. Safe on every
@@ -298,9 +305,9 @@ impl SqlStore {
         cutoff: DateTime<Utc>,
         what: &str,
     ) -> anyhow::Result<u64> {
-        let done = sqlx::query(&self.sql(statement))
-            .bind(to_millis(cutoff))
-            .execute(&self.writer)
+        let done = self
+            .writer
+            .execute(sqlx::query(&self.sql(statement)).bind(to_millis(cutoff)))
             .await
             .doing_with(|| format!("cannot purge {what}"))?;
         Ok(done.rows_affected())
@@ -310,7 +317,7 @@ impl SqlStore {
     /// change), so both are stored or neither is.
     pub(super) async fn insert_outbox_within(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         email: &NewOutboxMessage,
     ) -> anyhow::Result<OutboxId> {
         let outbox_id = new_id::<OutboxKind>()?;
@@ -346,7 +353,7 @@ impl SqlStore {
     /// (the unique address decides), and every racer reads that row.
     pub(super) async fn insert_user_within(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         email: &EmailAddress,
         verified_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -390,7 +397,7 @@ impl SqlStore {
     /// returns both, the event for [`SqlStore::log_committed`] once `tx` commits.
     pub(super) async fn insert_session(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         session: &NewSession,
     ) -> anyhow::Result<(Session, domain::audit::AuditEvent)> {
         let id = new_id::<SessionKind>()?;

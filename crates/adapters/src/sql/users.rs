@@ -11,7 +11,9 @@ use ports::{
     UserStore,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
+use sqlx::Any;
+
+use super::writer::WriteTx;
 
 use super::logout::EndingSessions;
 use super::store::*;
@@ -24,7 +26,7 @@ impl SqlStore {
     /// outcome, how many logout notices were queued for the sessions it ended.
     pub(super) async fn confirm_address_change_within(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         token_hash: &LinkTokenHash,
         old_email: &EmailAddress,
         keep_session: &SessionId,
@@ -160,10 +162,12 @@ impl UserStore for SqlStore {
     }
 
     async fn rename(&self, id: &UserId, name: Option<DisplayName>) -> anyhow::Result<()> {
-        sqlx::query(&self.sql("UPDATE users SET name = ? WHERE id = ?"))
-            .bind(name.as_ref().map(DisplayName::as_str))
-            .bind(id.as_str())
-            .execute(&self.writer)
+        self.writer
+            .execute(
+                sqlx::query(&self.sql("UPDATE users SET name = ? WHERE id = ?"))
+                    .bind(name.as_ref().map(DisplayName::as_str))
+                    .bind(id.as_str()),
+            )
             .await
             .doing("cannot rename the user")?;
         Ok(())
@@ -345,7 +349,7 @@ impl SqlStore {
     /// transaction already excludes every other writer.
     pub(super) async fn account_for_update(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         email: &EmailAddress,
     ) -> anyhow::Result<Option<(UserId, bool)>> {
         let statement = format!("SELECT id, disabled_at FROM users WHERE email = ?{}", self.dialect.for_update());
@@ -367,7 +371,7 @@ impl SqlStore {
     /// the address.
     async fn forget_address_within(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         email: &EmailAddress,
         forget: Forget,
     ) -> anyhow::Result<()> {
