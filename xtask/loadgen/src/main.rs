@@ -235,6 +235,8 @@ struct Phase {
     server_cores: f64,
     /// Cores the load generator itself used: the machine is shared.
     driver_cores: f64,
+    /// The server's resident memory at the end of the phase, in MiB: which phase grew it.
+    rss_mib: f64,
     /// The median and 99th percentile of a request or a flow, in ms, once reported.
     p50: f64,
     p99: f64,
@@ -263,7 +265,8 @@ where
     let (recorded, elapsed) = closed_loop(clients, duration, client).await?;
     let server_cores = (server.cpu_time() - cpu_before).as_secs_f64() / elapsed.as_secs_f64();
     let driver_cores = (process::own_cpu_time() - driver_before).as_secs_f64() / elapsed.as_secs_f64();
-    Ok(Phase { name, clients, recorded, elapsed, server_cores, driver_cores, p50: 0.0, p99: 0.0 })
+    let rss_mib = server.rss_mib();
+    Ok(Phase { name, clients, recorded, elapsed, server_cores, driver_cores, rss_mib, p50: 0.0, p99: 0.0 })
 }
 
 /// The session-check requests for seeded sessions `numbers`: the cookie for the service, and
@@ -447,6 +450,7 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
         elapsed,
         server_cores: 0.0,
         driver_cores: 0.0,
+        rss_mib: service.rss_mib(),
         p50: 0.0,
         p99: 0.0,
     });
@@ -507,8 +511,8 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
 fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
     println!();
     println!(
-        "{:<30} {:>7} {:>10} {:>9} {:>9} {:>12} {:>12}",
-        "phase", "clients", "per s", "p50 ms", "p99 ms", "server CPU", "driver CPU"
+        "{:<30} {:>7} {:>10} {:>9} {:>9} {:>12} {:>12} {:>9}",
+        "phase", "clients", "per s", "p50 ms", "p99 ms", "server CPU", "driver CPU", "RSS MiB"
     );
     let mut healthy = true;
     for phase in phases.iter_mut() {
@@ -520,14 +524,15 @@ fn report(phases: &mut [Phase], idle_rss: f64, loaded_rss: f64) -> bool {
         phase.p50 = p50;
         phase.p99 = p99;
         println!(
-            "{:<30} {:>7} {:>10} {:>9.2} {:>9.2} {:>7.2} cores {:>6.2} cores",
+            "{:<30} {:>7} {:>10} {:>9.2} {:>9.2} {:>7.2} cores {:>6.2} cores {:>9.1}",
             phase.name,
             phase.clients,
             format!("{per_second:.0} {unit}"),
             p50,
             p99,
             phase.server_cores,
-            phase.driver_cores
+            phase.driver_cores,
+            phase.rss_mib
         );
         if let Some(p99) = phase.recorded.percentile("extending", 99.0) {
             let p50 = phase.recorded.percentile("extending", 50.0).unwrap_or_default();
