@@ -42,6 +42,8 @@ fn the_quick_benchmark_runs_every_phase_and_every_answer_passes_its_check() {
         "OIDC sign-in, 1 client",
         "OIDC sign-in, 16 clients",
         "2 token",
+        "session check, sign-in burst",
+        "sign-ins (the burst)",
     ] {
         assert!(stdout.contains(phase), "no {phase:?} in:\n{stdout}");
     }
@@ -49,4 +51,5 @@ fn the_quick_benchmark_runs_every_phase_and_every_answer_passes_its_check() {
     assert!(stdout.contains("session check / baseline read:"), "{stdout}");
     assert!(stdout.contains("session check during a password burst / without:"), "{stdout}");
     assert!(stdout.contains("passkey sign-in / link sign-in at 1 client:"), "{stdout}");
+    assert!(stdout.contains("session check during a 16-client sign-in burst / without:"), "{stdout}");
 }

@@ -151,40 +151,62 @@ impl SqlStore {
         event: &AuditEvent,
         user_of: Option<&EmailAddress>,
     ) -> anyhow::Result<()> {
-        if !self.audit_options().enabled {
+        self.insert_audit_events(connection, &[event], user_of).await
+    }
+
+    /// Writes `events` in one statement (a sign-in that created its user writes two), then the
+    /// webhooks they are told as; `user_of` as for [`SqlStore::insert_audit`], for each.
+    pub(super) async fn insert_audit_events(
+        &self,
+        connection: &mut AnyConnection,
+        events: &[&AuditEvent],
+        user_of: Option<&EmailAddress>,
+    ) -> anyhow::Result<()> {
+        if !self.audit_options().enabled || events.is_empty() {
             return Ok(());
         }
-        let id = new_id::<AuditEventKind>()?;
-        let user = match (&event.user_id, user_of) {
-            (None, Some(_)) => "(SELECT id FROM users WHERE email = ?)",
-            _ => "?",
-        };
+        let ids = events.iter().map(|_| new_id::<AuditEventKind>()).collect::<anyhow::Result<Vec<_>>>()?;
+        let rows: Vec<String> = events
+            .iter()
+            .map(|event| {
+                let user = match (&event.user_id, user_of) {
+                    (None, Some(_)) => "(SELECT id FROM users WHERE email = ?)",
+                    _ => "?",
+                };
+                format!("(?, ?, ?, ?, ?, {user}, ?, ?, ?, ?, ?, ?)")
+            })
+            .collect();
         let statement = format!(
             "INSERT INTO audit_events (id, at, kind, outcome, reason, user_id, session_id, method, client_address, \
-             user_agent, request_id, detail) VALUES (?, ?, ?, ?, ?, {user}, ?, ?, ?, ?, ?, ?)"
+             user_agent, request_id, detail) VALUES {}",
+            rows.join(", ")
         );
         let statement = self.sql(&statement);
-        let mut query = sqlx::query(&statement)
-            .bind(id.as_str())
-            .bind(to_millis(event.at))
-            .bind(event.kind.as_str())
-            .bind(event.outcome.as_str())
-            .bind(event.outcome.reason());
-        query = match (&event.user_id, user_of) {
-            (None, Some(email)) => query.bind(email.as_str()),
-            (user_id, _) => query.bind(user_id.as_ref().map(|id| id.as_str().to_owned())),
-        };
-        query
-            .bind(event.session_id.as_ref().map(|id| id.as_str().to_owned()))
-            .bind(event.method.map(domain::SignInMethod::as_str))
-            .bind(event.origin.client_address.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
-            .bind(event.origin.user_agent.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
-            .bind(event.origin.request_id.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
-            .bind(event.detail.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
-            .execute(&mut *connection)
-            .await
-            .doing("cannot record the audit event")?;
-        self.queue_webhooks(connection, id.as_str(), event).await
+        let mut query = sqlx::query(&statement);
+        for (id, event) in ids.iter().zip(events) {
+            query = query
+                .bind(id.as_str())
+                .bind(to_millis(event.at))
+                .bind(event.kind.as_str())
+                .bind(event.outcome.as_str())
+                .bind(event.outcome.reason());
+            query = match (&event.user_id, user_of) {
+                (None, Some(email)) => query.bind(email.as_str()),
+                (user_id, _) => query.bind(user_id.as_ref().map(|id| id.as_str().to_owned())),
+            };
+            query = query
+                .bind(event.session_id.as_ref().map(|id| id.as_str().to_owned()))
+                .bind(event.method.map(domain::SignInMethod::as_str))
+                .bind(event.origin.client_address.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
+                .bind(event.origin.user_agent.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
+                .bind(event.origin.request_id.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
+                .bind(event.detail.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)));
+        }
+        query.execute(&mut *connection).await.doing("cannot record the audit event")?;
+        for (id, event) in ids.iter().zip(events) {
+            self.queue_webhooks(connection, id.as_str(), event).await?;
+        }
+        Ok(())
     }
 
     /// This store's options (the defaults until [`SqlStore::configure_audit`]).

@@ -78,6 +78,15 @@ impl Dialect {
         }
     }
 
+    /// Whether an `UPDATE` can hand back the rows it changed (`UPDATE ... RETURNING`):
+    /// SQLite and PostgreSQL can; MySQL and MariaDB cannot, and read them back instead.
+    pub(crate) fn update_returning(self) -> bool {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => true,
+            Dialect::MySql => false,
+        }
+    }
+
     /// The suffix of a `SELECT` that locks the rows it reads until the transaction ends. SQLite
     /// needs none: [`Dialect::begin_write`] already holds the whole database.
     pub(crate) fn for_update(self) -> &'static str {

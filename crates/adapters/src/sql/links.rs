@@ -63,29 +63,35 @@ impl SqlStore {
     ) -> anyhow::Result<Redemption> {
         let mut tx = self.begin_write().await?;
         // One conditional statement decides who wins: of racing redemptions, only one matches
-        // `used_at IS NULL`; the others wait for its row lock, then no longer match.
-        let won = sqlx::query(&self.sql(
+        // `used_at IS NULL`; the others wait for its row lock, then no longer match. Where the
+        // dialect can, the same statement hands back the stored token; MySQL reads it back.
+        let update = format!(
             "UPDATE verification_tokens SET used_at = ? \
-             WHERE token = ? AND identifier = ? AND used_at IS NULL AND replaced_at IS NULL AND expires > ?",
-        ))
-        .bind(to_millis(now))
-        .bind(token_hash.to_hex())
-        .bind(identifier.as_str())
-        .bind(to_millis(now))
-        .execute(&mut *tx)
-        .await
-        .doing("cannot redeem the link")?
-        .rows_affected()
-            == 1;
-        if won {
-            let stored: String = sqlx::query_scalar(
-                &self.sql("SELECT token FROM verification_tokens WHERE token = ? AND identifier = ?"),
-            )
+             WHERE token = ? AND identifier = ? AND used_at IS NULL AND replaced_at IS NULL AND expires > ?{}",
+            if self.dialect.update_returning() { " RETURNING token" } else { "" }
+        );
+        let update = self.sql(&update);
+        let query = sqlx::query(&update)
+            .bind(to_millis(now))
             .bind(token_hash.to_hex())
             .bind(identifier.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .doing("cannot read the redeemed link")?;
+            .bind(to_millis(now));
+        let stored: Option<String> = if self.dialect.update_returning() {
+            let row = query.fetch_optional(&mut *tx).await.doing("cannot redeem the link")?;
+            row.map(|row| text_column(&row, "token")).transpose()?
+        } else if query.execute(&mut *tx).await.doing("cannot redeem the link")?.rows_affected() == 1 {
+            let stored =
+                sqlx::query(&self.sql("SELECT token FROM verification_tokens WHERE token = ? AND identifier = ?"))
+                    .bind(token_hash.to_hex())
+                    .bind(identifier.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .doing("cannot read the redeemed link")?;
+            Some(text_column(&stored, "token")?)
+        } else {
+            None
+        };
+        if let Some(stored) = stored {
             // The final decision is a constant-time comparison, whatever the index did.
             anyhow::ensure!(LinkTokenHash::from_hex(&stored)?.matches(token_hash), "index returned another token");
             let (record, events) = self.sign_in_within(&mut tx, identifier, session, now).await?;
@@ -200,15 +206,13 @@ impl SqlStore {
             method: session.method,
             audit: session.audit.clone().of_user(&user.id),
         };
-        let mut events = Vec::with_capacity(2);
-        if created {
+        let user_created = created.then(|| {
             let mut event = session.audit.clone();
             event.kind = domain::audit::AuditKind::UserCreated;
-            self.insert_audit(tx, &event, None).await?;
-            events.push(event);
-        }
-        let (session, signed_in) = self.insert_session(tx, &session).await?;
-        events.push(signed_in);
+            event
+        });
+        let (session, signed_in) = self.insert_session(tx, &session, user_created.as_ref()).await?;
+        let events: Vec<AuditEvent> = user_created.into_iter().chain([signed_in]).collect();
         Ok((SignedInRecord { user, session }, events))
     }
 

@@ -392,13 +392,14 @@ impl SqlStore {
         Ok(if user.id == id { UserAdded::Created(user) } else { UserAdded::Existed(user) })
     }
 
-    /// Stores a new session through `executor` (the writer, or a redemption's transaction).
-    /// Stores a session and its sign-in's audit event (naming the new session) inside `tx`;
-    /// returns both, the event for [`SqlStore::log_committed`] once `tx` commits.
+    /// Stores a session and its sign-in's audit event (naming the new session) inside `tx`,
+    /// the event in one statement with any `earlier` one (the user's creation); returns the
+    /// session and its event, the event for [`SqlStore::log_committed`] once `tx` commits.
     pub(super) async fn insert_session(
         &self,
         tx: &mut WriteTx,
         session: &NewSession,
+        earlier: Option<&domain::audit::AuditEvent>,
     ) -> anyhow::Result<(Session, domain::audit::AuditEvent)> {
         let id = new_id::<SessionKind>()?;
         sqlx::query(&self.sql(
@@ -417,7 +418,8 @@ impl SqlStore {
         .await
         .doing("cannot store the session")?;
         let event = session.audit.clone().of_user(&session.user_id).in_session(&id);
-        self.insert_audit(tx, &event, None).await?;
+        let events: Vec<&domain::audit::AuditEvent> = earlier.into_iter().chain([&event]).collect();
+        self.insert_audit_events(tx, &events, None).await?;
         let stored = Session {
             id,
             user_id: session.user_id.clone(),
