@@ -58,11 +58,6 @@ impl Server {
         cpu_time_of(&self.child.id().to_string())
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// The resident memory now, in MiB, from `/proc/<pid>/status`.
     pub fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
