@@ -271,6 +271,40 @@ where
     Ok(Phase { name, clients, recorded, elapsed, server_cores, driver_cores, rss_mib, p50: 0.0, p99: 0.0 })
 }
 
+/// Session checks at [`READERS`] clients while `background` (a closed loop of `names.2`
+/// clients, started just before) runs: the checks' phase, named `names.0`, and the
+/// background's, named `names.1`.
+async fn session_checks_during(
+    names: (&'static str, &'static str, usize),
+    service: &Server,
+    routes: &Routes,
+    duration: Duration,
+    background: tokio::task::JoinHandle<anyhow::Result<(Recorded, Duration)>>,
+) -> anyhow::Result<[Phase; 2]> {
+    let (checks_name, background_name, background_clients) = names;
+    let requests: Vec<_> = (0..READERS)
+        .map(|connection| session_requests(share(0, SEEDED, connection), &routes.session_cookie, &routes.auth_base).0)
+        .collect();
+    let address = service.address;
+    let checks = phase(checks_name, service, READERS, duration, |i, deadline| {
+        workload::reads(address, requests[i].clone(), deadline)
+    })
+    .await?;
+    let (recorded, elapsed) = background.await.context("the background clients panicked")??;
+    let background = Phase {
+        name: background_name,
+        clients: background_clients,
+        recorded,
+        elapsed,
+        server_cores: 0.0,
+        driver_cores: 0.0,
+        rss_mib: service.rss_mib(),
+        p50: 0.0,
+        p99: 0.0,
+    };
+    Ok([checks, background])
+}
+
 /// The session-check requests for seeded sessions `numbers`: the cookie for the service, and
 /// the token hash for the baseline.
 fn session_requests(numbers: impl Iterator<Item = u64>, cookie_name: &str, auth_base: &str) -> (Vec<Read>, Vec<Read>) {
@@ -433,29 +467,16 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
     let guesses = tokio::spawn(closed_loop(GUESSERS, duration, move |i, deadline| {
         workload::password_guesses(guessing.clone(), i, deadline)
     }));
-    let mut burst_requests = Vec::new();
-    for connection in 0..READERS {
-        burst_requests
-            .push(session_requests(share(0, SEEDED, connection), &routes.session_cookie, &routes.auth_base).0);
-    }
-    phases.push(
-        phase(BURST_PHASE, &service, READERS, duration, |i, deadline| {
-            workload::reads(address, burst_requests[i].clone(), deadline)
-        })
+    phases.extend(
+        session_checks_during(
+            (BURST_PHASE, "password guesses (the burst)", GUESSERS),
+            &service,
+            &routes,
+            duration,
+            guesses,
+        )
         .await?,
     );
-    let (recorded, elapsed) = guesses.await.context("the guessers panicked")??;
-    phases.push(Phase {
-        name: "password guesses (the burst)",
-        clients: GUESSERS,
-        recorded,
-        elapsed,
-        server_cores: 0.0,
-        driver_cores: 0.0,
-        rss_mib: service.rss_mib(),
-        p50: 0.0,
-        p99: 0.0,
-    });
     let one = routes.clone();
     phases.push(
         phase("sign-in, 1 client", &service, 1, duration, move |i, deadline| {
@@ -491,29 +512,16 @@ async fn measure(args: &RunArgs, scratch: &Scratch, log: &Path) -> anyhow::Resul
     let sign_ins = tokio::spawn(closed_loop(SIGNERS, duration, move |i, deadline| {
         workload::sign_ins(signing.clone(), i, deadline)
     }));
-    let mut during_sign_ins = Vec::new();
-    for connection in 0..READERS {
-        during_sign_ins
-            .push(session_requests(share(0, SEEDED, connection), &routes.session_cookie, &routes.auth_base).0);
-    }
-    phases.push(
-        phase(SIGN_IN_BURST_PHASE, &service, READERS, duration, |i, deadline| {
-            workload::reads(address, during_sign_ins[i].clone(), deadline)
-        })
+    phases.extend(
+        session_checks_during(
+            (SIGN_IN_BURST_PHASE, "sign-ins (the burst)", SIGNERS),
+            &service,
+            &routes,
+            duration,
+            sign_ins,
+        )
         .await?,
     );
-    let (recorded, elapsed) = sign_ins.await.context("the signers panicked")??;
-    phases.push(Phase {
-        name: "sign-ins (the burst)",
-        clients: SIGNERS,
-        recorded,
-        elapsed,
-        server_cores: 0.0,
-        driver_cores: 0.0,
-        rss_mib: service.rss_mib(),
-        p50: 0.0,
-        p99: 0.0,
-    });
     let loaded_rss = service.rss_mib();
     if args.at_scale {
         // The sessions seeded so far (ordinary and due) count towards the million; those due
