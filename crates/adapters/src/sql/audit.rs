@@ -21,6 +21,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
 use super::store::*;
+use super::writer::Deferred;
 use super::Doing as _;
 use crate::time::to_millis;
 
@@ -162,10 +163,26 @@ impl SqlStore {
         events: &[&AuditEvent],
         user_of: Option<&EmailAddress>,
     ) -> anyhow::Result<()> {
+        let Some((ids, statement)) = self.audit_statement(events, user_of)? else { return Ok(()) };
+        self.run_together(&mut *connection, vec![statement], "cannot record the audit event").await?;
+        self.queue_webhooks_of(connection, &ids, events).await
+    }
+
+    /// The one `INSERT` that writes `events` (`user_of` as for [`SqlStore::insert_audit`]), and
+    /// the ids it gives them, for [`SqlStore::queue_webhooks_of`] once it ran; `None` when the
+    /// audit log is off or there is nothing to write.
+    pub(super) fn audit_statement(
+        &self,
+        events: &[&AuditEvent],
+        user_of: Option<&EmailAddress>,
+    ) -> anyhow::Result<Option<(Vec<String>, Deferred)>> {
         if !self.audit_options().enabled || events.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let ids = events.iter().map(|_| new_id::<AuditEventKind>()).collect::<anyhow::Result<Vec<_>>>()?;
+        let ids = events
+            .iter()
+            .map(|_| new_id::<AuditEventKind>().map(|id| id.as_str().to_owned()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let rows: Vec<String> = events
             .iter()
             .map(|event| {
@@ -181,30 +198,64 @@ impl SqlStore {
              user_agent, request_id, detail) VALUES {}",
             rows.join(", ")
         );
-        let statement = self.sql(&statement);
-        let mut query = sqlx::query(&statement);
+        // Every value owned, so that the statement can wait to run with others.
+        let owned = |text: Option<&str>| text.map(|text| truncated(text, MAX_AUDIT_TEXT));
+        let values: Vec<_> = ids
+            .iter()
+            .zip(events)
+            .map(|(id, event)| {
+                let user = match (&event.user_id, user_of) {
+                    (None, Some(email)) => Some(email.as_str().to_owned()),
+                    (user_id, _) => user_id.as_ref().map(|id| id.as_str().to_owned()),
+                };
+                (
+                    (id.clone(), to_millis(event.at), event.kind.as_str(), event.outcome.as_str()),
+                    (event.outcome.reason().map(str::to_owned), user),
+                    (
+                        event.session_id.as_ref().map(|id| id.as_str().to_owned()),
+                        event.method.map(domain::SignInMethod::as_str),
+                    ),
+                    (
+                        owned(event.origin.client_address.as_deref()),
+                        owned(event.origin.user_agent.as_deref()),
+                        owned(event.origin.request_id.as_deref()),
+                        owned(event.detail.as_deref()),
+                    ),
+                )
+            })
+            .collect();
+        let statement = Deferred::new(self.sql(&statement), move |mut query| {
+            for ((id, at, kind, outcome), (reason, user), (session_id, method), (address, agent, request, detail)) in
+                values
+            {
+                query = query
+                    .bind(id)
+                    .bind(at)
+                    .bind(kind)
+                    .bind(outcome)
+                    .bind(reason)
+                    .bind(user)
+                    .bind(session_id)
+                    .bind(method)
+                    .bind(address)
+                    .bind(agent)
+                    .bind(request)
+                    .bind(detail);
+            }
+            query
+        });
+        Ok(Some((ids, statement)))
+    }
+
+    /// Queues the webhooks of `events`, written as `ids` (see [`SqlStore::audit_statement`]).
+    pub(super) async fn queue_webhooks_of(
+        &self,
+        connection: &mut AnyConnection,
+        ids: &[String],
+        events: &[&AuditEvent],
+    ) -> anyhow::Result<()> {
         for (id, event) in ids.iter().zip(events) {
-            query = query
-                .bind(id.as_str())
-                .bind(to_millis(event.at))
-                .bind(event.kind.as_str())
-                .bind(event.outcome.as_str())
-                .bind(event.outcome.reason());
-            query = match (&event.user_id, user_of) {
-                (None, Some(email)) => query.bind(email.as_str()),
-                (user_id, _) => query.bind(user_id.as_ref().map(|id| id.as_str().to_owned())),
-            };
-            query = query
-                .bind(event.session_id.as_ref().map(|id| id.as_str().to_owned()))
-                .bind(event.method.map(domain::SignInMethod::as_str))
-                .bind(event.origin.client_address.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
-                .bind(event.origin.user_agent.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
-                .bind(event.origin.request_id.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)))
-                .bind(event.detail.as_deref().map(|text| truncated(text, MAX_AUDIT_TEXT)));
-        }
-        query.execute(&mut *connection).await.doing("cannot record the audit event")?;
-        for (id, event) in ids.iter().zip(events) {
-            self.queue_webhooks(connection, id.as_str(), event).await?;
+            self.queue_webhooks(connection, id, event).await?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use ports::{
 };
 use sqlx::{Any, Row as _};
 
-use super::writer::WriteTx;
+use super::writer::{Deferred, WriteTx};
 
 use super::store::*;
 use super::Doing as _;
@@ -193,7 +193,7 @@ impl SqlStore {
         // A new link already replaced the older ones; this catches links requested at the same
         // moment on a database that let both requests commit (PostgreSQL and MariaDB's read
         // committed): one sign-in per batch of emails.
-        self.replace_live_links(tx, identifier, now).await?;
+        let retire = self.retire_live_links(identifier, now);
         let added = self.insert_user_within(tx, identifier, Some(now), now).await?;
         let created = matches!(added, UserAdded::Created(_));
         let (UserAdded::Created(user) | UserAdded::Existed(user)) = added;
@@ -211,7 +211,7 @@ impl SqlStore {
             event.kind = domain::audit::AuditKind::UserCreated;
             event
         });
-        let (session, signed_in) = self.insert_session(tx, &session, user_created.as_ref()).await?;
+        let (session, signed_in) = self.insert_session(tx, &session, user_created.as_ref(), vec![retire]).await?;
         let events: Vec<AuditEvent> = user_created.into_iter().chain([signed_in]).collect();
         Ok((SignedInRecord { user, session }, events))
     }
@@ -227,26 +227,18 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Marks `identifier`'s links that are still unused and unexpired as replaced at `now`: a
-    /// newer link (or a sign-in) has made them pointless, and a person holding two emails
-    /// should find exactly one that works.
-    async fn replace_live_links(
-        &self,
-        tx: &mut WriteTx,
-        identifier: &EmailAddress,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        sqlx::query(&self.sql(
-            "UPDATE verification_tokens SET replaced_at = ? \
-             WHERE identifier = ? AND used_at IS NULL AND replaced_at IS NULL AND expires > ?",
-        ))
-        .bind(to_millis(now))
-        .bind(identifier.as_str())
-        .bind(to_millis(now))
-        .execute(&mut **tx)
-        .await
-        .doing("cannot retire the address's older links")?;
-        Ok(())
+    /// The statement that marks `identifier`'s links that are still unused and unexpired as
+    /// replaced at `now`: a newer link (or a sign-in) has made them pointless, and a person
+    /// holding two emails should find exactly one that works.
+    fn retire_live_links(&self, identifier: &EmailAddress, now: DateTime<Utc>) -> Deferred {
+        let (identifier, now) = (identifier.as_str().to_owned(), to_millis(now));
+        Deferred::new(
+            self.sql(
+                "UPDATE verification_tokens SET replaced_at = ? \
+                 WHERE identifier = ? AND used_at IS NULL AND replaced_at IS NULL AND expires > ?",
+            ),
+            move |query| query.bind(now).bind(identifier).bind(now),
+        )
     }
 }
 
@@ -265,20 +257,36 @@ impl LinkStore for SqlStore {
             tx.rollback().await.doing("cannot roll back the refused link")?;
             return Ok(LinkIssued::AccountDisabled);
         }
-        self.replace_live_links(&mut tx, &link.identifier, link.created_at).await?;
-        sqlx::query(&self.sql(
-            "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) VALUES (?, ?, ?, ?, ?)",
-        ))
-        .bind(link.identifier.as_str())
-        .bind(link.token_hash.to_hex())
-        .bind(link.code_hash.to_hex())
-        .bind(to_millis(link.expires))
-        .bind(to_millis(link.created_at))
-        .execute(&mut *tx)
-        .await
-        .doing("cannot store the link")?;
-        let outbox_id = self.insert_outbox_within(&mut tx, email).await?;
-        self.insert_audit(&mut tx, audit, Some(&link.identifier)).await?;
+        // What remains is one round trip on SQLite: retire the older links, store this one,
+        // queue its email, record the event.
+        let values = (
+            link.identifier.as_str().to_owned(),
+            link.token_hash.to_hex(),
+            link.code_hash.to_hex(),
+            to_millis(link.expires),
+            to_millis(link.created_at),
+        );
+        let store_link = Deferred::new(
+            self.sql(
+                "INSERT INTO verification_tokens (identifier, token, code_hash, expires, created_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            ),
+            move |query| {
+                let (identifier, token, code, expires, created) = values;
+                query.bind(identifier).bind(token).bind(code).bind(expires).bind(created)
+            },
+        );
+        let (outbox_id, queue_email) = self.outbox_statement(email)?;
+        let mut statements = vec![self.retire_live_links(&link.identifier, link.created_at), store_link, queue_email];
+        let event_ids = match self.audit_statement(&[audit], Some(&link.identifier))? {
+            Some((ids, record_event)) => {
+                statements.push(record_event);
+                ids
+            }
+            None => Vec::new(),
+        };
+        self.run_together(&mut tx, statements, "cannot store the link and its email").await?;
+        self.queue_webhooks_of(&mut tx, &event_ids, &[audit]).await?;
         tx.commit().await.doing("cannot commit the link and its email")?;
         self.log_committed([audit]);
         Ok(LinkIssued::Queued(outbox_id))

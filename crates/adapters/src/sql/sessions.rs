@@ -16,7 +16,7 @@ use crate::time::{from_millis, to_millis};
 impl SessionStore for SqlStore {
     async fn create(&self, session: &NewSession) -> anyhow::Result<Session> {
         let mut tx = self.begin_write().await?;
-        let (stored, event) = self.insert_session(&mut tx, session, None).await?;
+        let (stored, event) = self.insert_session(&mut tx, session, None, Vec::new()).await?;
         tx.commit().await.doing("cannot commit the session")?;
         self.log_committed([&event]);
         Ok(stored)

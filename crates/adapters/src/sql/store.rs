@@ -31,7 +31,7 @@ use sqlx::{Any, AnyPool, Row as _};
 use uuid::Uuid;
 
 use super::dialect::Dialect;
-use super::writer::{WriteTx, Writer};
+use super::writer::{Deferred, WriteTx, Writer};
 use super::Doing as _;
 use crate::time::{from_millis, to_millis};
 
@@ -296,6 +296,38 @@ impl SqlStore {
         self.writer.begin().await.doing("cannot start a transaction")
     }
 
+    /// Runs `statements` on `connection` (inside the caller's transaction), in order: on
+    /// SQLite as one multi-statement query, a single round trip to the writer's thread (sqlx
+    /// binds each statement's values in turn); on the servers one after another, since their
+    /// protocols prepare one statement at a time.
+    ///
+    /// # Errors
+    /// The first failure, saying it happened while doing `what`; the statements before it ran,
+    /// and the caller's transaction (or savepoint) undoes them.
+    pub(super) async fn run_together(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        statements: Vec<Deferred>,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        if self.dialect == Dialect::Sqlite {
+            let sql = statements.iter().map(|statement| statement.sql.as_str()).collect::<Vec<_>>().join(";\n");
+            let mut query = sqlx::query(&sql);
+            for statement in statements {
+                query = (statement.bind)(query);
+            }
+            query.execute(&mut *connection).await.doing_with(|| what.to_owned())?;
+        } else {
+            for statement in statements {
+                (statement.bind)(sqlx::query(&statement.sql))
+                    .execute(&mut *connection)
+                    .await
+                    .doing_with(|| what.to_owned())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs one housekeeping `DELETE` whose only parameter is a cutoff instant. Safe on every
     /// instance at once: each deletes what is past the cutoff, and a row deleted by another is
     /// simply not counted twice.
@@ -320,6 +352,15 @@ impl SqlStore {
         tx: &mut WriteTx,
         email: &NewOutboxMessage,
     ) -> anyhow::Result<OutboxId> {
+        let (outbox_id, statement) = self.outbox_statement(email)?;
+        let what = format!("cannot queue the {} email", email.kind.as_str());
+        self.run_together(&mut *tx, vec![statement], &what).await?;
+        Ok(outbox_id)
+    }
+
+    /// The `INSERT` that queues `email`, and the id it gets (see
+    /// [`SqlStore::insert_outbox_within`]).
+    pub(super) fn outbox_statement(&self, email: &NewOutboxMessage) -> anyhow::Result<(OutboxId, Deferred)> {
         let outbox_id = new_id::<OutboxKind>()?;
         // A row leased to this instance's worker starts as claimed: one attempt begun, due
         // again only when the lease runs out.
@@ -327,25 +368,38 @@ impl SqlStore {
             Some(until) => (1_i64, until),
             None => (0, email.created_at),
         };
-        sqlx::query(&self.sql(
-            "INSERT INTO outbox (id, kind, lang, recipient, link_token_hash, sealed_body, link_expires, attempts, \
-             next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(outbox_id.as_str())
-        .bind(email.kind.as_str())
-        .bind(email.lang.as_str())
-        .bind(email.recipient.as_str())
-        .bind(email.link_token_hash.to_hex())
-        .bind(email.sealed_body.as_slice())
-        .bind(to_millis(email.expires))
-        .bind(attempts)
-        .bind(to_millis(next_attempt_at))
-        .bind(to_millis(email.created_at))
-        .bind(to_millis(email.created_at))
-        .execute(&mut **tx)
-        .await
-        .doing_with(|| format!("cannot queue the {} email", email.kind.as_str()))?;
-        Ok(outbox_id)
+        let values = (
+            outbox_id.as_str().to_owned(),
+            email.kind.as_str(),
+            email.lang.clone(),
+            email.recipient.as_str().to_owned(),
+            email.link_token_hash.to_hex(),
+            email.sealed_body.clone(),
+            (to_millis(email.expires), attempts, to_millis(next_attempt_at), to_millis(email.created_at)),
+        );
+        let statement = Deferred::new(
+            self.sql(
+                "INSERT INTO outbox (id, kind, lang, recipient, link_token_hash, sealed_body, link_expires, attempts, \
+                 next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            move |query| {
+                let (id, kind, lang, recipient, link_token_hash, sealed_body, (expires, attempts, next, created)) =
+                    values;
+                query
+                    .bind(id)
+                    .bind(kind)
+                    .bind(lang)
+                    .bind(recipient)
+                    .bind(link_token_hash)
+                    .bind(sealed_body)
+                    .bind(expires)
+                    .bind(attempts)
+                    .bind(next)
+                    .bind(created)
+                    .bind(created)
+            },
+        );
+        Ok((outbox_id, statement))
     }
 
     /// Inserts a user for `email` unless one exists, then reads it back: `Created` when the row
@@ -393,33 +447,57 @@ impl SqlStore {
     }
 
     /// Stores a session and its sign-in's audit event (naming the new session) inside `tx`,
-    /// the event in one statement with any `earlier` one (the user's creation); returns the
-    /// session and its event, the event for [`SqlStore::log_committed`] once `tx` commits.
+    /// the event in one statement with any `earlier` one (the user's creation), after the
+    /// statements `before` (all of them one round trip on SQLite); returns the session and its
+    /// event, the event for [`SqlStore::log_committed`] once `tx` commits.
     pub(super) async fn insert_session(
         &self,
         tx: &mut WriteTx,
         session: &NewSession,
         earlier: Option<&domain::audit::AuditEvent>,
+        before: Vec<Deferred>,
     ) -> anyhow::Result<(Session, domain::audit::AuditEvent)> {
         let id = new_id::<SessionKind>()?;
-        sqlx::query(&self.sql(
-            "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at, method) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(id.as_str())
-        .bind(session.token_hash.to_hex())
-        .bind(session.user_id.as_str())
-        .bind(to_millis(session.expires))
-        .bind(session.user_agent.as_deref().map(|agent| truncated(agent, MAX_USER_AGENT)))
-        .bind(to_millis(session.created_at))
-        .bind(to_millis(session.created_at))
-        .bind(session.method.as_str())
-        .execute(&mut **tx)
-        .await
-        .doing("cannot store the session")?;
+        let values = (
+            id.as_str().to_owned(),
+            session.token_hash.to_hex(),
+            session.user_id.as_str().to_owned(),
+            to_millis(session.expires),
+            session.user_agent.as_deref().map(|agent| truncated(agent, MAX_USER_AGENT)),
+            to_millis(session.created_at),
+            session.method.as_str(),
+        );
+        let mut statements = before;
+        statements.push(Deferred::new(
+            self.sql(
+                "INSERT INTO sessions (id, session_token, user_id, expires, user_agent, created_at, updated_at, \
+                 method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            move |query| {
+                let (id, token, user_id, expires, agent, created, method) = values;
+                query
+                    .bind(id)
+                    .bind(token)
+                    .bind(user_id)
+                    .bind(expires)
+                    .bind(agent)
+                    .bind(created)
+                    .bind(created)
+                    .bind(method)
+            },
+        ));
         let event = session.audit.clone().of_user(&session.user_id).in_session(&id);
         let events: Vec<&domain::audit::AuditEvent> = earlier.into_iter().chain([&event]).collect();
-        self.insert_audit_events(tx, &events, None).await?;
+        let audit = self.audit_statement(&events, None)?;
+        let ids = match audit {
+            Some((ids, statement)) => {
+                statements.push(statement);
+                ids
+            }
+            None => Vec::new(),
+        };
+        self.run_together(&mut *tx, statements, "cannot store the session").await?;
+        self.queue_webhooks_of(&mut *tx, &ids, &events).await?;
         let stored = Session {
             id,
             user_id: session.user_id.clone(),

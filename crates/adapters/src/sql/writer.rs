@@ -225,6 +225,23 @@ impl WriteTx {
     }
 }
 
+/// A statement whose result nobody reads, with its values (owned, so that it can wait in a
+/// list): one part of `SqlStore::run_together`.
+pub(crate) struct Deferred {
+    pub(super) sql: String,
+    pub(super) bind: Box<dyn for<'q> FnOnce(AnyQuery<'q>) -> AnyQuery<'q> + Send>,
+}
+
+impl Deferred {
+    /// `sql` (in the store's dialect already), its values bound by `bind` in order.
+    pub(crate) fn new(
+        sql: impl Into<String>,
+        bind: impl for<'q> FnOnce(AnyQuery<'q>) -> AnyQuery<'q> + Send + 'static,
+    ) -> Self {
+        Self { sql: sql.into(), bind: Box::new(bind) }
+    }
+}
+
 /// SQLite's one writer and the group open on it.
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
