@@ -287,9 +287,9 @@ enum Ending {
     Released,
     /// Undo what it did: `ROLLBACK TO`, then `RELEASE`.
     RolledBack,
-    /// The write was cancelled while the statement opening its savepoint was on its way: no
-    /// one can say which savepoints exist, so the whole group is rolled back and its members
-    /// told so. (A request cancelled at that very instant; rare, and never a false "done".)
+    /// A group's first write was cancelled while its `BEGIN IMMEDIATE; SAVEPOINT` was on its
+    /// way: whether a transaction is open is unknown, so whatever is open is rolled back. The
+    /// group has no members yet, so nobody's write is lost.
     Uncertain,
 }
 
@@ -319,9 +319,13 @@ impl GroupCommit {
             },
             None => "BEGIN IMMEDIATE; SAVEPOINT write_turn",
         };
+        // Should this caller be cancelled while the statement is on its way, SQLite's thread
+        // runs it whole or not at all. Inside an open group either leaves one savepoint named
+        // `write_turn` holding exactly what the last write's ending must keep or undo (its own,
+        // or a new empty one), so `last` stays as it is and the next statement ends it right
+        // either way. Only a group's opening is uncertain: a transaction may or may not be open.
         let group =
-            state.open.get_or_insert_with(|| OpenGroup { members: Vec::new(), turns: 0, last: Ending::Released });
-        group.last = Ending::Uncertain;
+            state.open.get_or_insert_with(|| OpenGroup { members: Vec::new(), turns: 0, last: Ending::Uncertain });
         let Some(connection) = state.connection.as_mut() else { return Err(sqlx::Error::PoolClosed) };
         match run(connection, opening).await {
             Ok(_) => {
@@ -427,7 +431,7 @@ impl Turn {
         let Some(mut slot) = self.slot.take() else { return };
         let Some(group) = slot.open.as_mut() else { return };
         // A turn cancelled before its savepoint opened leaves the last one as it stood.
-        if self.opened && group.last != Ending::Uncertain {
+        if self.opened {
             group.last = ending;
         }
         let full = group.turns >= MAX_TURNS_PER_COMMIT;
