@@ -324,8 +324,7 @@ impl GroupCommit {
         // `write_turn` holding exactly what the last write's ending must keep or undo (its own,
         // or a new empty one), so `last` stays as it is and the next statement ends it right
         // either way. Only a group's opening is uncertain: a transaction may or may not be open.
-        let group =
-            state.open.get_or_insert_with(|| OpenGroup { members: Vec::new(), turns: 0, last: Ending::Uncertain });
+        state.open.get_or_insert_with(|| OpenGroup { members: Vec::new(), turns: 0, last: Ending::Uncertain });
         let Some(connection) = state.connection.as_mut() else { return Err(sqlx::Error::PoolClosed) };
         match run(connection, opening).await {
             Ok(_) => {
