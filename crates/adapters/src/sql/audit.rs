@@ -163,15 +163,40 @@ impl SqlStore {
         events: &[&AuditEvent],
         user_of: Option<&EmailAddress>,
     ) -> anyhow::Result<()> {
-        let Some((ids, statement)) = self.audit_statement(events, user_of)? else { return Ok(()) };
-        self.run_together(&mut *connection, vec![statement], "cannot record the audit event").await?;
-        self.queue_webhooks_of(connection, &ids, events).await
+        self.run_with_events(connection, Vec::new(), events, user_of, "cannot record the audit event").await
+    }
+
+    /// Runs `statements` and the one `INSERT` of `events` together (see
+    /// [`SqlStore::run_together`]: one round trip on SQLite), then queues the events' webhooks;
+    /// `user_of` as for [`SqlStore::insert_audit`]. The change and its events, stored at once.
+    pub(super) async fn run_with_events(
+        &self,
+        connection: &mut AnyConnection,
+        mut statements: Vec<Deferred>,
+        events: &[&AuditEvent],
+        user_of: Option<&EmailAddress>,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let ids = match self.audit_statement(events, user_of)? {
+            Some((ids, record_events)) => {
+                statements.push(record_events);
+                ids
+            }
+            None => Vec::new(),
+        };
+        if !statements.is_empty() {
+            self.run_together(&mut *connection, statements, what).await?;
+        }
+        for (id, event) in ids.iter().zip(events) {
+            self.queue_webhooks(connection, id, event).await?;
+        }
+        Ok(())
     }
 
     /// The one `INSERT` that writes `events` (`user_of` as for [`SqlStore::insert_audit`]), and
-    /// the ids it gives them, for [`SqlStore::queue_webhooks_of`] once it ran; `None` when the
-    /// audit log is off or there is nothing to write.
-    pub(super) fn audit_statement(
+    /// the ids it gives them, for their webhooks once it ran; `None` when the audit log is off
+    /// or there is nothing to write.
+    fn audit_statement(
         &self,
         events: &[&AuditEvent],
         user_of: Option<&EmailAddress>,
@@ -245,19 +270,6 @@ impl SqlStore {
             query
         });
         Ok(Some((ids, statement)))
-    }
-
-    /// Queues the webhooks of `events`, written as `ids` (see [`SqlStore::audit_statement`]).
-    pub(super) async fn queue_webhooks_of(
-        &self,
-        connection: &mut AnyConnection,
-        ids: &[String],
-        events: &[&AuditEvent],
-    ) -> anyhow::Result<()> {
-        for (id, event) in ids.iter().zip(events) {
-            self.queue_webhooks(connection, id, event).await?;
-        }
-        Ok(())
     }
 
     /// This store's options (the defaults until [`SqlStore::configure_audit`]).

@@ -277,16 +277,15 @@ impl LinkStore for SqlStore {
             },
         );
         let (outbox_id, queue_email) = self.outbox_statement(email)?;
-        let mut statements = vec![self.retire_live_links(&link.identifier, link.created_at), store_link, queue_email];
-        let event_ids = match self.audit_statement(&[audit], Some(&link.identifier))? {
-            Some((ids, record_event)) => {
-                statements.push(record_event);
-                ids
-            }
-            None => Vec::new(),
-        };
-        self.run_together(&mut tx, statements, "cannot store the link and its email").await?;
-        self.queue_webhooks_of(&mut tx, &event_ids, &[audit]).await?;
+        let statements = vec![self.retire_live_links(&link.identifier, link.created_at), store_link, queue_email];
+        self.run_with_events(
+            &mut tx,
+            statements,
+            &[audit],
+            Some(&link.identifier),
+            "cannot store the link and its email",
+        )
+        .await?;
         tx.commit().await.doing("cannot commit the link and its email")?;
         self.log_committed([audit]);
         Ok(LinkIssued::Queued(outbox_id))

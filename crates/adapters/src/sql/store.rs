@@ -488,16 +488,7 @@ impl SqlStore {
         ));
         let event = session.audit.clone().of_user(&session.user_id).in_session(&id);
         let events: Vec<&domain::audit::AuditEvent> = earlier.into_iter().chain([&event]).collect();
-        let audit = self.audit_statement(&events, None)?;
-        let ids = match audit {
-            Some((ids, statement)) => {
-                statements.push(statement);
-                ids
-            }
-            None => Vec::new(),
-        };
-        self.run_together(&mut *tx, statements, "cannot store the session").await?;
-        self.queue_webhooks_of(&mut *tx, &ids, &events).await?;
+        self.run_with_events(&mut *tx, statements, &events, None, "cannot store the session").await?;
         let stored = Session {
             id,
             user_id: session.user_id.clone(),
